@@ -1,0 +1,54 @@
+"""Types shared by the signing and verifying halves of the RFC 9421 profile and by the
+token layer that resolves ``scheme=jwt`` keys."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+#: Signature-Key schemes (Signature-Key §Schemes). AAuth requests use ``jwt`` only
+#: (§Keying Material); the others are parsed so that they can be rejected precisely.
+SCHEME_JWT = "jwt"
+SCHEME_HWK = "hwk"
+SCHEME_JWKS_URI = "jwks_uri"
+SCHEME_JKT_JWT = "jkt-jwt"
+
+
+@dataclass(frozen=True)
+class SignatureKey:
+    """One member of the ``Signature-Key`` dictionary: a scheme and its parameters.
+
+    ``params`` holds the member's parameters as parsed (``jwt`` for ``jwt`` / ``jkt-jwt``;
+    ``kty``, ``crv``, ``x``, ``y``, ``alg`` for ``hwk``; ``id``, ``dwk``, ``kid`` for
+    ``jwks_uri``).
+    """
+
+    scheme: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def jwt(self) -> str | None:
+        value = self.params.get("jwt")
+        return value if isinstance(value, str) else None
+
+
+@dataclass(frozen=True)
+class KeyResolution:
+    """What a key resolver returns for a Signature-Key member (§Verification step 5).
+
+    ``jwk`` is the public key the request must be signed with (for ``scheme=jwt`` the
+    token's ``cnf.jwk``); the verifier then applies step 6 (algorithm determination) to it.
+    ``context`` is passed through untouched on the verification result -- for ``jwt`` the
+    verified token, so the caller learns who signed.
+    """
+
+    jwk: Mapping[str, Any]
+    context: Any = None
+
+
+#: Resolves the key of a Signature-Key member that is not self-contained; raises an
+#: :class:`~aauth_agents.protocol.errors.AAuthError` when it cannot.
+KeyResolver = Callable[[SignatureKey], KeyResolution]
+AsyncKeyResolver = Callable[[SignatureKey], Awaitable[KeyResolution]]
+AnyKeyResolver = Union[KeyResolver, AsyncKeyResolver]
