@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..keys import PublicKey
 
 #: Signature-Key schemes (Signature-Key §Schemes). AAuth requests use ``jwt`` only
 #: (§Keying Material); the others are parsed so that they can be rejected precisely.
@@ -32,6 +35,27 @@ class SignatureKey:
         value = self.params.get("jwt")
         return value if isinstance(value, str) else None
 
+    @classmethod
+    def from_jwt(cls, token: str) -> SignatureKey:
+        """``scheme=jwt``: the key is the token's ``cnf.jwk`` (the AAuth scheme)."""
+        return cls(SCHEME_JWT, {"jwt": token})
+
+    @classmethod
+    def from_jkt_jwt(cls, token: str) -> SignatureKey:
+        """``scheme=jkt-jwt``: a self-issued key delegation JWT."""
+        return cls(SCHEME_JKT_JWT, {"jwt": token})
+
+    @classmethod
+    def from_public_key(cls, key: PublicKey) -> SignatureKey:
+        """``scheme=hwk``: the public key inline, with ``alg`` and without ``kid``."""
+        members = ("kty", "crv", "x", "y", "alg")
+        return cls(SCHEME_HWK, {m: str(key.jwk[m]) for m in members if m in key.jwk})
+
+    @classmethod
+    def from_jwks_uri(cls, *, id: str, dwk: str, kid: str) -> SignatureKey:
+        """``scheme=jwks_uri``: key ``kid`` in the JWKS of ``{id}/.well-known/{dwk}``."""
+        return cls(SCHEME_JWKS_URI, {"id": id, "dwk": dwk, "kid": kid})
+
 
 @dataclass(frozen=True)
 class KeyResolution:
@@ -51,4 +75,4 @@ class KeyResolution:
 #: :class:`~aauth_agents.protocol.errors.AAuthError` when it cannot.
 KeyResolver = Callable[[SignatureKey], KeyResolution]
 AsyncKeyResolver = Callable[[SignatureKey], Awaitable[KeyResolution]]
-AnyKeyResolver = Union[KeyResolver, AsyncKeyResolver]
+AnyKeyResolver = KeyResolver | AsyncKeyResolver

@@ -1,0 +1,156 @@
+"""The signature base (RFC 9421 §2.5) and the ``Signature-Input`` field (RFC 9421 §4.1).
+
+``@signature-params`` (RFC 9421 §2.3) is always the serialisation of an RFC 8941 Inner List
+through ``http_sfv``: built from the components and parameters when signing, re-serialised
+from the parsed field when verifying, so Strings stay Strings and Tokens stay Tokens and a
+parameter the signer sent (even ``alg`` or ``keyid``) is reproduced, not dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from http_sfv.dictionary import Dictionary
+from http_sfv.item import InnerList, Item
+from http_sfv.types import DisplayString
+
+from ..protocol.errors import ConfigurationError, MissingSignatureError
+from .request import ComponentError, HttpRequest, component_value
+
+
+def signature_params(components: Sequence[str], params: Mapping[str, Any]) -> InnerList:
+    """The Inner List of RFC 9421 §2.3: component identifiers as Strings, then ``params``
+    in the given order (``int`` -> Integer, ``str`` -> String, ``Token`` -> Token, ...)."""
+    inner = InnerList([Item(str(name)) for name in components])
+    for key, value in params.items():
+        inner.params[key] = value
+    try:
+        str(inner)  # validate now: a bad key or value would otherwise fail much later
+    except ValueError as exc:
+        raise ConfigurationError(f"cannot serialise signature parameters: {exc}") from exc
+    return inner
+
+
+def build_signature_base(
+    request: HttpRequest, components: Sequence[str], signature_params_value: str
+) -> bytes:
+    """RFC 9421 §2.5 given the already-serialised ``@signature-params`` value.
+
+    One ``"name": value`` line per covered component, in order, then the
+    ``"@signature-params"`` line; LF separated, no trailing newline, US-ASCII.
+    """
+    lines: list[str] = []
+    seen: set[str] = set()
+    for name in components:
+        if name in seen:
+            raise ComponentError(f"component {name!r} is covered twice")
+        seen.add(name)
+        try:
+            identifier = str(Item(name))
+        except ValueError as exc:
+            raise ComponentError(f"{name!r} is not a valid component identifier") from exc
+        lines.append(f"{identifier}: {component_value(request, name)}")
+    lines.append(f'"@signature-params": {signature_params_value}')
+    try:
+        return "\n".join(lines).encode("ascii")
+    except UnicodeEncodeError as exc:
+        raise ComponentError("a covered component value is not US-ASCII") from exc
+
+
+def signature_base(
+    request: HttpRequest, components: Sequence[str], params: Mapping[str, Any]
+) -> bytes:
+    """The signature base (RFC 9421 §2.5) of ``request`` over ``components`` with ``params``.
+
+    Raises :class:`ComponentError` when a component cannot be derived.
+    """
+    return build_signature_base(request, components, str(signature_params(components, params)))
+
+
+def serialize_signature_input(
+    label: str, components: Sequence[str], params: Mapping[str, Any]
+) -> str:
+    """A one-member ``Signature-Input`` field value (RFC 9421 §4.1)."""
+    field_value = Dictionary()
+    try:
+        field_value[label] = signature_params(components, params)
+        return str(field_value)
+    except ValueError as exc:
+        raise ConfigurationError(f"cannot serialise Signature-Input: {exc}") from exc
+
+
+def _plain(value: Any) -> Any:
+    """A bare item as a plain Python value: Tokens become ``str``."""
+    if isinstance(value, str) and not isinstance(value, DisplayString):
+        return str(value)
+    return value
+
+
+@dataclass(frozen=True)
+class SignatureInput:
+    """One parsed ``Signature-Input`` member.
+
+    ``value`` is the member re-serialised: exactly the ``@signature-params`` component value.
+    ``component_params`` holds each component's parameters (RFC 9421 §2.1 ``;sf``, ``;key``,
+    ...), which this implementation does not derive; the verifier rejects any.
+    """
+
+    label: str
+    components: tuple[str, ...]
+    params: Mapping[str, Any]
+    value: str
+    component_params: tuple[Mapping[str, Any], ...] = field(default=())
+
+    @property
+    def created(self) -> int | None:
+        value = self.params.get("created")
+        return value if type(value) is int else None
+
+    @property
+    def expires(self) -> int | None:
+        value = self.params.get("expires")
+        return value if type(value) is int else None
+
+
+def parse_signature_input(header: str) -> dict[str, SignatureInput]:
+    """Parse a ``Signature-Input`` field (RFC 9421 §4.1) into its members by label.
+
+    Raises :class:`MissingSignatureError` (``invalid_request``) when the field is not a
+    Dictionary whose members are Inner Lists of Strings.
+    """
+    parsed = Dictionary()
+    try:
+        parsed.parse(header.encode("latin-1"))
+    except (ValueError, UnicodeEncodeError) as exc:
+        raise MissingSignatureError("Signature-Input is not a structured Dictionary") from exc
+    out: dict[str, SignatureInput] = {}
+    for label, member in parsed.items():
+        if not isinstance(member, InnerList):
+            raise MissingSignatureError(f"Signature-Input member {label!r} is not an Inner List")
+        names: list[str] = []
+        for item in member:
+            if type(item.value) is not str:
+                raise MissingSignatureError("a covered component identifier must be a String")
+            names.append(item.value)
+        out[label] = SignatureInput(
+            label=label,
+            components=tuple(names),
+            params={k: _plain(v) for k, v in member.params.items()},
+            value=str(member),
+            component_params=tuple(
+                {k: _plain(v) for k, v in item.params.items()} for item in member
+            ),
+        )
+    return out
+
+
+__all__ = [
+    "SignatureInput",
+    "build_signature_base",
+    "parse_signature_input",
+    "serialize_signature_input",
+    "signature_base",
+    "signature_params",
+]

@@ -1,0 +1,189 @@
+"""The request model and RFC 9421 §2 component derivation.
+
+:class:`HttpRequest` is what both halves of the profile see: the method, the absolute URL as
+addressed, the header fields and the body. Nothing here does I/O; an HTTP client or an ASGI
+server builds one from what it sends or receives.
+
+Derivation follows RFC 9421 §2.1 (header fields: lowercase names, each field line trimmed,
+obsolete line folding replaced by a space, lines combined with ``", "``) and §2.2 (the derived
+components ``@method``, ``@target-uri``, ``@authority``, ``@scheme``, ``@request-target``,
+``@path`` and ``@query``). Components that cannot be derived -- an unknown derived component,
+``@status`` or ``@query-param``, an absent header -- raise :class:`ComponentError`, never an
+empty value (§2.5: "produce an error and not create a signature base").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from ..protocol.errors import ConfigurationError
+
+#: Header fields as a mapping or as ``(name, value)`` field lines; names are case-insensitive.
+HeadersInput = Mapping[str, str] | Iterable[tuple[str, str]]
+
+#: RFC 9421 §2.2: the derived components this implementation can produce for a request.
+DERIVED_COMPONENTS = frozenset(
+    {"@method", "@target-uri", "@authority", "@scheme", "@request-target", "@path", "@query"}
+)
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_FIELD_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9a-z-]+$")
+_OBS_FOLD = re.compile(r"[ \t]*\r?\n[ \t]+")
+
+
+class ComponentError(ConfigurationError):
+    """A covered component cannot be derived from the request (RFC 9421 §2.5).
+
+    Raised as-is to a signer (its request or component list is wrong); a verifier turns it
+    into ``invalid_signature``.
+    """
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode("latin-1") if isinstance(value, bytes) else str(value)
+
+
+def _canonical_field_value(value: str) -> str:
+    """RFC 9421 §2.1 for one field line: unfold obsolete line folding, trim whitespace."""
+    value = _OBS_FOLD.sub(" ", value).strip(" \t")
+    if any(c in value for c in "\r\n\x00"):
+        raise ComponentError("a header field value contains a line break or NUL")
+    return value
+
+
+@dataclass(frozen=True)
+class _Target:
+    scheme: str
+    authority: str
+    path: str
+    query: str | None  # None: no "?" at all
+
+
+def _split_target(url: str) -> _Target:
+    if not url or any(not 0x21 <= ord(c) <= 0x7E for c in url):
+        raise ComponentError("the URL must be non-empty printable ASCII without spaces")
+    without_fragment = url.split("#", 1)[0]
+    try:
+        parts = urlsplit(without_fragment)
+        host = parts.hostname
+        port = parts.port
+    except ValueError as exc:
+        raise ComponentError(f"cannot parse URL: {exc}") from exc
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not host:
+        raise ComponentError("the URL must be absolute http(s) with a host")
+    if ":" in host:  # IPv6 literal: urlsplit strips the brackets
+        host = f"[{host}]"
+    authority = host if port is None or port == _DEFAULT_PORTS[scheme] else f"{host}:{port}"
+    _, sep, query = without_fragment.partition("?")
+    return _Target(scheme, authority, parts.path or "/", query if sep else None)
+
+
+class HttpRequest:
+    """An HTTP request as the signer sends it or the verifier receives it.
+
+    ``url`` is the absolute target URI as addressed (``https://host/path?query``) -- its host
+    is the signed ``@authority`` even when the connection goes elsewhere. ``headers`` may hold
+    several lines with the same name; they are combined per RFC 9421 §2.1. ``body`` is the
+    exact content bytes, or ``None``; an empty body counts as no body.
+    """
+
+    __slots__ = ("_target", "body", "headers", "method", "url")
+
+    method: str
+    url: str
+    headers: tuple[tuple[str, str], ...]
+    body: bytes | None
+
+    def __init__(
+        self,
+        method: str,
+        url: str,
+        headers: HeadersInput = (),
+        body: bytes | bytearray | memoryview | None = None,
+    ) -> None:
+        items = headers.items() if isinstance(headers, Mapping) else headers
+        self.method = method
+        self.url = url
+        self.headers = tuple((_text(k).strip().lower(), _text(v)) for k, v in items)
+        self.body = None if body is None else bytes(body)
+        self._target: _Target | None = None
+
+    def __repr__(self) -> str:
+        return f"HttpRequest({self.method!r}, {self.url!r})"
+
+    @property
+    def has_body(self) -> bool:
+        return bool(self.body)
+
+    @property
+    def target(self) -> _Target:
+        if self._target is None:
+            self._target = _split_target(self.url)
+        return self._target
+
+    @property
+    def query(self) -> str:
+        """The query string without its ``?`` (empty when there is none)."""
+        return self.target.query or ""
+
+    @property
+    def has_query(self) -> bool:
+        return bool(self.query)
+
+    def header(self, name: str) -> str | None:
+        """The combined value of every line of ``name`` (RFC 9421 §2.1), or ``None``."""
+        name = name.lower()
+        values = [_canonical_field_value(v) for k, v in self.headers if k == name]
+        return ", ".join(values) if values else None
+
+    def with_headers(self, extra: Mapping[str, str]) -> HttpRequest:
+        """A copy where ``extra`` replaces any existing lines of the same names."""
+        replaced = {k.lower() for k in extra}
+        kept = [(k, v) for k, v in self.headers if k not in replaced]
+        return HttpRequest(self.method, self.url, [*kept, *extra.items()], self.body)
+
+
+def _derived(request: HttpRequest, name: str) -> str:
+    """RFC 9421 §2.2.1-§2.2.7."""
+    if name == "@method":
+        if not _TOKEN.match(request.method):
+            raise ComponentError("the method must be an HTTP token")
+        return request.method  # §2.2.1: case-sensitive, not normalised
+    target = request.target
+    query = "" if target.query is None else f"?{target.query}"
+    if name == "@target-uri":
+        return f"{target.scheme}://{target.authority}{target.path}{query}"
+    if name == "@authority":
+        return target.authority
+    if name == "@scheme":
+        return target.scheme
+    if name == "@request-target":
+        return f"{target.path}{query}"
+    if name == "@path":
+        return target.path
+    if name == "@query":
+        return query or "?"  # §2.2.7: a lone "?" when there is no query
+    raise ComponentError(f"derived component {name!r} is not supported for requests")
+
+
+def component_value(request: HttpRequest, name: str) -> str:
+    """The RFC 9421 §2 value of the covered component ``name`` (no component parameters)."""
+    if name.startswith("@"):
+        if name == "@signature-params":
+            raise ComponentError("@signature-params cannot be a covered component")
+        return _derived(request, name)
+    if not _FIELD_NAME.match(name):
+        raise ComponentError(f"{name!r} is not a lowercase header field name")
+    value = request.header(name)
+    if value is None:
+        raise ComponentError(f"covered header {name!r} is not present")
+    return value
+
+
+__all__ = ["DERIVED_COMPONENTS", "ComponentError", "HeadersInput", "HttpRequest",
+           "component_value"]

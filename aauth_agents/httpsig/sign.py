@@ -1,0 +1,111 @@
+"""Signing (draft-hardt-oauth-aauth-protocol-11 §Signing (Agent)).
+
+:func:`sign_request` returns the header fields to add to a request: ``Signature-Key``,
+``Signature-Input``, ``Signature`` and, when ``content-digest`` is covered,
+``Content-Digest``. The only signature parameters are ``created`` and optionally
+``expires`` -- never ``alg`` or ``keyid`` (§Signature Parameters): the key and its algorithm
+travel in ``Signature-Key``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from http_sfv.dictionary import Dictionary
+
+from ..clock import Clock, system_clock
+from ..keys import PrivateKey
+from ..protocol.errors import ConfigurationError
+from .base import build_signature_base, signature_params
+from .digest import content_digest
+from .request import HttpRequest
+from .signature_key import serialize_signature_key
+from .types import SignatureKey
+
+DEFAULT_LABEL = "sig"
+#: Components that only make sense on a request with a body.
+BODY_COMPONENTS = ("content-type", "content-digest")
+
+
+def default_components(
+    request: HttpRequest, *, extra_components: Iterable[str] = (), cover_body: bool = True
+) -> list[str]:
+    """The covered components §Covered Components asks for, in a stable order.
+
+    ``@method`` ``@authority`` ``@path``; ``@query`` when the URL has a query;
+    ``authorization`` when the request carries one (a session token must be bound,
+    §AAuth-Access); ``content-type`` ``content-digest`` when there is a body and
+    ``cover_body`` (always so for PS and AS requests); then ``extra_components`` (a resource's
+    ``additional_signature_components``; its body components apply only to requests with a
+    body); ``signature-key`` always last.
+    """
+    covered = ["@method", "@authority", "@path"]
+    if request.has_query:
+        covered.append("@query")
+    if request.header("authorization") is not None:
+        covered.append("authorization")
+    if request.has_body and cover_body:
+        covered.extend(BODY_COMPONENTS)
+    for name in extra_components:
+        if name in BODY_COMPONENTS and not request.has_body:
+            continue
+        if name not in covered and name != "signature-key":
+            covered.append(name)
+    covered.append("signature-key")
+    return covered
+
+
+def _timestamp(name: str, value: Any) -> int:
+    if type(value) is not int:
+        raise ConfigurationError(f"{name} must be an integer Unix time")
+    return value
+
+
+def sign_request(
+    request: HttpRequest,
+    *,
+    key: PrivateKey,
+    signature_key: SignatureKey,
+    components: Sequence[str] | None = None,
+    label: str = DEFAULT_LABEL,
+    created: int | None = None,
+    expires: int | None = None,
+    clock: Clock = system_clock,
+    extra_components: Iterable[str] = (),
+    cover_body: bool = True,
+    digest_algorithms: Iterable[str] = ("sha-256",),
+) -> dict[str, str]:
+    """Sign ``request`` and return the header fields to add to it.
+
+    ``components`` overrides the profile's default list (:func:`default_components`) and is
+    used verbatim -- an escape hatch for tests and interop, not for AAuth requests.
+    ``Content-Digest`` is (re)computed from the body whenever ``content-digest`` is covered.
+    Raises :class:`~aauth_agents.protocol.errors.ConfigurationError` (a ``ComponentError``
+    when a covered component cannot be derived, e.g. a body without ``Content-Type``).
+    """
+    if components is None:
+        covered = default_components(
+            request, extra_components=extra_components, cover_body=cover_body
+        )
+    else:
+        covered = list(components)
+    added = {"Signature-Key": serialize_signature_key(label, signature_key)}
+    if "content-digest" in covered:
+        added["Content-Digest"] = content_digest(request.body or b"", digest_algorithms)
+    params: dict[str, int] = {
+        "created": int(clock()) if created is None else _timestamp("created", created)
+    }
+    if expires is not None:
+        params["expires"] = _timestamp("expires", expires)
+    inner = signature_params(covered, params)
+    base = build_signature_base(request.with_headers(added), covered, str(inner))
+    signature_input, signature = Dictionary(), Dictionary()
+    signature_input[label] = inner
+    signature[label] = key.sign(base)
+    added["Signature-Input"] = str(signature_input)
+    added["Signature"] = str(signature)
+    return added
+
+
+__all__ = ["BODY_COMPONENTS", "DEFAULT_LABEL", "default_components", "sign_request"]

@@ -1,0 +1,404 @@
+"""Verification (draft-hardt-oauth-aauth-protocol-11 §Verification, §Freshness and Replay).
+
+:class:`SignatureVerifier` runs the seven steps of §Verification in order; every failure is
+a :class:`~aauth_agents.protocol.errors.SignatureError` whose ``to_response()`` is the 401
+with the right ``Signature-Error`` (and ``Accept-Signature-*``) header. The steps are written
+once: :meth:`SignatureVerifier.verify` and :meth:`SignatureVerifier.averify` differ only in
+whether the key resolver of step 5 is awaited.
+
+Choices the specification leaves open, made here:
+
+* A ``Signature``, ``Signature-Input`` or ``Signature-Key`` field that is present but not a
+  well-formed structured field, a ``Signature-Key`` with other than exactly one member, or a
+  label (taken from that member) missing from ``Signature-Input`` or ``Signature`` is
+  treated like a missing field: ``invalid_request``.
+* A covered component that cannot be derived (unknown derived component, absent header,
+  component parameters such as ``;sf`` or ``;key``) is ``invalid_signature``.
+* ``alg`` in ``Signature-Input`` is ignored (reproduced in ``@signature-params`` only). A
+  ``keyid``, if present, must name the ``Signature-Key`` key: its ``kid``, its RFC 7638
+  thumbprint, or the thumbprint URI (§Signature Parameters) -- else ``invalid_signature``.
+* A body digest is checked whenever ``content-digest`` is covered; a mismatch is
+  ``invalid_signature``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from http_sfv.dictionary import Dictionary
+from http_sfv.item import Item
+
+from ..clock import Clock, system_clock
+from ..keys import SUPPORTED_ALGORITHMS, PublicKey
+from ..protocol.encoding import b64url_decode
+from ..protocol.errors import (
+    AAuthError,
+    InvalidInputError,
+    InvalidJWTError,
+    InvalidKeyError,
+    InvalidSignatureError,
+    MissingSignatureError,
+    SignatureError,
+    TokenError,
+    UnsupportedSchemeError,
+)
+from .base import SignatureInput, build_signature_base, parse_signature_input
+from .digest import verify_content_digest
+from .request import ComponentError, HttpRequest, component_value
+from .sign import BODY_COMPONENTS
+from .signature_key import check_signature_key, hwk_jwk, parse_signature_key_member
+from .types import (
+    SCHEME_HWK,
+    SCHEME_JKT_JWT,
+    SCHEME_JWT,
+    AnyKeyResolver,
+    KeyResolution,
+    KeyResolver,
+    SignatureKey,
+)
+
+logger = logging.getLogger("aauth_agents.httpsig")
+
+#: §Covered Components: what every AAuth signature covers.
+DEFAULT_REQUIRED_COMPONENTS = ("@method", "@authority", "@path", "signature-key")
+#: Methods the replay cache skips: §Freshness and Replay asks for it on state-changing requests.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+_THUMBPRINT_URI = "urn:ietf:params:oauth:jwk-thumbprint:sha-256:"
+
+#: §Freshness and Replay: (signing-key thumbprint, created, @method, @authority, @path).
+ReplayKey = tuple[str, int, str, str, str]
+
+
+class ReplayCache(Protocol):
+    """Remembers signatures seen within the validity window."""
+
+    def check_and_store(self, key: ReplayKey, expires_at: float) -> bool:
+        """Store ``key`` until ``expires_at``; False when it is already stored (a replay)."""
+        ...
+
+
+class MemoryReplayCache:
+    """A bounded in-process :class:`ReplayCache`.
+
+    Entries expire when their window closes. When more than ``max_entries`` signatures arrive
+    within one window the oldest entries are evicted (logged): memory stays bounded, at the
+    price of not detecting a replay of an evicted signature.
+    """
+
+    def __init__(self, max_entries: int = 10_000, *, clock: Clock = system_clock) -> None:
+        if max_entries < 1:
+            raise ValueError("max_entries must be positive")
+        self.max_entries = max_entries
+        self._clock = clock
+        self._entries: OrderedDict[ReplayKey, float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def check_and_store(self, key: ReplayKey, expires_at: float) -> bool:
+        now = self._clock()
+        with self._lock:
+            for old, until in list(self._entries.items()):
+                if until >= now:
+                    break
+                del self._entries[old]
+            if key in self._entries and self._entries[key] >= now:
+                return False
+            self._entries[key] = expires_at
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+                logger.warning("replay cache full: evicted the oldest signature")
+            return True
+
+
+@dataclass(frozen=True)
+class VerifiedSignature:
+    """A request signature that passed every step of §Verification.
+
+    ``context`` is what the key resolver returned with the key (for ``scheme=jwt`` the
+    verified token); ``None`` for ``hwk``.
+    """
+
+    label: str
+    scheme: str
+    public_key: PublicKey
+    thumbprint: str
+    created: int
+    expires: int | None
+    components: tuple[str, ...]
+    context: Any
+    signature_key: SignatureKey
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """What steps 1-4 established, before the key is resolved."""
+
+    request: HttpRequest
+    label: str
+    signature_key: SignatureKey
+    signature_input: SignatureInput
+    signature: bytes
+    created: int
+    expires: int | None
+    inline: KeyResolution | None
+
+
+@contextmanager
+def _resolver_errors(scheme: str) -> Iterator[None]:
+    """Step 5: a resolver's failure becomes the Signature-Error its cause calls for."""
+    try:
+        yield
+    except SignatureError:
+        raise
+    except TokenError as exc:
+        raise exc.as_signature_error() from exc
+    except AAuthError as exc:
+        jwt_scheme = scheme in (SCHEME_JWT, SCHEME_JKT_JWT)
+        error = InvalidJWTError if jwt_scheme else InvalidKeyError
+        raise error(exc.detail) from exc
+
+
+def _resolution(value: object) -> KeyResolution:
+    if inspect.iscoroutine(value):
+        value.close()
+        raise TypeError("an async key resolver needs averify()")
+    if not isinstance(value, KeyResolution):
+        raise TypeError("a key resolver must return a KeyResolution")
+    return value
+
+
+def _dedupe(names: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(names))
+
+
+class SignatureVerifier:
+    """Verifies AAuth request signatures (§Verification steps 1-7).
+
+    ``required_components`` are always required (§Covered Components); ``additional_components``
+    are a resource's ``additional_signature_components`` (``content-type``/``content-digest``
+    among them apply only to requests with a body). ``@query`` is required when the URL has a
+    query; ``authorization`` when the request carries one and ``require_authorization``;
+    ``content-type`` and ``content-digest`` on a request with a body when
+    ``require_body_digest`` (set it for PS and AS endpoints). ``window`` is the ``created``
+    tolerance in seconds, in both directions. ``replay_cache``, when given, rejects a repeated
+    (key, created, method, authority, path) on methods outside :data:`SAFE_METHODS`.
+    """
+
+    def __init__(
+        self,
+        *,
+        required_components: Iterable[str] = DEFAULT_REQUIRED_COMPONENTS,
+        additional_components: Iterable[str] = (),
+        window: int = 60,
+        clock: Clock = system_clock,
+        accepted_schemes: Iterable[str] = (SCHEME_JWT,),
+        accepted_algorithms: Iterable[str] = SUPPORTED_ALGORITHMS,
+        replay_cache: ReplayCache | None = None,
+        require_body_digest: bool = False,
+        require_authorization: bool = True,
+    ) -> None:
+        if window < 0:
+            raise ValueError("window must not be negative")
+        self.required_components = tuple(required_components)
+        self.additional_components = tuple(additional_components)
+        self.window = window
+        self.clock = clock
+        self.accepted_schemes = tuple(accepted_schemes)
+        self.accepted_algorithms = tuple(accepted_algorithms)
+        self.replay_cache = replay_cache
+        self.require_body_digest = require_body_digest
+        self.require_authorization = require_authorization
+
+    def verify(
+        self, request: HttpRequest, resolver: KeyResolver | None = None
+    ) -> VerifiedSignature:
+        """Verify ``request``; ``resolver`` supplies keys for schemes other than ``hwk``."""
+        checked = self._check(request, resolver is not None)
+        resolution = checked.inline
+        if resolution is None:
+            assert resolver is not None  # _check refused the scheme otherwise
+            with _resolver_errors(checked.signature_key.scheme):
+                resolution = _resolution(resolver(checked.signature_key))
+        return self._finish(checked, resolution)
+
+    async def averify(
+        self, request: HttpRequest, resolver: AnyKeyResolver | None = None
+    ) -> VerifiedSignature:
+        """:meth:`verify` with a resolver that may be a coroutine function."""
+        checked = self._check(request, resolver is not None)
+        resolution = checked.inline
+        if resolution is None:
+            assert resolver is not None
+            with _resolver_errors(checked.signature_key.scheme):
+                result: object = resolver(checked.signature_key)
+                if inspect.isawaitable(result):
+                    result = await result
+                resolution = _resolution(result)
+        return self._finish(checked, resolution)
+
+    # -- steps 1-4 (and 5 for the inline hwk scheme) ---------------------------------------
+
+    def required_for(self, request: HttpRequest) -> tuple[str, ...]:
+        """Step 2: the components this request's signature must cover, as ``required_input``."""
+        names = [n for n in self.required_components if n != "signature-key"]
+        if request.has_query:
+            names.append("@query")
+        if self.require_authorization and request.header("authorization") is not None:
+            names.append("authorization")
+        if self.require_body_digest and request.has_body:
+            names.extend(BODY_COMPONENTS)
+        names.extend(
+            n for n in self.additional_components
+            if request.has_body or n not in BODY_COMPONENTS
+        )
+        if "signature-key" in self.required_components:
+            names.append("signature-key")
+        return _dedupe(names)
+
+    def _check(self, request: HttpRequest, has_resolver: bool) -> _Checked:
+        try:
+            return self._check_steps(request, has_resolver)
+        except ComponentError as exc:
+            raise InvalidSignatureError(exc.detail) from exc
+
+    def _check_steps(self, request: HttpRequest, has_resolver: bool) -> _Checked:
+        # Step 1: the three fields, the label from Signature-Key's single member.
+        values = {}
+        for name in ("signature", "signature-input", "signature-key"):
+            value = request.header(name)
+            if value is None:
+                raise MissingSignatureError(f"missing {name} header")
+            values[name] = value
+        label, key = parse_signature_key_member(values["signature-key"])
+        signature_input = parse_signature_input(values["signature-input"]).get(label)
+        if signature_input is None:
+            raise MissingSignatureError(f"no Signature-Input for label {label!r}")
+        signature = self._signature(values["signature"], label)
+
+        # Step 2: covered components, and the body digest when it is covered.
+        covered = signature_input.components
+        if any(signature_input.component_params):
+            raise InvalidSignatureError("component parameters (;sf, ;key, ...) are not supported")
+        required = self.required_for(request)
+        if not set(required) <= set(covered):
+            raise InvalidInputError(
+                "the signature does not cover the required components", required_input=required
+            )
+        if "content-digest" in covered:
+            verify_content_digest(component_value(request, "content-digest"), request.body)
+
+        # Step 3: created within the window; expires not past.
+        created = signature_input.created
+        if created is None:
+            raise InvalidSignatureError("created is missing or not an integer")
+        now = self.clock()
+        if abs(now - created) > self.window:
+            raise InvalidSignatureError("created is outside the signature window")
+        expires = signature_input.expires
+        if "expires" in signature_input.params:
+            if expires is None:
+                raise InvalidSignatureError("expires is not an integer")
+            if now > expires:
+                raise InvalidSignatureError("the signature has expired")
+
+        # Step 4: a scheme this verifier accepts and can resolve.
+        usable = [s for s in self.accepted_schemes if s == SCHEME_HWK or has_resolver]
+        if key.scheme not in usable:
+            raise UnsupportedSchemeError(
+                f"Signature-Key scheme {key.scheme!r} is not accepted", accept_schemes=usable
+            )
+        check_signature_key(key)
+        inline = KeyResolution(jwk=hwk_jwk(key)) if key.scheme == SCHEME_HWK else None
+        return _Checked(request, label, key, signature_input, signature, created, expires, inline)
+
+    @staticmethod
+    def _signature(header: str, label: str) -> bytes:
+        parsed = Dictionary()
+        try:
+            parsed.parse(header.encode("latin-1"))
+        except (ValueError, UnicodeEncodeError) as exc:
+            raise MissingSignatureError("Signature is not a structured Dictionary") from exc
+        member = parsed.get(label)
+        if member is None:
+            raise MissingSignatureError(f"no Signature for label {label!r}")
+        if not isinstance(member, Item) or not isinstance(member.value, bytes):
+            raise MissingSignatureError("a Signature member must be a Byte Sequence")
+        return member.value
+
+    # -- steps 6-7 and the replay cache -----------------------------------------------------
+
+    def _finish(self, checked: _Checked, resolution: KeyResolution) -> VerifiedSignature:
+        public = PublicKey.from_jwk(resolution.jwk, accepted=self.accepted_algorithms)  # step 6
+        thumbprint = public.thumbprint()
+        keyid = checked.signature_input.params.get("keyid")
+        names = (public.kid, thumbprint, _THUMBPRINT_URI + thumbprint)
+        if keyid is not None and keyid not in names:
+            raise InvalidSignatureError("keyid does not identify the Signature-Key key")
+        request, covered = checked.request, checked.signature_input.components
+        try:
+            base = build_signature_base(request, covered, checked.signature_input.value)
+            replay_key: ReplayKey = (
+                thumbprint, checked.created, component_value(request, "@method"),
+                component_value(request, "@authority"), component_value(request, "@path"),
+            )
+        except ComponentError as exc:
+            raise InvalidSignatureError(exc.detail) from exc
+        if not public.verify(checked.signature, base):  # step 7
+            raise InvalidSignatureError("the signature does not verify")
+        if self.replay_cache is not None and request.method.upper() not in SAFE_METHODS:
+            if not self.replay_cache.check_and_store(replay_key, checked.created + self.window):
+                raise InvalidSignatureError("the signature has been seen before")
+        return VerifiedSignature(
+            label=checked.label,
+            scheme=checked.signature_key.scheme,
+            public_key=public,
+            thumbprint=thumbprint,
+            created=checked.created,
+            expires=checked.expires,
+            components=covered,
+            context=resolution.context,
+            signature_key=checked.signature_key,
+        )
+
+
+def unverified_jwt_cnf_resolver(key: SignatureKey) -> KeyResolution:
+    """Take ``cnf.jwk`` out of a ``jwt`` / ``jkt-jwt`` Signature-Key WITHOUT verifying the JWT.
+
+    For interop tests and debugging only -- never for production: anyone can mint such a
+    token, so a signature checked with this key proves nothing about who signed. Use the
+    token layer's verifying resolver instead. ``context`` is the unverified payload.
+    """
+    token = key.jwt
+    if key.scheme not in (SCHEME_JWT, SCHEME_JKT_JWT) or token is None:
+        raise InvalidJWTError(f"scheme {key.scheme!r} carries no JWT")
+    try:
+        payload = json.loads(b64url_decode(token.split(".")[1]))
+        jwk = payload["cnf"]["jwk"]
+    except (ValueError, IndexError, KeyError, TypeError) as exc:
+        raise InvalidJWTError("the JWT has no readable cnf.jwk") from exc
+    if not isinstance(jwk, dict):
+        raise InvalidJWTError("cnf.jwk is not a JSON object")
+    return KeyResolution(jwk=jwk, context=payload)
+
+
+__all__ = [
+    "DEFAULT_REQUIRED_COMPONENTS",
+    "SAFE_METHODS",
+    "MemoryReplayCache",
+    "ReplayCache",
+    "ReplayKey",
+    "SignatureVerifier",
+    "VerifiedSignature",
+    "unverified_jwt_cnf_resolver",
+]
