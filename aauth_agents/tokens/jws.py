@@ -1,0 +1,178 @@
+"""Compact JWS with a private PyJWT registry holding exactly ``Ed25519`` and ``ES256``.
+
+§Signature Algorithms: a fully-specified ``alg`` is required; ``none``, the polymorphic
+``EdDSA`` and every symmetric algorithm are rejected. PyJWT 2.x knows Ed25519 keys only under
+``EdDSA``, so this module builds its own :class:`jwt.PyJWS` whose registry starts empty and
+holds two :class:`jwt.algorithms.Algorithm` subclasses delegating to :mod:`aauth_agents.keys`
+(ES256 signatures are raw ``r || s``, RFC 7518 §3.4). PyJWT's global registry is never touched.
+
+:func:`peek` is the strict unverified decoder every verifier starts from: three segments,
+unpadded base64url, UTF-8 JSON objects without duplicate members.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, NoReturn, cast
+
+import jwt
+from jwt.algorithms import Algorithm
+
+from ..keys import ED25519, ES256, PrivateKey, PublicKey
+from ..protocol.encoding import b64url_decode
+from ..protocol.errors import TokenError
+
+#: The only JWS ``alg`` values accepted anywhere (§Signature Algorithms).
+JWS_ALGORITHMS: tuple[str, ...] = (ED25519, ES256)
+
+#: Tokens longer than this are refused before any decoding: AAuth tokens are a few hundred
+#: bytes, and an unauthenticated caller should not make us parse megabytes.
+MAX_TOKEN_LENGTH = 32_768
+
+#: Generic code for failures outside a typed verifier; the verifiers pass their own.
+GENERIC_CODE = "invalid_token"
+
+
+class _KeysAlgorithm(Algorithm):
+    """A PyJWT algorithm that signs with :class:`PrivateKey` and verifies with
+    :class:`PublicKey` of one fixed ``alg``; any other key object is refused."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def prepare_key(self, key: Any) -> PrivateKey | PublicKey:
+        if isinstance(key, (PrivateKey, PublicKey)) and key.alg == self.name:
+            return key
+        raise jwt.InvalidKeyError(f"{self.name} needs an aauth_agents key of that algorithm")
+
+    def sign(self, msg: bytes, key: Any) -> bytes:
+        if not isinstance(key, PrivateKey):
+            raise jwt.InvalidKeyError("signing needs a PrivateKey")
+        return key.sign(msg)
+
+    def verify(self, msg: bytes, key: Any, sig: bytes) -> bool:
+        return isinstance(key, PublicKey) and key.verify(sig, msg)
+
+    @staticmethod
+    def to_jwk(key_obj: Any, as_dict: bool = False) -> NoReturn:
+        raise NotImplementedError("use aauth_agents.keys for JWKs")
+
+    @staticmethod
+    def from_jwk(jwk: Any) -> NoReturn:
+        raise NotImplementedError("use aauth_agents.keys for JWKs")
+
+
+def _private_jws() -> jwt.PyJWS:
+    # ``algorithms=[]`` strips the defaults from this instance's own copy of the registry.
+    jws = jwt.PyJWS(algorithms=[])
+    for name in JWS_ALGORITHMS:
+        jws.register_algorithm(name, _KeysAlgorithm(name))
+    return jws
+
+
+#: Configured once and never mutated afterwards.
+_JWS = _private_jws()
+
+
+def _fail(reason: str, detail: str, code: str) -> NoReturn:
+    raise TokenError(detail, code=code, reason=reason)
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in out:
+            raise ValueError(f"duplicate member {name!r}")
+        out[name] = value
+    return out
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _json_object(segment: str, what: str, code: str) -> dict[str, Any]:
+    try:
+        text = b64url_decode(segment).decode("utf-8")
+        value = json.loads(
+            text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
+        )
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        _fail("malformed", f"JWT {what} is not base64url JSON: {exc}", code)
+    if not isinstance(value, dict):
+        _fail("malformed", f"JWT {what} must be a JSON object", code)
+    return value
+
+
+def _segments(token: object, code: str) -> list[str]:
+    if not isinstance(token, str):
+        _fail("malformed", "a JWT must be a string", code)
+    if len(token) > MAX_TOKEN_LENGTH:
+        _fail("malformed", "JWT is too long", code)
+    parts = token.split(".")
+    if len(parts) != 3:
+        _fail("malformed", "a JWS must have exactly three segments", code)
+    return parts
+
+
+def peek(token: object, *, code: str = GENERIC_CODE) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Decode ``(header, claims)`` WITHOUT verifying anything.
+
+    Strict (RFC 7515 §7.1 compact form): three segments, unpadded base64url, UTF-8 JSON
+    objects, no duplicate members. The signature segment must be base64url but may be empty,
+    so an ``alg: none`` token is reported for its ``alg`` by the caller. Anything else raises
+    :class:`TokenError` with reason ``malformed``.
+    """
+    header_b64, payload_b64, signature_b64 = _segments(token, code)
+    header = _json_object(header_b64, "header", code)
+    claims = _json_object(payload_b64, "payload", code)
+    try:
+        b64url_decode(signature_b64)
+    except ValueError:
+        _fail("malformed", "JWT signature is not base64url", code)
+    return header, claims
+
+
+def encode_jws(header: Mapping[str, Any], claims: Mapping[str, Any], key: PrivateKey) -> str:
+    """Sign ``claims`` as a compact JWS; ``header`` gets ``alg`` from ``key`` (any ``alg``
+    it already carries must agree)."""
+    if header.get("alg", key.alg) != key.alg:
+        raise TokenError(
+            "header alg disagrees with the signing key", code=GENERIC_CODE, reason="alg"
+        )
+    payload = json.dumps(dict(claims), separators=(",", ":"), allow_nan=False).encode()
+    return _JWS.encode(payload, cast(Any, key), algorithm=key.alg, headers=dict(header))
+
+
+def verify_jws(token: str, key: PublicKey, *, code: str = GENERIC_CODE) -> dict[str, Any]:
+    """Verify ``token``'s signature with ``key`` and return its claims.
+
+    ``alg`` must be ``Ed25519`` or ``ES256`` and equal to ``key.alg`` (no algorithm
+    confusion: the key, not the header, decides); a ``crit`` header is refused because no
+    extension is understood. Failures raise :class:`TokenError` (``malformed``, ``alg``,
+    ``signature``).
+    """
+    header, claims = peek(token, code=code)
+    alg = header.get("alg")
+    if alg not in JWS_ALGORITHMS:
+        _fail("alg", f"JWS alg {alg!r} is not allowed; use one of {JWS_ALGORITHMS}", code)
+    if alg != key.alg:
+        _fail("alg", f"JWS alg {alg!r} does not match the issuer key's {key.alg!r}", code)
+    if "crit" in header:
+        _fail("malformed", "no critical JWS extension is supported", code)
+    try:
+        _JWS.decode_complete(token, key=cast(Any, key), algorithms=[key.alg])
+    except jwt.PyJWTError as exc:
+        _fail("signature", f"JWT signature verification failed: {exc}", code)
+    return claims
+
+
+__all__ = [
+    "GENERIC_CODE",
+    "JWS_ALGORITHMS",
+    "MAX_TOKEN_LENGTH",
+    "encode_jws",
+    "peek",
+    "verify_jws",
+]

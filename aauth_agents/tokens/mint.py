@@ -1,0 +1,393 @@
+"""Issuing the four AAuth tokens.
+
+Every token gets the header ``{"alg", "typ", "kid"}`` from the issuer key, a fresh ``jti``
+from :mod:`secrets`, ``iat`` from the injected clock, and an ``exp`` that respects the type's
+lifetime cap and every bound the spec puts on it (the presented agent token's ``exp``, the
+mission's ``expires_at``, §Mission Approval): asking for more than the cap is a
+:class:`ConfigurationError`; a bound shortens the lifetime silently; a bound that leaves none
+is a :class:`ConfigurationError`.
+
+``cnf.jwk`` carries the public members and ``alg`` (§Signature Algorithms: REQUIRED) and
+omits ``kid``: ``cnf`` binds key material, the agent's local key label means nothing to the
+recipient, and the thumbprint is the canonical name.
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any, TypeAlias
+
+from ..clock import Clock, system_clock
+from ..keys import PrivateKey, PublicKey
+from ..protocol.errors import ConfigurationError
+from ..protocol.identifiers import (
+    validate_agent_identifier,
+    validate_https_url,
+    validate_server_identifier,
+)
+from ._claims import format_scope, is_sha256_b64url
+from .jws import encode_jws
+from .types import (
+    AGENT_TOKEN_MAX_LIFETIME,
+    AUTH_TOKEN_MAX_LIFETIME,
+    DWK_ACCESS,
+    DWK_AGENT,
+    DWK_PERSON,
+    DWK_RESOURCE,
+    PERSON_TOKEN_MAX_LIFETIME,
+    RESOURCE_TOKEN_MAX_LIFETIME,
+    TYP_AGENT,
+    TYP_AUTH,
+    TYP_PERSON,
+    TYP_RESOURCE,
+    Interaction,
+    PersonToken,
+)
+
+#: A point in time: Unix seconds, an aware datetime, or ISO 8601 text as in a mission blob.
+Instant: TypeAlias = int | float | datetime | str
+
+#: Claims the minting functions set themselves; ``extra`` may not supply them.
+RESERVED_CLAIMS = frozenset(
+    {
+        "iss", "dwk", "sub", "aud", "jti", "iat", "exp", "nbf", "cnf", "ps", "parent_agent",
+        "mission_s256", "tenant", "scope", "account", "presented_jti", "person_token_jti",
+        "agent_jkt", "interaction",
+    }
+)
+
+DEFAULT_AGENT_TOKEN_LIFETIME = 3600
+
+
+def _server_id(name: str, value: object) -> str:
+    try:
+        return validate_server_identifier(value)
+    except ValueError as exc:
+        raise ConfigurationError(f"{name}: {exc}") from exc
+
+
+def _agent_id(name: str, value: object) -> str:
+    try:
+        return validate_agent_identifier(value)
+    except ValueError as exc:
+        raise ConfigurationError(f"{name}: {exc}") from exc
+
+
+def _text(name: str, value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise ConfigurationError(f"{name} must be a non-empty string")
+    return value
+
+
+def _s256(name: str, value: object) -> str:
+    if not is_sha256_b64url(value):
+        raise ConfigurationError(f"{name} must be a base64url SHA-256 digest (43 characters)")
+    return str(value)
+
+
+def _scope(value: str | Iterable[str]) -> str:
+    scope = format_scope(value)
+    if scope is None:
+        raise ConfigurationError(f"scope has a malformed scope token: {value!r}")
+    return scope
+
+
+def to_unix(value: Instant) -> float:
+    """Unix seconds for ``value``; naive datetimes are refused (ambiguous zone)."""
+    if isinstance(value, bool):
+        raise ConfigurationError("a time must be a number, datetime or ISO 8601 string")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:  # Python 3.10's fromisoformat does not read a trailing "Z"
+            value = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith("Z") else value)
+        except ValueError as exc:
+            raise ConfigurationError(f"not an ISO 8601 time: {value!r}") from exc
+    if not isinstance(value, datetime):
+        raise ConfigurationError("a time must be a number, datetime or ISO 8601 string")
+    if value.tzinfo is None:
+        raise ConfigurationError("a datetime needs a time zone")
+    return value.timestamp()
+
+
+def _lifetime(
+    clock: Clock, lifetime: int, cap: int, what: str, *bounds: Instant | None
+) -> tuple[int, int]:
+    """``(iat, exp)``: ``lifetime`` checked against ``cap``, then shortened to every bound."""
+    if isinstance(lifetime, bool) or not isinstance(lifetime, int) or lifetime <= 0:
+        raise ConfigurationError(f"{what} lifetime must be a positive number of seconds")
+    if lifetime > cap:
+        raise ConfigurationError(f"{what} lifetime {lifetime}s exceeds the {cap}s maximum")
+    iat = int(clock())
+    exp = iat + lifetime
+    for bound in bounds:
+        if bound is not None:
+            exp = min(exp, math.floor(to_unix(bound)))
+    if exp <= iat:
+        raise ConfigurationError(
+            f"{what} would already be expired: the agent token or mission ends first"
+        )
+    return iat, exp
+
+
+def _header(key: PrivateKey, typ: str) -> dict[str, Any]:
+    if not key.kid:
+        raise ConfigurationError("the issuer key needs a kid (published in its JWKS)")
+    return {"alg": key.alg, "typ": typ, "kid": key.kid}
+
+
+def _jti(jti: str | None) -> str:
+    return secrets.token_urlsafe(16) if jti is None else _text("jti", jti)
+
+
+def _cnf(key: PublicKey) -> dict[str, Any]:
+    if not isinstance(key, PublicKey):
+        raise ConfigurationError("cnf must be a PublicKey")
+    return {"jwk": key.to_jwk(kid=False)}
+
+
+def _merge(claims: dict[str, Any], extra: Mapping[str, Any] | None) -> dict[str, Any]:
+    if extra:
+        clash = sorted(RESERVED_CLAIMS.intersection(extra))
+        if clash:
+            raise ConfigurationError(f"extra may not set protocol claims: {clash}")
+        claims.update(extra)
+    return {k: v for k, v in claims.items() if v is not None}
+
+
+def mint_agent_token(
+    issuer_key: PrivateKey,
+    *,
+    iss: str,
+    sub: str,
+    cnf: PublicKey,
+    lifetime: int = DEFAULT_AGENT_TOKEN_LIFETIME,
+    ps: str | None = None,
+    parent_agent: str | None = None,
+    jti: str | None = None,
+    clock: Clock = system_clock,
+    extra: Mapping[str, Any] | None = None,
+) -> str:
+    """An ``aa-agent+jwt`` binding ``cnf`` to agent ``sub`` (§Agent Token Structure).
+
+    Issued by the agent provider ``iss``; ``lifetime`` at most 24 h; ``ps`` names the agent's
+    person server, ``parent_agent`` marks a sub-agent (§Sub-Agents).
+    """
+    iat, exp = _lifetime(clock, lifetime, AGENT_TOKEN_MAX_LIFETIME, "agent token")
+    claims = {
+        "iss": _server_id("iss", iss),
+        "dwk": DWK_AGENT,
+        "sub": _agent_id("sub", sub),
+        "jti": _jti(jti),
+        "cnf": _cnf(cnf),
+        "iat": iat,
+        "exp": exp,
+        "ps": None if ps is None else _server_id("ps", ps),
+        "parent_agent": None if parent_agent is None else _agent_id("parent_agent", parent_agent),
+    }
+    return encode_jws(_header(issuer_key, TYP_AGENT), _merge(claims, extra), issuer_key)
+
+
+def mint_person_token(
+    issuer_key: PrivateKey,
+    *,
+    iss: str,
+    aud: str,
+    sub: str,
+    cnf: PublicKey,
+    not_after: Instant,
+    mission_s256: str | None = None,
+    mission_expires_at: Instant | None = None,
+    tenant: str | None = None,
+    lifetime: int = PERSON_TOKEN_MAX_LIFETIME,
+    jti: str | None = None,
+    clock: Clock = system_clock,
+    extra: Mapping[str, Any] | None = None,
+) -> str:
+    """An ``aa-person+jwt`` naming person ``sub`` to resource ``aud`` (§Person Token Structure).
+
+    At most 1 h, never past ``not_after`` (the ``exp`` of the agent token presented with the
+    request) nor ``mission_expires_at``. A person token carries no authority, so ``scope``
+    and ``account`` are refused in ``extra``. The PS must retain ``jti``, ``ps``, ``sub``,
+    ``mission_s256``, ``tenant`` and ``exp`` (§Person Token Endpoint); pass ``jti`` to know it.
+    """
+    if extra and {"scope", "account"}.intersection(extra):
+        raise ConfigurationError("a person token MUST NOT contain scope or account")
+    iat, exp = _lifetime(
+        clock, lifetime, PERSON_TOKEN_MAX_LIFETIME, "person token", not_after, mission_expires_at
+    )
+    claims = {
+        "iss": _server_id("iss", iss),
+        "dwk": DWK_PERSON,
+        "aud": _server_id("aud", aud),
+        "sub": _text("sub", sub),
+        "cnf": _cnf(cnf),
+        "jti": _jti(jti),
+        "iat": iat,
+        "exp": exp,
+        "mission_s256": None if mission_s256 is None else _s256("mission_s256", mission_s256),
+        "tenant": None if tenant is None else _text("tenant", tenant),
+    }
+    return encode_jws(_header(issuer_key, TYP_PERSON), _merge(claims, extra), issuer_key)
+
+
+def _from_person(
+    name: str, given: str | None, recorded: str | None, person: PersonToken | None
+) -> str | None:
+    """A claim copied from the verified person token; an explicit value must agree."""
+    if person is None:
+        return given
+    if given is not None and given != recorded:
+        raise ConfigurationError(f"{name} disagrees with the person token it is copied from")
+    return recorded
+
+
+def _interaction(value: Interaction | Mapping[str, Any] | None) -> dict[str, str] | None:
+    if value is None:
+        return None
+    url, code = (
+        (value.url, value.code) if isinstance(value, Interaction)
+        else (value.get("url"), value.get("code"))
+    )
+    try:
+        validate_https_url(url)
+    except ValueError as exc:
+        raise ConfigurationError(f"interaction.url: {exc}") from exc
+    return {"url": str(url), "code": _text("interaction.code", code)}
+
+
+def mint_resource_token(
+    issuer_key: PrivateKey,
+    *,
+    iss: str,
+    aud: str,
+    agent_jkt: str,
+    scope: str | Iterable[str],
+    person: PersonToken | None = None,
+    ps: str | None = None,
+    sub: str | None = None,
+    presented_jti: str | None = None,
+    mission_s256: str | None = None,
+    tenant: str | None = None,
+    account: str | None = None,
+    interaction: Interaction | Mapping[str, Any] | None = None,
+    mission_expires_at: Instant | None = None,
+    lifetime: int = RESOURCE_TOKEN_MAX_LIFETIME,
+    jti: str | None = None,
+    clock: Clock = system_clock,
+    extra: Mapping[str, Any] | None = None,
+) -> str:
+    """An ``aa-resource+jwt`` from resource ``iss`` to the PS or AS ``aud``
+    (§Resource Token Structure).
+
+    Pass the verified ``person`` token (or the resource's record of it) and ``ps``, ``sub``,
+    ``presented_jti``, ``mission_s256`` and ``tenant`` are copied from it, so the mission
+    cannot be dropped by mistake. The person token's ``jti`` is written as both
+    ``presented_jti`` (-11) and ``person_token_jti`` (deployed reference, mockin 2.0).
+    At most 5 min, never past ``mission_expires_at``.
+    """
+    if person is not None and person.aud != iss:
+        raise ConfigurationError("the person token was not issued for this resource")
+    ps = _from_person("ps", ps, person.iss if person else None, person)
+    sub = _from_person("sub", sub, person.sub if person else None, person)
+    presented_jti = _from_person("presented_jti", presented_jti, person.jti if person else None,
+                                 person)
+    mission_s256 = _from_person("mission_s256", mission_s256,
+                                person.mission_s256 if person else None, person)
+    tenant = _from_person("tenant", tenant, person.tenant if person else None, person)
+    if not is_sha256_b64url(agent_jkt):
+        raise ConfigurationError("agent_jkt must be an RFC 7638 SHA-256 thumbprint")
+    iat, exp = _lifetime(
+        clock, lifetime, RESOURCE_TOKEN_MAX_LIFETIME, "resource token", mission_expires_at
+    )
+    person_jti = _text("presented_jti", presented_jti)
+    claims = {
+        "iss": _server_id("iss", iss),
+        "dwk": DWK_RESOURCE,
+        "aud": _server_id("aud", aud),
+        "jti": _jti(jti),
+        "ps": _server_id("ps", ps),
+        "sub": _text("sub", sub),
+        "presented_jti": person_jti,
+        "person_token_jti": person_jti,
+        "agent_jkt": agent_jkt,
+        "iat": iat,
+        "exp": exp,
+        "scope": _scope(scope),
+        "account": None if account is None else _text("account", account),
+        "mission_s256": None if mission_s256 is None else _s256("mission_s256", mission_s256),
+        "tenant": None if tenant is None else _text("tenant", tenant),
+        "interaction": _interaction(interaction),
+    }
+    return encode_jws(_header(issuer_key, TYP_RESOURCE), _merge(claims, extra), issuer_key)
+
+
+def mint_auth_token(
+    issuer_key: PrivateKey,
+    *,
+    iss: str,
+    aud: str,
+    ps: str,
+    sub: str,
+    cnf: PublicKey,
+    scope: str | Iterable[str] | None = None,
+    account: str | None = None,
+    mission_s256: str | None = None,
+    mission_expires_at: Instant | None = None,
+    tenant: str | None = None,
+    not_after: Instant | None = None,
+    dwk: str | None = None,
+    lifetime: int = AUTH_TOKEN_MAX_LIFETIME,
+    jti: str | None = None,
+    clock: Clock = system_clock,
+    extra: Mapping[str, Any] | None = None,
+) -> str:
+    """An ``aa-auth+jwt`` authorizing the ``cnf`` key at resource ``aud`` (§Auth Token
+    Structure).
+
+    ``dwk`` defaults to ``aauth-person.json`` when the PS issues it (``iss == ps``,
+    three-party) and ``aauth-access.json`` otherwise; a server acting as both PS and AS
+    (§PS-AS Collapse) passes ``dwk=DWK_ACCESS``. At most 1 h, never past ``not_after`` (the
+    agent token's ``exp``) nor ``mission_expires_at``. OpenID Connect identity claims go in
+    ``extra``.
+    """
+    iss = _server_id("iss", iss)
+    ps = _server_id("ps", ps)
+    dwk = dwk or (DWK_PERSON if iss == ps else DWK_ACCESS)
+    if dwk not in (DWK_PERSON, DWK_ACCESS):
+        raise ConfigurationError(f"an auth token's dwk is {DWK_PERSON} or {DWK_ACCESS}")
+    if dwk == DWK_PERSON and iss != ps:
+        raise ConfigurationError("a PS-issued auth token has ps equal to iss")
+    iat, exp = _lifetime(
+        clock, lifetime, AUTH_TOKEN_MAX_LIFETIME, "auth token", not_after, mission_expires_at
+    )
+    claims = {
+        "iss": iss,
+        "dwk": dwk,
+        "aud": _server_id("aud", aud),
+        "jti": _jti(jti),
+        "ps": ps,
+        "sub": _text("sub", sub),
+        "cnf": _cnf(cnf),
+        "iat": iat,
+        "exp": exp,
+        "scope": None if scope is None else _scope(scope),
+        "account": None if account is None else _text("account", account),
+        "mission_s256": None if mission_s256 is None else _s256("mission_s256", mission_s256),
+        "tenant": None if tenant is None else _text("tenant", tenant),
+    }
+    return encode_jws(_header(issuer_key, TYP_AUTH), _merge(claims, extra), issuer_key)
+
+
+__all__ = [
+    "RESERVED_CLAIMS",
+    "Instant",
+    "mint_agent_token",
+    "mint_auth_token",
+    "mint_person_token",
+    "mint_resource_token",
+    "to_unix",
+]

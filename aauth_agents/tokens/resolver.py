@@ -1,0 +1,120 @@
+"""Signature-Key ``scheme=jwt`` resolution for the HTTP signature verifier.
+
+§Keying Material / §Verification step 5: under ``scheme=jwt`` the request's signing key is the
+presented token's ``cnf.jwk``, which the verifier does not hold until the token itself has been
+verified. The resolver verifies the token (with ``signing_key=None``: ``cnf`` is by construction
+the key the request must be signed with), and hands the verifier ``cnf.jwk`` plus the verified
+token as context. It dispatches on the header ``typ``; a ``typ`` not in ``accept`` is refused,
+which is how a resource that needs an auth token refuses a person token
+(§Person Token Is Not Authorization).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TypeAlias
+
+from ..clock import Clock, system_clock
+from ..httpsig.types import SCHEME_JWT, KeyResolution, SignatureKey
+from ..keys import PublicKey
+from ..protocol.errors import ConfigurationError, TokenError, UnsupportedSchemeError
+from .issuer_keys import IssuerKeys
+from .jws import peek
+from .types import TYP_AGENT, TYP_AUTH, TYP_PERSON, AgentToken, AuthToken, PersonToken
+from .verify import (
+    AGENT,
+    AUTH,
+    IAT_SKEW,
+    KINDS,
+    PERSON,
+    _agent,
+    _aget_key,
+    _auth,
+    _get_key,
+    _Kind,
+    _person,
+    _policy,
+    _precheck,
+    _Unverified,
+)
+
+PresentedToken: TypeAlias = AgentToken | PersonToken | AuthToken
+
+#: Token types a request may be signed under (resource tokens carry no ``cnf``).
+PRESENTABLE = (TYP_AGENT, TYP_PERSON, TYP_AUTH)
+
+
+class _Resolver:
+    """Shared by the sync and async resolvers: everything except the key lookup."""
+
+    def __init__(self, keys: IssuerKeys, audience: str | None, accept: Iterable[str],
+                 clock: Clock, leeway: float, iat_skew: float) -> None:
+        self.accept = tuple(accept)
+        if not self.accept or any(typ not in PRESENTABLE for typ in self.accept):
+            raise ConfigurationError(f"accept must be a non-empty subset of {PRESENTABLE}")
+        if audience is None and (TYP_PERSON in self.accept or TYP_AUTH in self.accept):
+            raise ConfigurationError("person and auth tokens need the recipient's audience")
+        self.keys, self.audience, self.clock = keys, audience, clock
+        self.leeway, self.iat_skew = leeway, iat_skew
+
+    def precheck(self, signature_key: SignatureKey) -> _Unverified:
+        if signature_key.scheme != SCHEME_JWT:
+            raise UnsupportedSchemeError(
+                f"scheme {signature_key.scheme!r} is not accepted", accept_schemes=[SCHEME_JWT]
+            )
+        only = KINDS[self.accept[0]] if len(self.accept) == 1 else None
+        code = only.invalid if only else "invalid_request"
+        header, _ = peek(signature_key.jwt, code=code)
+        typ = header.get("typ")
+        if typ not in self.accept:
+            raise TokenError(f"a {typ!r} token is not accepted here; need one of {self.accept}",
+                             code=code, reason="typ")
+        kind: _Kind = KINDS[str(typ)]
+        return _precheck(signature_key.jwt, kind)
+
+    def finish(self, pre: _Unverified, key: PublicKey) -> KeyResolution:
+        policy = _policy(self.clock, self.leeway, self.iat_skew)
+        token: PresentedToken
+        if pre.kind is AGENT:
+            token = _agent(pre, key, policy, None)
+        elif pre.kind is PERSON:
+            assert self.audience is not None
+            token = _person(pre, key, policy, self.audience, None)
+        else:
+            assert pre.kind is AUTH and self.audience is not None
+            token = _auth(pre, key, policy, audience=self.audience, signing_key=None)
+        return KeyResolution(jwk=token.cnf.to_jwk(), context=token)
+
+
+def token_key_resolver(
+    *, keys: IssuerKeys, audience: str | None, accept: Iterable[str] = PRESENTABLE,
+    clock: Clock = system_clock, leeway: float = 0, iat_skew: float = IAT_SKEW,
+) -> Callable[[SignatureKey], KeyResolution]:
+    """A Signature-Key resolver for ``scheme=jwt``: verifies the presented agent, person or
+    auth token (those in ``accept``) and returns its ``cnf.jwk`` with the verified token as
+    ``context``. ``audience`` is the recipient's identifier (needed for person and auth
+    tokens). Raises :class:`TokenError`; the verifier renders it as a Signature-Error."""
+    resolver = _Resolver(keys, audience, accept, clock, leeway, iat_skew)
+
+    def resolve(signature_key: SignatureKey) -> KeyResolution:
+        pre = resolver.precheck(signature_key)
+        return resolver.finish(pre, _get_key(resolver.keys, pre))
+
+    return resolve
+
+
+def async_token_key_resolver(
+    *, keys: IssuerKeys, audience: str | None, accept: Iterable[str] = PRESENTABLE,
+    clock: Clock = system_clock, leeway: float = 0, iat_skew: float = IAT_SKEW,
+) -> Callable[[SignatureKey], Awaitable[KeyResolution]]:
+    """Async :func:`token_key_resolver`: the key lookup is awaited."""
+    resolver = _Resolver(keys, audience, accept, clock, leeway, iat_skew)
+
+    async def resolve(signature_key: SignatureKey) -> KeyResolution:
+        pre = resolver.precheck(signature_key)
+        return resolver.finish(pre, await _aget_key(resolver.keys, pre))
+
+    return resolve
+
+
+__all__ = ["PRESENTABLE", "PresentedToken", "async_token_key_resolver", "token_key_resolver"]
