@@ -253,7 +253,8 @@ class RecordingKeys:
     """An IssuerKeys that records every lookup."""
 
     def __init__(self, inner: StaticIssuerKeys) -> None:
-        self.inner, self.calls = inner, []  # type: list[tuple[str, str, str]]
+        self.inner = inner
+        self.calls: list[tuple[str, str, str]] = []
 
     def get_key(self, iss: str, dwk: str, kid: str) -> PublicKey:
         self.calls.append((iss, dwk, kid))
