@@ -28,7 +28,7 @@ def signature_params(components: Sequence[str], params: Mapping[str, Any]) -> In
         inner.params[key] = value
     try:
         str(inner)  # validate now: a bad key or value would otherwise fail much later
-    except ValueError as exc:
+    except (ValueError, IndexError) as exc:  # http_sfv: IndexError on an empty key
         raise ConfigurationError(f"cannot serialise signature parameters: {exc}") from exc
     return inner
 
@@ -77,7 +77,7 @@ def serialize_signature_input(
     try:
         field_value[label] = signature_params(components, params)
         return str(field_value)
-    except ValueError as exc:
+    except (ValueError, IndexError) as exc:  # http_sfv: IndexError on an empty key
         raise ConfigurationError(f"cannot serialise Signature-Input: {exc}") from exc
 
 

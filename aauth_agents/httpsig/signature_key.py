@@ -51,7 +51,7 @@ def serialize_signature_key(label: str, key: SignatureKey) -> str:
     field_value[label] = value
     try:
         return str(field_value)
-    except ValueError as exc:
+    except (ValueError, IndexError) as exc:  # http_sfv: IndexError on an empty key
         raise ConfigurationError(f"cannot serialise Signature-Key: {exc}") from exc
 
 
