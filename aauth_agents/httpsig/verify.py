@@ -188,8 +188,10 @@ class SignatureVerifier:
     ``required_components`` are always required (§Covered Components); ``additional_components``
     are a resource's ``additional_signature_components`` (``content-type``/``content-digest``
     among them apply only to requests with a body). ``@query`` is required when the URL has a
-    query; ``authorization`` when the request carries one and ``require_authorization``;
-    ``content-type`` and ``content-digest`` on a request with a body when
+    query and ``require_query`` (turn it off only to accept signers, such as
+    ``@hellocoop/httpsig`` 2.x, that do not cover the query); ``authorization`` when the
+    request carries one and ``require_authorization``; ``content-type`` and
+    ``content-digest`` on a request with a body when
     ``require_body_digest`` (set it for PS and AS endpoints). ``window`` is the ``created``
     tolerance in seconds, in both directions. ``replay_cache``, when given, rejects a repeated
     (key, created, method, authority, path) on methods outside :data:`SAFE_METHODS`.
@@ -207,6 +209,7 @@ class SignatureVerifier:
         replay_cache: ReplayCache | None = None,
         require_body_digest: bool = False,
         require_authorization: bool = True,
+        require_query: bool = True,
     ) -> None:
         if window < 0:
             raise ValueError("window must not be negative")
@@ -219,6 +222,7 @@ class SignatureVerifier:
         self.replay_cache = replay_cache
         self.require_body_digest = require_body_digest
         self.require_authorization = require_authorization
+        self.require_query = require_query
 
     def verify(
         self, request: HttpRequest, resolver: KeyResolver | None = None
@@ -252,7 +256,7 @@ class SignatureVerifier:
     def required_for(self, request: HttpRequest) -> tuple[str, ...]:
         """Step 2: the components this request's signature must cover, as ``required_input``."""
         names = [n for n in self.required_components if n != "signature-key"]
-        if request.has_query:
+        if self.require_query and request.has_query:
             names.append("@query")
         if self.require_authorization and request.header("authorization") is not None:
             names.append("authorization")
