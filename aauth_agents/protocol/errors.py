@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -131,15 +131,6 @@ class ConfigurationError(AAuthError, ValueError):
     status = 500
 
 
-def _token_list(values: Sequence[str]) -> str:
-    from http_sfv import List, Token
-
-    items = List()
-    for value in values:
-        items.append(Token(value))
-    return str(items)
-
-
 class SignatureError(AAuthError):
     """The HTTP message signature failed verification (§Verification): always 401.
 
@@ -168,17 +159,21 @@ class SignatureError(AAuthError):
         self.accept_algs = tuple(accept_algs) if accept_algs else None
 
     def headers(self) -> dict[str, str]:
-        from http_sfv import Dictionary, InnerList, Item, Token
+        # One serialisation for both directions lives in headers.py (imported here, late,
+        # because headers.py builds on these error classes).
+        from .headers import (
+            serialize_accept_signature_alg,
+            serialize_accept_signature_scheme,
+            serialize_signature_error,
+        )
 
-        member = Dictionary()
-        member["error"] = Item(Token(self.code))
-        if self.required_input:
-            member["required_input"] = InnerList(list(self.required_input))
-        headers = {"Signature-Error": str(member)}
+        headers = {"Signature-Error": serialize_signature_error(self.code, self.required_input)}
         if self.accept_schemes:
-            headers["Accept-Signature-Scheme"] = _token_list(self.accept_schemes)
+            headers["Accept-Signature-Scheme"] = serialize_accept_signature_scheme(
+                self.accept_schemes
+            )
         if self.accept_algs:
-            headers["Accept-Signature-Alg"] = _token_list(self.accept_algs)
+            headers["Accept-Signature-Alg"] = serialize_accept_signature_alg(self.accept_algs)
         return headers
 
     def problem(self) -> dict[str, Any]:
