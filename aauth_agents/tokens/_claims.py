@@ -46,10 +46,7 @@ def parse_scope(value: object) -> tuple[str, ...] | None:
 def format_scope(scope: str | Iterable[str]) -> str | None:
     """A ``scope`` claim from a string or an iterable of tokens, duplicates dropped;
     ``None`` if any token is malformed."""
-    tokens = scope.split(" ") if isinstance(scope, str) else list(scope)
-    if scope == "":
-        return ""
-    unique = list(dict.fromkeys(tokens))
-    if not all(isinstance(t, str) and _SCOPE_TOKEN.match(t) for t in unique):
+    tokens = parse_scope(scope) if isinstance(scope, str) else tuple(scope)
+    if tokens is None or not all(isinstance(t, str) and _SCOPE_TOKEN.match(t) for t in tokens):
         return None
-    return " ".join(unique)
+    return " ".join(dict.fromkeys(tokens))

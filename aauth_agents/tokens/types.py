@@ -34,11 +34,12 @@ AUTH_TOKEN_MAX_LIFETIME = 3600
 
 @dataclass(frozen=True, kw_only=True)
 class _Token:
-    """Members every AAuth token has."""
+    """Members every AAuth token has. Equality and hashing go by ``raw`` and the typed
+    claims; ``raw`` is kept out of ``repr`` so tokens do not end up in logs."""
 
     raw: str = field(repr=False)
-    header: Mapping[str, Any] = field(repr=False)
-    claims: Mapping[str, Any] = field(repr=False)
+    header: Mapping[str, Any] = field(repr=False, compare=False)
+    claims: Mapping[str, Any] = field(repr=False, compare=False)
     iss: str
     dwk: str
     jti: str
@@ -55,7 +56,7 @@ class AgentToken(_Token):
     """``aa-agent+jwt`` (§Agent Token Structure): binds ``cnf`` to the agent ``sub``."""
 
     sub: str
-    cnf: PublicKey
+    cnf: PublicKey = field(compare=False)
     ps: str | None = None
     parent_agent: str | None = None
 
@@ -76,7 +77,7 @@ class PersonToken(_Token):
 
     aud: str
     sub: str
-    cnf: PublicKey
+    cnf: PublicKey = field(compare=False)
     mission_s256: str | None = None
     tenant: str | None = None
 
@@ -131,7 +132,7 @@ class AuthToken(_Token):
     aud: str
     ps: str
     sub: str
-    cnf: PublicKey
+    cnf: PublicKey = field(compare=False)
     scopes: tuple[str, ...] = ()
     account: str | None = None
     mission_s256: str | None = None

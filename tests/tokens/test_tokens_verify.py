@@ -568,3 +568,11 @@ def test_forged_auth_token_by_agent(ed_world: World) -> None:
     token = forge({"alg": "Ed25519", "typ": "aa-auth+jwt", "kid": "ps-1"}, claims,
                   ed_world.agent_key)
     assert rejected(ed_world, "auth", token).reason == "signature"
+
+
+def test_results_are_hashable_values_without_tokens_in_repr(ed_world: World) -> None:
+    token = ed_world.auth_token()
+    one = TYPES["auth"][4](ed_world, token)
+    two = TYPES["auth"][4](ed_world, token)
+    assert one == two and hash(one) == hash(two) and len({one, two}) == 1
+    assert token not in repr(one) and token.split(".")[2] not in repr(one)
