@@ -35,6 +35,7 @@ from .verify import (
     _person,
     _policy,
     _precheck,
+    _show,
     _Unverified,
 )
 
@@ -67,7 +68,7 @@ class _Resolver:
         header, _ = peek(signature_key.jwt, code=code)
         typ = header.get("typ")
         if typ not in self.accept:
-            raise TokenError(f"a {typ!r} token is not accepted here; need one of {self.accept}",
+            raise TokenError(f"a {_show(typ)} token is not accepted here; need {self.accept}",
                              code=code, reason="typ")
         kind: _Kind = KINDS[str(typ)]
         return _precheck(signature_key.jwt, kind)

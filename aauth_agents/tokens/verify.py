@@ -115,6 +115,12 @@ def _policy(
     return _Policy(clock(), leeway, iat_skew, max_lifetime)
 
 
+def _show(value: object) -> str:
+    """``repr`` of an untrusted value, cut short for error details."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 # -- phase 1: no I/O ------------------------------------------------------------------------
 
 
@@ -123,10 +129,10 @@ def _precheck(token: object, kind: _Kind, *, expected_iss: str | None = None) ->
     header, claims = peek(token, code=kind.invalid)
     assert isinstance(token, str)  # peek refuses anything else
     if header.get("typ") != kind.typ:
-        kind.fail("typ", f"typ must be {kind.typ}, not {header.get('typ')!r}")
+        kind.fail("typ", f"typ must be {kind.typ}, not {_show(header.get('typ'))}")
     alg = header.get("alg")
     if alg not in JWS_ALGORITHMS:
-        kind.fail("alg", f"alg {alg!r} is not allowed; use one of {JWS_ALGORITHMS}")
+        kind.fail("alg", f"alg {_show(alg)} is not allowed; use one of {JWS_ALGORITHMS}")
     if "crit" in header:
         kind.fail("malformed", "no critical JWS extension is supported")
     kid = header.get("kid")
@@ -134,12 +140,12 @@ def _precheck(token: object, kind: _Kind, *, expected_iss: str | None = None) ->
         kind.fail("kid", "the header must name the issuer key with kid")
     dwk = claims.get("dwk")
     if dwk not in kind.dwks:
-        kind.fail("dwk", f"dwk must be {' or '.join(kind.dwks)}, not {dwk!r}")
+        kind.fail("dwk", f"dwk must be {' or '.join(kind.dwks)}, not {_show(dwk)}")
     iss = claims.get("iss")
     if not is_server_identifier(iss):
-        kind.fail("iss", f"iss is not a server identifier: {iss!r}")
+        kind.fail("iss", f"iss is not a server identifier: {_show(iss)}")
     if expected_iss is not None and iss != expected_iss:
-        kind.fail("iss", f"iss {iss!r} is not {expected_iss!r}")
+        kind.fail("iss", f"iss {_show(iss)} is not {_show(expected_iss)}")
     return _Unverified(kind, token, header, claims, str(iss), str(dwk), kid)
 
 
@@ -148,7 +154,7 @@ def _precheck(token: object, kind: _Kind, *, expected_iss: str | None = None) ->
 
 def _lookup_failed(pre: _Unverified, exc: AAuthError) -> NoReturn:
     if isinstance(exc, UnknownKeyError):
-        pre.kind.fail("unknown_key", f"{pre.iss} has no key {pre.kid!r}",
+        pre.kind.fail("unknown_key", f"{pre.iss} has no key {_show(pre.kid)}",
                       signature_error="unknown_key")
     code = exc.code if exc.code in SIGNATURE_ERROR_CODES else "invalid_jwt"
     pre.kind.fail("discovery", f"cannot obtain {pre.iss}'s keys: {exc.detail}",
@@ -220,7 +226,7 @@ def _required(pre: _Unverified, name: str, reason: str = "claims") -> str:
 def _audience(pre: _Unverified, audience: str | None) -> str:
     aud = pre.claims.get("aud")
     if not isinstance(aud, str) or (audience is not None and aud != audience):
-        pre.kind.fail("aud", f"aud {aud!r} is not {audience!r}")
+        pre.kind.fail("aud", f"aud {_show(aud)} is not {_show(audience)}")
     return aud
 
 
@@ -263,7 +269,7 @@ def _scopes(pre: _Unverified) -> tuple[str, ...]:
 
 def _expect(pre: _Unverified, reason: str, value: str, expected: str | None) -> None:
     if expected is not None and value != expected:
-        pre.kind.fail(reason, f"{reason} {value!r} is not {expected!r}")
+        pre.kind.fail(reason, f"{reason} {_show(value)} is not {_show(expected)}")
 
 
 def _agent(pre: _Unverified, key: PublicKey | None, policy: _Policy,
@@ -273,13 +279,13 @@ def _agent(pre: _Unverified, key: PublicKey | None, policy: _Policy,
     cnf = _cnf(pre, signing_key)
     ps = _text(pre, "ps", "ps", required=False)
     if ps is not None and not is_server_identifier(ps):
-        pre.kind.fail("ps", f"ps is not a server identifier: {ps!r}")
+        pre.kind.fail("ps", f"ps is not a server identifier: {_show(ps)}")
     parent = pre.claims.get("parent_agent")
     if parent is not None and not is_agent_identifier(parent):
-        pre.kind.fail("parent_agent", f"parent_agent is not an agent identifier: {parent!r}")
+        pre.kind.fail("parent_agent", f"parent_agent is not an agent identifier: {_show(parent)}")
     sub = pre.claims.get("sub")
     if not is_agent_identifier(sub):
-        pre.kind.fail("sub", f"sub is not an agent identifier: {sub!r}")
+        pre.kind.fail("sub", f"sub is not an agent identifier: {_show(sub)}")
     return AgentToken(
         raw=pre.raw, header=pre.header, claims=pre.claims, iss=pre.iss, dwk=pre.dwk,
         jti=_required(pre, "jti"), iat=iat, exp=exp, sub=str(sub), cnf=cnf, ps=ps,
@@ -343,7 +349,7 @@ def _resource(pre: _Unverified, key: PublicKey | None, policy: _Policy, *,
         pre.kind.fail("agent_jkt", "agent_jkt is not the thumbprint of the signing key")
     token_ps = _required(pre, "ps", "ps")
     if not is_server_identifier(token_ps):
-        pre.kind.fail("ps", f"ps is not a server identifier: {token_ps!r}")
+        pre.kind.fail("ps", f"ps is not a server identifier: {_show(token_ps)}")
     _expect(pre, "ps", token_ps, ps)
     sub = _required(pre, "sub", "sub")
     _expect(pre, "sub", sub, person_sub)
@@ -366,7 +372,7 @@ def _auth(pre: _Unverified, key: PublicKey | None, policy: _Policy, *, audience:
     _expect(pre, "sub", sub, person_sub)
     ps = _required(pre, "ps", "ps")
     if not is_server_identifier(ps):
-        pre.kind.fail("ps", f"ps is not a server identifier: {ps!r}")
+        pre.kind.fail("ps", f"ps is not a server identifier: {_show(ps)}")
     if pre.dwk == DWK_PERSON and ps != pre.iss:
         pre.kind.fail("ps", "a PS-issued auth token (dwk aauth-person.json) has ps == iss")
     return AuthToken(
