@@ -35,9 +35,9 @@ import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import anyio.to_thread
+import httpx
 
 from ..protocol.errors import EgressDeniedError
 
@@ -114,6 +114,17 @@ def _ip_literal(host: str) -> IPAddress | None:
     try:
         return ipaddress.ip_address(host)
     except ValueError:
+        pass
+    try:  # the legacy numeric forms inet_aton (and so getaddrinfo) accept: 0x7f.1, 2130706433
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except (OSError, ValueError):
+        return None
+
+
+def _parse(url: str) -> httpx.URL | None:
+    try:
+        return httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError):
         return None
 
 
@@ -162,21 +173,22 @@ class EgressPolicy:
         return cls(resolver=mapped_resolver(hosts), **permissions)
 
     def check_url(self, url: str, *, issuer: str | None = None) -> tuple[str, IPAddress | None]:
-        """Checks that need no DNS. Returns ``(host, ip)`` where ``ip`` is set when the host
-        is an (allowed) IP literal. Raises :class:`EgressDeniedError`."""
-        try:
-            parts = urlsplit(url)
-            port = parts.port
-        except ValueError:
-            raise EgressDeniedError(f"refusing to fetch a malformed URL: {url!r}") from None
-        host = parts.hostname
-        if parts.scheme != "https" or not host:
+        """Checks that need no DNS. Returns ``(host, ip)``: the host a connection would look
+        up (ASCII), and the address when the host is an (allowed) IP literal, including the
+        numeric forms a resolver accepts (``2130706433``, ``127.1``). Raises
+        :class:`EgressDeniedError`. URLs are parsed by httpx, the parser that fetches them."""
+        parsed = _parse(url)
+        if parsed is None or parsed.scheme != "https" or not parsed.raw_host:
             raise EgressDeniedError(f"refusing to fetch {url!r}: only https URLs are fetched")
-        if parts.username is not None or parts.password is not None:
+        if parsed.userinfo:
             raise EgressDeniedError(f"refusing to fetch {url!r}: credentials in the URL")
+        if parsed.port is not None and not 0 < parsed.port < 65536:
+            raise EgressDeniedError(f"refusing to fetch {url!r}: port out of range")
+        host = parsed.raw_host.decode("ascii")
         if issuer is not None and not self.allow_cross_origin_jwks:
-            issuer_parts = urlsplit(issuer)
-            if (host, port or 443) != (issuer_parts.hostname, issuer_parts.port or 443):
+            origin = _parse(issuer)
+            if origin is None or (host, parsed.port) != (origin.raw_host.decode("ascii"),
+                                                         origin.port):
                 raise EgressDeniedError(
                     f"refusing to fetch {url!r}: not on the origin of {issuer} "
                     "(cross-origin jwks_uri needs allow_cross_origin_jwks)"
