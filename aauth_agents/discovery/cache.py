@@ -292,9 +292,9 @@ class _Slot:
 class DiscoveryCache:
     """Cached metadata documents and JWKS, and the flows that fill them.
 
-    One instance per verifier; share it between a sync and an async front end if both are
-    used. Safe to use from several threads (state changes are small and locked; two
-    concurrent first fetches of a URL are merged by the front ends).
+    One instance per verifier; a sync and an async front end may share it. Safe to use from
+    several threads: state changes are small and locked, and each front end merges
+    concurrent fetches of one URL into a single request.
     """
 
     def __init__(
@@ -383,7 +383,8 @@ class DiscoveryCache:
         with self._lock:
             self._slots.clear()
 
-    def __len__(self) -> int:
+    def size(self) -> int:
+        """How many URLs the cache holds state for (at most ``max_entries``)."""
         return len(self._slots)
 
     # -- internals -----------------------------------------------------------------------

@@ -552,6 +552,6 @@ async def test_the_cache_is_bounded(make_front: Any, make_server: Any, loopback_
                                                                             max_entries=2))
     for issuer in servers:
         await front.metadata(issuer)
-    assert len(front.discovery.cache) == 2
+    assert front.discovery.cache.size() == 2
     await front.metadata("https://ps0.example")  # evicted: fetched again
     assert servers["https://ps0.example"].hits[META] == 2
