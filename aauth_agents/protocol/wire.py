@@ -39,10 +39,9 @@ def field_lines(value: FieldInput) -> list[str]:
     """The field's lines as a list; a single string is one line."""
     if isinstance(value, str):
         return [value]
-    lines = list(value)
-    if not all(isinstance(line, str) for line in lines):
-        raise MalformedHeaderError("header", "field lines must be strings")
-    return lines
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise MalformedHeaderError("header", "expected a field value or a list of field lines")
+    return list(value)
 
 
 def combine_lines(value: FieldInput) -> str:

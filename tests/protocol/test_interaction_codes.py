@@ -164,3 +164,9 @@ def test_normalize_typed(text: str) -> None:
     except AAuthError:
         return
     assert set(value) <= set(CROCKFORD_ALPHABET)
+
+
+@given(st.one_of(st.text(max_size=30), st.sampled_from(["AIB2-C3D4", "alb2c3d4", " A1B2C3D4 "])))
+def test_codes_match_never_raises_on_presented_input(text: str) -> None:
+    folded = text.strip().replace("-", "").upper().translate(str.maketrans("ILO", "110"))
+    assert codes_match("A1B2-C3D4", text) == (text.isascii() and folded == "A1B2C3D4")

@@ -234,3 +234,17 @@ def test_structured_text_gives_requirement_or_typed_error(text: str) -> None:
     except MalformedHeaderError:
         return
     assert req.value and serialize_requirement(req)
+
+
+@given(st.lists(st.text(max_size=30), max_size=3))
+def test_field_lines_give_requirement_or_typed_error(lines: list[str]) -> None:
+    try:
+        parse_requirement(lines)
+    except AAuthError:
+        pass
+
+
+@pytest.mark.parametrize("value", [None, b"requirement=approval", 5, [b"x"]])
+def test_non_text_input_is_a_typed_error(value: object) -> None:
+    with pytest.raises(MalformedHeaderError):
+        parse_requirement(value)  # type: ignore[arg-type]

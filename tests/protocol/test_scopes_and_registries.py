@@ -147,3 +147,11 @@ def test_device_typed(text: str) -> None:
         assert validate_device(text) == text
     except AAuthError:
         assert not text or len(text) > 64 or not text.isprintable()
+
+
+@given(st.one_of(st.text(max_size=15), st.none(), st.integers()))
+def test_validate_platform_typed(value: object) -> None:
+    try:
+        assert validate_platform(value) in PLATFORM_VALUES
+    except AAuthError:
+        assert value not in PLATFORM_VALUES
