@@ -9,7 +9,7 @@ verification into the HTTP signature verifier for Signature-Key ``scheme=jwt``.
 
 from __future__ import annotations
 
-from .issuer_keys import IssuerKeys, StaticIssuerKeys
+from .issuer_keys import IssuerKeys, RefreshableIssuerKeys, StaticIssuerKeys
 from .jws import JWS_ALGORITHMS, encode_jws, peek, verify_jws
 from .mint import (
     RESERVED_CLAIMS,
@@ -79,6 +79,7 @@ __all__ = [
     "IssuerKeys",
     "PersonToken",
     "PresentedToken",
+    "RefreshableIssuerKeys",
     "ResourceToken",
     "StaticIssuerKeys",
     "acheck_auth_token_response",

@@ -32,6 +32,22 @@ class IssuerKeys(Protocol):
     async def aget_key(self, iss: str, dwk: str, kid: str) -> PublicKey: ...
 
 
+@runtime_checkable
+class RefreshableIssuerKeys(IssuerKeys, Protocol):
+    """An :class:`IssuerKeys` that can refetch a JWKS when a key fails verification.
+
+    §JWKS Discovery and Caching: when the cached key for ``kid`` fails signature
+    verification, the verifier refreshes once and retries -- this covers an issuer replacing
+    key material under the same ``kid``. ``refresh_key`` returns the key now under ``kid``,
+    ``None`` when nothing was refetched (the once-a-minute floor), or raises
+    :class:`~aauth_agents.protocol.errors.UnknownKeyError` when ``kid`` is gone.
+    """
+
+    def refresh_key(self, iss: str, dwk: str, kid: str) -> PublicKey | None: ...
+
+    async def arefresh_key(self, iss: str, dwk: str, kid: str) -> PublicKey | None: ...
+
+
 class StaticIssuerKeys:
     """A fixed mapping ``{(iss, dwk): [PublicKey, ...]}``: no network, no cache expiry.
 
@@ -80,4 +96,4 @@ class StaticIssuerKeys:
         return self.get_key(iss, dwk, kid)
 
 
-__all__ = ["IssuerKeys", "StaticIssuerKeys"]
+__all__ = ["IssuerKeys", "RefreshableIssuerKeys", "StaticIssuerKeys"]

@@ -16,7 +16,6 @@ from typing import TypeAlias
 
 from ..clock import Clock, system_clock
 from ..httpsig.types import SCHEME_JWT, KeyResolution, SignatureKey
-from ..keys import PublicKey
 from ..protocol.errors import ConfigurationError, TokenError, UnsupportedSchemeError
 from .issuer_keys import IssuerKeys
 from .jws import peek
@@ -28,14 +27,14 @@ from .verify import (
     KINDS,
     PERSON,
     _agent,
-    _aget_key,
+    _asigned_key,
     _auth,
-    _get_key,
     _Kind,
     _person,
     _policy,
     _precheck,
     _show,
+    _signed_key,
     _Unverified,
 )
 
@@ -73,17 +72,17 @@ class _Resolver:
         kind: _Kind = KINDS[str(typ)]
         return _precheck(signature_key.jwt, kind)
 
-    def finish(self, pre: _Unverified, key: PublicKey) -> KeyResolution:
+    def finish(self, pre: _Unverified) -> KeyResolution:
         policy = _policy(self.clock, self.leeway, self.iat_skew)
         token: PresentedToken
         if pre.kind is AGENT:
-            token = _agent(pre, key, policy, None)
+            token = _agent(pre, policy, None)
         elif pre.kind is PERSON:
             assert self.audience is not None
-            token = _person(pre, key, policy, self.audience, None)
+            token = _person(pre, policy, self.audience, None)
         else:
             assert pre.kind is AUTH and self.audience is not None
-            token = _auth(pre, key, policy, audience=self.audience, signing_key=None)
+            token = _auth(pre, policy, audience=self.audience, signing_key=None)
         return KeyResolution(jwk=token.cnf.to_jwk(), context=token)
 
 
@@ -99,7 +98,8 @@ def token_key_resolver(
 
     def resolve(signature_key: SignatureKey) -> KeyResolution:
         pre = resolver.precheck(signature_key)
-        return resolver.finish(pre, _get_key(resolver.keys, pre))
+        _signed_key(resolver.keys, pre)
+        return resolver.finish(pre)
 
     return resolve
 
@@ -113,7 +113,8 @@ def async_token_key_resolver(
 
     async def resolve(signature_key: SignatureKey) -> KeyResolution:
         pre = resolver.precheck(signature_key)
-        return resolver.finish(pre, await _aget_key(resolver.keys, pre))
+        await _asigned_key(resolver.keys, pre)
+        return resolver.finish(pre)
 
     return resolve
 

@@ -21,14 +21,14 @@ from typing import Any, NoReturn, TypeGuard
 
 from ..clock import Clock, system_clock
 from ..keys import PublicKey
-from ..protocol.errors import SIGNATURE_ERROR_CODES, AAuthError, TokenError, UnknownKeyError
+from ..protocol.errors import AAuthError, TokenError, UnknownKeyError
 from ..protocol.identifiers import (
     is_agent_identifier,
     is_server_identifier,
     validate_https_url,
 )
 from ._claims import KTY_MEMBERS, PRIVATE_MEMBERS, is_sha256_b64url, parse_scope
-from .issuer_keys import IssuerKeys
+from .issuer_keys import IssuerKeys, RefreshableIssuerKeys
 from .jws import JWS_ALGORITHMS, peek, verify_jws
 from .types import (
     AGENT_TOKEN_MAX_LIFETIME,
@@ -49,6 +49,9 @@ from .types import (
     PersonToken,
     ResourceToken,
 )
+
+#: Discovery failures whose own Signature-Error code is kept (§Verification step 5).
+_DISCOVERY_CODES = frozenset({"issuer_missing", "issuer_mismatch"})
 
 #: Seconds an ``iat`` (or ``nbf``) may lie in the future before a token is refused.
 IAT_SKEW = 5.0
@@ -149,30 +152,75 @@ def _precheck(token: object, kind: _Kind, *, expected_iss: str | None = None) ->
     return _Unverified(kind, token, header, claims, str(iss), str(dwk), kid)
 
 
-# -- phase 2: the key (sync or async) ---------------------------------------------------------
+# -- phase 2: the key and the signature (sync or async) --------------------------------------
 
 
 def _lookup_failed(pre: _Unverified, exc: AAuthError) -> NoReturn:
     if isinstance(exc, UnknownKeyError):
         pre.kind.fail("unknown_key", f"{pre.iss} has no key {_show(pre.kid)}",
                       signature_error="unknown_key")
-    code = exc.code if exc.code in SIGNATURE_ERROR_CODES else "invalid_jwt"
-    pre.kind.fail("discovery", f"cannot obtain {pre.iss}'s keys: {exc.detail}",
+    # §Verification step 5: metadata failures keep their code; anything else is invalid_jwt.
+    code = exc.code if exc.code in _DISCOVERY_CODES else "invalid_jwt"
+    pre.kind.fail("discovery", f"cannot obtain {pre.iss}'s key: {exc.detail}",
                   signature_error=code)
 
 
-def _get_key(keys: IssuerKeys, pre: _Unverified) -> PublicKey:
+def _signature_failure(pre: _Unverified, key: PublicKey) -> TokenError | None:
+    """The failure of step 2's signature check under ``key``, if it is one a refreshed
+    JWKS could cure (bad signature, or a key of another algorithm under that ``kid``)."""
     try:
-        return keys.get_key(pre.iss, pre.dwk, pre.kid)
-    except AAuthError as exc:
-        _lookup_failed(pre, exc)
+        verify_jws(pre.raw, key, code=pre.kind.invalid)
+    except TokenError as exc:
+        if exc.reason in ("signature", "alg"):
+            return exc
+        raise
+    return None
 
 
-async def _aget_key(keys: IssuerKeys, pre: _Unverified) -> PublicKey:
+def _after_refresh(pre: _Unverified, fresh: PublicKey | None, failure: TokenError) -> PublicKey:
+    if fresh is None:  # nothing was refetched (once-a-minute floor): the failure stands
+        raise failure
+    again = _signature_failure(pre, fresh)
+    if again is not None:
+        raise again
+    return fresh
+
+
+def _signed_key(keys: IssuerKeys, pre: _Unverified) -> PublicKey:
+    """Step 2: the issuer's key for ``kid`` and the JWS signature under it. A key that fails
+    is refreshed once when ``keys`` can (§JWKS Discovery and Caching: silent re-keying)."""
     try:
-        return await keys.aget_key(pre.iss, pre.dwk, pre.kid)
+        key = keys.get_key(pre.iss, pre.dwk, pre.kid)
     except AAuthError as exc:
         _lookup_failed(pre, exc)
+    failure = _signature_failure(pre, key)
+    if failure is None:
+        return key
+    if not isinstance(keys, RefreshableIssuerKeys):
+        raise failure
+    try:
+        fresh = keys.refresh_key(pre.iss, pre.dwk, pre.kid)
+    except AAuthError as exc:
+        _lookup_failed(pre, exc)
+    return _after_refresh(pre, fresh, failure)
+
+
+async def _asigned_key(keys: IssuerKeys, pre: _Unverified) -> PublicKey:
+    """:func:`_signed_key` with the lookups awaited."""
+    try:
+        key = await keys.aget_key(pre.iss, pre.dwk, pre.kid)
+    except AAuthError as exc:
+        _lookup_failed(pre, exc)
+    failure = _signature_failure(pre, key)
+    if failure is None:
+        return key
+    if not isinstance(keys, RefreshableIssuerKeys):
+        raise failure
+    try:
+        fresh = await keys.arefresh_key(pre.iss, pre.dwk, pre.kid)
+    except AAuthError as exc:
+        _lookup_failed(pre, exc)
+    return _after_refresh(pre, fresh, failure)
 
 
 # -- phase 3: claims --------------------------------------------------------------------------
@@ -183,14 +231,10 @@ def _number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _trust(pre: _Unverified, key: PublicKey | None, policy: _Policy) -> tuple[int, int]:
-    """Step 2's signature and step 3's times; returns ``(iat, exp)``.
-
-    ``key`` is None only on the agent side, where signature verification is a SHOULD.
-    """
+def _times(pre: _Unverified, policy: _Policy) -> tuple[int, int]:
+    """Step 3 (``exp``, ``iat``; ``nbf`` when present) and the type's lifetime cap;
+    returns ``(iat, exp)``."""
     kind, claims = pre.kind, pre.claims
-    if key is not None:
-        verify_jws(pre.raw, key, code=kind.invalid)
     exp, iat = claims.get("exp"), claims.get("iat")
     if not _number(exp) or not _number(iat):
         kind.fail("claims", "exp and iat are required NumericDates")
@@ -272,10 +316,10 @@ def _expect(pre: _Unverified, reason: str, value: str, expected: str | None) -> 
         pre.kind.fail(reason, f"{reason} {_show(value)} is not {_show(expected)}")
 
 
-def _agent(pre: _Unverified, key: PublicKey | None, policy: _Policy,
+def _agent(pre: _Unverified, policy: _Policy,
            signing_key: PublicKey | None) -> AgentToken:
     """§Agent Token Verification steps 2-7."""
-    iat, exp = _trust(pre, key, policy)
+    iat, exp = _times(pre, policy)
     cnf = _cnf(pre, signing_key)
     ps = _text(pre, "ps", "ps", required=False)
     if ps is not None and not is_server_identifier(ps):
@@ -293,10 +337,10 @@ def _agent(pre: _Unverified, key: PublicKey | None, policy: _Policy,
     )
 
 
-def _person(pre: _Unverified, key: PublicKey | None, policy: _Policy, audience: str,
+def _person(pre: _Unverified, policy: _Policy, audience: str,
             signing_key: PublicKey | None) -> PersonToken:
     """§Person Token Verification steps 2-6, then the structure's MUST NOTs."""
-    iat, exp = _trust(pre, key, policy)
+    iat, exp = _times(pre, policy)
     aud = _audience(pre, audience)
     cnf = _cnf(pre, signing_key)
     forbidden = sorted({"scope", "account"}.intersection(pre.claims))
@@ -337,12 +381,12 @@ def _presented_jti(pre: _Unverified) -> str:
     return value
 
 
-def _resource(pre: _Unverified, key: PublicKey | None, policy: _Policy, *,
+def _resource(pre: _Unverified, policy: _Policy, *,
               audience: str | None, agent_jkt: str, ps: str | None = None,
               person_sub: str | None = None) -> ResourceToken:
     """§Resource Token Verification steps 2-5 (step 6-7 need the PS's records), or with
     ``ps`` / ``person_sub`` the agent's §Resource Challenge Verification."""
-    iat, exp = _trust(pre, key, policy)
+    iat, exp = _times(pre, policy)
     aud = _audience(pre, audience)
     jkt = pre.claims.get("agent_jkt")
     if not isinstance(jkt, str) or jkt != agent_jkt:
@@ -362,10 +406,10 @@ def _resource(pre: _Unverified, key: PublicKey | None, policy: _Policy, *,
     )
 
 
-def _auth(pre: _Unverified, key: PublicKey | None, policy: _Policy, *, audience: str,
+def _auth(pre: _Unverified, policy: _Policy, *, audience: str,
           signing_key: PublicKey | None, person_sub: str | None = None) -> AuthToken:
     """§Auth Token Verification: JWT trust (1-4), request-context binding (5-7)."""
-    iat, exp = _trust(pre, key, policy)
+    iat, exp = _times(pre, policy)
     aud = _audience(pre, audience)
     cnf = _cnf(pre, signing_key)
     sub = _required(pre, "sub", "sub")
@@ -393,8 +437,8 @@ def verify_agent_token(
     """§Agent Token Verification. ``signing_key`` is the key that signed the HTTP request
     (step 5); ``None`` when ``cnf.jwk`` is itself that key (Signature-Key ``scheme=jwt``)."""
     pre = _precheck(token, AGENT)
-    return _agent(pre, _get_key(keys, pre), _policy(clock, leeway, iat_skew, max_lifetime),
-                  signing_key)
+    _signed_key(keys, pre)
+    return _agent(pre, _policy(clock, leeway, iat_skew, max_lifetime), signing_key)
 
 
 async def averify_agent_token(
@@ -403,8 +447,8 @@ async def averify_agent_token(
 ) -> AgentToken:
     """Async :func:`verify_agent_token`: only the key lookup is awaited."""
     pre = _precheck(token, AGENT)
-    key = await _aget_key(keys, pre)
-    return _agent(pre, key, _policy(clock, leeway, iat_skew, max_lifetime), signing_key)
+    await _asigned_key(keys, pre)
+    return _agent(pre, _policy(clock, leeway, iat_skew, max_lifetime), signing_key)
 
 
 def verify_person_token(
@@ -414,8 +458,8 @@ def verify_person_token(
 ) -> PersonToken:
     """§Person Token Verification at resource ``audience``."""
     pre = _precheck(token, PERSON)
-    return _person(pre, _get_key(keys, pre), _policy(clock, leeway, iat_skew, max_lifetime),
-                   audience, signing_key)
+    _signed_key(keys, pre)
+    return _person(pre, _policy(clock, leeway, iat_skew, max_lifetime), audience, signing_key)
 
 
 async def averify_person_token(
@@ -425,9 +469,8 @@ async def averify_person_token(
 ) -> PersonToken:
     """Async :func:`verify_person_token`."""
     pre = _precheck(token, PERSON)
-    key = await _aget_key(keys, pre)
-    return _person(pre, key, _policy(clock, leeway, iat_skew, max_lifetime), audience,
-                   signing_key)
+    await _asigned_key(keys, pre)
+    return _person(pre, _policy(clock, leeway, iat_skew, max_lifetime), audience, signing_key)
 
 
 def verify_resource_token(
@@ -442,7 +485,8 @@ def verify_resource_token(
     ``presented_jti`` against issued person tokens, the mission's state -- are the PS's.
     """
     pre = _precheck(token, RESOURCE)
-    return _resource(pre, _get_key(keys, pre), _policy(clock, leeway, iat_skew, max_lifetime),
+    _signed_key(keys, pre)
+    return _resource(pre, _policy(clock, leeway, iat_skew, max_lifetime),
                      audience=audience, agent_jkt=agent_jkt)
 
 
@@ -453,8 +497,8 @@ async def averify_resource_token(
 ) -> ResourceToken:
     """Async :func:`verify_resource_token`."""
     pre = _precheck(token, RESOURCE)
-    key = await _aget_key(keys, pre)
-    return _resource(pre, key, _policy(clock, leeway, iat_skew, max_lifetime),
+    await _asigned_key(keys, pre)
+    return _resource(pre, _policy(clock, leeway, iat_skew, max_lifetime),
                      audience=audience, agent_jkt=agent_jkt)
 
 
@@ -467,7 +511,8 @@ def verify_auth_token(
     ``audience``. Matching ``(iss, sub)`` to the resource's records (step 7) is the
     caller's: see :attr:`AuthToken.person`."""
     pre = _precheck(token, AUTH)
-    return _auth(pre, _get_key(keys, pre), _policy(clock, leeway, iat_skew, max_lifetime),
+    _signed_key(keys, pre)
+    return _auth(pre, _policy(clock, leeway, iat_skew, max_lifetime),
                  audience=audience, signing_key=signing_key)
 
 
@@ -478,8 +523,8 @@ async def averify_auth_token(
 ) -> AuthToken:
     """Async :func:`verify_auth_token`."""
     pre = _precheck(token, AUTH)
-    key = await _aget_key(keys, pre)
-    return _auth(pre, key, _policy(clock, leeway, iat_skew, max_lifetime), audience=audience,
+    await _asigned_key(keys, pre)
+    return _auth(pre, _policy(clock, leeway, iat_skew, max_lifetime), audience=audience,
                  signing_key=signing_key)
 
 
@@ -496,8 +541,9 @@ def check_resource_challenge(
     the agent's key, ``ps`` its PS, ``sub`` the presented person token's (``person_sub``;
     ``None`` skips). The signature is checked when ``keys`` is given."""
     pre = _precheck(resource_token, RESOURCE, expected_iss=resource)
-    key = None if keys is None else _get_key(keys, pre)
-    return _resource(pre, key, _policy(clock, leeway, iat_skew), audience=None,
+    if keys is not None:  # a SHOULD on the agent's side
+        _signed_key(keys, pre)
+    return _resource(pre, _policy(clock, leeway, iat_skew), audience=None,
                      agent_jkt=agent_key.thumbprint(), ps=ps, person_sub=person_sub)
 
 
@@ -508,8 +554,9 @@ async def acheck_resource_challenge(
 ) -> ResourceToken:
     """Async :func:`check_resource_challenge`."""
     pre = _precheck(resource_token, RESOURCE, expected_iss=resource)
-    key = None if keys is None else await _aget_key(keys, pre)
-    return _resource(pre, key, _policy(clock, leeway, iat_skew), audience=None,
+    if keys is not None:  # a SHOULD on the agent's side
+        await _asigned_key(keys, pre)
+    return _resource(pre, _policy(clock, leeway, iat_skew), audience=None,
                      agent_jkt=agent_key.thumbprint(), ps=ps, person_sub=person_sub)
 
 
@@ -523,8 +570,9 @@ def check_auth_token_response(
     ``person_sub`` (default: the resource token's ``sub``). The signature (a SHOULD) is
     checked when ``keys`` is given."""
     pre = _precheck(auth_token, AUTH, expected_iss=resource_token.aud)
-    key = None if keys is None else _get_key(keys, pre)
-    return _auth(pre, key, _policy(clock, leeway, iat_skew), audience=resource,
+    if keys is not None:  # a SHOULD on the agent's side
+        _signed_key(keys, pre)
+    return _auth(pre, _policy(clock, leeway, iat_skew), audience=resource,
                  signing_key=agent_key, person_sub=person_sub or resource_token.sub)
 
 
@@ -535,8 +583,9 @@ async def acheck_auth_token_response(
 ) -> AuthToken:
     """Async :func:`check_auth_token_response`."""
     pre = _precheck(auth_token, AUTH, expected_iss=resource_token.aud)
-    key = None if keys is None else await _aget_key(keys, pre)
-    return _auth(pre, key, _policy(clock, leeway, iat_skew), audience=resource,
+    if keys is not None:  # a SHOULD on the agent's side
+        await _asigned_key(keys, pre)
+    return _auth(pre, _policy(clock, leeway, iat_skew), audience=resource,
                  signing_key=agent_key, person_sub=person_sub or resource_token.sub)
 
 

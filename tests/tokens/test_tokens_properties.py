@@ -42,7 +42,8 @@ RESOURCE_TOKEN = check_resource_challenge(
     person_sub=PERSON_SUB, keys=WORLD.keys, clock=WORLD.clock)
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8)
+    | st.floats(allow_nan=False, allow_infinity=False),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
                                                                  max_size=3),
     max_leaves=8,

@@ -576,3 +576,75 @@ def test_results_are_hashable_values_without_tokens_in_repr(ed_world: World) -> 
     two = TYPES["auth"][4](ed_world, token)
     assert one == two and hash(one) == hash(two) and len({one, two}) == 1
     assert token not in repr(one) and token.split(".")[2] not in repr(one)
+
+
+# -- silent re-keying: refresh once, then retry (§JWKS Discovery and Caching) -----------------
+
+
+class RotatingKeys:
+    """A cache holding a stale key under ``kid`` until refreshed; counts refreshes."""
+
+    def __init__(self, stale: PublicKey, fresh: PublicKey | Exception | None) -> None:
+        self.stale, self.fresh, self.refreshes = stale, fresh, 0
+
+    def get_key(self, iss: str, dwk: str, kid: str) -> PublicKey:
+        return self.stale
+
+    async def aget_key(self, iss: str, dwk: str, kid: str) -> PublicKey:
+        return self.stale
+
+    def refresh_key(self, iss: str, dwk: str, kid: str) -> PublicKey | None:
+        self.refreshes += 1
+        if isinstance(self.fresh, Exception):
+            raise self.fresh
+        return self.fresh
+
+    async def arefresh_key(self, iss: str, dwk: str, kid: str) -> PublicKey | None:
+        return self.refresh_key(iss, dwk, kid)
+
+
+def stale_key(world: World, alg: str | None = None) -> PublicKey:
+    return PrivateKey.generate(alg or world.alg, kid="ps-1").public_key
+
+
+async def test_refresh_cures_a_rekeyed_issuer(world: World) -> None:
+    for stale in (stale_key(world), stale_key(world, "ES256" if world.alg == "Ed25519"
+                                              else "Ed25519")):
+        keys = RotatingKeys(stale, world.ps_key.public_key)
+        verify_auth_token(world.auth_token(), keys=keys, audience=RESOURCE, signing_key=None,
+                          clock=world.clock)
+        await averify_auth_token(world.auth_token(), keys=keys, audience=RESOURCE,
+                                 signing_key=None, clock=world.clock)
+        assert keys.refreshes == 2
+
+
+@pytest.mark.parametrize(
+    ("fresh", "reason", "signature_error"),
+    [(None, "signature", "invalid_jwt"),  # the once-a-minute floor: nothing refetched
+     ("other", "signature", "invalid_jwt"),  # refreshed, still wrong
+     (UnknownKeyError("kid gone"), "unknown_key", "unknown_key")],  # kid no longer published
+)
+async def test_refresh_that_does_not_help(
+    ed_world: World, fresh: Any, reason: str, signature_error: str
+) -> None:
+    fresh_key = stale_key(ed_world) if fresh == "other" else fresh
+    keys = RotatingKeys(stale_key(ed_world), fresh_key)
+    token = ed_world.person_token()
+    with pytest.raises(TokenError) as sync:
+        verify_person_token(token, keys=keys, audience=RESOURCE, signing_key=None,
+                            clock=ed_world.clock)
+    with pytest.raises(TokenError) as asynchronous:
+        await averify_person_token(token, keys=keys, audience=RESOURCE, signing_key=None,
+                                   clock=ed_world.clock)
+    for exc in (sync, asynchronous):
+        assert (exc.value.reason, exc.value.signature_error) == (reason, signature_error)
+    assert keys.refreshes == 2
+
+
+def test_no_refresh_for_claim_failures(ed_world: World) -> None:
+    keys = RotatingKeys(ed_world.ps_key.public_key, None)
+    token = resign(ed_world.auth_token(), ed_world.ps_key, claims={"aud": "https://x.example"})
+    with pytest.raises(TokenError):
+        verify_auth_token(token, keys=keys, audience=RESOURCE, signing_key=None,
+                          clock=ed_world.clock)
+    assert keys.refreshes == 0
