@@ -24,9 +24,12 @@ from tokens_support import (
 
 from aauth_agents.keys import PrivateKey, PublicKey
 from aauth_agents.protocol.errors import (
+    DiscoveryError,
     IssuerMismatchError,
+    IssuerMissingError,
     TokenError,
     UnknownKeyError,
+    UnsupportedAlgorithmError,
 )
 from aauth_agents.tokens import (
     DWK_ACCESS,
@@ -304,7 +307,10 @@ class FailingKeys:
 @pytest.mark.parametrize(
     ("error", "reason", "signature_error"),
     [(UnknownKeyError("no such kid"), "unknown_key", "unknown_key"),
-     (IssuerMismatchError("issuer differs"), "discovery", "issuer_mismatch")],
+     (IssuerMismatchError("issuer differs"), "discovery", "issuer_mismatch"),
+     (IssuerMissingError("no issuer"), "discovery", "issuer_missing"),
+     (DiscoveryError("connection refused"), "discovery", "invalid_jwt"),
+     (UnsupportedAlgorithmError("alg EdDSA"), "discovery", "invalid_jwt")],
 )
 async def test_discovery_errors(
     ed_world: World, error: Exception, reason: str, signature_error: str
