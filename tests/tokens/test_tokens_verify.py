@@ -654,3 +654,20 @@ def test_no_refresh_for_claim_failures(ed_world: World) -> None:
         verify_auth_token(token, keys=keys, audience=RESOURCE, signing_key=None,
                           clock=ed_world.clock)
     assert keys.refreshes == 0
+
+
+def test_hs256_signed_with_the_issuer_public_key(ed_world: World) -> None:
+    """Algorithm confusion at the verifier: HMAC keyed with the PS's published JWK."""
+    import hashlib
+    import hmac
+    import json
+
+    from aauth_agents.protocol.encoding import b64url_encode
+
+    _, claims = peek(ed_world.auth_token())
+    secret = json.dumps(ed_world.ps_key.public_key.to_jwk()).encode()
+    signing_input = f"{segment({'alg': 'HS256', 'typ': 'aa-auth+jwt', 'kid': 'ps-1'})}." \
+                    f"{segment(claims)}"
+    mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+    err = rejected(ed_world, "auth", f"{signing_input}.{b64url_encode(mac)}")
+    assert (err.reason, err.signature_error) == ("alg", "invalid_jwt")
