@@ -21,7 +21,7 @@ from jwt.algorithms import Algorithm
 
 from ..keys import ED25519, ES256, PrivateKey, PublicKey
 from ..protocol.encoding import b64url_decode
-from ..protocol.errors import TokenError
+from ..protocol.errors import ConfigurationError, TokenError
 
 #: The only JWS ``alg`` values accepted anywhere (§Signature Algorithms).
 JWS_ALGORITHMS: tuple[str, ...] = (ED25519, ES256)
@@ -135,12 +135,11 @@ def peek(token: object, *, code: str = GENERIC_CODE) -> tuple[dict[str, Any], di
 
 
 def encode_jws(header: Mapping[str, Any], claims: Mapping[str, Any], key: PrivateKey) -> str:
-    """Sign ``claims`` as a compact JWS; ``header`` gets ``alg`` from ``key`` (any ``alg``
-    it already carries must agree)."""
+    """Sign ``claims`` as a compact JWS. ``alg`` comes from ``key`` (an ``alg`` already in
+    ``header`` must agree: :class:`ConfigurationError`); ``typ`` defaults to ``JWT`` as in
+    PyJWT, so AAuth callers always pass theirs."""
     if header.get("alg", key.alg) != key.alg:
-        raise TokenError(
-            "header alg disagrees with the signing key", code=GENERIC_CODE, reason="alg"
-        )
+        raise ConfigurationError(f"header alg {header.get('alg')!r} is not the key's {key.alg}")
     payload = json.dumps(dict(claims), separators=(",", ":"), allow_nan=False).encode()
     return _JWS.encode(payload, cast(Any, key), algorithm=key.alg, headers=dict(header))
 
