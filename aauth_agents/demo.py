@@ -57,10 +57,12 @@ def agent_provider_app(key: PrivateKey) -> Starlette:
     async def keys(request: Request) -> Response:
         return JSONResponse(jwks, headers={"Cache-Control": "max-age=300"})
 
-    return Starlette(routes=[
-        Route("/.well-known/aauth-agent.json", well_known),
-        Route("/.well-known/jwks.json", keys),
-    ])
+    return Starlette(
+        routes=[
+            Route("/.well-known/aauth-agent.json", well_known),
+            Route("/.well-known/jwks.json", keys),
+        ]
+    )
 
 
 def resource_app(agent_provider_url: str) -> Starlette:
@@ -73,7 +75,9 @@ def resource_app(agent_provider_url: str) -> Starlette:
     resolver = async_token_key_resolver(keys=discovery, audience=RESOURCE, accept=("aa-agent+jwt",))
 
     async def handle(request: Request) -> Response:
-        target = RESOURCE + request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        target = (
+            RESOURCE + request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        )
         body = await request.body()
         try:
             verified = await verifier.averify(
@@ -85,13 +89,15 @@ def resource_app(agent_provider_url: str) -> Starlette:
                 headers["AAuth-Requirement"] = "requirement=agent-token"
             return Response(content, status_code=status, headers=headers)
         agent = verified.context
-        return JSONResponse({
-            "agent": agent.sub,
-            "agent_provider": agent.iss,
-            "key_thumbprint": verified.thumbprint,
-            "covered": list(verified.components),
-            "note": json.loads(body) if body else None,
-        })
+        return JSONResponse(
+            {
+                "agent": agent.sub,
+                "agent_provider": agent.iss,
+                "key_thumbprint": verified.thumbprint,
+                "covered": list(verified.components),
+                "note": json.loads(body) if body else None,
+            }
+        )
 
     return Starlette(routes=[Route("/{path:path}", handle, methods=["GET", "POST"])])
 
@@ -118,16 +124,25 @@ class Walkthrough:
     def say(self, text: str = "") -> None:
         print(text, file=self.out)
 
-    def signed(self, method: str, path: str, body: bytes | None = None,
-               signature_key: SignatureKey | None = None) -> dict[str, str]:
+    def signed(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        signature_key: SignatureKey | None = None,
+    ) -> dict[str, str]:
         headers = {"Content-Type": "application/json"} if body else {}
         request = HttpRequest(method, RESOURCE + path, headers, body)
-        added = sign_request(request, key=self.agent_key,
-                             signature_key=signature_key or SignatureKey.from_jwt(self.agent_token))
+        added = sign_request(
+            request,
+            key=self.agent_key,
+            signature_key=signature_key or SignatureKey.from_jwt(self.agent_token),
+        )
         return {**headers, **added}
 
-    def send(self, method: str, path: str, headers: dict[str, str],
-             body: bytes | None = None) -> httpx.Response:
+    def send(
+        self, method: str, path: str, headers: dict[str, str], body: bytes | None = None
+    ) -> httpx.Response:
         self.say(f"  agent -> resource   {method} {RESOURCE}{path}")
         for name in ("Signature-Input", "Content-Digest"):
             if name in headers:
@@ -162,10 +177,18 @@ def run(out: TextIO = sys.stdout) -> int:
     started = time.monotonic()
     provider_key = PrivateKey.generate()
     agent_key = PrivateKey.generate()
-    agent_token = mint_agent_token(provider_key, iss=AGENT_PROVIDER, sub=AGENT_ID,
-                                   cnf=agent_key.public_key, ps=PERSON_SERVER, lifetime=3600)
-    print("aauth-agents demo: agent identity on loopback (draft-hardt-oauth-aauth-protocol-11)",
-          file=out)
+    agent_token = mint_agent_token(
+        provider_key,
+        iss=AGENT_PROVIDER,
+        sub=AGENT_ID,
+        cnf=agent_key.public_key,
+        ps=PERSON_SERVER,
+        lifetime=3600,
+    )
+    print(
+        "aauth-agents demo: agent identity on loopback (draft-hardt-oauth-aauth-protocol-11)",
+        file=out,
+    )
     print(f"\nagent provider {AGENT_PROVIDER} key {provider_key.kid}", file=out)
     print(f"agent          {AGENT_ID} key {agent_key.thumbprint()} ({agent_key.alg})", file=out)
     header, claims = peek(agent_token)
@@ -173,34 +196,59 @@ def run(out: TextIO = sys.stdout) -> int:
     shown = {k: v for k, v in claims.items() if k != "cnf"}
     print("               " + json.dumps(shown), file=out)
 
-    with LoopbackServer(agent_provider_app(provider_key)) as provider, \
-         LoopbackServer(resource_app(provider.url)) as resource:
+    with (
+        LoopbackServer(agent_provider_app(provider_key)) as provider,
+        LoopbackServer(resource_app(provider.url)) as resource,
+    ):
         print(f"\nagent provider listening on {provider.url}, resource on {resource.url}", file=out)
         walk = Walkthrough(out, resource.url, agent_key, agent_token)
         with walk.client:
-            walk.step("signed GET with the agent token", "200",
-                      lambda: walk.send("GET", "/whoami", walk.signed("GET", "/whoami")))
+            walk.step(
+                "signed GET with the agent token",
+                "200",
+                lambda: walk.send("GET", "/whoami", walk.signed("GET", "/whoami")),
+            )
             note = json.dumps({"text": "remember the milk"}).encode()
-            walk.step("signed POST with Content-Digest", "200",
-                      lambda: walk.send("POST", "/notes", walk.signed("POST", "/notes", note), note))
-            walk.step("signature replayed to another path", "401 error=invalid_signature",
-                      lambda: walk.send("GET", "/admin", walk.signed("GET", "/whoami")))
+            walk.step(
+                "signed POST with Content-Digest",
+                "200",
+                lambda: walk.send("POST", "/notes", walk.signed("POST", "/notes", note), note),
+            )
+            walk.step(
+                "signature replayed to another path",
+                "401 error=invalid_signature",
+                lambda: walk.send("GET", "/admin", walk.signed("GET", "/whoami")),
+            )
             other = PrivateKey.generate()
-            forged = SignatureKey.from_jwt(mint_agent_token(
-                other, iss=AGENT_PROVIDER, sub=AGENT_ID, cnf=agent_key.public_key, lifetime=3600))
-            walk.step("agent token signed by an unknown key", "401 error=unknown_key",
-                      lambda: walk.send("GET", "/whoami", walk.signed("GET", "/whoami", None, forged)))
-            walk.step("unsigned request", "401 error=invalid_request",
-                      lambda: walk.send("GET", "/whoami", {}))
+            forged = SignatureKey.from_jwt(
+                mint_agent_token(
+                    other, iss=AGENT_PROVIDER, sub=AGENT_ID, cnf=agent_key.public_key, lifetime=3600
+                )
+            )
+            walk.step(
+                "agent token signed by an unknown key",
+                "401 error=unknown_key",
+                lambda: walk.send("GET", "/whoami", walk.signed("GET", "/whoami", None, forged)),
+            )
+            walk.step(
+                "unsigned request",
+                "401 error=invalid_request",
+                lambda: walk.send("GET", "/whoami", {}),
+            )
 
-    print("\nstep                                        expected                      observed",
-          file=out)
+    print(
+        "\nstep                                        expected                      observed",
+        file=out,
+    )
     for step in walk.steps:
         mark = "ok  " if step.ok else "FAIL"
         print(f"{mark} {step.name:39} {step.expected:29} {step.observed}", file=out)
     failed = [s for s in walk.steps if not s.ok]
-    print(f"\n{len(walk.steps) - len(failed)} of {len(walk.steps)} steps as expected "
-          f"in {time.monotonic() - started:.1f} s", file=out)
+    print(
+        f"\n{len(walk.steps) - len(failed)} of {len(walk.steps)} steps as expected "
+        f"in {time.monotonic() - started:.1f} s",
+        file=out,
+    )
     return 1 if failed else 0
 
 

@@ -17,7 +17,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
@@ -42,8 +42,21 @@ _KEY_TYPE: Mapping[str, tuple[str, str]] = {ED25519: ("OKP", "Ed25519"), ES256: 
 #: Fully specified algorithms this package recognises but does not implement: rejected with
 #: ``unsupported_algorithm`` rather than ``invalid_key``.
 _KNOWN_UNIMPLEMENTED = frozenset(
-    {"Ed448", "ES384", "ES512", "ES256K", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
-     "ML-DSA-44", "ML-DSA-65", "ML-DSA-87"}
+    {
+        "Ed448",
+        "ES384",
+        "ES512",
+        "ES256K",
+        "RS256",
+        "RS384",
+        "RS512",
+        "PS256",
+        "PS384",
+        "PS512",
+        "ML-DSA-44",
+        "ML-DSA-65",
+        "ML-DSA-87",
+    }
 )
 _POLYMORPHIC = frozenset({"EdDSA"})
 _FORBIDDEN = frozenset({"none", "HS256", "HS384", "HS512"})
@@ -56,8 +69,8 @@ _THUMBPRINT_MEMBERS: Mapping[str, tuple[str, ...]] = {
 }
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 
-_CryptoPublic = Union[ed25519.Ed25519PublicKey, ec.EllipticCurvePublicKey]
-_CryptoPrivate = Union[ed25519.Ed25519PrivateKey, ec.EllipticCurvePrivateKey]
+_CryptoPublic = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
+_CryptoPrivate = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
 
 
 def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
@@ -79,9 +92,7 @@ def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
     return b64url_encode(hashlib.sha256(encoded.encode("utf-8")).digest())
 
 
-def check_algorithm(
-    jwk: Mapping[str, Any], accepted: Iterable[str] = SUPPORTED_ALGORITHMS
-) -> str:
+def check_algorithm(jwk: Mapping[str, Any], accepted: Iterable[str] = SUPPORTED_ALGORITHMS) -> str:
     """Determine a key's algorithm per §Signature Algorithms / §Verification step 6.
 
     Returns the ``alg``. Raises :class:`UnsupportedAlgorithmError` (carrying the accepted
@@ -159,8 +170,11 @@ class PublicKey:
         """Validate and load a public JWK (private members, if any, are dropped)."""
         alg = check_algorithm(jwk, accepted)
         crypto = _public_from_jwk(alg, jwk)
-        members = ("kty", "crv", "x", "y", "alg", "kid") if alg == ES256 else (
-            "kty", "crv", "x", "alg", "kid")
+        members = (
+            ("kty", "crv", "x", "y", "alg", "kid")
+            if alg == ES256
+            else ("kty", "crv", "x", "alg", "kid")
+        )
         public = {k: jwk[k] for k in members if k in jwk}
         if "kid" in public and not isinstance(public["kid"], str):
             raise InvalidKeyError("kid must be a string")
@@ -223,7 +237,9 @@ class PrivateKey:
         elif alg == ES256:
             crypto = ec.generate_private_key(ec.SECP256R1())
         else:
-            raise ConfigurationError(f"cannot generate {alg!r} keys; use one of {SUPPORTED_ALGORITHMS}")
+            raise ConfigurationError(
+                f"cannot generate {alg!r} keys; use one of {SUPPORTED_ALGORITHMS}"
+            )
         key = cls(alg=alg, kid=None, crypto=crypto)
         return cls(alg=alg, kid=kid or key.public_key.thumbprint(), crypto=crypto)
 
@@ -240,8 +256,9 @@ class PrivateKey:
                 crypto = ec.derive_private_key(int.from_bytes(d, "big"), ec.SECP256R1())
             except ValueError as exc:
                 raise InvalidKeyError("invalid P-256 private scalar") from exc
-        key = cls(alg=alg, kid=jwk.get("kid") if isinstance(jwk.get("kid"), str) else None,
-                  crypto=crypto)
+        key = cls(
+            alg=alg, kid=jwk.get("kid") if isinstance(jwk.get("kid"), str) else None, crypto=crypto
+        )
         if not key.public_key.same_key(jwk):
             raise InvalidKeyError("public members do not match the private key")
         return key

@@ -37,7 +37,9 @@ def validate_server_identifier(value: object) -> str:
         raise ValueError("a server identifier must be a string")
     match = _SERVER_ID.match(value)
     if not match or not is_valid_host(match.group(1)):
-        raise ValueError(f"not a server identifier (https://lowercase-host, no port or path): {value!r}")
+        raise ValueError(
+            f"not a server identifier (https://lowercase-host, no port or path): {value!r}"
+        )
     return value
 
 
@@ -82,7 +84,7 @@ def validate_agent_identifier(value: object) -> str:
     """Return ``value`` if it is an agent identifier (§Agent Identifiers), else raise."""
     if not isinstance(value, str) or not value.startswith("aauth:"):
         raise ValueError(f"not an agent identifier: {value!r}")
-    local, sep, domain = value[len("aauth:"):].rpartition("@")
+    local, sep, domain = value[len("aauth:") :].rpartition("@")
     if not sep or not _LOCAL.match(local):
         raise ValueError(f"agent identifier local part is invalid: {value!r}")
     if local.startswith("+") or local.endswith("+") or local.count("+") > 1:
@@ -111,8 +113,8 @@ def is_sub_agent_of(child: str, parent: str) -> bool:
     §Agent Identifiers: parties MUST NOT make protocol decisions from it -- ``parent_agent``
     is authoritative. Provided for logs and dashboards.
     """
-    c_local, _, c_domain = child[len("aauth:"):].rpartition("@")
-    p_local, _, p_domain = parent[len("aauth:"):].rpartition("@")
+    c_local, _, c_domain = child[len("aauth:") :].rpartition("@")
+    p_local, _, p_domain = parent[len("aauth:") :].rpartition("@")
     return c_domain == p_domain and c_local.startswith(p_local + "+")
 
 

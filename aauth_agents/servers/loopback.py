@@ -19,7 +19,11 @@ class LoopbackServer:
 
     def __init__(self, app: Any, *, startup_timeout: float = 10.0, log_level: str = "warning"):
         config = uvicorn.Config(
-            app, host="127.0.0.1", port=0, log_level=log_level, lifespan="off",
+            app,
+            host="127.0.0.1",
+            port=0,
+            log_level=log_level,
+            lifespan="off",
             access_log=False,
         )
         self._server = uvicorn.Server(config)
@@ -51,7 +55,9 @@ class LoopbackServer:
         return self.start()
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         self.stop()

@@ -18,7 +18,9 @@ from aauth_agents.protocol.errors import (
 
 
 def test_invalid_input_carries_required_input() -> None:
-    err = InvalidInputError("missing", required_input=["@method", "@authority", "@path", "signature-key"])
+    err = InvalidInputError(
+        "missing", required_input=["@method", "@authority", "@path", "signature-key"]
+    )
     status, headers, body = err.to_response()
     assert status == 401
     assert headers["Signature-Error"] == (
@@ -43,8 +45,9 @@ def test_protocol_error_status_from_registry(code: str) -> None:
 
 
 def test_mission_terminated_extra_members() -> None:
-    _, _, body = ProtocolError("mission_terminated", mission_status="terminated",
-                               termination_reason="expired").to_response()
+    _, _, body = ProtocolError(
+        "mission_terminated", mission_status="terminated", termination_reason="expired"
+    ).to_response()
     assert json.loads(body) == {
         "error": "mission_terminated",
         "detail": "mission_terminated",
@@ -69,7 +72,9 @@ def test_signature_error_rejects_foreign_codes() -> None:
 
 
 def test_token_error_becomes_signature_error() -> None:
-    err = TokenError("expired", code="expired_agent_token", reason="exp", signature_error="expired_jwt")
+    err = TokenError(
+        "expired", code="expired_agent_token", reason="exp", signature_error="expired_jwt"
+    )
     assert err.status == 400
     sig = err.as_signature_error()
     assert sig.code == "expired_jwt" and sig.status == 401 and sig.__cause__ is err

@@ -16,7 +16,9 @@ from aauth_agents.protocol.identifiers import (
 )
 
 
-@pytest.mark.parametrize("value", ["https://agent.example", "https://xn--nxasmq6b.example", "https://a.b.c.example"])
+@pytest.mark.parametrize(
+    "value", ["https://agent.example", "https://xn--nxasmq6b.example", "https://a.b.c.example"]
+)
 def test_valid_server_identifiers(value: str) -> None:
     assert is_server_identifier(value)
 
@@ -48,7 +50,11 @@ def test_invalid_server_identifiers(value: object) -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["aauth:assistant-v2@agent.example", "aauth:planner.7f3c@vendor.example", "aauth:planner.7f3c+search1@vendor.example"],
+    [
+        "aauth:assistant-v2@agent.example",
+        "aauth:planner.7f3c@vendor.example",
+        "aauth:planner.7f3c+search1@vendor.example",
+    ],
 )
 def test_valid_agent_identifiers(value: str) -> None:
     assert is_agent_identifier(value)
@@ -86,7 +92,11 @@ def test_server_identifier_of_url() -> None:
 
 def test_endpoint_urls() -> None:
     assert validate_endpoint_url("https://ps.example/token")
-    for bad in ["http://ps.example/token", "https://ps.example/token?x=1", "https://ps.example/t#f"]:
+    for bad in [
+        "http://ps.example/token",
+        "https://ps.example/token?x=1",
+        "https://ps.example/t#f",
+    ]:
         with pytest.raises(ValueError):
             validate_endpoint_url(bad)
     assert validate_https_url("https://ps.example/jwks.json?v=1")

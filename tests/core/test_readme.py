@@ -27,5 +27,5 @@ def test_readme_python_example_runs() -> None:
     (example,) = _blocks("python")
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        exec(compile(example, "README.md", "exec"), {})  # noqa: S102 - our own README
+        exec(compile(example, "README.md", "exec"), {})
     assert out.getvalue().strip() == "aauth:assistant@agent.example"

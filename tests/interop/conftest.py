@@ -29,7 +29,9 @@ class NodePeer:
         if node is None:
             pytest.fail("node is not installed; the interop tests need Node.js")
         if not (HERE / "node_modules" / "@hellocoop" / "httpsig").is_dir():
-            pytest.fail("run `npm ci --prefix tests/interop` first (the README's test command does)")
+            pytest.fail(
+                "run `npm ci --prefix tests/interop` first (the README's test command does)"
+            )
         self._proc = subprocess.Popen(
             [node, str(HERE / "harness.mjs")],
             cwd=HERE,

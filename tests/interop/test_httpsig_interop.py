@@ -41,8 +41,10 @@ class Agent:
         return StaticIssuerKeys({(AP, "aauth-agent.json"): [self.provider.public_key]})
 
     def signature_key(self, scheme: str) -> SignatureKey:
-        return SignatureKey.from_jwt(self.token) if scheme == "jwt" else SignatureKey.from_public_key(
-            self.key.public_key
+        return (
+            SignatureKey.from_jwt(self.token)
+            if scheme == "jwt"
+            else SignatureKey.from_public_key(self.key.public_key)
         )
 
     def node_signature_key(self, scheme: str) -> dict[str, str]:
@@ -70,7 +72,9 @@ def our_request(method: str) -> HttpRequest:
     return HttpRequest("POST", URL, {"Content-Type": "application/json"}, BODY.encode())
 
 
-def node_verify(peer: NodePeer, method: str, url: str, headers: dict[str, str], body: str | None) -> dict[str, Any]:
+def node_verify(
+    peer: NodePeer, method: str, url: str, headers: dict[str, str], body: str | None
+) -> dict[str, Any]:
     parts = urlsplit(url)
     result: dict[str, Any] = peer.call(
         "verify",
@@ -95,7 +99,9 @@ def our_verifier(agent: Agent, *, body: bool) -> tuple[SignatureVerifier, Any]:
 
 
 @pytest.mark.parametrize(("alg", "scheme", "method"), CASES)
-def test_node_verifies_our_signature(node_peer: NodePeer, alg: str, scheme: str, method: str) -> None:
+def test_node_verifies_our_signature(
+    node_peer: NodePeer, alg: str, scheme: str, method: str
+) -> None:
     agent = make_agent(alg)
     request = our_request(method)
     added = sign_request(request, key=agent.key, signature_key=agent.signature_key(scheme))
@@ -116,7 +122,15 @@ def test_node_verifies_our_signature(node_peer: NodePeer, alg: str, scheme: str,
 TAMPERS = ["method", "path", "authority", "body", "signature-key"]
 
 
-def _tamper(what: str, method: str, url: str, headers: dict[str, str], body: str | None, other: Agent, scheme: str) -> tuple[str, str, dict[str, str], str | None]:
+def _tamper(
+    what: str,
+    method: str,
+    url: str,
+    headers: dict[str, str],
+    body: str | None,
+    other: Agent,
+    scheme: str,
+) -> tuple[str, str, dict[str, str], str | None]:
     if what == "method":
         method = "DELETE" if method == "GET" else "PUT"
     elif what == "path":
@@ -128,7 +142,10 @@ def _tamper(what: str, method: str, url: str, headers: dict[str, str], body: str
     elif what == "signature-key":
         from aauth_agents.httpsig import serialize_signature_key
 
-        headers = {**headers, "signature-key": serialize_signature_key("sig", other.signature_key(scheme))}
+        headers = {
+            **headers,
+            "signature-key": serialize_signature_key("sig", other.signature_key(scheme)),
+        }
     return method, url, headers, body
 
 
@@ -203,7 +220,9 @@ def test_we_reject_tampered_node_requests(node_peer: NodePeer, what: str, scheme
 
     t_method, t_url, t_headers, t_body = _tamper(what, method, URL, headers, body, other, scheme)
     with pytest.raises(SignatureError) as info:
-        verifier.verify(HttpRequest(t_method, t_url, t_headers, t_body.encode() if t_body else None), resolver)
+        verifier.verify(
+            HttpRequest(t_method, t_url, t_headers, t_body.encode() if t_body else None), resolver
+        )
     assert info.value.code == "invalid_signature"
     assert info.value.status == 401
 
@@ -219,8 +238,13 @@ def test_node_request_with_uncovered_query(node_peer: NodePeer) -> None:
     agent = make_agent(ED25519)
     url = URL + "?folder=inbox"
     headers: dict[str, str] = node_peer.call(
-        "sign", url=url, method="GET", headers={}, body=None,
-        signingKey=agent.key.to_jwk(), signatureKey=agent.node_signature_key("jwt"),
+        "sign",
+        url=url,
+        method="GET",
+        headers={},
+        body=None,
+        signingKey=agent.key.to_jwk(),
+        signatureKey=agent.node_signature_key("jwt"),
     )["headers"]
     resolver = token_key_resolver(keys=agent.issuer_keys, audience=None, accept=("aa-agent+jwt",))
 
