@@ -7,19 +7,14 @@ Helpers live here (not in an importable module) so that test directories cannot 
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
-import threading
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import anyio.to_thread
 import pytest
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -28,6 +23,7 @@ from starlette.routing import Route
 from aauth_agents.clock import FrozenClock
 from aauth_agents.discovery import AsyncDiscovery, Discovery, EgressPolicy
 from aauth_agents.keys import PrivateKey
+from aauth_agents.servers import LoopbackServer
 from aauth_agents.transport import AsyncMappedTransport, MappedTransport
 
 ISSUER = "https://ps.example"
@@ -187,37 +183,10 @@ def front(make_front: FrontFactory, server: IssuerServer) -> Front:
     return make_front({ISSUER: server.app})
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def run_uvicorn(app: Any, *, startup_timeout: float = 10.0) -> Iterator[uvicorn.Server]:
-    """Serve ``app`` with uvicorn on 127.0.0.1 in a thread; yields the server (its port is
-    ``server.config.port``). Start-up is bounded and the server is always shut down."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=free_port(), log_level="warning",
-                            lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True, name="uvicorn-test")
-    thread.start()
-    deadline = time.monotonic() + startup_timeout
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            server.should_exit = True
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.01)
-    try:
-        yield server
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
 @pytest.fixture
-def uvicorn_server() -> Callable[[Any], contextlib.AbstractContextManager[uvicorn.Server]]:
-    return run_uvicorn
+def uvicorn_server() -> Callable[[Any], LoopbackServer]:
+    """``with uvicorn_server(app) as running: running.url`` -- the package's loopback runner."""
+    return LoopbackServer
 
 
 

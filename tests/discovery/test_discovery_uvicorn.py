@@ -51,7 +51,7 @@ async def test_fetch_cache_and_stale_fallback_over_real_http(
 ) -> None:
     server.set_jwks(headers={"Cache-Control": "max-age=120"})
     with uvicorn_server(server.app) as running:
-        mapping = {ISSUER: f"http://127.0.0.1:{running.config.port}"}
+        mapping = {ISSUER: running.url}
         discovery = discovery_for(kind, mapping, clock, loopback_policy())
         key = await get_key(discovery)
         await get_key(discovery)
@@ -75,7 +75,7 @@ async def test_connections_go_to_the_admitted_address(
     """With pinning, the request is retargeted to the address egress admission checked
     (here 127.0.0.1, reached through a mapping of that address) and keeps Host: ps.example."""
     with uvicorn_server(server.app) as running:
-        mapping = {"https://127.0.0.1": f"http://127.0.0.1:{running.config.port}"}
+        mapping = {"https://127.0.0.1": running.url}
         pinned = discovery_for(kind, mapping, clock, loopback_policy(), pin_connections=True)
         assert (await get_key(pinned)).kid == "k1"
         assert {seen["host"] for seen in server.seen} == {"ps.example"}
@@ -109,7 +109,7 @@ async def test_a_slowly_dripping_server_times_out(
 ) -> None:
     # each chunk arrives well within the per-read timeout; the whole never completes in time
     with uvicorn_server(dripping_app(chunks=40, delay=0.05)) as running:
-        mapping = {ISSUER: f"http://127.0.0.1:{running.config.port}"}
+        mapping = {ISSUER: running.url}
         discovery = discovery_for(kind, mapping, clock, loopback_policy(), timeout=0.5)
         with pytest.raises(DiscoveryError, match="no complete response"):
             await get_key(discovery)
@@ -121,7 +121,7 @@ async def test_streamed_documents_are_size_limited(
 ) -> None:
     # chunked, no Content-Length: the limit is enforced while reading
     with uvicorn_server(dripping_app(chunks=64, delay=0, chunk=b" " * 8192)) as running:
-        mapping = {ISSUER: f"http://127.0.0.1:{running.config.port}"}
+        mapping = {ISSUER: running.url}
         discovery = discovery_for(kind, mapping, clock, loopback_policy(),
                                   max_document_bytes=64 * 1024)
         with pytest.raises(DiscoveryError, match="larger than 65536"):

@@ -62,7 +62,7 @@ async def test_async_asgi_mapping_keeps_url_and_host() -> None:
 
 def test_sync_mapping_to_uvicorn_on_loopback(uvicorn_server: Any) -> None:
     with uvicorn_server(echo_app()) as server:
-        destination = f"http://127.0.0.1:{server.config.port}"
+        destination = server.url
         transport = MappedTransport({"https://ps.example": destination}, strict=True)
         with httpx.Client(transport=transport) as client:
             response = client.get(URL)
@@ -72,7 +72,7 @@ def test_sync_mapping_to_uvicorn_on_loopback(uvicorn_server: Any) -> None:
 
 async def test_async_mapping_to_uvicorn_on_loopback(uvicorn_server: Any) -> None:
     with uvicorn_server(echo_app()) as server:
-        destination = f"http://127.0.0.1:{server.config.port}"
+        destination = server.url
         transport = AsyncMappedTransport({"https://ps.example": destination}, strict=True)
         async with httpx.AsyncClient(transport=transport) as client:
             response = await client.get(URL)
