@@ -30,7 +30,6 @@ Rules implemented (AAuth §JWKS Discovery and Caching, §Metadata Documents; Sig
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import threading
@@ -43,6 +42,7 @@ from typing import Any, TypeVar
 
 from ..clock import Clock, system_clock
 from ..keys import PublicKey
+from ..protocol.encoding import loads_json
 from ..protocol.errors import (
     ConfigurationError,
     DiscoveryError,
@@ -197,19 +197,6 @@ Flow = Generator[Fetch, FetchResult, T]
 # --------------------------------------------------------------------------- documents
 
 
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in result:
-            raise ValueError(f"duplicate member {name!r}")
-        result[name] = value
-    return result
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def parse_document(url: str, result: FetchResult) -> dict[str, Any]:
     """The JSON object a fetch returned, or :class:`DiscoveryError`. Only ``200`` counts;
     redirects are not followed (Signature-Key egress admission), so ``3xx`` is a failure.
@@ -219,12 +206,8 @@ def parse_document(url: str, result: FetchResult) -> dict[str, Any]:
     if result.status != 200:
         raise DiscoveryError(f"{url} answered HTTP {result.status}, not 200")
     try:
-        document = json.loads(
-            result.body.decode("utf-8"),
-            object_pairs_hook=_reject_duplicates,
-            parse_constant=_reject_constant,
-        )
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        document = loads_json(result.body)
+    except ValueError as exc:  # UnicodeDecodeError is a ValueError
         raise DiscoveryError(f"{url} did not return JSON: {exc}") from None
     if not isinstance(document, dict):
         raise DiscoveryError(f"{url} did not return a JSON object")

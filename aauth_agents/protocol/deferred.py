@@ -9,11 +9,11 @@ anything else counts as ``pending``) and, by requirement, ``clarification`` / ``
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .encoding import loads_json
 from .requirement import CLAIMS, CLARIFICATION, Requirement
 from .wire import WireFormatError
 
@@ -50,8 +50,8 @@ def _object(body: bytes | str | Mapping[str, Any] | None) -> Mapping[str, Any]:
     data: Any = body
     if not isinstance(body, Mapping):
         try:
-            data = json.loads(body)
-        except (ValueError, RecursionError) as exc:
+            data = loads_json(body)
+        except ValueError as exc:
             raise MalformedBodyError("not JSON") from exc
     if not isinstance(data, Mapping):
         raise MalformedBodyError("not a JSON object")

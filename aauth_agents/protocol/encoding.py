@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
+from typing import Any
 
 _B64URL = re.compile(r"^[A-Za-z0-9_-]*$")
 
@@ -30,3 +32,28 @@ def b64url_decode(value: str) -> bytes:
         return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
     except (binascii.Error, ValueError) as exc:  # pragma: no cover - regex filters these
         raise ValueError("not unpadded base64url") from exc
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    members: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in members:
+            raise ValueError(f"duplicate member {name!r}")
+        members[name] = value
+    return members
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def loads_json(data: str | bytes) -> Any:
+    """Parse received JSON strictly: RFC 8259 only (no ``NaN``/``Infinity``), UTF-8, and no
+    duplicate member names -- two parsers of one document must not see two different values
+    (an ``issuer``, a ``cnf``). Raises ``ValueError`` on anything else, deep nesting included.
+    """
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        return json.loads(text, object_pairs_hook=_unique_members, parse_constant=_no_constants)
+    except RecursionError as exc:
+        raise ValueError("JSON nested too deeply") from exc

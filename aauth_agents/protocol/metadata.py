@@ -12,11 +12,11 @@ document was fetched under -> ``issuer_mismatch`` (byte equality); not a server 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, ClassVar, TypeVar
 
+from .encoding import loads_json
 from .errors import ConfigurationError, DiscoveryError, IssuerMismatchError, IssuerMissingError
 from .identifiers import validate_endpoint_url, validate_https_url, validate_server_identifier
 from .registry import ACCESS_MODE_VALUES, DEFAULT_ACCESS_MODE
@@ -233,8 +233,8 @@ def _load(document: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
     data: Any = document
     if not isinstance(document, Mapping):
         try:
-            data = json.loads(document)
-        except (ValueError, TypeError, RecursionError) as exc:
+            data = loads_json(document)
+        except (ValueError, TypeError) as exc:
             raise InvalidMetadataError("document", "not JSON") from exc
     if not isinstance(data, Mapping):
         raise InvalidMetadataError("document", "not a JSON object")

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .encoding import loads_json
 from .errors import (
     PROBLEM_JSON,
     AAuthError,
@@ -118,8 +119,8 @@ def _load_json(body: bytes | str | Mapping[str, Any]) -> Any:
     if isinstance(body, Mapping):
         return body
     try:
-        return json.loads(body)
-    except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, absurd nesting
+        return loads_json(body)
+    except ValueError as exc:  # bad JSON, bad UTF-8, absurd nesting
         raise MalformedProblemError("not JSON") from exc
 
 

@@ -20,7 +20,7 @@ import jwt
 from jwt.algorithms import Algorithm
 
 from ..keys import ED25519, ES256, PrivateKey, PublicKey
-from ..protocol.encoding import b64url_decode
+from ..protocol.encoding import b64url_decode, loads_json
 from ..protocol.errors import ConfigurationError, TokenError
 
 #: The only JWS ``alg`` values accepted anywhere (§Signature Algorithms).
@@ -79,26 +79,10 @@ def _fail(reason: str, detail: str, code: str) -> NoReturn:
     raise TokenError(detail, code=code, reason=reason)
 
 
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in out:
-            raise ValueError(f"duplicate member {name!r}")
-        out[name] = value
-    return out
-
-
-def _reject_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not JSON")
-
-
 def _json_object(segment: str, what: str, code: str) -> dict[str, Any]:
     try:
-        text = b64url_decode(segment).decode("utf-8")
-        value = json.loads(
-            text, object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
-        )
-    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
+        value = loads_json(b64url_decode(segment))
+    except ValueError as exc:  # UnicodeDecodeError is a ValueError
         _fail("malformed", f"JWT {what} is not base64url JSON: {exc}", code)
     if not isinstance(value, dict):
         _fail("malformed", f"JWT {what} must be a JSON object", code)
