@@ -61,13 +61,15 @@ _KNOWN_UNIMPLEMENTED = frozenset(
 _POLYMORPHIC = frozenset({"EdDSA"})
 _FORBIDDEN = frozenset({"none", "HS256", "HS384", "HS512"})
 
-#: RFC 7638 §3.2: the required members of each key type, the only ones a thumbprint hashes.
-_THUMBPRINT_MEMBERS: Mapping[str, tuple[str, ...]] = {
-    "OKP": ("crv", "kty", "x"),
-    "EC": ("crv", "kty", "x", "y"),
-    "RSA": ("e", "kty", "n"),
+#: RFC 7638 §3.2: the members each key type requires besides ``kty`` -- the only ones a
+#: thumbprint hashes, and the structural check of §Request-Context Binding step 6.
+KEY_TYPE_MEMBERS: Mapping[str, tuple[str, ...]] = {
+    "OKP": ("crv", "x"),
+    "EC": ("crv", "x", "y"),
+    "RSA": ("e", "n"),
 }
-_PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
+#: JWK members that carry private key material: never published, never in a ``cnf``.
+PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 
 _CryptoPublic = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
 _CryptoPrivate = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
@@ -79,11 +81,11 @@ def jwk_thumbprint(jwk: Mapping[str, Any]) -> str:
     Raises :class:`InvalidKeyError` when a required member is missing or not a string.
     """
     kty = jwk.get("kty")
-    members = _THUMBPRINT_MEMBERS.get(kty) if isinstance(kty, str) else None
-    if members is None:
+    required = KEY_TYPE_MEMBERS.get(kty) if isinstance(kty, str) else None
+    if required is None:
         raise InvalidKeyError(f"cannot compute a thumbprint for kty {kty!r}")
     canonical: dict[str, str] = {}
-    for name in members:
+    for name in ("kty", *required):
         value = jwk.get(name)
         if not isinstance(value, str) or not value:
             raise InvalidKeyError(f"JWK member {name!r} missing")
@@ -315,12 +317,14 @@ class PrivateKey:
 
 def public_jwk(jwk: Mapping[str, Any]) -> dict[str, Any]:
     """``jwk`` without private members: safe to publish or embed in ``cnf``."""
-    return {k: v for k, v in jwk.items() if k not in _PRIVATE_MEMBERS}
+    return {k: v for k, v in jwk.items() if k not in PRIVATE_MEMBERS}
 
 
 __all__ = [
     "ED25519",
     "ES256",
+    "KEY_TYPE_MEMBERS",
+    "PRIVATE_MEMBERS",
     "SUPPORTED_ALGORITHMS",
     "PrivateKey",
     "PublicKey",

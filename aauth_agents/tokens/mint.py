@@ -28,7 +28,8 @@ from ..protocol.identifiers import (
     validate_https_url,
     validate_server_identifier,
 )
-from ._claims import format_scope, is_sha256_b64url
+from ..protocol.mission import is_s256
+from ..protocol.scopes import InvalidScopeError, parse_scope, serialize_scope
 from .jws import encode_jws
 from .types import (
     AGENT_TOKEN_MAX_LIFETIME,
@@ -83,16 +84,16 @@ def _text(name: str, value: object) -> str:
 
 
 def _s256(name: str, value: object) -> str:
-    if not is_sha256_b64url(value):
+    if not is_s256(value):
         raise ConfigurationError(f"{name} must be a base64url SHA-256 digest (43 characters)")
     return str(value)
 
 
 def _scope(value: str | Iterable[str]) -> str:
-    scope = format_scope(value)
-    if scope is None:
-        raise ConfigurationError(f"scope has a malformed scope token: {value!r}")
-    return scope
+    try:
+        return serialize_scope(parse_scope(value) if isinstance(value, str) else value)
+    except (InvalidScopeError, ConfigurationError, TypeError):
+        raise ConfigurationError(f"scope has a malformed scope token: {value!r}") from None
 
 
 def to_unix(value: Instant) -> float:
@@ -298,7 +299,7 @@ def mint_resource_token(
     mission_s256 = _from_person("mission_s256", mission_s256,
                                 person.mission_s256 if person else None, person)
     tenant = _from_person("tenant", tenant, person.tenant if person else None, person)
-    if not is_sha256_b64url(agent_jkt):
+    if not is_s256(agent_jkt):
         raise ConfigurationError("agent_jkt must be an RFC 7638 SHA-256 thumbprint")
     iat, exp = _lifetime(
         clock, lifetime, RESOURCE_TOKEN_MAX_LIFETIME, "resource token", mission_expires_at

@@ -20,14 +20,15 @@ from dataclasses import dataclass
 from typing import Any, NoReturn, TypeGuard
 
 from ..clock import Clock, system_clock
-from ..keys import PublicKey
+from ..keys import KEY_TYPE_MEMBERS, PRIVATE_MEMBERS, PublicKey
 from ..protocol.errors import AAuthError, TokenError, UnknownKeyError
 from ..protocol.identifiers import (
     is_agent_identifier,
     is_server_identifier,
     validate_https_url,
 )
-from ._claims import KTY_MEMBERS, PRIVATE_MEMBERS, is_sha256_b64url, parse_scope
+from ..protocol.mission import is_s256
+from ..protocol.scopes import InvalidScopeError, parse_scope
 from .issuer_keys import IssuerKeys, RefreshableIssuerKeys
 from .jws import JWS_ALGORITHMS, peek, verify_jws
 from .types import (
@@ -282,7 +283,7 @@ def _cnf(pre: _Unverified, signing_key: PublicKey | None) -> PublicKey:
     if not isinstance(jwk, dict):
         kind.fail("cnf_missing", "cnf.jwk is required")
     kty = jwk.get("kty")
-    members = KTY_MEMBERS.get(kty, ()) if isinstance(kty, str) and kty else None
+    members = KEY_TYPE_MEMBERS.get(kty, ()) if isinstance(kty, str) and kty else None
     if members is None or any(not isinstance(jwk.get(m), str) or not jwk[m] for m in members):
         kind.fail("cnf_incomplete", "cnf.jwk lacks kty or the members its key type requires")
     if PRIVATE_MEMBERS.intersection(jwk):
@@ -298,17 +299,19 @@ def _cnf(pre: _Unverified, signing_key: PublicKey | None) -> PublicKey:
 
 def _optional_s256(pre: _Unverified) -> str | None:
     value = pre.claims.get("mission_s256")
-    if value is not None and not is_sha256_b64url(value):
+    if value is not None and not is_s256(value):
         pre.kind.fail("claims", "mission_s256 must be a base64url SHA-256 digest")
     return value if isinstance(value, str) else None
 
 
 def _scopes(pre: _Unverified) -> tuple[str, ...]:
     value = pre.claims.get("scope")
-    scopes = () if value is None else parse_scope(value)
-    if scopes is None:
+    if value is None or value == "":
+        return ()
+    try:
+        return parse_scope(value)
+    except InvalidScopeError:
         pre.kind.fail("claims", "scope must be a space-separated string of scope tokens")
-    return scopes
 
 
 def _expect(pre: _Unverified, reason: str, value: str, expected: str | None) -> None:
