@@ -81,7 +81,7 @@ def serialize_signature_input(
         raise ConfigurationError(f"cannot serialise Signature-Input: {exc}") from exc
 
 
-def _plain(value: Any) -> Any:
+def plain_value(value: Any) -> Any:
     """A bare item as a plain Python value: Tokens become ``str``."""
     if isinstance(value, str) and not isinstance(value, DisplayString):
         return str(value)
@@ -137,10 +137,10 @@ def parse_signature_input(header: str) -> dict[str, SignatureInput]:
         out[label] = SignatureInput(
             label=label,
             components=tuple(names),
-            params={k: _plain(v) for k, v in member.params.items()},
+            params={k: plain_value(v) for k, v in member.params.items()},
             value=str(member),
             component_params=tuple(
-                {k: _plain(v) for k, v in item.params.items()} for item in member
+                {k: plain_value(v) for k, v in item.params.items()} for item in member
             ),
         )
     return out

@@ -17,13 +17,13 @@ only the structure; :func:`check_signature_key` checks a known scheme's paramete
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 from http_sfv.dictionary import Dictionary
 from http_sfv.item import Item
-from http_sfv.types import DisplayString, Token
+from http_sfv.types import Token
 
 from ..protocol.errors import ConfigurationError, InvalidKeyError, MissingSignatureError
+from .base import plain_value
 from .types import SCHEME_HWK, SCHEME_JKT_JWT, SCHEME_JWKS_URI, SCHEME_JWT, SignatureKey
 
 #: Parameters each known scheme requires (Signature-Key §Schemes; ``alg`` per -11
@@ -55,12 +55,6 @@ def serialize_signature_key(label: str, key: SignatureKey) -> str:
         raise ConfigurationError(f"cannot serialise Signature-Key: {exc}") from exc
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, str) and not isinstance(value, DisplayString):
-        return str(value)
-    return value
-
-
 def parse_signature_key_member(header: str) -> tuple[str, SignatureKey]:
     """The label and scheme of a ``Signature-Key`` field, without scheme-specific checks.
 
@@ -78,7 +72,7 @@ def parse_signature_key_member(header: str) -> tuple[str, SignatureKey]:
     ((label, member),) = parsed.items()
     if not isinstance(member, Item) or not isinstance(member.value, Token):
         raise MissingSignatureError("a Signature-Key member must be a scheme Token")
-    params = {name: _plain(value) for name, value in member.params.items()}
+    params = {name: plain_value(value) for name, value in member.params.items()}
     return label, SignatureKey(scheme=str(member.value), params=params)
 
 
