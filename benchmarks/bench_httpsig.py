@@ -24,13 +24,13 @@ from aauth_agents.httpsig import (
     signature_base,
 )
 from aauth_agents.keys import ED25519, ES256, PrivateKey
+from aauth_agents.protocol.encoding import b64url_encode
 from aauth_agents.tokens import (
     StaticIssuerKeys,
     mint_agent_token,
     token_key_resolver,
     verify_agent_token,
 )
-from aauth_agents.protocol.encoding import b64url_encode
 
 NOW = 1_730_217_600
 AP = "https://agent.example"
