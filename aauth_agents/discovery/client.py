@@ -18,6 +18,7 @@ Concurrent first fetches of the same URL share one request.
 
 from __future__ import annotations
 
+import abc
 import copy
 import logging
 import time
@@ -122,7 +123,7 @@ class _Config:
         return FetchResult(error=f"{type(exc).__name__}: {exc}")
 
 
-class _DiscoveryBase:
+class _DiscoveryBase(abc.ABC):
     """What both front ends share: the cache, the policy, and the sync entry points."""
 
     def __init__(
@@ -153,8 +154,9 @@ class _DiscoveryBase:
         log.debug("fetching %s", effect.url)
         return request
 
+    @abc.abstractmethod
     def _execute_sync(self, effect: Fetch) -> FetchResult:
-        raise NotImplementedError
+        """Perform one fetch from synchronous code (each front end decides how)."""
 
     def get_key(self, iss: str, dwk: str, kid: str) -> PublicKey:
         """The public key ``kid`` that ``iss`` publishes through ``{iss}/.well-known/{dwk}``.
