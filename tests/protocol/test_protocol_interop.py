@@ -60,7 +60,7 @@ REQUIRED_INPUTS = [
 
 def run_node(cases: list[dict[str, Any]]) -> list[dict[str, Any]]:
     if shutil.which("node") is None or not (INTEROP / "node_modules/@hellocoop/httpsig").is_dir():
-        pytest.fail("node and `npm ci --prefix tests/interop` are required (the README's test command)")
+        pytest.fail("node and `npm ci --prefix tests/interop` are required (README test command)")
     done = subprocess.run(
         ["node", "-e", SCRIPT],
         input=json.dumps(cases),
