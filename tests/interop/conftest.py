@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import shutil
 import subprocess
 import threading
@@ -71,3 +72,106 @@ def node_peer() -> Iterator[NodePeer]:
     peer = NodePeer()
     yield peer
     peer.close()
+
+
+# -- @hellocoop/mockin 2.x: a real -11 person server --------------------------------------------
+
+MOCKIN_ISSUER = "https://ps.example"
+
+
+class Mockin:
+    """A mockin process on 127.0.0.1 acting as ``https://ps.example``.
+
+    ``mapping`` is what a :class:`~aauth_agents.transport.MappedTransport` needs to reach it;
+    ``configure(**settings)`` is ``PUT /mock/aauth`` (``auto_approve``, ``requirement``,
+    ``person_requirement``, ``error``, ``error_endpoint``, ``trusted_servers``, ...);
+    ``trust(issuer, metadata, jwks)`` preloads an agent provider's or resource's metadata and
+    JWKS so mockin need not fetch them; ``reset()`` restores mockin's defaults.
+    """
+
+    def __init__(self) -> None:
+        import socket
+        import time
+
+        import httpx
+
+        node = shutil.which("node")
+        server = HERE / "node_modules" / "@hellocoop" / "mockin" / "src" / "server.js"
+        if node is None or not server.is_file():
+            pytest.fail(
+                "run `npm ci --prefix tests/interop` first (the README's test command does)"
+            )
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        env = {
+            "PATH": os.environ.get("PATH", ""),
+            "ISSUER": MOCKIN_ISSUER,
+            "PORT": str(self.port),
+            "IP": "127.0.0.1",
+        }
+        self._proc = subprocess.Popen(
+            [node, str(server)],
+            cwd=HERE,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.mapping = {MOCKIN_ISSUER: self.url}
+        self._http = httpx.Client(base_url=self.url, timeout=10)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if self._http.get("/mock/aauth").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if self._proc.poll() is not None or time.monotonic() > deadline:
+                self.close()
+                pytest.fail("mockin did not start")
+            time.sleep(0.05)
+        self._trusted: dict[str, Any] = {}
+
+    def configure(self, **settings: Any) -> dict[str, Any]:
+        response = self._http.put("/mock/aauth", json=settings)
+        response.raise_for_status()
+        config: dict[str, Any] = response.json()
+        return config
+
+    def trust(self, issuer: str, metadata: dict[str, Any], jwks: dict[str, Any]) -> None:
+        self._trusted[issuer] = {"metadata": metadata, "jwks": jwks}
+        self.configure(trusted_servers=self._trusted)
+
+    def reset(self) -> None:
+        self._http.delete("/mock").raise_for_status()  # resets the AAuth mock too
+        self._trusted = {}
+        self.configure(trusted_servers={})
+
+    def consent(self, code: str) -> int:
+        """What the person's browser does when mockin waits for consent (``auto_approve=False``)."""
+        return self._http.get(
+            "/aauth/consent", params={"code": code}, headers={"Host": "ps.example"}
+        ).status_code
+
+    def close(self) -> None:
+        self._http.close()
+        self._proc.terminate()
+        try:
+            self._proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+
+
+@pytest.fixture(scope="session")
+def mockin_server() -> Iterator[Mockin]:
+    server = Mockin()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def mockin(mockin_server: Mockin) -> Iterator[Mockin]:
+    """mockin with its defaults restored before each test."""
+    mockin_server.reset()
+    yield mockin_server
