@@ -1,0 +1,123 @@
+"""Stores a resource keeps its state in, behind small protocols, in memory and in SQLite.
+
+* :class:`PendingStore` -- pending records of ``202`` flows, compare-and-set updates.
+* :class:`RevocationStore` -- revocations by ``(iss, jti)``, by agent and by person, and the
+  tokens a resource has accepted.
+* :class:`PersonTokenStore` -- the person token each agent key presented.
+* :class:`ReplayStore` -- signatures seen within the validity window.
+
+:class:`Stores` bundles one of each: ``Stores.memory()`` or ``Stores.sqlite(path)``. Every
+method has an ``a``-prefixed async twin; see :mod:`aauth_agents.stores.sqlite` for how the
+SQLite backend stays safe to call from async code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from os import PathLike
+
+from ..clock import Clock, system_clock
+from .base import (
+    APPROVED,
+    COMPLETED,
+    DENIED,
+    EXECUTING,
+    FAILED,
+    INTERACTING,
+    PENDING,
+    PENDING_STATES,
+    REVOKED_AGENT,
+    REVOKED_PERSON,
+    REVOKED_TOKEN,
+    PendingRecord,
+    PendingStore,
+    PersonTokenRecord,
+    PersonTokenStore,
+    ReplayStore,
+    RevocationStore,
+)
+from .memory import (
+    MemoryPendingStore,
+    MemoryPersonTokenStore,
+    MemoryReplayStore,
+    MemoryRevocationStore,
+)
+from .sqlite import (
+    SQLiteDatabase,
+    SQLitePendingStore,
+    SQLitePersonTokenStore,
+    SQLiteReplayCache,
+    SQLiteRevocationStore,
+)
+
+
+@dataclass
+class Stores:
+    """One store of each kind. ``replay`` is optional: without it no replay cache is kept
+    (§Freshness and Replay makes one a MAY)."""
+
+    pending: PendingStore
+    revocations: RevocationStore
+    person_tokens: PersonTokenStore
+    replay: ReplayStore | None = None
+
+    @classmethod
+    def memory(cls, *, replay: bool = True, clock: Clock = system_clock) -> Stores:
+        return cls(
+            pending=MemoryPendingStore(),
+            revocations=MemoryRevocationStore(),
+            person_tokens=MemoryPersonTokenStore(),
+            replay=MemoryReplayStore(clock=clock) if replay else None,
+        )
+
+    @classmethod
+    def sqlite(
+        cls, path: str | PathLike[str], *, replay: bool = True, clock: Clock = system_clock
+    ) -> Stores:
+        db = SQLiteDatabase(path)
+        return cls(
+            pending=SQLitePendingStore(db),
+            revocations=SQLiteRevocationStore(db),
+            person_tokens=SQLitePersonTokenStore(db),
+            replay=SQLiteReplayCache(db, clock=clock) if replay else None,
+        )
+
+    def purge(self, now: float) -> int:
+        """Forget expired entries everywhere; returns how many."""
+        return (self.pending.purge(now) + self.revocations.purge(now)
+                + self.person_tokens.purge(now))
+
+    async def apurge(self, now: float) -> int:
+        return (await self.pending.apurge(now) + await self.revocations.apurge(now)
+                + await self.person_tokens.apurge(now))
+
+
+__all__ = [
+    "APPROVED",
+    "COMPLETED",
+    "DENIED",
+    "EXECUTING",
+    "FAILED",
+    "INTERACTING",
+    "PENDING",
+    "PENDING_STATES",
+    "REVOKED_AGENT",
+    "REVOKED_PERSON",
+    "REVOKED_TOKEN",
+    "MemoryPendingStore",
+    "MemoryPersonTokenStore",
+    "MemoryReplayStore",
+    "MemoryRevocationStore",
+    "PendingRecord",
+    "PendingStore",
+    "PersonTokenRecord",
+    "PersonTokenStore",
+    "ReplayStore",
+    "RevocationStore",
+    "SQLiteDatabase",
+    "SQLitePendingStore",
+    "SQLitePersonTokenStore",
+    "SQLiteReplayCache",
+    "SQLiteRevocationStore",
+    "Stores",
+]

@@ -1,0 +1,255 @@
+"""The small protocols a resource keeps its state behind, and the records they hold.
+
+Four stores (DESIGN.md, Layers: "memory, SQLite and Redis backends behind small protocols"):
+
+* :class:`PendingStore` -- pending records of ``202`` flows (§Deferred Responses), updated by
+  compare-and-set on a ``version`` so that two concurrent polls never both execute a held
+  invocation (§Deferred Delivery).
+* :class:`RevocationStore` -- revocations keyed by ``(iss, jti)`` (§Token Revocation: "MUST
+  key it by (iss, jti)"), and also by agent (identifier or key thumbprint) and by person
+  ``(iss, sub)``; plus the tokens the resource has accepted, so its revocation endpoint can
+  tell a known ``(iss, jti)`` from an unknown one.
+* :class:`PersonTokenStore` -- the person token each agent key presented, so a step-up
+  challenge to a request that carries an auth token still names the person token it rests on
+  (§Resource Token Structure, ``presented_jti``).
+* :class:`ReplayStore` -- the httpsig :class:`~aauth_agents.httpsig.ReplayCache` protocol with
+  an async twin (§Freshness and Replay).
+
+Every method has an ``a``-prefixed async twin, as :class:`~aauth_agents.tokens.IssuerKeys`
+does: the in-memory backends answer inline, the SQLite backend runs its (short, indexed)
+statements in a worker thread, and a network backend (Redis, a later issue) awaits its
+client. Stores never read a clock for decisions the caller makes: methods that depend on time
+take ``now``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol, runtime_checkable
+
+from ..httpsig.verify import ReplayKey
+from ..protocol.encoding import loads_json
+
+#: States of a pending record (§Deferred Response State Machine, seen from the resource).
+PENDING = "pending"  # waiting: for the person, an approver, or an auth token
+INTERACTING = "interacting"  # the person arrived at the interaction page (code consumed)
+APPROVED = "approved"  # resolved; the next poll completes it
+DENIED = "denied"  # rejected; the next poll answers 403 denied
+EXECUTING = "executing"  # a poll is executing the held invocation right now
+COMPLETED = "completed"  # terminal response sent (a stored result may be replayed)
+FAILED = "failed"  # terminal failure (too many wrong codes, expired, error sent)
+PENDING_STATES = frozenset({PENDING, INTERACTING, APPROVED, DENIED, EXECUTING, COMPLETED, FAILED})
+
+
+@dataclass(frozen=True)
+class PendingRecord:
+    """One pending request.
+
+    ``kind`` is the requirement it waits on (``interaction``, ``approval``, ``auth-token``).
+    ``agent_jkt`` is the thumbprint of the key that made the request: every poll must be
+    signed with it (§Pending URL Security). ``expires_at`` ends the pending phase (a poll
+    after it answers ``408 expired``); ``purge_at`` is when a store may forget the record
+    (later: a completed deferred delivery is kept until the auth token's ``exp``).
+    ``interaction_id`` names the record in the interaction page URL, ``code`` is the
+    normalized interaction code. ``data`` holds the rest as JSON (the held invocation, the
+    scope, the stored result...). ``version`` increases with every successful replace.
+    """
+
+    id: str
+    kind: str
+    state: str
+    agent_jkt: str
+    created_at: float
+    expires_at: float
+    purge_at: float
+    interaction_id: str | None = None
+    code: str | None = None
+    code_attempts: int = 0
+    data: Mapping[str, Any] = field(default_factory=dict)
+    version: int = 0
+
+    def evolve(self, **changes: Any) -> PendingRecord:
+        """A copy with ``changes`` applied (``version`` is the store's business)."""
+        return replace(self, **changes)
+
+    def data_json(self) -> str:
+        return json.dumps(dict(self.data), separators=(",", ":"), sort_keys=True)
+
+    @staticmethod
+    def load_data(text: str) -> dict[str, Any]:
+        value = loads_json(text)
+        if not isinstance(value, dict):
+            raise ValueError("pending record data must be a JSON object")
+        return value
+
+
+@dataclass(frozen=True)
+class PersonTokenRecord:
+    """What a resource keeps of a verified person token (§Person Token Verification): enough
+    to fill ``ps``, ``sub``, ``presented_jti``, ``mission_s256`` and ``tenant`` of a resource
+    token minted later for the same agent key. ``exp`` is the person token's."""
+
+    agent_jkt: str
+    ps: str
+    sub: str
+    jti: str
+    exp: float
+    mission_s256: str | None = None
+    tenant: str | None = None
+
+    @property
+    def person(self) -> tuple[str, str]:
+        return (self.ps, self.sub)
+
+
+#: What :meth:`RevocationStore.is_revoked` reports: which revocation matched.
+REVOKED_TOKEN = "token"  # noqa: S105 (a kind, not a secret)
+REVOKED_AGENT = "agent"
+REVOKED_PERSON = "person"
+
+
+@runtime_checkable
+class PendingStore(Protocol):
+    """Pending records. ``replace`` is a compare-and-set: it stores ``record`` (with
+    ``version`` + 1) only if the stored version is ``record.version``."""
+
+    def create(self, record: PendingRecord) -> None:
+        """Store a new record; raises ``KeyError`` if the id exists."""
+        ...
+
+    def get(self, record_id: str) -> PendingRecord | None: ...
+
+    def get_by_interaction(self, interaction_id: str) -> PendingRecord | None: ...
+
+    def replace(self, record: PendingRecord) -> PendingRecord | None:
+        """The stored record (new version) or ``None`` when someone else changed it first or
+        it is gone."""
+        ...
+
+    def delete(self, record_id: str) -> None: ...
+
+    def purge(self, now: float) -> int:
+        """Forget records whose ``purge_at`` has passed; returns how many."""
+        ...
+
+    async def acreate(self, record: PendingRecord) -> None: ...
+
+    async def aget(self, record_id: str) -> PendingRecord | None: ...
+
+    async def aget_by_interaction(self, interaction_id: str) -> PendingRecord | None: ...
+
+    async def areplace(self, record: PendingRecord) -> PendingRecord | None: ...
+
+    async def adelete(self, record_id: str) -> None: ...
+
+    async def apurge(self, now: float) -> int: ...
+
+
+@runtime_checkable
+class RevocationStore(Protocol):
+    """Revocations, each kept until ``until`` (Unix seconds), and the tokens a resource has
+    accepted (:meth:`remember_token`). ``revoke_*`` return True when the entry is new."""
+
+    def revoke_token(self, iss: str, jti: str, until: float) -> bool: ...
+
+    def revoke_agent(self, agent: str, until: float) -> bool:
+        """``agent`` is an agent identifier or a JWK thumbprint of an agent key."""
+        ...
+
+    def revoke_person(self, iss: str, sub: str, until: float) -> bool: ...
+
+    def is_revoked(
+        self,
+        *,
+        now: float,
+        token: tuple[str, str] | None = None,
+        agents: Sequence[str] = (),
+        person: tuple[str, str] | None = None,
+    ) -> str | None:
+        """Which revocation (``"token"``, ``"agent"``, ``"person"``) matches, or ``None``."""
+        ...
+
+    def remember_token(self, iss: str, jti: str, until: float) -> None: ...
+
+    def is_known(self, iss: str, jti: str, *, now: float) -> bool:
+        """True for a remembered or revoked ``(iss, jti)`` not yet past its ``until``."""
+        ...
+
+    def purge(self, now: float) -> int: ...
+
+    async def arevoke_token(self, iss: str, jti: str, until: float) -> bool: ...
+
+    async def arevoke_agent(self, agent: str, until: float) -> bool: ...
+
+    async def arevoke_person(self, iss: str, sub: str, until: float) -> bool: ...
+
+    async def ais_revoked(
+        self,
+        *,
+        now: float,
+        token: tuple[str, str] | None = None,
+        agents: Sequence[str] = (),
+        person: tuple[str, str] | None = None,
+    ) -> str | None: ...
+
+    async def aremember_token(self, iss: str, jti: str, until: float) -> None: ...
+
+    async def ais_known(self, iss: str, jti: str, *, now: float) -> bool: ...
+
+    async def apurge(self, now: float) -> int: ...
+
+
+@runtime_checkable
+class PersonTokenStore(Protocol):
+    """Person token records keyed by ``(agent_jkt, ps, sub, mission_s256)``; the latest
+    ``put`` for a key wins."""
+
+    def put(self, record: PersonTokenRecord) -> None: ...
+
+    def find(
+        self, agent_jkt: str, ps: str, sub: str, mission_s256: str | None, *, now: float
+    ) -> PersonTokenRecord | None:
+        """The unexpired record for that key, or ``None``."""
+        ...
+
+    def purge(self, now: float) -> int: ...
+
+    async def aput(self, record: PersonTokenRecord) -> None: ...
+
+    async def afind(
+        self, agent_jkt: str, ps: str, sub: str, mission_s256: str | None, *, now: float
+    ) -> PersonTokenRecord | None: ...
+
+    async def apurge(self, now: float) -> int: ...
+
+
+@runtime_checkable
+class ReplayStore(Protocol):
+    """:class:`~aauth_agents.httpsig.ReplayCache` with an async twin."""
+
+    def check_and_store(self, key: ReplayKey, expires_at: float) -> bool: ...
+
+    async def acheck_and_store(self, key: ReplayKey, expires_at: float) -> bool: ...
+
+
+__all__ = [
+    "APPROVED",
+    "COMPLETED",
+    "DENIED",
+    "EXECUTING",
+    "FAILED",
+    "INTERACTING",
+    "PENDING",
+    "PENDING_STATES",
+    "REVOKED_AGENT",
+    "REVOKED_PERSON",
+    "REVOKED_TOKEN",
+    "PendingRecord",
+    "PendingStore",
+    "PersonTokenRecord",
+    "PersonTokenStore",
+    "ReplayStore",
+    "RevocationStore",
+]

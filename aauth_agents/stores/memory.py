@@ -1,0 +1,253 @@
+"""In-process stores: dictionaries behind a lock. Per process, lost on restart; for tests,
+development and single-process deployments. The async twins answer inline."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+from ..clock import Clock, system_clock
+from ..httpsig.verify import MemoryReplayCache, ReplayKey
+from .base import (
+    REVOKED_AGENT,
+    REVOKED_PERSON,
+    REVOKED_TOKEN,
+    PendingRecord,
+    PersonTokenRecord,
+)
+
+
+class MemoryPendingStore:
+    """:class:`~aauth_agents.stores.PendingStore` in a dict."""
+
+    def __init__(self) -> None:
+        self._records: dict[str, PendingRecord] = {}
+        self._by_interaction: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def create(self, record: PendingRecord) -> None:
+        with self._lock:
+            if record.id in self._records:
+                raise KeyError(f"pending record {record.id!r} exists")
+            if record.interaction_id is not None:
+                if record.interaction_id in self._by_interaction:
+                    raise KeyError("interaction id exists")
+                self._by_interaction[record.interaction_id] = record.id
+            self._records[record.id] = record
+
+    def get(self, record_id: str) -> PendingRecord | None:
+        return self._records.get(record_id)
+
+    def get_by_interaction(self, interaction_id: str) -> PendingRecord | None:
+        record_id = self._by_interaction.get(interaction_id)
+        return None if record_id is None else self._records.get(record_id)
+
+    def replace(self, record: PendingRecord) -> PendingRecord | None:
+        with self._lock:
+            current = self._records.get(record.id)
+            if current is None or current.version != record.version:
+                return None
+            stored = record.evolve(version=record.version + 1,
+                                   interaction_id=current.interaction_id)
+            self._records[record.id] = stored
+            return stored
+
+    def delete(self, record_id: str) -> None:
+        with self._lock:
+            self._forget(record_id)
+
+    def _forget(self, record_id: str) -> None:
+        record = self._records.pop(record_id, None)
+        if record is not None and record.interaction_id is not None:
+            self._by_interaction.pop(record.interaction_id, None)
+
+    def purge(self, now: float) -> int:
+        with self._lock:
+            old = [r.id for r in self._records.values() if r.purge_at <= now]
+            for record_id in old:
+                self._forget(record_id)
+            return len(old)
+
+    async def acreate(self, record: PendingRecord) -> None:
+        self.create(record)
+
+    async def aget(self, record_id: str) -> PendingRecord | None:
+        return self.get(record_id)
+
+    async def aget_by_interaction(self, interaction_id: str) -> PendingRecord | None:
+        return self.get_by_interaction(interaction_id)
+
+    async def areplace(self, record: PendingRecord) -> PendingRecord | None:
+        return self.replace(record)
+
+    async def adelete(self, record_id: str) -> None:
+        self.delete(record_id)
+
+    async def apurge(self, now: float) -> int:
+        return self.purge(now)
+
+
+def _token_key(iss: str, jti: str) -> tuple[str, str, str]:
+    return (REVOKED_TOKEN, iss, jti)
+
+
+class MemoryRevocationStore:
+    """:class:`~aauth_agents.stores.RevocationStore` in dicts."""
+
+    def __init__(self) -> None:
+        self._revoked: dict[tuple[str, str, str], float] = {}
+        self._known: dict[tuple[str, str], float] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._revoked)
+
+    def _revoke(self, key: tuple[str, str, str], until: float) -> bool:
+        with self._lock:
+            previous = self._revoked.get(key)
+            self._revoked[key] = max(until, previous or until)
+            return previous is None
+
+    def revoke_token(self, iss: str, jti: str, until: float) -> bool:
+        return self._revoke(_token_key(iss, jti), until)
+
+    def revoke_agent(self, agent: str, until: float) -> bool:
+        return self._revoke((REVOKED_AGENT, agent, ""), until)
+
+    def revoke_person(self, iss: str, sub: str, until: float) -> bool:
+        return self._revoke((REVOKED_PERSON, iss, sub), until)
+
+    def _live(self, key: tuple[str, str, str], now: float) -> bool:
+        until = self._revoked.get(key)
+        return until is not None and until > now
+
+    def is_revoked(
+        self,
+        *,
+        now: float,
+        token: tuple[str, str] | None = None,
+        agents: Sequence[str] = (),
+        person: tuple[str, str] | None = None,
+    ) -> str | None:
+        if not self._revoked:
+            return None
+        if token is not None and self._live(_token_key(*token), now):
+            return REVOKED_TOKEN
+        if any(self._live((REVOKED_AGENT, agent, ""), now) for agent in agents):
+            return REVOKED_AGENT
+        if person is not None and self._live((REVOKED_PERSON, *person), now):
+            return REVOKED_PERSON
+        return None
+
+    def remember_token(self, iss: str, jti: str, until: float) -> None:
+        with self._lock:
+            self._known[(iss, jti)] = max(until, self._known.get((iss, jti), until))
+
+    def is_known(self, iss: str, jti: str, *, now: float) -> bool:
+        until = self._known.get((iss, jti))
+        return (until is not None and until > now) or self._live(_token_key(iss, jti), now)
+
+    def purge(self, now: float) -> int:
+        with self._lock:
+            revoked = [k for k, until in self._revoked.items() if until <= now]
+            known = [k for k, until in self._known.items() if until <= now]
+            for key in revoked:
+                del self._revoked[key]
+            for pair in known:
+                del self._known[pair]
+            return len(revoked) + len(known)
+
+    async def arevoke_token(self, iss: str, jti: str, until: float) -> bool:
+        return self.revoke_token(iss, jti, until)
+
+    async def arevoke_agent(self, agent: str, until: float) -> bool:
+        return self.revoke_agent(agent, until)
+
+    async def arevoke_person(self, iss: str, sub: str, until: float) -> bool:
+        return self.revoke_person(iss, sub, until)
+
+    async def ais_revoked(
+        self,
+        *,
+        now: float,
+        token: tuple[str, str] | None = None,
+        agents: Sequence[str] = (),
+        person: tuple[str, str] | None = None,
+    ) -> str | None:
+        return self.is_revoked(now=now, token=token, agents=agents, person=person)
+
+    async def aremember_token(self, iss: str, jti: str, until: float) -> None:
+        self.remember_token(iss, jti, until)
+
+    async def ais_known(self, iss: str, jti: str, *, now: float) -> bool:
+        return self.is_known(iss, jti, now=now)
+
+    async def apurge(self, now: float) -> int:
+        return self.purge(now)
+
+
+def _person_key(agent_jkt: str, ps: str, sub: str, mission_s256: str | None
+                ) -> tuple[str, str, str, str]:
+    return (agent_jkt, ps, sub, mission_s256 or "")
+
+
+class MemoryPersonTokenStore:
+    """:class:`~aauth_agents.stores.PersonTokenStore` in a dict."""
+
+    def __init__(self) -> None:
+        self._records: dict[tuple[str, str, str, str], PersonTokenRecord] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def put(self, record: PersonTokenRecord) -> None:
+        key = _person_key(record.agent_jkt, record.ps, record.sub, record.mission_s256)
+        with self._lock:
+            self._records[key] = record
+
+    def find(
+        self, agent_jkt: str, ps: str, sub: str, mission_s256: str | None, *, now: float
+    ) -> PersonTokenRecord | None:
+        record = self._records.get(_person_key(agent_jkt, ps, sub, mission_s256))
+        return record if record is not None and record.exp > now else None
+
+    def purge(self, now: float) -> int:
+        with self._lock:
+            old = [k for k, r in self._records.items() if r.exp <= now]
+            for key in old:
+                del self._records[key]
+            return len(old)
+
+    async def aput(self, record: PersonTokenRecord) -> None:
+        self.put(record)
+
+    async def afind(
+        self, agent_jkt: str, ps: str, sub: str, mission_s256: str | None, *, now: float
+    ) -> PersonTokenRecord | None:
+        return self.find(agent_jkt, ps, sub, mission_s256, now=now)
+
+    async def apurge(self, now: float) -> int:
+        return self.purge(now)
+
+
+class MemoryReplayStore(MemoryReplayCache):
+    """httpsig's bounded :class:`~aauth_agents.httpsig.MemoryReplayCache` with the async twin
+    of :class:`~aauth_agents.stores.ReplayStore`."""
+
+    def __init__(self, max_entries: int = 10_000, *, clock: Clock = system_clock) -> None:
+        super().__init__(max_entries, clock=clock)
+
+    async def acheck_and_store(self, key: ReplayKey, expires_at: float) -> bool:
+        return self.check_and_store(key, expires_at)
+
+
+__all__ = [
+    "MemoryPendingStore",
+    "MemoryPersonTokenStore",
+    "MemoryReplayStore",
+    "MemoryRevocationStore",
+]

@@ -1,0 +1,393 @@
+"""SQLite stores (stdlib :mod:`sqlite3`): one database file shared by the four stores and by
+several processes on one host.
+
+Async safety: every statement is a short, indexed, single-row (or bounded) operation. The sync
+methods run it directly; the ``a``-prefixed twins run the same method in a worker thread
+(:func:`anyio.to_thread.run_sync`), so a slow disk or a lock held by another process never
+blocks the event loop. One connection per :class:`SQLiteDatabase`, opened with
+``check_same_thread=False`` and serialized by a lock; WAL journaling and a busy timeout let
+processes share the file. Each write is a single statement, so a compare-and-set
+(:meth:`SQLitePendingStore.replace`) is atomic across threads and processes.
+"""
+
+from __future__ import annotations
+
+import functools
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from os import PathLike
+from typing import Any, ParamSpec, TypeVar
+
+import anyio.to_thread
+
+from ..clock import Clock, system_clock
+from ..httpsig.verify import ReplayKey
+from .base import (
+    REVOKED_AGENT,
+    REVOKED_PERSON,
+    REVOKED_TOKEN,
+    PendingRecord,
+    PersonTokenRecord,
+)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS aauth_pending (
+    id TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    state TEXT NOT NULL,
+    agent_jkt TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    purge_at REAL NOT NULL,
+    interaction_id TEXT UNIQUE,
+    code TEXT,
+    code_attempts INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    version INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS aauth_pending_purge ON aauth_pending (purge_at);
+CREATE TABLE IF NOT EXISTS aauth_revoked (
+    kind TEXT NOT NULL,
+    a TEXT NOT NULL,
+    b TEXT NOT NULL,
+    until REAL NOT NULL,
+    PRIMARY KEY (kind, a, b)
+);
+CREATE TABLE IF NOT EXISTS aauth_known_tokens (
+    iss TEXT NOT NULL,
+    jti TEXT NOT NULL,
+    until REAL NOT NULL,
+    PRIMARY KEY (iss, jti)
+);
+CREATE TABLE IF NOT EXISTS aauth_person_tokens (
+    agent_jkt TEXT NOT NULL,
+    ps TEXT NOT NULL,
+    sub TEXT NOT NULL,
+    mission_s256 TEXT NOT NULL,
+    jti TEXT NOT NULL,
+    tenant TEXT,
+    exp REAL NOT NULL,
+    PRIMARY KEY (agent_jkt, ps, sub, mission_s256)
+);
+CREATE TABLE IF NOT EXISTS aauth_replay (
+    key TEXT PRIMARY KEY,
+    expires_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS aauth_replay_expiry ON aauth_replay (expires_at);
+"""
+
+
+class SQLiteDatabase:
+    """One SQLite file (or ``":memory:"``) and the connection the stores share."""
+
+    def __init__(self, path: str | PathLike[str], *, timeout: float = 5.0) -> None:
+        self.path = str(path)
+        self._conn = sqlite3.connect(
+            self.path, timeout=timeout, check_same_thread=False, isolation_level=None
+        )
+        self._lock = threading.Lock()
+        with self._lock:
+            if self.path != ":memory:":
+                self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+            self._conn.executescript(_SCHEMA)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+        with self._lock:
+            return self._conn.execute(sql, params)
+
+    def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchone()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> SQLiteDatabase:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+async def _in_thread(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
+
+
+def _record(row: Any) -> PendingRecord | None:
+    if row is None:
+        return None
+    return PendingRecord(
+        id=row[0], kind=row[1], state=row[2], agent_jkt=row[3], created_at=row[4],
+        expires_at=row[5], purge_at=row[6], interaction_id=row[7], code=row[8],
+        code_attempts=row[9], data=PendingRecord.load_data(row[10]), version=row[11],
+    )
+
+
+_PENDING_COLUMNS = ("id, kind, state, agent_jkt, created_at, expires_at, purge_at, "
+                    "interaction_id, code, code_attempts, data, version")
+
+
+class SQLitePendingStore:
+    """:class:`~aauth_agents.stores.PendingStore` in table ``aauth_pending``."""
+
+    def __init__(self, db: SQLiteDatabase) -> None:
+        self.db = db
+
+    def create(self, record: PendingRecord) -> None:
+        try:
+            self.db.execute(
+                f"INSERT INTO aauth_pending ({_PENDING_COLUMNS}) "  # noqa: S608 (constants)
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (record.id, record.kind, record.state, record.agent_jkt, record.created_at,
+                 record.expires_at, record.purge_at, record.interaction_id, record.code,
+                 record.code_attempts, record.data_json(), record.version),
+            )
+        except sqlite3.IntegrityError as exc:
+            raise KeyError(f"pending record {record.id!r} exists") from exc
+
+    def get(self, record_id: str) -> PendingRecord | None:
+        return _record(self.db.fetchone(
+            f"SELECT {_PENDING_COLUMNS} FROM aauth_pending WHERE id = ?",  # noqa: S608
+            (record_id,)))
+
+    def get_by_interaction(self, interaction_id: str) -> PendingRecord | None:
+        return _record(self.db.fetchone(
+            f"SELECT {_PENDING_COLUMNS} FROM aauth_pending WHERE interaction_id = ?",  # noqa: S608
+            (interaction_id,)))
+
+    def replace(self, record: PendingRecord) -> PendingRecord | None:
+        cursor = self.db.execute(
+            "UPDATE aauth_pending SET kind = ?, state = ?, agent_jkt = ?, created_at = ?, "
+            "expires_at = ?, purge_at = ?, code = ?, code_attempts = ?, data = ?, "
+            "version = version + 1 WHERE id = ? AND version = ?",
+            (record.kind, record.state, record.agent_jkt, record.created_at, record.expires_at,
+             record.purge_at, record.code, record.code_attempts, record.data_json(),
+             record.id, record.version),
+        )
+        if cursor.rowcount != 1:
+            return None
+        return record.evolve(version=record.version + 1)
+
+    def delete(self, record_id: str) -> None:
+        self.db.execute("DELETE FROM aauth_pending WHERE id = ?", (record_id,))
+
+    def purge(self, now: float) -> int:
+        return self.db.execute("DELETE FROM aauth_pending WHERE purge_at <= ?", (now,)).rowcount
+
+    async def acreate(self, record: PendingRecord) -> None:
+        await _in_thread(self.create, record)
+
+    async def aget(self, record_id: str) -> PendingRecord | None:
+        return await _in_thread(self.get, record_id)
+
+    async def aget_by_interaction(self, interaction_id: str) -> PendingRecord | None:
+        return await _in_thread(self.get_by_interaction, interaction_id)
+
+    async def areplace(self, record: PendingRecord) -> PendingRecord | None:
+        return await _in_thread(self.replace, record)
+
+    async def adelete(self, record_id: str) -> None:
+        await _in_thread(self.delete, record_id)
+
+    async def apurge(self, now: float) -> int:
+        return await _in_thread(self.purge, now)
+
+
+class SQLiteRevocationStore:
+    """:class:`~aauth_agents.stores.RevocationStore` in tables ``aauth_revoked`` and
+    ``aauth_known_tokens``."""
+
+    def __init__(self, db: SQLiteDatabase) -> None:
+        self.db = db
+
+    def _revoke(self, kind: str, a: str, b: str, until: float) -> bool:
+        existed = self.db.fetchone(
+            "SELECT 1 FROM aauth_revoked WHERE kind = ? AND a = ? AND b = ?", (kind, a, b))
+        self.db.execute(
+            "INSERT INTO aauth_revoked (kind, a, b, until) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (kind, a, b) DO UPDATE SET until = max(until, excluded.until)",
+            (kind, a, b, until),
+        )
+        return existed is None
+
+    def revoke_token(self, iss: str, jti: str, until: float) -> bool:
+        return self._revoke(REVOKED_TOKEN, iss, jti, until)
+
+    def revoke_agent(self, agent: str, until: float) -> bool:
+        return self._revoke(REVOKED_AGENT, agent, "", until)
+
+    def revoke_person(self, iss: str, sub: str, until: float) -> bool:
+        return self._revoke(REVOKED_PERSON, iss, sub, until)
+
+    def is_revoked(
+        self,
+        *,
+        now: float,
+        token: tuple[str, str] | None = None,
+        agents: Sequence[str] = (),
+        person: tuple[str, str] | None = None,
+    ) -> str | None:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if token is not None:
+            clauses.append("(kind = ? AND a = ? AND b = ?)")
+            params += [REVOKED_TOKEN, *token]
+        for agent in agents:
+            clauses.append("(kind = ? AND a = ? AND b = '')")
+            params += [REVOKED_AGENT, agent]
+        if person is not None:
+            clauses.append("(kind = ? AND a = ? AND b = ?)")
+            params += [REVOKED_PERSON, *person]
+        if not clauses:
+            return None
+        where = " OR ".join(clauses)  # placeholders only; values are bound
+        row = self.db.fetchone(
+            f"SELECT kind FROM aauth_revoked WHERE until > ? AND ({where}) "  # noqa: S608
+            "ORDER BY CASE kind WHEN 'token' THEN 0 WHEN 'agent' THEN 1 ELSE 2 END LIMIT 1",
+            [now, *params],
+        )
+        return None if row is None else str(row[0])
+
+    def remember_token(self, iss: str, jti: str, until: float) -> None:
+        self.db.execute(
+            "INSERT INTO aauth_known_tokens (iss, jti, until) VALUES (?, ?, ?) "
+            "ON CONFLICT (iss, jti) DO UPDATE SET until = max(until, excluded.until)",
+            (iss, jti, until),
+        )
+
+    def is_known(self, iss: str, jti: str, *, now: float) -> bool:
+        row = self.db.fetchone(
+            "SELECT 1 FROM aauth_known_tokens WHERE iss = ? AND jti = ? AND until > ? "
+            "UNION ALL SELECT 1 FROM aauth_revoked WHERE kind = ? AND a = ? AND b = ? "
+            "AND until > ? LIMIT 1",
+            (iss, jti, now, REVOKED_TOKEN, iss, jti, now),
+        )
+        return row is not None
+
+    def purge(self, now: float) -> int:
+        revoked = self.db.execute("DELETE FROM aauth_revoked WHERE until <= ?", (now,)).rowcount
+        known = self.db.execute(
+            "DELETE FROM aauth_known_tokens WHERE until <= ?", (now,)).rowcount
+        return revoked + known
+
+    async def arevoke_token(self, iss: str, jti: str, until: float) -> bool:
+        return await _in_thread(self.revoke_token, iss, jti, until)
+
+    async def arevoke_agent(self, agent: str, until: float) -> bool:
+        return await _in_thread(self.revoke_agent, agent, until)
+
+    async def arevoke_person(self, iss: str, sub: str, until: float) -> bool:
+        return await _in_thread(self.revoke_person, iss, sub, until)
+
+    async def ais_revoked(
+        self,
+        *,
+        now: float,
+        token: tuple[str, str] | None = None,
+        agents: Sequence[str] = (),
+        person: tuple[str, str] | None = None,
+    ) -> str | None:
+        return await _in_thread(
+            self.is_revoked, now=now, token=token, agents=agents, person=person)
+
+    async def aremember_token(self, iss: str, jti: str, until: float) -> None:
+        await _in_thread(self.remember_token, iss, jti, until)
+
+    async def ais_known(self, iss: str, jti: str, *, now: float) -> bool:
+        return await _in_thread(self.is_known, iss, jti, now=now)
+
+    async def apurge(self, now: float) -> int:
+        return await _in_thread(self.purge, now)
+
+
+class SQLitePersonTokenStore:
+    """:class:`~aauth_agents.stores.PersonTokenStore` in table ``aauth_person_tokens``."""
+
+    def __init__(self, db: SQLiteDatabase) -> None:
+        self.db = db
+
+    def put(self, record: PersonTokenRecord) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO aauth_person_tokens "
+            "(agent_jkt, ps, sub, mission_s256, jti, tenant, exp) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (record.agent_jkt, record.ps, record.sub, record.mission_s256 or "", record.jti,
+             record.tenant, record.exp),
+        )
+
+    def find(
+        self, agent_jkt: str, ps: str, sub: str, mission_s256: str | None, *, now: float
+    ) -> PersonTokenRecord | None:
+        row = self.db.fetchone(
+            "SELECT jti, tenant, exp FROM aauth_person_tokens WHERE agent_jkt = ? AND ps = ? "
+            "AND sub = ? AND mission_s256 = ? AND exp > ?",
+            (agent_jkt, ps, sub, mission_s256 or "", now),
+        )
+        if row is None:
+            return None
+        return PersonTokenRecord(agent_jkt=agent_jkt, ps=ps, sub=sub, jti=row[0], exp=row[2],
+                                 mission_s256=mission_s256 or None, tenant=row[1])
+
+    def purge(self, now: float) -> int:
+        return self.db.execute(
+            "DELETE FROM aauth_person_tokens WHERE exp <= ?", (now,)).rowcount
+
+    async def aput(self, record: PersonTokenRecord) -> None:
+        await _in_thread(self.put, record)
+
+    async def afind(
+        self, agent_jkt: str, ps: str, sub: str, mission_s256: str | None, *, now: float
+    ) -> PersonTokenRecord | None:
+        return await _in_thread(self.find, agent_jkt, ps, sub, mission_s256, now=now)
+
+    async def apurge(self, now: float) -> int:
+        return await _in_thread(self.purge, now)
+
+
+def _replay_key(key: ReplayKey) -> str:
+    # Thumbprints, @method and @authority contain no NUL; @path cannot either (the request
+    # model refuses control characters), so NUL is an unambiguous separator.
+    return "\x00".join(str(part) for part in key)
+
+
+class SQLiteReplayCache:
+    """:class:`~aauth_agents.stores.ReplayStore` (and httpsig ``ReplayCache``) in table
+    ``aauth_replay``; shared by every process using the file. Expired entries are
+    overwritten, and purged every ``purge_every`` stores."""
+
+    def __init__(self, db: SQLiteDatabase, *, clock: Clock = system_clock,
+                 purge_every: int = 1000) -> None:
+        self.db = db
+        self.clock = clock
+        self.purge_every = purge_every
+        self._writes = 0
+
+    def check_and_store(self, key: ReplayKey, expires_at: float) -> bool:
+        now = self.clock()
+        cursor = self.db.execute(
+            "INSERT INTO aauth_replay (key, expires_at) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at "
+            "WHERE aauth_replay.expires_at < ?",
+            (_replay_key(key), expires_at, now),
+        )
+        self._writes += 1
+        if self.purge_every and self._writes % self.purge_every == 0:
+            self.db.execute("DELETE FROM aauth_replay WHERE expires_at < ?", (now,))
+        return cursor.rowcount == 1
+
+    async def acheck_and_store(self, key: ReplayKey, expires_at: float) -> bool:
+        return await _in_thread(self.check_and_store, key, expires_at)
+
+
+__all__ = [
+    "SQLiteDatabase",
+    "SQLitePendingStore",
+    "SQLitePersonTokenStore",
+    "SQLiteReplayCache",
+    "SQLiteRevocationStore",
+]

@@ -1,0 +1,284 @@
+"""One protocol suite, run against the memory and the SQLite backends (a real file in tmp_path).
+
+Sync and async methods are both exercised: the async twins of the SQLite stores run in a
+worker thread and must observe the same state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from aauth_agents.clock import FrozenClock
+from aauth_agents.stores import (
+    COMPLETED,
+    EXECUTING,
+    PENDING,
+    PendingRecord,
+    PendingStore,
+    PersonTokenRecord,
+    PersonTokenStore,
+    ReplayStore,
+    RevocationStore,
+    SQLiteDatabase,
+    Stores,
+)
+
+NOW = 1_730_217_600.0
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stores]:
+    clock = FrozenClock(NOW)
+    if request.param == "memory":
+        yield Stores.memory(clock=clock)
+    else:
+        yield Stores.sqlite(tmp_path / "aauth.sqlite3", clock=clock)
+
+
+def record(record_id: str = "p1", **kw: object) -> PendingRecord:
+    args: dict[str, object] = {
+        "id": record_id, "kind": "approval", "state": PENDING, "agent_jkt": "jkt-1",
+        "created_at": NOW, "expires_at": NOW + 600, "purge_at": NOW + 600,
+        "data": {"scope": "read", "nested": {"a": [1, 2]}},
+    }
+    args.update(kw)
+    return PendingRecord(**args)  # type: ignore[arg-type]
+
+
+def test_backends_satisfy_the_protocols(stores: Stores) -> None:
+    assert isinstance(stores.pending, PendingStore)
+    assert isinstance(stores.revocations, RevocationStore)
+    assert isinstance(stores.person_tokens, PersonTokenStore)
+    assert isinstance(stores.replay, ReplayStore)
+
+
+# -- pending ----------------------------------------------------------------------------------
+
+
+def test_pending_create_get_and_duplicate(stores: Stores) -> None:
+    pending = stores.pending
+    pending.create(record(interaction_id="i1", code="ABCD1234"))
+    got = pending.get("p1")
+    assert got is not None and got.data["nested"] == {"a": [1, 2]}
+    assert got.code == "ABCD1234" and got.version == 0
+    assert pending.get_by_interaction("i1") == got
+    assert pending.get("missing") is None and pending.get_by_interaction("nope") is None
+    with pytest.raises(KeyError):
+        pending.create(record())
+    assert pending.get("p1") == got  # the failed create changed nothing
+
+
+def test_pending_replace_is_compare_and_set(stores: Stores) -> None:
+    pending = stores.pending
+    pending.create(record())
+    first = pending.get("p1")
+    assert first is not None
+    moved = pending.replace(first.evolve(state=EXECUTING))
+    assert moved is not None and moved.version == 1 and moved.state == EXECUTING
+    # a second writer holding the old version loses and changes nothing
+    assert pending.replace(first.evolve(state=COMPLETED)) is None
+    assert pending.get("p1") == moved
+    assert pending.replace(record("gone")) is None
+
+
+def test_pending_delete_and_purge(stores: Stores) -> None:
+    pending = stores.pending
+    pending.create(record("old", purge_at=NOW - 1, interaction_id="i-old"))
+    pending.create(record("new", purge_at=NOW + 1))
+    assert pending.purge(NOW) == 1
+    assert pending.get("old") is None and pending.get_by_interaction("i-old") is None
+    assert pending.get("new") is not None
+    pending.delete("new")
+    assert pending.get("new") is None
+    pending.delete("never-existed")
+
+
+def test_only_one_of_many_concurrent_replaces_wins(stores: Stores) -> None:
+    stores.pending.create(record())
+    snapshot = stores.pending.get("p1")
+    assert snapshot is not None
+    wins: list[PendingRecord] = []
+
+    def attempt() -> None:
+        result = stores.pending.replace(snapshot.evolve(state=EXECUTING))
+        if result is not None:
+            wins.append(result)
+
+    threads = [threading.Thread(target=attempt) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(wins) == 1
+
+
+async def test_pending_async_twins(stores: Stores) -> None:
+    pending = stores.pending
+    await pending.acreate(record(interaction_id="i1"))
+    got = await pending.aget("p1")
+    assert got is not None and await pending.aget_by_interaction("i1") == got
+    results = await asyncio.gather(*(pending.areplace(got.evolve(state=EXECUTING))
+                                     for _ in range(8)))
+    assert sum(r is not None for r in results) == 1
+    assert pending.get("p1") is not None and pending.get("p1").state == EXECUTING  # type: ignore[union-attr]
+    await pending.adelete("p1")
+    assert await pending.aget("p1") is None
+    assert await pending.apurge(NOW) == 0
+
+
+# -- revocations -------------------------------------------------------------------------------
+
+
+def test_revocation_by_token_agent_and_person(stores: Stores) -> None:
+    rev = stores.revocations
+    assert rev.is_revoked(now=NOW, token=("https://ps.example", "j1")) is None
+    assert rev.revoke_token("https://ps.example", "j1", NOW + 60) is True
+    assert rev.revoke_token("https://ps.example", "j1", NOW + 30) is False  # already there
+    assert rev.is_revoked(now=NOW, token=("https://ps.example", "j1")) == "token"
+    # keyed by (iss, jti): the same jti from another issuer is a different token
+    assert rev.is_revoked(now=NOW, token=("https://other.example", "j1")) is None
+    rev.revoke_agent("aauth:bot@ap.example", NOW + 60)
+    assert rev.is_revoked(now=NOW, agents=["jkt-x", "aauth:bot@ap.example"]) == "agent"
+    rev.revoke_person("https://ps.example", "sub-1", NOW + 60)
+    assert rev.is_revoked(now=NOW, person=("https://ps.example", "sub-1")) == "person"
+    assert rev.is_revoked(now=NOW, person=("https://other.example", "sub-1")) is None
+    # entries lapse at their "until"
+    assert rev.is_revoked(now=NOW + 60, token=("https://ps.example", "j1")) is None
+    assert rev.is_revoked(now=NOW) is None
+
+
+def test_known_tokens_and_purge(stores: Stores) -> None:
+    rev = stores.revocations
+    assert not rev.is_known("https://ps.example", "j1", now=NOW)
+    rev.remember_token("https://ps.example", "j1", NOW + 10)
+    assert rev.is_known("https://ps.example", "j1", now=NOW)
+    assert not rev.is_known("https://ps.example", "j1", now=NOW + 10)
+    rev.revoke_token("https://ps.example", "j2", NOW + 10)
+    assert rev.is_known("https://ps.example", "j2", now=NOW)  # revoked counts as known
+    assert rev.purge(NOW + 10) == 2
+    assert not rev.is_known("https://ps.example", "j2", now=NOW)
+
+
+async def test_revocation_async_twins(stores: Stores) -> None:
+    rev = stores.revocations
+    assert await rev.arevoke_token("https://ps.example", "j", NOW + 5)
+    assert await rev.arevoke_agent("jkt-1", NOW + 5)
+    assert await rev.arevoke_person("https://ps.example", "s", NOW + 5)
+    assert await rev.ais_revoked(now=NOW, agents=["jkt-1"]) == "agent"
+    assert await rev.ais_revoked(now=NOW, token=("https://ps.example", "j")) == "token"
+    await rev.aremember_token("https://as.example", "k", NOW + 5)
+    assert await rev.ais_known("https://as.example", "k", now=NOW)
+    assert await rev.apurge(NOW + 5) == 4
+
+
+# -- person tokens ----------------------------------------------------------------------------
+
+
+def person(**kw: object) -> PersonTokenRecord:
+    args: dict[str, object] = {
+        "agent_jkt": "jkt-1", "ps": "https://ps.example", "sub": "s1", "jti": "pt-1",
+        "exp": NOW + 100, "mission_s256": None, "tenant": None,
+    }
+    args.update(kw)
+    return PersonTokenRecord(**args)  # type: ignore[arg-type]
+
+
+def test_person_token_records(stores: Stores) -> None:
+    store = stores.person_tokens
+    assert store.find("jkt-1", "https://ps.example", "s1", None, now=NOW) is None
+    store.put(person())
+    store.put(person(jti="pt-m", mission_s256="m" * 43, tenant="acme"))
+    assert store.find("jkt-1", "https://ps.example", "s1", None, now=NOW) == person()
+    found = store.find("jkt-1", "https://ps.example", "s1", "m" * 43, now=NOW)
+    assert found == person(jti="pt-m", mission_s256="m" * 43, tenant="acme")
+    store.put(person(jti="pt-2"))  # the latest presentation wins
+    assert store.find("jkt-1", "https://ps.example", "s1", None, now=NOW).jti == "pt-2"  # type: ignore[union-attr]
+    # another key, another PS namespace: nothing
+    assert store.find("jkt-2", "https://ps.example", "s1", None, now=NOW) is None
+    assert store.find("jkt-1", "https://other.example", "s1", None, now=NOW) is None
+    assert store.find("jkt-1", "https://ps.example", "s1", None, now=NOW + 100) is None
+    assert store.purge(NOW + 100) == 2
+
+
+async def test_person_token_async_twins(stores: Stores) -> None:
+    await stores.person_tokens.aput(person())
+    assert await stores.person_tokens.afind("jkt-1", "https://ps.example", "s1", None,
+                                            now=NOW) == person()
+    assert await stores.person_tokens.apurge(NOW + 1000) == 1
+
+
+# -- replay -------------------------------------------------------------------------------------
+
+
+def test_replay_store(stores: Stores) -> None:
+    replay = stores.replay
+    assert replay is not None
+    key = ("jkt", int(NOW), "POST", "resource.example", "/x")
+    assert replay.check_and_store(key, NOW + 60) is True
+    assert replay.check_and_store(key, NOW + 60) is False
+    assert replay.check_and_store(("jkt", int(NOW), "POST", "resource.example", "/y"),
+                                  NOW + 60) is True
+
+
+async def test_replay_store_async_and_expiry(stores: Stores) -> None:
+    replay = stores.replay
+    assert replay is not None
+    key = ("jkt", int(NOW), "DELETE", "resource.example", "/x")
+    assert await replay.acheck_and_store(key, NOW - 1) is True  # already expired entry
+    assert await replay.acheck_and_store(key, NOW + 60) is True  # expired entries are reusable
+    assert await replay.acheck_and_store(key, NOW + 60) is False
+
+
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.recursive(
+    st.none() | st.booleans() | st.integers(-2**53, 2**53) | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=12,
+), text=st.text(max_size=40))
+def test_pending_data_round_trips_any_json(stores: Stores, data: object, text: str) -> None:
+    """Whatever JSON a record holds, and whatever text its fields carry, comes back equal."""
+    import uuid
+
+    record_id = uuid.uuid4().hex
+    stores.pending.create(record(record_id, data={"v": data, "t": text}, code=text or None))
+    got = stores.pending.get(record_id)
+    assert got is not None and got.data == {"v": data, "t": text} and got.code == (text or None)
+
+
+def test_sqlite_file_is_shared_between_connections(tmp_path: Path) -> None:
+    path = tmp_path / "shared.sqlite3"
+    one, two = Stores.sqlite(path), Stores.sqlite(path)
+    one.revocations.revoke_token("https://ps.example", "j", NOW + 60)
+    one.pending.create(record())
+    assert two.revocations.is_revoked(now=NOW, token=("https://ps.example", "j")) == "token"
+    snapshot = two.pending.get("p1")
+    assert snapshot is not None
+    assert one.pending.replace(snapshot) is not None
+    assert two.pending.replace(snapshot) is None  # CAS across connections
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("SELECT count(*) FROM aauth_pending").fetchone() == (1,)
+
+
+def test_sqlite_database_context_manager(tmp_path: Path) -> None:
+    with SQLiteDatabase(tmp_path / "x.sqlite3") as db:
+        assert db.fetchone("SELECT 1") == (1,)
+    memory = SQLiteDatabase(":memory:")
+    assert memory.fetchone("SELECT count(*) FROM aauth_replay") == (0,)
+    memory.close()
+
+
+async def test_stores_purge_everything(stores: Stores) -> None:
+    stores.pending.create(record(purge_at=NOW))
+    stores.revocations.revoke_token("https://ps.example", "j", NOW)
+    stores.person_tokens.put(person(exp=NOW))
+    assert stores.purge(NOW) == 3
+    assert await stores.apurge(NOW) == 0
