@@ -1,9 +1,141 @@
-"""The ``aauth-agents`` command line. The one place that reads the environment."""
+"""The ``aauth-agents`` command line. The one place that reads the environment.
+
+``aauth-agents keys init``  create an agent key and its self-hosted provider key
+``aauth-agents keys show``  print the agent id and key thumbprint (and what a PS needs)
+``aauth-agents fetch URL``  one AAuth request from the shell, every challenge handled
+``aauth-agents demo``       the agent -> resource flow on loopback, step by step
+
+Keys live in a directory (``--dir``; default ``$AAUTH_AGENTS_DIR``, else a per-user config
+directory) or in the OS keychain (``--keyring SERVICE``). Exit status: 0 success (a 2xx
+response for ``fetch``), 1 a non-2xx response, 2 a usage error, 3 an AAuth error (its code is
+printed), 4 a network error.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import re
 import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any, NoReturn
+
+EXIT_OK = 0
+EXIT_HTTP = 1
+EXIT_USAGE = 2
+EXIT_AAUTH = 3
+EXIT_NETWORK = 4
+
+ENV_DIR = "AAUTH_AGENTS_DIR"
+
+# RFC 9110 §5.6.2 token
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# RFC 9110 §5.5 field-value: visible characters, spaces and tabs, obs-text; no CR, LF or NUL
+_FIELD_VALUE = re.compile(r"[\t\x20-\x7e\x80-\xff]*")
+#: Headers a caller may not set with ``-H``: the client computes them, and a different
+#: ``Host`` would change what is signed (``--map`` is how to send a request elsewhere).
+RESERVED_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "signature",
+        "signature-input",
+        "signature-key",
+    }
+)
+
+
+def parse_header_option(value: str) -> tuple[str, str]:
+    """Parse ``-H 'Name: value'`` into ``(name, value)``.
+
+    ``name`` is an RFC 9110 token; surrounding whitespace of the value is dropped; CR, LF,
+    NUL and other control characters are refused, as are the headers the client sets itself
+    (:data:`RESERVED_HEADERS`). Raises ``ValueError`` with the reason.
+    """
+    if not isinstance(value, str):
+        raise ValueError("a header is text")
+    name, sep, field_value = value.partition(":")
+    if not sep:
+        raise ValueError(f"expected 'Name: value', got {value!r}")
+    if not _TOKEN.fullmatch(name):
+        raise ValueError(f"invalid header name {name!r}")
+    field_value = field_value.strip(" \t")
+    if not _FIELD_VALUE.fullmatch(field_value):
+        raise ValueError(f"header {name} has a control character or a line break")
+    try:
+        field_value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ValueError(f"header {name} has characters outside Latin-1") from None
+    if name.lower() in RESERVED_HEADERS:
+        raise ValueError(f"{name} is set by aauth-agents itself and cannot be given with -H")
+    return name, field_value
+
+
+def default_directory(
+    env: Mapping[str, str], *, platform: str = sys.platform, home: Path | None = None
+) -> Path:
+    """``$AAUTH_AGENTS_DIR``, else the per-user configuration directory for the platform:
+    ``%APPDATA%\\aauth-agents`` (Windows), ``~/Library/Application Support/aauth-agents``
+    (macOS), ``$XDG_CONFIG_HOME/aauth-agents`` or ``~/.config/aauth-agents`` (elsewhere)."""
+    explicit = env.get(ENV_DIR)
+    if explicit:
+        return Path(explicit).expanduser()
+    home = home if home is not None else Path.home()
+    if platform.startswith("win"):
+        base = env.get("APPDATA")
+        return (Path(base) if base else home / "AppData" / "Roaming") / "aauth-agents"
+    if platform == "darwin":
+        return home / "Library" / "Application Support" / "aauth-agents"
+    xdg = env.get("XDG_CONFIG_HOME")
+    return (Path(xdg) if xdg and Path(xdg).is_absolute() else home / ".config") / "aauth-agents"
+
+
+# -- the parser ----------------------------------------------------------------------------------
+
+
+def _header_type(value: str) -> tuple[str, str]:
+    try:
+        return parse_header_option(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _map_type(value: str) -> tuple[str, str]:
+    from .transport import parse_mapping_option
+
+    try:
+        return parse_mapping_option(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not number > 0 or number != number or number == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number: {value!r}")
+    return number
+
+
+def _add_store_options(parser: argparse.ArgumentParser) -> None:
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument(
+        "--dir",
+        metavar="DIR",
+        help=f"key directory (default: ${ENV_DIR}, else a per-user config directory)",
+    )
+    where.add_argument(
+        "--keyring",
+        metavar="SERVICE",
+        help="keep the keys in the OS keychain under SERVICE instead of a directory "
+        "(needs: pip install 'aauth-agents[keyring]')",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,16 +150,278 @@ def build_parser() -> argparse.ArgumentParser:
         description="Start an agent provider and a resource on 127.0.0.1, then sign requests "
         "as an agent and show how the resource verifies or rejects each one.",
     )
+
+    keys = commands.add_parser(
+        "keys",
+        help="create or show the agent's keys",
+        description="An agent key, and the key of a self-hosted agent provider that issues "
+        "the agent's tokens (https://DOMAIN for aauth:LOCAL@DOMAIN).",
+    )
+    keys_commands = keys.add_subparsers(dest="keys_command", required=True)
+    init = keys_commands.add_parser(
+        "init",
+        help="create the agent key and its provider key",
+        description="Create an agent key and a self-hosted agent provider key. The provider "
+        "is https://DOMAIN; a PS trusts it through its metadata and JWKS "
+        "(keys show --provider-metadata).",
+    )
+    init.add_argument("--agent-id", required=True, metavar="aauth:LOCAL@DOMAIN")
+    init.add_argument("--ps", metavar="https://PS", help="the agent's person server")
+    init.add_argument("--name", help="display name in the provider's metadata")
+    init.add_argument("--alg", choices=("Ed25519", "ES256"), default="Ed25519")
+    init.add_argument(
+        "--lifetime", type=int, default=3600, help="agent token lifetime in seconds (max 86400)"
+    )
+    init.add_argument("--force", action="store_true", help="replace an existing agent")
+    _add_store_options(init)
+    show = keys_commands.add_parser(
+        "show",
+        help="print the agent id and key thumbprint",
+        description="Print the agent id, the key thumbprint, the provider and the PS; with "
+        "--provider-metadata, all of it as JSON with the provider's metadata and JWKS.",
+    )
+    show.add_argument(
+        "--provider-metadata",
+        action="store_true",
+        help="print JSON with the provider's metadata and JWKS (what a PS needs to trust it)",
+    )
+    _add_store_options(show)
+
+    fetch = commands.add_parser(
+        "fetch",
+        help="send one AAuth request, handling every challenge",
+        description="Send one signed request as the agent; answer the resource's challenges "
+        "(agent, person and auth tokens, interaction, deferred responses) and print the final "
+        "response body on stdout. Exit 0 on a 2xx response.",
+    )
+    fetch.add_argument("url")
+    fetch.add_argument("-X", "--request", dest="method", metavar="METHOD")
+    fetch.add_argument(
+        "-H",
+        "--header",
+        dest="headers",
+        action="append",
+        default=[],
+        type=_header_type,
+        metavar="'Name: value'",
+    )
+    fetch.add_argument(
+        "-d", "--data", metavar="DATA", help="request body; @FILE reads a file, @- stdin"
+    )
+    fetch.add_argument(
+        "--map",
+        dest="maps",
+        action="append",
+        default=[],
+        type=_map_type,
+        metavar="https://HOST=http://127.0.0.1:PORT",
+        help="connect to the second origin for requests to the first; what is signed and "
+        "compared is unchanged (repeatable)",
+    )
+    fetch.add_argument("--justification", help="why the agent asks (shown to the person)")
+    fetch.add_argument(
+        "--max-wait",
+        type=_positive,
+        default=600.0,
+        metavar="SECONDS",
+        help="how long to wait for approval in all (default 600)",
+    )
+    fetch.add_argument(
+        "--timeout",
+        type=_positive,
+        default=60.0,
+        metavar="SECONDS",
+        help="network timeout of each request (default 60)",
+    )
+    fetch.add_argument(
+        "-v", "--verbose", action="store_true", help="print each step of the flow on stderr"
+    )
+    _add_store_options(fetch)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+# -- running --------------------------------------------------------------------------------------
+
+
+class _Failure(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _store(args: argparse.Namespace, env: Mapping[str, str]) -> Any:
+    from .agent.storage import DirectoryKeyStore, KeyringKeyStore
+
+    if args.keyring is not None:
+        # A backend named in PYTHON_KEYRING_BACKEND is the user's explicit choice.
+        return KeyringKeyStore(
+            args.keyring, allow_insecure_backend=bool(env.get("PYTHON_KEYRING_BACKEND"))
+        )
+    return DirectoryKeyStore(Path(args.dir) if args.dir else default_directory(env))
+
+
+def _describe(agent: Any) -> dict[str, Any]:
+    return {
+        "agent_id": agent.agent_id,
+        "thumbprint": agent.thumbprint,
+        "alg": agent.key.alg,
+        "provider": agent.provider.issuer,
+        "ps": agent.ps,
+    }
+
+
+def _print_description(description: Mapping[str, Any], store: Any, out: IO[str]) -> None:
+    for name, value in description.items():
+        if value is not None:
+            print(f"{name}: {value}", file=out)
+    print(f"store: {store.location}", file=out)
+
+
+def _keys(args: argparse.Namespace, env: Mapping[str, str], out: IO[str], err: IO[str]) -> int:
+    from .agent.provider import init_local_agent, load_local_agent
+
+    store = _store(args, env)
+    if args.keys_command == "init":
+        agent = init_local_agent(
+            store,
+            args.agent_id,
+            ps=args.ps,
+            alg=args.alg,
+            name=args.name,
+            lifetime=args.lifetime,
+            replace=args.force,
+        )
+        _print_description(_describe(agent), store, out)
+        print(
+            f"A PS trusts this agent through {agent.provider.issuer}/.well-known/"
+            "aauth-agent.json and its JWKS: see `aauth-agents keys show --provider-metadata`.",
+            file=err,
+        )
+        return EXIT_OK
+    agent = load_local_agent(store)
+    if args.provider_metadata:
+        document = {**_describe(agent), **agent.provider_documents()}
+        print(json.dumps(document, indent=2), file=out)
+    else:
+        _print_description(_describe(agent), store, out)
+    return EXIT_OK
+
+
+def _read_data(value: str | None, stdin: IO[bytes]) -> bytes | None:
+    if value is None:
+        return None
+    if value == "@-":
+        return stdin.read()
+    if value.startswith("@"):
+        try:
+            return Path(value[1:]).read_bytes()
+        except OSError as exc:
+            raise _Failure(EXIT_USAGE, f"cannot read {value[1:]}: {exc.strerror}") from exc
+    return value.encode("utf-8")
+
+
+def _event_printer(err: IO[str]) -> Callable[[Any], None]:
+    def show(event: Any) -> None:
+        describe = getattr(event, "describe", None)
+        text = describe() if callable(describe) else str(event)
+        print(f"* {text}", file=err, flush=True)
+
+    return show
+
+
+def _fetch(
+    args: argparse.Namespace,
+    env: Mapping[str, str],
+    out: IO[bytes],
+    err: IO[str],
+    stdin: IO[bytes],
+) -> int:
+    import httpx
+
+    from .agent.provider import load_identity
+    from .transport import MappedTransport
+
+    url = httpx.URL(args.url)
+    if url.scheme not in ("http", "https") or not url.host:
+        raise _Failure(EXIT_USAGE, f"not an http(s) URL: {args.url}")
+    body = _read_data(args.data, stdin)
+    method = (args.method or ("POST" if body is not None else "GET")).upper()
+    if not re.fullmatch(r"[A-Z]+", method):
+        raise _Failure(EXIT_USAGE, f"invalid method {method!r}")
+    identity = load_identity(_store(args, env))
+    from .agent import AAuth  # type: ignore[attr-defined, unused-ignore]
+
+    verbose = _event_printer(err) if args.verbose else None
+    if verbose is not None:
+        verbose(f"agent {identity.agent_id} (key {identity.key.thumbprint()})")
+        for origin, destination in args.maps:
+            verbose(f"connections to {origin} go to {destination}")
+
+    def on_interaction(interaction_url: str, code: str) -> None:
+        print(
+            f"aauth-agents: approval needed: open {interaction_url} (code {code})",
+            file=err,
+            flush=True,
+        )
+
+    auth = AAuth(
+        identity,
+        justification=args.justification,
+        on_interaction=on_interaction,
+        on_event=verbose,
+        max_poll_seconds=args.max_wait,
+    )
+    transport = MappedTransport(dict(args.maps))
+    timeout = httpx.Timeout(args.timeout, connect=min(args.timeout, 10.0))
+    with httpx.Client(auth=auth, transport=transport, timeout=timeout) as client:
+        response = client.request(method, url, headers=args.headers, content=body)
+    if verbose is not None:
+        verbose(f"{response.status_code} {response.reason_phrase}")
+    out.write(response.content)
+    out.flush()
+    if response.is_success:
+        return EXIT_OK
+    raise _Failure(EXIT_HTTP, f"HTTP {response.status_code} {response.reason_phrase}")
+
+
+def _fail(err: IO[str], message: str) -> None:
+    print(f"aauth-agents: {message}", file=err, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    env = os.environ
+    err = sys.stderr
     if args.command == "demo":
         from .demo import run
 
         return run(sys.stdout)
-    raise AssertionError(args.command)  # argparse rejects unknown commands
+    import httpx
+
+    from .protocol.errors import AAuthError
+
+    try:
+        if args.command == "keys":
+            return _keys(args, env, sys.stdout, err)
+        if args.command == "fetch":
+            return _fetch(args, env, sys.stdout.buffer, err, sys.stdin.buffer)
+    except _Failure as exc:
+        _fail(err, str(exc))
+        return exc.status
+    except AAuthError as exc:
+        _fail(err, f"{exc.code}: {exc.detail}")
+        return EXIT_AAUTH
+    except httpx.HTTPError as exc:
+        _fail(err, f"network error: {type(exc).__name__}: {exc}")
+        return EXIT_NETWORK
+    except KeyboardInterrupt:  # pragma: no cover - interactive
+        _fail(err, "interrupted")
+        return 130
+    _unreachable(args.command)
+
+
+def _unreachable(command: str) -> NoReturn:  # argparse rejects unknown commands
+    raise AssertionError(command)
 
 
 if __name__ == "__main__":  # pragma: no cover
