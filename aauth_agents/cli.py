@@ -21,6 +21,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, NoReturn
+from urllib.parse import urlencode
 
 EXIT_OK = 0
 EXIT_HTTP = 1
@@ -329,6 +330,29 @@ def _event_printer(err: IO[str]) -> Callable[[Any], None]:
     return show
 
 
+def _isatty(stream: IO[bytes]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+def _clarification_prompt(
+    stdin: IO[bytes], err: IO[str]
+) -> Callable[[str, Sequence[str] | None, int | None], str | None]:
+    """Ask the person at the terminal; an empty answer cancels the request."""
+
+    def ask(question: str, options: Sequence[str] | None, timeout: int | None) -> str | None:
+        print(f"aauth-agents: the person server asks:\n{question}", file=err)
+        if options:
+            print("options: " + ", ".join(options), file=err)
+        print("answer (empty to cancel): ", end="", file=err, flush=True)
+        answer = stdin.readline().decode("utf-8", "replace").strip()
+        return answer or None
+
+    return ask
+
+
 def _fetch(
     args: argparse.Namespace,
     env: Mapping[str, str],
@@ -358,16 +382,17 @@ def _fetch(
             verbose(f"connections to {origin} go to {destination}")
 
     def on_interaction(interaction_url: str, code: str) -> None:
-        print(
-            f"aauth-agents: approval needed: open {interaction_url} (code {code})",
-            file=err,
-            flush=True,
-        )
+        link = f"{interaction_url}?{urlencode({'code': code})}"
+        print(f"aauth-agents: approval needed: open {link} (code {code})", file=err, flush=True)
 
+    # Clarification questions are answered at the terminal, when there is one to ask at.
+    interactive = args.data != "@-" and _isatty(stdin)
     auth = AAuth(
         identity,
+        capabilities=("interaction", "clarification") if interactive else ("interaction",),
         justification=args.justification,
         on_interaction=on_interaction,
+        on_clarification=_clarification_prompt(stdin, err) if interactive else None,
         on_event=verbose,
         max_poll_seconds=args.max_wait,
     )
