@@ -1,0 +1,238 @@
+"""The resource verifier: one call takes a request and says who is calling.
+
+§Verification (the HTTP signature, steps 1-7) first, with the token in ``Signature-Key``
+resolved by its ``typ`` -- agent token (§Agent Token Verification), person token (§Person
+Token Verification) or auth token (§Auth Token Verification: JWT trust, then request-context
+binding: ``aud`` is this resource, ``cnf`` is the signing key). Then a session token in
+``Authorization: AAuth`` (§AAuth-Access), then revocation by ``(iss, jti)``, by agent and by
+person (§Token Revocation). Matching ``(iss, sub)`` against the resource's records (§Auth
+Token Verification step 7) is the application's: :attr:`Caller.person` is the key.
+
+:class:`ResourceVerifier` is usable without ASGI (``verify`` / ``averify`` take an
+:class:`~aauth_agents.httpsig.HttpRequest`); it enforces no route policy and writes nothing.
+Verified tokens are cached by their compact form (bounded LRU, re-checked against ``exp``
+on every hit), so a cached auth token costs one request-signature verification per request.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from ..httpsig import (
+    SCHEME_JWT,
+    HttpRequest,
+    KeyResolution,
+    SignatureKey,
+    SignatureVerifier,
+    VerifiedSignature,
+)
+from ..protocol.errors import (
+    AAuthError,
+    InvalidJWTError,
+    ProtocolError,
+    SignatureError,
+    TokenError,
+)
+from ..protocol.headers import parse_authorization
+from ..protocol.wire import WireFormatError
+from ..tokens import (
+    AgentToken,
+    AuthToken,
+    PersonToken,
+    async_token_key_resolver,
+    token_key_resolver,
+)
+from .caller import AGENT, Caller
+from .config import ResourceConfig, TrustedIssuerKeys
+from .events import DENIED, EventSink
+from .session import SessionTokenError, verify_session_token
+
+
+class TokenRejectedError(SignatureError):
+    """The token in ``Signature-Key`` failed verification: a 401 with ``Signature-Error``
+    (``invalid_jwt``, ``expired_jwt``, ``unknown_key``, ...) whose body also names the token
+    registry's code (``token_error``: ``invalid_auth_token``, ``invalid_person_token``...)
+    and ``reason`` the failed check."""
+
+    def __init__(self, error: SignatureError, token_error: TokenError):
+        super().__init__(error.detail, code=error.code, accept_schemes=error.accept_schemes,
+                         accept_algs=error.accept_algs)
+        self.token_error = token_error.code
+        self.reason = token_error.reason
+
+    def problem(self) -> dict[str, Any]:
+        return {**super().problem(), "token_error": self.token_error}
+
+
+class RevokedError(ProtocolError):
+    """A revoked credential (403 ``revoked``; never a Signature-Error). ``which`` says what
+    matched -- ``token``, ``agent`` or ``person`` -- for the event hook, not the agent."""
+
+    def __init__(self, which: str):
+        super().__init__("revoked", "the presented credential has been revoked", status=403)
+        self.which = which
+
+
+def _token_error(exc: SignatureError) -> SignatureError:
+    cause = exc.__cause__
+    return TokenRejectedError(exc, cause) if isinstance(cause, TokenError) else exc
+
+
+_Resolved = tuple[AgentToken | PersonToken | AuthToken, KeyResolution]
+
+
+class _TokenCache:
+    """Verified tokens by compact JWS; an entry is used only while ``now < exp``."""
+
+    def __init__(self, size: int, clock: Callable[[], float]) -> None:
+        self.size, self.clock = size, clock
+        self._entries: OrderedDict[str, KeyResolution] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: SignatureKey) -> KeyResolution | None:
+        raw = key.jwt
+        if not self.size or raw is None or key.scheme != SCHEME_JWT:
+            return None
+        hit = self._entries.get(raw)
+        if hit is None:
+            return None
+        if self.clock() >= hit.context.exp:
+            with self._lock:
+                self._entries.pop(raw, None)
+            return None
+        return hit
+
+    def put(self, key: SignatureKey, resolution: KeyResolution) -> KeyResolution:
+        if self.size and key.jwt is not None:
+            with self._lock:
+                self._entries[key.jwt] = resolution
+                self._entries.move_to_end(key.jwt)
+                while len(self._entries) > self.size:
+                    self._entries.popitem(last=False)
+        return resolution
+
+    def wrap(self, resolve: Callable[[SignatureKey], KeyResolution]
+             ) -> Callable[[SignatureKey], KeyResolution]:
+        def cached(key: SignatureKey) -> KeyResolution:
+            return self.get(key) or self.put(key, resolve(key))
+        return cached
+
+    def awrap(self, resolve: Callable[[SignatureKey], Awaitable[KeyResolution]]
+              ) -> Callable[[SignatureKey], Awaitable[KeyResolution]]:
+        async def cached(key: SignatureKey) -> KeyResolution:
+            return self.get(key) or self.put(key, await resolve(key))
+        return cached
+
+
+class ResourceVerifier:
+    """Verifies requests at ``config.identifier``; see the module docstring."""
+
+    def __init__(self, config: ResourceConfig, *, events: EventSink | None = None) -> None:
+        self.config = config
+        self.events = events or EventSink(config.event_hook, clock=config.clock)
+        self.keys = TrustedIssuerKeys(config.issuer_keys, config.trust,
+                                      own_as=config.access_server)
+        self.signatures = SignatureVerifier(
+            additional_components=config.additional_signature_components,
+            window=config.signature_window,
+            clock=config.clock,
+            accepted_schemes=(SCHEME_JWT,),
+            replay_cache=None,  # checked by the resource once a request is accepted
+            require_query=config.require_query,
+        )
+        cache = _TokenCache(config.token_cache_size, config.clock)
+        self._resolve = cache.wrap(token_key_resolver(
+            keys=self.keys, audience=config.identifier, clock=config.clock))
+        self._aresolve = cache.awrap(async_token_key_resolver(
+            keys=self.keys, audience=config.identifier, clock=config.clock))
+        self._session_keys = (config.signing_key.public_key, *config.previous_keys)
+
+    # -- public ----------------------------------------------------------------------------
+
+    def verify(self, request: HttpRequest) -> Caller:
+        """Who signed ``request``; raises :class:`~aauth_agents.protocol.errors.AAuthError`
+        (:class:`TokenRejectedError` and other ``SignatureError`` s as 401,
+        :class:`RevokedError` as 403, a bad session token as 400)."""
+        try:
+            verified = self.signatures.verify(request, self._resolve)
+        except SignatureError as exc:
+            raise self._denied(_token_error(exc)) from exc
+        caller = self._caller(verified, request)
+        assert self.config.stores is not None
+        revocations = self.config.stores.revocations
+        for query in self._revocation_queries(caller):
+            which = revocations.is_revoked(now=self.config.clock(), **query)
+            if which is not None:
+                raise self._denied(RevokedError(which), caller)
+        return caller
+
+    async def averify(self, request: HttpRequest) -> Caller:
+        """:meth:`verify`, with key discovery and store lookups awaited."""
+        try:
+            verified = await self.signatures.averify(request, self._aresolve)
+        except SignatureError as exc:
+            raise self._denied(_token_error(exc)) from exc
+        caller = self._caller(verified, request)
+        assert self.config.stores is not None
+        revocations = self.config.stores.revocations
+        for query in self._revocation_queries(caller):
+            which = await revocations.ais_revoked(now=self.config.clock(), **query)
+            if which is not None:
+                raise self._denied(RevokedError(which), caller)
+        return caller
+
+    # -- steps shared by both ---------------------------------------------------------------
+
+    def _denied(self, error: AAuthError, caller: Caller | None = None) -> AAuthError:
+        detail: dict[str, Any] = {"code": error.code}
+        if isinstance(error, TokenRejectedError):
+            detail.update(token_error=error.token_error, check=error.reason)
+        if isinstance(error, RevokedError):
+            detail["matched"] = error.which
+        if caller is not None:
+            detail.update(caller=caller.label, iss=caller.issuer, jti=caller.jti)
+        self.events.emit(DENIED, "revoked" if isinstance(error, RevokedError) else error.code,
+                         **detail)
+        return error
+
+    def _caller(self, verified: VerifiedSignature, request: HttpRequest) -> Caller:
+        token = verified.context
+        if not isinstance(token, (AgentToken, PersonToken, AuthToken)):
+            raise self._denied(InvalidJWTError("Signature-Key did not carry an AAuth token"))
+        caller = Caller.from_token(token, verified.thumbprint, verified)
+        header = request.header("authorization")
+        if header is None:
+            return caller
+        try:
+            credential = parse_authorization(header)
+        except WireFormatError as exc:
+            raise self._denied(exc, caller) from exc
+        if credential is None:  # another scheme (Bearer, ...): not ours to judge
+            return caller
+        try:
+            session = verify_session_token(
+                credential, keys=self._session_keys, resource=self.config.identifier,
+                agent_jkt=verified.thumbprint, now=self.config.clock())
+        except SessionTokenError as exc:
+            if exc.expired:  # lapsed: the caller simply has no session any more
+                return caller
+            raise self._denied(exc, caller) from exc
+        return caller.with_session(session, self.config.identifier)
+
+    def _revocation_queries(self, caller: Caller) -> list[dict[str, Any]]:
+        agents = [caller.thumbprint]
+        agents += [a for a in (caller.agent, caller.parent_agent) if a]
+        queries: list[dict[str, Any]] = [{
+            "token": (caller.issuer, caller.jti),
+            "agents": agents,
+            "person": caller.person if caller.kind != AGENT or caller.session else None,
+        }]
+        if caller.session is not None:
+            queries.append({"token": (self.config.identifier, caller.session.jti)})
+        return queries
+
+
+__all__ = ["ResourceVerifier", "RevokedError", "TokenRejectedError"]
