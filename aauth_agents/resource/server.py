@@ -728,6 +728,7 @@ class AAuthResource:
         try:
             wanted = parse_authorization_request(request.body)
         except WireFormatError as exc:
+            self.events.emit(ev.DENIED, exc.code, endpoint="authorization", caller=caller.label)
             return Reply.error(exc)
         unknown = [s for s in wanted.scopes
                    if s not in self.config.scope_descriptions and not is_identity_scope(s)]
@@ -777,6 +778,7 @@ class AAuthResource:
         try:
             wanted = parse_revocation_request(request.body)
         except WireFormatError as exc:
+            self.events.emit(ev.DENIED, exc.code, endpoint="revocation", caller=caller)
             return Reply.error(exc)
         if caller != wanted.iss and caller not in self.config.trusted_revokers:
             self.events.emit(ev.DENIED, "not_the_issuer", endpoint="revocation", caller=caller,
@@ -785,6 +787,8 @@ class AAuthResource:
                                  "only the token's issuer may revoke it")
         now = self.clock()
         if not await self.stores.revocations.ais_known(wanted.iss, wanted.jti, now=now):
+            self.events.emit(ev.DENIED, "unknown_token", endpoint="revocation", caller=caller,
+                             iss=wanted.iss, jti=wanted.jti)
             return Reply.problem(404, "not_found", "no such token is known here")
         if self.stores.replay is not None and not await self.stores.replay.acheck_and_store(
             (verified.thumbprint, verified.created, "POST",
