@@ -111,7 +111,7 @@ async def test_v5_unknown_key(setup: tuple[World, Any, str]) -> None:
 
 async def test_v5_tampered_token(setup: tuple[World, Any, str]) -> None:
     world, app, before = setup
-    header, payload, signature = world.agent_token().split(".")
+    header, _payload, signature = world.agent_token().split(".")
     claims = peek(world.agent_token())[1]
     claims["sub"] = "aauth:mallory@ap.example"
     from resource_support import segment
