@@ -1,7 +1,126 @@
-"""The agent side of AAuth: identity, the challenge-handling client, governance calls."""
+"""The agent side of AAuth: identity, the challenge-handling client, governance calls.
+
+* :class:`AAuth` -- an ``httpx.Auth`` that signs every request and answers every AAuth
+  challenge (person tokens, auth tokens, deferred responses, interaction, clarification,
+  session tokens), for ``httpx.Client`` and ``httpx.AsyncClient`` alike;
+* :class:`SignedAuth` -- signing only;
+* :class:`PersonServerClient` / :class:`AsyncPersonServerClient` -- missions, permission,
+  audit and questions to the person, from :meth:`AAuth.governance` /
+  :meth:`AAuth.async_governance`;
+* the typed errors (:mod:`.errors`), events (:mod:`.events`) and callback values
+  (:mod:`.callbacks`).
+"""
 
 from __future__ import annotations
 
+from .callbacks import CANCEL, Answer, Cancel, UpdatedRequest
+from .client import AAuth, SignedAuth
+from .errors import (
+    AbandonedError,
+    AgentProtocolError,
+    AuthTokenVerificationError,
+    ChallengeVerificationError,
+    DeferredResponseError,
+    DeniedError,
+    ExpiredAgentTokenError,
+    ExpiredError,
+    ExpiredResourceTokenError,
+    InteractionUnavailableError,
+    InvalidAgentTokenError,
+    InvalidCodeError,
+    InvalidRequestError,
+    InvalidResourceTokenError,
+    MissionNotFoundError,
+    MissionTerminatedError,
+    NoPersonServerError,
+    PersonTokenError,
+    PollTimeoutError,
+    RequestCancelledError,
+    ServerError,
+    SlowDownError,
+    UnknownPersonTokenError,
+    UnsupportedRequirementError,
+    UserUnreachableError,
+    error_for_response,
+)
+from .events import (
+    ApprovalPending,
+    ChallengeReceived,
+    ClarificationAnswered,
+    ClarificationAsked,
+    FlowEvent,
+    FlowFailed,
+    InteractionRequired,
+    MetadataFetched,
+    Polling,
+    RequestSent,
+    ResponseReceived,
+    SessionUpdated,
+    TokenObtained,
+)
+from .governance import (
+    AsyncPersonServerClient,
+    MissionApproval,
+    PermissionResult,
+    PersonServerClient,
+)
 from .identity import AgentIdentity, TokenSource
+from .polling import format_prefer_wait, parse_prefer_wait, parse_retry_after, resolve_location
 
-__all__ = ["AgentIdentity", "TokenSource"]
+__all__ = [
+    "CANCEL",
+    "AAuth",
+    "AbandonedError",
+    "AgentIdentity",
+    "AgentProtocolError",
+    "Answer",
+    "ApprovalPending",
+    "AsyncPersonServerClient",
+    "AuthTokenVerificationError",
+    "Cancel",
+    "ChallengeReceived",
+    "ChallengeVerificationError",
+    "ClarificationAnswered",
+    "ClarificationAsked",
+    "DeferredResponseError",
+    "DeniedError",
+    "ExpiredAgentTokenError",
+    "ExpiredError",
+    "ExpiredResourceTokenError",
+    "FlowEvent",
+    "FlowFailed",
+    "InteractionRequired",
+    "InteractionUnavailableError",
+    "InvalidAgentTokenError",
+    "InvalidCodeError",
+    "InvalidRequestError",
+    "InvalidResourceTokenError",
+    "MetadataFetched",
+    "MissionApproval",
+    "MissionNotFoundError",
+    "MissionTerminatedError",
+    "NoPersonServerError",
+    "PermissionResult",
+    "PersonServerClient",
+    "PersonTokenError",
+    "PollTimeoutError",
+    "Polling",
+    "RequestCancelledError",
+    "RequestSent",
+    "ResponseReceived",
+    "ServerError",
+    "SessionUpdated",
+    "SignedAuth",
+    "SlowDownError",
+    "TokenObtained",
+    "TokenSource",
+    "UnknownPersonTokenError",
+    "UnsupportedRequirementError",
+    "UpdatedRequest",
+    "UserUnreachableError",
+    "error_for_response",
+    "format_prefer_wait",
+    "parse_prefer_wait",
+    "parse_retry_after",
+    "resolve_location",
+]

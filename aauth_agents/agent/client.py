@@ -1,0 +1,303 @@
+"""``httpx.Auth`` classes for agents: :class:`AAuth` handles every AAuth challenge by
+itself; :class:`SignedAuth` only signs.
+
+Usage::
+
+    auth = AAuth(identity, on_interaction=lambda url, code: print(f"{url}?code={code}"))
+    with httpx.Client(auth=auth) as client:
+        client.get("https://resource.example/api")
+
+    async with httpx.AsyncClient(auth=auth) as client:
+        await client.get("https://resource.example/api")
+
+One :class:`AAuth` holds the caches (person tokens, auth tokens, session tokens, metadata)
+and can serve any number of clients, sync and async, at once. Its flow is written once
+(:mod:`aauth_agents.agent.flow`); ``sync_auth_flow`` and ``async_auth_flow`` only choose the
+driver that executes its effects (:mod:`aauth_agents.agent.effects`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator, Callable, Generator, Iterable
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from ..clock import Clock, system_clock
+from ..httpsig import HttpRequest, SignatureKey
+from ..keys import PrivateKey
+from ..protocol.errors import ConfigurationError
+from ..protocol.headers import serialize_capabilities
+from ..protocol.mission import validate_s256
+from ..protocol.registry import validate_device, validate_platform
+from ..protocol.wire import WireFormatError
+from .effects import EventHook, Runtime, SleepFunction, drive_async, drive_sync
+from .events import FlowEvent
+from .flow import AgentConfig, AgentFlow
+from .identity import AgentIdentity
+from .signer import RequestSigner
+from .state import AgentState
+
+if TYPE_CHECKING:
+    from .governance import AsyncPersonServerClient, MissionApproval, PersonServerClient
+
+log = logging.getLogger("aauth_agents.agent")
+
+
+def _checked(name: str, value: str | None, check: Callable[[object], str]) -> str | None:
+    if value is None:
+        return None
+    try:
+        return check(value)
+    except WireFormatError as exc:
+        raise ConfigurationError(f"{name}: {exc.detail}") from exc
+
+
+class AAuth(httpx.Auth):
+    """An AAuth agent for ``httpx.Client`` and ``httpx.AsyncClient``.
+
+    Every request is signed with ``identity``'s key (§HTTP Message Signatures Profile) and
+    carries ``AAuth-Capabilities``; challenges are answered as §Requirement Responses and
+    §Deferred Responses describe (see :mod:`aauth_agents.agent.flow`).
+
+    ``capabilities`` -- what the agent declares (``AAuth-Capabilities`` on resource requests,
+    ``capabilities`` in PS token requests). ``justification``, ``login_hint``, ``tenant``,
+    ``domain_hint``, ``prompt``, ``platform``, ``device`` -- sent with token requests
+    (§Agent Token Request). ``mission_s256`` -- the mission person tokens are requested under.
+    ``on_interaction(url, code)``, ``on_clarification(question, options, timeout)`` -- see
+    :mod:`aauth_agents.agent.callbacks`; sync or async. ``on_event(event)`` -- receives a
+    :class:`~aauth_agents.agent.events.FlowEvent` per step. ``max_poll_seconds`` -- the
+    longest the agent polls one pending request. ``prefer_wait`` -- ``Prefer: wait=N`` on PS
+    requests and polls (``None``: not sent). ``clock`` -- time source; ``sleep`` -- waits
+    between polls (default ``time.sleep`` / ``anyio.sleep``; sync or async).
+    ``refresh_margin`` -- a cached token is not used within this many seconds of its
+    ``exp``. ``verify_token_signatures`` -- also check resource-token and auth-token
+    signatures against the issuers' JWKS (the claims are always checked).
+    ``metadata_ttl`` -- how long metadata is kept when the server sends no ``max-age``.
+    """
+
+    requires_request_body = True
+    requires_response_body = True
+
+    def __init__(
+        self,
+        identity: AgentIdentity,
+        *,
+        capabilities: Iterable[str] = ("interaction", "clarification"),
+        justification: str | None = None,
+        login_hint: str | None = None,
+        tenant: str | None = None,
+        domain_hint: str | None = None,
+        prompt: str | None = None,
+        platform: str | None = None,
+        device: str | None = None,
+        mission_s256: str | None = None,
+        on_interaction: Callable[[str, str], Any] | None = None,
+        on_clarification: Callable[..., Any] | None = None,
+        on_event: Callable[[FlowEvent], None] | None = None,
+        max_poll_seconds: float = 600,
+        prefer_wait: int | None = 30,
+        clock: Clock = system_clock,
+        sleep: SleepFunction | None = None,
+        refresh_margin: float = 60,
+        verify_token_signatures: bool = True,
+        metadata_ttl: float = 3600,
+    ) -> None:
+        if not isinstance(identity, AgentIdentity):
+            raise ConfigurationError("AAuth needs an AgentIdentity")
+        if max_poll_seconds <= 0:
+            raise ConfigurationError("max_poll_seconds must be positive")
+        if prefer_wait is not None and (isinstance(prefer_wait, bool) or prefer_wait < 0):
+            raise ConfigurationError("prefer_wait must be a non-negative integer or None")
+        self.identity = identity
+        self.config = AgentConfig(
+            capabilities=tuple(capabilities),
+            justification=justification,
+            login_hint=login_hint,
+            tenant=tenant,
+            domain_hint=domain_hint,
+            prompt=prompt,
+            platform=_checked("platform", platform, validate_platform),
+            device=_checked("device", device, validate_device),
+            mission_s256=_checked_mission(mission_s256),
+            on_interaction=on_interaction,
+            on_clarification=on_clarification,
+            events=on_event is not None,
+            max_poll_seconds=float(max_poll_seconds),
+            prefer_wait=prefer_wait,
+            clock=clock,
+            refresh_margin=float(refresh_margin),
+            verify_token_signatures=verify_token_signatures,
+            metadata_ttl=float(metadata_ttl),
+        )
+        self.state = AgentState()
+        self.flow = AgentFlow(identity, self.config, self.state, RequestSigner())
+        self.runtime = Runtime(
+            sleep=sleep,
+            on_event=on_event,
+            thread_flights=self.state.thread_flights,
+            async_flights=self.state.async_flights,
+        )
+
+    # -- httpx.Auth ------------------------------------------------------------------------
+
+    def sync_auth_flow(
+        self, request: httpx.Request
+    ) -> Generator[httpx.Request, httpx.Response, None]:
+        request.read()
+        yield from drive_sync(self.flow.resource_request(request), self.runtime)
+
+    async def async_auth_flow(
+        self, request: httpx.Request
+    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        await request.aread()
+        driver = drive_async(self.flow.resource_request(request), self.runtime)
+        try:
+            outgoing = await driver.__anext__()
+            while True:
+                response = yield outgoing
+                outgoing = await driver.asend(response)
+        except StopAsyncIteration:
+            return
+        finally:
+            await driver.aclose()
+
+    # -- state -------------------------------------------------------------------------------
+
+    @property
+    def mission_s256(self) -> str | None:
+        """The mission person tokens are requested under (``None``: no mission)."""
+        return self.config.mission_s256
+
+    @mission_s256.setter
+    def mission_s256(self, value: str | None) -> None:
+        self.config.mission_s256 = _checked_mission(value)
+
+    @property
+    def capabilities(self) -> tuple[str, ...]:
+        return self.config.capabilities
+
+    def adopt_mission(self, approval: MissionApproval) -> None:
+        """Work under an approved mission: its ``s256`` names the mission in person token
+        requests, the PS's ``capabilities`` are added to the agent's (§AAuth-Capabilities),
+        and the approval's ``person_tokens`` are cached (each checked first; one that is not
+        for this agent, resource and mission is skipped)."""
+        self.mission_s256 = approval.s256
+        self.config.set_capabilities((*self.config.capabilities, *approval.capabilities))
+        for resource, token in approval.person_tokens.items():
+            try:
+                self.flow.adopt_person_token(resource, token, approval.s256)
+            except Exception as exc:
+                log.warning("mission person token for %s skipped: %s", resource, exc)
+
+    def session_token(self, resource: str) -> str | None:
+        """The AAuth-Access session token held for ``resource`` (an identifier), if any."""
+        return self.state.session(resource)
+
+    def clear_cache(self) -> None:
+        """Forget every person token, auth token, session token and metadata document."""
+        self.state.flush()
+
+    def governance(self, client: httpx.Client) -> PersonServerClient:
+        """Governance calls to the agent's PS through ``client`` (see
+        :class:`~aauth_agents.agent.governance.PersonServerClient`)."""
+        from .governance import PersonServerClient
+
+        return PersonServerClient(self, client)
+
+    def async_governance(self, client: httpx.AsyncClient) -> AsyncPersonServerClient:
+        """:meth:`governance` for ``httpx.AsyncClient``."""
+        from .governance import AsyncPersonServerClient
+
+        return AsyncPersonServerClient(self, client)
+
+
+def _checked_mission(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return validate_s256(value)
+    except WireFormatError as exc:
+        raise ConfigurationError(f"mission_s256: {exc.detail}") from exc
+
+
+class SignedAuth(httpx.Auth):
+    """Signs every request (§Signing (Agent)) and handles no challenge -- the counterpart of
+    the TypeScript ``createSignedFetch``.
+
+    ``identity`` is an :class:`~aauth_agents.agent.AgentIdentity` (its agent token, refreshed
+    as it nears expiry) or a ``(key, signature_key)`` pair, e.g. ``(key,
+    SignatureKey.from_jwt(token))`` or a pseudonymous ``SignatureKey.from_public_key(...)``.
+    ``capabilities`` are declared in ``AAuth-Capabilities`` (none by default: a client that
+    answers no challenge can drive no interaction); ``extra_components`` are covered besides
+    the profile's (a resource's ``additional_signature_components``); ``cover_body`` covers
+    ``content-type`` and ``content-digest`` on every request with a body (as PS and AS
+    requests require).
+    """
+
+    requires_request_body = True
+
+    def __init__(
+        self,
+        identity: AgentIdentity | tuple[PrivateKey, SignatureKey],
+        *,
+        capabilities: Iterable[str] = (),
+        extra_components: Iterable[str] = (),
+        cover_body: bool = False,
+        clock: Clock = system_clock,
+    ) -> None:
+        if isinstance(identity, AgentIdentity):
+            self._identity: AgentIdentity | None = identity
+            self._pair: tuple[PrivateKey, SignatureKey] | None = None
+        elif (
+            isinstance(identity, tuple)
+            and len(identity) == 2
+            and isinstance(identity[0], PrivateKey)
+            and isinstance(identity[1], SignatureKey)
+        ):
+            self._identity, self._pair = None, identity
+        else:
+            raise ConfigurationError(
+                "SignedAuth needs an AgentIdentity or (PrivateKey, SignatureKey)"
+            )
+        caps = tuple(dict.fromkeys(capabilities))
+        self._capabilities = serialize_capabilities(caps) if caps else None
+        self._extra = tuple(extra_components)
+        self._cover_body = cover_body
+        self._clock = clock
+        self._signer = RequestSigner()
+
+    def _material(self) -> tuple[PrivateKey, SignatureKey]:
+        if self._identity is not None:
+            token = self._identity.current_token()
+            return self._identity.key, SignatureKey.from_jwt(token)
+        assert self._pair is not None
+        return self._pair
+
+    def sign(self, request: httpx.Request) -> tuple[str, ...]:
+        """Add the signature headers to ``request``; returns the covered components."""
+        key, signature_key = self._material()
+        if self._capabilities is not None:
+            request.headers["AAuth-Capabilities"] = self._capabilities
+        http = HttpRequest(
+            request.method, str(request.url), request.headers.multi_items(), request.content or None
+        )
+        created = self._signer.created_for(http, key.kid or "", self._clock())
+        added, covered = self._signer.sign(
+            http,
+            key=key,
+            signature_key=signature_key,
+            created=created,
+            extra_components=self._extra,
+            cover_body=self._cover_body,
+        )
+        request.headers.update(added)
+        return covered
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        self.sign(request)
+        yield request
+
+
+__all__ = ["AAuth", "EventHook", "SignedAuth"]

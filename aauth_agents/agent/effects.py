@@ -1,0 +1,279 @@
+"""The effects the sans-I/O agent flow yields, and the two drivers that execute them.
+
+The flow (:mod:`aauth_agents.agent.flow`) is a generator: it yields an effect and receives
+its result. It never touches a socket, a clock-driven sleep or a callback itself:
+
+* :class:`Send` -- send this ``httpx.Request``; the result is the ``httpx.Response`` (body
+  read);
+* :class:`Sleep` -- wait this many seconds;
+* :class:`Invoke` -- call a caller's callback (``on_interaction``, ``on_clarification``);
+  the result is its return value, awaited when it is awaitable and the driver is async;
+* :class:`Emit` -- hand a :class:`~aauth_agents.agent.events.FlowEvent` to ``on_event``;
+* :class:`JoinFlight` / :class:`WaitFlight` -- single flight: join the call in progress for a
+  key (the result says whether this flow leads it) and wait for a leader to finish.
+
+:func:`drive_sync` executes effects with blocking calls and threads;
+:func:`drive_async` with awaits and tasks. Both are generators of the requests to send, the
+shape ``httpx.Auth.sync_auth_flow`` / ``async_auth_flow`` need; :func:`run_sync` and
+:func:`run_async` send those requests with a client themselves (governance calls). An error
+from an effect is thrown into the flow at the point that yielded it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Hashable
+from dataclasses import dataclass, field
+from typing import Any, TypeAlias, TypeVar, cast
+
+import anyio
+import httpx
+
+from ..protocol.errors import ConfigurationError
+from .events import FlowEvent
+from .state import AsyncFlight, AsyncFlights, Flight, ThreadFlight, ThreadFlights
+
+log = logging.getLogger("aauth_agents.agent")
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    request: httpx.Request
+
+
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class Invoke:
+    func: Callable[..., Any]
+    args: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Emit:
+    event: FlowEvent
+
+
+@dataclass(frozen=True, slots=True)
+class JoinFlight:
+    key: Hashable
+
+
+@dataclass(frozen=True, slots=True)
+class WaitFlight:
+    flight: Flight
+
+
+Effect: TypeAlias = Send | Sleep | Invoke | Emit | JoinFlight | WaitFlight
+#: A flow: yields effects, receives their results, returns a ``T``.
+Flow: TypeAlias = Generator[Effect, Any, T]
+
+EventHook: TypeAlias = Callable[[FlowEvent], None]
+SleepFunction: TypeAlias = Callable[[float], Any]
+
+
+@dataclass
+class Runtime:
+    """What the drivers need besides the flow: the sleep function (``None``: ``time.sleep``
+    / ``anyio.sleep``), the event hook and the single-flight registries."""
+
+    sleep: SleepFunction | None = None
+    on_event: EventHook | None = None
+    thread_flights: ThreadFlights = field(default_factory=ThreadFlights)
+    async_flights: AsyncFlights = field(default_factory=AsyncFlights)
+
+
+def _emit(runtime: Runtime, event: FlowEvent) -> None:
+    if runtime.on_event is None:
+        return
+    try:
+        runtime.on_event(event)
+    except Exception:  # an observer must not break the flow
+        log.exception("on_event raised; ignored")
+
+
+def _run_blocking(awaitable: Awaitable[T]) -> T:
+    """Complete a coroutine a callback returned, from sync code."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        if inspect.iscoroutine(awaitable):
+            awaitable.close()
+        raise ConfigurationError(
+            "an async callback cannot be awaited by httpx.Client inside a running event "
+            "loop; use httpx.AsyncClient"
+        )
+
+    async def wait() -> T:
+        return await awaitable
+
+    return asyncio.run(wait())
+
+
+def _sync_step(runtime: Runtime, effect: Effect) -> Any:
+    """Execute every effect except Send (sync)."""
+    if isinstance(effect, Emit):
+        _emit(runtime, effect.event)
+        return None
+    if isinstance(effect, Sleep):
+        if effect.seconds > 0 or runtime.sleep is not None:
+            result = (runtime.sleep or time.sleep)(effect.seconds)
+            if inspect.isawaitable(result):
+                _run_blocking(result)
+        return None
+    if isinstance(effect, Invoke):
+        result = effect.func(*effect.args)
+        return _run_blocking(result) if inspect.isawaitable(result) else result
+    if isinstance(effect, JoinFlight):
+        return runtime.thread_flights.join(effect.key)
+    if isinstance(effect, WaitFlight):
+        return cast(ThreadFlight, effect.flight).wait()
+    raise TypeError(f"unknown effect {effect!r}")
+
+
+async def _async_step(runtime: Runtime, effect: Effect) -> Any:
+    """Execute every effect except Send (async)."""
+    if isinstance(effect, Emit):
+        _emit(runtime, effect.event)
+        return None
+    if isinstance(effect, Sleep):
+        if runtime.sleep is None:
+            if effect.seconds > 0:
+                await anyio.sleep(effect.seconds)
+        else:
+            result = runtime.sleep(effect.seconds)
+            if inspect.isawaitable(result):
+                await result
+        return None
+    if isinstance(effect, Invoke):
+        result = effect.func(*effect.args)
+        return await result if inspect.isawaitable(result) else result
+    if isinstance(effect, JoinFlight):
+        return runtime.async_flights.join(effect.key)
+    if isinstance(effect, WaitFlight):
+        return await cast(AsyncFlight, effect.flight).wait()
+    raise TypeError(f"unknown effect {effect!r}")
+
+
+def drive_sync(flow: Flow[T], runtime: Runtime) -> Generator[httpx.Request, httpx.Response, T]:
+    """Run ``flow``; yields each request to send and receives its response (httpx's
+    ``sync_auth_flow`` shape). Returns the flow's value."""
+    value: Any = None
+    error: BaseException | None = None
+    try:
+        while True:
+            try:
+                effect = flow.send(value) if error is None else flow.throw(error)
+            except StopIteration as stop:
+                return cast(T, stop.value)
+            value, error = None, None
+            try:
+                if isinstance(effect, Send):
+                    response = yield effect.request
+                    response.read()
+                    value = response
+                else:
+                    value = _sync_step(runtime, effect)
+            except Exception as exc:  # handed to the flow, which decides
+                error = exc
+    finally:
+        flow.close()
+
+
+@dataclass
+class _Result:
+    value: Any = None
+
+
+async def drive_async(
+    flow: Flow[Any], runtime: Runtime, result: _Result | None = None
+) -> AsyncGenerator[httpx.Request, httpx.Response]:
+    """:func:`drive_sync` for async code (httpx's ``async_auth_flow`` shape). An async
+    generator cannot return a value: it is stored in ``result``."""
+    value: Any = None
+    error: BaseException | None = None
+    try:
+        while True:
+            try:
+                effect = flow.send(value) if error is None else flow.throw(error)
+            except StopIteration as stop:
+                if result is not None:
+                    result.value = stop.value
+                return
+            value, error = None, None
+            try:
+                if isinstance(effect, Send):
+                    response = yield effect.request
+                    await response.aread()
+                    value = response
+                else:
+                    value = await _async_step(runtime, effect)
+            except Exception as exc:
+                error = exc
+    finally:
+        flow.close()
+
+
+def run_sync(flow: Flow[T], client: httpx.Client, runtime: Runtime) -> T:
+    """Run ``flow`` to completion, sending its requests with ``client`` (without the
+    client's own ``auth``: the flow signs what it sends)."""
+    driver = drive_sync(flow, runtime)
+    try:
+        request = next(driver)
+        while True:
+            try:
+                response = client.send(request, auth=None)
+            except Exception as exc:
+                request = driver.throw(exc)
+            else:
+                request = driver.send(response)
+    except StopIteration as stop:
+        return cast(T, stop.value)
+    finally:
+        driver.close()
+
+
+async def run_async(flow: Flow[T], client: httpx.AsyncClient, runtime: Runtime) -> T:
+    """Run ``flow`` to completion, sending its requests with ``client``."""
+    result = _Result()
+    driver = drive_async(flow, runtime, result)
+    try:
+        request = await driver.__anext__()
+        while True:
+            try:
+                response = await client.send(request, auth=None)
+            except Exception as exc:
+                request = await driver.athrow(exc)
+            else:
+                request = await driver.asend(response)
+    except StopAsyncIteration:
+        return cast(T, result.value)
+    finally:
+        await driver.aclose()
+
+
+__all__ = [
+    "Effect",
+    "Emit",
+    "Flow",
+    "Invoke",
+    "JoinFlight",
+    "Runtime",
+    "Send",
+    "Sleep",
+    "WaitFlight",
+    "drive_async",
+    "drive_sync",
+    "run_async",
+    "run_sync",
+]

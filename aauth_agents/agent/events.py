@@ -1,0 +1,199 @@
+"""Events the agent flow reports through ``on_event``: one small frozen object per step.
+
+They describe what happened -- a request sent, a challenge received, a token obtained (its
+decoded claims, never the token), a poll scheduled, an interaction or clarification, an
+error -- for ``aauth-agents fetch --verbose``, demos and audit logs. ``str(event)`` is a
+one-line description. No event carries a token, a session token or a key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True)
+class FlowEvent:
+    """Base of every event; ``kind`` names the step."""
+
+    kind: ClassVar[str] = "event"
+
+    def describe(self) -> str:
+        return self.kind
+
+    def __str__(self) -> str:
+        return self.describe()
+
+
+@dataclass(frozen=True)
+class RequestSent(FlowEvent):
+    """A signed request left the agent. ``credential`` is the token type presented in
+    Signature-Key (``agent``, ``person``, ``auth``); ``covered`` the signed components."""
+
+    kind: ClassVar[str] = "request"
+    method: str
+    url: str
+    credential: str
+    covered: tuple[str, ...] = ()
+    session: bool = False
+
+    def describe(self) -> str:
+        extra = " + AAuth session" if self.session else ""
+        return f"-> {self.method} {self.url} signed with the {self.credential} token{extra}"
+
+
+@dataclass(frozen=True)
+class ResponseReceived(FlowEvent):
+    kind: ClassVar[str] = "response"
+    method: str
+    url: str
+    status: int
+
+    def describe(self) -> str:
+        return f"<- {self.status} for {self.method} {self.url}"
+
+
+@dataclass(frozen=True)
+class ChallengeReceived(FlowEvent):
+    """An ``AAuth-Requirement`` on a 401 or 202 (its parameters, never the resource token)."""
+
+    kind: ClassVar[str] = "challenge"
+    url: str
+    status: int
+    requirement: str
+    params: Mapping[str, str] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        shown = "".join(f"; {k}={v}" for k, v in self.params.items())
+        return f"<- {self.status} AAuth-Requirement: requirement={self.requirement}{shown}"
+
+
+@dataclass(frozen=True)
+class TokenObtained(FlowEvent):
+    """A person or auth token from the PS (or, ``cached``, reused from the cache)."""
+
+    kind: ClassVar[str] = "token"
+    token_type: str
+    resource: str
+    claims: Mapping[str, Any] = field(default_factory=dict)
+    cached: bool = False
+
+    def describe(self) -> str:
+        how = "reused" if self.cached else "obtained"
+        shown = {
+            k: v
+            for k, v in self.claims.items()
+            if k in ("iss", "sub", "scope", "exp", "mission_s256", "aud")
+        }
+        return f"{how} {self.token_type} token for {self.resource}: {shown}"
+
+
+@dataclass(frozen=True)
+class MetadataFetched(FlowEvent):
+    kind: ClassVar[str] = "metadata"
+    url: str
+    ok: bool
+
+    def describe(self) -> str:
+        return f"metadata {self.url}: {'ok' if self.ok else 'unavailable'}"
+
+
+@dataclass(frozen=True)
+class Polling(FlowEvent):
+    """The agent will poll ``url`` after ``wait`` seconds (``status`` of the last 202)."""
+
+    kind: ClassVar[str] = "polling"
+    url: str
+    attempt: int
+    wait: float
+    status: str = "pending"
+
+    def describe(self) -> str:
+        return f"poll #{self.attempt} of {self.url} in {self.wait:g}s ({self.status})"
+
+
+@dataclass(frozen=True)
+class InteractionRequired(FlowEvent):
+    """The person must visit ``url`` with ``code``; ``relayed`` when the PS took it on."""
+
+    kind: ClassVar[str] = "interaction"
+    url: str
+    code: str
+    relayed: bool = False
+
+    def describe(self) -> str:
+        where = "relayed through the person server" if self.relayed else "for the person"
+        return f"interaction required {where}: {self.url}?code={self.code}"
+
+
+@dataclass(frozen=True)
+class ApprovalPending(FlowEvent):
+    kind: ClassVar[str] = "approval"
+    url: str
+
+    def describe(self) -> str:
+        return f"waiting for approval at {self.url}"
+
+
+@dataclass(frozen=True)
+class ClarificationAsked(FlowEvent):
+    kind: ClassVar[str] = "clarification"
+    url: str
+    question: str
+    options: tuple[str, ...] | None = None
+    timeout: int | None = None
+
+    def describe(self) -> str:
+        return f"clarification asked: {self.question!r}"
+
+
+@dataclass(frozen=True)
+class ClarificationAnswered(FlowEvent):
+    """``action``: ``clarification_response``, ``updated_request`` or ``cancel``."""
+
+    kind: ClassVar[str] = "clarification_answer"
+    url: str
+    action: str
+
+    def describe(self) -> str:
+        return f"clarification answered with {self.action}"
+
+
+@dataclass(frozen=True)
+class SessionUpdated(FlowEvent):
+    """A resource sent a (new) ``AAuth-Access`` session token (the value is not reported)."""
+
+    kind: ClassVar[str] = "session"
+    resource: str
+    replaced: bool = False
+
+    def describe(self) -> str:
+        return f"session token {'replaced' if self.replaced else 'received'} from {self.resource}"
+
+
+@dataclass(frozen=True)
+class FlowFailed(FlowEvent):
+    kind: ClassVar[str] = "error"
+    code: str
+    detail: str
+
+    def describe(self) -> str:
+        return f"error {self.code}: {self.detail}"
+
+
+__all__ = [
+    "ApprovalPending",
+    "ChallengeReceived",
+    "ClarificationAnswered",
+    "ClarificationAsked",
+    "FlowEvent",
+    "FlowFailed",
+    "InteractionRequired",
+    "MetadataFetched",
+    "Polling",
+    "RequestSent",
+    "ResponseReceived",
+    "SessionUpdated",
+    "TokenObtained",
+]

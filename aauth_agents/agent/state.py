@@ -1,0 +1,396 @@
+"""What an :class:`~aauth_agents.agent.AAuth` instance remembers between requests.
+
+* person tokens per ``(resource, mission_s256)`` and auth tokens per ``(resource, scope,
+  mission_s256)`` (§Person Token Endpoint: cache until expiry; §Auth Token Usage), each
+  treated as gone ``refresh_margin`` seconds before its ``exp`` and all flushed when the
+  agent's signing key changes (every one of them is bound to the old key by ``cnf``);
+* AAuth-Access session tokens per resource (§AAuth-Access), replaced by the newest;
+* metadata documents of resources and person servers, and issuer JWKS, with a lifetime;
+* single-flight registries, so that concurrent requests needing the same token share one
+  exchange: :class:`ThreadFlights` for ``httpx.Client`` (threads), :class:`AsyncFlights`
+  for ``httpx.AsyncClient`` (tasks).
+
+Every structure is guarded by one lock; nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import anyio
+
+from ..httpsig import SignatureKey
+from ..protocol.metadata import PersonServerMetadata, ResourceMetadata
+from ..tokens import StaticIssuerKeys, peek
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class HeldToken:
+    """A token the agent presents in ``Signature-Key``: ``kind`` is ``agent``, ``person`` or
+    ``auth``. ``raw`` and ``claims`` stay out of ``repr``."""
+
+    kind: str
+    raw: str = field(repr=False)
+    claims: Mapping[str, Any] = field(repr=False, compare=False)
+    exp: float
+    signature_key: SignatureKey = field(repr=False, compare=False)
+
+    @classmethod
+    def from_raw(cls, kind: str, raw: str) -> HeldToken:
+        _, claims = peek(raw)
+        exp = claims.get("exp")
+        return cls(
+            kind=kind,
+            raw=raw,
+            claims=claims,
+            exp=float(exp) if isinstance(exp, (int, float)) else 0.0,
+            signature_key=SignatureKey.from_jwt(raw),
+        )
+
+    @property
+    def sub(self) -> str | None:
+        sub = self.claims.get("sub")
+        return sub if isinstance(sub, str) else None
+
+    @property
+    def scopes(self) -> frozenset[str]:
+        scope = self.claims.get("scope")
+        return frozenset(scope.split()) if isinstance(scope, str) else frozenset()
+
+    def usable(self, now: float, margin: float) -> bool:
+        return self.exp - now > margin
+
+
+@dataclass
+class ResourceInfo:
+    """What the agent knows of a resource: its metadata (``None`` when it publishes none)
+    and the components it asked for at runtime with ``required_input``."""
+
+    resource: str
+    metadata: ResourceMetadata | None = None
+    learned: tuple[str, ...] = ()
+
+    @property
+    def extra_components(self) -> tuple[str, ...]:
+        asked = self.metadata.additional_signature_components if self.metadata else ()
+        return tuple(dict.fromkeys((*asked, *self.learned)))
+
+    @property
+    def access_mode(self) -> str | None:
+        return (
+            self.metadata.access_mode
+            if self.metadata and self.metadata.raw.get("access_mode") is not None
+            else None
+        )
+
+
+# -- single flight ---------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome(Generic[T]):
+    """How a shared call ended: a value, an error, or ``retry`` when the leader was
+    cancelled or closed (followers then try for themselves)."""
+
+    value: Any = None
+    error: BaseException | None = None
+    retry: bool = False
+
+    def get(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+class Flight:
+    """One call in progress, shared by its leader and any followers."""
+
+    def __init__(self, registry: _Registry[Any], key: Hashable) -> None:
+        self._registry = registry
+        self.key = key
+        self.outcome: Outcome[Any] = Outcome()
+
+    def finish(self, *, value: Any = None, error: BaseException | None = None) -> None:
+        """Called once by the leader; wakes the followers."""
+        self._registry.remove(self.key, self)
+        if error is not None and not isinstance(error, Exception):
+            self.outcome = Outcome(retry=True)  # cancelled / closed: not a result to share
+        else:
+            self.outcome = Outcome(value=value, error=error)
+        self._signal()
+
+    def _signal(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+
+class ThreadFlight(Flight):
+    def __init__(self, registry: _Registry[Any], key: Hashable) -> None:
+        super().__init__(registry, key)
+        self._event = threading.Event()
+
+    def _signal(self) -> None:
+        self._event.set()
+
+    def wait(self) -> Outcome[Any]:
+        self._event.wait()
+        return self.outcome
+
+
+class AsyncFlight(Flight):
+    def __init__(self, registry: _Registry[Any], key: Hashable) -> None:
+        super().__init__(registry, key)
+        self._event = anyio.Event()
+
+    def _signal(self) -> None:
+        self._event.set()
+
+    async def wait(self) -> Outcome[Any]:
+        await self._event.wait()
+        return self.outcome
+
+
+F = TypeVar("F", bound=Flight)
+
+
+class _Registry(Generic[F]):
+    def __init__(self, make: type[F]) -> None:
+        self._make = make
+        self._lock = threading.Lock()
+        self._flights: dict[Hashable, F] = {}
+
+    def join(self, key: Hashable) -> tuple[F, bool]:
+        """``(flight, True)`` for the caller who must do the work, ``(flight, False)`` for a
+        follower who waits for it."""
+        with self._lock:
+            flight = self._flights.get(key)
+            if flight is not None:
+                return flight, False
+            flight = self._flights[key] = self._make(self, key)
+            return flight, True
+
+    def remove(self, key: Hashable, flight: Flight) -> None:
+        with self._lock:
+            if self._flights.get(key) is flight:
+                del self._flights[key]
+
+    def __len__(self) -> int:
+        return len(self._flights)
+
+
+class ThreadFlights(_Registry[ThreadFlight]):
+    def __init__(self) -> None:
+        super().__init__(ThreadFlight)
+
+
+class AsyncFlights(_Registry[AsyncFlight]):
+    def __init__(self) -> None:
+        super().__init__(AsyncFlight)
+
+
+# -- caches ------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Timed(Generic[T]):
+    value: T
+    expires_at: float
+    fetched_at: float = 0.0
+
+
+class AgentState:
+    """The caches of one :class:`~aauth_agents.agent.AAuth` instance."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.key_thumbprint: str | None = None
+        self._person: dict[tuple[str, str | None], HeldToken] = {}
+        self._auth: dict[tuple[str, frozenset[str], str | None], HeldToken] = {}
+        self._current_auth: dict[str, HeldToken] = {}
+        self._sessions: dict[str, str] = {}
+        self._wants: dict[str, str] = {}
+        self._agent: HeldToken | None = None
+        self._resources: dict[str, _Timed[ResourceInfo]] = {}
+        self._person_servers: dict[str, _Timed[PersonServerMetadata]] = {}
+        self._jwks: dict[tuple[str, str], _Timed[StaticIssuerKeys]] = {}
+        self.thread_flights = ThreadFlights()
+        self.async_flights = AsyncFlights()
+
+    # key rotation
+
+    def check_key(self, thumbprint: str) -> bool:
+        """Record the signing key in use; True (and every person and auth token dropped)
+        when it differs from the one the cached tokens are bound to."""
+        if thumbprint == self.key_thumbprint:
+            return False
+        with self._lock:
+            if thumbprint == self.key_thumbprint:
+                return False
+            rotated = self.key_thumbprint is not None
+            self.key_thumbprint = thumbprint
+            if rotated:
+                self._person.clear()
+                self._auth.clear()
+                self._current_auth.clear()
+                self._agent = None
+            return rotated
+
+    def flush(self) -> None:
+        """Forget every token, session and metadata document."""
+        with self._lock:
+            self._person.clear()
+            self._auth.clear()
+            self._current_auth.clear()
+            self._sessions.clear()
+            self._wants.clear()
+            self._agent = None
+            self._resources.clear()
+            self._person_servers.clear()
+            self._jwks.clear()
+
+    # the agent token, parsed once per value
+
+    def agent_token(self, raw: str) -> HeldToken:
+        held = self._agent
+        if held is None or held.raw != raw:
+            held = self._agent = HeldToken.from_raw("agent", raw)
+        return held
+
+    # person tokens
+
+    def person_token(
+        self, resource: str, mission: str | None, now: float, margin: float
+    ) -> HeldToken | None:
+        held = self._person.get((resource, mission))
+        return held if held is not None and held.usable(now, margin) else None
+
+    def put_person_token(self, resource: str, mission: str | None, token: HeldToken) -> None:
+        with self._lock:
+            self._person[(resource, mission)] = token
+
+    # auth tokens
+
+    def current_auth_token(self, resource: str, now: float, margin: float) -> HeldToken | None:
+        held = self._current_auth.get(resource)
+        return held if held is not None and held.usable(now, margin) else None
+
+    def auth_token(
+        self,
+        resource: str,
+        scopes: frozenset[str],
+        mission: str | None,
+        now: float,
+        margin: float,
+    ) -> HeldToken | None:
+        held = self._auth.get((resource, scopes, mission))
+        if held is not None and held.usable(now, margin):
+            return held
+        for (res, held_scopes, held_mission), other in list(self._auth.items()):
+            if (
+                res == resource
+                and held_mission == mission
+                and scopes <= held_scopes
+                and other.usable(now, margin)
+            ):
+                return other
+        return None
+
+    def put_auth_token(self, resource: str, mission: str | None, token: HeldToken) -> None:
+        with self._lock:
+            self._auth[(resource, token.scopes, mission)] = token
+            self._current_auth[resource] = token
+
+    def use_auth_token(self, resource: str, token: HeldToken) -> None:
+        """Make ``token`` the one presented first to ``resource``."""
+        with self._lock:
+            self._current_auth[resource] = token
+
+    def drop(self, resource: str, token: HeldToken) -> None:
+        """Forget ``token`` (a resource refused it)."""
+        with self._lock:
+            for person_key in [k for k, v in self._person.items() if v.raw == token.raw]:
+                del self._person[person_key]
+            for auth_key in [k for k, v in self._auth.items() if v.raw == token.raw]:
+                del self._auth[auth_key]
+            if self._current_auth.get(resource) is token:
+                del self._current_auth[resource]
+
+    def drop_mission(self, mission: str) -> None:
+        with self._lock:
+            for key in [k for k in self._person if k[1] == mission]:
+                del self._person[key]
+
+    # what a resource asked for before
+
+    def wants(self, resource: str) -> str | None:
+        return self._wants.get(resource)
+
+    def set_wants(self, resource: str, kind: str) -> None:
+        with self._lock:
+            if self._wants.get(resource) != "auth":
+                self._wants[resource] = kind
+
+    # sessions
+
+    def session(self, resource: str) -> str | None:
+        return self._sessions.get(resource)
+
+    def set_session(self, resource: str, token: str) -> bool:
+        """Store the newest session token; True when it replaced another."""
+        with self._lock:
+            previous = self._sessions.get(resource)
+            self._sessions[resource] = token
+            return previous is not None and previous != token
+
+    def drop_session(self, resource: str) -> None:
+        with self._lock:
+            self._sessions.pop(resource, None)
+
+    # metadata and keys
+
+    def resource_info(self, resource: str, now: float) -> ResourceInfo | None:
+        timed = self._resources.get(resource)
+        return timed.value if timed is not None and timed.expires_at > now else None
+
+    def put_resource_info(self, info: ResourceInfo, expires_at: float) -> None:
+        with self._lock:
+            self._resources[info.resource] = _Timed(info, expires_at)
+
+    def person_server(self, issuer: str, now: float) -> PersonServerMetadata | None:
+        timed = self._person_servers.get(issuer)
+        return timed.value if timed is not None and timed.expires_at > now else None
+
+    def put_person_server(self, metadata: PersonServerMetadata, expires_at: float) -> None:
+        with self._lock:
+            self._person_servers[metadata.issuer] = _Timed(metadata, expires_at)
+
+    def issuer_keys(
+        self, issuer: str, dwk: str, now: float
+    ) -> tuple[StaticIssuerKeys, float] | None:
+        timed = self._jwks.get((issuer, dwk))
+        if timed is None or timed.expires_at <= now:
+            return None
+        return timed.value, timed.fetched_at
+
+    def put_issuer_keys(
+        self, issuer: str, dwk: str, keys: StaticIssuerKeys, now: float, expires_at: float
+    ) -> None:
+        with self._lock:
+            self._jwks[(issuer, dwk)] = _Timed(keys, expires_at, now)
+
+
+__all__ = [
+    "AgentState",
+    "AsyncFlight",
+    "AsyncFlights",
+    "Flight",
+    "HeldToken",
+    "Outcome",
+    "ResourceInfo",
+    "ThreadFlight",
+    "ThreadFlights",
+]
