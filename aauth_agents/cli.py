@@ -373,7 +373,7 @@ def _fetch(
     if not re.fullmatch(r"[A-Z]+", method):
         raise _Failure(EXIT_USAGE, f"invalid method {method!r}")
     identity = load_identity(_store(args, env))
-    from .agent import AAuth  # type: ignore[attr-defined, unused-ignore]
+    from .agent import AAuth
 
     verbose = _event_printer(err) if args.verbose else None
     if verbose is not None:
