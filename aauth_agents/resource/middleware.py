@@ -109,6 +109,7 @@ class AAuthMiddleware:
             self.policy = RoutePolicy(policy or (), default=default)
         self.resource.check_rules(self.policy.static_rules())
         self.serve_endpoints = serve_endpoints
+        self._rule_cache: dict[tuple[int, str, str], AccessRule | None] = {}
         identifier = urlsplit(self.resource.config.identifier)
         self._scheme = identifier.scheme
         self._host = identifier.netloc
@@ -125,8 +126,22 @@ class AAuthMiddleware:
         else:  # lifespan and anything else
             await self.app(scope, receive, send)
 
-    def _static_rule(self, scope: Scope) -> AccessRule | None:
+    def _endpoint_rule(self, scope: Scope) -> AccessRule | None:
+        """The :func:`requires` rule of the route, cached per app, method and path (route
+        matching is deterministic in those)."""
+        key = (id(scope.get("app")), scope.get("method", ""), scope.get("path", ""))
+        try:
+            return self._rule_cache[key]
+        except KeyError:
+            pass
         rule = endpoint_rule(scope)
+        if len(self._rule_cache) >= 4096:
+            self._rule_cache.clear()
+        self._rule_cache[key] = rule
+        return rule
+
+    def _static_rule(self, scope: Scope) -> AccessRule | None:
+        rule = self._endpoint_rule(scope)
         if rule is not None:
             return rule
         source = self.policy.match(scope.get("method", "GET"), scope.get("path", "/"))
@@ -161,7 +176,7 @@ class AAuthMiddleware:
         head = method.upper() == "HEAD"
         resource = self.resource
         endpoint = self.serve_endpoints and resource.is_endpoint(method, path)
-        explicit = None if endpoint else endpoint_rule(scope)
+        explicit = None if endpoint else self._endpoint_rule(scope)
         source: RuleSource = explicit or self.policy.match(method, path)
         if not endpoint and isinstance(source, AccessRule) and source.level == "public":
             await self.app(scope, receive, send)
@@ -193,7 +208,9 @@ class AAuthMiddleware:
                 body, receive)))
         else:
             rule = resolve_rule(source, request)
-            outcome = await resource.authorize(request, rule, self._held(scope, body))
+            holds = rule.approval or rule.deferred or rule.level == "session"
+            outcome = await resource.authorize(request, rule,
+                                               self._held(scope, body) if holds else None)
         if isinstance(outcome, Reply):
             await _send_reply(send, outcome, head)
         elif isinstance(outcome, Allow):
