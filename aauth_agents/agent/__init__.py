@@ -66,6 +66,26 @@ from .governance import (
 )
 from .identity import AgentIdentity, TokenSource
 from .polling import format_prefer_wait, parse_prefer_wait, parse_retry_after, resolve_location
+from .provider import (
+    AgentExistsError,
+    AgentNotFoundError,
+    LocalAgent,
+    LocalAgentProvider,
+    init_local_agent,
+    load_identity,
+    load_local_agent,
+)
+from .storage import (
+    DirectoryKeyStore,
+    InsecureKeyStoreError,
+    KeyringKeyStore,
+    KeyStore,
+    KeyStoreError,
+    KeyStoreUnavailableError,
+    MemoryKeyStore,
+    read_private_key,
+    write_private_key,
+)
 
 __all__ = [
     "CANCEL",
@@ -123,4 +143,24 @@ __all__ = [
     "parse_prefer_wait",
     "parse_retry_after",
     "resolve_location",
+]
+
+# Key material and the self-hosted agent provider (storage.py, provider.py).
+__all__ += [
+    "AgentExistsError",
+    "AgentNotFoundError",
+    "DirectoryKeyStore",
+    "InsecureKeyStoreError",
+    "KeyStore",
+    "KeyStoreError",
+    "KeyStoreUnavailableError",
+    "KeyringKeyStore",
+    "LocalAgent",
+    "LocalAgentProvider",
+    "MemoryKeyStore",
+    "init_local_agent",
+    "load_identity",
+    "load_local_agent",
+    "read_private_key",
+    "write_private_key",
 ]
