@@ -289,14 +289,14 @@ class AAuthResource:
         if replayed is not None:
             return replayed
         await self._remember(caller)
+        if caller.kind == PERSON_KIND:
+            await self._remember_person(caller)
         self.events.emit(ev.VERIFIED, caller.kind, caller=caller.label, iss=caller.issuer,
                          jti=caller.jti, method=request.method, path=request.target.path)
         return Allow(caller)
 
     async def _apply(self, caller: Caller, rule: AccessRule, request: HttpRequest,
                      held: HeldRequest | None, now: float) -> Reply | None:
-        if caller.kind == PERSON_KIND:
-            await self._remember_person(caller)
         if rule.level == AGENT:
             return None
         if rule.level == PERSON:
@@ -324,9 +324,10 @@ class AAuthResource:
                                        "step_up_needs_person_token", missing=list(missing))
             granted = [s for s in caller.scopes if s in self.config.scope_descriptions]
             scopes = tuple(dict.fromkeys((*granted, *rule.scopes)))
-            return await self._auth_challenge(caller, rule, held, record, scopes, None,
-                                              "step_up", missing=list(missing))
+            return await self._auth_challenge(caller, rule, held, record, scopes,
+                                              caller.account, "step_up", missing=list(missing))
         if isinstance(token, PersonToken):
+            await self._remember_person(caller)  # a later step-up names this person token
             return await self._auth_challenge(caller, rule, held, self._person_record(caller),
                                               rule.scopes, None, "auth_token_required")
         return self._challenge(Requirement.person_token(), caller, "person_token_required")
