@@ -159,3 +159,132 @@ async def test_tampered_mockin_tokens_are_rejected(setting: dict[str, Any]) -> N
     # an auth token for another resource (mockin sets aud from the resource token's iss)
     async with _client(setting, _tamper(auth, aud="https://other.example")) as client:
         assert (await client.get("/notes")).status_code == 401
+
+
+# -- the agent client (aauth_agents.agent.AAuth) against this middleware, over uvicorn ------------
+
+
+class AgentSetting:
+    """A Starlette app behind AAuthMiddleware on uvicorn, mockin as the PS, and an AAuth agent
+    whose sleeps (between polls) can act as the approver."""
+
+    def __init__(self, mockin: Any) -> None:
+        from aauth_agents.agent import AAuth, AgentIdentity
+
+        self.mockin = mockin
+        ap_key = PrivateKey.generate("Ed25519", kid="ap-1")
+        self.agent_key = PrivateKey.generate("Ed25519")
+        token = mint_agent_token(ap_key, iss=AP, sub="aauth:helper@agents.example",
+                                 cnf=self.agent_key.public_key, ps=PS)
+        mockin.trust(AP, {"issuer": AP, "jwks_uri": AP + "/jwks.json"},
+                     {"keys": [ap_key.public_key.to_jwk()]})
+        from aauth_agents.tokens import DWK_AGENT, StaticIssuerKeys
+
+        class Keys:  # the agent provider pinned, the PS discovered
+            def __init__(self) -> None:
+                self.pinned = StaticIssuerKeys({(AP, DWK_AGENT): [ap_key.public_key]})
+                self.discovery = AsyncDiscovery(
+                    transport=AsyncMappedTransport(mockin.mapping, strict=True),
+                    egress=EgressPolicy.for_mapped_hosts({"ps.example": "127.0.0.1"},
+                                                         allow_loopback=True))
+
+            def get_key(self, iss: str, dwk: str, kid: str) -> Any:
+                return self.pinned.get_key(iss, dwk, kid)
+
+            async def aget_key(self, iss: str, dwk: str, kid: str) -> Any:
+                if iss == AP:
+                    return self.pinned.get_key(iss, dwk, kid)
+                return await self.discovery.aget_key(iss, dwk, kid)
+
+        def signed_in(request: Request) -> str | None:
+            return "alice" if request.cookies.get("session") == "alice" else None
+
+        self.resource = AAuthResource(ResourceConfig(
+            identifier=RESOURCE, signing_key=PrivateKey.generate("Ed25519", kid="res-1"),
+            issuer_keys=Keys(), person_authenticator=signed_in,
+            scope_descriptions={"notes.read": "Read notes", "notes.write": "Write notes",
+                                "notes.delete": "Delete notes"}))
+        mockin.trust(RESOURCE, self.resource.metadata(), self.resource.jwks())
+        self.executed: list[str] = []
+
+        async def handler(request: Request) -> JSONResponse:
+            caller = request.state.aauth
+            self.executed.append(request.url.path)
+            return JSONResponse({"kind": caller.kind, "scopes": list(caller.scopes),
+                                 "session": caller.session.sub if caller.session else None,
+                                 "body": (await request.body()).decode()})
+
+        paths = ["/agent", "/person", "/notes", "/deferred", "/approve", "/session"]
+        app = Starlette(routes=[Route(p, handler, methods=["GET", "POST"]) for p in paths])
+        app.add_middleware(AAuthMiddleware, resource=self.resource, policy=RoutePolicy([
+            ("*", "/person", AccessRule.person()),
+            ("GET", "/notes", AccessRule.auth("notes.read")),
+            ("POST", "/notes", AccessRule.auth("notes.write")),
+            ("*", "/deferred", AccessRule.auth("notes.delete", deferred=True)),
+            ("*", "/approve", AccessRule.agent(approval=True)),
+            ("*", "/session", AccessRule.session("notes.read")),
+        ], default=AccessRule.agent()))
+        self.app = app
+        self.identity = AgentIdentity(self.agent_key, token)
+        self.make_auth = AAuth
+
+    def act_while_waiting(self, _seconds: float) -> None:
+        """What the other parties do while the agent waits between polls: the approver
+        resolves approvals; the person, who got the interaction link through the PS relay
+        (mockin accepts relays), opens it and approves."""
+        import asyncio
+
+        for record in list(self.resource.stores.pending._records.values()):  # type: ignore[attr-defined]
+            if record.state != "pending":
+                continue
+            if record.kind == "approval":
+                asyncio.run(self.resource.resolve(record.id))
+            elif record.kind == "interaction" and self.server_url:
+                self.person(self.resource.interaction_url(record.interaction_id), record.code)
+
+    server_url = ""
+
+    def person(self, url: str, code: str) -> None:
+        """The person: opens the link, is signed in, approves."""
+        with httpx.Client(transport=MappedTransport({RESOURCE: self.server_url}),
+                          cookies={"session": "alice"}) as browser:
+            page = browser.get(url, params={"code": code})
+            assert page.status_code == 200, page.text
+            token = page.text.split('name="page_token" value="')[1].split('"')[0]
+            done = browser.post(url, data={"decision": "approve", "page_token": token})
+            assert done.status_code == 200
+
+
+def test_agent_client_passes_every_challenge(mockin: Any) -> None:
+    """agent-token, person-token, auth-token (three-party, mockin), step-up, deferred
+    auth-token, approval and two-party interaction with a session token -- each answered by
+    aauth_agents.agent.AAuth over real HTTP."""
+    from aauth_agents.servers import LoopbackServer
+
+    setting = AgentSetting(mockin)
+    with LoopbackServer(setting.app) as server:
+        setting.server_url = server.url
+        auth = setting.make_auth(setting.identity, sleep=setting.act_while_waiting,
+                                 on_interaction=setting.person, prefer_wait=None)
+        mapping = {**mockin.mapping, RESOURCE: server.url}
+        with httpx.Client(transport=MappedTransport(mapping, strict=True), auth=auth,
+                          timeout=20) as client:
+            agent = client.get(RESOURCE + "/agent")
+            person = client.get(RESOURCE + "/person")
+            read = client.get(RESOURCE + "/notes")
+            write = client.post(RESOURCE + "/notes", json={"text": "hi"})  # step-up
+            deferred = client.post(RESOURCE + "/deferred", json={"n": 1})
+            approved = client.post(RESOURCE + "/approve", json={"a": 1})
+            session = client.get(RESOURCE + "/session")
+            again = client.get(RESOURCE + "/session")
+    assert agent.status_code == 200 and agent.json()["kind"] == "agent"
+    assert person.status_code == 200 and person.json()["kind"] == "person", person.text
+    assert read.status_code == 200 and read.json()["scopes"] == ["notes.read"], read.text
+    assert write.status_code == 200, write.text
+    assert "notes.write" in write.json()["scopes"]
+    assert deferred.status_code == 200 and deferred.json()["body"] == '{"n":1}', deferred.text
+    assert "notes.delete" in deferred.json()["scopes"]
+    assert approved.status_code == 200 and approved.json()["body"] == '{"a":1}', approved.text
+    assert session.status_code == 200 and session.json()["session"] == "alice", session.text
+    assert again.status_code == 200 and again.json()["session"] == "alice"
+    assert setting.executed.count("/deferred") == 1 and setting.executed.count("/approve") == 1
