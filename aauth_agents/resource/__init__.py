@@ -31,7 +31,7 @@ from .config import (
 from .events import EventHook, EventSink, ResourceEvent
 from .held import HeldRequest, HeldResult
 from .mcp import MCP_VOCABULARY, McpTool, mcp_metadata, mcp_policy
-from .middleware import AAuthMiddleware
+from .middleware import AAuthMiddleware, resource_app
 from .policy import (
     AccessRule,
     RoutePolicy,
@@ -98,5 +98,6 @@ __all__ = [
     "parse_revocation_request",
     "require_caller",
     "requires",
+    "resource_app",
     "verify_session_token",
 ]

@@ -272,4 +272,16 @@ class AAuthMiddleware:
                                       body))
 
 
-__all__ = ["AAuthMiddleware"]
+async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
+    if scope["type"] == "http":
+        await _send_reply(send, Reply.problem(404, "not_found", "no such endpoint"))
+
+
+def resource_app(resource: AAuthResource | ResourceConfig) -> AAuthMiddleware:
+    """A stand-alone ASGI app serving only what the resource publishes (metadata, JWKS,
+    authorization and revocation endpoints, pending URLs, interaction page), for mounting
+    next to an application that does its own verification with the verifier."""
+    return AAuthMiddleware(_not_found, resource=resource, policy=AccessRule.public())
+
+
+__all__ = ["AAuthMiddleware", "resource_app"]

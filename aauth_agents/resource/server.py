@@ -129,7 +129,7 @@ class Reply:
             f"<h1>{html.escape(title)}</h1>{body_html}</body></html>"
         )
         return cls(status, (("Content-Type", _HTML), _NO_STORE,
-                            ("Content-Security-Policy", "default-src 'none'; form-action 'self'"),
+                            ("Content-Security-Policy", "default-src 'none'"),
                             ("X-Frame-Options", "DENY"), *headers), document.encode())
 
     def header(self, name: str) -> str | None:
@@ -196,6 +196,9 @@ class AAuthResource:
     ``resolve`` / ``reject`` / ``expire`` drive pending records; ``revoke_*`` revoke.
     """
 
+    #: Pending records are purged (``purge_at`` passed) after every this many creations.
+    PURGE_EVERY = 100
+
     def __init__(self, config: ResourceConfig) -> None:
         self.config = config
         assert config.stores is not None
@@ -208,6 +211,7 @@ class AAuthResource:
         self._jwks = {"keys": [config.signing_key.public_key.to_jwk(),
                                *(k.to_jwk() for k in config.previous_keys)]}
         self._remembered = _Seen()
+        self._created = 0
         self._revocation_verifier = SignatureVerifier(
             window=config.signature_window, clock=config.clock,
             accepted_schemes=(SCHEME_JWKS_URI,), require_body_digest=True,
@@ -450,6 +454,9 @@ class AAuthResource:
             expires_at=now + lifetime, purge_at=now + lifetime + 3600,
             interaction_id=interaction_id, code=code, data=data)
         await self.stores.pending.acreate(record)
+        self._created += 1
+        if self._created % self.PURGE_EVERY == 0:  # forget finished records now and then
+            await self.stores.pending.apurge(now)
         self.events.emit(ev.PENDING, kind, pending=record_id, caller=caller.label,
                          scope=" ".join(scopes) or None)
         return self._pending_reply(record)

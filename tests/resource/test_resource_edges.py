@@ -95,3 +95,28 @@ async def test_a_challenge_writes_only_the_person_token_record(world: World) -> 
     assert len(world.stores.person_tokens) == 1  # type: ignore[arg-type]
     assert len(world.stores.pending) == 0  # type: ignore[arg-type]
     assert not world.stores.replay._entries  # type: ignore[union-attr]
+
+
+async def test_resource_app_serves_only_the_published_endpoints(world: World) -> None:
+    import httpx
+
+    from aauth_agents.resource import resource_app
+
+    app = resource_app(world.resource())
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="https://resource.example") as client:
+        assert (await client.get("/.well-known/jwks.json")).json()["keys"][0]["kid"] == "res-1"
+        assert (await client.get("/anything")).status_code == 404
+
+
+async def test_finished_pending_records_are_purged(world: World) -> None:
+    resource = world.resource()
+    resource.PURGE_EVERY = 2
+    app = world.app(resource)
+    async with world.client(app, world.signer(world.agent_token())) as client:
+        assert (await client.post("/approve", json={})).status_code == 202
+    world.clock.advance(600 + 3600)
+    async with world.client(app, world.signer(world.agent_token())) as client:
+        assert (await client.post("/approve", json={})).status_code == 202
+    assert world.stores is not None
+    assert len(world.stores.pending) == 1  # type: ignore[arg-type]  # the first one is gone
