@@ -506,6 +506,11 @@ class AAuthResource:
         done = await self.stores.pending.areplace(record.evolve(expires_at=now))
         return done is not None
 
+    async def purge(self) -> int:
+        """Forget expired pending records, revocations, known tokens and person-token
+        records (the seed's ``InteractionManager.cleanup``); returns how many."""
+        return await self.stores.apurge(self.clock())
+
     async def complete(self, execute: Execute, result: HeldResult) -> None:
         """Store the response of a held invocation (§Deferred Delivery: kept until the auth
         token's ``exp``, to answer a repeated presentation without executing again)."""

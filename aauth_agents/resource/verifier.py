@@ -114,6 +114,10 @@ class _TokenCache:
                     self._entries.popitem(last=False)
         return resolution
 
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
     def wrap(self, resolve: Callable[[SignatureKey], KeyResolution]
              ) -> Callable[[SignatureKey], KeyResolution]:
         def cached(key: SignatureKey) -> KeyResolution:
@@ -143,7 +147,7 @@ class ResourceVerifier:
             replay_cache=None,  # checked by the resource once a request is accepted
             require_query=config.require_query,
         )
-        cache = _TokenCache(config.token_cache_size, config.clock)
+        cache = self._cache = _TokenCache(config.token_cache_size, config.clock)
         self._resolve = cache.wrap(token_key_resolver(
             keys=self.keys, audience=config.identifier, clock=config.clock))
         self._aresolve = cache.awrap(async_token_key_resolver(
@@ -151,6 +155,11 @@ class ResourceVerifier:
         self._session_keys = (config.signing_key.public_key, *config.previous_keys)
 
     # -- public ----------------------------------------------------------------------------
+
+    def clear_cache(self) -> None:
+        """Forget every verified token (they are verified again on next use); the issuers'
+        metadata and JWKS are cached by ``config.issuer_keys`` (e.g. Discovery's cache)."""
+        self._cache.clear()
 
     def verify(self, request: HttpRequest) -> Caller:
         """Who signed ``request``; raises :class:`~aauth_agents.protocol.errors.AAuthError`

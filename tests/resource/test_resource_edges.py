@@ -120,3 +120,18 @@ async def test_finished_pending_records_are_purged(world: World) -> None:
         assert (await client.post("/approve", json={})).status_code == 202
     assert world.stores is not None
     assert len(world.stores.pending) == 1  # type: ignore[arg-type]  # the first one is gone
+
+
+async def test_verified_token_cache_can_be_cleared_and_stores_purged(world: World) -> None:
+    resource = world.resource()
+    app = world.app(resource)
+    token = world.auth_token()
+    async with world.client(app, world.signer(token)) as client:
+        assert (await client.get("/data")).status_code == 200
+        # drop the PS key: the cached verification still serves until the cache is cleared
+        world.keys._keys.clear()  # type: ignore[attr-defined]
+        assert (await client.get("/data")).status_code == 200
+        resource.verifier.clear_cache()
+        assert (await client.get("/data")).status_code == 401
+    world.clock.advance(4000)
+    assert await resource.purge() >= 1  # the remembered token has expired
