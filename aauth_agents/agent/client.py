@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from ..clock import Clock, system_clock
-from ..httpsig import HttpRequest, SignatureKey
+from ..httpsig import SignatureKey
 from ..keys import PrivateKey
 from ..protocol.errors import ConfigurationError
 from ..protocol.headers import serialize_capabilities
@@ -144,24 +144,14 @@ class AAuth(httpx.Auth):
 
     def sync_auth_flow(
         self, request: httpx.Request
-    ) -> Generator[httpx.Request, httpx.Response, None]:
-        request.read()
-        yield from drive_sync(self.flow.resource_request(request), self.runtime)
+    ) -> Generator[httpx.Request, httpx.Response, Any]:
+        # The driver is the auth flow itself: it reads the request body, then runs the flow.
+        return drive_sync(self.flow.resource_request(request), self.runtime, read=request)
 
-    async def async_auth_flow(
+    def async_auth_flow(
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        await request.aread()
-        driver = drive_async(self.flow.resource_request(request), self.runtime)
-        try:
-            outgoing = await driver.__anext__()
-            while True:
-                response = yield outgoing
-                outgoing = await driver.asend(response)
-        except StopAsyncIteration:
-            return
-        finally:
-            await driver.aclose()
+        return drive_async(self.flow.resource_request(request), self.runtime, read=request)
 
     # -- state -------------------------------------------------------------------------------
 
@@ -280,19 +270,20 @@ class SignedAuth(httpx.Auth):
         key, signature_key = self._material()
         if self._capabilities is not None:
             request.headers["AAuth-Capabilities"] = self._capabilities
-        http = HttpRequest(
-            request.method, str(request.url), request.headers.multi_items(), request.content or None
-        )
-        created = self._signer.created_for(http, key.kid or "", self._clock())
-        added, covered = self._signer.sign(
-            http,
+        added, covered = self._signer.sign_message(
+            request.method,
+            str(request.url),
+            self._signer.coverable_headers(request.headers, self._extra),
+            request.content or None,
             key=key,
             signature_key=signature_key,
-            created=created,
+            now=self._clock(),
+            key_id=key.kid or "",
             extra_components=self._extra,
             cover_body=self._cover_body,
         )
-        request.headers.update(added)
+        for name, value in added.items():
+            request.headers[name] = value
         return covered
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:

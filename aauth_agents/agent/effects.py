@@ -165,12 +165,17 @@ async def _async_step(runtime: Runtime, effect: Effect) -> Any:
     raise TypeError(f"unknown effect {effect!r}")
 
 
-def drive_sync(flow: Flow[T], runtime: Runtime) -> Generator[httpx.Request, httpx.Response, T]:
+def drive_sync(
+    flow: Flow[T], runtime: Runtime, read: httpx.Request | None = None
+) -> Generator[httpx.Request, httpx.Response, T]:
     """Run ``flow``; yields each request to send and receives its response (httpx's
-    ``sync_auth_flow`` shape). Returns the flow's value."""
+    ``sync_auth_flow`` shape). Returns the flow's value. ``read`` is a request whose body
+    is read first (the one the flow was made for)."""
     value: Any = None
     error: BaseException | None = None
     try:
+        if read is not None:
+            read.read()
         while True:
             try:
                 effect = flow.send(value) if error is None else flow.throw(error)
@@ -196,13 +201,18 @@ class _Result:
 
 
 async def drive_async(
-    flow: Flow[Any], runtime: Runtime, result: _Result | None = None
+    flow: Flow[Any],
+    runtime: Runtime,
+    result: _Result | None = None,
+    read: httpx.Request | None = None,
 ) -> AsyncGenerator[httpx.Request, httpx.Response]:
     """:func:`drive_sync` for async code (httpx's ``async_auth_flow`` shape). An async
     generator cannot return a value: it is stored in ``result``."""
     value: Any = None
     error: BaseException | None = None
     try:
+        if read is not None:
+            await read.aread()
         while True:
             try:
                 effect = flow.send(value) if error is None else flow.throw(error)

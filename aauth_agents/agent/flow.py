@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 import httpx
 
 from ..clock import Clock, system_clock
-from ..httpsig import HttpRequest, SignatureKey
+from ..httpsig import SignatureKey
 from ..keys import PrivateKey, PublicKey
 from ..protocol.deferred import (
     MalformedBodyError,
@@ -205,10 +205,7 @@ class AgentConfig:
 def resource_identifier(url: httpx.URL) -> str:
     """The origin of ``url`` as a server identifier would spell it (``https://host``, with
     ``:port`` only when not the default)."""
-    host = url.raw_host.decode("ascii")
-    if url.port is None:
-        return f"{url.scheme}://{host}"
-    return f"{url.scheme}://{host}:{url.port}"
+    return f"{url.scheme}://{url.netloc.decode('ascii')}"
 
 
 def _max_age(response: httpx.Response, default: float) -> float:
@@ -356,21 +353,21 @@ class AgentFlow:
         cover_body: bool,
     ) -> tuple[str, ...]:
         key = self._current_key()
-        http = HttpRequest(
-            request.method, str(request.url), request.headers.multi_items(), request.content or None
-        )
-        created = self.signer.created_for(
-            http, self.state.key_thumbprint or "", self.config.clock()
-        )
-        added, covered = self.signer.sign(
-            http,
+        added, covered = self.signer.sign_message(
+            request.method,
+            str(request.url),
+            self.signer.coverable_headers(request.headers, extra),
+            request.content or None,
             key=key,
             signature_key=credential.signature_key,
-            created=created,
+            now=self.config.clock(),
+            key_id=self.state.key_thumbprint or "",
             extra_components=extra,
             cover_body=cover_body,
         )
-        request.headers.update(added)
+        headers = request.headers
+        for name, value in added.items():  # (Headers.update re-parses; this does not)
+            headers[name] = value
         return covered
 
     def _sent(
@@ -423,10 +420,11 @@ class AgentFlow:
 
     def _observe_resource(self, resource: str, response: httpx.Response) -> list[FlowEvent]:
         """§AAuth-Access: keep the newest session token a resource sends."""
-        if "aauth-access" not in response.headers:
+        lines = response.headers.get_list("aauth-access")
+        if not lines:
             return []
         try:
-            token = parse_aauth_access(response.headers.get_list("aauth-access"))
+            token = parse_aauth_access(lines)
         except WireFormatError as exc:
             log.warning("ignoring a malformed AAuth-Access from %s: %s", resource, exc.detail)
             return []
@@ -1012,11 +1010,15 @@ class AgentFlow:
 
     def resource_request(self, request: httpx.Request) -> Flow[httpx.Response]:
         """Send ``request`` to its resource, answering every AAuth challenge."""
+        if not self.config.events:
+            return self._resource_request(request)
+        return self._reporting(self._resource_request(request))
+
+    def _reporting(self, flow: Flow[T]) -> Flow[T]:
         try:
-            return (yield from self._resource_request(request))
+            return (yield from flow)
         except AAuthError as exc:
-            if self.config.events:
-                yield Emit(FlowFailed(exc.code, exc.detail))
+            yield Emit(FlowFailed(exc.code, exc.detail))
             raise
 
     def _resource_request(self, request: httpx.Request) -> Flow[httpx.Response]:
@@ -1039,7 +1041,11 @@ class AgentFlow:
         retried: set[str] = set()
         while True:
             sent = self._sign_for_resource(request, info, credential)
-            response = yield from self._send(request, sent)
+            response: httpx.Response
+            if sent is None:  # no events wanted: the shortest path
+                response = yield Send(request)
+            else:
+                response = yield from self._send(request, sent)
             observed = self._observe_resource(resource, response)
             if observed:
                 yield from self._emit(*observed)
@@ -1108,7 +1114,7 @@ class AgentFlow:
             retried.add("input")
             missing = tuple(c for c in error.required_input if c not in info.extra_components)
             if missing:
-                info.learned = (*info.learned, *missing)
+                info.learn(missing)
                 return credential
             return None
         if (

@@ -19,6 +19,10 @@ import base64
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
 
 from ..httpsig import (
     DEFAULT_LABEL,
@@ -39,36 +43,98 @@ _CACHE_SIZE = 512
 _MAX_CREATED_LEAD = 5
 
 
-class _LRU(OrderedDict[object, str]):
-    def remember(self, key: object, value: str) -> str:
+class _LRU(OrderedDict[object, Any]):
+    def remember(self, key: object, value: Any) -> Any:
         self[key] = value
         if len(self) > _CACHE_SIZE:
             self.popitem(last=False)
         return value
 
 
+class _Prepared(HttpRequest):
+    """An :class:`HttpRequest` whose ``signature-key`` value is served from the signer's
+    cache, already canonicalised (RFC 9421 §2.1) by :meth:`HttpRequest.header` itself."""
+
+    __slots__ = ("signature_key_value",)
+
+    signature_key_value: str
+
+    def header(self, name: str) -> str | None:
+        if name == "signature-key":
+            return self.signature_key_value
+        return super().header(name)
+
+
+@dataclass(frozen=True)
+class _Shape:
+    """What a request of one shape always signs the same way: the covered components, the
+    signature base up to the ``@signature-params`` value, and what ``created`` keys on."""
+
+    covered: tuple[str, ...]
+    base_prefix: bytes
+    authority: str
+    path: str
+
+
 class RequestSigner:
-    """Signs :class:`~aauth_agents.httpsig.HttpRequest` objects per §Signing (Agent)."""
+    """Signs requests per §Signing (Agent)."""
 
     def __init__(self, label: str = DEFAULT_LABEL) -> None:
         self.label = label
         self._lock = threading.Lock()
         self._signature_keys = _LRU()
         self._params = _LRU()
+        self._shapes = _LRU()
+        self._wanted: dict[tuple[str, ...], frozenset[str]] = {}
         self._created: OrderedDict[tuple[str, str, str, str], int] = OrderedDict()
 
-    def signature_key_header(self, signature_key: SignatureKey) -> str:
-        """The ``Signature-Key`` field value for ``signature_key`` (cached)."""
-        cache_key = (signature_key.scheme, tuple(sorted(signature_key.params.items())))
-        cached = self._signature_keys.get(cache_key)
+    def coverable_headers(
+        self, headers: httpx.Headers, extra_components: tuple[str, ...]
+    ) -> list[tuple[str, str]]:
+        """The fields of ``headers`` a signature may cover: ``authorization``,
+        ``content-type`` and the header fields among ``extra_components`` (repeated lines
+        combined), in one pass over the headers."""
+        wanted = self._wanted.get(extra_components)
+        if wanted is None:
+            wanted = frozenset(("authorization", "content-type")).union(
+                name
+                for name in extra_components
+                if not name.startswith("@") and name not in ("signature-key", "content-digest")
+            )
+            with self._lock:
+                if len(self._wanted) > _CACHE_SIZE:
+                    self._wanted.clear()
+                self._wanted[extra_components] = wanted
+        lines: dict[str, list[str]] = {}
+        for name, value in headers.multi_items():  # names come lowercased
+            if name in wanted:
+                lines.setdefault(name, []).append(value)
+        return [(name, ", ".join(values)) for name, values in lines.items()]
+
+    def signature_key_header(self, signature_key: SignatureKey) -> tuple[str, str]:
+        """The ``Signature-Key`` field value for ``signature_key`` and its canonical form
+        as a covered component (both cached)."""
+        jwt = signature_key.params.get("jwt")
+        cache_key: object = (
+            jwt
+            if isinstance(jwt, str) and len(signature_key.params) == 1
+            else (signature_key.scheme, tuple(sorted(signature_key.params.items())))
+        )
+        cached: tuple[str, str] | None = self._signature_keys.get((signature_key.scheme, cache_key))
         if cached is None:
             value = serialize_signature_key(self.label, signature_key)
+            canonical = HttpRequest("GET", "https://x.example/", {"signature-key": value}).header(
+                "signature-key"
+            )
+            assert canonical is not None
             with self._lock:
-                cached = self._signature_keys.remember(cache_key, value)
+                cached = self._signature_keys.remember(
+                    (signature_key.scheme, cache_key), (value, canonical)
+                )
         return cached
 
     def _params_prefix(self, covered: tuple[str, ...]) -> str:
-        cached = self._params.get(covered)
+        cached: str | None = self._params.get(covered)
         if cached is None:
             value = str(signature_params(covered, {}))
             with self._lock:
@@ -78,12 +144,17 @@ class RequestSigner:
     def created_for(self, request: HttpRequest, thumbprint: str, now: float) -> int:
         """``int(now)``, pushed past the last value used for the same state-changing
         (key, method, authority, path) -- at most a few seconds ahead of the clock."""
+        target = request.target
+        return self._created_at(request.method, target.authority, target.path, thumbprint, now)
+
+    def _created_at(
+        self, method: str, authority: str, path: str, thumbprint: str, now: float
+    ) -> int:
         created = int(now)
-        method = request.method.upper()
+        method = method.upper()
         if method in SAFE_METHODS:
             return created
-        target = request.target
-        slot = (thumbprint, method, target.authority, target.path)
+        slot = (thumbprint, method, authority, path)
         with self._lock:
             last = self._created.get(slot)
             if last is not None and created <= last and last - int(now) < _MAX_CREATED_LEAD:
@@ -93,6 +164,54 @@ class RequestSigner:
             while len(self._created) > _CACHE_SIZE:
                 self._created.popitem(last=False)
         return created
+
+    def sign_message(
+        self,
+        method: str,
+        url: str,
+        headers: Sequence[tuple[str, str]],
+        body: bytes | None,
+        *,
+        key: PrivateKey,
+        signature_key: SignatureKey,
+        now: float,
+        key_id: str,
+        extra_components: tuple[str, ...] = (),
+        cover_body: bool = True,
+    ) -> tuple[dict[str, str], tuple[str, ...]]:
+        """Sign a request given by its parts. ``headers`` need only hold the fields that
+        may be covered (:meth:`coverable_headers`); ``now`` and ``key_id`` choose
+        ``created`` (:meth:`created_for`).
+
+        Requests of the same shape -- method, URL, those fields, whether there is a body,
+        the key material and the component options -- share the signature base up to
+        ``@signature-params`` (an MCP client posts every call to one URL), unless the body
+        is covered, whose digest differs per body."""
+        value, canonical = self.signature_key_header(signature_key)
+        has_body = bool(body)
+        shape_key = (method, url, tuple(headers), has_body, value, extra_components, cover_body)
+        shape: _Shape | None = self._shapes.get(shape_key)
+        if shape is not None:
+            created = self._created_at(method, shape.authority, shape.path, key_id, now)
+            params = f"{self._params_prefix(shape.covered)};created={created}"
+            added = {"Signature-Key": value}
+            return self._finish(
+                added, shape.base_prefix + params.encode("ascii"), params, key
+            ), shape.covered
+        request = _Prepared(method, url, [*headers, ("signature-key", value)], body)
+        request.signature_key_value = canonical
+        target = request.target
+        created = self._created_at(method, target.authority, target.path, key_id, now)
+        added, covered, base = self._base(request, value, created, extra_components, cover_body)
+        if "content-digest" not in covered:
+            marker = b'"@signature-params": '
+            prefix = base[: base.rindex(marker) + len(marker)]
+            with self._lock:
+                self._shapes.remember(
+                    shape_key, _Shape(covered, prefix, target.authority, target.path)
+                )
+        params = added.pop("Signature-Input")
+        return self._finish(added, base, params, key), covered
 
     def sign(
         self,
@@ -104,21 +223,50 @@ class RequestSigner:
         extra_components: Iterable[str] = (),
         cover_body: bool = True,
     ) -> tuple[dict[str, str], tuple[str, ...]]:
-        """The header fields to add (``Signature-Key``, ``Signature-Input``, ``Signature``
-        and ``Content-Digest`` when covered) and the covered components."""
-        covered: Sequence[str] = default_components(
-            request, extra_components=extra_components, cover_body=cover_body
+        """The header fields to add to ``request`` (``Signature-Key``, ``Signature-Input``,
+        ``Signature`` and ``Content-Digest`` when covered) and the covered components."""
+        value, canonical = self.signature_key_header(signature_key)
+        kept = [(k, v) for k, v in request.headers if k != "signature-key"]
+        prepared = _Prepared(
+            request.method, request.url, [*kept, ("signature-key", value)], request.body
         )
-        covered = tuple(covered)
-        added = {"Signature-Key": self.signature_key_header(signature_key)}
+        prepared.signature_key_value = canonical
+        added, covered, base = self._base(prepared, value, created, extra_components, cover_body)
+        params = added.pop("Signature-Input")
+        return self._finish(added, base, params, key), covered
+
+    def _base(
+        self,
+        request: _Prepared,
+        signature_key_value: str,
+        created: int,
+        extra_components: Iterable[str],
+        cover_body: bool,
+    ) -> tuple[dict[str, str], tuple[str, ...], bytes]:
+        """The covered components and the signature base; ``Signature-Input`` in ``added``
+        holds the ``@signature-params`` value until :meth:`_finish`."""
+        covered = tuple(
+            default_components(request, extra_components=extra_components, cover_body=cover_body)
+        )
+        added = {"Signature-Key": signature_key_value}
         if "content-digest" in covered:
-            added["Content-Digest"] = content_digest(request.body or b"", ("sha-256",))
+            digest = content_digest(request.body or b"", ("sha-256",))
+            added["Content-Digest"] = digest
+            request.headers = (
+                *[(k, v) for k, v in request.headers if k != "content-digest"],
+                ("content-digest", digest),
+            )
         params = f"{self._params_prefix(covered)};created={created}"
-        base = build_signature_base(request.with_headers(added), covered, params)
+        added["Signature-Input"] = params
+        return added, covered, build_signature_base(request, covered, params)
+
+    def _finish(
+        self, added: dict[str, str], base: bytes, params: str, key: PrivateKey
+    ) -> dict[str, str]:
         signature = base64.b64encode(key.sign(base)).decode("ascii")
         added["Signature-Input"] = f"{self.label}={params}"
         added["Signature"] = f"{self.label}=:{signature}:"
-        return added, covered
+        return added
 
 
 __all__ = ["RequestSigner"]

@@ -73,12 +73,15 @@ class ResourceInfo:
 
     resource: str
     metadata: ResourceMetadata | None = None
-    learned: tuple[str, ...] = ()
+    extra_components: tuple[str, ...] = field(default=(), init=False)
 
-    @property
-    def extra_components(self) -> tuple[str, ...]:
+    def __post_init__(self) -> None:
         asked = self.metadata.additional_signature_components if self.metadata else ()
-        return tuple(dict.fromkeys((*asked, *self.learned)))
+        self.extra_components = tuple(dict.fromkeys(asked))
+
+    def learn(self, components: tuple[str, ...]) -> None:
+        """Cover ``components`` from now on (a resource's ``required_input``)."""
+        self.extra_components = tuple(dict.fromkeys((*self.extra_components, *components)))
 
     @property
     def access_mode(self) -> str | None:
@@ -306,6 +309,8 @@ class AgentState:
 
     def use_auth_token(self, resource: str, token: HeldToken) -> None:
         """Make ``token`` the one presented first to ``resource``."""
+        if self._current_auth.get(resource) is token:
+            return
         with self._lock:
             self._current_auth[resource] = token
 

@@ -196,6 +196,7 @@ class TestResource:
         self.rt_overrides: dict[str, Any] = {}
         self.rt_issuer: str | None = None
         self.fresh_rt_on_poll = False
+        self.malformed_session = False
         self.lock = threading.Lock()
         self.metadata = {
             "issuer": issuer,
@@ -430,9 +431,8 @@ class TestResource:
                 )
             with self.lock:
                 token = self._new_session(0)
-            return JSONResponse(
-                {"status": "authorized"}, headers={"AAuth-Access": serialize_aauth_access(token)}
-            )
+            value = f"{token} {token}" if self.malformed_session else serialize_aauth_access(token)
+            return JSONResponse({"status": "authorized"}, headers={"AAuth-Access": value})
         token = verified.context
         if isinstance(token, AuthToken) and pending.scope in token.scopes:
             return JSONResponse(self._execute("slow", token))

@@ -241,3 +241,58 @@ def test_created_is_unique_per_state_changing_request() -> None:
     assert signer.created_for(post, "k", NOW + 10) == NOW + 10
     for _ in range(10):  # never more than a few seconds ahead of the clock
         assert signer.created_for(post, "k", NOW + 10) <= NOW + 15
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    method=st.sampled_from(["GET", "POST", "DELETE"]),
+    path=st.from_regex(r"/[a-z0-9/._-]{0,20}", fullmatch=True),
+    query=st.one_of(st.just(""), st.from_regex(r"[a-z0-9=&]{1,12}", fullmatch=True)),
+    body=st.one_of(st.none(), st.binary(min_size=1, max_size=64)),
+    session=st.booleans(),
+    extra=st.lists(
+        st.sampled_from(["content-type", "content-digest", "aauth-capabilities"]), unique=True
+    ).map(tuple),
+)
+def test_sign_message_reuses_the_base_of_a_shape(
+    method: str, path: str, query: str, body: bytes | None, session: bool, extra: tuple[str, ...]
+) -> None:
+    """Signing the same request shape again (served from the shape cache) gives what
+    sign_request gives for the same ``created``, and it verifies."""
+    key = _KEYS[ED25519]
+    headers = [("content-type", "application/json"), ("aauth-capabilities", "interaction")]
+    if session:
+        headers.append(("authorization", "AAuth abc.def"))
+    url = "https://resource.example" + path + (f"?{query}" if query else "")
+    request = HttpRequest(method, url, headers, body)
+    signature_key = SignatureKey.from_jwt(_TOKEN)
+    signer = RequestSigner()
+    for now in (NOW, NOW + 7):
+        added, covered = signer.sign_message(
+            method,
+            url,
+            headers,
+            body,
+            key=key,
+            signature_key=signature_key,
+            now=now,
+            key_id="k",
+            extra_components=extra,
+            cover_body=False,
+        )
+        created = int(added["Signature-Input"].rsplit("created=", 1)[1])
+        assert created == now or (method != "GET" and created > now)
+        expected = sign_request(
+            request,
+            key=key,
+            signature_key=signature_key,
+            created=created,
+            extra_components=extra,
+            cover_body=False,
+        )
+        assert added == expected
+        verifier = SignatureVerifier(clock=FrozenClock(created))
+        verified = verifier.verify(
+            request.with_headers(added), lambda _: KeyResolution(jwk=key.public_key.to_jwk())
+        )
+        assert verified.components == covered

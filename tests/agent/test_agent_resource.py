@@ -420,3 +420,18 @@ async def test_plain_responses_pass_through(world: World, make_agent: Callable[.
     assert missing.status_code == 404
     assert PS  # the PS is never involved in a plain 404
     assert world.ps.hits.total() == 0
+
+
+async def test_malformed_session_token_is_refused(make_agent: Callable[..., Agent]) -> None:
+    world = World(ps_claim=False)
+    world.resource.malformed_session = True  # "AAuth-Access: tok tok" is not one token68
+
+    def on_interaction(url: str, code: str) -> None:
+        world.resource.approve(code)
+
+    auth = world.auth(on_interaction=on_interaction)
+    agent = make_agent(auth, world.mapping)
+    assert (await agent.get(f"{RESOURCE}/session")).status_code == 200
+    assert auth.session_token(RESOURCE) is None
+    await agent.get(f"{RESOURCE}/session")
+    assert not any(s.authorization for s in world.resource.seen)
