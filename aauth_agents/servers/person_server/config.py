@@ -1,0 +1,183 @@
+"""Configuration of a person server: explicit objects with defaults (DESIGN.md, Conventions).
+
+Nothing here reads the environment; the CLI builds a :class:`PersonServerConfig`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ...clock import Clock, system_clock
+from ...discovery import AsyncDiscovery
+from ...keys import ED25519, PrivateKey
+from ...protocol.errors import ConfigurationError
+from ...protocol.identifiers import validate_server_identifier
+from ...protocol.scopes import IDENTITY_SCOPES
+from ...tokens import IssuerKeys
+from .accounts import ACCOUNT_CLAIMS, DEFAULT_LOG2_N
+from .events import EventHook
+from .policy import ConsentPolicy, ConsentRequest, Decision, InteractiveConsent
+
+#: The database file inside a data directory.
+DATABASE_FILE = "ps.sqlite3"
+
+#: Endpoint paths, relative to the issuer.
+PATHS = {
+    "metadata": "/.well-known/aauth-person.json",
+    "jwks": "/.well-known/jwks.json",
+    "person_token": "/person",
+    "auth_token": "/token",
+    "pending": "/pending",
+    "mission": "/mission",
+    "permission": "/permission",
+    "audit": "/audit",
+    "interaction": "/interaction",
+    "revocation": "/revoke",
+    "interact": "/interact",
+}
+
+#: §Person Server Metadata ``claims_supported``: ``sub`` plus what accounts can carry.
+DEFAULT_CLAIMS = ("sub", "tenant", *sorted(ACCOUNT_CLAIMS))
+
+
+@dataclass(frozen=True)
+class RelayNotice:
+    """What the PS hands its relay channel (§Interaction Endpoint): the person should be
+    shown ``url``/``code`` (type ``interaction``/``payment``) or asked ``question``.
+    ``pending_id`` names the deferred request; the channel reports back through
+    :meth:`~aauth_agents.servers.person_server.Interactions.relay_engaged` or
+    :meth:`~aauth_agents.servers.person_server.Interactions.answer`."""
+
+    pending_id: str
+    type: str
+    agent_id: str
+    account: str | None
+    description: str | None = None
+    url: str | None = None
+    code: str | None = None
+    question: str | None = None
+
+
+#: A channel through which the PS reaches the person without the agent (a dashboard
+#: notification, a push message). Returns True when the person was reached.
+RelayChannel = Callable[[RelayNotice], "bool | Awaitable[bool]"]
+
+
+@dataclass
+class PersonServerConfig:
+    """Everything a :class:`~aauth_agents.servers.person_server.PersonServer` needs.
+
+    * ``issuer`` -- the PS identifier (``https://ps.example``), the ``iss`` of everything it
+      signs and the ``@authority`` every request must be signed for.
+    * ``database`` -- a SQLite file, a directory (``ps.sqlite3`` inside), or ``":memory:"``.
+    * ``signing_key`` -- the key to sign with; omitted, the PS generates one and keeps it in
+      its database. ``key_alg`` is the algorithm of generated keys.
+    * ``policy`` -- the :class:`ConsentPolicy` (default :class:`InteractiveConsent`).
+    * ``default_person`` -- the account an agent with no binding is bound to without asking
+      (unattended runs); ``None`` binds agents only through the person's approval or
+      :meth:`~aauth_agents.servers.person_server.PersonServer.bind_agent`.
+    * ``discovery`` -- fetches agent providers' and resources' metadata and JWKS (agent
+      tokens, resource tokens, consent display, revocation endpoints). ``issuer_keys``
+      overrides where token keys come from (e.g. :class:`~aauth_agents.tokens.StaticIssuerKeys`).
+    * ``http`` -- the client the PS calls resources' revocation endpoints with (default:
+      one built on ``transport``, or a plain network client).
+    * ``relay_channel`` -- how the PS reaches the person for the interaction endpoint;
+      ``None``: the PS has no channel (``interaction_unavailable``).
+    * ``events`` -- audit event hook. ``clock`` -- every time decision.
+    """
+
+    issuer: str
+    database: str | os.PathLike[str] = ":memory:"
+    signing_key: PrivateKey | None = None
+    key_alg: str = ED25519
+    policy: ConsentPolicy | Callable[[ConsentRequest], Decision | Awaitable[Decision]] = field(
+        default_factory=InteractiveConsent)
+    default_person: str | None = None
+    discovery: AsyncDiscovery | None = None
+    issuer_keys: IssuerKeys | None = None
+    http: httpx.AsyncClient | None = None
+    transport: httpx.AsyncBaseTransport | None = None
+    relay_channel: RelayChannel | None = None
+    events: EventHook | None = None
+    clock: Clock = system_clock
+    name: str | None = "aauth-agents Person Server"
+    description: str | None = None
+    scopes_supported: Sequence[str] = tuple(sorted(IDENTITY_SCOPES))
+    claims_supported: Sequence[str] = DEFAULT_CLAIMS
+    #: Token lifetimes (seconds, each at most 3600) and the longest resource token lifetime
+    #: accepted, which is how long person-token records outlive their ``exp``.
+    person_token_lifetime: int = 3600
+    auth_token_lifetime: int = 3600
+    resource_token_max_lifetime: int = 300
+    #: Optional mission lifetime written as ``expires_at`` into approved missions.
+    mission_lifetime: int | None = None
+    #: Deferred responses: how long a pending request lives, the longest ``Prefer: wait``
+    #: honoured, the ``Retry-After`` sent, and the poll rate limit (``slow_down``): at most
+    #: ``poll_burst`` polls per ``poll_window`` seconds.
+    pending_lifetime: int = 600
+    max_wait: int = 30
+    retry_after: int = 1
+    poll_burst: int = 5
+    poll_window: float = 1.0
+    #: Failed code attempts before an interaction fails for good (§Interaction Code Format).
+    code_attempts: int = 5
+    #: Clarification rounds per request (§Clarification Limits: 5 recommended).
+    clarification_rounds: int = 5
+    #: Distinct resources one agent may obtain person tokens for per day (§Person Token
+    #: Endpoint: SHOULD rate-limit); ``None`` disables the limit.
+    max_resources_per_day: int | None = 1000
+    #: Signature ``created`` window, seconds (§Verification step 3).
+    signature_window: int = 60
+    #: scrypt cost of account passwords (log2 N).
+    password_log2_n: int = DEFAULT_LOG2_N
+    #: Largest request body accepted, bytes.
+    max_body: int = 256 * 1024
+    #: Seconds a revocation notification to one resource may take.
+    revocation_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        try:
+            self.issuer = validate_server_identifier(self.issuer)
+        except ValueError as exc:
+            raise ConfigurationError(f"issuer: {exc}") from exc
+        for name in ("person_token_lifetime", "auth_token_lifetime"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= 3600:
+                raise ConfigurationError(f"{name} must be 1..3600 seconds")
+        if not 0 < self.resource_token_max_lifetime <= 3600:
+            raise ConfigurationError("resource_token_max_lifetime must be 1..3600 seconds")
+        if self.pending_lifetime <= 0 or self.max_wait < 0 or self.retry_after < 0:
+            raise ConfigurationError("pending_lifetime, max_wait and retry_after are positive")
+        if self.code_attempts < 1 or self.clarification_rounds < 0 or self.poll_burst < 1:
+            raise ConfigurationError("code_attempts and poll_burst are at least 1")
+        if self.mission_lifetime is not None and self.mission_lifetime <= 0:
+            raise ConfigurationError("mission_lifetime must be positive")
+        unknown = [s for s in self.scopes_supported if not isinstance(s, str) or not s]
+        if unknown:
+            raise ConfigurationError("scopes_supported holds non-empty strings")
+
+    @property
+    def database_path(self) -> str:
+        """The SQLite file (or ``":memory:"``)."""
+        path = os.fspath(self.database)
+        if path == ":memory:":
+            return path
+        if Path(path).is_dir():
+            return str(Path(path) / DATABASE_FILE)
+        return path
+
+    def url(self, name: str, *suffix: str) -> str:
+        """The absolute URL of endpoint ``name`` (see :data:`PATHS`)."""
+        return self.issuer + PATHS[name] + "".join("/" + s for s in suffix)
+
+    def describe(self) -> dict[str, Any]:
+        return {"issuer": self.issuer, "database": self.database_path}
+
+
+__all__ = ["DATABASE_FILE", "PATHS", "PersonServerConfig", "RelayChannel", "RelayNotice"]

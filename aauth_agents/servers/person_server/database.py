@@ -1,0 +1,219 @@
+"""The person server's SQLite file: one connection, short transactions, async via a thread.
+
+The PS keeps what the protocol obliges it to remember (§Person Token Endpoint: retained
+person-token records; §Agent-Person Binding; §Directed Identifiers; §Mission, §Mission Log;
+§Token Revocation: which auth tokens went to which resource for which agent) in tables of its
+own, next to the shared stores of :mod:`aauth_agents.stores` (pending records, revocations),
+which open their own connection to the same file.
+
+Every method of :class:`PSDatabase` is synchronous and short; callers on the event loop go
+through :meth:`PSDatabase.run`, which executes a whole unit of work (one transaction) in a
+worker thread so a slow disk never blocks the loop. ``":memory:"`` gives a private in-memory
+database (tests, throwaway servers). A file is created ``0600``: it holds signing keys and
+password hashes.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import anyio.to_thread
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS ps_meta (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ps_signing_keys (
+    kid TEXT PRIMARY KEY,
+    public_jwk TEXT NOT NULL,
+    private_jwk TEXT,
+    created_at REAL NOT NULL,
+    retired_at REAL,
+    publish_until REAL
+);
+CREATE TABLE IF NOT EXISTS ps_accounts (
+    username TEXT PRIMARY KEY,
+    password_hash TEXT NOT NULL,
+    claims TEXT NOT NULL,
+    tenant TEXT,
+    created_at REAL NOT NULL,
+    disabled INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS ps_bindings (
+    agent_iss TEXT NOT NULL,
+    agent_id TEXT NOT NULL,
+    account TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    how TEXT NOT NULL,
+    PRIMARY KEY (agent_iss, agent_id)
+);
+CREATE INDEX IF NOT EXISTS ps_bindings_account ON ps_bindings (account);
+CREATE TABLE IF NOT EXISTS ps_subjects (
+    account TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    sub TEXT NOT NULL UNIQUE,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (account, resource)
+);
+CREATE TABLE IF NOT EXISTS ps_consents (
+    account TEXT NOT NULL,
+    agent_iss TEXT NOT NULL,
+    agent_id TEXT NOT NULL,
+    resource TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    mission_s256 TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    PRIMARY KEY (account, agent_iss, agent_id, resource, kind, mission_s256, scope)
+);
+CREATE TABLE IF NOT EXISTS ps_person_tokens (
+    jti TEXT PRIMARY KEY,
+    aud TEXT NOT NULL,
+    sub TEXT NOT NULL,
+    account TEXT NOT NULL,
+    agent_id TEXT NOT NULL,
+    requested_by TEXT NOT NULL,
+    mission_s256 TEXT,
+    tenant TEXT,
+    iat REAL NOT NULL,
+    exp REAL NOT NULL,
+    retain_until REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ps_person_tokens_retain ON ps_person_tokens (retain_until);
+CREATE INDEX IF NOT EXISTS ps_person_tokens_agent ON ps_person_tokens (requested_by, aud);
+CREATE TABLE IF NOT EXISTS ps_auth_tokens (
+    jti TEXT PRIMARY KEY,
+    aud TEXT NOT NULL,
+    sub TEXT NOT NULL,
+    account TEXT NOT NULL,
+    agent_id TEXT NOT NULL,
+    requested_by TEXT NOT NULL,
+    mission_s256 TEXT,
+    scope TEXT,
+    iat REAL NOT NULL,
+    exp REAL NOT NULL,
+    revoked_at REAL,
+    notified_at REAL,
+    notify_error TEXT
+);
+CREATE INDEX IF NOT EXISTS ps_auth_tokens_agent ON ps_auth_tokens (agent_id);
+CREATE INDEX IF NOT EXISTS ps_auth_tokens_requested ON ps_auth_tokens (requested_by);
+CREATE INDEX IF NOT EXISTS ps_auth_tokens_mission ON ps_auth_tokens (mission_s256);
+CREATE TABLE IF NOT EXISTS ps_missions (
+    s256 TEXT PRIMARY KEY,
+    agent_iss TEXT NOT NULL,
+    agent_id TEXT NOT NULL,
+    account TEXT NOT NULL,
+    blob BLOB NOT NULL,
+    state TEXT NOT NULL,
+    termination_reason TEXT,
+    expires_at REAL,
+    capabilities TEXT NOT NULL,
+    agent_capabilities TEXT,
+    created_at REAL NOT NULL,
+    terminated_at REAL
+);
+CREATE INDEX IF NOT EXISTS ps_missions_agent ON ps_missions (agent_id);
+CREATE INDEX IF NOT EXISTS ps_missions_account ON ps_missions (account);
+CREATE TABLE IF NOT EXISTS ps_mission_log (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    s256 TEXT NOT NULL,
+    at REAL NOT NULL,
+    kind TEXT NOT NULL,
+    entry BLOB NOT NULL,
+    entry_s256 TEXT
+);
+CREATE INDEX IF NOT EXISTS ps_mission_log_s256 ON ps_mission_log (s256, seq);
+CREATE TABLE IF NOT EXISTS ps_agent_tokens (
+    iss TEXT NOT NULL,
+    jti TEXT NOT NULL,
+    agent_id TEXT NOT NULL,
+    exp REAL NOT NULL,
+    PRIMARY KEY (iss, jti)
+);
+CREATE INDEX IF NOT EXISTS ps_agent_tokens_exp ON ps_agent_tokens (exp);
+"""
+
+
+class PSDatabase:
+    """The PS tables in one SQLite file (or ``":memory:"``)."""
+
+    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 10.0) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            file = Path(self.path)
+            file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if not file.exists():
+                # Created owner-only before SQLite opens it: keys and password hashes live here.
+                fd = os.open(file, os.O_CREAT | os.O_WRONLY, 0o600)
+                os.close(fd)
+        self._conn = sqlite3.connect(
+            self.path, timeout=timeout, check_same_thread=False, isolation_level=None
+        )
+        self._lock = threading.RLock()
+        with self._lock:
+            if self.path != ":memory:":
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+            self._conn.executescript(_SCHEMA)
+            self._conn.execute(
+                "INSERT OR IGNORE INTO ps_meta (name, value) VALUES ('schema', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+        self._closed = False
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error), holding the lock."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """One statement in autocommit mode; returns the changed row count."""
+        with self._lock:
+            return self._conn.execute(sql, params).rowcount
+
+    def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchone()
+
+    def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run ``fn(*args, **kwargs)`` -- a short unit of database work -- in a worker thread."""
+        return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._conn.close()
+                self._closed = True
+
+
+__all__ = ["SCHEMA_VERSION", "PSDatabase"]

@@ -1,0 +1,572 @@
+"""The person's side of the person server, as a Python interface for the UI.
+
+The consent page, sign-in, CSRF and the dashboard are built on top of this module; it holds
+the protocol rules those pages must not get wrong:
+
+* :meth:`Interactions.lookup` -- the interaction page is reached at ``{url}?code=...``
+  (§User Interaction). The code is compared case-, hyphen- and alias-insensitively
+  (§Interaction Code Format), consumed on first success (single use), and after
+  ``code_attempts`` wrong codes the pending request fails for good (``invalid_code``).
+  Arriving marks the request ``interacting`` for the polling agent (§Pending Response).
+* :meth:`Interactions.get` -- the same view again, by pending id (for the page's later
+  requests: the UI keeps the id in the person's signed-in session, never the code).
+* :meth:`Interactions.approve` / :meth:`deny` / :meth:`abandon` -- the decision, taken for
+  the signed-in ``account`` (§PS Approval Endpoint Authentication: the UI authenticates the
+  person first). Approving an agent not yet bound binds it to that person (§Agent-Person
+  Binding); approving for a different person than the one it is bound to is refused.
+* :meth:`Interactions.ask` -- a clarification question for the agent (§Clarification Chat);
+  the agent's answer appears in the view's ``clarifications``. At most
+  ``clarification_rounds`` (5) rounds, one open question at a time, and only when the agent
+  declared the ``clarification`` capability.
+* :meth:`Interactions.answer` and :meth:`relay_engaged` -- for questions and relays from the
+  interaction endpoint; :meth:`resource_redirect` / :meth:`resource_callback` -- the
+  resource-initiated interaction (§Resource-Initiated Interaction);
+  :func:`callback_redirect` -- the agent's ``callback`` with the spec's error codes
+  (§Interaction Callback Errors).
+
+Everything in a view that came from an agent or a resource (justification, descriptions,
+questions, answers, names) is raw, untrusted Markdown or text: the UI MUST sanitize it before
+rendering (§Untrusted Input).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from ...protocol.errors import ProtocolError
+from ...protocol.interaction import codes_match
+from ...protocol.scopes import IDENTITY_SCOPES
+from ...stores import (
+    APPROVED,
+    COMPLETED,
+    DENIED,
+    EXECUTING,
+    FAILED,
+    INTERACTING,
+    PENDING,
+    PendingRecord,
+)
+from . import events as ev
+from .pending import PendingRequest
+from .policy import AUTH_TOKEN, MISSION, QUESTION, ResourceInfo
+
+if TYPE_CHECKING:
+    from .server import PersonServer
+
+#: §Interaction Callback Errors, and the polling error each maps to.
+CALLBACK_ERRORS: Mapping[str, str] = {
+    "access_denied": "denied",
+    "user_abandoned": "abandoned",
+    "interaction_expired": "expired",
+    "server_error": "server_error",
+    "temporarily_unavailable": "server_error",
+}
+#: The callback error for each way an interaction can end without success.
+OUTCOME_CALLBACK_ERRORS: Mapping[str, str] = {
+    "denied": "access_denied",
+    "abandoned": "user_abandoned",
+    "expired": "interaction_expired",
+    "server_error": "server_error",
+}
+
+
+class InteractionError(ProtocolError):
+    """A UI operation the protocol does not allow (wrong state, limit reached, ...)."""
+
+    def __init__(self, code: str, detail: str, *, status: int | None = None) -> None:
+        super().__init__(code, detail, status=status)
+
+
+@dataclass(frozen=True)
+class ScopeView:
+    """A requested scope and its description: the resource's ``scope_descriptions`` for
+    resource scopes; ``identity`` scopes ask for claims about the person (§Scopes)."""
+
+    scope: str
+    description: str | None
+    identity: bool
+
+
+@dataclass(frozen=True)
+class ClarificationView:
+    """One round of the clarification chat: the person's question and the agent's answer
+    (``None`` while open). ``updated_request`` when the agent answered with a new request."""
+
+    question: str
+    answer: str | None
+    asked_at: float
+    answered_at: float | None = None
+    updated_request: bool = False
+
+
+@dataclass(frozen=True)
+class MissionView:
+    """The mission a request belongs to (or the one proposed): description as approved,
+    tools, resources, state."""
+
+    s256: str | None
+    description: str
+    tools: tuple[Mapping[str, Any], ...]
+    resources: tuple[str, ...]
+    state: str
+    expires_at: float | None = None
+
+
+@dataclass(frozen=True)
+class InteractionView:
+    """What the consent screen shows about one pending request.
+
+    ``id`` is the handle for every later call. ``state`` is ``pending``, ``interacting``,
+    ``approved``, ``denied``, ``failed`` or ``completed``. ``kind`` is ``person_token``,
+    ``auth_token``, ``mission``, ``mission_update``, ``mission_completion``, ``permission``,
+    ``question`` or ``relay``. ``new_agent`` is True when the agent is not bound to anyone yet
+    (a new-agent enrollment, §Agent-Person Binding: show the provider's name and logo and the
+    agent-supplied ``platform``/``device``). ``details`` holds the kind's own members (update
+    description, completion summary, permission action/parameters, question, relay URL).
+    """
+
+    id: str
+    kind: str
+    state: str
+    requirement: str
+    agent_id: str
+    agent_issuer: str
+    provider_name: str | None
+    provider_logo: str | None
+    subagent: str | None
+    platform: str | None
+    device: str | None
+    new_agent: bool
+    account: str | None
+    resource: ResourceInfo | None
+    scopes: tuple[ScopeView, ...]
+    justification: str | None
+    mission: MissionView | None
+    details: Mapping[str, Any]
+    clarifications: tuple[ClarificationView, ...]
+    rounds_left: int
+    can_clarify: bool
+    question_open: bool
+    withdrawn: bool
+    expires_at: float
+    error: str | None = None
+    resource_interaction: Mapping[str, Any] | None = None
+
+
+_STATE_NAMES = {
+    PENDING: "pending", INTERACTING: "interacting", EXECUTING: "interacting",
+    APPROVED: "approved", DENIED: "denied", FAILED: "failed", COMPLETED: "completed",
+}
+
+
+def callback_redirect(callback: str, outcome: str | None = None) -> str:
+    """The agent's ``callback`` URL to redirect the person's browser to when the
+    interaction ends: unchanged on success, with ``?error=<code>`` otherwise
+    (§Interaction Callback Errors). ``outcome`` is a polling error (``denied``,
+    ``abandoned``, ``expired``, ``server_error``) or a callback error code."""
+    if outcome is None:
+        return callback
+    error = OUTCOME_CALLBACK_ERRORS.get(outcome, outcome)
+    if error not in CALLBACK_ERRORS:
+        raise ValueError(f"not an interaction callback error: {outcome!r}")
+    parts = urlsplit(callback)
+    query = [*parse_qsl(parts.query, keep_blank_values=True), ("error", error)]
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
+
+
+class Interactions:
+    """The UI boundary of a :class:`~aauth_agents.servers.person_server.PersonServer`
+    (``ps.interactions``). All methods are coroutines; they raise
+    :class:`~aauth_agents.protocol.ProtocolError` subclasses with the protocol's codes
+    (``invalid_code`` 410, ``expired`` 408, ``not_found`` 404, ...)."""
+
+    def __init__(self, server: PersonServer) -> None:
+        self._ps = server
+
+    # -- reading -------------------------------------------------------------------------------
+
+    async def lookup(self, interaction_id: str, code: str) -> InteractionView:
+        """The pending request behind ``{url}?code=...``; consumes the code."""
+        ps = self._ps
+        for _ in range(10):
+            record = await ps.pending.aget_by_interaction(interaction_id)
+            if record is None:
+                raise InteractionError("invalid_code", "no such interaction")
+            req = PendingRequest.from_json(record.data)
+            now = ps.clock()
+            if record.state == FAILED and req.error == "invalid_code":
+                raise InteractionError("invalid_code", "this interaction has failed")
+            if record.state in (PENDING, INTERACTING) and now >= record.expires_at:
+                await self._fail(record, req, "expired")
+                raise InteractionError("expired", "the request has expired")
+            if record.state == COMPLETED and req.error == "expired":
+                raise InteractionError("expired", "the request has expired")
+            if record.code is None or record.state not in (PENDING, INTERACTING):
+                raise InteractionError("invalid_code", "the code has already been used")
+            if not codes_match(record.code, code):
+                attempts = record.code_attempts + 1
+                if attempts >= ps.config.code_attempts:
+                    failed = record.evolve(state=FAILED, code=None, code_attempts=attempts,
+                                           data=req.evolve(error="invalid_code").to_json())
+                    if await ps.pending.areplace(failed) is None:
+                        continue
+                    ps.notifier.notify(record.id)
+                    ps._event(ev.REJECTED, agent=req.agent_id,
+                              detail={"kind": req.kind, "reason": "too many wrong codes"})
+                else:
+                    if await ps.pending.areplace(record.evolve(code_attempts=attempts)) is None:
+                        continue
+                raise InteractionError("invalid_code", "the code does not match")
+            consumed = record.evolve(state=INTERACTING, code=None)
+            stored = await ps.pending.areplace(consumed)
+            if stored is None:
+                continue
+            ps.notifier.notify(record.id)
+            ps._event(ev.INTERACTING, agent=req.agent_id, account=req.account,
+                      detail={"kind": req.kind})
+            return await self._view(stored, req)
+        raise InteractionError("server_error", "the interaction is changing too fast")
+
+    async def get(self, pending_id: str) -> InteractionView | None:
+        """The view of a pending request by id (any state), or ``None``."""
+        record = await self._ps.pending.aget(pending_id)
+        if record is None:
+            return None
+        return await self._view(record, PendingRequest.from_json(record.data))
+
+    async def mark_interacting(self, pending_id: str) -> InteractionView:
+        """Report ``status: interacting`` to the polling agent (the person is engaged); the
+        interaction code is consumed if it was not yet."""
+
+        def mutate(record: PendingRecord, req: PendingRequest) -> PendingRecord:
+            self._require_open(record)
+            return record.evolve(state=INTERACTING, code=None)
+
+        record, req = await self._update(pending_id, mutate)
+        return await self._view(record, req)
+
+    # -- deciding ------------------------------------------------------------------------------
+
+    async def approve(
+        self,
+        pending_id: str,
+        account: str | None,
+        *,
+        scopes: Sequence[str] | None = None,
+        description: str | None = None,
+        tools: Sequence[Mapping[str, str]] | None = None,
+        resources: Sequence[str] | None = None,
+        expires_at: float | None = None,
+        answer: str | None = None,
+    ) -> InteractionView:
+        """The person ``account`` (signed in by the UI) approves.
+
+        ``scopes`` narrows an auth token request (never widens it). For a mission proposal,
+        ``description``, ``tools``, ``resources`` and ``expires_at`` change what is approved
+        (§Mission Creation: the approved mission MAY differ from the proposal; tools and
+        resources are limited to those proposed). ``answer`` answers a question. ``account``
+        ``None`` is for policy approvals of an agent already bound (or a ``default_person``).
+        """
+        ps = self._ps
+        record = await self._load(pending_id)
+        req = PendingRequest.from_json(record.data)
+        self._require_open(record)
+        if req.resource_interaction and req.resource_interaction.get("state") != "done":
+            raise InteractionError("invalid_request",
+                                   "the resource's own interaction has not completed yet")
+        if account is None:
+            account = req.account or await ps._default_account()
+        if account is None:
+            raise InteractionError("invalid_request", "approving needs the person's account")
+        found = await ps.accounts.aget(account)
+        if found is None or found.disabled:
+            raise InteractionError("invalid_request", "unknown account")
+        if req.account is not None and req.account != found.username:
+            raise InteractionError("access_denied", "this agent acts for another person",
+                                   status=403)
+        overrides = self._overrides(req, scopes=scopes, description=description, tools=tools,
+                                    resources=resources, expires_at=expires_at, answer=answer)
+        # Claim the record (executing), make the decision's effects once, then publish it.
+        claimed = await ps.pending.areplace(record.evolve(state=EXECUTING))
+        if claimed is None:
+            raise InteractionError("invalid_request", "the request changed; reload it")
+        try:
+            await ps._bind(req.agent_iss, req.agent_id, found.username, "interaction")
+            bound = req.evolve(account=found.username)
+            result = await ps.apply(bound, found.username, None, overrides)
+        except BaseException:
+            await ps.pending.areplace(claimed.evolve(state=record.state))
+            raise
+        done = claimed.evolve(state=APPROVED, data=bound.evolve(result=result).to_json())
+        stored = await ps.pending.areplace(done)
+        if stored is None:
+            raise InteractionError("invalid_request", "the request changed meanwhile")
+        ps.notifier.notify(pending_id)
+        ps._event(ev.APPROVED, agent=req.agent_id, account=found.username,
+                  resource=req.resource.identifier if req.resource else None,
+                  mission=req.mission_s256, detail={"kind": req.kind})
+        return await self._view(stored, bound.evolve(result=result))
+
+    def _overrides(self, req: PendingRequest, *, scopes: Sequence[str] | None,
+                   description: str | None, tools: Sequence[Mapping[str, str]] | None,
+                   resources: Sequence[str] | None, expires_at: float | None,
+                   answer: str | None) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if scopes is not None:
+            if req.kind != AUTH_TOKEN:
+                raise InteractionError("invalid_request", "scopes narrow a token request only")
+            out["scopes"] = [s for s in scopes if s in req.request.get("scopes", ())]
+        if req.kind == MISSION:
+            if description is not None:
+                if not isinstance(description, str) or not description:
+                    raise InteractionError("invalid_request", "a description is Markdown text")
+                out["description"] = description
+            if tools is not None:
+                proposed = {t["name"]: t for t in req.request.get("tools", ())}
+                out["tools"] = [proposed[t["name"]] for t in tools if t.get("name") in proposed]
+            if resources is not None:
+                proposed_resources = set(req.request.get("resources", ()))
+                out["resources"] = [r for r in resources if r in proposed_resources]
+            if expires_at is not None:
+                if expires_at <= self._ps.clock():
+                    raise InteractionError("invalid_request", "expires_at is in the past")
+                out["expires_at"] = float(expires_at)
+        elif any(v is not None for v in (description, tools, resources, expires_at)):
+            raise InteractionError("invalid_request", "only a mission proposal is edited")
+        if req.kind == QUESTION:
+            if not isinstance(answer, str) or not answer:
+                raise InteractionError("invalid_request", "a question is approved with an answer")
+            out["answer"] = answer
+        return out
+
+    async def deny(self, pending_id: str, reason: str | None = None) -> InteractionView:
+        """The person (or approver) refuses: the agent's next poll gets ``403 denied``
+        (``permission: denied`` at the permission endpoint)."""
+
+        def mutate(record: PendingRecord, req: PendingRequest) -> PendingRecord:
+            self._require_open(record)
+            return record.evolve(state=DENIED, code=None, data=req.evolve(reason=reason).to_json())
+
+        record, req = await self._update(pending_id, mutate)
+        if req.kind == "permission" and req.mission_s256:
+            await self._ps.log_mission(req.mission_s256, "permission_response", {
+                "action": req.request.get("action"), "permission": "denied", "reason": reason})
+        self._ps._event(ev.DENIED, agent=req.agent_id, account=req.account,
+                        detail={"kind": req.kind})
+        return await self._view(record, req)
+
+    async def abandon(self, pending_id: str) -> InteractionView:
+        """The person left without deciding: the agent's next poll gets ``403 abandoned``."""
+
+        def mutate(record: PendingRecord, req: PendingRequest) -> PendingRecord:
+            self._require_open(record)
+            return record.evolve(state=FAILED, code=None,
+                                 data=req.evolve(error="abandoned").to_json())
+
+        record, req = await self._update(pending_id, mutate)
+        self._ps._event(ev.ABANDONED, agent=req.agent_id, account=req.account,
+                        detail={"kind": req.kind})
+        return await self._view(record, req)
+
+    async def ask(self, pending_id: str, question: str,
+                  options: Sequence[str] | None = None) -> InteractionView:
+        """Ask the agent a clarification question (§Clarification Required): its polls get
+        ``requirement=clarification`` until it POSTs a ``clarification_response`` (or an
+        updated request), which then shows in ``clarifications``."""
+        ps = self._ps
+        if not isinstance(question, str) or not question.strip():
+            raise InteractionError("invalid_request", "a question is non-empty Markdown text")
+        if len(question) > 16_384:
+            raise InteractionError("invalid_request", "the question is too long")
+        record = await self._load(pending_id)
+        req = PendingRequest.from_json(record.data)
+        if not await ps.can_clarify(req):
+            raise InteractionError("invalid_request",
+                                   "the agent did not declare the clarification capability")
+
+        def mutate(record: PendingRecord, req: PendingRequest) -> PendingRecord:
+            self._require_open(record)
+            if req.open_question is not None:
+                raise InteractionError("invalid_request", "the agent has not answered yet")
+            if req.rounds >= ps.config.clarification_rounds:
+                raise InteractionError(
+                    "invalid_request",
+                    f"at most {ps.config.clarification_rounds} clarification rounds")
+            entry: dict[str, Any] = {"question": question, "answer": None,
+                                     "asked_at": ps.clock()}
+            if options:
+                entry["options"] = [str(o) for o in options]
+            return record.evolve(data=req.evolve(
+                conversation=(*req.conversation, entry)).to_json())
+
+        record, req = await self._update(pending_id, mutate)
+        if req.mission_s256:
+            await ps.log_mission(req.mission_s256, "clarification_question",
+                                 {"question": question})
+        ps._event(ev.CLARIFICATION_ASKED, agent=req.agent_id, account=req.account,
+                  detail={"kind": req.kind, "round": req.rounds})
+        return await self._view(record, req)
+
+    async def answer(self, pending_id: str, account: str | None, text: str) -> InteractionView:
+        """The person answers a question the agent asked through the interaction endpoint."""
+        return await self.approve(pending_id, account, answer=text)
+
+    async def relay_engaged(self, pending_id: str, account: str | None = None
+                            ) -> InteractionView:
+        """The person (``account``, or the one the agent is bound to) opened a relayed
+        interaction (§Interaction Response): the relay's pending URL resolves; the
+        resource's own pending URL stays authoritative for completion."""
+        record = await self._load(pending_id)
+        if record.kind != "relay":
+            raise InteractionError("invalid_request", "not a relayed interaction")
+        return await self.approve(pending_id, account)
+
+    # -- resource-initiated interaction --------------------------------------------------------
+
+    async def resource_redirect(self, pending_id: str) -> str:
+        """Where to send the person's browser first when the resource token carried an
+        ``interaction`` claim (§Resource-Initiated Interaction): the resource's own page,
+        with a per-flow PS callback URL. Call :meth:`resource_callback` from that URL."""
+        ps = self._ps
+        nonce = secrets.token_urlsafe(16)
+
+        def mutate(record: PendingRecord, req: PendingRequest) -> PendingRecord:
+            self._require_open(record)
+            if req.resource_interaction is None:
+                raise InteractionError("invalid_request", "no resource interaction")
+            return record.evolve(data=req.evolve(resource_interaction={
+                **req.resource_interaction, "nonce": nonce}).to_json())
+
+        _, req = await self._update(pending_id, mutate)
+        assert req.resource_interaction is not None
+        callback = ps.config.url("interact", "callback", pending_id, nonce)
+        query = urlencode({"code": req.resource_interaction["code"], "callback": callback})
+        return f"{req.resource_interaction['url']}?{query}"
+
+    async def resource_callback(self, pending_id: str, nonce: str,
+                                error: str | None = None) -> InteractionView:
+        """The resource redirected back. With ``error`` the request ends with the mapped
+        polling error (``access_denied`` -> ``denied``, ``user_abandoned`` -> ``abandoned``,
+        ``interaction_expired`` -> ``expired``, others -> ``server_error``); otherwise the
+        person goes on to the PS's own consent."""
+        ps = self._ps
+
+        def mutate(record: PendingRecord, req: PendingRequest) -> PendingRecord:
+            self._require_open(record)
+            ri = req.resource_interaction
+            if ri is None or not ri.get("nonce") or not secrets.compare_digest(
+                    str(ri["nonce"]), nonce):
+                raise InteractionError("invalid_request", "unknown resource callback")
+            if error is not None:
+                mapped = CALLBACK_ERRORS.get(error, "server_error")
+                if mapped == "denied":
+                    return record.evolve(state=DENIED, code=None, data=req.evolve(
+                        reason="declined at the resource",
+                        resource_interaction={**ri, "state": "failed"}).to_json())
+                return record.evolve(state=FAILED, code=None, data=req.evolve(
+                    error=mapped, resource_interaction={**ri, "state": "failed"}).to_json())
+            return record.evolve(data=req.evolve(
+                resource_interaction={**ri, "state": "done", "nonce": None}).to_json())
+
+        record, req = await self._update(pending_id, mutate)
+        ps._event(ev.INTERACTING, agent=req.agent_id,
+                  detail={"kind": req.kind, "resource_interaction": error or "done"})
+        return await self._view(record, req)
+
+    # -- internals -----------------------------------------------------------------------------
+
+    async def _load(self, pending_id: str) -> PendingRecord:
+        record = await self._ps.pending.aget(pending_id)
+        if record is None:
+            raise InteractionError("not_found", "no such pending request", status=404)
+        return record
+
+    @staticmethod
+    def _require_open(record: PendingRecord) -> None:
+        if record.state == COMPLETED:
+            raise InteractionError("gone", "the request is finished", status=410)
+        if record.state not in (PENDING, INTERACTING):
+            raise InteractionError("invalid_request",
+                                   f"the request is already {_STATE_NAMES[record.state]}")
+
+    async def _update(self, pending_id: str,
+                      mutate: Callable[[PendingRecord, PendingRequest], PendingRecord]
+                      ) -> tuple[PendingRecord, PendingRequest]:
+        ps = self._ps
+        for _ in range(20):
+            record = await self._load(pending_id)
+            req = PendingRequest.from_json(record.data)
+            if record.state in (PENDING, INTERACTING) and ps.clock() >= record.expires_at:
+                await self._fail(record, req, "expired")
+                raise InteractionError("expired", "the request has expired")
+            new = mutate(record, req)
+            stored = await ps.pending.areplace(new)
+            if stored is not None:
+                ps.notifier.notify(pending_id)
+                return stored, PendingRequest.from_json(stored.data)
+        raise InteractionError("server_error", "the request is changing too fast")
+
+    async def _fail(self, record: PendingRecord, req: PendingRequest, error: str) -> None:
+        ps = self._ps
+        failed = record.evolve(state=FAILED, code=None, data=req.evolve(error=error).to_json())
+        if await ps.pending.areplace(failed) is not None:
+            ps.notifier.notify(record.id)
+            ps._event(ev.EXPIRED if error == "expired" else ev.REJECTED, agent=req.agent_id,
+                      detail={"kind": req.kind})
+
+    async def _view(self, record: PendingRecord, req: PendingRequest) -> InteractionView:
+        ps = self._ps
+        descriptions = req.resource.scope_descriptions if req.resource else {}
+        scopes = tuple(
+            ScopeView(s, descriptions.get(s), s in IDENTITY_SCOPES)
+            for s in req.request.get("scopes", ()))
+        mission_view = None
+        if req.kind == MISSION:
+            r = req.request
+            mission_view = MissionView(None, str(r.get("description", "")),
+                                       tuple(r.get("tools", ())), tuple(r.get("resources", ())),
+                                       "proposed")
+        elif req.mission_s256:
+            mission = await ps.mission(req.mission_s256)
+            if mission is not None:
+                mission_view = MissionView(mission.s256, mission.description,
+                                           mission.approved_tools, mission.approved_resources,
+                                           mission.state, mission.expires_at)
+        details = {k: v for k, v in req.request.items()
+                   if k not in ("scopes", "presented_jti", "rt_jti", "sub")}
+        conversation = tuple(
+            ClarificationView(str(c.get("question", "")), c.get("answer"),
+                              float(c.get("asked_at", 0)), c.get("answered_at"),
+                              bool(c.get("updated_request")))
+            for c in req.conversation)
+        limit = ps.config.clarification_rounds
+        return InteractionView(
+            id=record.id, kind=req.kind, state=_STATE_NAMES.get(record.state, record.state),
+            requirement=req.requirement, agent_id=req.agent_id, agent_issuer=req.agent_iss,
+            provider_name=req.provider_name, provider_logo=req.provider_logo,
+            subagent=req.subagent, platform=req.params.platform, device=req.params.device,
+            new_agent=req.new_agent, account=req.account, resource=req.resource,
+            scopes=scopes, justification=req.params.justification, mission=mission_view,
+            details=details, clarifications=conversation,
+            rounds_left=max(0, limit - req.rounds), can_clarify=await ps.can_clarify(req),
+            question_open=req.open_question is not None, withdrawn=req.withdrawn,
+            expires_at=record.expires_at, error=req.error,
+            resource_interaction=None if req.resource_interaction is None else {
+                k: v for k, v in req.resource_interaction.items() if k != "nonce"},
+        )
+
+
+__all__ = [
+    "CALLBACK_ERRORS",
+    "ClarificationView",
+    "InteractionError",
+    "InteractionView",
+    "Interactions",
+    "MissionView",
+    "ScopeView",
+    "callback_redirect",
+]

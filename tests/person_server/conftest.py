@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from ps_world import PASSWORD, World, make_world
+
+
+@pytest.fixture
+async def world() -> AsyncIterator[World]:
+    """A PS with the default policy (interactive consent) and one person, alice."""
+    w = make_world()
+    w.start()
+    assert w.ps is not None
+    w.ps.accounts.create_account("alice", PASSWORD, claims={
+        "email": "alice@example.com", "email_verified": True, "name": "Alice Example"})
+    try:
+        yield w
+    finally:
+        await w.close()
+
+
+@pytest.fixture
+async def bare() -> AsyncIterator[World]:
+    """A world whose PS each test starts itself (``world.start(...)``)."""
+    w = make_world()
+    try:
+        yield w
+    finally:
+        await w.close()
+
+
+@pytest.fixture
+async def auto() -> AsyncIterator[World]:
+    """A PS that approves everything for alice (unattended runs)."""
+    from aauth_agents.servers.person_server import AutoApprove
+
+    w = make_world()
+    w.start(policy=AutoApprove(), default_person="alice")
+    assert w.ps is not None
+    w.ps.accounts.create_account("alice", PASSWORD, tenant=None, claims={
+        "email": "alice@example.com", "email_verified": True, "name": "Alice Example",
+        "phone_number": "+1 555 0100"})
+    try:
+        yield w
+    finally:
+        await w.close()
