@@ -231,6 +231,7 @@ def client_overhead(batch: int = 50, batches: int = 40) -> int:
 BENCHMARKS: dict[str, Callable[[], int]] = {
     "httpsig": httpsig,
     "client-overhead": client_overhead,
+    "protected-endpoint-rate": lambda: __import__("bench_resource").benchmark(),
 }
 
 
