@@ -85,7 +85,7 @@ class RequestSigner:
         self._signature_keys = _LRU()
         self._params = _LRU()
         self._shapes = _LRU()
-        self._wanted: dict[tuple[str, ...], frozenset[str]] = {}
+        self._wanted: dict[tuple[str, ...], frozenset[bytes]] = {}
         self._created: OrderedDict[tuple[str, str, str, str], int] = OrderedDict()
 
     def coverable_headers(
@@ -93,22 +93,25 @@ class RequestSigner:
     ) -> list[tuple[str, str]]:
         """The fields of ``headers`` a signature may cover: ``authorization``,
         ``content-type`` and the header fields among ``extra_components`` (repeated lines
-        combined), in one pass over the headers."""
+        combined), in one pass over the raw headers."""
         wanted = self._wanted.get(extra_components)
         if wanted is None:
-            wanted = frozenset(("authorization", "content-type")).union(
-                name
-                for name in extra_components
-                if not name.startswith("@") and name not in ("signature-key", "content-digest")
+            wanted = frozenset(
+                name.encode("ascii")
+                for name in ("authorization", "content-type", *extra_components)
+                if name.isascii()
+                and not name.startswith("@")
+                and name not in ("signature-key", "content-digest")
             )
             with self._lock:
                 if len(self._wanted) > _CACHE_SIZE:
                     self._wanted.clear()
                 self._wanted[extra_components] = wanted
         lines: dict[str, list[str]] = {}
-        for name, value in headers.multi_items():  # names come lowercased
+        for raw_name, raw_value in headers.raw:
+            name = raw_name.lower()
             if name in wanted:
-                lines.setdefault(name, []).append(value)
+                lines.setdefault(name.decode("ascii"), []).append(raw_value.decode("latin-1"))
         return [(name, ", ".join(values)) for name, values in lines.items()]
 
     def signature_key_header(self, signature_key: SignatureKey) -> tuple[str, str]:
