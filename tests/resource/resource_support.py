@@ -178,6 +178,14 @@ class World:
         """Everything the memory stores hold, to show a refusal wrote nothing."""
         stores = self.stores
         assert stores is not None
+        from aauth_agents.stores import SQLitePendingStore
+
+        if isinstance(stores.pending, SQLitePendingStore):
+            db = stores.pending.db
+            tables = ("aauth_pending", "aauth_revoked", "aauth_known_tokens",
+                      "aauth_person_tokens", "aauth_replay")
+            return json.dumps({t: sorted(map(list, db.execute(f"SELECT * FROM {t}").fetchall()))
+                               for t in tables}, default=str)
         parts = {
             "pending": sorted((r.id, r.state, r.version) for r in
                               stores.pending._records.values()),  # type: ignore[attr-defined]

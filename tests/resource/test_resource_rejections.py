@@ -4,7 +4,7 @@ record (or run the app) if accepted; each refusal must leave the stores untouche
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -28,10 +28,28 @@ from aauth_agents.protocol import parse_accept_signature_scheme, parse_signature
 from aauth_agents.tokens import peek
 
 
-@pytest.fixture
-def setup(world: World) -> Iterator[tuple[World, Any, str]]:
+@pytest.fixture(params=["memory", "sqlite"])
+async def setup(request: pytest.FixtureRequest, tmp_path: Any
+                ) -> AsyncIterator[tuple[World, Any, str]]:
+    """Each refusal is checked against the memory stores and a real SQLite file, both
+    holding state first (a person token record, known tokens, a replay entry, a pending
+    record), so "unchanged" is not merely "still empty"."""
+    from aauth_agents.stores import Stores
+
+    world = World() if request.param == "memory" else World(
+        stores=Stores.sqlite(tmp_path / "resource.sqlite3"))
     app = world.app(world.resource(additional_signature_components=["content-digest"]))
-    yield world, app, world.snapshot()
+    async with world.client(app, world.signer(world.person_token(jti="pt-0"))) as client:
+        assert (await client.get("/person")).status_code == 200
+    async with world.client(app, world.signer(world.agent_token())) as client:
+        assert (await client.post("/agent", content=b"x",
+                                  headers={"content-type": "text/plain"})).status_code == 200
+        assert (await client.post("/approve", json={})).status_code == 202
+    world.calls = 0
+    world.events.clear()
+    snapshot = world.snapshot()
+    assert "pt-0" in snapshot
+    yield world, app, snapshot
 
 
 def refused(world: World, before: str, response: httpx.Response, status: int,
