@@ -276,3 +276,22 @@ async def test_authorization_endpoint_in_interaction_mode(world: World) -> None:
     assert done.status_code == 200
     assert done.json() == {"status": "authorized", "scope": "data.read"}
     assert done.headers["aauth-access"]
+
+
+async def test_a_revoked_session_token_is_refused(world: World) -> None:
+    resource = world.resource(person_authenticator=_signed_in)
+    app = world.app(resource)
+    pending, page, code = await _start_session(world, app)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=RESOURCE,
+                                 cookies={"session": "alice"}) as browser:
+        consent = await browser.get(page, params={"code": code})
+        token = consent.text.split('name="page_token" value="')[1].split('"')[0]
+        await browser.post(page, data={"decision": "approve", "page_token": token})
+    async with world.client(app, world.signer(world.agent_token())) as client:
+        session_token = (await client.get(pending)).headers["aauth-access"]
+        from aauth_agents.tokens import peek
+
+        await resource.revoke_token(RESOURCE, peek(session_token)[1]["jti"])
+        refused = await client.get("/session",
+                                   headers={"authorization": f"AAuth {session_token}"})
+    assert refused.status_code == 403 and refused.json()["error"] == "revoked"
