@@ -1,12 +1,21 @@
 """aauth-agents: AAuth (draft-hardt-oauth-aauth-protocol-11) for AI agents.
 
 The most used names are re-exported here; each subpackage documents the rest:
-:mod:`aauth_agents.keys`, :mod:`aauth_agents.httpsig`, :mod:`aauth_agents.tokens`,
+:mod:`aauth_agents.agent`, :mod:`aauth_agents.keys`, :mod:`aauth_agents.httpsig`,
+:mod:`aauth_agents.tokens`,
 :mod:`aauth_agents.discovery`, :mod:`aauth_agents.transport`, :mod:`aauth_agents.protocol`.
 """
 
 from __future__ import annotations
 
+from .agent import (
+    AAuth,
+    AgentIdentity,
+    AsyncPersonServerClient,
+    LocalAgentProvider,
+    PersonServerClient,
+    SignedAuth,
+)
 from .discovery import AsyncDiscovery, Discovery, EgressPolicy
 from .httpsig import (
     HttpRequest,
@@ -48,16 +57,21 @@ __all__ = [
     "ED25519",
     "ES256",
     "SUPPORTED_ALGORITHMS",
+    "AAuth",
     "AAuthError",
+    "AgentIdentity",
     "AgentToken",
     "AsyncDiscovery",
     "AsyncMappedTransport",
+    "AsyncPersonServerClient",
     "AuthToken",
     "Discovery",
     "DiscoveryError",
     "EgressPolicy",
     "HttpRequest",
+    "LocalAgentProvider",
     "MappedTransport",
+    "PersonServerClient",
     "PersonToken",
     "PrivateKey",
     "ProtocolError",
@@ -66,6 +80,7 @@ __all__ = [
     "SignatureError",
     "SignatureKey",
     "SignatureVerifier",
+    "SignedAuth",
     "StaticIssuerKeys",
     "TokenError",
     "VerifiedSignature",
