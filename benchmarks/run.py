@@ -232,6 +232,7 @@ BENCHMARKS: dict[str, Callable[[], int]] = {
     "httpsig": httpsig,
     "client-overhead": client_overhead,
     "protected-endpoint-rate": lambda: __import__("bench_resource").benchmark(),
+    "ps-token-rate": lambda: __import__("bench_ps").benchmark(),
 }
 
 

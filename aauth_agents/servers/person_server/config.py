@@ -136,6 +136,9 @@ class PersonServerConfig:
     signature_window: int = 60
     #: scrypt cost of account passwords (log2 N).
     password_log2_n: int = DEFAULT_LOG2_N
+    #: Run database operations in worker threads instead of inline on the event loop (they
+    #: are short either way; threads help with a slow disk or a file other processes write).
+    database_threads: bool = False
     #: Largest request body accepted, bytes.
     max_body: int = 256 * 1024
     #: Seconds a revocation notification to one resource may take.

@@ -193,7 +193,7 @@ class Interactions:
         """The pending request behind ``{url}?code=...``; consumes the code."""
         ps = self._ps
         for _ in range(10):
-            record = await ps.pending.aget_by_interaction(interaction_id)
+            record = await ps.run(ps.pending.get_by_interaction, interaction_id)
             if record is None:
                 raise InteractionError("invalid_code", "no such interaction")
             req = PendingRequest.from_json(record.data)
@@ -212,17 +212,18 @@ class Interactions:
                 if attempts >= ps.config.code_attempts:
                     failed = record.evolve(state=FAILED, code=None, code_attempts=attempts,
                                            data=req.evolve(error="invalid_code").to_json())
-                    if await ps.pending.areplace(failed) is None:
+                    if await ps.run(ps.pending.replace, failed) is None:
                         continue
                     ps.notifier.notify(record.id)
                     ps._event(ev.REJECTED, agent=req.agent_id,
                               detail={"kind": req.kind, "reason": "too many wrong codes"})
                 else:
-                    if await ps.pending.areplace(record.evolve(code_attempts=attempts)) is None:
+                    counted = record.evolve(code_attempts=attempts)
+                    if await ps.run(ps.pending.replace, counted) is None:
                         continue
                 raise InteractionError("invalid_code", "the code does not match")
             consumed = record.evolve(state=INTERACTING, code=None)
-            stored = await ps.pending.areplace(consumed)
+            stored = await ps.run(ps.pending.replace, consumed)
             if stored is None:
                 continue
             ps.notifier.notify(record.id)
@@ -233,7 +234,7 @@ class Interactions:
 
     async def get(self, pending_id: str) -> InteractionView | None:
         """The view of a pending request by id (any state), or ``None``."""
-        record = await self._ps.pending.aget(pending_id)
+        record = await self._ps.run(self._ps.pending.get, pending_id)
         if record is None:
             return None
         return await self._view(record, PendingRequest.from_json(record.data))
@@ -282,7 +283,7 @@ class Interactions:
             account = req.account or await ps._default_account()
         if account is None:
             raise InteractionError("invalid_request", "approving needs the person's account")
-        found = await ps.accounts.aget(account)
+        found = await ps.run(ps.accounts.get, account)
         if found is None or found.disabled:
             raise InteractionError("invalid_request", "unknown account")
         if req.account is not None and req.account != found.username:
@@ -291,7 +292,7 @@ class Interactions:
         overrides = self._overrides(req, scopes=scopes, description=description, tools=tools,
                                     resources=resources, expires_at=expires_at, answer=answer)
         # Claim the record (executing), make the decision's effects once, then publish it.
-        claimed = await ps.pending.areplace(record.evolve(state=EXECUTING))
+        claimed = await ps.run(ps.pending.replace, record.evolve(state=EXECUTING))
         if claimed is None:
             raise InteractionError("invalid_request", "the request changed; reload it")
         try:
@@ -299,10 +300,10 @@ class Interactions:
             bound = req.evolve(account=found.username)
             result = await ps.apply(bound, found.username, None, overrides)
         except BaseException:
-            await ps.pending.areplace(claimed.evolve(state=record.state))
+            await ps.run(ps.pending.replace, claimed.evolve(state=record.state))
             raise
         done = claimed.evolve(state=APPROVED, data=bound.evolve(result=result).to_json())
-        stored = await ps.pending.areplace(done)
+        stored = await ps.run(ps.pending.replace, done)
         if stored is None:
             raise InteractionError("invalid_request", "the request changed meanwhile")
         ps.notifier.notify(pending_id)
@@ -480,7 +481,7 @@ class Interactions:
     # -- internals -----------------------------------------------------------------------------
 
     async def _load(self, pending_id: str) -> PendingRecord:
-        record = await self._ps.pending.aget(pending_id)
+        record = await self._ps.run(self._ps.pending.get, pending_id)
         if record is None:
             raise InteractionError("not_found", "no such pending request", status=404)
         return record
@@ -504,7 +505,7 @@ class Interactions:
                 await self._fail(record, req, "expired")
                 raise InteractionError("expired", "the request has expired")
             new = mutate(record, req)
-            stored = await ps.pending.areplace(new)
+            stored = await ps.run(ps.pending.replace, new)
             if stored is not None:
                 ps.notifier.notify(pending_id)
                 return stored, PendingRequest.from_json(stored.data)
@@ -513,7 +514,7 @@ class Interactions:
     async def _fail(self, record: PendingRecord, req: PendingRequest, error: str) -> None:
         ps = self._ps
         failed = record.evolve(state=FAILED, code=None, data=req.evolve(error=error).to_json())
-        if await ps.pending.areplace(failed) is not None:
+        if await ps.run(ps.pending.replace, failed) is not None:
             ps.notifier.notify(record.id)
             ps._event(ev.EXPIRED if error == "expired" else ev.REJECTED, agent=req.agent_id,
                       detail={"kind": req.kind})

@@ -29,16 +29,18 @@ Authorization: a sub-agent never calls the PS itself).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
+import anyio.to_thread
 import httpx
 
 from ...httpsig import (
@@ -143,6 +145,9 @@ from .state import (
 )
 
 log = logging.getLogger("aauth_agents.ps")
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 RELAY = "relay"
 #: Termination reasons after which the mission's outstanding auth tokens are revoked.
@@ -252,8 +257,9 @@ class PersonServer:
         self.events = EventSink(config.events)
         self.verifier = SignatureVerifier(
             clock=self.clock, window=config.signature_window, require_body_digest=True)
-        self._agent_resolver = async_token_key_resolver(
+        self._verify_agent_token = async_token_key_resolver(
             keys=self.issuer_keys, audience=None, accept=(TYP_AGENT,), clock=self.clock)
+        self._agent_tokens: OrderedDict[str, AgentToken] = OrderedDict()
         self._revocation_verifier = SignatureVerifier(
             clock=self.clock, window=config.signature_window, require_body_digest=True,
             accepted_schemes=(SCHEME_JWKS_URI,))
@@ -288,6 +294,15 @@ class PersonServer:
         """Close the database connections (pending records and everything else persist)."""
         self.db.close()
         self._stores_db.close()
+
+    async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run a short database operation: inline on the event loop (each one is a
+        single indexed statement or a short transaction that is never held across an
+        ``await``), or in a worker thread when ``database_threads`` is set (a slow disk, a
+        database file shared with other processes)."""
+        if self.config.database_threads:
+            return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
+        return fn(*args, **kwargs)
 
     def _event(self, name: str, **fields: Any) -> None:
         self.events(PSEvent(name=name, at=self.clock(), **fields))
@@ -342,17 +357,17 @@ class PersonServer:
         from ...protocol.identifiers import agent_domain
 
         iss = issuer or f"https://{agent_domain(agent_id)}"
-        binding = await self.db.run(self.state.unbind, iss, agent_id)
+        binding = await self.run(self.state.unbind, iss, agent_id)
         if binding is not None:
             self._event(ev.UNBOUND, agent=agent_id, account=binding.account)
-        tokens = await self.db.run(self.state.live_auth_tokens_for_agent, agent_id, self.clock())
+        tokens = await self.run(self.state.live_auth_tokens_for_agent, agent_id, self.clock())
         return await self._revoke_auth_tokens(tokens)
 
     async def _default_account(self) -> str | None:
         name = self.config.default_person
         if name is None:
             return None
-        account = await self.accounts.aget(name)
+        account = await self.run(self.accounts.get, name)
         if account is None:
             log.error("default_person %r has no account; ignoring it", name)
             return None
@@ -360,7 +375,7 @@ class PersonServer:
 
     async def person_for(self, agent_iss: str, agent_id: str) -> str | None:
         """The account the agent acts for, binding it to ``default_person`` when configured."""
-        binding = await self.db.run(self.state.binding, agent_iss, agent_id)
+        binding = await self.run(self.state.binding, agent_iss, agent_id)
         if binding is not None:
             return binding.account
         default = await self._default_account()
@@ -370,13 +385,32 @@ class PersonServer:
         return default
 
     async def _bind(self, agent_iss: str, agent_id: str, account: str, how: str) -> None:
-        _, created = await self.db.run(
+        _, created = await self.run(
             self.state.bind, agent_iss, agent_id, account, how, self.clock())
         if created:
             log.info("bound %s to %s (%s)", agent_id, account, how)
             self._event(ev.BOUND, agent=agent_id, account=account, detail={"how": how})
 
     # -- verification --------------------------------------------------------------------------
+
+    async def _agent_resolver(self, signature_key: SignatureKey) -> KeyResolution:
+        """Signature-Key ``scheme=jwt`` with an agent token, verified once per token string
+        and then served from a small cache (its signature cannot change; ``exp`` is checked
+        on every use, revocation by the caller)."""
+        raw = signature_key.jwt
+        if signature_key.scheme == "jwt" and raw is not None:
+            with self._seen_lock:
+                cached = self._agent_tokens.get(raw)
+            if cached is not None and self.clock() < cached.exp:
+                return KeyResolution(jwk=cached.cnf.to_jwk(), context=cached)
+        resolution = await self._verify_agent_token(signature_key)
+        token = resolution.context
+        if raw is not None and isinstance(token, AgentToken):
+            with self._seen_lock:
+                self._agent_tokens[raw] = token
+                while len(self._agent_tokens) > _SEEN_CACHE:
+                    self._agent_tokens.popitem(last=False)
+        return resolution
 
     async def verify_agent(self, request: HttpRequest) -> AgentContext:
         """§Verification with the agent token in Signature-Key; refuses revoked agent tokens
@@ -385,7 +419,7 @@ class PersonServer:
         token = verified.context
         assert isinstance(token, AgentToken)
         now = self.clock()
-        revoked = await self.revocations.ais_revoked(now=now, token=(token.iss, token.jti))
+        revoked = await self.run(self.revocations.is_revoked, now=now, token=(token.iss, token.jti))
         if revoked is not None:
             raise InvalidJWTError("the agent token has been revoked")
         if token.parent_agent is not None:
@@ -397,7 +431,7 @@ class PersonServer:
         with self._seen_lock:
             seen = key in self._seen
         if not seen:
-            await self.db.run(self.state.remember_agent_token, token.iss, token.jti, token.sub,
+            await self.run(self.state.remember_agent_token, token.iss, token.jti, token.sub,
                               float(token.exp))
             with self._seen_lock:
                 self._seen[key] = None
@@ -422,7 +456,8 @@ class PersonServer:
         if sub.parent_agent != ctx.agent_id:
             raise ProtocolError("invalid_agent_token",
                                 "subagent_token's parent_agent is not the signing agent")
-        revoked = await self.revocations.ais_revoked(now=self.clock(), token=(sub.iss, sub.jti))
+        revoked = await self.run(self.revocations.is_revoked, now=self.clock(),
+                                 token=(sub.iss, sub.jti))
         if revoked is not None:
             raise ProtocolError("invalid_agent_token", "subagent_token has been revoked")
         return sub
@@ -430,7 +465,7 @@ class PersonServer:
     async def _owned_mission(self, ctx_iss: str, agent_id: str, s256: str) -> Mission:
         """The agent's active mission, or ``mission_not_found`` (unknown and not-yours alike)
         / ``mission_terminated``. A mission past ``expires_at`` is terminated here."""
-        mission = await self.db.run(self.state.owned_mission, s256, ctx_iss, agent_id)
+        mission = await self.run(self.state.owned_mission, s256, ctx_iss, agent_id)
         if mission is None:
             raise ProtocolError("mission_not_found", "no such mission")
         return await self._check_active(mission)
@@ -496,7 +531,7 @@ class PersonServer:
         if req.params.capabilities is not None:
             return req.params.capabilities
         if req.mission_s256:
-            mission = await self.db.run(self.state.mission, req.mission_s256)
+            mission = await self.run(self.state.mission, req.mission_s256)
             if mission is not None:
                 return mission.agent_capabilities
         return None
@@ -523,12 +558,14 @@ class PersonServer:
         if decision.outcome == APPROVE:
             account = decision.account or req.account or await self._default_account()
             if account is not None:
-                known = await self.accounts.aget(account)
+                known = await self.run(self.accounts.get, account)
                 if known is None:
                     raise ConfigurationError(f"the policy named an unknown account {account!r}")
-                await self._bind(req.agent_iss, req.agent_id, known.username, "policy")
-                req = req.evolve(account=known.username)
-                result = await self.apply(req, known.username, decision)
+                if req.account != known.username:
+                    await self._bind(req.agent_iss, req.agent_id, known.username, "policy")
+                    req = req.evolve(account=known.username)
+                result = await self.apply(req, known.username, decision,
+                                          remember=not consented)
                 self._event(ev.APPROVED, agent=req.agent_id, account=known.username,
                             detail={"kind": req.kind, "by": "policy"})
                 return await self.complete(req, result, ctx)
@@ -586,7 +623,7 @@ class PersonServer:
                              lifetime: float | None = None) -> PendingRecord:
         now = self.clock()
         name, logo = await self._provider_info(req.agent_iss)
-        binding = await self.db.run(self.state.binding, req.agent_iss, req.agent_id)
+        binding = await self.run(self.state.binding, req.agent_iss, req.agent_id)
         req = req.evolve(requirement=requirement, provider_name=name, provider_logo=logo,
                          new_agent=binding is None)
         interaction_id = code = None
@@ -602,7 +639,7 @@ class PersonServer:
             created_at=now, expires_at=now + life, purge_at=now + life + 3600,
             interaction_id=interaction_id, code=code, data=req.to_json(),
         )
-        await self.pending.acreate(record)
+        await self.run(self.pending.create, record)
         self._event(ev.PENDING, agent=req.agent_id, account=req.account,
                     resource=req.resource.identifier if req.resource else None,
                     mission=req.mission_s256,
@@ -638,7 +675,7 @@ class PersonServer:
                            ) -> tuple[PendingRecord, PendingRequest]:
         """The pending record if this agent (same identity and key) made it; otherwise the
         same 404 as for an unknown id (§Pending URL Security: verify on every poll)."""
-        record = await self.pending.aget(pending_id)
+        record = await self.run(self.pending.get, pending_id)
         if record is None:
             raise not_found()
         req = PendingRequest.from_json(record.data)
@@ -662,7 +699,7 @@ class PersonServer:
                     return reply
                 remaining = deadline - loop.time()
                 if remaining <= 0:
-                    latest = await self.pending.aget(pending_id) or record
+                    latest = await self.run(self.pending.get, pending_id) or record
                     return self.pending_reply(latest, PendingRequest.from_json(latest.data))
                 # Re-read at least every second: another process may change the record.
                 await self.notifier.wait(entry, min(remaining, 1.0))
@@ -682,16 +719,17 @@ class PersonServer:
                     return None
                 expired = record.evolve(state=FAILED, code=None,
                                         data=req.evolve(error="expired").to_json())
-                if await self.pending.areplace(expired) is not None:
+                if await self.run(self.pending.replace, expired) is not None:
                     self._event(ev.EXPIRED, agent=req.agent_id, account=req.account,
                                 detail={"kind": req.kind})
             else:
-                done = await self.pending.areplace(record.evolve(state=COMPLETED, code=None))
+                done = await self.run(self.pending.replace,
+                                      record.evolve(state=COMPLETED, code=None))
                 if done is not None:
                     self.notifier.notify(record.id)
                     self.limiter.forget(record.id)
                     return await self._terminal(record, req, ctx)
-            latest = await self.pending.aget(record.id)
+            latest = await self.run(self.pending.get, record.id)
             if latest is None:
                 raise not_found()
             record, req = latest, PendingRequest.from_json(latest.data)
@@ -735,23 +773,29 @@ class PersonServer:
     # -- applying and completing decisions ----------------------------------------------------
 
     async def apply(self, req: PendingRequest, account: str, decision: Decision | None = None,
-                    overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                    overrides: Mapping[str, Any] | None = None, *, remember: bool = True
+                    ) -> dict[str, Any]:
         """The effects of an approval, made once when the decision is taken: consent
-        remembered, mission created, update logged, completion accepted..."""
+        remembered (unless ``remember`` is false: it already was), mission created, update
+        logged, completion accepted..."""
         now = self.clock()
         overrides = overrides or {}
         r = req.request
         result: dict[str, Any] = {"account": account}
         if req.kind == PERSON_TOKEN:
-            await self.db.run(self.state.remember_consent, account, req.agent_iss, req.agent_id,
-                              r["resource"], PERSON_TOKEN, req.mission_s256, (), now)
+            if remember:
+                await self.run(self.state.remember_consent, account, req.agent_iss,
+                               req.agent_id, r["resource"], PERSON_TOKEN, req.mission_s256, (),
+                               now)
         elif req.kind == AUTH_TOKEN:
             requested = tuple(r.get("scopes", ()))
             narrowed = overrides.get("scopes") or (decision.scopes if decision else None)
             granted = requested if narrowed is None else tuple(
                 s for s in requested if s in set(narrowed))
-            await self.db.run(self.state.remember_consent, account, req.agent_iss, req.agent_id,
-                              r["resource"], AUTH_TOKEN, req.mission_s256, granted, now)
+            if remember or narrowed is not None:
+                await self.run(self.state.remember_consent, account, req.agent_iss,
+                               req.agent_id, r["resource"], AUTH_TOKEN, req.mission_s256,
+                               granted, now)
             result["scopes"] = list(granted)
         elif req.kind == MISSION:
             result["s256"] = await self._create_mission(req, account, overrides)
@@ -759,7 +803,7 @@ class PersonServer:
             entry = compact({"type": "update", "description": r["description"],
                              "at": iso8601(now)})
             digest = mission_s256(entry)
-            await self.db.run(self.state.append_log, r["s256"], "update", entry, now, digest)
+            await self.run(self.state.append_log, r["s256"], "update", entry, now, digest)
             self._event(ev.MISSION_UPDATED, agent=req.agent_id, account=account,
                         mission=r["s256"])
             result["s256"] = digest
@@ -827,11 +871,11 @@ class PersonServer:
                                   ) -> tuple[str, int]:
         s256 = mission if mission is not None else req.mission_s256
         mission_expires = await self._mission_bound(req, s256)
-        acct = await self.accounts.aget(account)
+        acct = await self.run(self.accounts.get, account)
         if acct is None:
             raise ProtocolError("server_error", "the person's account is gone")
         now = self.clock()
-        sub = await self.db.run(self.state.directed_sub, account, resource, now)
+        sub = await self.run(self.state.directed_sub, account, resource, now)
         jti = secrets.token_urlsafe(16)
         subject = PublicKey.from_jwk(req.subject_jwk)
         token = mint_person_token(
@@ -847,7 +891,7 @@ class PersonServer:
             agent_id=req.subagent or req.agent_id, requested_by=req.agent_id,
             mission_s256=s256, tenant=acct.tenant, iat=iat, exp=exp,
         )
-        await self.db.run(self.state.record_person_token, record,
+        await self.run(self.state.record_person_token, record,
                           exp + self.config.resource_token_max_lifetime)
         if s256:
             await self.log_mission(s256, "person_token", {"resource": resource, "jti": jti,
@@ -861,7 +905,7 @@ class PersonServer:
                                 result: Mapping[str, Any], ctx: AgentContext) -> tuple[str, int]:
         r = req.request
         mission_expires = await self._mission_bound(req, req.mission_s256)
-        acct = await self.accounts.aget(account)
+        acct = await self.run(self.accounts.get, account)
         if acct is None:
             raise ProtocolError("server_error", "the person's account is gone")
         scopes = tuple(result.get("scopes", r.get("scopes", ())))
@@ -878,7 +922,7 @@ class PersonServer:
         )
         iat = int(now)
         exp = _claim_exp(token)
-        await self.db.run(self.state.record_auth_token, IssuedAuthToken(
+        await self.run(self.state.record_auth_token, IssuedAuthToken(
             jti=jti, aud=r["resource"], sub=r["sub"], account=account,
             agent_id=req.subagent or req.agent_id, requested_by=req.agent_id,
             mission_s256=req.mission_s256, scope=" ".join(scopes) or None, iat=iat, exp=exp,
@@ -912,11 +956,11 @@ class PersonServer:
                             {"resource": parsed.resource}, parsed.mission_s256, info)
         consented = False
         if account is not None:
-            consented = await self.db.run(
+            consented = await self.run(
                 self.state.consent_covers, account, ctx.iss, ctx.agent_id, parsed.resource,
                 PERSON_TOKEN, parsed.mission_s256, ())
             if not consented and parsed.mission_s256 is not None:
-                mission = await self.db.run(self.state.mission, parsed.mission_s256)
+                mission = await self.run(self.state.mission, parsed.mission_s256)
                 consented = mission is not None and parsed.resource in mission.approved_resources
         if parsed.mission_s256:
             await self.log_mission(parsed.mission_s256, "person_token_request", {
@@ -929,9 +973,9 @@ class PersonServer:
         limit = self.config.max_resources_per_day
         if limit is None:
             return
-        if await self.db.run(self.state.had_person_token, agent_id, resource):
+        if await self.run(self.state.had_person_token, agent_id, resource):
             return
-        count = await self.db.run(self.state.resources_since, agent_id, self.clock() - 86400)
+        count = await self.run(self.state.resources_since, agent_id, self.clock() - 86400)
         if count >= limit:
             raise ProtocolError("slow_down",
                                 "too many distinct resources for this agent today")
@@ -961,7 +1005,7 @@ class PersonServer:
                 max_lifetime=self.config.resource_token_max_lifetime)
         except TokenError as exc:
             raise ProtocolError(exc.code, exc.detail) from exc
-        record = await self.db.run(self.state.person_token, rt.presented_jti, self.clock())
+        record = await self.run(self.state.person_token, rt.presented_jti, self.clock())
         if record is None:
             raise ProtocolError(
                 "unknown_person_token",
@@ -1030,7 +1074,7 @@ class PersonServer:
                 "url": rt.interaction.url, "code": rt.interaction.code, "state": "pending"})
             force = True
         assert account is not None
-        consented = await self.db.run(
+        consented = await self.run(
             self.state.consent_covers, account, ctx.iss, ctx.agent_id, rt.iss, AUTH_TOKEN,
             rt.mission_s256, rt.scopes)
         if rt.mission_s256:
@@ -1075,7 +1119,7 @@ class PersonServer:
         else:
             new_req = await self._updated_request(req, ctx, data)
             event = ev.REQUEST_UPDATED
-        stored = await self.pending.areplace(record.evolve(data=new_req.to_json()))
+        stored = await self.run(self.pending.replace, record.evolve(data=new_req.to_json()))
         if stored is None:
             raise ProtocolError("invalid_request", "the request changed; poll and retry")
         self.notifier.notify(pending_id)
@@ -1118,7 +1162,7 @@ class PersonServer:
                 raise gone()
             withdrawn = record.evolve(state=COMPLETED, code=None,
                                       data=req.evolve(withdrawn=True).to_json())
-            if await self.pending.areplace(withdrawn) is not None:
+            if await self.run(self.pending.replace, withdrawn) is not None:
                 self.notifier.notify(pending_id)
                 self._event(ev.WITHDRAWN, agent=req.agent_id, account=req.account,
                             detail={"kind": req.kind})
@@ -1164,7 +1208,7 @@ class PersonServer:
             expires_at=None if expires_at is None else float(int(float(expires_at))),
             capabilities=caps, agent_capabilities=req.params.capabilities, created_at=now,
         )
-        await self.db.run(self.state.create_mission, mission)
+        await self.run(self.state.create_mission, mission)
         await self.log_mission(s256, "approved", {
             "proposal": dict(r), "justification": req.params.justification,
             "clarifications": [dict(c) for c in req.conversation]})
@@ -1272,7 +1316,7 @@ class PersonServer:
                                  account=account, description=parsed.description,
                                  url=parsed.url, code=parsed.code)
             if not await resolve(channel(notice)):
-                await self.pending.adelete(record.id)
+                await self.run(self.pending.delete, record.id)
                 raise ProtocolError("interaction_unavailable",
                                     "the person cannot be reached right now")
             if wait:
@@ -1297,7 +1341,7 @@ class PersonServer:
                     return await self.answer_poll(record.id, ctx, wait)
                 return self.pending_reply(record, PendingRequest.from_json(record.data),
                                           initial=True)
-            await self.pending.adelete(record.id)
+            await self.run(self.pending.delete, record.id)
         if not await self.can_interact(req):
             raise ProtocolError("user_unreachable",
                                 "the PS cannot reach the person and the agent cannot either")
@@ -1311,16 +1355,16 @@ class PersonServer:
         now = self.clock()
         data = {"type": kind, "at": iso8601(now),
                 **{k: v for k, v in entry.items() if v is not None}}
-        return await self.db.run(self.state.append_log, s256, kind, compact(data), now)
+        return await self.run(self.state.append_log, s256, kind, compact(data), now)
 
     async def mission(self, s256: str) -> Mission | None:
-        return await self.db.run(self.state.mission, s256)
+        return await self.run(self.state.mission, s256)
 
     async def mission_log(self, s256: str) -> list[MissionLogEntry]:
-        return await self.db.run(self.state.mission_log, s256)
+        return await self.run(self.state.mission_log, s256)
 
     async def missions_for(self, account: str) -> list[Mission]:
-        return await self.db.run(self.state.missions_for_account, account)
+        return await self.run(self.state.missions_for_account, account)
 
     async def terminate_mission(self, s256: str, reason: str = "revoked") -> Mission | None:
         """Terminate a mission (§Mission Management) with ``reason``; for ``revoked``,
@@ -1329,14 +1373,14 @@ class PersonServer:
         if not isinstance(reason, str) or not reason:
             raise ConfigurationError("a termination reason is a non-empty string")
         now = self.clock()
-        mission = await self.db.run(self.state.terminate_mission, s256, reason, now)
+        mission = await self.run(self.state.terminate_mission, s256, reason, now)
         if mission is None:
             return None
         await self.log_mission(s256, "terminated", {"reason": reason})
         self._event(ev.MISSION_TERMINATED, agent=mission.agent_id, account=mission.account,
                     mission=s256, detail={"reason": reason})
         if reason in REVOKING_REASONS:
-            tokens = await self.db.run(self.state.live_auth_tokens_for_mission, s256, now)
+            tokens = await self.run(self.state.live_auth_tokens_for_mission, s256, now)
             await self._revoke_auth_tokens(tokens)
         return mission
 
@@ -1376,25 +1420,25 @@ class PersonServer:
         """Refuse agent token ``(iss, jti)`` from now on and revoke every auth token this PS
         issued for its agent at the resources they were issued for."""
         now = self.clock()
-        agent_id = await self.db.run(self.state.seen_agent_token, iss, jti)
-        await self.revocations.arevoke_token(iss, jti, now + AGENT_TOKEN_MAX_LIFETIME)
+        agent_id = await self.run(self.state.seen_agent_token, iss, jti)
+        await self.run(self.revocations.revoke_token, iss, jti, now + AGENT_TOKEN_MAX_LIFETIME)
         if agent_id is None:
             log.info("revocation of an agent token this PS never saw (%s)", iss)
             return AgentTokenRevocation(iss, jti, False, None, RevocationReport())
         self._event(ev.REVOKED, agent=agent_id, jti=jti, detail={"token": "agent", "iss": iss})
-        tokens = await self.db.run(self.state.live_auth_tokens_for_agent, agent_id, now)
+        tokens = await self.run(self.state.live_auth_tokens_for_agent, agent_id, now)
         report = await self._revoke_auth_tokens(tokens)
         return AgentTokenRevocation(iss, jti, True, agent_id, report)
 
     async def retry_revocations(self) -> RevocationReport:
         """Tell resources again about revoked tokens they have not acknowledged."""
-        tokens = await self.db.run(self.state.unnotified_revocations, self.clock())
+        tokens = await self.run(self.state.unnotified_revocations, self.clock())
         return await self._notify_revocations(tokens, tuple(t.jti for t in tokens))
 
     async def _revoke_auth_tokens(self, tokens: Sequence[IssuedAuthToken]) -> RevocationReport:
         if not tokens:
             return RevocationReport()
-        newly = await self.db.run(self.state.mark_revoked, [t.jti for t in tokens], self.clock())
+        newly = await self.run(self.state.mark_revoked, [t.jti for t in tokens], self.clock())
         fresh = [t for t in tokens if t.jti in set(newly)]
         for token in fresh:
             self._event(ev.REVOKED, agent=token.agent_id, account=token.account,
@@ -1447,7 +1491,7 @@ class PersonServer:
                     error = f"the resource answered {response.status_code}"
         except (AAuthError, httpx.HTTPError, OSError, asyncio.TimeoutError) as exc:
             error = f"{type(exc).__name__}: {exc}"
-        await self.db.run(self.state.mark_notified, token.jti, self.clock(), error)
+        await self.run(self.state.mark_notified, token.jti, self.clock(), error)
         if error is None:
             self._event(ev.REVOCATION_SENT, resource=token.aud, jti=token.jti)
         else:
@@ -1461,10 +1505,10 @@ class PersonServer:
         token records past retention, expired auth-token and agent-token records, expired
         revocations, retired keys no longer published."""
         now = self.clock()
-        count = await self.pending.apurge(now)
-        count += await self.revocations.apurge(now)
-        count += await self.db.run(self.state.purge, now)
-        count += await self.db.run(self.keys.purge)
+        count = await self.run(self.pending.purge, now)
+        count += await self.run(self.revocations.purge, now)
+        count += await self.run(self.state.purge, now)
+        count += await self.run(self.keys.purge)
         return count
 
 
