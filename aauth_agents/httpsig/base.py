@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
+from types import MappingProxyType
 from typing import Any
 
 from http_sfv.dictionary import Dictionary
@@ -120,12 +122,19 @@ def parse_signature_input(header: str) -> dict[str, SignatureInput]:
     Raises :class:`MissingSignatureError` (``invalid_request``) when the field is not a
     Dictionary whose members are Inner Lists of Strings.
     """
+    return dict(_parse_signature_input(header))
+
+
+@lru_cache(maxsize=1024)
+def _parse_signature_input(header: str) -> tuple[tuple[str, SignatureInput], ...]:
+    """Cached by field value (the same within one ``created`` second for an agent's
+    requests of one shape); the members are immutable."""
     parsed = Dictionary()
     try:
         parsed.parse(header.encode("latin-1"))
     except (ValueError, UnicodeEncodeError) as exc:
         raise MissingSignatureError("Signature-Input is not a structured Dictionary") from exc
-    out: dict[str, SignatureInput] = {}
+    out: list[tuple[str, SignatureInput]] = []
     for label, member in parsed.items():
         if not isinstance(member, InnerList):
             raise MissingSignatureError(f"Signature-Input member {label!r} is not an Inner List")
@@ -134,16 +143,18 @@ def parse_signature_input(header: str) -> dict[str, SignatureInput]:
             if type(item.value) is not str:
                 raise MissingSignatureError("a covered component identifier must be a String")
             names.append(item.value)
-        out[label] = SignatureInput(
+        signature_input = SignatureInput(
             label=label,
             components=tuple(names),
-            params={k: plain_value(v) for k, v in member.params.items()},
+            params=MappingProxyType({k: plain_value(v) for k, v in member.params.items()}),
             value=str(member),
             component_params=tuple(
-                {k: plain_value(v) for k, v in item.params.items()} for item in member
+                MappingProxyType({k: plain_value(v) for k, v in item.params.items()})
+                for item in member
             ),
         )
-    return out
+        out.append((label, signature_input))
+    return tuple(out)
 
 
 __all__ = [
