@@ -125,7 +125,9 @@ class InteractionView:
     ``auth_token``, ``mission``, ``mission_update``, ``mission_completion``, ``permission``,
     ``question`` or ``relay``. ``new_agent`` is True when the agent is not bound to anyone yet
     (a new-agent enrollment, §Agent-Person Binding: show the provider's name and logo and the
-    agent-supplied ``platform``/``device``). ``details`` holds the kind's own members (update
+    agent-supplied ``platform``/``device``). ``login_hint`` and ``prompt`` are the agent's
+    OpenID Connect hints (``prompt`` containing ``login``: sign the person in again).
+    ``details`` holds the kind's own members (update
     description, completion summary, permission action/parameters, question, relay URL).
     """
 
@@ -140,6 +142,8 @@ class InteractionView:
     subagent: str | None
     platform: str | None
     device: str | None
+    login_hint: str | None
+    prompt: tuple[str, ...]
     new_agent: bool
     account: str | None
     resource: ResourceInfo | None
@@ -550,6 +554,7 @@ class Interactions:
             requirement=req.requirement, agent_id=req.agent_id, agent_issuer=req.agent_iss,
             provider_name=req.provider_name, provider_logo=req.provider_logo,
             subagent=req.subagent, platform=req.params.platform, device=req.params.device,
+            login_hint=req.params.login_hint, prompt=req.params.prompt,
             new_agent=req.new_agent, account=req.account, resource=req.resource,
             scopes=scopes, justification=req.params.justification, mission=mission_view,
             details=details, clarifications=conversation,

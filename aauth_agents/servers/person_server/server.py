@@ -36,7 +36,7 @@ import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, ParamSpec, TypeVar
 
@@ -97,7 +97,7 @@ from ...tokens import (
     mint_person_token,
 )
 from . import events as ev
-from .accounts import Account, Accounts
+from .accounts import Accounts
 from .config import PersonServerConfig, RelayNotice
 from .database import PSDatabase
 from .events import EventSink, PSEvent
@@ -208,11 +208,7 @@ class RevocationReport:
 
     revoked: tuple[str, ...] = ()
     notified: tuple[str, ...] = ()
-    failed: Mapping[str, str] = None  # type: ignore[assignment]
-
-    def __post_init__(self) -> None:
-        if self.failed is None:
-            object.__setattr__(self, "failed", {})
+    failed: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -432,7 +428,7 @@ class PersonServer:
             seen = key in self._seen
         if not seen:
             await self.run(self.state.remember_agent_token, token.iss, token.jti, token.sub,
-                              float(token.exp))
+                           float(token.exp))
             with self._seen_lock:
                 self._seen[key] = None
                 while len(self._seen) > _SEEN_CACHE:
@@ -548,6 +544,9 @@ class PersonServer:
 
     async def _decide(self, req: PendingRequest, ctx: AgentContext, *, consented: bool,
                       wait: int | None, force_interaction: bool = False) -> Reply:
+        prompt = set(req.params.prompt)
+        if prompt & {"login", "consent"}:
+            consented = False  # the agent asks for the person to be asked again (OIDC prompt)
         consent = self._consent_request(req, consented)
         if force_interaction:
             decision = Decision.interaction()
@@ -576,6 +575,9 @@ class PersonServer:
             self._event(ev.DENIED, agent=req.agent_id, account=req.account,
                         detail={"kind": req.kind, "by": "policy"})
             return await self.denied(req, decision.reason)
+        if "none" in prompt and decision.outcome in (INTERACTION, APPROVAL):
+            raise ProtocolError("user_unreachable",
+                                "the person would have to be asked and prompt is none")
         if decision.outcome == INTERACTION:
             if not await self.can_interact(req):
                 raise ProtocolError(
@@ -892,7 +894,7 @@ class PersonServer:
             mission_s256=s256, tenant=acct.tenant, iat=iat, exp=exp,
         )
         await self.run(self.state.record_person_token, record,
-                          exp + self.config.resource_token_max_lifetime)
+                       exp + self.config.resource_token_max_lifetime)
         if s256:
             await self.log_mission(s256, "person_token", {"resource": resource, "jti": jti,
                                                           "justification":
@@ -1524,10 +1526,6 @@ def _claim_exp(token: str) -> int:
 
     _, claims = peek(token)
     return int(claims["exp"])
-
-
-def account_claims(account: Account, scopes: Sequence[str]) -> dict[str, Any]:
-    return account.released_claims(tuple(scopes))
 
 
 __all__ = [

@@ -1,0 +1,172 @@
+"""The person's side beyond the basics: resource-initiated interaction and its callback
+errors, ``prompt``, ``mark_interacting``, clarification options, threads for the database,
+purging, and that no token or password reaches an event or a log line."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from ps_world import PASSWORD, PS, RES, Agent, World, problem
+
+from aauth_agents.protocol.requirement import parse_requirement
+from aauth_agents.servers.person_server import AutoApprove, InteractionError
+from aauth_agents.tokens import peek
+
+
+async def resource_initiated(world: World, agent: Agent):  # type: ignore[no-untyped-def]
+    """A token request whose resource token carries an ``interaction`` claim."""
+    person = await agent.person_token()
+    rt = await world.resource.resource_token(
+        person, agent.public, "data.read",
+        interaction={"url": "https://resource.example/connect", "code": "RES-CODE-1"})
+    pending = await agent.post("/token", {"resource_token": rt})
+    assert pending.status_code == 202, pending.text
+    assert world.ps is not None
+    requirement = parse_requirement(pending.headers["aauth-requirement"])
+    view = await world.ps.interactions.lookup(requirement.url.rsplit("/", 1)[1],
+                                              requirement.code)
+    return pending, view
+
+
+async def test_resource_initiated_interaction_before_the_ps_consent(auto: World) -> None:
+    assert auto.ps is not None
+    agent = auto.agent()
+    pending, view = await resource_initiated(auto, agent)  # even under AutoApprove
+    assert view.resource_interaction == {"url": "https://resource.example/connect",
+                                         "code": "RES-CODE-1", "state": "pending"}
+    with pytest.raises(InteractionError):  # the resource's flow comes first
+        await auto.ps.interactions.approve(view.id, "alice")
+    redirect = await auto.ps.interactions.resource_redirect(view.id)
+    parts = urlsplit(redirect)
+    query = parse_qs(parts.query)
+    assert f"{parts.scheme}://{parts.netloc}{parts.path}" == "https://resource.example/connect"
+    assert query["code"] == ["RES-CODE-1"]
+    callback = query["callback"][0]
+    assert callback.startswith(f"{PS}/interact/callback/{view.id}/")
+    nonce = callback.rsplit("/", 1)[1]
+    with pytest.raises(InteractionError):
+        await auto.ps.interactions.resource_callback(view.id, "wrong-nonce")
+    done = await auto.ps.interactions.resource_callback(view.id, nonce)
+    assert done.resource_interaction is not None and done.resource_interaction["state"] == "done"
+    await auto.ps.interactions.approve(view.id, "alice")
+    granted = await agent.poll(pending)
+    assert granted.status_code == 200, granted.text
+    assert peek(granted.json()["auth_token"])[1]["scope"] == "data.read"
+
+
+@pytest.mark.parametrize(("error", "status", "code"), [
+    ("access_denied", 403, "denied"),
+    ("user_abandoned", 403, "abandoned"),
+    ("interaction_expired", 408, "expired"),
+    ("server_error", 500, "server_error"),
+    ("temporarily_unavailable", 500, "server_error"),
+])
+async def test_resource_callback_errors_map_to_polling_errors(auto: World, error: str,
+                                                              status: int, code: str) -> None:
+    assert auto.ps is not None
+    agent = auto.agent()
+    pending, view = await resource_initiated(auto, agent)
+    redirect = await auto.ps.interactions.resource_redirect(view.id)
+    nonce = parse_qs(urlsplit(redirect).query)["callback"][0].rsplit("/", 1)[1]
+    await auto.ps.interactions.resource_callback(view.id, nonce, error)
+    polled = await agent.poll(pending)
+    assert polled.status_code == status and problem(polled) == code
+
+
+async def test_prompt_consent_asks_again(world: World) -> None:
+    assert world.ps is not None
+    agent = world.agent()
+    world.ps.bind_agent(agent.agent_id, "alice")
+    await world.ps.run(world.ps.state.remember_consent, "alice", "https://agents.example",
+                       agent.agent_id, RES, "person_token", None, (), world.clock())
+    assert (await agent.post("/person", {"resource": RES})).status_code == 200
+    again = await agent.post("/person", {"resource": RES, "prompt": "login consent",
+                                         "login_hint": "alice"})
+    assert again.status_code == 202
+    requirement = parse_requirement(again.headers["aauth-requirement"])
+    view = await world.ps.interactions.lookup(requirement.url.rsplit("/", 1)[1],
+                                              requirement.code)
+    assert view.prompt == ("login", "consent") and view.login_hint == "alice"
+
+
+async def test_prompt_none_never_asks(world: World) -> None:
+    response = await world.agent().post("/person", {"resource": RES, "prompt": "none"})
+    assert response.status_code == 403 and problem(response) == "user_unreachable"
+
+
+async def test_mark_interacting_consumes_the_code(world: World) -> None:
+    assert world.ps is not None
+    agent = world.agent()
+    pending = await agent.post("/person", {"resource": RES})
+    requirement = parse_requirement(pending.headers["aauth-requirement"])
+    interaction_id = requirement.url.rsplit("/", 1)[1]
+    record = await world.ps.run(world.ps.pending.get_by_interaction, interaction_id)
+    assert record is not None
+    view = await world.ps.interactions.mark_interacting(record.id)
+    assert view.state == "interacting"
+    assert (await agent.poll(pending)).json() == {"status": "interacting"}
+    with pytest.raises(InteractionError) as raised:
+        await world.ps.interactions.lookup(interaction_id, requirement.code)
+    assert raised.value.code == "invalid_code"
+
+
+async def test_clarification_options_reach_the_agent(world: World) -> None:
+    assert world.ps is not None
+    agent = world.agent()
+    pending = await agent.post("/person", {"resource": RES,
+                                           "capabilities": ["interaction", "clarification"]})
+    requirement = parse_requirement(pending.headers["aauth-requirement"])
+    view = await world.ps.interactions.lookup(requirement.url.rsplit("/", 1)[1],
+                                              requirement.code)
+    await world.ps.interactions.ask(view.id, "Which account?", options=["work", "home"])
+    asked = await agent.poll(pending)
+    assert asked.json()["options"] == ["work", "home"]
+
+
+async def test_database_in_worker_threads(bare: World, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    bare.start(policy=AutoApprove(), default_person="alice", database=tmp_path,
+               database_threads=True)
+    assert bare.ps is not None
+    bare.ps.accounts.create_account("alice", PASSWORD)
+    agent = bare.agent()
+    person = await agent.person_token()
+    rt = await bare.resource.resource_token(person, agent.public)
+    granted = await agent.post("/token", {"resource_token": rt})
+    assert granted.status_code == 200, granted.text
+    await bare.check_auth_token(granted.json()["auth_token"], agent.public,
+                                sub=peek(person)[1]["sub"], scope="data.read",
+                                not_after=agent.exp)
+
+
+async def test_purge_forgets_finished_pending_records(world: World) -> None:
+    assert world.ps is not None
+    agent = world.agent()
+    pending = await agent.post("/person", {"resource": RES})
+    await agent.delete(pending.headers["location"])
+    world.clock.advance(600 + 3600)
+    assert await world.ps.purge() >= 1
+    agent.refresh()
+    assert (await agent.get(pending.headers["location"])).status_code == 404
+
+
+async def test_no_token_or_password_in_events_or_logs(
+        auto: World, caplog: pytest.LogCaptureFixture) -> None:
+    assert auto.ps is not None
+    caplog.set_level(logging.DEBUG)
+    agent = auto.agent()
+    person = await agent.person_token()
+    rt = await auto.resource.resource_token(person, agent.public, "data.read")
+    token = (await agent.post("/token", {"resource_token": rt})).json()["auth_token"]
+    await auto.ps.accounts.aauthenticate("alice", PASSWORD)
+    await auto.ps.accounts.aauthenticate("alice", "wrong " + PASSWORD)
+    secrets_seen = [agent.token, person, rt, token, PASSWORD]
+    dumped: list[Any] = [repr(e) for e in auto.events] + [r.getMessage() for r in caplog.records]
+    for text in dumped:
+        assert "eyJ" not in text
+        for secret in secrets_seen:
+            assert secret not in text
+    assert {e.name for e in auto.events} >= {"issued_person_token", "issued_auth_token",
+                                             "bound"}
