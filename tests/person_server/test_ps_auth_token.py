@@ -10,7 +10,7 @@ import pytest
 from ps_world import DOCS, PASSWORD, PS, RES, Agent, World, problem
 
 from aauth_agents.protocol.requirement import parse_requirement
-from aauth_agents.servers.person_server import AutoApprove
+from aauth_agents.servers.person_server import AutoApprove, Decision
 from aauth_agents.tokens import mint_resource_token, peek
 
 
@@ -376,3 +376,30 @@ async def test_unbound_agent_cannot_use_someone_elses_person_token(world: World)
     await world.ps.unbind_agent(agent.agent_id)
     response = await token(agent, rt)
     assert response.status_code == 400 and problem(response) == "invalid_resource_token"
+
+
+async def test_a_policy_cannot_widen_the_scope(bare: World) -> None:
+    bare.start(policy=lambda request: Decision.approve(scopes=("data.read", "data.write")),
+               default_person="alice")
+    assert bare.ps is not None
+    bare.ps.accounts.create_account("alice", PASSWORD)
+    agent = bare.agent()
+    rt = await resource_token(bare, agent, "data.read")
+    response = await token(agent, rt)
+    assert response.status_code == 200, response.text
+    assert peek(response.json()["auth_token"])[1]["scope"] == "data.read"
+
+
+async def test_expired_subagent_token(auto: World) -> None:
+    parent = auto.agent("planner")
+    child = auto.subagent(parent)
+    auto.clock.advance(3601)
+    parent.refresh()
+    response = await parent.post("/person", {"resource": RES, "subagent_token": child.token})
+    assert response.status_code == 400 and problem(response) == "expired_agent_token"
+
+
+async def test_malformed_subagent_token(auto: World) -> None:
+    parent = auto.agent("planner")
+    response = await parent.post("/person", {"resource": RES, "subagent_token": "not.a.jwt"})
+    assert response.status_code == 400 and problem(response) == "invalid_agent_token"

@@ -471,9 +471,10 @@ class PersonServer:
             return mission
         if mission.state == ACTIVE:  # past expires_at: terminate it now
             ended = await self.terminate_mission(mission.s256, "expired")
-            mission = ended or mission
-            if mission.state == ACTIVE:
-                mission = replace(mission, state="terminated", termination_reason="expired")
+            if ended is None:  # terminated meanwhile, perhaps for another reason
+                ended = await self.run(self.state.mission, mission.s256)
+            mission = ended or replace(mission, state="terminated",
+                                       termination_reason="expired")
         raise mission_terminated(mission)
 
     # -- metadata of other parties -------------------------------------------------------------
@@ -701,8 +702,7 @@ class PersonServer:
                     return reply
                 remaining = deadline - loop.time()
                 if remaining <= 0:
-                    latest = await self.run(self.pending.get, pending_id) or record
-                    return self.pending_reply(latest, PendingRequest.from_json(latest.data))
+                    return self.pending_reply(record, req)
                 # Re-read at least every second: another process may change the record.
                 await self.notifier.wait(entry, min(remaining, 1.0))
             finally:
