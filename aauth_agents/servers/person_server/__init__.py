@@ -14,6 +14,29 @@ Every PS endpoint, persistent in SQLite::
 The person's side (sign-in, the consent page, the clarification chat, the dashboard) is
 built on :class:`Interactions` (``ps.interactions``) and :class:`Accounts`
 (``ps.accounts``); policies (:class:`ConsentPolicy`) decide what needs the person at all.
+
+What the UI adds (as ``routes`` of :func:`create_person_server`):
+
+* ``GET /interact/{interaction_id}?code=...`` -- the URL the PS hands agents
+  (``AAuth-Requirement: requirement=interaction; url=".../interact/{id}"; code="..."``).
+  Call ``await ps.interactions.lookup(interaction_id, code)`` once (it consumes the code and
+  enforces the attempt limit; map :class:`InteractionError` ``.code``/``.status`` to the
+  page), keep the returned ``view.id`` in the person's session, and use
+  ``ps.interactions.get(view.id)`` afterwards.
+* Sign-in: ``await ps.accounts.aauthenticate(username, password)`` (scrypt; ``None`` on any
+  failure). Only then ``approve(view.id, account.username, ...)`` / ``deny(view.id)`` /
+  ``abandon(view.id)`` / ``ask(view.id, question)``; CSRF tokens on those forms.
+* Render ``view.justification``, ``view.resource.name/description``, ``view.scopes[*]
+  .description``, ``view.details``, ``view.clarifications`` as sanitized Markdown (all of
+  it is untrusted input). ``view.new_agent`` marks a new-agent enrollment.
+* After the decision, redirect to the agent's ``callback`` (if it gave one) with
+  :func:`callback_redirect`.
+* Resource-initiated interaction (``view.resource_interaction``): redirect the browser to
+  ``await ps.interactions.resource_redirect(view.id)``; serve
+  ``GET /interact/callback/{pending_id}/{nonce}[?error=...]`` calling
+  ``ps.interactions.resource_callback(pending_id, nonce, error)``.
+* Approvals without a browser: :class:`ApprovalPolicy` (``requirement=approval``); the
+  approver later calls ``approve``/``deny`` with the pending id it was given.
 """
 
 from __future__ import annotations
