@@ -313,10 +313,13 @@ def test_interaction_is_shown_and_completes_after_consent(world: World) -> None:
                 world.mockin.consent(code)
                 consented.set()
 
+    # stderr belongs to the reader thread alone: communicate() would race it for the lines.
     reader = threading.Thread(target=read_stderr)
     reader.start()
+    assert process.stdout is not None
     try:
-        stdout, _ = process.communicate(timeout=120)
+        stdout = process.stdout.read()
+        process.wait(timeout=120)
     finally:
         if process.poll() is None:
             process.kill()
