@@ -377,8 +377,13 @@ class AAuthResource:
         signature = caller.signature
         if replay is None or signature is None or request.method.upper() in SAFE_METHODS:
             return None
+        path = component_value(request, "@path")
+        if "content-digest" in signature.components:
+            # A covered digest cannot be changed by a replay: requests with different bodies
+            # signed in the same second (an MCP session's POSTs) are not replays of each other.
+            path += "#" + component_value(request, "content-digest")
         key = (signature.thumbprint, signature.created, component_value(request, "@method"),
-               component_value(request, "@authority"), component_value(request, "@path"))
+               component_value(request, "@authority"), path)
         if await replay.acheck_and_store(key, signature.created + self.config.signature_window):
             return None
         self.events.emit(ev.DENIED, "replay", caller=caller.label)

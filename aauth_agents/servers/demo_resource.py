@@ -1,0 +1,376 @@
+"""The demo resource: one AAuth-protected app with a rung of the access ladder per endpoint, as
+REST routes and as MCP tools (``pip install 'aauth-agents[mcp]'``).
+
+=================== ============================ ==========================================
+endpoint            MCP tool                     needs
+=================== ============================ ==========================================
+``GET /whoami``     ``whoami``                   an agent token (who the agent is)
+``GET /profile``    ``profile``                  a person token (who the person is)
+``GET /files``      ``list_files``, ``read_file`` an auth token with ``files.read``
+``POST /files``     ``write_file``               an auth token with ``files.write``; an
+                                                 agent holding ``files.read`` steps up
+=================== ============================ ==========================================
+
+The MCP server (FastMCP, stateless streamable HTTP) is at ``/mcp``; every other MCP message
+(``initialize``, ``tools/list``) needs an agent token. The metadata
+(``/.well-known/aauth-resource.json``) carries a name, a description, the two scopes,
+``access_mode: agent-token``, the tools as the R3 MCP vocabulary, and asks agents to sign
+request bodies (``content-type``, ``content-digest``). Files live in memory,
+one folder per person (``(iss, sub)``), seeded with ``welcome.txt``.
+
+``aauth-agents serve resource`` runs it; tests and ``aauth-agents demo`` build it with
+:func:`demo_resource`. Other parties' keys come from ``issuer_keys`` --
+:class:`~aauth_agents.discovery.AsyncDiscovery`, or :func:`mapped_discovery` when their
+identifiers are mapped to loopback.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import urlsplit
+
+from mcp.server.fastmcp import Context, FastMCP
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..clock import Clock, system_clock
+from ..discovery import AsyncDiscovery, EgressPolicy, classify, system_resolver
+from ..integrations.mcp import (
+    MCP_SIGNATURE_COMPONENTS,
+    McpServerApp,
+    declare_tools,
+    require_caller_from_context,
+)
+from ..keys import PrivateKey
+from ..protocol.encoding import loads_json
+from ..protocol.errors import ConfigurationError
+from ..protocol.identifiers import validate_server_identifier
+from ..resource import (
+    AAuthMiddleware,
+    AAuthResource,
+    AccessRule,
+    Caller,
+    EventHook,
+    McpTool,
+    ResourceConfig,
+    RoutePolicy,
+    TrustPolicy,
+    mcp_metadata,
+    mcp_policy,
+)
+from ..stores import Stores
+from ..tokens import IssuerKeys
+from ..transport import AsyncMappedTransport, origin_of
+
+log = logging.getLogger("aauth_agents.servers.demo_resource")
+
+MCP_PATH = "/mcp"
+NAME = "aauth-agents demo resource"
+DESCRIPTION = (
+    "A demonstration resource: it tells an agent who it is (agent token) and who its person is "
+    "(person token), and keeps a few text files for each person (auth token, `files.read` and "
+    "`files.write`). The same operations are MCP tools at `/mcp`."
+)
+SCOPES: Mapping[str, str] = MappingProxyType({
+    "files.read": "Read your files at the demo resource",
+    "files.write": "Create and change your files at the demo resource",
+})
+#: The rule of each MCP tool; ``initialize``, ``tools/list`` and the like need an agent token.
+TOOL_RULES: Mapping[str, AccessRule] = MappingProxyType({
+    "whoami": AccessRule.agent(),
+    "profile": AccessRule.person(),
+    "list_files": AccessRule.auth("files.read"),
+    "read_file": AccessRule.auth("files.read"),
+    "write_file": AccessRule.auth("files.write"),
+})
+WELCOME = {"welcome.txt": "Hello from the aauth-agents demo resource.\n"}
+
+_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+class DemoFileError(ValueError):
+    """A file name or content the demo store refuses (the message says why)."""
+
+
+class DemoFiles:
+    """The in-memory file store: a folder of text files per person, seeded with ``seed``.
+
+    Bounded: ``max_files`` per person, ``max_bytes`` per file, ``max_people`` folders (the
+    least recently used folder is dropped past that). Thread-safe."""
+
+    def __init__(self, seed: Mapping[str, str] | None = None, *, max_files: int = 100,
+                 max_bytes: int = 64 * 1024, max_people: int = 10_000) -> None:
+        self.seed = dict(WELCOME if seed is None else seed)
+        self.max_files, self.max_bytes, self.max_people = max_files, max_bytes, max_people
+        self._folders: OrderedDict[tuple[str, str], dict[str, str]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _folder(self, person: tuple[str, str]) -> dict[str, str]:
+        folder = self._folders.get(person)
+        if folder is None:
+            folder = self._folders[person] = dict(self.seed)
+            while len(self._folders) > self.max_people:
+                self._folders.popitem(last=False)
+        self._folders.move_to_end(person)
+        return folder
+
+    def list(self, person: tuple[str, str]) -> list[dict[str, Any]]:
+        """``[{"name", "size"}]``, by name."""
+        with self._lock:
+            folder = self._folder(person)
+            return [{"name": name, "size": len(folder[name].encode())}
+                    for name in sorted(folder)]
+
+    def read(self, person: tuple[str, str], name: str) -> str | None:
+        with self._lock:
+            return self._folder(person).get(name)
+
+    def write(self, person: tuple[str, str], name: str, content: str) -> dict[str, Any]:
+        """Create or replace ``name``: ``{"name", "size", "created"}``; :class:`DemoFileError`
+        for a bad name, oversized content or a full folder (nothing is written then)."""
+        if not isinstance(name, str) or not _FILE_NAME.fullmatch(name):
+            raise DemoFileError("a file name is 1-64 of A-Z a-z 0-9 . _ - starting with a "
+                                "letter or digit")
+        if not isinstance(content, str):
+            raise DemoFileError("content is text")
+        size = len(content.encode())
+        if size > self.max_bytes:
+            raise DemoFileError(f"a file holds at most {self.max_bytes} bytes")
+        with self._lock:
+            folder = self._folder(person)
+            created = name not in folder
+            if created and len(folder) >= self.max_files:
+                raise DemoFileError(f"a folder holds at most {self.max_files} files")
+            folder[name] = content
+        return {"name": name, "size": size, "created": created}
+
+
+def describe_caller(caller: Caller) -> dict[str, Any]:
+    """What the demo tells a caller about itself (no tokens, no keys)."""
+    return {
+        "kind": caller.kind,
+        "agent": caller.agent,
+        "agent_provider": caller.issuer if caller.kind == "agent" else None,
+        "parent_agent": caller.parent_agent,
+        "person": {"issuer": caller.person[0], "sub": caller.person[1]}
+        if caller.person else None,
+        "scopes": list(caller.scopes),
+        "key_thumbprint": caller.thumbprint,
+    }
+
+
+def _person(caller: Caller) -> tuple[str, str]:
+    if caller.person is None:  # the rules never let this happen
+        raise LookupError("no person: this operation needs a person or auth token")
+    return caller.person
+
+
+def _problem(status: int, error: str, detail: str) -> Response:
+    return JSONResponse({"error": error, "detail": detail}, status_code=status,
+                        media_type="application/problem+json")
+
+
+class DemoResource:
+    """The demo resource as an ASGI app.
+
+    ``resource`` is the :class:`~aauth_agents.resource.AAuthResource` (metadata, events,
+    stores), ``files`` the :class:`DemoFiles`, ``mcp`` the FastMCP server, ``tools`` the
+    published :class:`~aauth_agents.resource.McpTool` list, ``middleware`` the
+    :class:`~aauth_agents.resource.AAuthMiddleware` every request passes. When the ASGI
+    server runs no lifespan, ``await aclose()`` stops the MCP session manager."""
+
+    def __init__(self, *, middleware: AAuthMiddleware, files: DemoFiles, mcp: FastMCP[Any],
+                 mcp_app: McpServerApp, tools: list[McpTool]) -> None:
+        self.middleware = middleware
+        self.resource: AAuthResource = middleware.resource
+        self.files = files
+        self.mcp = mcp
+        self.mcp_app = mcp_app
+        self.tools = tools
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.middleware(scope, receive, send)
+
+    async def aclose(self) -> None:
+        await self.mcp_app.aclose()
+
+
+def _mcp_server(identifier: str, files: DemoFiles) -> FastMCP[Any]:
+    host = urlsplit(identifier).netloc
+    server: FastMCP[Any] = FastMCP(
+        NAME, instructions=DESCRIPTION, stateless_http=True, streamable_http_path=MCP_PATH,
+        log_level="WARNING", transport_security=TransportSecuritySettings(
+            enable_dns_rebinding_protection=True, allowed_hosts=[host],
+            allowed_origins=[identifier]))
+
+    @server.tool(description="Who the calling agent is (needs an agent token).")
+    def whoami(ctx: Context[Any, Any, Any]) -> dict[str, Any]:
+        return describe_caller(require_caller_from_context(ctx))
+
+    @server.tool(description="Who the agent's person is (needs a person token).")
+    def profile(ctx: Context[Any, Any, Any]) -> dict[str, Any]:
+        return describe_caller(require_caller_from_context(ctx))
+
+    @server.tool(description="List the person's files (needs files.read).")
+    def list_files(ctx: Context[Any, Any, Any]) -> dict[str, Any]:
+        return {"files": files.list(_person(require_caller_from_context(ctx)))}
+
+    @server.tool(description="Read one of the person's files (needs files.read).")
+    def read_file(name: str, ctx: Context[Any, Any, Any]) -> dict[str, Any]:
+        content = files.read(_person(require_caller_from_context(ctx)), name)
+        if content is None:
+            raise DemoFileError(f"no file named {name!r}")
+        return {"name": name, "content": content}
+
+    @server.tool(description="Create or replace one of the person's files (needs files.write).")
+    def write_file(name: str, content: str, ctx: Context[Any, Any, Any]) -> dict[str, Any]:
+        return files.write(_person(require_caller_from_context(ctx)), name, content)
+
+    return server
+
+
+def demo_resource(
+    issuer: str,
+    *,
+    issuer_keys: IssuerKeys,
+    signing_key: PrivateKey | None = None,
+    clock: Clock = system_clock,
+    stores: Stores | None = None,
+    trust: TrustPolicy | None = None,
+    event_hook: EventHook | None = None,
+    files: DemoFiles | None = None,
+) -> DemoResource:
+    """Build the demo resource.
+
+    * ``issuer`` -- its server identifier (``https://resource.example``): the ``aud`` it
+      accepts, the ``iss`` of its resource tokens, the ``Host`` requests must carry.
+    * ``issuer_keys`` -- where agent providers' and person servers' keys come from
+      (:class:`~aauth_agents.discovery.AsyncDiscovery`, :func:`mapped_discovery`,
+      :class:`~aauth_agents.tokens.StaticIssuerKeys`); ``trust`` limits which issuers count.
+    * ``signing_key`` -- signs resource tokens (default: a fresh Ed25519 key, so resource
+      tokens of an earlier run no longer verify).
+    * ``clock``, ``stores`` (default: in memory), ``event_hook`` (audit events), ``files``
+      (default: an empty :class:`DemoFiles`).
+    """
+    try:
+        issuer = validate_server_identifier(issuer)
+    except ValueError as exc:
+        raise ConfigurationError(f"issuer: {exc}") from exc
+    files = files if files is not None else DemoFiles()
+    server = _mcp_server(issuer, files)
+    mcp_app = McpServerApp(server, hosts=[urlsplit(issuer).netloc])
+    tools = declare_tools(server, TOOL_RULES, default=AccessRule.agent())
+    config = ResourceConfig(
+        identifier=issuer,
+        signing_key=signing_key or PrivateKey.generate(kid="demo-resource-1"),
+        issuer_keys=issuer_keys, stores=stores, clock=clock, event_hook=event_hook,
+        trust=trust or TrustPolicy(), name=NAME, description=DESCRIPTION,
+        scope_descriptions=SCOPES, access_mode="agent-token",
+        additional_signature_components=MCP_SIGNATURE_COMPONENTS,
+        extra_metadata=mcp_metadata(issuer + MCP_PATH, tools))
+
+    async def whoami(request: Request) -> Response:
+        return JSONResponse(describe_caller(request.state.aauth))
+
+    async def profile(request: Request) -> Response:
+        return JSONResponse(describe_caller(request.state.aauth))
+
+    async def list_files(request: Request) -> Response:
+        return JSONResponse({"files": files.list(_person(request.state.aauth))})
+
+    async def write_file(request: Request) -> Response:
+        try:
+            body = loads_json(await request.body())
+        except (ValueError, TypeError):
+            return _problem(400, "invalid_request", "the body is a JSON object")
+        if not isinstance(body, dict) or set(body) != {"name", "content"}:
+            return _problem(400, "invalid_request", 'the body is {"name": ..., "content": ...}')
+        try:
+            written = files.write(_person(request.state.aauth), body.get("name", ""),
+                                  body.get("content", ""))
+        except DemoFileError as exc:
+            return _problem(400, "invalid_request", str(exc))
+        return JSONResponse(written, status_code=201 if written["created"] else 200)
+
+    app = Starlette(routes=[
+        Route("/whoami", whoami, methods=["GET"]),
+        Route("/profile", profile, methods=["GET"]),
+        Route("/files", list_files, methods=["GET"]),
+        Route("/files", write_file, methods=["POST"]),
+        Route(MCP_PATH, mcp_app.endpoint, methods=["GET", "POST", "DELETE"]),
+    ], lifespan=mcp_app.lifespan)
+    policy = RoutePolicy([
+        ("GET", "/whoami", AccessRule.agent()),
+        ("GET", "/profile", AccessRule.person()),
+        ("GET", "/files", AccessRule.auth("files.read")),
+        ("POST", "/files", AccessRule.auth("files.write")),
+        ("*", MCP_PATH, mcp_policy(tools, default=AccessRule.agent())),
+    ], default=AccessRule.agent())
+    middleware = AAuthMiddleware(app, resource=config, policy=policy)
+    return DemoResource(middleware=middleware, files=files, mcp=server, mcp_app=mcp_app,
+                        tools=tools)
+
+
+def mapped_discovery(mapping: Mapping[str, str], *, clock: Clock = system_clock,
+                     timeout: float = 10.0) -> AsyncDiscovery:
+    """Discovery for a development setup where other parties' identifiers are mapped
+    (``{"https://ps.example": "http://127.0.0.1:8123"}``, the CLI's ``--map``).
+
+    Connections for a mapped origin go to its destination; nothing signed or compared
+    changes. Egress admission still applies: a mapped host resolves to its destination's
+    addresses, and loopback or private destinations are admitted *for mapped hosts only*
+    (logged as a warning); any other host must resolve to public addresses only, as without
+    a mapping. An empty mapping is plain :class:`AsyncDiscovery`."""
+    if not mapping:
+        return AsyncDiscovery(clock=clock, timeout=timeout)
+    table: dict[str, list[str]] = {}
+    for origin, destination in mapping.items():
+        host = origin_of(origin)[1]
+        target = origin_of(destination)[1]
+        try:
+            addresses = [str(ipaddress.ip_address(target.strip("[]")))]
+        except ValueError:
+            addresses = system_resolver(target)
+        table[host.lower()] = addresses
+        log.warning("discovery for %s connects to %s (%s); development only", origin,
+                    destination, ", ".join(addresses))
+    kinds = {classify(ipaddress.ip_address(a)) for addresses in table.values() for a in addresses}
+
+    def resolve(host: str) -> list[str]:
+        mapped = table.get(host.lower())
+        if mapped is not None:
+            return list(mapped)
+        found = system_resolver(host)
+        if any(classify(ipaddress.ip_address(a.split("%", 1)[0])) != "global" for a in found):
+            raise OSError(f"{host} resolves to a non-public address; only mapped hosts may")
+        return found
+
+    egress = EgressPolicy(resolver=resolve, allow_loopback="loopback" in kinds,
+                          allow_private="private" in kinds)
+    return AsyncDiscovery(transport=AsyncMappedTransport(dict(mapping)), egress=egress,
+                          clock=clock, timeout=timeout)
+
+
+__all__ = [
+    "DESCRIPTION",
+    "MCP_PATH",
+    "NAME",
+    "SCOPES",
+    "TOOL_RULES",
+    "DemoFileError",
+    "DemoFiles",
+    "DemoResource",
+    "demo_resource",
+    "describe_caller",
+    "mapped_discovery",
+]
