@@ -4,6 +4,7 @@
 ``aauth-agents keys show``  print the agent id and key thumbprint (and what a PS needs)
 ``aauth-agents fetch URL``  one AAuth request from the shell, every challenge handled
 ``aauth-agents demo``       the agent -> resource flow on loopback, step by step
+``aauth-agents serve resource --issuer https://HOST``  run the demo resource (REST and MCP)
 
 Keys live in a directory (``--dir``; default ``$AAUTH_AGENTS_DIR``, else a per-user config
 directory) or in the OS keychain (``--keyring SERVICE``). Exit status: 0 success (a 2xx
@@ -112,6 +113,25 @@ def _map_type(value: str) -> tuple[str, str]:
         return parse_mapping_option(value)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _issuer_type(value: str) -> str:
+    from .protocol.identifiers import validate_server_identifier
+
+    try:
+        return validate_server_identifier(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _port_type(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {value!r}") from None
+    if not 0 <= port < 65536:
+        raise argparse.ArgumentTypeError(f"port out of range: {value!r}")
+    return port
 
 
 def _positive(value: str) -> float:
@@ -238,6 +258,47 @@ def build_parser() -> argparse.ArgumentParser:
         "-v", "--verbose", action="store_true", help="print each step of the flow on stderr"
     )
     _add_store_options(fetch)
+
+    serve = commands.add_parser(
+        "serve",
+        help="run an AAuth server",
+        description="Run an AAuth server with uvicorn until interrupted.",
+    )
+    serve_commands = serve.add_subparsers(dest="serve_command", required=True)
+    resource = serve_commands.add_parser(
+        "resource",
+        help="run the demo resource (REST routes and a protected MCP server)",
+        description="Run the demo resource as https://HOST: GET /whoami (agent token), "
+        "GET /profile (person token), GET /files (auth token, files.read), POST /files "
+        "(files.write, step-up) and an MCP server at /mcp with a tool per level. Prints the "
+        "URL it listens on.",
+    )
+    resource.add_argument(
+        "--issuer", required=True, type=_issuer_type, metavar="https://HOST",
+        help="the resource's identifier (the Host agents sign for)",
+    )
+    resource.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
+    resource.add_argument(
+        "--port", type=_port_type, default=8000, help="port to listen on (default 8000; 0: any)"
+    )
+    resource.add_argument(
+        "--map",
+        dest="maps",
+        action="append",
+        default=[],
+        type=_map_type,
+        metavar="https://HOST=http://127.0.0.1:PORT",
+        help="reach another party's metadata and JWKS (an agent provider, a person server) "
+        "at the second origin; loopback is admitted for these hosts only (repeatable)",
+    )
+    resource.add_argument(
+        "--key-file",
+        metavar="PATH",
+        help="the resource's signing key as a private JWK, created if missing (default: a "
+        "new key each run)",
+    )
     return parser
 
 
@@ -409,6 +470,80 @@ def _fetch(
     raise _Failure(EXIT_HTTP, f"HTTP {response.status_code} {response.reason_phrase}")
 
 
+def _resource_key(path: str | None, err: IO[str]) -> Any:
+    from .agent.storage import DirectoryKeyStore, read_private_key, write_private_key
+    from .keys import PrivateKey
+
+    if path is None:
+        print("aauth-agents: no --key-file: signing with a new key for this run",
+              file=err, flush=True)
+        return None
+    file = Path(path).expanduser()
+    store = DirectoryKeyStore(file.parent)
+    key = read_private_key(store, file.name)
+    if key is None:
+        key = PrivateKey.generate()
+        write_private_key(store, file.name, key)
+        print(f"aauth-agents: created the signing key {file} (kid {key.kid})", file=err,
+              flush=True)
+    return key
+
+
+def _serve_resource(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    import asyncio
+    import logging
+
+    import uvicorn
+
+    # Before FastMCP is imported: its logging.basicConfig() then changes nothing.
+    logging.basicConfig(level=logging.WARNING, stream=err,
+                        format="aauth-agents: %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aauth_agents").setLevel(logging.INFO)
+    try:
+        from .servers.demo_resource import demo_resource, mapped_discovery
+    except ImportError as exc:  # pragma: no cover - the mcp extra is missing
+        raise _Failure(EXIT_USAGE, f"{exc}: pip install 'aauth-agents[mcp]'") from exc
+
+    maps = dict(args.maps)
+    for origin, destination in maps.items():
+        print(f"aauth-agents: WARNING --map: {origin} is reached at {destination}, for its "
+              "metadata and JWKS only; loopback is admitted for it (development)", file=err,
+              flush=True)
+    key = _resource_key(args.key_file, err)
+    app = demo_resource(args.issuer, issuer_keys=mapped_discovery(maps), signing_key=key)
+    server = uvicorn.Server(uvicorn.Config(
+        app, host=args.host, port=args.port, lifespan="on", log_level="warning",
+        access_log=False))
+
+    def announce() -> None:
+        port = server.servers[0].sockets[0].getsockname()[1]
+        host = f"[{args.host}]" if ":" in args.host else args.host
+        print(f"aauth-agents: resource {args.issuer} listening on http://{host}:{port}",
+              file=out, flush=True)
+        print(f"  metadata  {args.issuer}/.well-known/aauth-resource.json\n"
+              f"  REST      GET /whoami, GET /profile, GET /files, POST /files\n"
+              f"  MCP       {args.issuer}/mcp", file=out, flush=True)
+
+    async def serve() -> None:
+        try:
+            await server.serve()
+        except SystemExit:  # uvicorn could not start (it logged why)
+            pass
+
+    async def run() -> bool:
+        task = asyncio.create_task(serve())
+        while not server.started and not task.done():
+            await asyncio.sleep(0.05)
+        if server.started:
+            announce()
+        await task
+        return server.started
+
+    if not asyncio.run(run()):
+        raise _Failure(EXIT_NETWORK, f"could not listen on {args.host}:{args.port}")
+    return EXIT_OK
+
+
 def _fail(err: IO[str], message: str) -> None:
     print(f"aauth-agents: {message}", file=err, flush=True)
 
@@ -430,6 +565,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _keys(args, env, sys.stdout, err)
         if args.command == "fetch":
             return _fetch(args, env, sys.stdout.buffer, err, sys.stdin.buffer)
+        if args.command == "serve" and args.serve_command == "resource":
+            return _serve_resource(args, sys.stdout, err)
     except _Failure as exc:
         _fail(err, str(exc))
         return exc.status
