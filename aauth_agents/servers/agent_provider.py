@@ -1,0 +1,575 @@
+"""An agent provider server (§Agent Token, §Sub-Agents, §Token Revocation): enrolment of an
+agent's key, agent and sub-agent tokens, metadata, JWKS, and the revocation call to the PS.
+
+It builds on :class:`~aauth_agents.agent.provider.LocalAgentProvider` (which mints the tokens
+and enforces the identifier rules) and keeps what it must remember in SQLite (a data
+directory, or ``":memory:"``)::
+
+    ap = AgentProviderServer(AgentProviderConfig(
+        issuer="https://agent.example", ps="https://ps.example", database="/var/lib/aauth-ap"))
+    code = ap.create_enrollment("aauth:assistant@agent.example")   # the operator hands it over
+    app = ap.app()                                                 # ASGI
+
+The enrolment ceremony (§Agent Token Acquisition leaves it to the platform) is deliberately
+small:
+
+* ``POST /enroll`` -- body ``{"code": "..."}``, signed by the agent's *new* key with
+  ``Signature-Key: sig=hwk`` (the key inline), covering ``@method @authority @path
+  content-type content-digest signature-key``. The one-time code, created by the operator for
+  one agent identifier and valid for ``enrollment_lifetime`` seconds, authorizes binding that
+  identifier to the key that signed. Answer: ``{"agent_id", "agent_token", "expires_in"}``.
+No replay cache is kept: a replayed enrolment finds its code spent, and a replayed refresh
+yields a token bound to a key only the agent holds.
+
+* ``POST /token`` -- refresh: signed by the same key presenting its current (unexpired) agent
+  token from this provider (``scheme=jwt``); a new token for the same identifier and key,
+  as long as the agent is not revoked and the key is the one enrolled.
+* ``POST /subagent`` -- body ``{"name": DISCRIMINATOR, "jwk": PUBLIC_JWK}``, signed by a
+  top-level agent with its agent token: a sub-agent ``aauth:LOCAL+NAME@domain`` bound to that
+  key, with ``parent_agent`` (§Sub-Agents; sub-agents never have sub-agents). The parent
+  vouches for the key; the sub-agent refreshes its own token at ``POST /token``.
+
+:meth:`AgentProviderServer.revoke_agent` stops issuing for an agent (and its sub-agents) and
+calls the ``revocation_endpoint`` of the PS named in each unexpired token (§Token Revocation):
+``POST`` with body ``{"iss", "jti"}``, signed by the provider's key with
+``Signature-Key: sig=jwks_uri; id=ISSUER; dwk="aauth-agent.json"; kid=KID``.
+
+:class:`AgentProviderClient` is the agent's side: :meth:`~AgentProviderClient.enroll` returns
+an :class:`~aauth_agents.agent.identity.AgentIdentity` whose token is refreshed at
+``/token`` before it expires.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import sqlite3
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..agent.identity import AgentIdentity
+from ..agent.provider import JWKS_PATH, WELL_KNOWN_PATH, LocalAgentProvider
+from ..agent.storage import DirectoryKeyStore, read_private_key, write_private_key
+from ..clock import Clock, system_clock
+from ..httpsig import (
+    HttpRequest,
+    SignatureKey,
+    SignatureVerifier,
+    sign_request,
+)
+from ..keys import ED25519, PrivateKey, PublicKey
+from ..protocol.errors import AAuthError, ConfigurationError, ProtocolError
+from ..protocol.identifiers import validate_server_identifier
+from ..tokens import DWK_AGENT, TYP_AGENT, StaticIssuerKeys, async_token_key_resolver, peek
+from ..tokens.types import AgentToken
+from ..transport import AsyncMappedTransport
+
+log = logging.getLogger("aauth_agents.servers.agent_provider")
+
+ENROLL_PATH = "/enroll"
+TOKEN_PATH = "/token"  # noqa: S105 - a path, not a secret
+SUBAGENT_PATH = "/subagent"
+DATABASE_FILE = "ap.sqlite3"
+KEY_FILE = "provider-key.jwk"
+PS_METADATA = "aauth-person.json"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS ap_enrollments (
+    code TEXT PRIMARY KEY, agent_id TEXT NOT NULL, ps TEXT, expires REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ap_agents (
+    agent_id TEXT PRIMARY KEY, jkt TEXT NOT NULL, jwk TEXT NOT NULL, ps TEXT,
+    parent TEXT, created REAL NOT NULL, revoked REAL
+);
+CREATE TABLE IF NOT EXISTS ap_tokens (
+    jti TEXT PRIMARY KEY, agent_id TEXT NOT NULL, ps TEXT, exp REAL NOT NULL,
+    revoked REAL
+);
+CREATE INDEX IF NOT EXISTS ap_tokens_agent ON ap_tokens (agent_id);
+"""
+
+
+@dataclass
+class AgentProviderConfig:
+    """Everything an :class:`AgentProviderServer` needs.
+
+    * ``issuer`` -- the provider's identifier (``https://agent.example``); agent identifiers
+      it issues are ``aauth:LOCAL@agent.example``.
+    * ``database`` -- a directory (``ap.sqlite3`` and the signing key inside) or
+      ``":memory:"`` (a fresh key each run).
+    * ``signing_key`` -- the provider key (needs a ``kid``); omitted, it is generated (and
+      kept in the data directory).
+    * ``ps`` -- the person server written into tokens when an enrolment names none.
+    * ``connect`` -- where connections for an origin go (``{"https://ps.example":
+      "http://127.0.0.1:8123"}``, the CLI's ``--map``; an ASGI app also works): used for
+      the PS metadata fetch and the revocation call, a fresh client per revocation. What is
+      signed is unchanged.
+    """
+
+    issuer: str
+    database: str | os.PathLike[str] = ":memory:"
+    signing_key: PrivateKey | None = None
+    ps: str | None = None
+    name: str | None = "aauth-agents agent provider"
+    lifetime: int = 3600
+    enrollment_lifetime: int = 900
+    connect: Mapping[str, Any] = field(default_factory=dict)
+    clock: Clock = system_clock
+    signature_window: int = 60
+    max_body: int = 64 * 1024
+    revocation_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        try:
+            self.issuer = validate_server_identifier(self.issuer)
+            if self.ps is not None:
+                self.ps = validate_server_identifier(self.ps)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from exc
+        if self.enrollment_lifetime <= 0:
+            raise ConfigurationError("enrollment_lifetime must be positive")
+
+
+@dataclass(frozen=True)
+class AgentRecord:
+    """An enrolled agent (or sub-agent, with ``parent``)."""
+
+    agent_id: str
+    thumbprint: str
+    ps: str | None
+    parent: str | None
+    created: float
+    revoked: float | None
+
+
+@dataclass(frozen=True)
+class RevocationOutcome:
+    """One agent token the provider asked a PS to revoke: ``status`` is the HTTP status the
+    PS answered (``None`` when it could not be reached; ``error`` says why). ``ok`` for 200
+    (revoked) and 404 (the PS never saw the token: nothing to revoke there)."""
+
+    agent_id: str
+    jti: str
+    ps: str
+    status: int | None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status in (200, 404)
+
+
+@dataclass
+class RevocationResult:
+    revoked_agents: list[str] = field(default_factory=list)
+    calls: list[RevocationOutcome] = field(default_factory=list)
+
+
+class _Database:
+    def __init__(self, path: str) -> None:
+        self._lock = threading.Lock()
+        if path != ":memory:":
+            fresh = not Path(path).exists()
+            self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            if fresh:
+                os.chmod(path, 0o600)
+        else:
+            self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._conn.executescript(_SCHEMA)
+
+    def execute(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._conn.execute(sql, tuple(args)).fetchall()
+
+    def transaction(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
+        with self._lock:
+            counts = []
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, args in statements:
+                    counts.append(self._conn.execute(sql, tuple(args)).rowcount)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            return counts
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+def _problem(error: AAuthError) -> Response:
+    status, headers, body = error.to_response()
+    return Response(body, status_code=status, headers=headers)
+
+
+class AgentProviderServer:
+    """The agent provider: see the module docstring. ``provider`` is the
+    :class:`LocalAgentProvider` that mints; ``app()`` the ASGI app."""
+
+    def __init__(self, config: AgentProviderConfig) -> None:
+        self.config = config
+        self.clock = config.clock
+        location = os.fspath(config.database)
+        key = config.signing_key
+        if location == ":memory:":
+            db_path = location
+            key = key or PrivateKey.generate(ED25519, kid=f"ap-{secrets.token_hex(4)}")
+        else:
+            directory = Path(location)
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            db_path = str(directory / DATABASE_FILE)
+            store = DirectoryKeyStore(directory)
+            if key is None:
+                key = read_private_key(store, KEY_FILE)
+            if key is None:
+                key = PrivateKey.generate(ED25519, kid=f"ap-{secrets.token_hex(4)}")
+                write_private_key(store, KEY_FILE, key)
+        self.provider = LocalAgentProvider(config.issuer, key, ps=config.ps, clock=config.clock,
+                                           lifetime=config.lifetime, name=config.name)
+        self.db = _Database(db_path)
+        self._own_keys = StaticIssuerKeys().add(config.issuer, DWK_AGENT, key.public_key)
+
+    @property
+    def issuer(self) -> str:
+        return self.provider.issuer
+
+    def close(self) -> None:
+        self.db.close()
+
+    # -- the operator's side ------------------------------------------------------------------
+
+    def create_enrollment(self, agent_id: str, *, ps: str | None = None) -> str:
+        """A one-time code that lets one key enrol as ``agent_id`` (a top-level agent in this
+        provider's domain) within ``enrollment_lifetime`` seconds. ``ps`` overrides the
+        default person server for its tokens. An agent already enrolled (and not revoked)
+        cannot be enrolled again."""
+        self.provider.check_agent_id(agent_id)
+        if ps is not None:
+            try:
+                ps = validate_server_identifier(ps)
+            except ValueError as exc:
+                raise ConfigurationError(str(exc)) from exc
+        existing = self.agent(agent_id)
+        if existing is not None and existing.revoked is None:
+            raise ConfigurationError(f"{agent_id} is already enrolled")
+        code = secrets.token_urlsafe(24)
+        self.db.execute("INSERT INTO ap_enrollments VALUES (?, ?, ?, ?)",
+                        (code, agent_id, ps or self.provider.ps,
+                         self.clock() + self.config.enrollment_lifetime))
+        log.info("enrolment code created for %s", agent_id)
+        return code
+
+    def agent(self, agent_id: str) -> AgentRecord | None:
+        rows = self.db.execute("SELECT agent_id, jkt, ps, parent, created, revoked "
+                               "FROM ap_agents WHERE agent_id = ?", (agent_id,))
+        return AgentRecord(*rows[0]) if rows else None
+
+    def agents(self) -> list[AgentRecord]:
+        rows = self.db.execute("SELECT agent_id, jkt, ps, parent, created, revoked "
+                               "FROM ap_agents ORDER BY agent_id")
+        return [AgentRecord(*row) for row in rows]
+
+    async def revoke_agent(self, agent_id: str) -> RevocationResult:
+        """Stop issuing tokens for ``agent_id`` and its sub-agents, and ask each PS named in
+        their unexpired tokens to revoke them (§Token Revocation). Idempotent."""
+        rows = self.db.execute("SELECT agent_id FROM ap_agents WHERE agent_id = ? OR parent = ?",
+                               (agent_id, agent_id))
+        if not rows:
+            raise ConfigurationError(f"{agent_id} is not enrolled here")
+        now = self.clock()
+        ids = [row[0] for row in rows]
+        self.db.transaction([
+            ("UPDATE ap_agents SET revoked = ? WHERE revoked IS NULL AND agent_id = ?",
+             (now, one)) for one in ids])
+        tokens = [row for one in ids for row in self.db.execute(
+            "SELECT jti, agent_id, ps FROM ap_tokens WHERE revoked IS NULL AND exp > ? "
+            "AND agent_id = ?", (now, one))]
+        result = RevocationResult(revoked_agents=ids)
+        async with httpx.AsyncClient(
+                transport=AsyncMappedTransport(dict(self.config.connect)),
+                timeout=self.config.revocation_timeout, follow_redirects=False,
+                trust_env=False) as client:
+            for jti, owner, ps in tokens:
+                if ps is None:
+                    self.db.execute("UPDATE ap_tokens SET revoked = ? WHERE jti = ?",
+                                    (now, jti))
+                    continue
+                outcome = await self._notify_ps(client, owner, jti, ps)
+                result.calls.append(outcome)
+                if outcome.ok:
+                    self.db.execute("UPDATE ap_tokens SET revoked = ? WHERE jti = ?",
+                                    (now, jti))
+        log.info("revoked %s (%d agents, %d PS calls)", agent_id, len(ids), len(result.calls))
+        return result
+
+    async def _notify_ps(self, client: httpx.AsyncClient, agent_id: str, jti: str,
+                         ps: str) -> RevocationOutcome:
+        try:
+            found = await client.get(ps + "/.well-known/" + PS_METADATA)
+            metadata = found.json() if found.status_code == 200 else None
+            if not isinstance(metadata, dict) or metadata.get("issuer") != ps:
+                return RevocationOutcome(agent_id, jti, ps, None,
+                                         f"no PS metadata for {ps} (HTTP {found.status_code})")
+            endpoint = metadata.get("revocation_endpoint")
+            if not isinstance(endpoint, str) or not endpoint.startswith(ps + "/"):
+                return RevocationOutcome(agent_id, jti, ps, None,
+                                         "the PS has no revocation endpoint")
+            body = json.dumps({"iss": self.issuer, "jti": jti}).encode()
+            headers = {"content-type": "application/json"}
+            key = self.provider.key
+            signed = sign_request(
+                HttpRequest("POST", endpoint, headers, body), key=key, clock=self.clock,
+                signature_key=SignatureKey.from_jwks_uri(id=self.issuer, dwk=DWK_AGENT,
+                                                         kid=str(key.kid)))
+            response = await client.post(endpoint, content=body, headers={**headers, **signed})
+        except (AAuthError, httpx.HTTPError, ValueError) as exc:
+            log.warning("revocation of %s at %s failed: %s", jti, ps, exc)
+            return RevocationOutcome(agent_id, jti, ps, None, str(exc))
+        return RevocationOutcome(agent_id, jti, ps, response.status_code)
+
+    # -- issuing ------------------------------------------------------------------------------
+
+    def _issue(self, public: PublicKey, agent_id: str, ps: str | None,
+               parent: str | None) -> dict[str, Any]:
+        token = self.provider.mint(public, agent_id, parent_agent=parent, ps=ps)
+        claims = peek(token)[1]
+        self.db.execute("INSERT INTO ap_tokens VALUES (?, ?, ?, ?, NULL)",
+                        (claims["jti"], agent_id, claims.get("ps"), claims["exp"]))
+        return {"agent_id": agent_id, "agent_token": token,
+                "expires_in": int(claims["exp"] - self.clock())}
+
+    def _verifier(self, scheme: str) -> SignatureVerifier:
+        return SignatureVerifier(clock=self.clock, window=self.config.signature_window,
+                                 accepted_schemes=(scheme,), require_body_digest=True)
+
+    async def _request(self, request: Request) -> HttpRequest:
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > self.config.max_body:
+                raise ProtocolError("invalid_request", "the body is too large", status=413)
+        url = self.issuer + request.url.path
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
+        return HttpRequest(request.method, url, headers, body or None)
+
+    @staticmethod
+    def _json(request: HttpRequest) -> dict[str, Any]:
+        try:
+            data = json.loads(request.body or b"")
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise ProtocolError("invalid_request", "the body is a JSON object")
+        return data
+
+    async def _verified_agent(self, http: HttpRequest) -> tuple[AgentToken, PublicKey,
+                                                                  AgentRecord]:
+        resolver = async_token_key_resolver(keys=self._own_keys, audience=None,
+                                            accept=(TYP_AGENT,), clock=self.clock)
+        verified = await self._verifier("jwt").averify(http, resolver)
+        token: AgentToken = verified.context
+        record = self.agent(token.sub)
+        if record is None or record.thumbprint != verified.thumbprint:
+            raise ProtocolError("invalid_agent_token", "this key is not enrolled for "
+                                f"{token.sub}", status=403)
+        if record.revoked is not None:
+            raise ProtocolError("revoked", f"{token.sub} is revoked", status=403)
+        revoked = self.db.execute("SELECT revoked FROM ap_tokens WHERE jti = ?", (token.jti,))
+        if revoked and revoked[0][0] is not None:
+            raise ProtocolError("revoked", "this agent token is revoked", status=403)
+        if record.parent is not None:
+            parent = self.agent(record.parent)
+            if parent is None or parent.revoked is not None:
+                raise ProtocolError("revoked", f"{record.parent} is revoked", status=403)
+        return token, verified.public_key, record
+
+    async def handle_enroll(self, http: HttpRequest) -> dict[str, Any]:
+        verified = await self._verifier("hwk").averify(http)
+        code = self._json(http).get("code")
+        if not isinstance(code, str) or not code:
+            raise ProtocolError("invalid_request", "code is required")
+        now = self.clock()
+        rows = self.db.execute("SELECT agent_id, ps FROM ap_enrollments "
+                               "WHERE code = ? AND expires > ?", (code, now))
+        if not rows:
+            raise ProtocolError("invalid_code", "unknown, used or expired enrolment code",
+                                status=403)
+        agent_id, ps = rows[0]
+        public = verified.public_key
+        if public.same_key(self.provider.key.public_key):
+            raise ProtocolError("invalid_request", "not an agent key")
+        existing = self.agent(agent_id)
+        if existing is not None and existing.revoked is None:
+            raise ProtocolError("invalid_code", f"{agent_id} is already enrolled", status=403)
+        consumed = self.db.transaction([
+            ("DELETE FROM ap_enrollments WHERE code = ?", (code,)),
+            ("INSERT OR REPLACE INTO ap_agents VALUES (?, ?, ?, ?, NULL, ?, NULL)",
+             (agent_id, verified.thumbprint, json.dumps(public.to_jwk(kid=False)),
+              ps or self.provider.ps, now)),
+        ])
+        if consumed[0] != 1:  # a concurrent enrolment took the code first
+            raise ProtocolError("invalid_code", "unknown, used or expired enrolment code",
+                                status=403)
+        log.info("enrolled %s (key %s)", agent_id, verified.thumbprint)
+        return self._issue(public, agent_id, ps or self.provider.ps, None)
+
+    async def handle_refresh(self, http: HttpRequest) -> dict[str, Any]:
+        token, public, record = await self._verified_agent(http)
+        return self._issue(public, token.sub, record.ps, record.parent)
+
+    async def handle_subagent(self, http: HttpRequest) -> dict[str, Any]:
+        token, _, record = await self._verified_agent(http)
+        if record.parent is not None:
+            raise ProtocolError("invalid_request", "a sub-agent cannot have sub-agents "
+                                "(§Sub-Agents, Single-Level Depth)", status=403)
+        data = self._json(http)
+        name, jwk = data.get("name"), data.get("jwk")
+        if not isinstance(name, str) or not isinstance(jwk, dict):
+            raise ProtocolError("invalid_request", 'the body is {"name": ..., "jwk": {...}}')
+        try:
+            public = PublicKey.from_jwk(jwk)
+        except (AAuthError, ValueError) as exc:
+            raise ProtocolError("invalid_request", f"jwk: {exc}") from exc
+        local, _, domain = token.sub[len("aauth:"):].rpartition("@")
+        sub_id = f"aauth:{local}+{name}@{domain}"
+        try:
+            self.provider.check_agent_id(sub_id, parent_agent=token.sub)
+        except ConfigurationError as exc:
+            raise ProtocolError("invalid_request", exc.detail) from exc
+        existing = self.agent(sub_id)
+        if existing is not None and existing.revoked is not None:
+            raise ProtocolError("revoked", f"{sub_id} is revoked", status=403)
+        if existing is not None and existing.thumbprint != public.thumbprint():
+            raise ProtocolError("invalid_request", f"{sub_id} exists with another key",
+                                status=409)
+        self.db.execute("INSERT OR REPLACE INTO ap_agents VALUES (?, ?, ?, ?, ?, ?, NULL)",
+                        (sub_id, public.thumbprint(), json.dumps(public.to_jwk(kid=False)),
+                         record.ps, token.sub, self.clock()))
+        return self._issue(public, sub_id, record.ps, token.sub)
+
+    # -- the app ------------------------------------------------------------------------------
+
+    def app(self) -> Starlette:
+        """The ASGI app: metadata, JWKS, ``/enroll``, ``/token``, ``/subagent``."""
+        published = self.provider.app()
+
+        def endpoint(handler: Any) -> Any:
+            async def run(request: Request) -> Response:
+                try:
+                    http = await self._request(request)
+                    return JSONResponse(await handler(http),
+                                        headers={"Cache-Control": "no-store"})
+                except AAuthError as exc:
+                    return _problem(exc)
+                except Exception:
+                    log.exception("%s %s failed", request.method, request.url.path)
+                    return _problem(ProtocolError("server_error", "internal error"))
+            return run
+
+        app = Starlette(routes=[
+            *published.routes,
+            Route(ENROLL_PATH, endpoint(self.handle_enroll), methods=["POST"]),
+            Route(TOKEN_PATH, endpoint(self.handle_refresh), methods=["POST"]),
+            Route(SUBAGENT_PATH, endpoint(self.handle_subagent), methods=["POST"]),
+        ])
+        app.state.agent_provider = self
+        return app
+
+
+# -- the agent's side ---------------------------------------------------------------------------
+
+
+class AgentProviderClient:
+    """Talks to an :class:`AgentProviderServer` as an agent: ``issuer`` is the provider's
+    identifier, ``client`` the ``httpx.Client`` to use (a mapped transport in development)."""
+
+    def __init__(self, issuer: str, client: httpx.Client, *, clock: Clock = system_clock):
+        try:
+            self.issuer = validate_server_identifier(issuer)
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from exc
+        self.client = client
+        self.clock = clock
+
+    def _post(self, path: str, body: dict[str, Any], key: PrivateKey,
+              signature_key: SignatureKey) -> dict[str, Any]:
+        url = self.issuer + path
+        content = json.dumps(body).encode()
+        headers = {"content-type": "application/json"}
+        signed = sign_request(HttpRequest("POST", url, headers, content), key=key,
+                              signature_key=signature_key, clock=self.clock)
+        response = self.client.post(url, content=content, headers={**headers, **signed})
+        try:
+            data = response.json()
+        except ValueError:
+            data = {}
+        if response.status_code != 200 or not isinstance(data.get("agent_token"), str):
+            raise ProtocolError(str(data.get("error") or "server_error"),
+                                str(data.get("detail") or f"HTTP {response.status_code}"),
+                                status=response.status_code)
+        return dict(data)
+
+    def _identity(self, key: PrivateKey, token: str, refresh_margin: float) -> AgentIdentity:
+        holder: dict[str, AgentIdentity] = {}
+
+        def source(new_key: PrivateKey) -> str:
+            identity = holder["identity"]
+            if not new_key.public_key.same_key(identity.key.public_key):
+                raise ConfigurationError("this provider refreshes the enrolled key only")
+            return self.refresh(identity.key, identity.agent_token)
+
+        identity = AgentIdentity(key, token, token_source=source, refresh_margin=refresh_margin,
+                                 clock=self.clock)
+        holder["identity"] = identity
+        return identity
+
+    def enroll(self, code: str, key: PrivateKey | None = None, *,
+               refresh_margin: float = 300.0) -> AgentIdentity:
+        """Enrol ``key`` (a fresh Ed25519 key by default) with the operator's one-time
+        ``code``; the identity refreshes its token at the provider."""
+        key = key or PrivateKey.generate()
+        data = self._post(ENROLL_PATH, {"code": code}, key,
+                          SignatureKey.from_public_key(key.public_key))
+        return self._identity(key, data["agent_token"], refresh_margin)
+
+    def refresh(self, key: PrivateKey, agent_token: str) -> str:
+        """A fresh agent token for ``key``, presenting the current one."""
+        return str(self._post(TOKEN_PATH, {}, key, SignatureKey.from_jwt(agent_token))
+                   ["agent_token"])
+
+    def subagent(self, parent: AgentIdentity, name: str, key: PrivateKey | None = None, *,
+                 refresh_margin: float = 300.0) -> AgentIdentity:
+        """A sub-agent of ``parent`` named ``name`` (the discriminator) with ``key`` (fresh by
+        default); it refreshes its own token."""
+        key = key or PrivateKey.generate()
+        data = self._post(SUBAGENT_PATH, {"name": name, "jwk": key.public_key.to_jwk(kid=False)},
+                          parent.key, SignatureKey.from_jwt(parent.current_token()))
+        return self._identity(key, data["agent_token"], refresh_margin)
+
+
+__all__ = [
+    "ENROLL_PATH",
+    "JWKS_PATH",
+    "SUBAGENT_PATH",
+    "TOKEN_PATH",
+    "WELL_KNOWN_PATH",
+    "AgentProviderClient",
+    "AgentProviderConfig",
+    "AgentProviderServer",
+    "AgentRecord",
+    "RevocationOutcome",
+    "RevocationResult",
+]
