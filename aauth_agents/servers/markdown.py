@@ -1,0 +1,57 @@
+"""Untrusted Markdown to safe HTML, for pages shown to people (§Untrusted Input).
+
+Justifications, scope and resource descriptions, agent provider descriptions and clarification
+answers all come from agents or resources. :func:`render_markdown` renders them with
+``markdown-it-py`` (raw HTML disabled: ``<script>`` stays text) and then sanitizes the result
+with ``nh3`` (an allow-list of tags; no images, no ``on*`` attributes; links only to
+``https:``/``http:``/``mailto:`` with ``rel="noopener noreferrer nofollow"``). The two layers
+are independent: even if the renderer let markup through, the sanitizer drops it.
+"""
+
+from __future__ import annotations
+
+import html
+
+import nh3
+from markdown_it import MarkdownIt
+
+#: Tags the sanitizer keeps. No images, forms, frames, media or styles.
+ALLOWED_TAGS: frozenset[str] = frozenset({
+    "a", "p", "br", "hr", "em", "strong", "code", "pre", "blockquote", "ul", "ol", "li",
+    "h1", "h2", "h3", "h4", "h5", "h6", "del", "s", "table", "thead", "tbody", "tr", "th", "td",
+})
+ALLOWED_ATTRIBUTES: dict[str, set[str]] = {"a": {"href", "title"}, "ol": {"start"}}
+URL_SCHEMES: frozenset[str] = frozenset({"https", "http", "mailto"})
+#: Longest input rendered; longer text is cut (a page is no place for a novel).
+MAX_LENGTH = 20_000
+
+
+def _renderer() -> MarkdownIt:
+    md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+    md.enable("table").enable("strikethrough")
+    md.disable("image")
+    return md
+
+
+def render_markdown(text: str | None) -> str:
+    """``text`` (untrusted Markdown) as sanitized HTML, safe to insert into a page as is."""
+    if not text:
+        return ""
+    source = str(text)[:MAX_LENGTH]
+    rendered = _renderer().render(source)
+    return nh3.clean(
+        rendered,
+        tags=set(ALLOWED_TAGS),
+        attributes={k: set(v) for k, v in ALLOWED_ATTRIBUTES.items()},
+        url_schemes=set(URL_SCHEMES),
+        link_rel="noopener noreferrer nofollow",
+        strip_comments=True,
+    )
+
+
+def render_text(text: str | None) -> str:
+    """``text`` as plain, escaped text (names, identifiers): no markup at all."""
+    return html.escape(str(text or ""), quote=True)
+
+
+__all__ = ["ALLOWED_TAGS", "MAX_LENGTH", "render_markdown", "render_text"]

@@ -1,0 +1,261 @@
+"""The person's pages without a browser (httpx against the ASGI app): CSRF refusals, security
+headers, sessions, sign-in, callbacks, the dashboard's revoke and terminate."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from ps_world import PASSWORD, RES, World, problem
+
+from aauth_agents.protocol.requirement import parse_requirement
+from aauth_agents.servers.person_server.ui import COOKIE
+
+ORIGIN = "http://127.0.0.1"
+
+
+@pytest.fixture
+async def browser(ui_world: World) -> AsyncIterator[httpx.AsyncClient]:
+    """A cookie-keeping client playing the person's browser (plain http on loopback)."""
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=ui_world.app),
+                                 base_url=ORIGIN) as client:
+        yield client
+
+
+async def open_interaction(world: World, client: httpx.AsyncClient, **body: object
+                           ) -> tuple[httpx.Response, httpx.Response, str]:
+    """The agent asks; the person's browser opens the link. Returns the agent's 202, the
+    browser's response and the consent page path."""
+    agent = world.agent()
+    pending = await agent.post("/person", {"resource": RES, **body})
+    requirement = parse_requirement(pending.headers["aauth-requirement"])
+    assert requirement.url is not None and requirement.code is not None
+    path = requirement.url.removeprefix("https://ps.example")
+    page = await client.get(f"{path}?code={requirement.code}")
+    assert page.status_code == 303, page.text
+    return pending, page, page.headers["location"]
+
+
+def csrf(page: httpx.Response) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert found, page.text
+    return found.group(1)
+
+
+async def signed_in(client: httpx.AsyncClient, next_url: str = "/dashboard",
+                    username: str = "alice") -> httpx.Response:
+    form = await client.get(f"/signin?next={next_url}")
+    response = await client.post("/signin", data={
+        "csrf": csrf(form), "username": username, "password": PASSWORD, "next": next_url},
+        headers={"origin": ORIGIN})
+    assert response.status_code == 303, response.text
+    return await client.get(response.headers["location"])
+
+
+async def test_security_headers_on_every_page(ui_world: World,
+                                              browser: httpx.AsyncClient) -> None:
+    _, redirect, consent = await open_interaction(ui_world, browser)
+    for response in (redirect, await browser.get(consent), await browser.get("/signin"),
+                     await browser.get("/interact/nope?code=x")):
+        csp = response.headers["content-security-policy"]
+        assert "default-src 'none'" in csp and "style-src 'self'" in csp
+        assert "frame-ancestors 'none'" in csp and "script-src" not in csp
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["referrer-policy"] == "same-origin"
+        assert response.headers["cache-control"] == "no-store"
+        assert response.headers["x-content-type-options"] == "nosniff"
+
+
+async def test_session_cookie_attributes(ui_world: World, browser: httpx.AsyncClient) -> None:
+    response = await browser.get("/signin")
+    cookie = response.headers["set-cookie"]
+    assert cookie.startswith(f"{COOKIE}=")
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Path=/" in cookie
+    assert "Secure" not in cookie  # plain http on loopback
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=ui_world.app),
+                                 base_url="https://ps.example") as https:
+        assert "Secure" in (await https.get("/signin")).headers["set-cookie"]
+
+
+async def test_session_id_rotates_on_sign_in(ui_world: World,
+                                             browser: httpx.AsyncClient) -> None:
+    await browser.get("/signin")
+    before = browser.cookies[COOKIE]
+    page = await signed_in(browser)
+    assert page.status_code == 200 and "Signed in as <b>alice</b>" in page.text
+    assert browser.cookies[COOKIE] != before
+    # The old id is worthless now.
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=ui_world.app),
+                                 base_url=ORIGIN, cookies={COOKIE: before}) as stale:
+        assert (await stale.get("/dashboard")).status_code == 303
+
+
+async def test_wrong_password(ui_world: World, browser: httpx.AsyncClient) -> None:
+    form = await browser.get("/signin")
+    response = await browser.post("/signin", data={
+        "csrf": csrf(form), "username": "alice", "password": "nope", "next": "/dashboard"},
+        headers={"origin": ORIGIN})
+    assert response.status_code == 401 and 'id="signin-error"' in response.text
+    assert (await browser.get("/dashboard")).status_code == 303
+
+
+@pytest.mark.parametrize("headers", [
+    {"origin": "https://evil.example"},
+    {"origin": "null"},
+    {"referer": "https://evil.example/page"},
+    {},
+])
+async def test_post_from_another_origin_is_refused(ui_world: World,
+                                                   browser: httpx.AsyncClient,
+                                                   headers: dict[str, str]) -> None:
+    _pending, _, consent = await open_interaction(ui_world, browser)
+    await signed_in(browser, consent)
+    page = await browser.get(consent)
+    response = await browser.post(consent, data={"csrf": csrf(page), "action": "deny"},
+                                  headers=headers)
+    assert response.status_code == 403 and 'id="error-code">csrf<' in response.text
+    view = await ui_world.ps.interactions.get(consent.rsplit("/", 1)[1])  # type: ignore[union-attr]
+    assert view is not None and view.state == "interacting"
+
+
+async def test_post_without_or_with_a_wrong_csrf_token_is_refused(
+        ui_world: World, browser: httpx.AsyncClient) -> None:
+    _pending, _, consent = await open_interaction(ui_world, browser)
+    await signed_in(browser, consent)
+    for data in ({"action": "approve"}, {"action": "approve", "csrf": "x" * 43}):
+        response = await browser.post(consent, data=data, headers={"origin": ORIGIN})
+        assert response.status_code == 403
+    # Referer of the same origin is enough when Origin is absent; the real token works.
+    page = await browser.get(consent)
+    response = await browser.post(consent, data={"csrf": csrf(page), "action": "approve"},
+                                  headers={"referer": f"{ORIGIN}{consent}"})
+    assert response.status_code == 303
+
+
+async def test_consent_page_belongs_to_the_browser_that_opened_the_link(
+        ui_world: World, browser: httpx.AsyncClient) -> None:
+    _, _, consent = await open_interaction(ui_world, browser)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=ui_world.app),
+                                 base_url=ORIGIN) as other:
+        await signed_in(other, "/dashboard", "bob")
+        assert (await other.get(consent)).status_code == 404
+
+
+async def test_approve_needs_sign_in_and_code_is_not_in_the_consent_url(
+        ui_world: World, browser: httpx.AsyncClient) -> None:
+    _pending, _redirect, consent = await open_interaction(ui_world, browser)
+    assert "code" not in consent
+    page = await browser.get(consent)
+    assert 'id="signin"' in page.text and 'id="approve"' not in page.text
+    response = await browser.post(consent, data={"csrf": csrf(page), "action": "approve"},
+                                  headers={"origin": ORIGIN})
+    assert response.status_code == 303 and response.headers["location"] == consent
+    view = await ui_world.ps.interactions.get(consent.rsplit("/", 1)[1])  # type: ignore[union-attr]
+    assert view is not None and view.state == "interacting"
+
+
+async def test_code_is_hyphen_and_case_insensitive(ui_world: World,
+                                                   browser: httpx.AsyncClient) -> None:
+    agent = ui_world.agent()
+    pending = await agent.post("/person", {"resource": RES})
+    requirement = parse_requirement(pending.headers["aauth-requirement"])
+    assert requirement.url is not None and requirement.code is not None
+    path = requirement.url.removeprefix("https://ps.example")
+    loose = requirement.code.replace("-", "").lower()
+    assert (await browser.get(f"{path}?code={loose}")).status_code == 303
+
+
+async def test_callback_on_approve_and_unsafe_callbacks_are_ignored(
+        ui_world: World, browser: httpx.AsyncClient) -> None:
+    agent = ui_world.agent()
+    pending = await agent.post("/person", {"resource": RES})
+    requirement = parse_requirement(pending.headers["aauth-requirement"])
+    assert requirement.url is not None and requirement.code is not None
+    path = requirement.url.removeprefix("https://ps.example")
+    opened = await browser.get(path, params={"code": requirement.code,
+                                             "callback": "https://agent.example/cb?x=1"})
+    consent = opened.headers["location"]
+    page = await signed_in(browser, consent)
+    assert "form-action 'self' https://agent.example" in page.headers[
+        "content-security-policy"]
+    response = await browser.post(consent, data={"csrf": csrf(page), "action": "approve"},
+                                  headers={"origin": ORIGIN})
+    assert response.status_code == 303
+    assert response.headers["location"] == "https://agent.example/cb?x=1"
+    assert (await agent.poll(pending)).status_code == 200
+    # A javascript: callback is never followed.
+    pending2 = await agent.post("/person", {"resource": "https://docs.example"})
+    requirement2 = parse_requirement(pending2.headers["aauth-requirement"])
+    assert requirement2.url is not None and requirement2.code is not None
+    opened2 = await browser.get(requirement2.url.removeprefix("https://ps.example"),
+                                params={"code": requirement2.code,
+                                        "callback": "javascript:alert(1)"})
+    consent2 = opened2.headers["location"]
+    page2 = await browser.get(consent2)
+    denied = await browser.post(consent2, data={"csrf": csrf(page2), "action": "deny"},
+                                headers={"origin": ORIGIN})
+    assert denied.headers["location"] == consent2
+    assert problem(await agent.poll(pending2)) == "denied"
+
+
+async def test_too_many_wrong_codes_from_one_client_are_rate_limited(
+        ui_world: World, browser: httpx.AsyncClient) -> None:
+    for n in range(20):
+        response = await browser.get(f"/interact/unknown{n}?code=ABCD-EFGH")
+        assert response.status_code == 410
+    assert (await browser.get("/interact/unknown?code=ABCD-EFGH")).status_code == 429
+
+
+async def test_sign_out(ui_world: World, browser: httpx.AsyncClient) -> None:
+    page = await signed_in(browser)
+    response = await browser.post("/signout", data={"csrf": csrf(page)},
+                                  headers={"origin": ORIGIN})
+    assert response.status_code == 200
+    assert (await browser.get("/dashboard")).status_code == 303
+
+
+async def test_dashboard_revokes_an_agent(ui_world: World,
+                                          browser: httpx.AsyncClient) -> None:
+    assert ui_world.ps is not None
+    agent = ui_world.agent()
+    _pending, _, consent = await open_interaction(ui_world, browser, justification="hi")
+    page = await signed_in(browser, consent)
+    await browser.post(consent, data={"csrf": csrf(page), "action": "approve"},
+                       headers={"origin": ORIGIN})
+    dashboard = await browser.get("/dashboard")
+    assert dashboard.status_code == 200
+    bound = await ui_world.ps.run(ui_world.ps.state.bindings_for, "alice")
+    assert len(bound) == 1 and bound[0].agent_id in dashboard.text
+    # bob cannot revoke alice's agent.
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=ui_world.app),
+                                 base_url=ORIGIN) as bob:
+        bob_page = await signed_in(bob, "/dashboard", "bob")
+        refused = await bob.post("/dashboard/unbind", data={
+            "csrf": csrf(bob_page), "agent_iss": bound[0].agent_iss,
+            "agent_id": bound[0].agent_id}, headers={"origin": ORIGIN})
+        assert refused.status_code == 404
+    revoked = await browser.post("/dashboard/unbind", data={
+        "csrf": csrf(dashboard), "agent_iss": bound[0].agent_iss,
+        "agent_id": bound[0].agent_id}, headers={"origin": ORIGIN})
+    assert revoked.status_code == 303
+    assert await ui_world.ps.run(ui_world.ps.state.bindings_for, "alice") == []
+    assert 'id="no-agents"' in (await browser.get("/dashboard")).text
+    del agent
+
+
+async def test_dashboard_requires_sign_in(ui_world: World,
+                                          browser: httpx.AsyncClient) -> None:
+    response = await browser.get("/dashboard")
+    assert response.status_code == 303
+    assert response.headers["location"] == "/signin?next=/dashboard"
+
+
+async def test_open_redirect_after_sign_in_is_refused(ui_world: World,
+                                                      browser: httpx.AsyncClient) -> None:
+    form = await browser.get("/signin")
+    response = await browser.post("/signin", data={
+        "csrf": csrf(form), "username": "alice", "password": PASSWORD,
+        "next": "//evil.example/"}, headers={"origin": ORIGIN})
+    assert response.headers["location"] == "/dashboard"
