@@ -1,105 +1,116 @@
-"""``aauth-agents demo``: an agent proves who it is to a resource, on loopback, with nothing
-configured.
+"""``aauth-agents demo``: the whole AAuth ladder on loopback, with nothing configured.
 
-Two real HTTP servers start on 127.0.0.1: an agent provider (``https://agent.example``)
-publishing its metadata and JWKS, and a resource (``https://resource.example``) that verifies
-every request per §Verification and the agent token per §Agent Token Verification, discovering
-the provider's keys over HTTP (§JWKS Discovery and Caching). Identifiers stay real; only the
-connections are mapped to loopback (:mod:`aauth_agents.transport`).
+Three real HTTP servers start on 127.0.0.1, each under its real identifier (only connections
+are mapped, :mod:`aauth_agents.transport`; nothing signed or compared is rewritten):
 
-The agent then walks through: a signed GET, a signed POST with Content-Digest, a request replayed
-to another path, a request with a forged Signature-Key, and an unsigned request. Each step
-prints which party did what, the headers that matter and a decoded view of the token.
+* an agent provider, ``https://agent.example``
+  (:class:`~aauth_agents.servers.agent_provider.AgentProviderServer`, SQLite in memory);
+* a person server, ``https://ps.example`` (:func:`~aauth_agents.servers.person_server.
+  create_person_server`, SQLite in memory, interactive consent) with one person, alice;
+* the demo resource, ``https://resource.example``
+  (:func:`~aauth_agents.servers.demo_resource.demo_resource`).
+
+An agent enrols its key at the provider, then climbs the ladder with
+:class:`~aauth_agents.agent.AAuth`: agent identity (``GET /whoami``), person identity
+(``GET /profile``), three-party authorization with the person's consent (``GET /files``,
+``files.read``), step-up (``POST /files``, ``files.write``), a mission proposed to the PS
+during which the person asks a clarifying question and the agent answers, a permission and an
+audit record under the mission, and finally the agent provider revokes the agent: the PS
+refuses its token and tells the resource, which refuses the agent's auth token.
+
+Each request is printed as it happens (which party, which header, a short decoded view of each
+token), then a summary table. The person is scripted: a PS account that decides through the
+PS's own interaction path (``ps.interactions.lookup`` with the interaction code, sign-in,
+``approve`` / ``ask``), exactly what a consent page calls. With ``interactive=True`` the
+person decides at the terminal instead. Exit status 0 when every step behaved as expected.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import secrets
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import TextIO
+from typing import IO, Any, TextIO, TypeVar
 
 import httpx
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
+from .agent import AAuth, AgentIdentity
+from .agent.events import FlowEvent, RequestSent, ResponseReceived
 from .discovery import AsyncDiscovery, EgressPolicy
-from .httpsig import HttpRequest, SignatureKey, SignatureVerifier, sign_request
-from .keys import PrivateKey
-from .protocol.errors import AAuthError
+from .httpsig import parse_signature_key
 from .servers import LoopbackServer
-from .tokens import async_token_key_resolver, mint_agent_token, peek
-from .transport import AsyncMappedTransport, MappedTransport
+from .servers.agent_provider import (
+    AgentProviderClient,
+    AgentProviderConfig,
+    AgentProviderServer,
+)
+from .servers.person_server import (
+    InteractionView,
+    PersonServer,
+    PersonServerConfig,
+    create_person_server,
+)
+from .tokens import peek
+from .transport import MappedTransport, origin_of, retarget
 
 AGENT_PROVIDER = "https://agent.example"
-RESOURCE = "https://resource.example"
 PERSON_SERVER = "https://ps.example"
+RESOURCE = "https://resource.example"
 AGENT_ID = "aauth:assistant@agent.example"
+PERSON = "alice"
+HOSTS = {"agent.example": "127.0.0.1", "ps.example": "127.0.0.1",
+         "resource.example": "127.0.0.1"}
+PARTIES = {AGENT_PROVIDER: "agent provider", PERSON_SERVER: "person server",
+           RESOURCE: "resource"}
+#: Claims shown in a token's decoded view.
+SHOWN_CLAIMS = ("iss", "sub", "aud", "ps", "scope", "parent_agent", "mission_s256", "exp")
+
+T = TypeVar("T")
 
 
-def agent_provider_app(key: PrivateKey) -> Starlette:
-    """§Agent Provider Metadata and its JWKS."""
-    metadata = {
-        "issuer": AGENT_PROVIDER,
-        "jwks_uri": f"{AGENT_PROVIDER}/.well-known/jwks.json",
-        "name": "Demo agent provider",
-    }
-    jwks = {"keys": [key.public_key.to_jwk()]}
+class LateTransport(httpx.AsyncBaseTransport):
+    """Connections for each identifier go to a loopback origin known only once its server
+    is up (the servers must find each other, so they cannot all be started first)."""
 
-    async def well_known(request: Request) -> Response:
-        return JSONResponse(metadata, headers={"Cache-Control": "max-age=300"})
+    def __init__(self, targets: dict[str, str]) -> None:
+        self.targets = targets  # shared; each party (event loop) has its own transport
+        self._inner = httpx.AsyncHTTPTransport()
 
-    async def keys(request: Request) -> Response:
-        return JSONResponse(jwks, headers={"Cache-Control": "max-age=300"})
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        origin = f"{request.url.scheme}://{request.url.host}"
+        target = self.targets.get(origin)
+        if target is None:
+            raise httpx.ConnectError(f"{origin} is not part of the demo")
+        scheme, host, port = origin_of(target)
+        return await self._inner.handle_async_request(retarget(request, scheme, host, port))
 
-    return Starlette(
-        routes=[
-            Route("/.well-known/aauth-agent.json", well_known),
-            Route("/.well-known/jwks.json", keys),
-        ]
-    )
+    async def aclose(self) -> None:
+        await self._inner.aclose()
 
 
-def resource_app(agent_provider_url: str) -> Starlette:
-    """A resource serving agent identity access (§Agent Token Required)."""
-    discovery = AsyncDiscovery(
-        transport=AsyncMappedTransport({AGENT_PROVIDER: agent_provider_url}, strict=True),
-        egress=EgressPolicy.for_mapped_hosts({"agent.example": "127.0.0.1"}, allow_loopback=True),
-    )
-    verifier = SignatureVerifier()
-    resolver = async_token_key_resolver(keys=discovery, audience=RESOURCE, accept=("aa-agent+jwt",))
+class OnItsLoop:
+    """An ASGI app wrapper that remembers the event loop its server runs on, so the person
+    can act at the PS (``ps.interactions``) on the PS's own loop, as its pages would."""
 
-    async def handle(request: Request) -> Response:
-        target = (
-            RESOURCE + request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        )
-        body = await request.body()
-        try:
-            verified = await verifier.averify(
-                HttpRequest(request.method, target, request.headers.items(), body), resolver
-            )
-        except AAuthError as err:
-            status, headers, content = err.to_response()
-            if err.code == "invalid_request":  # nothing signed: say what would do
-                headers["AAuth-Requirement"] = "requirement=agent-token"
-            return Response(content, status_code=status, headers=headers)
-        agent = verified.context
-        return JSONResponse(
-            {
-                "agent": agent.sub,
-                "agent_provider": agent.iss,
-                "key_thumbprint": verified.thumbprint,
-                "covered": list(verified.components),
-                "note": json.loads(body) if body else None,
-            }
-        )
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.loop: asyncio.AbstractEventLoop | None = None
 
-    return Starlette(routes=[Route("/{path:path}", handle, methods=["GET", "POST"])])
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        self.loop = asyncio.get_running_loop()
+        await self.app(scope, receive, send)
+
+    def call(self, coroutine: Coroutine[Any, Any, T], timeout: float = 20.0) -> T:
+        if self.loop is None:
+            coroutine.close()
+            raise RuntimeError("the server has not handled a request yet")
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
 
 
 @dataclass
@@ -113,143 +124,393 @@ class Step:
         return self.expected == self.observed
 
 
-class Walkthrough:
-    def __init__(self, out: TextIO, resource_url: str, agent_key: PrivateKey, agent_token: str):
+def _short(value: str, keep: int = 40) -> str:
+    return value if len(value) <= keep * 2 else f"{value[:keep]}...{value[-10:]}"
+
+
+def _party(url: httpx.URL | str) -> str:
+    parsed = httpx.URL(str(url))
+    return PARTIES.get(f"{parsed.scheme}://{parsed.host}", str(parsed.host))
+
+
+class Printer:
+    """Prints each request and response (which party, which header) and a decoded view of
+    each token the first time it is presented."""
+
+    def __init__(self, out: TextIO) -> None:
         self.out = out
-        self.agent_key = agent_key
-        self.agent_token = agent_token
-        self.client = httpx.Client(transport=MappedTransport({RESOURCE: resource_url}, strict=True))
-        self.steps: list[Step] = []
+        self.seen: set[str] = set()
+        self.lock = threading.Lock()
 
     def say(self, text: str = "") -> None:
-        print(text, file=self.out)
+        with self.lock:
+            print(text, file=self.out, flush=True)
 
-    def signed(
-        self,
-        method: str,
-        path: str,
-        body: bytes | None = None,
-        signature_key: SignatureKey | None = None,
-    ) -> dict[str, str]:
-        headers = {"Content-Type": "application/json"} if body else {}
-        request = HttpRequest(method, RESOURCE + path, headers, body)
-        added = sign_request(
-            request,
-            key=self.agent_key,
-            signature_key=signature_key or SignatureKey.from_jwt(self.agent_token),
-        )
-        return {**headers, **added}
+    def token(self, label: str, token: str, indent: str = "      ") -> None:
+        header, claims = peek(token)
+        shown = {k: claims[k] for k in SHOWN_CLAIMS if k in claims}
+        if "cnf" in claims:
+            shown["cnf"] = "{jwk: " + str(claims["cnf"].get("jwk", {}).get("kty")) + " ...}"
+        self.say(f"{indent}{label} {header.get('typ')}: {json.dumps(shown)}")
 
-    def send(
-        self, method: str, path: str, headers: dict[str, str], body: bytes | None = None
-    ) -> httpx.Response:
-        self.say(f"  agent -> resource   {method} {RESOURCE}{path}")
-        for name in ("Signature-Input", "Content-Digest"):
-            if name in headers:
-                self.say(f"    {name}: {headers[name]}")
-        if "Signature-Key" in headers:
-            self.say(f"    Signature-Key: {_short(headers['Signature-Key'])}")
-        response = self.client.request(method, RESOURCE + path, headers=headers, content=body)
-        self.say(f"  resource -> agent   {response.status_code}")
-        for name in ("AAuth-Requirement", "Signature-Error"):
+    def request(self, request: httpx.Request) -> None:
+        self.say(f"  agent -> {_party(request.url)}   {request.method} {request.url}")
+        value = request.headers.get("signature-key")
+        if value is not None:
+            try:
+                _, key = parse_signature_key(value)
+            except Exception:  # shown as is
+                self.say(f"    Signature-Key: {_short(value)}")
+                return
+            self.say(f"    Signature-Key: {key.scheme} ({_short(value)})")
+            jwt = key.jwt
+            if jwt is not None:
+                jti = str(peek(jwt)[1].get("jti"))
+                if jti not in self.seen:
+                    self.seen.add(jti)
+                    self.token("presents", jwt)
+        if "signature-input" in request.headers:
+            self.say(f"    Signature-Input: {request.headers['signature-input']}")
+
+    def response(self, response: httpx.Response) -> None:
+        self.say(f"  {_party(response.request.url)} -> agent   {response.status_code}")
+        for name in ("AAuth-Requirement", "Signature-Error", "Location"):
             if name in response.headers:
-                self.say(f"    {name}: {response.headers[name]}")
-        return response
+                self.say(f"    {name}: {_short(response.headers[name], 60)}")
 
-    def step(self, name: str, expected: str, run: Callable[[], httpx.Response]) -> None:
-        self.say(f"\n== {name}")
-        response = run()
-        observed = str(response.status_code)
-        if response.status_code != 200:
-            observed += " " + response.headers.get("Signature-Error", "")
-        else:
-            self.say(f"    body: {response.text}")
-        self.steps.append(Step(name, expected, observed.strip()))
+    def event(self, event: FlowEvent) -> None:
+        if isinstance(event, (RequestSent, ResponseReceived)):
+            return  # the hooks print those with their headers
+        self.say(f"    * {event}")
 
 
-def _short(value: str, keep: int = 48) -> str:
-    return value if len(value) <= keep * 2 else f"{value[:keep]}...{value[-12:]}"
+class Person:
+    """Alice, deciding at the PS through its interaction path: she opens the link (the code
+    is looked up and consumed), signs in, reads the request and approves -- except that
+    before letting the agent change her files she asks it one clarifying question and waits
+    for its answer. ``interactive``: the person at the terminal decides instead."""
+
+    def __init__(self, ps: PersonServer, site: OnItsLoop, password: str, printer: Printer, *,
+                 interactive: bool = False, stdin: IO[str] | None = None) -> None:
+        self.ps, self.site, self.password, self.printer = ps, site, password, printer
+        self.interactive = interactive
+        self.stdin = stdin or sys.stdin
+        self.seen: list[InteractionView] = []
+        self.asked: list[str] = []
+        self.threads: list[threading.Thread] = []
+        self.errors: list[BaseException] = []
+
+    def show(self, view: InteractionView) -> None:
+        say = self.printer.say
+        say(f"    person at the PS: reads the {view.kind.replace('_', ' ')} request"
+            f"{' (a new agent)' if view.new_agent else ''}")
+        say(f"      agent {view.agent_id} from {view.provider_name or view.agent_issuer}")
+        if view.resource is not None:
+            say(f"      resource: {view.resource.name or view.resource.identifier}")
+        for scope in view.scopes:
+            say(f"      scope {scope.scope}: {scope.description or ''}")
+        if view.justification:
+            say(f"      justification: {view.justification}")
+        if view.mission is not None:
+            say(f"      mission: {view.mission.description}")
+        for name, value in view.details.items():
+            say(f"      {name}: {value}")
+
+    def on_interaction(self, url: str, code: str) -> None:
+        try:
+            self._decide(url, code)
+        except BaseException as exc:  # reported as a failed step by the walkthrough
+            self.errors.append(exc)
+            raise
+
+    def _sign_in(self) -> str:
+        account = self.site.call(self.ps.accounts.aauthenticate(PERSON, self.password))
+        if account is None:
+            raise RuntimeError("the person could not sign in")
+        return account.username
+
+    def _decide(self, url: str, code: str) -> None:
+        say = self.printer.say
+        link = f"{url}?code={code}"
+        if self.interactive:
+            say(f"    >>> the person's link: {link}")
+            say("        (open it in a browser if the PS has its pages, or decide here)")
+        view = self.site.call(self.ps.interactions.lookup(url.rsplit("/", 1)[1], code))
+        self.seen.append(view)
+        self.show(view)
+        account = self._sign_in()
+        if self.interactive:
+            choice = self._prompt("approve [y], deny [n], or ask the agent a question [?]: ")
+            if choice.startswith("?"):
+                question = self._prompt("your question: ") or "Why do you need this?"
+                self._ask(view, account, question)
+            elif choice.startswith("n"):
+                self.site.call(self.ps.interactions.deny(view.id, "the person said no"))
+                say("    person: denies")
+            else:
+                self.site.call(self.ps.interactions.approve(view.id, account))
+                say("    person: approves")
+            return
+        writes = any(scope.scope == "files.write" for scope in view.scopes)
+        if writes and view.can_clarify and not self.asked:
+            self._ask(view, account, "Why do you need to change my files?")
+            return
+        self.site.call(self.ps.interactions.approve(view.id, account))
+        say(f"    person: approves as {account}")
+
+    def _prompt(self, text: str) -> str:
+        self.printer.say(f"    {text}")
+        return self.stdin.readline().strip().lower()
+
+    def _ask(self, view: InteractionView, account: str, question: str) -> None:
+        self.asked.append(question)
+        self.site.call(self.ps.interactions.ask(view.id, question))
+        self.printer.say(f"    person: asks the agent {question!r} (a clarification round)")
+
+        def wait_then_approve() -> None:
+            try:
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline:
+                    current = self.site.call(self.ps.interactions.get(view.id))
+                    if current is not None and current.clarifications and \
+                            current.clarifications[-1].answer is not None:
+                        answer = current.clarifications[-1].answer
+                        self.printer.say(f"    person: reads the answer {answer!r} and "
+                                         "approves")
+                        self.site.call(self.ps.interactions.approve(view.id, account))
+                        return
+                    time.sleep(0.05)
+                raise TimeoutError("the agent never answered the question")
+            except BaseException as exc:
+                self.errors.append(exc)
+
+        thread = threading.Thread(target=wait_then_approve, name="demo-person", daemon=True)
+        self.threads.append(thread)
+        thread.start()
 
 
-def run(out: TextIO = sys.stdout) -> int:
-    """Run the walkthrough; returns the process exit status (0 when every step behaved)."""
-    logging.getLogger("aauth_agents.discovery").setLevel(logging.ERROR)  # the mapped egress
+class Walkthrough:
+    def __init__(self, printer: Printer) -> None:
+        self.printer = printer
+        self.steps: list[Step] = []
+
+    def step(self, name: str, expected: str, run: Callable[[], str]) -> str:
+        self.printer.say(f"\n== {len(self.steps) + 1}. {name}")
+        try:
+            observed = run()
+        except Exception as exc:  # a failed step, shown in the table
+            code = getattr(exc, "code", None)
+            observed = f"error {code or type(exc).__name__}: {exc}"
+            self.printer.say(f"    ! {observed}")
+        self.steps.append(Step(name, expected, observed))
+        return observed
+
+
+def _status(response: httpx.Response, printer: Printer) -> str:
+    if response.is_success:
+        printer.say(f"    body: {_short(response.text, 100)}")
+        return str(response.status_code)
+    detail = ""
+    try:
+        detail = str(response.json().get("error", ""))
+    except ValueError:
+        pass
+    return f"{response.status_code} {detail}".strip()
+
+
+def run(out: TextIO = sys.stdout, *, interactive: bool = False,
+        stdin: IO[str] | None = None) -> int:
+    """Run the walkthrough; returns the exit status (0 when every step behaved)."""
+    # The mapped egress is said below; every other step is printed as it happens. The
+    # loggers' levels are put back afterwards.
+    names = ("aauth_agents.discovery", "aauth_agents.servers.demo_resource",
+             "aauth_agents.resource", "aauth_agents.ps")
+    levels = {name: logging.getLogger(name).level for name in names}
+    for name in names:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        return _run(out, interactive, stdin)
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
+def _run(out: TextIO, interactive: bool, stdin: IO[str] | None) -> int:
+    from .servers.demo_resource import demo_resource
+
     started = time.monotonic()
-    provider_key = PrivateKey.generate()
-    agent_key = PrivateKey.generate()
-    agent_token = mint_agent_token(
-        provider_key,
-        iss=AGENT_PROVIDER,
-        sub=AGENT_ID,
-        cnf=agent_key.public_key,
-        ps=PERSON_SERVER,
-        lifetime=3600,
-    )
-    print(
-        "aauth-agents demo: agent identity on loopback (draft-hardt-oauth-aauth-protocol-11)",
-        file=out,
-    )
-    print(f"\nagent provider {AGENT_PROVIDER} key {provider_key.kid}", file=out)
-    print(f"agent          {AGENT_ID} key {agent_key.thumbprint()} ({agent_key.alg})", file=out)
-    header, claims = peek(agent_token)
-    print("agent token    " + json.dumps(header), file=out)
-    shown = {k: v for k, v in claims.items() if k != "cnf"}
-    print("               " + json.dumps(shown), file=out)
+    printer = Printer(out)
+    say = printer.say
+    say("aauth-agents demo: the AAuth ladder on loopback (draft-hardt-oauth-aauth-protocol-11)")
+    say("development mapping: agent.example, ps.example and resource.example connect to "
+        "127.0.0.1; discovery may fetch from loopback for these hosts only")
 
-    with (
-        LoopbackServer(agent_provider_app(provider_key)) as provider,
-        LoopbackServer(resource_app(provider.url)) as resource,
-    ):
-        print(f"\nagent provider listening on {provider.url}, resource on {resource.url}", file=out)
-        walk = Walkthrough(out, resource.url, agent_key, agent_token)
-        with walk.client:
-            walk.step(
-                "signed GET with the agent token",
-                "200",
-                lambda: walk.send("GET", "/whoami", walk.signed("GET", "/whoami")),
-            )
-            note = json.dumps({"text": "remember the milk"}).encode()
-            walk.step(
-                "signed POST with Content-Digest",
-                "200",
-                lambda: walk.send("POST", "/notes", walk.signed("POST", "/notes", note), note),
-            )
-            walk.step(
-                "signature replayed to another path",
-                "401 error=invalid_signature",
-                lambda: walk.send("GET", "/admin", walk.signed("GET", "/whoami")),
-            )
-            other = PrivateKey.generate()
-            forged = SignatureKey.from_jwt(
-                mint_agent_token(
-                    other, iss=AGENT_PROVIDER, sub=AGENT_ID, cnf=agent_key.public_key, lifetime=3600
-                )
-            )
-            walk.step(
-                "agent token signed by an unknown key",
-                "401 error=unknown_key",
-                lambda: walk.send("GET", "/whoami", walk.signed("GET", "/whoami", None, forged)),
-            )
-            walk.step(
-                "unsigned request",
-                "401 error=invalid_request",
-                lambda: walk.send("GET", "/whoami", {}),
-            )
+    targets: dict[str, str] = {}
+    egress = EgressPolicy.for_mapped_hosts(HOSTS, allow_loopback=True)
+    ap = AgentProviderServer(AgentProviderConfig(issuer=AGENT_PROVIDER, ps=PERSON_SERVER,
+                                                 name="Demo assistant"))
+    ps_discovery = AsyncDiscovery(transport=LateTransport(targets), egress=egress)
+    ps_app = create_person_server(PersonServerConfig(
+        issuer=PERSON_SERVER, discovery=ps_discovery, transport=LateTransport(targets),
+        name="Demo PS",
+        password_log2_n=14))
+    ps: PersonServer = ps_app.state.person_server
+    password = secrets.token_urlsafe(12)
+    ps.accounts.create_account(PERSON, password, claims={"name": "Alice Example"})
+    resource = demo_resource(RESOURCE, issuer_keys=AsyncDiscovery(
+        transport=LateTransport(targets), egress=egress))
+    ps_site = OnItsLoop(ps_app)
+    walk = Walkthrough(printer)
+    person = Person(ps, ps_site, password, printer, interactive=interactive, stdin=stdin)
+    try:
+        with (
+            LoopbackServer(ap.app()) as ap_server,
+            LoopbackServer(ps_site) as ps_server,
+            LoopbackServer(resource) as resource_server,
+        ):
+            targets.update({AGENT_PROVIDER: ap_server.url, PERSON_SERVER: ps_server.url,
+                                 RESOURCE: resource_server.url})
+            ap.config.connect = {PERSON_SERVER: ps_server.url}
+            say(f"\nagent provider {AGENT_PROVIDER} on {ap_server.url}")
+            say(f"person server  {PERSON_SERVER} on {ps_server.url} (person: {PERSON})")
+            say(f"resource       {RESOURCE} on {resource_server.url}")
+            mapping = MappedTransport({AGENT_PROVIDER: ap_server.url,
+                                       PERSON_SERVER: ps_server.url,
+                                       RESOURCE: resource_server.url}, strict=True)
+            hooks: dict[str, list[Callable[..., Any]]] = {
+                "request": [printer.request], "response": [printer.response]}
+            with (
+                httpx.Client(transport=mapping, event_hooks=hooks, timeout=30) as http,
+                httpx.Client(transport=mapping, event_hooks=hooks, timeout=30) as ap_http,
+            ):
+                http.get(f"{PERSON_SERVER}/.well-known/aauth-person.json").raise_for_status()
+                _ladder(walk, printer, person, ap, ps, ps_site, http, ap_http)
+    finally:
+        ap.close()
+        ps.close()
+    for thread in person.threads:
+        thread.join(timeout=5)
 
-    print(
-        "\nstep                                        expected                      observed",
-        file=out,
-    )
-    for step in walk.steps:
+    say("\nstep                                                  expected      observed")
+    for number, step in enumerate(walk.steps, 1):
         mark = "ok  " if step.ok else "FAIL"
-        print(f"{mark} {step.name:39} {step.expected:29} {step.observed}", file=out)
+        say(f"{mark} {number:2}. {step.name:48} {step.expected:13} {_short(step.observed, 30)}")
     failed = [s for s in walk.steps if not s.ok]
-    print(
-        f"\n{len(walk.steps) - len(failed)} of {len(walk.steps)} steps as expected "
-        f"in {time.monotonic() - started:.1f} s",
-        file=out,
-    )
-    return 1 if failed else 0
+    say(f"\n{len(walk.steps) - len(failed)} of {len(walk.steps)} steps as expected "
+        f"in {time.monotonic() - started:.1f} s")
+    return 1 if failed or person.errors else 0
 
 
-__all__ = ["agent_provider_app", "resource_app", "run"]
+def _ladder(walk: Walkthrough, printer: Printer, person: Person, ap: AgentProviderServer,
+            ps: PersonServer, ps_site: OnItsLoop, http: httpx.Client,
+            ap_http: httpx.Client) -> None:
+    """The steps; ``http`` is the agent's client (AAuth), ``ap_http`` reaches the provider."""
+    say = printer.say
+    holder: dict[str, Any] = {}
+
+    def enrol() -> str:
+        code = ap.create_enrollment(AGENT_ID)
+        say(f"  operator -> agent     one-time enrolment code for {AGENT_ID}")
+        identity = AgentProviderClient(AGENT_PROVIDER, ap_http).enroll(code)
+        holder["identity"] = identity
+        printer.token("agent receives", identity.agent_token, indent="    ")
+        return "enrolled" if identity.agent_id == AGENT_ID else identity.agent_id
+
+    if walk.step("agent enrols its key at the agent provider", "enrolled", enrol) != "enrolled":
+        return
+    identity: AgentIdentity = holder["identity"]
+    answers: list[str] = []
+
+    def on_clarification(question: str, options: Any, timeout: Any) -> str:
+        answer = "To save your shopping list as notes.txt; I change nothing else."
+        answers.append(answer)
+        say(f"    agent: answers {answer!r}")
+        return answer
+
+    auth = AAuth(identity, justification="Keep your notes tidy at the demo resource",
+                 on_interaction=person.on_interaction, on_clarification=on_clarification,
+                 on_event=printer.event, prefer_wait=1, max_poll_seconds=30)
+    http.auth = auth
+
+    def get(path: str) -> str:
+        return _status(http.get(RESOURCE + path), printer)
+
+    walk.step("agent identity: GET /whoami", "200", lambda: get("/whoami"))
+    walk.step("person identity: GET /profile (consent)", "200", lambda: get("/profile"))
+    walk.step("three-party: GET /files (files.read)", "200", lambda: get("/files"))
+
+    def write() -> str:
+        body = json.dumps({"name": "notes.txt", "content": "milk, eggs"}).encode()
+        return _status(http.post(RESOURCE + "/files", content=body,
+                                 headers={"content-type": "application/json"}), printer)
+
+    walk.step("step-up: POST /files (files.write)", "201", write)
+    walk.step("clarification: person asks, agent answers", "1 round",
+              lambda: f"{min(len(person.asked), len(answers))} round")
+    governance = auth.governance(http)
+
+    def mission() -> str:
+        approval = governance.propose_mission(
+            "Tidy up my notes at the demo resource", tools=["list_files", "write_file"],
+            resources=[RESOURCE])
+        holder["mission"] = approval.s256
+        say(f"    mission approved: s256={approval.s256}")
+        return "approved"
+
+    walk.step("mission proposed and approved", "approved", mission)
+
+    def permission() -> str:
+        result = governance.request_permission(
+            "delete welcome.txt", description="The welcome file is no longer needed")
+        return result.permission
+
+    walk.step("permission under the mission", "granted", permission)
+
+    def audit() -> str:
+        governance.audit("write_file", description="Wrote notes.txt",
+                         parameters={"name": "notes.txt"}, result={"size": 10})
+        entries = ps_site.call(ps.mission_log(holder["mission"]))
+        kinds = [entry.kind for entry in entries]
+        say(f"    mission log at the PS: {', '.join(kinds)}")
+        logged = "audit" in kinds and "permission_response" in kinds
+        return "logged" if logged else ",".join(kinds)
+
+    walk.step("audit record in the mission log", "logged", audit)
+    walk.step("a request under the mission: GET /files", "200", lambda: get("/files"))
+
+    def revoke() -> str:
+        result = asyncio.run(ap.revoke_agent(AGENT_ID))
+        unacknowledged = 0
+        for call in result.calls:
+            say(f"  agent provider -> person server   POST {PERSON_SERVER}/revoke "
+                f"{{iss, jti: {call.jti}}} signed with Signature-Key: jwks_uri")
+            say(f"  person server -> agent provider   {call.status or call.error} "
+                f"{json.dumps(call.answer) if call.answer else ''}")
+            if call.answer:
+                unacknowledged += int(call.answer.get("revoked_auth_tokens", 0)) - int(
+                    call.answer.get("notified", 0))
+        if unacknowledged > 0:  # a resource refused a notification: the PS tries again
+            say(f"    person server: {unacknowledged} resource notification(s) not "
+                "acknowledged; retrying")
+            second = int(time.time())
+            while int(time.time()) == second:
+                time.sleep(0.05)
+            report = ps_site.call(ps.retry_revocations())
+            say(f"    person server: retried, {len(report.notified)} acknowledged, "
+                f"{len(report.failed)} failed")
+        refused = http.get(RESOURCE + "/files")
+        return _status(refused, printer)
+
+    walk.step("revocation: the resource refuses the agent", "403 revoked", revoke)
+
+    def refresh() -> str:
+        try:
+            AgentProviderClient(AGENT_PROVIDER, ap_http).refresh(identity.key, identity.agent_token)
+        except Exception as exc:
+            return str(getattr(exc, "code", exc))
+        return "refreshed"
+
+    walk.step("revocation: the provider issues no new token", "revoked", refresh)
+
+
+__all__ = ["LateTransport", "OnItsLoop", "Person", "run"]

@@ -157,13 +157,15 @@ class AgentRecord:
 class RevocationOutcome:
     """One agent token the provider asked a PS to revoke: ``status`` is the HTTP status the
     PS answered (``None`` when it could not be reached; ``error`` says why). ``ok`` for 200
-    (revoked) and 404 (the PS never saw the token: nothing to revoke there)."""
+    (revoked) and 404 (the PS never saw the token: nothing to revoke there). ``answer`` is
+    the PS's JSON answer (this package's PS: ``revoked_auth_tokens``, ``notified``)."""
 
     agent_id: str
     jti: str
     ps: str
     status: int | None
     error: str | None = None
+    answer: Mapping[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -338,7 +340,12 @@ class AgentProviderServer:
         except (AAuthError, httpx.HTTPError, ValueError) as exc:
             log.warning("revocation of %s at %s failed: %s", jti, ps, exc)
             return RevocationOutcome(agent_id, jti, ps, None, str(exc))
-        return RevocationOutcome(agent_id, jti, ps, response.status_code)
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        return RevocationOutcome(agent_id, jti, ps, response.status_code,
+                                 answer=answer if isinstance(answer, dict) else None)
 
     # -- issuing ------------------------------------------------------------------------------
 
