@@ -37,6 +37,23 @@ What the UI adds (as ``routes`` of :func:`create_person_server`):
   ``ps.interactions.resource_callback(pending_id, nonce, error)``.
 * Approvals without a browser: :class:`ApprovalPolicy` (``requirement=approval``); the
   approver later calls ``approve``/``deny`` with the pending id it was given.
+
+The browser UI (:mod:`.ui`) implements all of the above::
+
+    from aauth_agents.servers.person_server import create_person_server_with_ui, ui_routes
+
+    app = create_person_server_with_ui(config)        # or, with a PersonServer ``ps``:
+    app = create_person_server(ps, routes=ui_routes(ps))
+
+Routes: ``GET /interact/{id}?code=...[&callback=...]`` (checks the code once, then redirects to
+``/consent/{pending_id}``), ``GET/POST /consent/{pending_id}`` (sign-in if needed; approve,
+deny, ask a question, abandon), ``GET /interact/callback/{pending_id}/{nonce}``,
+``GET/POST /signin``, ``POST /signout``, ``GET /dashboard`` (connected agents, missions and
+their logs) with ``POST /dashboard/unbind`` and ``POST /dashboard/terminate``, ``GET /ui.css``.
+Sessions are opaque ids in an HttpOnly, SameSite=Lax cookie (Secure over https) mapping to
+state kept in memory by the :class:`PersonServerUI`; every POST needs the session's CSRF token
+and a same-origin ``Origin``/``Referer``; every page has a strict CSP and no JavaScript.
+Untrusted text is rendered with :func:`aauth_agents.servers.markdown.render_markdown`.
 """
 
 from __future__ import annotations
@@ -68,6 +85,7 @@ from .policy import (
 )
 from .server import AgentContext, AgentTokenRevocation, PersonServer, RevocationReport
 from .state import Binding, BindingConflictError, Mission, MissionLogEntry
+from .ui import PersonServerUI, create_person_server_with_ui, ui_routes
 
 __all__ = [
     "CALLBACK_ERRORS",
@@ -96,6 +114,7 @@ __all__ = [
     "PSEvent",
     "PersonServer",
     "PersonServerConfig",
+    "PersonServerUI",
     "RelayChannel",
     "RelayNotice",
     "Reply",
@@ -105,7 +124,9 @@ __all__ = [
     "SigningKeys",
     "callback_redirect",
     "create_person_server",
+    "create_person_server_with_ui",
     "hash_password",
     "person_server_of",
+    "ui_routes",
     "verify_password",
 ]
