@@ -189,3 +189,44 @@ async def test_script_in_the_justification_is_inert(served: Served, browser: Any
     await page.locator("#answer-0").wait_for(timeout=TIMEOUT)
     assert await page.evaluate("document.querySelectorAll('script, img').length") == 0
     assert await page.evaluate("window.__xss === undefined")
+
+
+async def test_mission_approval_then_dashboard_terminate_and_revoke(served: Served,
+                                                                    browser: Any) -> None:
+    world = served.world
+    assert world.ps is not None
+    agent = world.agent()
+    proposed = await agent.post("/mission", {
+        "description": "# Plan a trip\n\nBook *flights* and a hotel.",
+        "tools": [{"name": "WebSearch", "description": "Search the web"}],
+        "resources": [RES]})
+    assert proposed.status_code == 202, proposed.text
+    requirement = parse_requirement(proposed.headers["aauth-requirement"])
+    assert requirement.url is not None and requirement.code is not None
+    page = await browser.new_page()
+    await page.goto(served.url + requirement.url.removeprefix("https://ps.example")
+                    + f"?code={requirement.code}")
+    await sign_in(page)
+    mission = page.locator("#mission")
+    await mission.wait_for(timeout=TIMEOUT)
+    assert "Plan a trip" in await mission.inner_text()
+    assert await page.locator("#mission h1").inner_text() == "Plan a trip"
+    await page.click("#approve")
+    await page.locator("#message").wait_for(timeout=TIMEOUT)
+    s256 = (await agent.poll(proposed)).json()["s256"]
+    # The dashboard: the agent and the mission with its log.
+    await page.goto(f"{served.url}/dashboard")
+    assert agent.agent_id in await page.locator("#agents").inner_text()
+    missions = page.locator("#missions")
+    assert "Plan a trip" in await missions.inner_text()
+    await page.click("#missions summary")
+    assert "approved" in await missions.inner_text()
+    await page.click("#missions button:has-text('Terminate')")
+    await page.locator("#missions").wait_for(timeout=TIMEOUT)
+    assert "terminated (revoked)" in await page.locator("#missions").inner_text()
+    ended = await world.ps.mission(s256)
+    assert ended is not None and ended.state == "terminated"
+    # Revoke the agent: its binding is gone.
+    await page.click("#agents button:has-text('Revoke')")
+    await page.locator("#no-agents").wait_for(timeout=TIMEOUT)
+    assert await world.ps.run(world.ps.state.bindings_for, "alice") == []

@@ -259,3 +259,43 @@ async def test_open_redirect_after_sign_in_is_refused(ui_world: World,
         "csrf": csrf(form), "username": "alice", "password": PASSWORD,
         "next": "//evil.example/"}, headers={"origin": ORIGIN})
     assert response.headers["location"] == "/dashboard"
+
+
+async def test_prompt_login_signs_the_person_in_again(ui_world: World,
+                                                      browser: httpx.AsyncClient) -> None:
+    await signed_in(browser)
+    _, _, consent = await open_interaction(ui_world, browser, prompt="login",
+                                           login_hint="alice")
+    page = await browser.get(consent)
+    assert 'id="signin"' in page.text and 'id="approve"' not in page.text
+    assert 'value="alice"' in page.text  # the login hint prefills the username
+    page = await signed_in(browser, consent)
+    assert 'id="approve"' in page.text
+
+
+async def test_scope_descriptions_and_resource_description_are_markdown(
+        ui_world: World, browser: httpx.AsyncClient) -> None:
+    assert ui_world.ps is not None
+    agent = ui_world.agent()
+    ui_world.ps.bind_agent(agent.agent_id, "alice")
+    person = await agent.post("/person", {"resource": RES})
+    view = await ui_world.ps.interactions.lookup(
+        *_link(person))
+    await ui_world.ps.interactions.approve(view.id, "alice")
+    token = (await agent.poll(person)).json()["person_token"]
+    rt = await ui_world.resource.resource_token(token, agent.public, "data.read data.write")
+    pending = await agent.post("/token", {"resource_token": rt,
+                                          "justification": "<b>sync</b> *now*"})
+    assert pending.status_code == 202, pending.text
+    url, code = _link(pending)
+    opened = await browser.get(f"/interact/{url}?code={code}")
+    page = await signed_in(browser, opened.headers["location"])
+    assert "<strong>Example</strong> stores your documents." in page.text
+    assert "Read your documents" in page.text and "Change your documents" in page.text
+    assert "&lt;b&gt;sync&lt;/b&gt; <em>now</em>" in page.text
+
+
+def _link(response: httpx.Response) -> tuple[str, str]:
+    requirement = parse_requirement(response.headers["aauth-requirement"])
+    assert requirement.url is not None and requirement.code is not None
+    return requirement.url.rsplit("/", 1)[1], requirement.code
