@@ -12,6 +12,7 @@ from ps_world import PASSWORD, RES, World, problem
 
 from aauth_agents.protocol.requirement import parse_requirement
 from aauth_agents.servers.person_server.ui import COOKIE
+from aauth_agents.tokens import peek
 
 ORIGIN = "http://127.0.0.1"
 
@@ -299,3 +300,49 @@ def _link(response: httpx.Response) -> tuple[str, str]:
     requirement = parse_requirement(response.headers["aauth-requirement"])
     assert requirement.url is not None and requirement.code is not None
     return requirement.url.rsplit("/", 1)[1], requirement.code
+
+
+async def test_deny_needs_sign_in_too(ui_world: World, browser: httpx.AsyncClient) -> None:
+    _, _, consent = await open_interaction(ui_world, browser)
+    page = await browser.get(consent)
+    response = await browser.post(consent, data={"csrf": csrf(page), "action": "deny"},
+                                  headers={"origin": ORIGIN})
+    assert response.status_code == 303 and response.headers["location"] == consent
+    view = await ui_world.ps.interactions.get(consent.rsplit("/", 1)[1])  # type: ignore[union-attr]
+    assert view is not None and view.state == "interacting"
+
+
+async def _auth_token_consent(world: World, client: httpx.AsyncClient
+                              ) -> tuple[object, httpx.Response, str, httpx.Response]:
+    assert world.ps is not None
+    agent = world.agent()
+    world.ps.bind_agent(agent.agent_id, "alice")
+    person = await agent.post("/person", {"resource": RES})
+    view = await world.ps.interactions.lookup(*_link(person))
+    await world.ps.interactions.approve(view.id, "alice")
+    token = (await agent.poll(person)).json()["person_token"]
+    rt = await world.resource.resource_token(token, agent.public, "data.read data.write")
+    pending = await agent.post("/token", {"resource_token": rt})
+    url, code = _link(pending)
+    opened = await client.get(f"/interact/{url}?code={code}")
+    consent = opened.headers["location"]
+    return agent, pending, consent, await signed_in(client, consent)
+
+
+async def test_the_person_may_grant_fewer_scopes(ui_world: World,
+                                                 browser: httpx.AsyncClient) -> None:
+    agent, pending, consent, page = await _auth_token_consent(ui_world, browser)
+    assert page.text.count('name="scope"') == 2
+    # Nothing checked: refused, nothing decided.
+    nothing = await browser.post(consent, data={
+        "csrf": csrf(page), "action": "approve", "scopes_offered": "1"},
+        headers={"origin": ORIGIN})
+    assert nothing.status_code == 400
+    # A scope that was never asked for is ignored (never widened).
+    response = await browser.post(consent, data={
+        "csrf": csrf(page), "action": "approve", "scopes_offered": "1",
+        "scope": ["data.read", "data.admin"]}, headers={"origin": ORIGIN})
+    assert response.status_code == 303, response.text
+    granted = await agent.poll(pending)  # type: ignore[attr-defined]
+    assert granted.status_code == 200, granted.text
+    assert peek(granted.json()["auth_token"])[1]["scope"] == "data.read"

@@ -23,7 +23,8 @@ Routes (:func:`ui_routes`):
   :func:`~aauth_agents.servers.markdown.render_markdown` -- and the clarification chat (the page
   refreshes itself with ``<meta http-equiv=refresh>`` while a question is open).
   ``POST /consent/{pending_id}`` with ``action`` = ``approve`` | ``deny`` | ``ask``
-  (``question``) | ``abandon``; after the decision the browser goes to the agent's ``callback``
+  (``question``) | ``abandon``, each only for the signed-in person (§PS Approval Endpoint
+  Authentication: a denial too); after the decision the browser goes to the agent's ``callback``
   (via :func:`callback_redirect`, ``?error=access_denied`` etc.) or sees a completion page.
 * ``GET /interact/callback/{pending_id}/{nonce}`` -- return from a resource's own interaction
   (§Resource-Initiated Interaction).
@@ -268,6 +269,8 @@ class PersonServerUI:
             return self._message("Bad request", "The form could not be read.", status=400,
                                  error="invalid_request")
         values = {k: v for k, v in form.items() if isinstance(v, str)}
+        # Multi-valued: the scopes the person left checked (scope values contain no spaces).
+        values["scope"] = " ".join(v for v in form.getlist("scope") if isinstance(v, str))
         token = values.get("csrf", "")
         if not secrets.compare_digest(token.encode(), session.csrf.encode()):
             return self._message("Refused", "The form has expired; reload the page.",
@@ -493,9 +496,14 @@ class PersonServerUI:
                 f'<div class="untrusted" id="resource-description">'
                 f'{render_markdown(r.description)}</div></div>')
         if view.scopes:
+            # For an auth token the person may grant less than asked (never more).
+            choose = view.kind == "auth_token"
             items = "".join(
-                f'<li><code>{_e(s.scope)}</code>{" (about you)" if s.identity else ""}'
-                f'<div class="untrusted">{render_markdown(s.description)}</div></li>'
+                '<li>' + (f'<label><input type="checkbox" form="decide" name="scope" '
+                          f'value="{_e(s.scope)}" checked> ' if choose else "")
+                + f'<code>{_e(s.scope)}</code>{" (about you)" if s.identity else ""}'
+                + ("</label>" if choose else "")
+                + f'<div class="untrusted">{render_markdown(s.description)}</div></li>'
                 for s in view.scopes)
             out.append(f'<h2>Access requested</h2><ul id="scopes">{items}</ul>')
         if view.justification:
@@ -518,6 +526,8 @@ class PersonServerUI:
         if view.account is not None and view.account != session.account:
             out.append('<div class="box error" id="other-person"><p>This agent acts for '
                        'another person; you cannot approve for it.</p></div>')
+        offered = ('<input type="hidden" name="scopes_offered" value="1">'
+                   if view.kind == "auth_token" and view.scopes else "")
         answer = ""
         if view.kind == "question":
             answer = ('<p><label>Your answer <textarea name="answer" rows="3" maxlength="2000">'
@@ -525,6 +535,7 @@ class PersonServerUI:
         out.append(
             f'<form method="post" action="/consent/{_e(view.id)}" class="box" id="decide">'
             f'{self._csrf(session)}{answer}'
+            f'{offered}'
             '<button type="submit" name="action" value="approve" id="approve">Approve</button>'
             '<button type="submit" name="action" value="deny" id="deny">Deny</button>'
             '</form>')
@@ -566,6 +577,10 @@ class PersonServerUI:
         callback = session.callbacks.get(view.id)
         here = f"/consent/{quote(view.id, safe='')}"
         interactions = self.ps.interactions
+        # §PS Approval Endpoint Authentication: consent and denial alike need the person.
+        if self._needs_signin(session, view):
+            return self._redirect(here, request)
+        assert session.account is not None
         try:
             if action == "deny":
                 await interactions.deny(view.id)
@@ -577,9 +592,6 @@ class PersonServerUI:
                 if callback:
                     return self._redirect(callback_redirect(callback, "abandoned"), request)
                 return self._redirect(here, request)
-            if self._needs_signin(session, view):
-                return self._redirect(here, request)
-            assert session.account is not None
             if action == "ask":
                 question = form.get("question", "").strip()
                 if not question or len(question) > MAX_QUESTION:
@@ -594,6 +606,17 @@ class PersonServerUI:
                                                answer=form.get("answer", "")[:MAX_QUESTION])
                 elif view.kind == "relay":
                     await interactions.relay_engaged(view.id, session.account)
+                elif view.kind == "auth_token" and form.get("scopes_offered") == "1":
+                    requested = [s.scope for s in view.scopes]
+                    chosen = set(form.get("scope", "").split())
+                    granted = [s for s in requested if s in chosen]
+                    if not granted:
+                        return self._message("Nothing chosen", "Choose at least one kind of "
+                                             "access, or deny the request.", status=400,
+                                             error="invalid_request", session=session)
+                    await interactions.approve(view.id, session.account,
+                                               scopes=granted if granted != requested
+                                               else None)
                 else:
                     await interactions.approve(view.id, session.account)
                 if callback:
