@@ -124,16 +124,24 @@ class DemoFiles:
         self._folders.move_to_end(person)
         return folder
 
+    def _view(self, person: tuple[str, str]) -> Mapping[str, str]:
+        """A person's files without creating a folder (reading writes nothing)."""
+        folder = self._folders.get(person)
+        if folder is None:
+            return self.seed
+        self._folders.move_to_end(person)
+        return folder
+
     def list(self, person: tuple[str, str]) -> list[dict[str, Any]]:
         """``[{"name", "size"}]``, by name."""
         with self._lock:
-            folder = self._folder(person)
+            folder = self._view(person)
             return [{"name": name, "size": len(folder[name].encode())}
                     for name in sorted(folder)]
 
     def read(self, person: tuple[str, str], name: str) -> str | None:
         with self._lock:
-            return self._folder(person).get(name)
+            return self._view(person).get(name)
 
     def write(self, person: tuple[str, str], name: str, content: str) -> dict[str, Any]:
         """Create or replace ``name``: ``{"name", "size", "created"}``; :class:`DemoFileError`
