@@ -3,8 +3,10 @@
 ``aauth-agents keys init``  create an agent key and its self-hosted provider key
 ``aauth-agents keys show``  print the agent id and key thumbprint (and what a PS needs)
 ``aauth-agents fetch URL``  one AAuth request from the shell, every challenge handled
-``aauth-agents demo``       the agent -> resource flow on loopback, step by step
+``aauth-agents demo``       the whole AAuth ladder on loopback, step by step
 ``aauth-agents serve resource --issuer https://HOST``  run the demo resource (REST and MCP)
+``aauth-agents serve ps --issuer https://HOST``        run a person server
+``aauth-agents serve ap --issuer https://HOST``        run an agent provider
 
 Keys live in a directory (``--dir``; default ``$AAUTH_AGENTS_DIR``, else a per-user config
 directory) or in the OS keychain (``--keyring SERVICE``). Exit status: 0 success (a 2xx
@@ -165,11 +167,19 @@ def build_parser() -> argparse.ArgumentParser:
         description="AAuth (draft-hardt-oauth-aauth-protocol-11) for AI agents.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser(
+    demo = commands.add_parser(
         "demo",
-        help="run the agent -> resource flow on loopback and print each step",
-        description="Start an agent provider and a resource on 127.0.0.1, then sign requests "
-        "as an agent and show how the resource verifies or rejects each one.",
+        help="walk the whole AAuth ladder on loopback and print each step",
+        description="Start an agent provider, a person server and the demo resource on "
+        "127.0.0.1 (in-memory storage), enrol an agent and walk the ladder: agent identity, "
+        "person identity, three-party authorization with consent, step-up, a clarification, "
+        "a mission with permission and audit, revocation. Exit 0 when every step passed.",
+    )
+    demo.add_argument(
+        "--interactive",
+        action="store_true",
+        help="the person decides at the terminal (and in the browser, where the PS has its "
+        "pages) instead of a scripted person",
     )
 
     keys = commands.add_parser(
@@ -299,6 +309,60 @@ def build_parser() -> argparse.ArgumentParser:
         help="the resource's signing key as a private JWK, created if missing (default: a "
         "new key each run)",
     )
+    ps = serve_commands.add_parser(
+        "ps",
+        help="run a person server",
+        description="Run a person server as https://HOST: person and auth tokens, deferred "
+        "responses, missions, permission, audit, clarification and revocation, with the "
+        "person's pages (consent, sign-in, dashboard), stored in SQLite under --data (in "
+        "memory without it). Prints the URL it listens on.",
+    )
+    ap = serve_commands.add_parser(
+        "ap",
+        help="run an agent provider",
+        description="Run an agent provider as https://HOST: metadata and JWKS, enrolment "
+        "with one-time codes (--enroll prints one per agent), token refresh, sub-agents, "
+        "stored in SQLite under --data (in memory without it). Prints the URL it listens on.",
+    )
+    for party, what in ((ps, "person server"), (ap, "agent provider")):
+        party.add_argument(
+            "--issuer", required=True, type=_issuer_type, metavar="https://HOST",
+            help=f"the {what}'s identifier (the Host agents sign for)",
+        )
+        party.add_argument(
+            "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+        )
+        party.add_argument(
+            "--port", type=_port_type, default=8000,
+            help="port to listen on (default 8000; 0: any)",
+        )
+        party.add_argument(
+            "--data", metavar="DIR",
+            help="keep keys and state in DIR (default: in memory, gone when it stops)",
+        )
+        party.add_argument(
+            "--map",
+            dest="maps",
+            action="append",
+            default=[],
+            type=_map_type,
+            metavar="https://HOST=http://127.0.0.1:PORT",
+            help="reach another party (its metadata, JWKS, revocation endpoint) at the second "
+            "origin; loopback is admitted for these hosts only (repeatable)",
+        )
+    ps.add_argument(
+        "--auto-approve", action="store_true",
+        help="grant every request at once for --person (unattended development runs)",
+    )
+    ps.add_argument(
+        "--person", metavar="NAME",
+        help="create this person's account if missing (password from $AAUTH_AGENTS_PASSWORD, "
+        "else generated and printed once); with --auto-approve the default is 'person'",
+    )
+    ap.add_argument("--ps", type=_issuer_type, metavar="https://PS",
+                    help="the person server written into agent tokens")
+    ap.add_argument("--enroll", action="append", default=[], metavar="aauth:LOCAL@DOMAIN",
+                    help="print a one-time enrolment code for this agent (repeatable)")
     return parser
 
 
@@ -544,6 +608,131 @@ def _serve_resource(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int
     return EXIT_OK
 
 
+def _serve_app(app: Any, args: argparse.Namespace, out: IO[str], lines: Sequence[str]) -> int:
+    """Run ``app`` with uvicorn on ``--host``/``--port`` until interrupted; print the URL
+    (``... listening on http://HOST:PORT``) and ``lines`` once it listens."""
+    import asyncio
+
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(
+        app, host=args.host, port=args.port, lifespan="off", log_level="warning",
+        access_log=False))
+
+    async def serve() -> None:
+        try:
+            await server.serve()
+        except SystemExit:  # uvicorn could not start (it logged why)
+            pass
+
+    async def run() -> bool:
+        task = asyncio.create_task(serve())
+        while not server.started and not task.done():
+            await asyncio.sleep(0.05)
+        if server.started:
+            port = server.servers[0].sockets[0].getsockname()[1]
+            host = f"[{args.host}]" if ":" in args.host else args.host
+            print(f"aauth-agents: {args.serve_command} {args.issuer} listening on "
+                  f"http://{host}:{port}", file=out, flush=True)
+            for line in lines:
+                print(f"  {line}", file=out, flush=True)
+        await task
+        return server.started
+
+    if not asyncio.run(run()):
+        raise _Failure(EXIT_NETWORK, f"could not listen on {args.host}:{args.port}")
+    return EXIT_OK
+
+
+def _serve_setup(args: argparse.Namespace, err: IO[str]) -> dict[str, str]:
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, stream=err,
+                        format="aauth-agents: %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aauth_agents").setLevel(logging.INFO)
+    maps = dict(args.maps)
+    for origin, destination in maps.items():
+        print(f"aauth-agents: WARNING --map: {origin} is reached at {destination}; loopback "
+              "is admitted for it (development)", file=err, flush=True)
+    if args.data is None:
+        print("aauth-agents: no --data: keys and state are kept in memory for this run",
+              file=err, flush=True)
+    else:
+        Path(args.data).expanduser().mkdir(parents=True, exist_ok=True, mode=0o700)
+    return maps
+
+
+def _serve_ps(args: argparse.Namespace, env: Mapping[str, str], out: IO[str],
+              err: IO[str]) -> int:
+    import secrets
+
+    from .discovery import AsyncDiscovery
+    from .servers.person_server import (
+        AutoApprove,
+        InteractiveConsent,
+        PersonServer,
+        PersonServerConfig,
+        create_person_server,
+        ui_routes,
+    )
+    from .transport import AsyncMappedTransport
+
+    maps = _serve_setup(args, err)
+    discovery = AsyncDiscovery()
+    if maps:
+        try:  # admits loopback for the mapped hosts only
+            from .servers.demo_resource import mapped_discovery
+        except ImportError as exc:  # pragma: no cover - the mcp extra is missing
+            raise _Failure(EXIT_USAGE, f"--map needs pip install 'aauth-agents[mcp]' ({exc})"
+                           ) from exc
+        discovery = mapped_discovery(maps)
+    person = args.person or ("person" if args.auto_approve else None)
+    config = PersonServerConfig(
+        issuer=args.issuer,
+        database=str(Path(args.data).expanduser()) if args.data else ":memory:",
+        policy=AutoApprove(person) if args.auto_approve else InteractiveConsent(),
+        default_person=person if args.auto_approve else None,
+        discovery=discovery,
+        transport=AsyncMappedTransport(maps),
+    )
+    ps = PersonServer(config)
+    app = create_person_server(ps, routes=ui_routes(ps))  # with the person's pages
+    if person is not None and not ps.accounts.exists(person):
+        password = env.get("AAUTH_AGENTS_PASSWORD") or secrets.token_urlsafe(12)
+        ps.accounts.create_account(person, password)
+        shown = "from $AAUTH_AGENTS_PASSWORD" if env.get("AAUTH_AGENTS_PASSWORD") else password
+        print(f"aauth-agents: created the account {person} (password: {shown})", file=err,
+              flush=True)
+    if args.auto_approve:
+        print(f"aauth-agents: WARNING --auto-approve: every request is granted for {person}",
+              file=err, flush=True)
+    try:
+        return _serve_app(app, args, out, [
+            f"metadata  {args.issuer}/.well-known/aauth-person.json",
+            f"pages     {args.issuer}/interact/... (consent), /signin, /dashboard",
+            f"policy    {'auto-approve for ' + str(person) if args.auto_approve else 'consent'}",
+        ])
+    finally:
+        ps.close()
+
+
+def _serve_ap(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    from .servers.agent_provider import AgentProviderConfig, AgentProviderServer
+
+    maps = _serve_setup(args, err)
+    ap = AgentProviderServer(AgentProviderConfig(
+        issuer=args.issuer, ps=args.ps, connect=maps,
+        database=str(Path(args.data).expanduser()) if args.data else ":memory:"))
+    try:
+        lines = [f"metadata  {args.issuer}/.well-known/aauth-agent.json",
+                 f"enrol     POST {args.issuer}/enroll (a one-time code, hwk-signed)"]
+        for agent_id in args.enroll:
+            lines.append(f"code      {agent_id}: {ap.create_enrollment(agent_id)}")
+        return _serve_app(ap.app(), args, out, lines)
+    finally:
+        ap.close()
+
+
 def _fail(err: IO[str], message: str) -> None:
     print(f"aauth-agents: {message}", file=err, flush=True)
 
@@ -555,7 +744,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         from .demo import run
 
-        return run(sys.stdout)
+        return run(sys.stdout, interactive=args.interactive)
     import httpx
 
     from .protocol.errors import AAuthError
@@ -567,6 +756,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _fetch(args, env, sys.stdout.buffer, err, sys.stdin.buffer)
         if args.command == "serve" and args.serve_command == "resource":
             return _serve_resource(args, sys.stdout, err)
+        if args.command == "serve" and args.serve_command == "ps":
+            return _serve_ps(args, env, sys.stdout, err)
+        if args.command == "serve" and args.serve_command == "ap":
+            return _serve_ap(args, sys.stdout, err)
     except _Failure as exc:
         _fail(err, str(exc))
         return exc.status

@@ -55,6 +55,7 @@ from .servers.person_server import (
     PersonServer,
     PersonServerConfig,
     create_person_server,
+    ui_routes,
 )
 from .tokens import peek
 from .transport import MappedTransport, origin_of, retarget
@@ -199,6 +200,8 @@ class Person:
         self.asked: list[str] = []
         self.threads: list[threading.Thread] = []
         self.errors: list[BaseException] = []
+        #: Where a browser reaches the PS's pages (its loopback origin).
+        self.browser_origin: str | None = None
 
     def show(self, view: InteractionView) -> None:
         say = self.printer.say
@@ -234,7 +237,12 @@ class Person:
         link = f"{url}?code={code}"
         if self.interactive:
             say(f"    >>> the person's link: {link}")
-            say("        (open it in a browser if the PS has its pages, or decide here)")
+            if self.browser_origin is not None:
+                path = httpx.URL(url).raw_path.decode()
+                say(f"        in a browser: {self.browser_origin}{path}?code={code}")
+            if self._prompt("decide here [Enter], or in the browser [b]: ").startswith("b"):
+                say("    person: decides in the browser")
+                return
         view = self.site.call(self.ps.interactions.lookup(url.rsplit("/", 1)[1], code))
         self.seen.append(view)
         self.show(view)
@@ -336,7 +344,12 @@ def run(out: TextIO = sys.stdout, *, interactive: bool = False,
 
 
 def _run(out: TextIO, interactive: bool, stdin: IO[str] | None) -> int:
-    from .servers.demo_resource import demo_resource
+    try:
+        from .servers.demo_resource import demo_resource
+    except ImportError as exc:  # pragma: no cover - the mcp extra is missing
+        print(f"aauth-agents demo needs the demo resource: pip install 'aauth-agents[mcp]' "
+              f"({exc})", file=out)
+        return 2
 
     started = time.monotonic()
     printer = Printer(out)
@@ -350,11 +363,10 @@ def _run(out: TextIO, interactive: bool, stdin: IO[str] | None) -> int:
     ap = AgentProviderServer(AgentProviderConfig(issuer=AGENT_PROVIDER, ps=PERSON_SERVER,
                                                  name="Demo assistant"))
     ps_discovery = AsyncDiscovery(transport=LateTransport(targets), egress=egress)
-    ps_app = create_person_server(PersonServerConfig(
+    ps = PersonServer(PersonServerConfig(
         issuer=PERSON_SERVER, discovery=ps_discovery, transport=LateTransport(targets),
-        name="Demo PS",
-        password_log2_n=14))
-    ps: PersonServer = ps_app.state.person_server
+        name="Demo PS", password_log2_n=14))
+    ps_app = create_person_server(ps, routes=ui_routes(ps))  # with the person's pages
     password = secrets.token_urlsafe(12)
     ps.accounts.create_account(PERSON, password, claims={"name": "Alice Example"})
     resource = demo_resource(RESOURCE, issuer_keys=AsyncDiscovery(
@@ -373,6 +385,10 @@ def _run(out: TextIO, interactive: bool, stdin: IO[str] | None) -> int:
             ap.config.connect = {PERSON_SERVER: ps_server.url}
             say(f"\nagent provider {AGENT_PROVIDER} on {ap_server.url}")
             say(f"person server  {PERSON_SERVER} on {ps_server.url} (person: {PERSON})")
+            person.browser_origin = ps_server.url
+            if interactive:
+                say(f"  the person signs in to the PS's pages as {PERSON} with password "
+                    f"{password}")
             say(f"resource       {RESOURCE} on {resource_server.url}")
             mapping = MappedTransport({AGENT_PROVIDER: ap_server.url,
                                        PERSON_SERVER: ps_server.url,

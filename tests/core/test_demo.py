@@ -56,12 +56,14 @@ def test_demo_every_step_of_the_ladder_passes() -> None:
 
 
 def test_demo_interactive_person_decides_at_the_terminal() -> None:
-    # profile: yes; files.read: yes; files.write: ask first; mission: yes; permission: no.
-    stdin = io.StringIO("y\ny\n?\nwhat for?\ny\nn\n")
+    # Each time: decide here (Enter); then profile: yes; files.read: yes; files.write: ask
+    # first; mission: yes; permission: no.
+    stdin = io.StringIO("\ny\n\ny\n\n?\nwhat for?\n\ny\n\nn\n")
     out = io.StringIO()
     status = run(out, interactive=True, stdin=stdin)
     text = out.getvalue()
     assert ">>> the person's link: https://ps.example/interact/" in text
+    assert "in a browser: http://127.0.0.1:" in text
     assert "person: asks the agent 'what for?'" in text
     rows = {row[9:57].strip(): row for row in _table(text)}
     assert rows["clarification: person asks, agent answers"].startswith("ok")
