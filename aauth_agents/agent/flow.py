@@ -1050,7 +1050,7 @@ class AgentFlow:
             if observed:
                 yield from self._emit(*observed)
             status = response.status_code
-            if status == 202:
+            if status == 202 and _is_deferred(response):
                 final: httpx.Response = yield from self._deferred(
                     call, request, response, info, credential
                 )
@@ -1188,6 +1188,14 @@ class AgentFlow:
                 yield Emit(FlowFailed(exc.code, exc.detail))
             raise
 
+
+
+def _is_deferred(response: httpx.Response) -> bool:
+    """§Deferred Responses: an AAuth ``202`` always carries ``Location`` (REQUIRED) and often
+    ``AAuth-Requirement``. A ``202`` with neither is the resource's own answer (MCP's
+    streamable HTTP acknowledges notifications that way) and goes back to the caller."""
+    headers = response.headers
+    return "location" in headers or "aauth-requirement" in headers
 
 __all__ = [
     "AgentConfig",

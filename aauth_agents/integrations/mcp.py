@@ -57,11 +57,9 @@ import hmac
 import json
 import logging
 from collections.abc import (
-    AsyncGenerator,
     AsyncIterator,
     Awaitable,
     Callable,
-    Generator,
     Iterable,
     Mapping,
     MutableMapping,
@@ -396,66 +394,6 @@ def protect_mcp(
 # -- the agent side --------------------------------------------------------------------------------
 
 
-def _mcp_accepted(request: httpx.Request, response: httpx.Response) -> bool:
-    """MCP's ``202 Accepted`` for a notification or a response: from the resource itself
-    (the request being authenticated), with neither the ``Location`` nor the
-    ``AAuth-Requirement`` every AAuth deferred response carries."""
-    return (response.status_code == 202 and response.request.url == request.url
-            and "location" not in response.headers
-            and "aauth-requirement" not in response.headers)
-
-
-class McpAuth(httpx.Auth):
-    """``auth`` (an :class:`~aauth_agents.agent.AAuth`) for an MCP client.
-
-    Streamable HTTP answers a notification or a response with a bare ``202 Accepted``; an
-    AAuth client takes every ``202`` for a deferred response and wants its ``Location``. This
-    wrapper hands such a ``202`` -- from the resource, without ``Location`` and without
-    ``AAuth-Requirement`` -- straight to MCP; everything else, the resource's deferred
-    responses included, goes through ``auth`` as before. :func:`aauth_mcp_session` applies it;
-    wrap the ``auth`` of an ``http_client`` of your own with it."""
-
-    def __init__(self, auth: httpx.Auth) -> None:
-        if not isinstance(auth, httpx.Auth):
-            raise ConfigurationError("McpAuth wraps an httpx.Auth (an AAuth)")
-        self.auth = auth
-
-    def sync_auth_flow(
-        self, request: httpx.Request
-    ) -> Generator[httpx.Request, httpx.Response, None]:
-        flow = self.auth.sync_auth_flow(request)
-        try:
-            outgoing = next(flow)
-            while True:
-                response = yield outgoing
-                if _mcp_accepted(request, response):
-                    return
-                try:
-                    outgoing = flow.send(response)
-                except StopIteration:
-                    return
-        finally:
-            flow.close()
-
-    async def async_auth_flow(
-        self, request: httpx.Request
-    ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        flow = self.auth.async_auth_flow(request)
-        try:
-            outgoing = await flow.__anext__()
-            while True:
-                response = yield outgoing
-                if _mcp_accepted(request, response):
-                    return
-                try:
-                    outgoing = await flow.asend(response)
-                except StopAsyncIteration:
-                    return
-        finally:
-            await flow.aclose()
-
-
-
 @contextlib.asynccontextmanager
 async def aauth_mcp_session(
     url: str,
@@ -471,13 +409,14 @@ async def aauth_mcp_session(
     """An initialized ``mcp.ClientSession`` over streamable HTTP to ``url``, every HTTP
     request of which goes through ``auth`` -- an :class:`~aauth_agents.agent.AAuth`, which
     signs it and answers the resource's challenges (person and auth tokens, step-up,
-    deferred responses) before MCP sees the response (wrapped in :class:`McpAuth`).
+    deferred responses) before MCP sees the response; MCP's own bare ``202`` (no
+    ``Location``) is not a deferred response and reaches MCP untouched.
 
     ``transport`` is the httpx transport (e.g. an
     :class:`~aauth_agents.transport.AsyncMappedTransport` that reaches
     ``https://resource.example`` on loopback); ``timeout`` / ``read_timeout`` are httpx's
     (a response stream may stay open a while). Or pass a ready ``http_client`` (with its own
-    ``auth``, wrapped in :class:`McpAuth`), which is then not closed here.
+    ``auth``), which is then not closed here.
     ``session_options`` go to ``ClientSession`` (``client_info``, ``logging_callback``,
     ``read_timeout_seconds``, ...).
 
@@ -498,7 +437,7 @@ async def aauth_mcp_session(
         if http_client is None:
             assert auth is not None
             http_client = await stack.enter_async_context(httpx.AsyncClient(
-                auth=auth if isinstance(auth, McpAuth) else McpAuth(auth),
+                auth=auth,
                 transport=transport, follow_redirects=False,
                 timeout=httpx.Timeout(timeout, read=read_timeout)))
         read, write, _ = await stack.enter_async_context(streamable_http_client(
@@ -510,7 +449,6 @@ async def aauth_mcp_session(
 
 __all__ = [
     "MCP_SIGNATURE_COMPONENTS",
-    "McpAuth",
     "McpServerApp",
     "aauth_mcp_session",
     "caller_from_context",

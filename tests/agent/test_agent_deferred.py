@@ -9,6 +9,10 @@ from typing import Any
 
 import pytest
 from agent_testing import PS, RESOURCE, Agent, World
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from aauth_agents.agent import (
     CANCEL,
@@ -330,3 +334,22 @@ async def test_no_capabilities_header_at_the_person_server(
     agent = make_agent(world.auth(), world.mapping)
     assert (await agent.get(f"{RESOURCE}/data")).status_code == 200
     assert world.ps.capability_headers == [None, None]
+
+
+async def test_a_bare_202_is_the_resources_own_answer(
+    world: World, make_agent: Callable[..., Agent]
+) -> None:
+    """§Deferred Responses: every AAuth 202 carries Location. A 202 with neither Location nor
+    AAuth-Requirement (MCP acknowledging a notification) goes back to the caller untouched."""
+    seen: list[str] = []
+
+    async def accepted(request: Request) -> Response:
+        seen.append(request.headers.get("signature-key", ""))
+        return Response(status_code=202)
+
+    app = Starlette(routes=[Route("/notify", accepted, methods=["POST"])])
+    agent = make_agent(world.auth(), {**world.mapping, RESOURCE: app})
+    response = await agent.request("POST", f"{RESOURCE}/notify", json={"method": "ping"})
+    assert response.status_code == 202
+    assert len(seen) == 1 and seen[0].startswith("sig=jwt")
+    assert world.sleeps == []  # nothing polled

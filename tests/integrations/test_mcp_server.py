@@ -1,6 +1,7 @@
 """``protect_mcp`` and its parts: a stateful FastMCP server (tools read the caller of their
 own request; sessions belong to the key that opened them), deferred tool calls through
-``McpAuth``, the replay cache and an MCP session's POSTs, configuration errors."""
+the agent client with MCP's own 202s, the replay cache and an MCP session's POSTs,
+configuration errors."""
 
 from __future__ import annotations
 
@@ -21,7 +22,6 @@ from aauth_agents.clock import FrozenClock
 from aauth_agents.httpsig import HttpRequest, SignatureKey, sign_request
 from aauth_agents.integrations.mcp import (
     MCP_SIGNATURE_COMPONENTS,
-    McpAuth,
     aauth_mcp_session,
     caller_from_context,
     declare_tools,
@@ -121,8 +121,8 @@ async def test_a_session_belongs_to_the_key_that_opened_it(local_world: World) -
     app = protect_mcp(_notes_server(stateless=False), resource=_config(local_world))
     local_world.serve(app)
     transport = AsyncMappedTransport({RESOURCE: local_world.resource_url}, strict=True)
-    owner = httpx.AsyncClient(auth=McpAuth(local_world.auth()), transport=transport)
-    other = httpx.AsyncClient(auth=McpAuth(local_world.auth()), transport=transport)
+    owner = httpx.AsyncClient(auth=local_world.auth(), transport=transport)
+    other = httpx.AsyncClient(auth=local_world.auth(), transport=transport)
     async with owner, other:
         opened = await owner.post(RESOURCE + "/mcp", headers=HEADERS, content=_rpc(
             "initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
@@ -139,7 +139,7 @@ async def test_a_session_belongs_to_the_key_that_opened_it(local_world: World) -
         gone = await owner.post(RESOURCE + "/mcp", headers=joined,
                                 content=_rpc("tools/list", {}, id=4))
     assert opened.status_code == 200, opened.text
-    assert initialized.status_code == 202  # MCP's own 202, handed over by McpAuth
+    assert initialized.status_code == 202  # MCP's own 202 (no Location): not deferred
     assert stolen.status_code == 404 and stolen.json()["error"]["message"] == \
         "Session not found"
     assert listed.status_code == 200 and '"who"' in listed.text
@@ -147,8 +147,8 @@ async def test_a_session_belongs_to_the_key_that_opened_it(local_world: World) -
 
 
 async def test_a_deferred_tool_call_is_held_and_delivered_once(local_world: World) -> None:
-    """A tool whose rule holds the call (202 with Location, §Deferred Delivery): McpAuth
-    leaves that 202 to AAuth, which fetches the auth token and polls; the held call runs
+    """A tool whose rule holds the call (202 with Location, §Deferred Delivery): that 202
+    is AAuth's, which fetches the auth token and polls; the held call runs
     once and its result is MCP's answer."""
     ran: list[str] = []
     app = protect_mcp(_notes_server(stateless=True, ran=ran), resource=_config(local_world),
@@ -258,8 +258,6 @@ def test_configuration_errors() -> None:
     with pytest.raises(ConfigurationError):  # a scope the resource does not describe
         protect_mcp(_notes_server(stateless=True), resource=config,
                     tools={"secret": AccessRule.auth("notes.delete")})
-    with pytest.raises(ConfigurationError):
-        McpAuth("not an auth")  # type: ignore[arg-type]
 
 
 async def test_session_helper_argument_errors() -> None:
