@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -346,3 +348,63 @@ async def test_the_person_may_grant_fewer_scopes(ui_world: World,
     granted = await agent.poll(pending)  # type: ignore[attr-defined]
     assert granted.status_code == 200, granted.text
     assert peek(granted.json()["auth_token"])[1]["scope"] == "data.read"
+
+
+async def _resource_initiated(world: World, client: httpx.AsyncClient
+                              ) -> tuple[Any, httpx.Response, str, str]:
+    """A token request whose resource token carries an ``interaction`` claim; the person
+    opens the link and signs in. Returns agent, 202, consent path, and the PS callback path
+    the resource's page would send the browser back to."""
+    assert world.ps is not None
+    agent = world.agent()
+    world.ps.bind_agent(agent.agent_id, "alice")
+    person = await agent.post("/person", {"resource": RES})
+    view = await world.ps.interactions.lookup(*_link(person))
+    await world.ps.interactions.approve(view.id, "alice")
+    token = (await agent.poll(person)).json()["person_token"]
+    rt = await world.resource.resource_token(
+        token, agent.public, "data.read",
+        interaction={"url": "https://resource.example/connect", "code": "RES-CODE-1"})
+    pending = await agent.post("/token", {"resource_token": rt})
+    assert pending.status_code == 202, pending.text
+    url, code = _link(pending)
+    consent = (await client.get(f"/interact/{url}?code={code}")).headers["location"]
+    form = await client.get(consent)
+    signed = await client.post("/signin", data={
+        "csrf": csrf(form), "username": "alice", "password": PASSWORD, "next": consent},
+        headers={"origin": ORIGIN})
+    assert signed.headers["location"] == consent
+    to_resource = await client.get(consent)
+    assert to_resource.status_code == 303
+    target = urlsplit(to_resource.headers["location"])
+    assert f"{target.scheme}://{target.netloc}{target.path}" == "https://resource.example/connect"
+    query = parse_qs(target.query)
+    assert query["code"] == ["RES-CODE-1"]
+    callback = query["callback"][0]
+    assert callback.startswith("https://ps.example/interact/callback/")
+    return agent, pending, consent, callback.removeprefix("https://ps.example")
+
+
+async def test_resource_initiated_interaction_then_consent(ui_world: World,
+                                                           browser: httpx.AsyncClient) -> None:
+    agent, pending, consent, back = await _resource_initiated(ui_world, browser)
+    returned = await browser.get(back)
+    assert returned.status_code == 303 and returned.headers["location"] == consent
+    page = await browser.get(consent)
+    assert 'id="approve"' in page.text
+    await browser.post(consent, data={"csrf": csrf(page), "action": "approve"},
+                       headers={"origin": ORIGIN})
+    granted = await agent.poll(pending)
+    assert granted.status_code == 200, granted.text
+
+
+async def test_resource_initiated_interaction_declined_at_the_resource(
+        ui_world: World, browser: httpx.AsyncClient) -> None:
+    agent, pending, _, back = await _resource_initiated(ui_world, browser)
+    returned = await browser.get(f"{back}?error=access_denied")
+    assert returned.status_code == 200 and 'id="error-code">denied<' in returned.text
+    assert problem(await agent.poll(pending)) == "denied"
+    # Another browser cannot use the callback.
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=ui_world.app),
+                                 base_url=ORIGIN) as other:
+        assert (await other.get(back)).status_code == 404
