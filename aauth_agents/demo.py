@@ -437,6 +437,15 @@ def _ladder(walk: Walkthrough, printer: Printer, person: Person, ap: AgentProvid
     identity: AgentIdentity = holder["identity"]
     answers: list[str] = []
 
+    def subagent() -> str:
+        child = AgentProviderClient(AGENT_PROVIDER, ap_http).subagent(identity, "search1")
+        printer.token("agent receives", child.agent_token, indent="    ")
+        say("    (it would act through its parent at the PS, §Parent-Mediated Authorization; "
+            "this agent client does not send subagent_token yet)")
+        return "issued" if child.parent_agent == AGENT_ID else str(child.parent_agent)
+
+    walk.step("sub-agent token from the agent provider", "issued", subagent)
+
     def on_clarification(question: str, options: Any, timeout: Any) -> str:
         answer = "To save your shopping list as notes.txt; I change nothing else."
         answers.append(answer)

@@ -12,6 +12,7 @@ from aauth_agents.demo import run
 
 LADDER = (
     "agent enrols its key at the agent provider",
+    "sub-agent token from the agent provider",
     "agent identity: GET /whoami",
     "person identity: GET /profile (consent)",
     "three-party: GET /files (files.read)",
@@ -47,6 +48,7 @@ def test_demo_every_step_of_the_ladder_passes() -> None:
     for typ in ("aa-agent+jwt", "aa-person+jwt", "aa-auth+jwt"):
         assert typ in text, typ
     assert '"scope": "files.read files.write"' in text  # the step-up token
+    assert '"parent_agent": "aauth:assistant@agent.example"' in text  # the sub-agent's token
     assert "person at the PS: reads the person token request (a new agent)" in text
     assert "scope files.write: Create and change your files" in text
     assert "person: asks the agent" in text and "agent: answers" in text
