@@ -10,8 +10,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from ps_world import PASSWORD, RES, World, problem
+from conftest import start_ui
+from ps_world import AP, PASSWORD, PS, RES, World, make_world, problem
 
+from aauth_agents.agent.provider import LocalAgentProvider
+from aauth_agents.keys import PrivateKey
+from aauth_agents.protocol.metadata import AgentProviderMetadata
 from aauth_agents.protocol.requirement import parse_requirement
 from aauth_agents.servers.person_server.ui import COOKIE
 from aauth_agents.tokens import peek
@@ -408,3 +412,33 @@ async def test_resource_initiated_interaction_declined_at_the_resource(
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=ui_world.app),
                                  base_url=ORIGIN) as other:
         assert (await other.get(back)).status_code == 404
+
+
+class DescribedProvider(LocalAgentProvider):
+    """An agent provider whose metadata carries a (hostile) Markdown ``description``."""
+
+    def metadata(self) -> AgentProviderMetadata:
+        return AgentProviderMetadata.build(
+            issuer=self.issuer, jwks_uri=self.issuer + "/.well-known/jwks.json",
+            name=self.name, description="**Agents** <script>alert(1)</script>"
+                                        " [x](javascript:alert(2))")
+
+
+async def test_agent_provider_description_is_sanitized_markdown() -> None:
+    world = make_world()
+    world.ap = DescribedProvider(AP, PrivateKey.generate(kid="ap-1"), ps=PS,
+                                 clock=world.clock, name="Example Agents")
+    start_ui(world)
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=world.app),
+                                     base_url=ORIGIN) as client:
+            _, _, consent = await open_interaction(world, client)
+            page = await signed_in(client, consent)
+            found = re.search(r'<div class="untrusted" id="provider-description">(.*?)</div>',
+                              page.text, re.S)
+            assert found, page.text
+            assert found.group(1) == ("<p><strong>Agents</strong> &lt;script&gt;alert(1)"
+                                      "&lt;/script&gt; [x](javascript:alert(2))</p>\n")
+            assert "<script" not in page.text
+    finally:
+        await world.close()

@@ -57,6 +57,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from ...protocol.errors import ProtocolError
+from ...tokens import DWK_AGENT
 from ..markdown import render_markdown
 from .config import PersonServerConfig
 from .interactions import InteractionError, InteractionView, callback_redirect
@@ -454,7 +455,9 @@ class PersonServerUI:
             return self._redirect(target, request)
         callback = session.callbacks.get(view.id)
         targets = [_origin(callback)] if callback else []
-        return self._page("Review this request", self._consent_body(view, session),
+        described = await self._provider_description(view.agent_issuer)
+        return self._page("Review this request",
+                          self._consent_body(view, session, described),
                           refresh=3 if view.question_open else None, form_targets=targets,
                           session=session)
 
@@ -466,13 +469,29 @@ class PersonServerUI:
         return self._message("Done", text, error=None if view.state in (
             "approved", "completed", "denied") else (view.error or view.state), session=session)
 
-    def _summary(self, view: InteractionView) -> str:
+    async def _provider_description(self, iss: str) -> str | None:
+        """The agent provider's ``description`` (§Agent Provider Metadata: Markdown, to be
+        sanitized), through the PS's discovery cache; ``None`` when unavailable."""
+        discovery = self.ps.discovery
+        if discovery is None:
+            return None
+        try:
+            document = await discovery.metadata(iss, DWK_AGENT)
+        except Exception:
+            return None
+        value = document.get("description") if isinstance(document, Mapping) else None
+        return value if isinstance(value, str) else None
+
+    def _summary(self, view: InteractionView, provider_description: str | None = None) -> str:
         logo = ""
         if view.provider_logo and view.provider_logo.startswith("https://"):
             logo = f'<img class="logo" alt="" src="{_e(view.provider_logo)}"> '
         provider = _e(view.provider_name or view.agent_issuer)
         parts = [f'<div class="box" id="agent"><p>{logo}<b id="provider-name">{provider}</b>'
                  f' agent <code id="agent-id">{_e(view.agent_id)}</code></p>']
+        if provider_description:
+            parts.append('<div class="untrusted" id="provider-description">'
+                         f'{render_markdown(provider_description)}</div>')
         if view.subagent:
             parts.append(f'<p>on behalf of sub-agent <code>{_e(view.subagent)}</code></p>')
         if view.platform or view.device:
@@ -484,8 +503,9 @@ class PersonServerUI:
         parts.append("</div>")
         return "".join(parts)
 
-    def _consent_body(self, view: InteractionView, session: Session) -> str:
-        out = [self._summary(view)]
+    def _consent_body(self, view: InteractionView, session: Session,
+                      provider_description: str | None = None) -> str:
+        out = [self._summary(view, provider_description)]
         out.append(f'<p>Request: <b id="kind">{_e(view.kind.replace("_", " "))}</b></p>')
         if view.resource is not None:
             r = view.resource
