@@ -482,3 +482,19 @@ async def test_r_operator_revokes_an_agent_and_a_person(world: World) -> None:
 def test_forge_helper_signs_what_it_is_told(world: World) -> None:
     token = forge({"alg": "Ed25519", "typ": "x"}, {"a": 1}, world.ap_key)
     assert peek(token) == ({"alg": "Ed25519", "typ": "x"}, {"a": 1})
+
+
+async def test_r_two_revocations_in_one_second_are_not_replays(world: World) -> None:
+    """A PS revoking two tokens at once signs two POSTs with the same created: their covered
+    Content-Digests differ, so the second is not a replay of the first."""
+    app = world.app(world.resource())
+    await _accepted_auth_token(world, app, jti="first")
+    await _accepted_auth_token(world, app, jti="second")
+    for jti in ("first", "second"):
+        response = await send_signed(world, app, None, path="/aauth/revoke", **_server_signed(
+            world, world.ps_key, PS, "aauth-person.json", {"iss": PS, "jti": jti}))
+        assert response.status_code == 200, response.text
+    replayed = await send_signed(world, app, None, path="/aauth/revoke", **_server_signed(
+        world, world.ps_key, PS, "aauth-person.json", {"iss": PS, "jti": "second"}))
+    assert replayed.status_code == 401  # the same body again in the same second is a replay
+    assert replayed.headers["signature-error"] == "error=invalid_signature"
