@@ -105,6 +105,8 @@ class _GovernanceFlows:
     ) -> Flow[MissionApproval]:
         """§Mission Creation, then §Mission Approval checked."""
         body: dict[str, Any] = {"description": description}
+        if self.auth.config.capabilities:  # §Mission Approval captures them for the mission
+            body["capabilities"] = list(self.auth.config.capabilities)
         if tools is not None:
             body["tools"] = _tools(tools)
         if resources is not None:

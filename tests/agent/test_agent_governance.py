@@ -38,6 +38,7 @@ async def test_propose_mission_and_work_under_it(
         {"name": "BookFlight", "description": "Book flights"},
     ]
     assert proposal["resources"] == [RESOURCE]
+    assert proposal["capabilities"] == ["interaction", "clarification"]  # kept for the mission
     # adopted: the mission names further person tokens, the PS's capabilities are added,
     # and the approval's person token is used as is
     assert agent.auth.mission_s256 == approval.s256
