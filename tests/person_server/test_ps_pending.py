@@ -56,6 +56,29 @@ async def test_prefer_wait_returns_as_soon_as_the_person_decides(world: World) -
                                    not_after=agent.exp)
 
 
+async def test_prefer_wait_returns_when_the_person_asks_a_question(world: World) -> None:
+    """A long poll ends with requirement=clarification as soon as the person asks (and a
+    poll arriving while a question is open does not wait at all)."""
+    assert world.ps is not None
+    agent = world.agent()
+    pending = await ask_person_token(world, agent, capabilities=["interaction", "clarification"])
+    view = await open_page(world, pending)
+
+    async def person() -> None:
+        await asyncio.sleep(0.05)
+        assert world.ps is not None
+        await world.ps.interactions.ask(view.id, "Which folder?")
+
+    polled, _ = await asyncio.wait_for(asyncio.gather(
+        agent.get(pending.headers["location"], headers={"Prefer": "wait=30"}), person()), 20)
+    assert polled.status_code == 202
+    assert parse_requirement(polled.headers["aauth-requirement"]).value == "clarification"
+    assert polled.json()["clarification"] == "Which folder?"
+    again = await asyncio.wait_for(
+        agent.get(pending.headers["location"], headers={"Prefer": "wait=30"}), 20)
+    assert parse_requirement(again.headers["aauth-requirement"]).value == "clarification"
+
+
 async def test_prefer_wait_times_out_with_202(bare: World) -> None:
     bare.start(max_wait=1)
     agent = bare.agent()

@@ -409,6 +409,7 @@ class Interactions:
                 conversation=(*req.conversation, entry)).to_json())
 
         record, req = await self._update(pending_id, mutate)
+        ps.notifier.notify(pending_id)  # wake a long poll: the agent has a question to answer
         if req.mission_s256:
             await ps.log_mission(req.mission_s256, "clarification_question",
                                  {"question": question})

@@ -701,7 +701,8 @@ class PersonServer:
                 if reply is not None:
                     return reply
                 remaining = deadline - loop.time()
-                if remaining <= 0:
+                if remaining <= 0 or req.open_question is not None:
+                    # A question for the agent is news: it answers without waiting it out.
                     return self.pending_reply(record, req)
                 # Re-read at least every second: another process may change the record.
                 await self.notifier.wait(entry, min(remaining, 1.0))
