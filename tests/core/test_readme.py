@@ -23,8 +23,16 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert tests in ci_lines, "the README's test command must appear verbatim in .ci/run"
 
 
+def test_readme_python_examples_compile() -> None:
+    """Every example is valid Python; the first one (no network needed) also runs, below."""
+    blocks = _blocks("python")
+    assert len(blocks) >= 3
+    for block in blocks:
+        compile(block, "README.md", "exec")
+
+
 def test_readme_python_example_runs() -> None:
-    (example,) = _blocks("python")
+    example = _blocks("python")[0]
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         exec(compile(example, "README.md", "exec"), {})
