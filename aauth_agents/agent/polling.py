@@ -19,6 +19,7 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
+from ..protocol.deferred import format_prefer_wait, parse_prefer_wait
 from .errors import DeferredResponseError
 
 #: §Polling with GET: the interval when a 202 carries no Retry-After.
@@ -88,32 +89,6 @@ def resolve_location(location: str | None, *, base: str | httpx.URL) -> str:
             "the Location is not on the origin of the server that answered 202"
         )
     return str(resolved)
-
-
-def format_prefer_wait(seconds: int) -> str:
-    """``wait=N`` for the ``Prefer`` header (RFC 7240 §4.3)."""
-    if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds < 0:
-        raise ValueError("Prefer: wait takes a non-negative integer number of seconds")
-    return f"wait={seconds}"
-
-
-_PREFERENCE = re.compile(r"\s*([!#$%&'*+.^_`|~0-9A-Za-z-]+)\s*(?:=\s*(\"[^\"]*\"|[^;,\s]*))?")
-
-
-def parse_prefer_wait(value: str | None) -> int | None:
-    """The ``wait`` preference of a ``Prefer`` field (RFC 7240), case-insensitive, quoted
-    or not; ``None`` when absent or not a non-negative integer. The first ``wait`` wins."""
-    if not value:
-        return None
-    for element in value.split(","):
-        match = _PREFERENCE.match(element.split(";", 1)[0])
-        if match is None or match.group(1).lower() != "wait":
-            continue
-        raw = (match.group(2) or "").strip('"')
-        if not _DIGITS.fullmatch(raw) or len(raw) > 12:
-            return None
-        return int(raw)
-    return None
 
 
 __all__ = [

@@ -9,6 +9,7 @@ anything else counts as ``pending``) and, by requirement, ``clarification`` / ``
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -138,6 +139,39 @@ def parse_pending_action(body: bytes | str | Mapping[str, Any]) -> tuple[str, Ma
     return action, data
 
 
+
+_PREFERENCE_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def parse_prefer_wait(header: str | None) -> int | None:
+    """The ``wait`` preference of a ``Prefer`` field (RFC 7240 §4.3; §Deferred Responses):
+    a non-negative number of seconds, or ``None`` when absent or unreadable (preferences a
+    recipient cannot read are ignored, RFC 7240 §2). Case-insensitive, quoted or not; the
+    first ``wait`` wins. Agents and servers both read it through this one function."""
+    if not header or not isinstance(header, str):
+        return None
+    for preference in header.split(","):
+        head = preference.split(";", 1)[0].strip()
+        name, sep, value = head.partition("=")
+        name, value = name.strip(), value.strip()
+        if not _PREFERENCE_NAME.fullmatch(name) or name.lower() != "wait":
+            continue
+        if not sep:
+            return None
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1]
+        if not value.isascii() or not value.isdigit() or len(value) > 9:
+            return None
+        return int(value)
+    return None
+
+
+def format_prefer_wait(seconds: int) -> str:
+    """``Prefer: wait=N`` for an agent willing to wait ``N`` seconds for a long poll."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int) or not 0 <= seconds < 10**9:
+        raise ValueError("Prefer: wait takes a non-negative integer of at most nine digits")
+    return f"wait={seconds}"
+
 __all__ = [
     "CLARIFICATION_RESPONSE",
     "PENDING_ACTIONS",
@@ -148,7 +182,9 @@ __all__ = [
     "PendingBody",
     "clarification_body",
     "clarification_response",
+    "format_prefer_wait",
     "parse_pending_action",
     "parse_pending_body",
+    "parse_prefer_wait",
     "updated_request",
 ]

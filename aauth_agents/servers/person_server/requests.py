@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...protocol.deferred import parse_prefer_wait
 from ...protocol.encoding import loads_json
 from ...protocol.identifiers import validate_https_url, validate_server_identifier
 from ...protocol.mission import is_s256
@@ -400,31 +401,6 @@ def parse_revocation_request(data: Mapping[str, Any]) -> tuple[str, str]:
     except ValueError as exc:
         raise _fail("iss", str(exc)) from exc
     return iss, _required(data, "jti")
-
-
-_PREFERENCE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
-
-
-def parse_prefer_wait(header: str | None) -> int | None:
-    """The ``wait`` preference of a ``Prefer`` field (RFC 7240 §4.3): a non-negative number
-    of seconds, or ``None`` when absent or unreadable (preferences a server cannot read are
-    ignored, RFC 7240 §2)."""
-    if not header or not isinstance(header, str):
-        return None
-    for preference in header.split(","):
-        head = preference.split(";", 1)[0].strip()
-        name, sep, value = head.partition("=")
-        name, value = name.strip(), value.strip()
-        if not _PREFERENCE.fullmatch(name) or name.lower() != "wait":
-            continue
-        if not sep:
-            return None
-        if len(value) >= 2 and value[0] == value[-1] == '"':
-            value = value[1:-1]
-        if not value.isascii() or not value.isdigit() or len(value) > 9:
-            return None
-        return int(value)
-    return None
 
 
 __all__ = [
