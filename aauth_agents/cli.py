@@ -23,7 +23,7 @@ import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any, NoReturn
+from typing import IO, Any, Literal, NoReturn
 from urllib.parse import urlencode
 
 EXIT_OK = 0
@@ -554,19 +554,13 @@ def _resource_key(path: str | None, err: IO[str]) -> Any:
 
 
 def _serve_resource(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
-    import asyncio
     import logging
-
-    import uvicorn
 
     # Before FastMCP is imported: its logging.basicConfig() then changes nothing.
     logging.basicConfig(level=logging.WARNING, stream=err,
                         format="aauth-agents: %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aauth_agents").setLevel(logging.INFO)
-    try:
-        from .servers.demo_resource import demo_resource, mapped_discovery
-    except ImportError as exc:  # pragma: no cover - the mcp extra is missing
-        raise _Failure(EXIT_USAGE, f"{exc}: pip install 'aauth-agents[mcp]'") from exc
+    from .servers.demo_resource import demo_resource, mapped_discovery
 
     maps = dict(args.maps)
     for origin, destination in maps.items():
@@ -575,40 +569,15 @@ def _serve_resource(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int
               flush=True)
     key = _resource_key(args.key_file, err)
     app = demo_resource(args.issuer, issuer_keys=mapped_discovery(maps), signing_key=key)
-    server = uvicorn.Server(uvicorn.Config(
-        app, host=args.host, port=args.port, lifespan="on", log_level="warning",
-        access_log=False))
-
-    def announce() -> None:
-        port = server.servers[0].sockets[0].getsockname()[1]
-        host = f"[{args.host}]" if ":" in args.host else args.host
-        print(f"aauth-agents: resource {args.issuer} listening on http://{host}:{port}",
-              file=out, flush=True)
-        print(f"  metadata  {args.issuer}/.well-known/aauth-resource.json\n"
-              f"  REST      GET /whoami, GET /profile, GET /files, POST /files\n"
-              f"  MCP       {args.issuer}/mcp", file=out, flush=True)
-
-    async def serve() -> None:
-        try:
-            await server.serve()
-        except SystemExit:  # uvicorn could not start (it logged why)
-            pass
-
-    async def run() -> bool:
-        task = asyncio.create_task(serve())
-        while not server.started and not task.done():
-            await asyncio.sleep(0.05)
-        if server.started:
-            announce()
-        await task
-        return server.started
-
-    if not asyncio.run(run()):
-        raise _Failure(EXIT_NETWORK, f"could not listen on {args.host}:{args.port}")
-    return EXIT_OK
+    return _serve_app(app, args, out, [
+        f"metadata  {args.issuer}/.well-known/aauth-resource.json",
+        "REST      GET /whoami, GET /profile, GET /files, POST /files",
+        f"MCP       {args.issuer}/mcp",
+    ], lifespan="on")
 
 
-def _serve_app(app: Any, args: argparse.Namespace, out: IO[str], lines: Sequence[str]) -> int:
+def _serve_app(app: Any, args: argparse.Namespace, out: IO[str], lines: Sequence[str],
+               *, lifespan: Literal["on", "off"] = "off") -> int:
     """Run ``app`` with uvicorn on ``--host``/``--port`` until interrupted; print the URL
     (``... listening on http://HOST:PORT``) and ``lines`` once it listens."""
     import asyncio
@@ -616,7 +585,7 @@ def _serve_app(app: Any, args: argparse.Namespace, out: IO[str], lines: Sequence
     import uvicorn
 
     server = uvicorn.Server(uvicorn.Config(
-        app, host=args.host, port=args.port, lifespan="off", log_level="warning",
+        app, host=args.host, port=args.port, lifespan=lifespan, log_level="warning",
         access_log=False))
 
     async def serve() -> None:
