@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import os
+import queue
+import re
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+
+import pytest
 
 SCRIPT = Path(sys.executable).parent / "aauth-agents"
 
@@ -44,3 +50,63 @@ def run_cli(
         cwd=home,
         check=False,
     )
+
+
+LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")
+
+
+@contextmanager
+def serve(party: str, args: Sequence[str], home: Path,
+          env: Mapping[str, str] | None = None) -> Iterator[tuple[str, list[str]]]:
+    """Start ``aauth-agents serve PARTY ARGS``; yield its URL and the stdout lines printed up
+    to and including the listening line and what follows it; terminate it afterwards (it must
+    stop within 15 s of SIGTERM)."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aauth_agents.cli", "serve", party, *args],
+        env=cli_env(home, env), cwd=home, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    seen: list[str] = []
+    try:
+        url = None
+        while url is None:
+            try:
+                line = lines.get(timeout=30)
+            except queue.Empty:
+                pytest.fail(f"serve {party} printed no URL in 30 s: {seen}")
+            if line is None:
+                assert process.stderr is not None
+                pytest.fail(f"serve {party} exited: {seen} {process.stderr.read()}")
+            seen.append(line)
+            match = LISTENING.search(line)
+            if match:
+                url = match.group(1)
+        while True:  # the lines printed with the URL
+            try:
+                line = lines.get(timeout=0.5)
+            except queue.Empty:
+                break
+            if line is None:
+                break
+            seen.append(line)
+        yield url, seen
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+            pytest.fail(f"serve {party} did not stop within 15 s of SIGTERM")
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+    assert process.returncode is not None

@@ -6,18 +6,13 @@ agent with the code ``--enroll`` printed; the person server trusts it through ``
 from __future__ import annotations
 
 import json
-import queue
-import re
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-from cli_testing import cli_env
+from cli_testing import cli_env, serve
 
 from aauth_agents.httpsig import HttpRequest, SignatureKey, sign_request
 from aauth_agents.servers.agent_provider import AgentProviderClient
@@ -27,62 +22,6 @@ from aauth_agents.transport import MappedTransport
 PS = "https://ps.example"
 AP = "https://agent.example"
 AGENT = "aauth:cli@agent.example"
-LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")
-
-
-@contextmanager
-def serve(party: str, args: list[str], home: Path,
-          env: dict[str, str] | None = None) -> Iterator[tuple[str, list[str]]]:
-    """Start ``aauth-agents serve PARTY ARGS --port 0``; yield its URL and the stdout lines
-    printed up to and including the listening line and what follows it; stop it (bounded)."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "aauth_agents.cli", "serve", party, "--port", "0", *args],
-        env=cli_env(home, env), cwd=home, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True)
-    lines: queue.Queue[str | None] = queue.Queue()
-
-    def pump() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.put(line)
-        lines.put(None)
-
-    threading.Thread(target=pump, daemon=True).start()
-    seen: list[str] = []
-    try:
-        url = None
-        while url is None:
-            try:
-                line = lines.get(timeout=30)
-            except queue.Empty:
-                pytest.fail(f"serve {party} printed no URL in 30 s: {seen}")
-            if line is None:
-                assert process.stderr is not None
-                pytest.fail(f"serve {party} exited: {seen} {process.stderr.read()}")
-            seen.append(line)
-            match = LISTENING.search(line)
-            if match:
-                url = match.group(1)
-        while True:  # the lines printed with the URL
-            try:
-                line = lines.get(timeout=0.5)
-            except queue.Empty:
-                break
-            if line is None:
-                break
-            seen.append(line)
-        yield url, seen
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-            pytest.fail(f"serve {party} did not stop within 15 s of SIGTERM")
-        for stream in (process.stdout, process.stderr):
-            if stream is not None:
-                stream.close()
 
 
 def _get(identifier: str, url: str, path: str) -> httpx.Response:
@@ -94,7 +33,7 @@ def _get(identifier: str, url: str, path: str) -> httpx.Response:
 def test_serve_ps_publishes_metadata_and_keeps_its_key(tmp_path: Path) -> None:
     data = tmp_path / "ps-data"
     args = ["--issuer", PS, "--data", str(data), "--auto-approve"]
-    with serve("ps", args, tmp_path) as (url, lines):
+    with serve("ps", ["--port", "0", *args], tmp_path) as (url, lines):
         assert f"aauth-agents: ps {PS} listening on {url}" in lines[0]
         metadata = _get(PS, url, "/.well-known/aauth-person.json")
         assert metadata.status_code == 200
@@ -106,7 +45,7 @@ def test_serve_ps_publishes_metadata_and_keeps_its_key(tmp_path: Path) -> None:
         signin = _get(PS, url, "/signin")
         assert signin.status_code == 200 and "password" in signin.text
     assert (data / "ps.sqlite3").exists()
-    with serve("ps", args, tmp_path) as (url, _):
+    with serve("ps", ["--port", "0", *args], tmp_path) as (url, _):
         again = [k["kid"] for k in _get(PS, url, "/.well-known/jwks.json").json()["keys"]]
     assert again == kids
 
@@ -124,7 +63,7 @@ def test_serve_ap_enrols_an_agent_the_ps_then_trusts(tmp_path: Path) -> None:
     subprocess, ``--map`` to the provider) verifies the agent token on a mission proposal."""
     data = tmp_path / "ap-data"
     ap_args = ["--issuer", AP, "--ps", PS, "--data", str(data), "--enroll", AGENT]
-    with serve("ap", ap_args, tmp_path) as (ap_url, lines):
+    with serve("ap", ["--port", "0", *ap_args], tmp_path) as (ap_url, lines):
         assert f"aauth-agents: ap {AP} listening on {ap_url}" in lines[0]
         kids = [k["kid"] for k in _get(AP, ap_url, "/.well-known/jwks.json").json()["keys"]]
         metadata = _get(AP, ap_url, "/.well-known/aauth-agent.json").json()
@@ -140,7 +79,7 @@ def test_serve_ap_enrols_an_agent_the_ps_then_trusts(tmp_path: Path) -> None:
             with pytest.raises(Exception, match="code"):  # one time only
                 AgentProviderClient(AP, http).enroll(codes[0])
         ps_args = ["--issuer", PS, "--auto-approve", "--map", f"{AP}={ap_url}"]
-        with serve("ps", ps_args, tmp_path) as (ps_url, _):
+        with serve("ps", ["--port", "0", *ps_args], tmp_path) as (ps_url, _):
             body = json.dumps({"description": "Say hello"}).encode()
             headers = {"content-type": "application/json"}
             signed = sign_request(HttpRequest("POST", f"{PS}/mission", headers, body),
@@ -153,7 +92,7 @@ def test_serve_ap_enrols_an_agent_the_ps_then_trusts(tmp_path: Path) -> None:
             assert response.status_code == 200, response.text
             assert response.json()["mission"]
     # The provider key and the enrolled agent are kept under --data.
-    with serve("ap", ["--issuer", AP, "--data", str(data)], tmp_path) as (ap_url, _):
+    with serve("ap", ["--port", "0", "--issuer", AP, "--data", str(data)], tmp_path) as (ap_url, _):
         again = [k["kid"] for k in _get(AP, ap_url, "/.well-known/jwks.json").json()["keys"]]
         with httpx.Client(transport=MappedTransport({AP: ap_url}, strict=True),
                           timeout=10) as http:

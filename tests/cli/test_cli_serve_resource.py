@@ -5,19 +5,12 @@ restarts, and stops when terminated (bounded)."""
 
 from __future__ import annotations
 
-import queue
-import re
 import stat
-import subprocess
-import sys
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-from cli_testing import cli_env, run_cli
+from cli_testing import run_cli, serve
 
 from aauth_agents.agent import AAuth, LocalAgentProvider
 from aauth_agents.keys import PrivateKey
@@ -28,52 +21,7 @@ from aauth_agents.transport import MappedTransport
 RESOURCE = "https://resource.example"
 AP = "https://agents.example"
 AGENT_ID = "aauth:cli@agents.example"
-LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")
 
-
-@contextmanager
-def serve_resource(args: list[str], home: Path) -> Iterator[tuple[str, list[str]]]:
-    """Start ``aauth-agents serve resource ARGS``; yield its URL and the stdout lines read so
-    far; terminate it (and wait, bounded) afterwards."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "aauth_agents.cli", "serve", "resource", *args],
-        env=cli_env(home), cwd=home, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lines: queue.Queue[str | None] = queue.Queue()
-
-    def pump() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.put(line)
-        lines.put(None)
-
-    threading.Thread(target=pump, daemon=True).start()
-    seen: list[str] = []
-    try:
-        while True:
-            try:
-                line = lines.get(timeout=30)
-            except queue.Empty:
-                pytest.fail(f"serve resource printed no URL in 30 s: {seen}")
-            if line is None:
-                assert process.stderr is not None
-                pytest.fail(f"serve resource exited: {seen} {process.stderr.read()}")
-            seen.append(line)
-            match = LISTENING.search(line)
-            if match:
-                break
-        yield match.group(1), seen
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-            pytest.fail("serve resource did not stop within 15 s of SIGTERM")
-        for stream in (process.stdout, process.stderr):
-            if stream is not None:
-                stream.close()
-    assert process.returncode is not None
 
 
 def test_serve_resource_metadata_and_a_signed_whoami(tmp_path: Path) -> None:
@@ -83,7 +31,7 @@ def test_serve_resource_metadata_and_a_signed_whoami(tmp_path: Path) -> None:
     with LoopbackServer(provider.app()) as ap_server:
         args = ["--issuer", RESOURCE, "--port", "0", "--map", f"{AP}={ap_server.url}",
                 "--key-file", str(key_file)]
-        with serve_resource(args, tmp_path) as (url, printed):
+        with serve("resource", args, tmp_path) as (url, printed):
             mapped = MappedTransport({RESOURCE: url}, strict=True)
             with httpx.Client(transport=mapped, timeout=20) as plain:
                 metadata = plain.get(RESOURCE + "/.well-known/aauth-resource.json")
@@ -93,7 +41,7 @@ def test_serve_resource_metadata_and_a_signed_whoami(tmp_path: Path) -> None:
                     {RESOURCE: url}, strict=True), timeout=20) as agent:
                 whoami = agent.get(RESOURCE + "/whoami")
         # a restart signs with the same key
-        with serve_resource(args, tmp_path) as (url_again, _):
+        with serve("resource", args, tmp_path) as (url_again, _):
             with httpx.Client(transport=MappedTransport({RESOURCE: url_again}, strict=True),
                               timeout=20) as plain:
                 jwks_again = plain.get(RESOURCE + "/.well-known/jwks.json").json()
