@@ -108,6 +108,26 @@ async def test_sub_agent_gets_an_auth_token_through_its_parent(
     assert world.resource.hits["metadata"] == 1  # the sub-agent's own resource cache
 
 
+async def test_sub_agent_step_up_and_deferred_delivery(
+    world: World, make_agent: Callable[..., Agent]
+) -> None:
+    sub = world.sub_auth(world.auth())
+    agent = make_agent(sub, world.mapping)
+    # §Deferred Delivery: the auth token arrives while the resource holds the request
+    slow = await agent.get(f"{RESOURCE}/slow")
+    assert slow.status_code == 200 and slow.json()["result"] == "slow done"
+    # step-up: the resource challenges the auth token for another scope
+    assert (await agent.post(f"{RESOURCE}/write", content=b"x")).status_code == 200
+    assert (await agent.get(f"{RESOURCE}/data")).status_code == 200  # the broader token
+    assert world.ps.hits["token"] == 2 and world.ps.hits["person"] == 1
+    assert all(b["subagent_token"] == sub.identity.agent_token for b in world.ps.bodies["token"])
+    assert set(world.ps.signers) == {AGENT_ID}
+    sub_jkt = sub.identity.key.public_key.thumbprint()
+    assert {s.jkt for s in world.resource.seen} == {sub_jkt}
+    polls = [s for s in world.resource.seen if s.path == "pending"]
+    assert [s.credential for s in polls] == ["auth"]
+
+
 async def test_sub_agent_justification_and_mission(
     world: World, make_agent: Callable[..., Agent]
 ) -> None:
