@@ -13,10 +13,12 @@ are mapped, :mod:`aauth_agents.transport`; nothing signed or compared is rewritt
 An agent enrols its key at the provider, then climbs the ladder with
 :class:`~aauth_agents.agent.AAuth`: agent identity (``GET /whoami``), person identity
 (``GET /profile``), three-party authorization with the person's consent (``GET /files``,
-``files.read``), step-up (``POST /files``, ``files.write``), a mission proposed to the PS
-during which the person asks a clarifying question and the agent answers, a permission and an
-audit record under the mission, and finally the agent provider revokes the agent: the PS
-refuses its token and tells the resource, which refuses the agent's auth token.
+``files.read``), a sub-agent reading the files under that consent, its parent asking the PS
+for it (§Parent-Mediated Authorization: ``subagent_token``), step-up (``POST /files``,
+``files.write``), a mission proposed to the PS during which the person asks a clarifying
+question and the agent answers, a permission and an audit record under the mission, and
+finally the agent provider revokes the agent: the PS refuses its token and tells the resource,
+which refuses the agent's auth token.
 
 Each request is printed as it happens (which party, which header, a short decoded view of each
 token), then a summary table. The person is scripted: a PS account that decides through the
@@ -172,6 +174,10 @@ class Printer:
                     self.token("presents", jwt)
         if "signature-input" in request.headers:
             self.say(f"    Signature-Input: {request.headers['signature-input']}")
+        if b"subagent_token" in (request.content or b""):
+            sub = json.loads(request.content)["subagent_token"]
+            self.say(f"    body: subagent_token for {peek(sub)[1].get('sub')} (signed by "
+                     "its parent)")
 
     def response(self, response: httpx.Response) -> None:
         self.say(f"  {_party(response.request.url)} -> agent   {response.status_code}")
@@ -439,9 +445,9 @@ def _ladder(walk: Walkthrough, printer: Printer, person: Person, ap: AgentProvid
 
     def subagent() -> str:
         child = AgentProviderClient(AGENT_PROVIDER, ap_http).subagent(identity, "search1")
+        holder["child"] = child
         printer.token("agent receives", child.agent_token, indent="    ")
-        say("    (it would act through its parent at the PS, §Parent-Mediated Authorization; "
-            "this agent client does not send subagent_token yet)")
+        say("    (it acts through its parent at the PS, §Parent-Mediated Authorization)")
         return "issued" if child.parent_agent == AGENT_ID else str(child.parent_agent)
 
     walk.step("sub-agent token from the agent provider", "issued", subagent)
@@ -463,6 +469,17 @@ def _ladder(walk: Walkthrough, printer: Printer, person: Person, ap: AgentProvid
     walk.step("agent identity: GET /whoami", "200", lambda: get("/whoami"))
     walk.step("person identity: GET /profile (consent)", "200", lambda: get("/profile"))
     walk.step("three-party: GET /files (files.read)", "200", lambda: get("/files"))
+
+    def sub_agent_files() -> str:
+        child: AgentIdentity = holder["child"]
+        say(f"    sub-agent {child.agent_id}: its own key and tokens; the parent asks the "
+            "PS for it, under the parent's consent")
+        worker = AAuth(child, parent=auth, on_event=printer.event, prefer_wait=1,
+                       max_poll_seconds=30)
+        return _status(http.get(RESOURCE + "/files", auth=worker), printer)
+
+    if "child" in holder:
+        walk.step("sub-agent via its parent: GET /files", "200", sub_agent_files)
 
     def write() -> str:
         body = json.dumps({"name": "notes.txt", "content": "milk, eggs"}).encode()

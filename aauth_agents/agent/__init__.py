@@ -2,7 +2,8 @@
 
 * :class:`AAuth` -- an ``httpx.Auth`` that signs every request and answers every AAuth
   challenge (person tokens, auth tokens, deferred responses, interaction, clarification,
-  session tokens), for ``httpx.Client`` and ``httpx.AsyncClient`` alike;
+  session tokens), for ``httpx.Client`` and ``httpx.AsyncClient`` alike; a sub-agent's
+  ``AAuth(sub, parent=auth)`` obtains its tokens through its parent (§Sub-Agents);
 * :class:`SignedAuth` -- signing only;
 * :class:`PersonServerClient` / :class:`AsyncPersonServerClient` -- missions, permission,
   audit and questions to the person, from :meth:`AAuth.governance` /

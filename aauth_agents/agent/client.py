@@ -10,6 +10,12 @@ Usage::
     async with httpx.AsyncClient(auth=auth) as client:
         await client.get("https://resource.example/api")
 
+A sub-agent (§Sub-Agents) is given its parent; every token it needs from the PS is requested
+by the parent on its behalf (§Parent-Mediated Authorization)::
+
+    worker = AAuth(sub_identity, parent=auth)
+    client.get("https://resource.example/api", auth=worker)
+
 One :class:`AAuth` holds the caches (person tokens, auth tokens, session tokens, metadata)
 and can serve any number of clients, sync and async, at once. Its flow is written once
 (:mod:`aauth_agents.agent.flow`); ``sync_auth_flow`` and ``async_auth_flow`` only choose the
@@ -75,6 +81,15 @@ class AAuth(httpx.Auth):
     ``exp``. ``verify_token_signatures`` -- also check resource-token and auth-token
     signatures against the issuers' JWKS (the claims are always checked).
     ``metadata_ttl`` -- how long metadata is kept when the server sends no ``max-age``.
+
+    ``parent`` -- for a sub-agent (its agent token carries ``parent_agent``, §Sub-Agents): the
+    :class:`AAuth` of that parent, a top-level agent with the same PS. The sub-agent never
+    calls the PS: the parent's flow makes its person-token and auth-token requests
+    (``subagent_token``, §Parent-Mediated Authorization), interaction relays included, with
+    the parent's settings and callbacks (consent surfaces for the parent) -- except a
+    ``justification`` set here, which is sent instead of the parent's. The tokens are bound
+    to the sub-agent's key, checked against it and cached here. ``mission_s256`` defaults to
+    the parent's at construction. A sub-agent has no governance calls.
     """
 
     requires_request_body = True
@@ -84,6 +99,7 @@ class AAuth(httpx.Auth):
         self,
         identity: AgentIdentity,
         *,
+        parent: AAuth | None = None,
         capabilities: Iterable[str] = ("interaction", "clarification"),
         justification: str | None = None,
         login_hint: str | None = None,
@@ -110,7 +126,11 @@ class AAuth(httpx.Auth):
             raise ConfigurationError("max_poll_seconds must be positive")
         if prefer_wait is not None and (isinstance(prefer_wait, bool) or prefer_wait < 0):
             raise ConfigurationError("prefer_wait must be a non-negative integer or None")
+        _check_parent(identity, parent)
+        if parent is not None and mission_s256 is None:
+            mission_s256 = parent.mission_s256
         self.identity = identity
+        self.parent = parent
         self.config = AgentConfig(
             capabilities=tuple(capabilities),
             justification=justification,
@@ -132,8 +152,15 @@ class AAuth(httpx.Auth):
             metadata_ttl=float(metadata_ttl),
         )
         self.state = AgentState()
-        self.flow = AgentFlow(identity, self.config, self.state, RequestSigner())
-        self.runtime = Runtime(
+        self.flow: AgentFlow = AgentFlow(
+            identity,
+            self.config,
+            self.state,
+            RequestSigner(),
+            parent=parent.flow if parent is not None else None,
+            parent_events=parent.runtime.on_event if parent is not None else None,
+        )
+        self.runtime: Runtime = Runtime(
             sleep=sleep,
             on_event=on_event,
             thread_flights=self.state.thread_flights,
@@ -201,6 +228,41 @@ class AAuth(httpx.Auth):
         from .governance import AsyncPersonServerClient
 
         return AsyncPersonServerClient(self, client)
+
+
+def _check_parent(identity: AgentIdentity, parent: AAuth | None) -> None:
+    """§Sub-Agents: a sub-agent (``parent_agent`` in its token) acts only through its parent,
+    a top-level agent named by that claim with the same PS (§Single-Level Depth)."""
+    if parent is None:
+        if identity.parent_agent is not None:
+            raise ConfigurationError(
+                f"{identity.agent_id} is a sub-agent of {identity.parent_agent}: it MUST NOT "
+                "call the person server, so its AAuth needs parent= (its parent's AAuth)"
+            )
+        return
+    if not isinstance(parent, AAuth):
+        raise ConfigurationError("parent must be the parent agent's AAuth")
+    if parent.identity.parent_agent is not None:
+        raise ConfigurationError(
+            f"the parent {parent.identity.agent_id} is itself a sub-agent: sub-agents have "
+            "no sub-agents (§Single-Level Depth)"
+        )
+    if identity.parent_agent is None:
+        raise ConfigurationError(
+            f"{identity.agent_id} is not a sub-agent: its agent token has no parent_agent"
+        )
+    if identity.parent_agent != parent.identity.agent_id:
+        raise ConfigurationError(
+            f"{identity.agent_id} is a sub-agent of {identity.parent_agent}, "
+            f"not of {parent.identity.agent_id}"
+        )
+    if identity.ps != parent.identity.ps:
+        raise ConfigurationError(
+            f"the sub-agent's person server ({identity.ps}) is not its parent's "
+            f"({parent.identity.ps})"
+        )
+    if identity.key.public_key.same_key(parent.identity.key.public_key):
+        raise ConfigurationError("a sub-agent has a key of its own, not its parent's")
 
 
 def _checked_mission(value: str | None) -> str | None:

@@ -8,7 +8,8 @@ its result. It never touches a socket, a clock-driven sleep or a callback itself
 * :class:`Sleep` -- wait this many seconds;
 * :class:`Invoke` -- call a caller's callback (``on_interaction``, ``on_clarification``);
   the result is its return value, awaited when it is awaitable and the driver is async;
-* :class:`Emit` -- hand a :class:`~aauth_agents.agent.events.FlowEvent` to ``on_event``;
+* :class:`Emit` -- hand a :class:`~aauth_agents.agent.events.FlowEvent` to ``on_event`` (or
+  to the ``hook`` it names: a parent agent's, for the PS calls it makes for a sub-agent);
 * :class:`JoinFlight` / :class:`WaitFlight` -- single flight: join the call in progress for a
   key (the result says whether this flow leads it) and wait for a leader to finish.
 
@@ -40,6 +41,8 @@ log = logging.getLogger("aauth_agents.agent")
 
 T = TypeVar("T")
 
+EventHook: TypeAlias = Callable[[FlowEvent], None]
+
 
 @dataclass(frozen=True, slots=True)
 class Send:
@@ -60,6 +63,7 @@ class Invoke:
 @dataclass(frozen=True, slots=True)
 class Emit:
     event: FlowEvent
+    hook: EventHook | None = None  # None: the runtime's on_event
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +80,6 @@ Effect: TypeAlias = Send | Sleep | Invoke | Emit | JoinFlight | WaitFlight
 #: A flow: yields effects, receives their results, returns a ``T``.
 Flow: TypeAlias = Generator[Effect, Any, T]
 
-EventHook: TypeAlias = Callable[[FlowEvent], None]
 SleepFunction: TypeAlias = Callable[[float], Any]
 
 
@@ -91,11 +94,12 @@ class Runtime:
     async_flights: AsyncFlights = field(default_factory=AsyncFlights)
 
 
-def _emit(runtime: Runtime, event: FlowEvent) -> None:
-    if runtime.on_event is None:
+def _emit(runtime: Runtime, event: FlowEvent, hook: EventHook | None = None) -> None:
+    hook = hook or runtime.on_event
+    if hook is None:
         return
     try:
-        runtime.on_event(event)
+        hook(event)
     except Exception:  # an observer must not break the flow
         log.exception("on_event raised; ignored")
 
@@ -123,7 +127,7 @@ def _run_blocking(awaitable: Awaitable[T]) -> T:
 def _sync_step(runtime: Runtime, effect: Effect) -> Any:
     """Execute every effect except Send (sync)."""
     if isinstance(effect, Emit):
-        _emit(runtime, effect.event)
+        _emit(runtime, effect.event, effect.hook)
         return None
     if isinstance(effect, Sleep):
         if effect.seconds > 0 or runtime.sleep is not None:
@@ -144,7 +148,7 @@ def _sync_step(runtime: Runtime, effect: Effect) -> Any:
 async def _async_step(runtime: Runtime, effect: Effect) -> Any:
     """Execute every effect except Send (async)."""
     if isinstance(effect, Emit):
-        _emit(runtime, effect.event)
+        _emit(runtime, effect.event, effect.hook)
         return None
     if isinstance(effect, Sleep):
         if runtime.sleep is None:

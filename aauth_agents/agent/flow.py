@@ -17,7 +17,12 @@ Profile, sends it, and answers whatever the resource asks for --
   ``403``/``408``/``410`` as typed errors, and ``max_poll_seconds``;
 * ``AAuth-Access`` session tokens (§AAuth-Access), sent back as ``Authorization: AAuth``
   and covered by the signature;
-* ``invalid_input`` with ``required_input`` (§Covered Components): one retry covering them.
+* ``invalid_input`` with ``required_input`` (§Covered Components): one retry covering them;
+* sub-agents (§Parent-Mediated Authorization): a flow with a ``parent`` never calls the PS
+  itself. Its person-token and auth-token requests are made by the parent's flow, run inside
+  this one (same driver, same client): signed with the parent's key, the parent's agent token
+  in ``Signature-Key``, the sub-agent's agent token as ``subagent_token`` in the body. The
+  tokens issued are checked against the sub-agent's key and kept in its own caches.
 
 The same flows serve the governance calls (§Mission, §Permission Endpoint, §Audit
 Endpoint, §Interaction Endpoint). Nothing here blocks, sleeps, awaits or opens a socket.
@@ -30,7 +35,7 @@ import logging
 import re
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import httpx
 
@@ -84,7 +89,7 @@ from ..tokens import (
 )
 from ..tokens.issuer_keys import IssuerKeys
 from .callbacks import Answer, Cancel, UpdatedRequest, normalize_clarification
-from .effects import Emit, Flow, Invoke, JoinFlight, Send, Sleep, WaitFlight
+from .effects import Emit, EventHook, Flow, Invoke, JoinFlight, Send, Sleep, WaitFlight
 from .errors import (
     AuthTokenVerificationError,
     ChallengeVerificationError,
@@ -281,15 +286,28 @@ class _ResourceParty(_Party):
 
 class AgentFlow:
     """The flows of one agent identity over one set of caches. Stateless itself: each
-    method returns a fresh generator; what persists lives in :class:`AgentState`."""
+    method returns a fresh generator; what persists lives in :class:`AgentState`.
+
+    ``parent`` makes this a sub-agent's flow (§Sub-Agents): everything it needs from the PS
+    goes through the parent's flow, whose events go to ``parent_events`` (the parent's
+    ``on_event``). The caller has checked the pair (:class:`~aauth_agents.agent.AAuth`)."""
 
     def __init__(
-        self, identity: AgentIdentity, config: AgentConfig, state: AgentState, signer: RequestSigner
+        self,
+        identity: AgentIdentity,
+        config: AgentConfig,
+        state: AgentState,
+        signer: RequestSigner,
+        *,
+        parent: AgentFlow | None = None,
+        parent_events: EventHook | None = None,
     ) -> None:
         self.identity = identity
         self.config = config
         self.state = state
         self.signer = signer
+        self.parent = parent
+        self.parent_events = parent_events
         self._key: PrivateKey | None = None
         self._public: PublicKey | None = None
 
@@ -516,7 +534,13 @@ class AgentFlow:
         return info
 
     def person_server(self, call: CallContext) -> Flow[PersonServerMetadata]:
-        """§Person Server Metadata of the agent's PS (the agent token's ``ps``)."""
+        """§Person Server Metadata of the agent's PS (the agent token's ``ps``; a sub-agent's
+        is its parent's, cached there)."""
+        if self.parent is not None:
+            parents: PersonServerMetadata = yield from self._by_parent(
+                self.parent.person_server(call)
+            )
+            return parents
         ps = self.identity.ps
         if ps is None:
             raise ConfigurationError("the agent token names no person server (no ps claim)")
@@ -632,8 +656,7 @@ class AgentFlow:
         body: dict[str, Any] = {"resource": resource}
         if mission is not None:
             body["mission_s256"] = mission
-        body.update(self.config.consent_params())
-        response = yield from self._ps_call(call, ps.person_token_endpoint, body)
+        response = yield from self._token_request(call, ps.person_token_endpoint, body)
         raw = self._json(response).get("person_token")
         held = self._accept_person_token(raw, resource, mission)
         self.state.put_person_token(resource, mission, held)
@@ -746,8 +769,7 @@ class AgentFlow:
         Response Verification."""
         ps = yield from self.person_server(call)
         body: dict[str, Any] = {"resource_token": resource_token.raw}
-        body.update(self.config.consent_params())
-        response = yield from self._ps_call(call, ps.auth_token_endpoint, body)
+        response = yield from self._token_request(call, ps.auth_token_endpoint, body)
         raw = self._json(response).get("auth_token")
         if not isinstance(raw, str):
             raise AuthTokenVerificationError("the PS response has no auth_token")
@@ -783,7 +805,14 @@ class AgentFlow:
             # Only our PS's keys are fetched: an AS named by a resource token is verified by
             # the PS that federated with it.
             if self.config.verify_token_signatures and auth.iss == ps.issuer:
-                auth = yield from self._with_keys(call, auth.iss, DWK_PERSON, ps.jwks_uri, check)
+                if self.parent is None:
+                    auth = yield from self._with_keys(
+                        call, auth.iss, DWK_PERSON, ps.jwks_uri, check
+                    )
+                else:  # the PS's JWKS, from the parent's cache
+                    auth = yield from self._by_parent(
+                        self.parent._with_keys(call, auth.iss, DWK_PERSON, ps.jwks_uri, check)
+                    )
         except TokenError as exc:
             raise AuthTokenVerificationError.from_token_error(exc) from exc
         return auth
@@ -793,6 +822,51 @@ class AgentFlow:
         return {k: claims[k] for k in _EVENT_CLAIMS if k in claims}
 
     # -- PS calls and deferred responses -----------------------------------------------------
+
+    def _token_request(
+        self, call: CallContext, url: str, body: dict[str, Any]
+    ) -> Flow[httpx.Response]:
+        """A request to the PS's ``person_token_endpoint`` or ``auth_token_endpoint`` with
+        §Agent Token Request's optional members. A sub-agent's is the parent's request
+        (§Parent-Mediated Authorization): the parent signs it and adds its members (it is
+        the parent who drives any consent); the body carries ``subagent_token``, and the
+        sub-agent's own ``justification`` when it has one."""
+        if self.parent is not None:
+            body["subagent_token"] = self.identity.current_token()
+            if self.config.justification:
+                body["justification"] = self.config.justification
+            response: httpx.Response = yield from self._by_parent(
+                self.parent._token_request(call, url, body)
+            )
+            return response
+        for name, value in self.config.consent_params().items():
+            body.setdefault(name, value)
+        response = yield from self._ps_call(call, url, body)
+        return response
+
+    def _by_parent(self, flow: Flow[T]) -> Flow[T]:
+        """Run one of the parent's flows inside this one: the same driver and client send
+        its requests; the events it reports go to the parent's ``on_event``."""
+        hook = self.parent_events
+        if hook is None:  # the parent reports no events
+            return (yield from flow)
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            try:
+                effect = flow.send(value) if error is None else flow.throw(error)
+            except StopIteration as stop:
+                return cast(T, stop.value)
+            if isinstance(effect, Emit):
+                effect = Emit(effect.event, hook)
+            value, error = None, None
+            try:
+                value = yield effect
+            except GeneratorExit:
+                flow.close()
+                raise
+            except BaseException as exc:  # thrown into the parent's flow, which decides
+                error = exc
 
     def _ps_call(
         self,
@@ -926,7 +1000,10 @@ class AgentFlow:
         if body.status == "interacting":
             return
         if not party.is_ps and self.identity.ps is not None:
-            relayed = yield from self._relay(call, url, code)
+            if self.parent is None:
+                relayed = yield from self._relay(call, url, code)
+            else:  # a sub-agent reaches the PS only through its parent
+                relayed = yield from self._by_parent(self.parent._relay(call, url, code))
             if relayed:
                 yield from self._emit(InteractionRequired(url, code, relayed=True))
                 return
@@ -1173,8 +1250,14 @@ class AgentFlow:
         method: str = "POST",
     ) -> Flow[httpx.Response]:
         """POST ``body`` to the PS endpoint named ``endpoint`` (a metadata member) plus
-        ``suffix``; deferred responses followed; typed errors raised."""
+        ``suffix``; deferred responses followed; typed errors raised. A sub-agent makes no
+        governance calls: it MUST NOT call the PS (§Parent-Mediated Authorization)."""
         try:
+            if self.parent is not None:
+                raise ConfigurationError(
+                    "a sub-agent does not call the person server; make governance calls "
+                    "with its parent"
+                )
             ps = yield from self.person_server(call)
             base = getattr(ps, endpoint, None)
             if not isinstance(base, str):

@@ -6,7 +6,8 @@ caching by those counts. Nothing here stubs the protocol: the resource issues 40
 challenges with the protocol serializers, resource tokens with ``mint_resource_token``,
 rolling AAuth-Access session tokens and deferred auth-token deliveries; the PS issues person
 and auth tokens, deferred responses with interaction / approval / clarification, missions,
-permission, audit and question answers.
+permission, audit and question answers. The PS also takes ``subagent_token``
+(§Parent-Mediated Authorization): signed by the parent, tokens bound to the sub-agent's key.
 
 (The module name is unique so that it cannot collide with another test directory's helpers;
 ``tests/interop`` loads it by path.)
@@ -60,6 +61,7 @@ from aauth_agents.tokens import (
     mint_auth_token,
     mint_person_token,
     mint_resource_token,
+    verify_agent_token,
     verify_resource_token,
 )
 from aauth_agents.transport import AsyncMappedTransport, MappedTransport
@@ -136,6 +138,7 @@ class Seen:
     authorization: str | None
     capabilities: str | None
     prefer: int | None
+    jkt: str = ""  # thumbprint of the key that signed
 
 
 @dataclass
@@ -255,6 +258,7 @@ class TestResource:
                 request.headers.get("authorization"),
                 request.headers.get("aauth-capabilities"),
                 parse_prefer_wait(request.headers.get("prefer")),
+                result.thumbprint,
             )
         )
         if isinstance(result.context, PersonToken):
@@ -500,6 +504,7 @@ class TestPS:
         self.clock = clock
         self.resource_keys = resource_keys
         self.verifier = SignatureVerifier(require_body_digest=True, clock=clock)
+        self.agent_keys = agent_keys
         self.resolver = async_token_key_resolver(
             keys=agent_keys, audience=None, accept=("aa-agent+jwt",), clock=clock
         )
@@ -532,6 +537,8 @@ class TestPS:
         self.slow_downs = 0
         self.interacting = False
         self.capability_headers: list[str | None] = []
+        self.signers: list[str] = []  # the agent (sub) of every verified request
+        self.bind_to_signer = False  # ignore subagent_token's key (a misbehaving PS)
         self.app = Starlette(
             routes=[
                 Route("/.well-known/aauth-person.json", self.well_known),
@@ -576,6 +583,10 @@ class TestPS:
         result = await verify_request(request, self.issuer, self.verifier, self.resolver)
         if isinstance(result, Response):
             return None, {}, result
+        agent_token: AgentToken = result.context
+        if agent_token.parent_agent is not None:  # §Single-Level Depth
+            return None, {}, problem(400, "invalid_agent_token", "a sub-agent signed")
+        self.signers.append(agent_token.sub)
         self.covered.append(result.components)
         self.capability_headers.append(request.headers.get("aauth-capabilities"))
         self.prefer.append(parse_prefer_wait(request.headers.get("prefer")))
@@ -627,12 +638,29 @@ class TestPS:
         ok = self.consent(request.query_params.get("code", ""))
         return Response("approved" if ok else "unknown code", status_code=200 if ok else 400)
 
+    def subject(self, agent: AgentToken, body: dict[str, Any]) -> AgentToken | Response:
+        """The agent a token is for: the signer, or the sub-agent its ``subagent_token``
+        names, whose ``parent_agent`` must be the signer."""
+        raw = body.get("subagent_token")
+        if raw is None:
+            return agent
+        try:
+            sub = verify_agent_token(raw, keys=self.agent_keys, signing_key=None, clock=self.clock)
+        except TokenError as err:
+            return problem(400, err.code, err.detail)
+        if sub.parent_agent != agent.sub:
+            return problem(400, "invalid_agent_token", "not the signer's sub-agent")
+        return sub
+
     async def person(self, request: Request) -> Response:
         verified, body, failure = await self._agent(request, "person")
         if failure is not None:
             return failure
         assert verified is not None
-        agent: AgentToken = verified.context
+        subject = self.subject(verified.context, body)
+        if isinstance(subject, Response):
+            return subject
+        agent: AgentToken = verified.context if self.bind_to_signer else subject
         resource = body.get("resource")
         mission = body.get("mission_s256")
         if mission is not None and self.missions.get(mission, {}).get("terminated"):
@@ -680,13 +708,16 @@ class TestPS:
         if self.token_error is not None and self.token_errors_left > 0:
             self.token_errors_left -= 1
             return problem(*self.token_error)
-        agent: AgentToken = verified.context
+        subject = self.subject(verified.context, body)
+        if isinstance(subject, Response):
+            return subject
+        agent: AgentToken = verified.context if self.bind_to_signer else subject
         try:
             rt = verify_resource_token(
                 body.get("resource_token"),
                 keys=self.resource_keys,
                 audience=self.issuer,
-                agent_jkt=verified.thumbprint,
+                agent_jkt=subject.cnf.thumbprint(),  # §Resource Token Verification, step 5
                 clock=self.clock,
             )
         except TokenError as err:
@@ -904,6 +935,29 @@ class World:
             clock=self.clock,
         )
 
+    def sub_identity(
+        self, discriminator: str = "worker", *, parent_agent: str | None = AGENT_ID
+    ) -> AgentIdentity:
+        """A sub-agent of the agent (§Sub-Agents): its own key, ``parent_agent`` (``None``: a
+        top-level agent with a ``+`` name, for the configuration checks)."""
+        local, domain = AGENT_ID.removeprefix("aauth:").split("@")
+        sub_id = f"aauth:{local}+{discriminator}@{domain}"
+
+        def source(key: PrivateKey) -> str:
+            return mint_agent_token(
+                self.ap_key,
+                iss=AP,
+                sub=sub_id,
+                cnf=key.public_key,
+                ps=PS if self.ps_claim else None,
+                parent_agent=parent_agent,
+                lifetime=24 * 3600,
+                clock=self.clock,
+            )
+
+        key = PrivateKey.generate()
+        return AgentIdentity(key, source(key), token_source=source, clock=self.clock)
+
     def sleep(self, seconds: float) -> None:
         """Time passes (the frozen clock moves); nothing actually waits."""
         self.sleeps.append(seconds)
@@ -917,6 +971,13 @@ class World:
         options.setdefault("clock", self.clock)
         options.setdefault("sleep", self.sleep)
         return AAuth(self.identity, **options)
+
+    def sub_auth(self, parent: AAuth, identity: AgentIdentity | None = None,
+                 **options: Any) -> AAuth:
+        """The AAuth of a sub-agent acting through ``parent``."""
+        options.setdefault("clock", self.clock)
+        options.setdefault("sleep", self.sleep)
+        return AAuth(identity or self.sub_identity(), parent=parent, **options)
 
 
 class Agent:

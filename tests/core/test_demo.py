@@ -16,6 +16,7 @@ LADDER = (
     "agent identity: GET /whoami",
     "person identity: GET /profile (consent)",
     "three-party: GET /files (files.read)",
+    "sub-agent via its parent: GET /files",
     "step-up: POST /files (files.write)",
     "clarification: person asks, agent answers",
     "mission proposed and approved",
@@ -49,6 +50,8 @@ def test_demo_every_step_of_the_ladder_passes() -> None:
         assert typ in text, typ
     assert '"scope": "files.read files.write"' in text  # the step-up token
     assert '"parent_agent": "aauth:assistant@agent.example"' in text  # the sub-agent's token
+    # its person and auth tokens, requested by its parent (§Parent-Mediated Authorization)
+    assert text.count("body: subagent_token for aauth:assistant+search1@agent.example") == 2
     assert "person at the PS: reads the person token request (a new agent)" in text
     assert "scope files.write: Create and change your files" in text
     assert "person: asks the agent" in text and "agent: answers" in text
