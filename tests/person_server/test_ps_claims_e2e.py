@@ -691,6 +691,10 @@ def test_person_identity(world: World, agents: Callable[[str], Agent], policy: s
     assert len({c["jti"] for c in person}) == 3
     assert seen.resource == [] and seen.auth == []
     check_policy_path(world, agent, policy, ["person_token", "person_token"])
+    if policy == "deferred":  # the person was shown each resource from its metadata
+        asked = [r.resource for r in world.decided if r.agent_id == agent.agent_id]
+        assert [(r.identifier, r.name) if r else None for r in asked] == [
+            (RES, f"Resource at {RES}"), (DOCS, f"Resource at {DOCS}")]
 
     other = agents("2")  # another agent of alice's: the same person at the same resource
     assert other.get(f"{RES}/me").status_code == 200
@@ -755,14 +759,16 @@ def test_step_up(world: World, agents: Callable[[str], Agent], policy: str) -> N
 
 def test_mission(world: World, agents: Callable[[str], Agent], policy: str) -> None:
     """§Mission: propose and approve (``s256`` checked), the person token issued with the
-    approval and one requested later under ``mission_s256``, auth tokens carrying it, all
-    ending by the mission's ``expires_at``; permission and audit land in the mission log."""
+    approval and one requested later under ``mission_s256``, auth tokens carrying it (a
+    step-up included), all ending by the mission's ``expires_at``; every token, permission
+    and audit lands in the mission log."""
     agent = agents("1")
     approval = agent.call(agent.governance.propose_mission, "# Report\n\nFetch the report.",
                           tools=[{"name": "WebSearch", "description": "Search the web"}],
                           resources=[RES])
     assert agent.auth.mission_s256 == approval.s256
     assert agent.get(f"{RES}/data").status_code == 200
+    assert agent.get(f"{RES}/write").status_code == 200
     assert agent.get(f"{DOCS}/docs").status_code == 200
     mailed = agent.call(agent.governance.request_permission, "SendEmail",
                         description="Mail the report to Bob")
@@ -771,15 +777,15 @@ def test_mission(world: World, agents: Callable[[str], Agent], policy: str) -> N
     agent.call(agent.governance.audit, "FetchReport", description="Fetched the report",
                result={"pages": 3})
     # The mission's person token for RES came with the approval: no person-token challenge.
-    assert challenges(agent)[:1] == ["auth-token"]
+    assert challenges(agent) == ["auth-token", "auth-token", "person-token", "auth-token"]
     seen = audit(world, agent)
     [blob] = seen.missions
     end = unix(blob["expires_at"])
     assert [(p["aud"], p["mission_s256"]) for p, _ in seen.person] == [
         (RES, approval.s256), (DOCS, approval.s256)]
-    assert [rt["mission_s256"] for rt, _ in seen.resource] == [approval.s256] * 2
+    assert [rt["mission_s256"] for rt, _ in seen.resource] == [approval.s256] * 3
     assert [(a["aud"], a["mission_s256"]) for a, _ in seen.auth] == [
-        (RES, approval.s256), (DOCS, approval.s256)]
+        (RES, approval.s256), (RES, approval.s256), (DOCS, approval.s256)]
     # The mission ends before the agent token does: every token under it is cut to fit.
     assert all(c["exp"] == end for c, _ in seen.person + seen.auth)
     assert dict(approval.mission) == blob
@@ -787,8 +793,9 @@ def test_mission(world: World, agents: Callable[[str], Agent], policy: str) -> N
            for entry in world.ps.state.mission_log(approval.s256)]
     kinds = [kind for kind, _ in log]
     assert kinds[0] == "approved"
-    issued = [(e["resource"], e["jti"]) for kind, e in log if kind == "auth_token"]
-    assert issued == [(a["aud"], a["jti"]) for a, _ in seen.auth]
+    for kind, tokens in (("person_token", seen.person), ("auth_token", seen.auth)):
+        issued = [(e["resource"], e["jti"]) for k, e in log if k == kind]
+        assert issued == [(c["aud"], c["jti"]) for c, _ in tokens]
     assert {(kind, e.get("action"), e.get("permission")) for kind, e in log
             if kind.startswith("permission")} == {
         ("permission_request", "SendEmail", None), ("permission_response", "SendEmail", "granted"),
@@ -796,4 +803,5 @@ def test_mission(world: World, agents: Callable[[str], Agent], policy: str) -> N
     [audited] = [e for kind, e in log if kind == "audit"]
     assert audited["action"] == "FetchReport" and audited["result"] == {"pages": 3}
     check_policy_path(world, agent, policy,
-                      ["mission", "auth_token", "person_token", "auth_token", "permission"])
+                      ["mission", "auth_token", "auth_token", "person_token", "auth_token",
+                       "permission"])
