@@ -326,7 +326,10 @@ class AAuthResource:
             if record is None:
                 return self._challenge(Requirement.person_token(), caller,
                                        "step_up_needs_person_token", missing=list(missing))
-            granted = [s for s in caller.scopes if s in self.config.scope_descriptions]
+            # Keep what was granted: described resource scopes and identity scopes (§Scopes),
+            # so the broader token still carries the identity claims the first one did.
+            granted = [s for s in caller.scopes
+                       if s in self.config.scope_descriptions or is_identity_scope(s)]
             scopes = tuple(dict.fromkeys((*granted, *rule.scopes)))
             return await self._auth_challenge(caller, rule, held, record, scopes,
                                               caller.account, "step_up", missing=list(missing))

@@ -1,5 +1,5 @@
 """Edges: logs and events never carry tokens, websockets, body limits, HEAD, explicit expiry,
-step-up keeps the account."""
+step-up keeps the account and the identity scopes."""
 
 from __future__ import annotations
 
@@ -84,6 +84,20 @@ async def test_step_up_keeps_the_account(world: World) -> None:
         response = await client.post("/data", json={})
     token = parse_requirement(response.headers["aauth-requirement"]).resource_token
     assert token is not None and peek(token)[1]["account"] == "w1"
+
+
+async def test_step_up_keeps_the_identity_scopes(world: World) -> None:
+    """The broader token asked for on a step-up keeps every granted scope, identity scopes
+    included (§Scopes): dropping ``email`` would cost the next token its email claims and
+    send the agent back for them on the next call to a route that needs them."""
+    app = world.app(world.resource())
+    async with world.client(app, world.signer(world.person_token())) as client:
+        await client.get("/person")
+    async with world.client(app, world.signer(world.auth_token(
+            scope="data.read openid email"))) as client:
+        response = await client.post("/data", json={})
+    token = parse_requirement(response.headers["aauth-requirement"]).resource_token
+    assert token is not None and peek(token)[1]["scope"] == "data.read openid email data.write"
 
 
 async def test_a_challenge_writes_only_the_person_token_record(world: World) -> None:
