@@ -49,7 +49,7 @@ from ..protocol.deferred import (
     parse_pending_body,
     updated_request,
 )
-from ..protocol.encoding import loads_json
+from ..protocol.encoding import loads_json_object
 from ..protocol.errors import AAuthError, ConfigurationError, DiscoveryError, TokenError
 from ..protocol.headers import (
     format_authorization,
@@ -471,14 +471,9 @@ class AgentFlow:
     @staticmethod
     def _json(response: httpx.Response) -> dict[str, Any]:
         try:
-            data = loads_json(response.content)
-        except ValueError:
-            data = None
-        if not isinstance(data, dict):
-            raise DeferredResponseError(
-                f"{response.request.url}: the response is not a JSON object"
-            )
-        return data
+            return loads_json_object(response.content)
+        except ValueError as exc:
+            raise DeferredResponseError(f"{response.request.url}: the response is {exc}") from None
 
     # -- single flight ---------------------------------------------------------------------------
 
@@ -592,10 +587,10 @@ class AgentFlow:
                 return None
         response = yield from self._get(call, jwks_uri)
         try:
-            document = loads_json(response.content) if response.status_code == 200 else None
+            document = loads_json_object(response.content) if response.status_code == 200 else None
         except ValueError:
             document = None
-        if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+        if document is None or not isinstance(document.get("keys"), list):
             log.warning("no usable JWKS at %s", jwks_uri)
             return None
         keys = StaticIssuerKeys().add_jwks(issuer, dwk, document)

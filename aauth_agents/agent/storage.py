@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..keys import PrivateKey
-from ..protocol.encoding import loads_json
+from ..protocol.encoding import loads_json_object
 from ..protocol.errors import AAuthError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -402,12 +402,9 @@ def read_json(store: KeyStore, name: str) -> dict[str, Any] | None:
     if text is None:
         return None
     try:
-        document = loads_json(text)
+        return loads_json_object(text)
     except ValueError as exc:
-        raise KeyStoreError(f"{store.location}: entry {name!r} is not valid JSON") from exc
-    if not isinstance(document, dict):
-        raise KeyStoreError(f"{store.location}: entry {name!r} is not a JSON object")
-    return document
+        raise KeyStoreError(f"{store.location}: entry {name!r} is {exc}") from exc
 
 
 def write_private_key(store: KeyStore, name: str, key: PrivateKey) -> None:

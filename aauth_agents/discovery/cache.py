@@ -42,7 +42,7 @@ from typing import Any, TypeVar
 
 from ..clock import Clock, system_clock
 from ..keys import PublicKey
-from ..protocol.encoding import loads_json
+from ..protocol.encoding import loads_json_object
 from ..protocol.errors import (
     ConfigurationError,
     DiscoveryError,
@@ -206,12 +206,9 @@ def parse_document(url: str, result: FetchResult) -> dict[str, Any]:
     if result.status != 200:
         raise DiscoveryError(f"{url} answered HTTP {result.status}, not 200")
     try:
-        document = loads_json(result.body)
-    except ValueError as exc:  # UnicodeDecodeError is a ValueError
-        raise DiscoveryError(f"{url} did not return JSON: {exc}") from None
-    if not isinstance(document, dict):
-        raise DiscoveryError(f"{url} did not return a JSON object")
-    return document
+        return loads_json_object(result.body)
+    except ValueError as exc:
+        raise DiscoveryError(f"{url} did not return a JSON object: {exc}") from None
 
 
 def check_metadata(issuer: str, document: Mapping[str, Any]) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .encoding import loads_json
+from .encoding import loads_json_object
 from .requirement import CLAIMS, CLARIFICATION, Requirement
 from .wire import WireFormatError
 
@@ -48,15 +48,12 @@ class PendingBody:
 def _object(body: bytes | str | Mapping[str, Any] | None) -> Mapping[str, Any]:
     if body is None or body in (b"", ""):
         return {}
-    data: Any = body
-    if not isinstance(body, Mapping):
-        try:
-            data = loads_json(body)
-        except ValueError as exc:
-            raise MalformedBodyError("not JSON") from exc
-    if not isinstance(data, Mapping):
-        raise MalformedBodyError("not a JSON object")
-    return data
+    if isinstance(body, Mapping):
+        return body
+    try:
+        return loads_json_object(body)
+    except ValueError as exc:
+        raise MalformedBodyError(str(exc)) from exc
 
 
 def _strings(data: Mapping[str, Any], name: str) -> tuple[str, ...] | None:

@@ -57,3 +57,16 @@ def loads_json(data: str | bytes) -> Any:
         return json.loads(text, object_pairs_hook=_unique_members, parse_constant=_no_constants)
     except RecursionError as exc:
         raise ValueError("JSON nested too deeply") from exc
+
+
+def loads_json_object(data: str | bytes) -> dict[str, Any]:
+    """:func:`loads_json` for a document that must be a JSON object (every AAuth body,
+    metadata document, JWT segment and mission blob). ``ValueError`` says "not JSON" or
+    "not a JSON object"; callers turn it into their own typed error."""
+    try:
+        value = loads_json(data)
+    except (ValueError, TypeError) as exc:  # UnicodeDecodeError is a ValueError
+        raise ValueError("not JSON") from exc
+    if not isinstance(value, dict):
+        raise ValueError("not a JSON object")
+    return value

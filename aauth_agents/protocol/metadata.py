@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, ClassVar, TypeVar
 
-from .encoding import loads_json
+from .encoding import loads_json_object
 from .errors import ConfigurationError, DiscoveryError, IssuerMismatchError, IssuerMissingError
 from .identifiers import validate_endpoint_url, validate_https_url, validate_server_identifier
 from .registry import ACCESS_MODE_VALUES, DEFAULT_ACCESS_MODE
@@ -230,15 +230,12 @@ def parse_metadata(
 
 
 def _load(document: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
-    data: Any = document
-    if not isinstance(document, Mapping):
-        try:
-            data = loads_json(document)
-        except (ValueError, TypeError) as exc:
-            raise InvalidMetadataError("document", "not JSON") from exc
-    if not isinstance(data, Mapping):
-        raise InvalidMetadataError("document", "not a JSON object")
-    return data
+    if isinstance(document, Mapping):
+        return document
+    try:
+        return loads_json_object(document)
+    except ValueError as exc:
+        raise InvalidMetadataError("document", str(exc)) from exc
 
 
 def _check_issuer(data: Mapping[str, Any], expected: str | None) -> None:

@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .encoding import b64url_decode, b64url_encode, loads_json
+from .encoding import b64url_decode, b64url_encode, loads_json_object
 from .errors import ConfigurationError
 from .identifiers import validate_agent_identifier, validate_https_url
 from .wire import WireFormatError
@@ -74,12 +74,9 @@ def _decode(value: object) -> tuple[bytes, dict[str, Any]]:
     except ValueError as exc:
         raise InvalidMissionError("mission is not unpadded base64url") from exc
     try:
-        parsed = loads_json(blob)
+        return blob, loads_json_object(blob)
     except ValueError as exc:
-        raise InvalidMissionError("mission blob is not JSON") from exc
-    if not isinstance(parsed, dict):
-        raise InvalidMissionError("mission blob is not a JSON object")
-    return blob, parsed
+        raise InvalidMissionError(f"mission blob is {exc}") from exc
 
 
 def decode_mission(value: str) -> dict[str, Any]:

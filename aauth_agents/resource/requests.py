@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from ..protocol.deferred import MalformedBodyError
-from ..protocol.encoding import loads_json
+from ..protocol.encoding import loads_json_object
 from ..protocol.scopes import parse_scope
 
 MAX_ACCOUNT_LENGTH = 256
@@ -21,12 +21,9 @@ def _object(body: bytes | None) -> Mapping[str, Any]:
     if not body:
         raise MalformedBodyError("a JSON object body is required")
     try:
-        data = loads_json(body)
-    except (ValueError, TypeError) as exc:
-        raise MalformedBodyError("not JSON") from exc
-    if not isinstance(data, Mapping):
-        raise MalformedBodyError("not a JSON object")
-    return data
+        return loads_json_object(body)
+    except ValueError as exc:
+        raise MalformedBodyError(str(exc)) from exc
 
 
 @dataclass(frozen=True)

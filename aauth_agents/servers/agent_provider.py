@@ -69,6 +69,7 @@ from ..httpsig import (
     sign_request,
 )
 from ..keys import ED25519, PrivateKey, PublicKey
+from ..protocol.encoding import loads_json_object
 from ..protocol.errors import AAuthError, ConfigurationError, ProtocolError
 from ..protocol.identifiers import validate_server_identifier
 from ..tokens import DWK_AGENT, TYP_AGENT, StaticIssuerKeys, async_token_key_resolver, peek
@@ -375,12 +376,9 @@ class AgentProviderServer:
     @staticmethod
     def _json(request: HttpRequest) -> dict[str, Any]:
         try:
-            data = json.loads(request.body or b"")
-        except ValueError:
-            data = None
-        if not isinstance(data, dict):
-            raise ProtocolError("invalid_request", "the body is a JSON object")
-        return data
+            return loads_json_object(request.body or b"")
+        except ValueError as exc:
+            raise ProtocolError("invalid_request", f"the body is {exc}") from None
 
     async def _verified_agent(self, http: HttpRequest) -> tuple[AgentToken, PublicKey,
                                                                   AgentRecord]:

@@ -52,7 +52,7 @@ from ..integrations.mcp import (
     require_caller_from_context,
 )
 from ..keys import PrivateKey
-from ..protocol.encoding import loads_json
+from ..protocol.encoding import loads_json_object
 from ..protocol.errors import ConfigurationError
 from ..protocol.identifiers import validate_server_identifier
 from ..resource import (
@@ -298,10 +298,10 @@ def demo_resource(
 
     async def write_file(request: Request) -> Response:
         try:
-            body = loads_json(await request.body())
-        except (ValueError, TypeError):
+            body = loads_json_object(await request.body())
+        except ValueError:
             return _problem(400, "invalid_request", "the body is a JSON object")
-        if not isinstance(body, dict) or set(body) != {"name", "content"}:
+        if set(body) != {"name", "content"}:
             return _problem(400, "invalid_request", 'the body is {"name": ..., "content": ...}')
         try:
             written = files.write(_person(request.state.aauth), body.get("name", ""),

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
 
 from ..httpsig.verify import ReplayKey
-from ..protocol.encoding import loads_json
+from ..protocol.encoding import loads_json_object
 
 #: States of a pending record (§Deferred Response State Machine, seen from the resource).
 PENDING = "pending"  # waiting: for the person, an approver, or an auth token
@@ -79,10 +79,7 @@ class PendingRecord:
 
     @staticmethod
     def load_data(text: str) -> dict[str, Any]:
-        value = loads_json(text)
-        if not isinstance(value, dict):
-            raise ValueError("pending record data must be a JSON object")
-        return value
+        return loads_json_object(text)
 
 
 @dataclass(frozen=True)

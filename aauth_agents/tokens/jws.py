@@ -20,7 +20,7 @@ import jwt
 from jwt.algorithms import Algorithm
 
 from ..keys import ED25519, ES256, PrivateKey, PublicKey
-from ..protocol.encoding import b64url_decode, loads_json
+from ..protocol.encoding import b64url_decode, loads_json_object
 from ..protocol.errors import ConfigurationError, TokenError
 
 #: The only JWS ``alg`` values accepted anywhere (§Signature Algorithms).
@@ -81,12 +81,9 @@ def _fail(reason: str, detail: str, code: str) -> NoReturn:
 
 def _json_object(segment: str, what: str, code: str) -> dict[str, Any]:
     try:
-        value = loads_json(b64url_decode(segment))
-    except ValueError as exc:  # UnicodeDecodeError is a ValueError
-        _fail("malformed", f"JWT {what} is not base64url JSON: {exc}", code)
-    if not isinstance(value, dict):
-        _fail("malformed", f"JWT {what} must be a JSON object", code)
-    return value
+        return loads_json_object(b64url_decode(segment))
+    except ValueError as exc:  # bad base64url, bad UTF-8, not a JSON object
+        _fail("malformed", f"JWT {what} is not a base64url JSON object: {exc}", code)
 
 
 def _segments(token: object, code: str) -> list[str]:

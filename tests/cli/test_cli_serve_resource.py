@@ -83,7 +83,7 @@ def test_serve_resource_bad_key_file(tmp_path: Path) -> None:
     result = run_cli(["serve", "resource", "--issuer", RESOURCE, "--port", "0",
                       "--key-file", str(bad / "resource.jwk")], tmp_path, timeout=60)
     assert result.returncode == 3
-    assert b"not valid JSON" in result.stderr
+    assert b"is not JSON" in result.stderr
 
 
 def test_serve_resource_port_in_use(tmp_path: Path) -> None:

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aauth_agents.protocol.encoding import b64url_decode, b64url_encode, loads_json
+from aauth_agents.protocol.encoding import (
+    b64url_decode,
+    b64url_encode,
+    loads_json,
+    loads_json_object,
+)
 
 
 @given(st.binary(max_size=200))
@@ -50,5 +57,39 @@ def test_loads_json_accepts_json() -> None:
 def test_loads_json_raises_only_value_error(text: str) -> None:
     try:
         loads_json(text)
+    except ValueError:
+        pass
+
+
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+@given(_json_values)
+def test_loads_json_object_takes_objects_only(value: object) -> None:
+    text = json.dumps(value)
+    if isinstance(value, dict):
+        assert loads_json_object(text) == value
+        assert loads_json_object(text.encode()) == value
+    else:
+        with pytest.raises(ValueError, match=r"^not a JSON object$"):
+            loads_json_object(text)
+
+
+@pytest.mark.parametrize("text", ['{"a": 1, "a": 2}', "{", b"\xff", "", '{"a": NaN}'])
+def test_loads_json_object_refuses_what_loads_json_refuses(text: str | bytes) -> None:
+    with pytest.raises(ValueError, match=r"^not JSON$"):
+        loads_json_object(text)
+
+
+@given(st.binary(max_size=100))
+def test_loads_json_object_raises_only_value_error(data: bytes) -> None:
+    try:
+        assert isinstance(loads_json_object(data), dict)
     except ValueError:
         pass

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...protocol.deferred import parse_prefer_wait
-from ...protocol.encoding import loads_json
+from ...protocol.encoding import loads_json_object
 from ...protocol.identifiers import validate_https_url, validate_server_identifier
 from ...protocol.mission import is_s256
 from ...protocol.registry import CAPABILITY_VALUES, validate_device, validate_platform
@@ -52,11 +52,9 @@ def parse_json_object(body: bytes | None, content_type: str | None = "applicatio
     if not body:
         raise _fail("body", "a JSON object is required")
     try:
-        value = loads_json(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise _fail("body", "not valid JSON") from exc
-    if not isinstance(value, dict):
-        raise _fail("body", "must be a JSON object")
+        value = loads_json_object(body)
+    except ValueError as exc:
+        raise _fail("body", str(exc)) from exc
     return value
 
 
