@@ -113,6 +113,22 @@ def test_unknown_code_and_unsigned_body_change_nothing(site: Site) -> None:
     assert site.client.enroll(code, key).agent_id == AGENT
 
 
+@pytest.mark.parametrize("body", [
+    b'{"code": "%s", "code": "%s"}',  # two parsers could read two different codes
+    b'["%s", "%s"]',
+    b'{"code": "%s", "n": NaN, "m": "%s"}',
+])
+def test_enrolment_body_is_parsed_strictly(site: Site, body: bytes) -> None:
+    code = site.ap.create_enrollment(AGENT)
+    key = PrivateKey.generate()
+    response = _raw_post(site, "/enroll", body % (b"not-a-code", code.encode()), key,
+                         SignatureKey.from_public_key(key.public_key))
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == "invalid_request"
+    assert site.ap.agent(AGENT) is None
+    assert site.client.enroll(code, key).agent_id == AGENT
+
+
 def test_enrolment_refuses_foreign_and_duplicate_agents(site: Site) -> None:
     with pytest.raises(Exception, match="domain"):
         site.ap.create_enrollment("aauth:assistant@elsewhere.example")
