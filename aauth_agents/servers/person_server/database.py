@@ -145,6 +145,26 @@ CREATE TABLE IF NOT EXISTS ps_agent_tokens (
     PRIMARY KEY (iss, jti)
 );
 CREATE INDEX IF NOT EXISTS ps_agent_tokens_exp ON ps_agent_tokens (exp);
+CREATE TABLE IF NOT EXISTS ps_ui_sessions (
+    id_s256 TEXT PRIMARY KEY,
+    csrf TEXT NOT NULL,
+    account TEXT,
+    login_seq INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    last_seen REAL NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ps_ui_sessions_seen ON ps_ui_sessions (last_seen);
+CREATE INDEX IF NOT EXISTS ps_ui_sessions_expiry ON ps_ui_sessions (expires_at);
+CREATE TABLE IF NOT EXISTS ps_ui_session_links (
+    session_s256 TEXT NOT NULL,
+    pending_id TEXT NOT NULL,
+    interaction_id TEXT,
+    callback TEXT,
+    arrived INTEGER NOT NULL,
+    linked_at REAL NOT NULL,
+    PRIMARY KEY (session_s256, pending_id)
+);
 """
 
 
