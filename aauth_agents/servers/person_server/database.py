@@ -2,9 +2,10 @@
 
 The PS keeps what the protocol obliges it to remember (§Person Token Endpoint: retained
 person-token records; §Agent-Person Binding; §Directed Identifiers; §Mission, §Mission Log;
-§Token Revocation: which auth tokens went to which resource for which agent) in tables of its
-own, next to the shared stores of :mod:`aauth_agents.stores` (pending records, revocations),
-which open their own connection to the same file.
+§Token Revocation: which auth tokens went to which resource for which agent), and the
+browser sessions of its pages (:mod:`.ui_sessions`), in tables of its own, next to the
+shared stores of :mod:`aauth_agents.stores` (pending records, revocations), which open their
+own connection to the same file.
 
 Every method of :class:`PSDatabase` is synchronous and short; callers on the event loop go
 through :meth:`PSDatabase.run`, which executes a whole unit of work (one transaction) in a

@@ -11,34 +11,48 @@ Origin check; ``same-origin`` still never leaks a URL to another site.)
 
 Routes (:func:`ui_routes`):
 
-* ``GET /interact/{interaction_id}?code=...[&callback=...]`` -- the URL handed to agents. The
-  code is checked once with :meth:`Interactions.lookup` (single use, case-, hyphen- and
-  alias-insensitive, failing the interaction after ``code_attempts`` wrong codes); the pending
-  id is kept in the browser's session and the browser is redirected to ``/consent/{id}`` so the
-  code leaves the address bar. Besides the per-interaction limit, wrong codes are rate-limited
-  per client address (``code_failures`` per ``code_window`` seconds, then 429).
-* ``GET /consent/{pending_id}`` -- sign-in form (if needed), then the consent screen: agent
-  name/logo/identifier, platform/device, resource name/description/access mode, scopes with
-  their descriptions, the justification, mission and details -- all untrusted text rendered with
-  :func:`~aauth_agents.servers.markdown.render_markdown` -- and the clarification chat (the page
-  refreshes itself with ``<meta http-equiv=refresh>`` while a question is open).
+* ``GET /interact/{interaction_id}?code=...[&callback=...]`` -- the URL handed to agents. A
+  ``callback`` is checked first, before the code is spent, with
+  :meth:`~.interactions.Interactions.check_callback` (:func:`~.interactions.callback_allowed`):
+  it must be the ``callback_endpoint`` the agent's provider publishes (§User Interaction;
+  exactly, plus a query of the agent's own) or, when the provider sets
+  ``localhost_callback_allowed``, a localhost URL; anything else is ``invalid_request``
+  (400) and the browser is never sent there. The code is checked once with
+  :meth:`Interactions.lookup` (single use, case-, hyphen- and alias-insensitive, failing the
+  interaction after ``code_attempts`` wrong codes); the pending id is linked to the browser's
+  session and the browser is redirected to ``/consent/{id}`` so the code leaves the address
+  bar. Besides the per-interaction limit, wrong codes are rate-limited per client address
+  (``code_failures`` per ``code_window`` seconds, then 429). A refused link makes no session.
+* ``GET /consent/{pending_id}`` -- for the browser that opened the request with its code, or
+  for the signed-in person the request waits for (its ``owner``, from the dashboard); anyone
+  else gets the same 404 whether or not it exists. Sign-in form (if needed), then the consent
+  screen: agent name/logo/identifier, platform/device, resource name/description/access mode,
+  scopes with their descriptions, the justification, mission and details -- all untrusted
+  text rendered with :func:`~aauth_agents.servers.markdown.render_markdown` -- and the
+  clarification chat (the page refreshes itself with ``<meta http-equiv=refresh>`` while a
+  question is open).
   ``POST /consent/{pending_id}`` with ``action`` = ``approve`` | ``deny`` | ``ask``
   (``question``) | ``abandon``, each only for the signed-in person (§PS Approval Endpoint
-  Authentication: a denial too); after the decision the browser goes to the agent's ``callback``
-  (via :func:`callback_redirect`, ``?error=access_denied`` etc.) or sees a completion page.
+  Authentication: a denial too); after the decision the browser goes to the agent's checked
+  ``callback`` (via :func:`callback_redirect`, ``?error=access_denied`` etc.) or sees a
+  completion page.
 * ``GET /interact/callback/{pending_id}/{nonce}`` -- return from a resource's own interaction
   (§Resource-Initiated Interaction).
 * ``GET/POST /signin``, ``POST /signout`` -- password sign-in against ``ps.accounts`` (scrypt).
-* ``GET /dashboard`` -- connected agents (revoke: unbind, which revokes their auth tokens),
-  missions with their logs (terminate); ``POST /dashboard/unbind``, ``POST /dashboard/terminate``.
+* ``GET /dashboard`` -- "Waiting for you": the open requests of the person's agents (agent,
+  resource, scope, requirement, since when), each with a Review link to its consent page;
+  connected agents (revoke: unbind, which revokes their auth tokens), missions with their
+  logs (terminate); ``POST /dashboard/unbind``, ``POST /dashboard/terminate``.
 * ``GET /ui.css``.
 
 Sessions are opaque random ids (cookie ``aauth_ps_session``: HttpOnly, SameSite=Lax, Path=/,
-Secure when the request came over https) mapping to server-side state held in memory by the
-:class:`PersonServerUI` object (not persisted: a restart signs everyone out; the pending
-requests themselves live in the PS database). The id is rotated on sign-in. Every POST carries
-the session's CSRF token and must come with an ``Origin`` (or, failing that, ``Referer``) equal
-to the request's own origin -- not the issuer: the UI may be reached over loopback http.
+Secure when the request came over https) mapping to server-side state in the PS database
+(:mod:`.ui_sessions`: only the SHA-256 of the id is stored; signed-in account, CSRF token and
+the pending requests the browser opened, with their callbacks). They survive a restart,
+slide (``session_ttl`` from the last use) and are bounded (``max_sessions``, least recently
+used dropped first). The id is rotated on sign-in. Every POST carries the session's CSRF
+token and must come with an ``Origin`` (or, failing that, ``Referer``) equal to the request's
+own origin -- not the issuer: the UI may be reached over loopback http.
 """
 
 from __future__ import annotations

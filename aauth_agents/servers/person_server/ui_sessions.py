@@ -133,11 +133,11 @@ class UISessions:
                       account=account, login_seq=old.login_seq + 1, interactions=old.interactions,
                       callbacks=old.callbacks, arrived=old.arrived, last_seen=now)
         with self.db.transaction() as conn:
-            self._make_room(conn, now, max_sessions)
-            self._insert(conn, new, now, ttl)
             conn.execute("UPDATE ps_ui_session_links SET session_s256 = ? "
                          "WHERE session_s256 = ?", (new.key, old.key))
             conn.execute("DELETE FROM ps_ui_sessions WHERE id_s256 = ?", (old.key,))
+            self._make_room(conn, now, max_sessions)
+            self._insert(conn, new, now, ttl)
         return new
 
     def delete(self, session: Session) -> None:
