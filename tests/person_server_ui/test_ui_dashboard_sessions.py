@@ -204,4 +204,10 @@ def test_session_store_bound_rotation_and_sign_out(tmp_path: Path, path: str) ->
     sessions.delete(loaded)
     assert sessions.load(signed.id, now + 4, ttl) is None
     assert db.fetchone("SELECT COUNT(*) FROM ps_ui_session_links") == (0,)
+    # A full store drops anonymous sessions before signed-in ones, however recent.
+    person = sessions.sign_in(sessions.create(now + 5, ttl, 2), "bob", now + 5, ttl, 2)
+    for n in range(5):
+        sessions.create(now + 6 + n, ttl, 2)
+    assert sessions.count() == 2
+    assert sessions.load(person.id, now + 20, ttl) is not None
     db.close()

@@ -4,7 +4,8 @@ A session survives a PS restart: the person stays signed in and keeps the pendin
 their browser opened with a code (and the agents' callbacks for them). The database holds
 only the SHA-256 of a session id, never the id itself, so a copy of the file does not let
 anyone act as a signed-in person. Sessions slide: each use moves ``expires_at`` to
-``ttl`` seconds later; at most ``max_sessions`` are kept (the least recently used go first).
+``ttl`` seconds later; at most ``max_sessions`` are kept (anonymous ones go first -- a flood
+of fresh sign-in forms must not sign people out -- then the least recently used).
 
 Tables ``ps_ui_sessions`` and ``ps_ui_session_links`` (:mod:`.database`). All methods are
 synchronous and short; the UI calls them through
@@ -182,8 +183,9 @@ class UISessions:
         extra = count - max(0, max_sessions - 1)
         if extra > 0:
             for (key,) in conn.execute(
-                    "SELECT id_s256 FROM ps_ui_sessions ORDER BY last_seen, created_at "
-                    "LIMIT ?", (extra,)).fetchall():
+                    "SELECT id_s256 FROM ps_ui_sessions "
+                    "ORDER BY account IS NOT NULL, last_seen, created_at LIMIT ?",
+                    (extra,)).fetchall():
                 self._delete(conn, key)
 
 
