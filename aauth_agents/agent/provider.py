@@ -76,6 +76,8 @@ class LocalAgentProvider:
     agent's person server unless :meth:`mint` is given another; ``lifetime`` is the agent
     tokens' lifetime in seconds (at most 24 h). ``previous_keys`` are still published in the
     JWKS, so tokens signed before a provider key rotation verify until they expire.
+    ``callback_endpoint`` and ``localhost_callback_allowed`` are published in the metadata
+    (§Agent Provider Metadata): the interaction callbacks its agents may use.
     """
 
     def __init__(
@@ -89,6 +91,8 @@ class LocalAgentProvider:
         name: str | None = None,
         previous_keys: Iterable[PublicKey] = (),
         cache_max_age: int = 300,
+        callback_endpoint: str | None = None,
+        localhost_callback_allowed: bool = False,
     ) -> None:
         try:
             self.issuer = validate_server_identifier(issuer)
@@ -118,6 +122,9 @@ class LocalAgentProvider:
             if old.kid == key.kid:
                 raise ConfigurationError(f"kid {old.kid!r} is used by more than one key")
         self.cache_max_age = cache_max_age
+        self.callback_endpoint = callback_endpoint
+        self.localhost_callback_allowed = localhost_callback_allowed
+        self.metadata()  # an invalid callback_endpoint is a ConfigurationError now
 
     def __repr__(self) -> str:
         return f"LocalAgentProvider({self.issuer!r}, kid={self.key.kid!r})"
@@ -233,7 +240,9 @@ class LocalAgentProvider:
     def metadata(self) -> AgentProviderMetadata:
         """``/.well-known/aauth-agent.json`` (§Agent Provider Metadata)."""
         return AgentProviderMetadata.build(
-            issuer=self.issuer, jwks_uri=self.issuer + JWKS_PATH, name=self.name
+            issuer=self.issuer, jwks_uri=self.issuer + JWKS_PATH, name=self.name,
+            callback_endpoint=self.callback_endpoint,
+            localhost_callback_allowed=True if self.localhost_callback_allowed else None,
         )
 
     def jwks(self) -> dict[str, Any]:

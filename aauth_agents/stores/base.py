@@ -55,6 +55,9 @@ class PendingRecord:
     ``interaction_id`` names the record in the interaction page URL, ``code`` is the
     normalized interaction code. ``data`` holds the rest as JSON (the held invocation, the
     scope, the stored result...). ``version`` increases with every successful replace.
+    ``owner`` is the person account the request waits for, when one is known at creation (a
+    person server lists it on that person's dashboard); like ``interaction_id`` it is fixed
+    when the record is created.
     """
 
     id: str
@@ -69,6 +72,7 @@ class PendingRecord:
     code_attempts: int = 0
     data: Mapping[str, Any] = field(default_factory=dict)
     version: int = 0
+    owner: str | None = None
 
     def evolve(self, **changes: Any) -> PendingRecord:
         """A copy with ``changes`` applied (``version`` is the store's business)."""
@@ -127,6 +131,11 @@ class PendingStore(Protocol):
 
     def delete(self, record_id: str) -> None: ...
 
+    def open_for_owner(self, owner: str, now: float, limit: int = 100) -> list[PendingRecord]:
+        """The records waiting for ``owner`` (``pending`` or ``interacting``, not past
+        ``expires_at``), oldest first, at most ``limit``."""
+        ...
+
     def purge(self, now: float) -> int:
         """Forget records whose ``purge_at`` has passed; returns how many."""
         ...
@@ -140,6 +149,9 @@ class PendingStore(Protocol):
     async def areplace(self, record: PendingRecord) -> PendingRecord | None: ...
 
     async def adelete(self, record_id: str) -> None: ...
+
+    async def aopen_for_owner(self, owner: str, now: float, limit: int = 100
+                              ) -> list[PendingRecord]: ...
 
     async def apurge(self, now: float) -> int: ...
 

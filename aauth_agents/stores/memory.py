@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from ..clock import Clock, system_clock
 from ..httpsig.verify import MemoryReplayCache, ReplayKey
 from .base import (
+    INTERACTING,
+    PENDING,
     REVOKED_AGENT,
     REVOKED_PERSON,
     REVOKED_TOKEN,
@@ -51,13 +53,21 @@ class MemoryPendingStore:
             if current is None or current.version != record.version:
                 return None
             stored = record.evolve(version=record.version + 1,
-                                   interaction_id=current.interaction_id)
+                                   interaction_id=current.interaction_id, owner=current.owner)
             self._records[record.id] = stored
             return stored
 
     def delete(self, record_id: str) -> None:
         with self._lock:
             self._forget(record_id)
+
+    def open_for_owner(self, owner: str, now: float, limit: int = 100) -> list[PendingRecord]:
+        with self._lock:
+            found = [r for r in self._records.values()
+                     if r.owner == owner and r.state in (PENDING, INTERACTING)
+                     and r.expires_at > now]
+        found.sort(key=lambda r: (r.created_at, r.id))
+        return found[:max(0, limit)]
 
     def _forget(self, record_id: str) -> None:
         record = self._records.pop(record_id, None)
@@ -85,6 +95,10 @@ class MemoryPendingStore:
 
     async def adelete(self, record_id: str) -> None:
         self.delete(record_id)
+
+    async def aopen_for_owner(self, owner: str, now: float, limit: int = 100
+                              ) -> list[PendingRecord]:
+        return self.open_for_owner(owner, now, limit)
 
     async def apurge(self, now: float) -> int:
         return self.purge(now)

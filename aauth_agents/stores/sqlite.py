@@ -24,6 +24,8 @@ import anyio.to_thread
 from ..clock import Clock, system_clock
 from ..httpsig.verify import ReplayKey
 from .base import (
+    INTERACTING,
+    PENDING,
     REVOKED_AGENT,
     REVOKED_PERSON,
     REVOKED_TOKEN,
@@ -47,7 +49,8 @@ CREATE TABLE IF NOT EXISTS aauth_pending (
     code TEXT,
     code_attempts INTEGER NOT NULL,
     data TEXT NOT NULL,
-    version INTEGER NOT NULL
+    version INTEGER NOT NULL,
+    owner TEXT
 );
 CREATE INDEX IF NOT EXISTS aauth_pending_purge ON aauth_pending (purge_at);
 CREATE TABLE IF NOT EXISTS aauth_revoked (
@@ -95,6 +98,20 @@ class SQLiteDatabase:
                 self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
             self._conn.executescript(_SCHEMA)
+            self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring a file created by an older version up to date: ``aauth_pending.owner``
+        (added later; ``NULL`` -- no owner -- for records made before)."""
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(aauth_pending)")}
+        if "owner" not in columns:
+            try:
+                self._conn.execute("ALTER TABLE aauth_pending ADD COLUMN owner TEXT")
+            except sqlite3.OperationalError as exc:  # another process added it meanwhile
+                if "duplicate column" not in str(exc):
+                    raise
+        self._conn.execute("CREATE INDEX IF NOT EXISTS aauth_pending_owner "
+                           "ON aauth_pending (owner, state)")
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         with self._lock:
@@ -103,6 +120,10 @@ class SQLiteDatabase:
     def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any:
         with self._lock:
             return self._conn.execute(sql, params).fetchone()
+
+    def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
 
     def close(self) -> None:
         with self._lock:
@@ -126,11 +147,12 @@ def _record(row: Any) -> PendingRecord | None:
         id=row[0], kind=row[1], state=row[2], agent_jkt=row[3], created_at=row[4],
         expires_at=row[5], purge_at=row[6], interaction_id=row[7], code=row[8],
         code_attempts=row[9], data=PendingRecord.load_data(row[10]), version=row[11],
+        owner=row[12],
     )
 
 
 _PENDING_COLUMNS = ("id, kind, state, agent_jkt, created_at, expires_at, purge_at, "
-                    "interaction_id, code, code_attempts, data, version")
+                    "interaction_id, code, code_attempts, data, version, owner")
 
 
 class SQLitePendingStore:
@@ -143,10 +165,10 @@ class SQLitePendingStore:
         try:
             self.db.execute(
                 f"INSERT INTO aauth_pending ({_PENDING_COLUMNS}) "  # noqa: S608 (constants)
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (record.id, record.kind, record.state, record.agent_jkt, record.created_at,
                  record.expires_at, record.purge_at, record.interaction_id, record.code,
-                 record.code_attempts, record.data_json(), record.version),
+                 record.code_attempts, record.data_json(), record.version, record.owner),
             )
         except sqlite3.IntegrityError as exc:
             raise KeyError(f"pending record {record.id!r} exists") from exc
@@ -177,6 +199,13 @@ class SQLitePendingStore:
     def delete(self, record_id: str) -> None:
         self.db.execute("DELETE FROM aauth_pending WHERE id = ?", (record_id,))
 
+    def open_for_owner(self, owner: str, now: float, limit: int = 100) -> list[PendingRecord]:
+        rows = self.db.fetchall(
+            f"SELECT {_PENDING_COLUMNS} FROM aauth_pending WHERE owner = ? "  # noqa: S608
+            "AND state IN (?, ?) AND expires_at > ? ORDER BY created_at, id LIMIT ?",
+            (owner, PENDING, INTERACTING, now, max(0, limit)))
+        return [r for r in map(_record, rows) if r is not None]
+
     def purge(self, now: float) -> int:
         return self.db.execute("DELETE FROM aauth_pending WHERE purge_at <= ?", (now,)).rowcount
 
@@ -194,6 +223,10 @@ class SQLitePendingStore:
 
     async def adelete(self, record_id: str) -> None:
         await _in_thread(self.delete, record_id)
+
+    async def aopen_for_owner(self, owner: str, now: float, limit: int = 100
+                              ) -> list[PendingRecord]:
+        return await _in_thread(self.open_for_owner, owner, now, limit)
 
     async def apurge(self, now: float) -> int:
         return await _in_thread(self.purge, now)

@@ -56,6 +56,7 @@ from aauth_agents.transport import AsyncMappedTransport
 
 PS = "https://ps.example"
 AP = "https://agents.example"
+AP_CALLBACK = f"{AP}/callback"  # the agents' callback_endpoint (§Agent Provider Metadata)
 RES = "https://resource.example"
 DOCS = "https://docs.example"
 NOW = 1_730_217_600
@@ -346,7 +347,8 @@ class World:
 def make_world() -> World:
     clock = FrozenClock(NOW)
     ap = LocalAgentProvider(AP, PrivateKey.generate(kid="ap-1"), ps=PS, clock=clock,
-                            name="Example Agents")
+                            name="Example Agents", callback_endpoint=AP_CALLBACK,
+                            localhost_callback_allowed=True)
     return World(clock=clock, ap=ap, resource=Resource(RES, clock),
                  docs=Resource(DOCS, clock, name="Docs", access_mode="person-token",
                                scope_descriptions={"docs.read": "Read docs"}))

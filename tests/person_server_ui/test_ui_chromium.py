@@ -1,7 +1,8 @@
 """The consent page clicked in headless Chromium (Debian's ``/usr/bin/chromium``): sign in,
 read the justification, ask a question, approve; deny; expired and reused codes; wrong codes
-ending the interaction; untrusted Markdown rendered inert. The agent side is real signed
-requests to the PS over loopback HTTP; its polls see the person's decisions."""
+ending the interaction; untrusted Markdown rendered inert; a request reviewed from the
+dashboard. The agent side is real signed requests to the PS over loopback HTTP; its polls
+see the person's decisions."""
 
 from __future__ import annotations
 
@@ -230,3 +231,34 @@ async def test_mission_approval_then_dashboard_terminate_and_revoke(served: Serv
     await page.click("#agents button:has-text('Revoke')")
     await page.locator("#no-agents").wait_for(timeout=TIMEOUT)
     assert await world.ps.run(world.ps.state.bindings_for, "alice") == []
+
+
+async def test_dashboard_review_and_approve(served: Served, browser: Any) -> None:
+    """A signed-in person sees a request of their agent waiting on the dashboard, reviews
+    it there (no code) and approves; the agent's request completes."""
+    world = served.world
+    assert world.ps is not None
+    agent = world.agent()
+    world.ps.bind_agent(agent.agent_id, "alice")
+    pending = await agent.post("/person", {"resource": RES, "justification": "Weekly *report*"})
+    assert pending.status_code == 202, pending.text
+    page = await browser.new_page()
+    await page.goto(f"{served.url}/dashboard")
+    await sign_in(page)
+    waiting = page.locator("#waiting li")
+    await waiting.first.wait_for(timeout=TIMEOUT)
+    assert await waiting.count() == 1
+    assert agent.agent_id in await waiting.first.inner_text()
+    await waiting.first.locator("a.review").click()
+    await page.locator("#justification").wait_for(timeout=TIMEOUT)
+    assert "/consent/" in page.url
+    assert await page.locator("#justification").inner_text() == "Weekly report"
+    await page.click("#approve")
+    await page.locator("#message").wait_for(timeout=TIMEOUT)
+    assert "approved" in await page.locator("#message").inner_text()
+    granted = await agent.poll(pending)
+    assert granted.status_code == 200, granted.text
+    await world.check_person_token(granted.json()["person_token"], agent.public,
+                                   not_after=agent.exp)
+    await page.goto(f"{served.url}/dashboard")
+    await page.locator("#nothing-waiting").wait_for(timeout=TIMEOUT)

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from conftest import start_ui
-from ps_world import AP, PASSWORD, PS, RES, World, make_world, problem
+from ps_world import AP, AP_CALLBACK, PASSWORD, PS, RES, World, make_world, problem
 
 from aauth_agents.agent.provider import LocalAgentProvider
 from aauth_agents.keys import PrivateKey
@@ -174,37 +174,75 @@ async def test_code_is_hyphen_and_case_insensitive(ui_world: World,
     assert (await browser.get(f"{path}?code={loose}")).status_code == 303
 
 
-async def test_callback_on_approve_and_unsafe_callbacks_are_ignored(
-        ui_world: World, browser: httpx.AsyncClient) -> None:
+async def test_callback_on_approve(ui_world: World, browser: httpx.AsyncClient) -> None:
     agent = ui_world.agent()
     pending = await agent.post("/person", {"resource": RES})
     requirement = parse_requirement(pending.headers["aauth-requirement"])
     assert requirement.url is not None and requirement.code is not None
     path = requirement.url.removeprefix("https://ps.example")
     opened = await browser.get(path, params={"code": requirement.code,
-                                             "callback": "https://agent.example/cb?x=1"})
+                                             "callback": f"{AP_CALLBACK}?x=1"})
     consent = opened.headers["location"]
     page = await signed_in(browser, consent)
-    assert "form-action 'self' https://agent.example" in page.headers[
-        "content-security-policy"]
+    assert f"form-action 'self' {AP}" in page.headers["content-security-policy"]
     response = await browser.post(consent, data={"csrf": csrf(page), "action": "approve"},
                                   headers={"origin": ORIGIN})
     assert response.status_code == 303
-    assert response.headers["location"] == "https://agent.example/cb?x=1"
+    assert response.headers["location"] == f"{AP_CALLBACK}?x=1"
     assert (await agent.poll(pending)).status_code == 200
-    # A javascript: callback is never followed.
-    pending2 = await agent.post("/person", {"resource": "https://docs.example"})
-    requirement2 = parse_requirement(pending2.headers["aauth-requirement"])
-    assert requirement2.url is not None and requirement2.code is not None
-    opened2 = await browser.get(requirement2.url.removeprefix("https://ps.example"),
-                                params={"code": requirement2.code,
-                                        "callback": "javascript:alert(1)"})
-    consent2 = opened2.headers["location"]
-    page2 = await browser.get(consent2)
-    denied = await browser.post(consent2, data={"csrf": csrf(page2), "action": "deny"},
+
+
+@pytest.mark.parametrize("callback", [
+    "javascript:alert(1)",
+    "https://agent.example/cb?x=1",  # not the provider's callback_endpoint
+    f"{AP_CALLBACK}/",
+    f"{AP_CALLBACK}#frag",
+    "https://evil.example@agents.example/callback",
+    "http://localhost.evil.example/cb",
+])
+async def test_a_callback_the_provider_does_not_publish_is_refused(
+        ui_world: World, browser: httpx.AsyncClient, callback: str) -> None:
+    """§User Interaction: the callback is built from the provider's ``callback_endpoint``;
+    anything else is ``invalid_request`` -- no redirect there, and the code is not spent."""
+    agent = ui_world.agent()
+    pending = await agent.post("/person", {"resource": RES})
+    requirement = parse_requirement(pending.headers["aauth-requirement"])
+    assert requirement.url is not None and requirement.code is not None
+    path = requirement.url.removeprefix("https://ps.example")
+    refused = await browser.get(path, params={"code": requirement.code, "callback": callback})
+    assert refused.status_code == 400 and "location" not in refused.headers
+    assert 'id="error-code">invalid_request<' in refused.text
+    assert (await agent.poll(pending)).json() == {"status": "pending"}
+    # The same link without the callback still opens the request; a denial then shows the
+    # completion page.
+    opened = await browser.get(path, params={"code": requirement.code})
+    consent = opened.headers["location"]
+    page = await signed_in(browser, consent)
+    denied = await browser.post(consent, data={"csrf": csrf(page), "action": "deny"},
                                 headers={"origin": ORIGIN})
-    assert denied.headers["location"] == consent2
-    assert problem(await agent.poll(pending2)) == "denied"
+    assert denied.headers["location"] == consent
+    assert problem(await agent.poll(pending)) == "denied"
+
+
+async def test_no_callbacks_when_the_provider_publishes_none() -> None:
+    """A provider without ``callback_endpoint`` or ``localhost_callback_allowed``: even a
+    loopback callback is refused."""
+    world = make_world()
+    world.ap = LocalAgentProvider(AP, world.ap.key, ps=PS, clock=world.clock)
+    start_ui(world)
+    try:
+        agent = world.agent()
+        pending = await agent.post("/person", {"resource": RES})
+        requirement = parse_requirement(pending.headers["aauth-requirement"])
+        assert requirement.url is not None and requirement.code is not None
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=world.app),
+                                     base_url=ORIGIN) as client:
+            for callback in (AP_CALLBACK, "http://127.0.0.1:8080/cb"):
+                refused = await client.get(requirement.url.removeprefix(PS), params={
+                    "code": requirement.code, "callback": callback})
+                assert refused.status_code == 400, callback
+    finally:
+        await world.close()
 
 
 async def test_too_many_wrong_codes_from_one_client_are_rate_limited(

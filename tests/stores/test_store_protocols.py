@@ -20,6 +20,7 @@ from aauth_agents.clock import FrozenClock
 from aauth_agents.stores import (
     COMPLETED,
     EXECUTING,
+    INTERACTING,
     PENDING,
     PendingRecord,
     PendingStore,
@@ -132,6 +133,63 @@ async def test_pending_async_twins(stores: Stores) -> None:
     await pending.adelete("p1")
     assert await pending.aget("p1") is None
     assert await pending.apurge(NOW) == 0
+
+
+def test_pending_open_for_owner(stores: Stores) -> None:
+    """Only the owner's records that still wait (pending or interacting, not past
+    ``expires_at``), oldest first; the owner is fixed at creation."""
+    pending = stores.pending
+    pending.create(record("b", owner="alice", created_at=NOW + 2))
+    pending.create(record("a", owner="alice", created_at=NOW + 1, state=INTERACTING))
+    pending.create(record("c", owner="alice", state=COMPLETED))
+    pending.create(record("d", owner="alice", expires_at=NOW))
+    pending.create(record("e", owner="bob"))
+    pending.create(record("f"))
+    assert [r.id for r in pending.open_for_owner("alice", NOW)] == ["a", "b"]
+    assert [r.id for r in pending.open_for_owner("alice", NOW, limit=1)] == ["a"]
+    assert [r.id for r in pending.open_for_owner("bob", NOW)] == ["e"]
+    assert pending.open_for_owner("carol", NOW) == []
+    got = pending.get("b")
+    assert got is not None and got.owner == "alice"
+    # A replace never moves a record to another person.
+    assert pending.replace(got.evolve(owner="bob")) is not None
+    assert pending.get("b").owner == "alice"  # type: ignore[union-attr]
+    done = pending.get("b")
+    assert done is not None and pending.replace(done.evolve(state=EXECUTING)) is not None
+    assert [r.id for r in pending.open_for_owner("alice", NOW)] == ["a"]
+    assert [r.id for r in pending.open_for_owner("bob", NOW)] == ["e"]
+
+
+async def test_pending_open_for_owner_async(stores: Stores) -> None:
+    await stores.pending.acreate(record("x", owner="alice"))
+    assert [r.id for r in await stores.pending.aopen_for_owner("alice", NOW)] == ["x"]
+    assert await stores.pending.aopen_for_owner("alice", NOW + 600) == []
+
+
+def test_sqlite_file_without_the_owner_column_is_migrated(tmp_path: Path) -> None:
+    """A database created before ``owner`` existed keeps its records and gains the column."""
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as raw:
+        raw.executescript("""
+            CREATE TABLE aauth_pending (
+                id TEXT PRIMARY KEY, kind TEXT NOT NULL, state TEXT NOT NULL,
+                agent_jkt TEXT NOT NULL, created_at REAL NOT NULL, expires_at REAL NOT NULL,
+                purge_at REAL NOT NULL, interaction_id TEXT UNIQUE, code TEXT,
+                code_attempts INTEGER NOT NULL, data TEXT NOT NULL, version INTEGER NOT NULL);
+            INSERT INTO aauth_pending VALUES ('old', 'approval', 'pending', 'jkt', 1730217600,
+                1730218200, 1730218200, 'i-old', 'ABCD', 0, '{"a":1}', 3);
+        """)
+    raw.close()
+    stores = Stores.sqlite(path)
+    old = stores.pending.get("old")
+    assert old is not None and old.owner is None and old.version == 3 and old.data == {"a": 1}
+    assert stores.pending.open_for_owner("alice", NOW) == []
+    stores.pending.create(record("new", owner="alice"))
+    assert [r.id for r in stores.pending.open_for_owner("alice", NOW)] == ["new"]
+    assert stores.pending.replace(old) is not None
+    # A second opening (another process) finds the column there already.
+    again = Stores.sqlite(path)
+    assert again.pending.get("new").owner == "alice"  # type: ignore[union-attr]
 
 
 # -- revocations -------------------------------------------------------------------------------

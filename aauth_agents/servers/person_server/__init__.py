@@ -45,13 +45,15 @@ The browser UI (:mod:`.ui`) implements all of the above::
     app = create_person_server_with_ui(config)        # or, with a PersonServer ``ps``:
     app = create_person_server(ps, routes=ui_routes(ps))
 
-Routes: ``GET /interact/{id}?code=...[&callback=...]`` (checks the code once, then redirects to
-``/consent/{pending_id}``), ``GET/POST /consent/{pending_id}`` (sign-in if needed; approve,
-deny, ask a question, abandon), ``GET /interact/callback/{pending_id}/{nonce}``,
-``GET/POST /signin``, ``POST /signout``, ``GET /dashboard`` (connected agents, missions and
-their logs) with ``POST /dashboard/unbind`` and ``POST /dashboard/terminate``, ``GET /ui.css``.
-Sessions are opaque ids in an HttpOnly, SameSite=Lax cookie (Secure over https) mapping to
-state kept in memory by the :class:`PersonServerUI`; every POST needs the session's CSRF token
+Routes: ``GET /interact/{id}?code=...[&callback=...]`` (checks the callback against the agent
+provider's metadata and the code once, then redirects to ``/consent/{pending_id}``),
+``GET/POST /consent/{pending_id}`` (sign-in if needed; approve, deny, ask a question,
+abandon), ``GET /interact/callback/{pending_id}/{nonce}``, ``GET/POST /signin``,
+``POST /signout``, ``GET /dashboard`` (requests waiting for the person, connected agents,
+missions and their logs) with ``POST /dashboard/unbind`` and ``POST /dashboard/terminate``,
+``GET /ui.css``. Sessions are opaque ids in an HttpOnly, SameSite=Lax cookie (Secure over
+https) mapping to state kept in the PS database (only the id's SHA-256 is stored, so sessions
+survive a restart); every POST needs the session's CSRF token
 and a same-origin ``Origin``/``Referer``; every page has a strict CSP and no JavaScript.
 Untrusted text is rendered with :func:`aauth_agents.servers.markdown.render_markdown`.
 """

@@ -2,9 +2,10 @@
 
 The PS keeps what the protocol obliges it to remember (§Person Token Endpoint: retained
 person-token records; §Agent-Person Binding; §Directed Identifiers; §Mission, §Mission Log;
-§Token Revocation: which auth tokens went to which resource for which agent) in tables of its
-own, next to the shared stores of :mod:`aauth_agents.stores` (pending records, revocations),
-which open their own connection to the same file.
+§Token Revocation: which auth tokens went to which resource for which agent), and the
+browser sessions of its pages (:mod:`.ui_sessions`), in tables of its own, next to the
+shared stores of :mod:`aauth_agents.stores` (pending records, revocations), which open their
+own connection to the same file.
 
 Every method of :class:`PSDatabase` is synchronous and short; callers on the event loop go
 through :meth:`PSDatabase.run`, which executes a whole unit of work (one transaction) in a
@@ -145,6 +146,26 @@ CREATE TABLE IF NOT EXISTS ps_agent_tokens (
     PRIMARY KEY (iss, jti)
 );
 CREATE INDEX IF NOT EXISTS ps_agent_tokens_exp ON ps_agent_tokens (exp);
+CREATE TABLE IF NOT EXISTS ps_ui_sessions (
+    id_s256 TEXT PRIMARY KEY,
+    csrf TEXT NOT NULL,
+    account TEXT,
+    login_seq INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    last_seen REAL NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ps_ui_sessions_seen ON ps_ui_sessions (last_seen);
+CREATE INDEX IF NOT EXISTS ps_ui_sessions_expiry ON ps_ui_sessions (expires_at);
+CREATE TABLE IF NOT EXISTS ps_ui_session_links (
+    session_s256 TEXT NOT NULL,
+    pending_id TEXT NOT NULL,
+    interaction_id TEXT,
+    callback TEXT,
+    arrived INTEGER NOT NULL,
+    linked_at REAL NOT NULL,
+    PRIMARY KEY (session_s256, pending_id)
+);
 """
 
 

@@ -23,6 +23,10 @@ the protocol rules those pages must not get wrong:
   resource-initiated interaction (§Resource-Initiated Interaction);
   :func:`callback_redirect` -- the agent's ``callback`` with the spec's error codes
   (§Interaction Callback Errors).
+* :func:`callback_allowed` and :meth:`Interactions.check_callback` -- the agent's
+  ``callback`` is accepted only when its provider's metadata allows it (§User Interaction:
+  built from ``callback_endpoint``; a localhost URL when ``localhost_callback_allowed``), so
+  the PS is never an open redirector.
 
 Everything in a view that came from an agent or a resource (justification, descriptions,
 questions, answers, names) is raw, untrusted Markdown or text: the UI MUST sanitize it before
@@ -37,8 +41,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ...protocol.errors import ProtocolError
+from ...protocol.errors import AAuthError, ProtocolError
 from ...protocol.interaction import codes_match
+from ...protocol.metadata import AgentProviderMetadata
 from ...protocol.scopes import IDENTITY_SCOPES
 from ...stores import (
     APPROVED,
@@ -50,6 +55,7 @@ from ...stores import (
     PENDING,
     PendingRecord,
 )
+from ...tokens import DWK_AGENT
 from . import events as ev
 from .pending import PendingRequest
 from .policy import AUTH_TOKEN, MISSION, QUESTION, ResourceInfo
@@ -182,6 +188,45 @@ def callback_redirect(callback: str, outcome: str | None = None) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
 
 
+#: Hosts of a localhost callback (§Endpoint URLs: ``localhost_callback_allowed``).
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+MAX_CALLBACK = 2048
+
+
+def callback_allowed(callback: str, metadata: AgentProviderMetadata | None) -> bool:
+    """Whether the agent may have the person's browser sent to ``callback``, given its
+    provider's metadata (``None``: unavailable -- nothing is allowed).
+
+    §User Interaction: the callback "is constructed from the agent's ``callback_endpoint``
+    metadata" -- the endpoint itself, character for character (§Server Identifiers: exact
+    string comparison; §Endpoint URLs: https, no query, no fragment), to which the agent may
+    add a query string of its own. §Endpoint URLs: with ``localhost_callback_allowed`` the
+    agent may instead use a localhost URL (``http``/``https`` on ``localhost``,
+    ``127.0.0.1`` or ``[::1]``, any port and path). Never a fragment, userinfo, whitespace,
+    control characters, backslashes or non-ASCII: what a browser would read differently
+    from this check is refused."""
+    if metadata is None or not isinstance(callback, str) or len(callback) > MAX_CALLBACK:
+        return False
+    if any(not 0x21 <= ord(c) <= 0x7E or c in "\\#" for c in callback):
+        return False
+    base = callback.split("?", 1)[0]
+    endpoint = metadata.callback_endpoint
+    if endpoint is not None and base == endpoint:
+        return True
+    if not metadata.localhost_callback_allowed:
+        return False
+    try:
+        parts = urlsplit(callback)
+        parts.port  # noqa: B018 -- raises on a malformed port
+    except ValueError:
+        return False
+    if parts.scheme not in ("http", "https") or "@" in parts.netloc:
+        return False
+    if not callback.lower().startswith(f"{parts.scheme}://"):
+        return False
+    return (parts.hostname or "") in LOOPBACK_HOSTS
+
+
 class Interactions:
     """The UI boundary of a :class:`~aauth_agents.servers.person_server.PersonServer`
     (``ps.interactions``). All methods are coroutines; they raise
@@ -235,6 +280,29 @@ class Interactions:
                       detail={"kind": req.kind})
             return await self._view(stored, req)
         raise InteractionError("server_error", "the interaction is changing too fast")
+
+    async def check_callback(self, interaction_id: str, callback: str) -> str:
+        """``callback`` if the metadata of the provider of the agent behind
+        ``interaction_id`` allows it (:func:`callback_allowed`); otherwise
+        ``invalid_request`` (400). An unknown interaction is ``invalid_code``, as
+        :meth:`lookup` answers. Reads nothing but the record: the code is not consumed."""
+        ps = self._ps
+        record = await ps.run(ps.pending.get_by_interaction, interaction_id)
+        if record is None:
+            raise InteractionError("invalid_code", "no such interaction")
+        issuer = PendingRequest.from_json(record.data).agent_iss
+        metadata: AgentProviderMetadata | None = None
+        if ps.discovery is not None:
+            try:
+                document = await ps.discovery.metadata(issuer, DWK_AGENT)
+                metadata = AgentProviderMetadata.from_json(document, expected_issuer=issuer)
+            except (AAuthError, ValueError):
+                metadata = None
+        if not callback_allowed(callback, metadata):
+            raise InteractionError("invalid_request",
+                                   "the callback is not one the agent's provider publishes",
+                                   status=400)
+        return callback
 
     async def get(self, pending_id: str) -> InteractionView | None:
         """The view of a pending request by id (any state), or ``None``."""
@@ -569,11 +637,13 @@ class Interactions:
 
 __all__ = [
     "CALLBACK_ERRORS",
+    "LOOPBACK_HOSTS",
     "ClarificationView",
     "InteractionError",
     "InteractionView",
     "Interactions",
     "MissionView",
     "ScopeView",
+    "callback_allowed",
     "callback_redirect",
 ]

@@ -641,6 +641,8 @@ class PersonServer:
             id=secrets.token_urlsafe(24), kind=req.kind, state=PENDING, agent_jkt=ctx.jkt,
             created_at=now, expires_at=now + life, purge_at=now + life + 3600,
             interaction_id=interaction_id, code=code, data=req.to_json(),
+            # The person it waits for (their dashboard lists it); unknown for a new agent.
+            owner=binding.account if binding is not None else req.account,
         )
         await self.run(self.pending.create, record)
         self._event(ev.PENDING, agent=req.agent_id, account=req.account,

@@ -11,43 +11,56 @@ Origin check; ``same-origin`` still never leaks a URL to another site.)
 
 Routes (:func:`ui_routes`):
 
-* ``GET /interact/{interaction_id}?code=...[&callback=...]`` -- the URL handed to agents. The
-  code is checked once with :meth:`Interactions.lookup` (single use, case-, hyphen- and
-  alias-insensitive, failing the interaction after ``code_attempts`` wrong codes); the pending
-  id is kept in the browser's session and the browser is redirected to ``/consent/{id}`` so the
-  code leaves the address bar. Besides the per-interaction limit, wrong codes are rate-limited
-  per client address (``code_failures`` per ``code_window`` seconds, then 429).
-* ``GET /consent/{pending_id}`` -- sign-in form (if needed), then the consent screen: agent
-  name/logo/identifier, platform/device, resource name/description/access mode, scopes with
-  their descriptions, the justification, mission and details -- all untrusted text rendered with
-  :func:`~aauth_agents.servers.markdown.render_markdown` -- and the clarification chat (the page
-  refreshes itself with ``<meta http-equiv=refresh>`` while a question is open).
+* ``GET /interact/{interaction_id}?code=...[&callback=...]`` -- the URL handed to agents. A
+  ``callback`` is checked first, before the code is spent, with
+  :meth:`~.interactions.Interactions.check_callback` (:func:`~.interactions.callback_allowed`):
+  it must be the ``callback_endpoint`` the agent's provider publishes (§User Interaction;
+  exactly, plus a query of the agent's own) or, when the provider sets
+  ``localhost_callback_allowed``, a localhost URL; anything else is ``invalid_request``
+  (400) and the browser is never sent there. The code is checked once with
+  :meth:`Interactions.lookup` (single use, case-, hyphen- and alias-insensitive, failing the
+  interaction after ``code_attempts`` wrong codes); the pending id is linked to the browser's
+  session and the browser is redirected to ``/consent/{id}`` so the code leaves the address
+  bar. Besides the per-interaction limit, wrong codes are rate-limited per client address
+  (``code_failures`` per ``code_window`` seconds, then 429). A refused link makes no session.
+* ``GET /consent/{pending_id}`` -- for the browser that opened the request with its code, or
+  for the signed-in person the request waits for (its ``owner``, from the dashboard); anyone
+  else gets the same 404 whether or not it exists. Sign-in form (if needed), then the consent
+  screen: agent name/logo/identifier, platform/device, resource name/description/access mode,
+  scopes with their descriptions, the justification, mission and details -- all untrusted
+  text rendered with :func:`~aauth_agents.servers.markdown.render_markdown` -- and the
+  clarification chat (the page refreshes itself with ``<meta http-equiv=refresh>`` while a
+  question is open).
   ``POST /consent/{pending_id}`` with ``action`` = ``approve`` | ``deny`` | ``ask``
   (``question``) | ``abandon``, each only for the signed-in person (§PS Approval Endpoint
-  Authentication: a denial too); after the decision the browser goes to the agent's ``callback``
-  (via :func:`callback_redirect`, ``?error=access_denied`` etc.) or sees a completion page.
+  Authentication: a denial too); after the decision the browser goes to the agent's checked
+  ``callback`` (via :func:`callback_redirect`, ``?error=access_denied`` etc.) or sees a
+  completion page.
 * ``GET /interact/callback/{pending_id}/{nonce}`` -- return from a resource's own interaction
   (§Resource-Initiated Interaction).
 * ``GET/POST /signin``, ``POST /signout`` -- password sign-in against ``ps.accounts`` (scrypt).
-* ``GET /dashboard`` -- connected agents (revoke: unbind, which revokes their auth tokens),
-  missions with their logs (terminate); ``POST /dashboard/unbind``, ``POST /dashboard/terminate``.
+* ``GET /dashboard`` -- "Waiting for you": the open requests of the person's agents (agent,
+  resource, scope, requirement, since when), each with a Review link to its consent page;
+  connected agents (revoke: unbind, which revokes their auth tokens), missions with their
+  logs (terminate); ``POST /dashboard/unbind``, ``POST /dashboard/terminate``.
 * ``GET /ui.css``.
 
 Sessions are opaque random ids (cookie ``aauth_ps_session``: HttpOnly, SameSite=Lax, Path=/,
-Secure when the request came over https) mapping to server-side state held in memory by the
-:class:`PersonServerUI` object (not persisted: a restart signs everyone out; the pending
-requests themselves live in the PS database). The id is rotated on sign-in. Every POST carries
-the session's CSRF token and must come with an ``Origin`` (or, failing that, ``Referer``) equal
-to the request's own origin -- not the issuer: the UI may be reached over loopback http.
+Secure when the request came over https) mapping to server-side state in the PS database
+(:mod:`.ui_sessions`: only the SHA-256 of the id is stored; signed-in account, CSRF token and
+the pending requests the browser opened, with their callbacks). They survive a restart,
+slide (``session_ttl`` from the last use) and are bounded (``max_sessions``, least recently
+used dropped first). The id is rotated on sign-in. Every POST carries the session's CSRF
+token and must come with an ``Origin`` (or, failing that, ``Referer``) equal to the request's
+own origin -- not the issuer: the UI may be reached over loopback http.
 """
 
 from __future__ import annotations
 
 import html
 import secrets
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -61,10 +74,13 @@ from ...tokens import DWK_AGENT
 from ..markdown import render_markdown
 from .config import PersonServerConfig
 from .interactions import InteractionError, InteractionView, callback_redirect
+from .pending import PendingRequest
 from .server import PersonServer
+from .ui_sessions import Session, UISessions
 
 COOKIE = "aauth_ps_session"
-_LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+#: The most requests the dashboard lists under "Waiting for you".
+WAITING_LIMIT = 100
 MAX_QUESTION = 2000
 MAX_FIELD = 4096
 
@@ -87,40 +103,6 @@ def _e(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
-@dataclass
-class Session:
-    """One browser's server-side session."""
-
-    id: str
-    csrf: str
-    account: str | None = None
-    login_seq: int = 0
-    #: interaction id -> pending id, for the interactions this browser opened with their code.
-    interactions: dict[str, str] = field(default_factory=dict)
-    #: pending id -> the agent's callback URL.
-    callbacks: dict[str, str] = field(default_factory=dict)
-    #: pending id -> login_seq when the person arrived (for ``prompt=login``).
-    arrived: dict[str, int] = field(default_factory=dict)
-    last_seen: float = 0.0
-
-    def owns(self, pending_id: str) -> bool:
-        return pending_id in self.interactions.values()
-
-
-def _callback_allowed(callback: str) -> bool:
-    """An agent ``callback`` the UI is willing to redirect to: https, or http on loopback (a
-    local agent's callback, §Agent Metadata ``localhost_callback_allowed``)."""
-    try:
-        parts = urlsplit(callback)
-    except ValueError:
-        return False
-    if len(callback) > 2048 or not parts.netloc or parts.username or parts.password:
-        return False
-    if parts.scheme == "https":
-        return True
-    return parts.scheme == "http" and (parts.hostname or "") in _LOOPBACK_HOSTS
-
-
 def _page_status(exc: ProtocolError) -> int:
     """The status of an error page: never 408, which browsers retry on their own."""
     return 410 if exc.status == 408 else exc.status
@@ -133,7 +115,7 @@ def _origin(url: str) -> str:
 
 class PersonServerUI:
     """The browser pages of one :class:`PersonServer`; :meth:`routes` for
-    :func:`create_person_server`. Sessions live in this object (memory)."""
+    :func:`create_person_server`. Sessions live in the PS database (:mod:`.ui_sessions`)."""
 
     def __init__(self, ps: PersonServer, *, session_ttl: float = 8 * 3600,
                  max_sessions: int = 10_000, code_failures: int = 20,
@@ -143,7 +125,7 @@ class PersonServerUI:
         self.max_sessions = max_sessions
         self.code_failures = code_failures
         self.code_window = code_window
-        self._sessions: OrderedDict[str, Session] = OrderedDict()
+        self.sessions = UISessions(ps.db)
         self._failures: dict[str, list[float]] = {}
 
     # -- sessions ------------------------------------------------------------------------------
@@ -151,42 +133,27 @@ class PersonServerUI:
     def _now(self) -> float:
         return float(self.ps.clock())
 
-    def session(self, request: Request) -> Session | None:
+    async def session(self, request: Request) -> Session | None:
+        """The browser's live session (its expiry moved on), or ``None``."""
         sid = request.cookies.get(COOKIE)
         if not sid:
             return None
-        found = self._sessions.get(sid)
-        if found is None:
-            return None
-        now = self._now()
-        if now - found.last_seen > self.session_ttl:
-            self._sessions.pop(sid, None)
-            return None
-        found.last_seen = now
-        self._sessions.move_to_end(sid)
-        return found
+        return await self.ps.run(self.sessions.load, sid, self._now(), self.session_ttl)
 
-    def _new_session(self) -> Session:
-        while len(self._sessions) >= self.max_sessions:
-            self._sessions.popitem(last=False)
-        s = Session(id=secrets.token_urlsafe(32), csrf=secrets.token_urlsafe(32),
-                    last_seen=self._now())
-        self._sessions[s.id] = s
-        return s
+    async def _new_session(self) -> Session:
+        return await self.ps.run(self.sessions.create, self._now(), self.session_ttl,
+                                 self.max_sessions)
 
-    def _ensure_session(self, request: Request) -> tuple[Session, bool]:
-        found = self.session(request)
+    async def _ensure_session(self, request: Request) -> tuple[Session, bool]:
+        found = await self.session(request)
         if found is not None:
             return found, False
-        return self._new_session(), True
+        return await self._new_session(), True
 
-    def _rotate(self, old: Session) -> Session:
-        self._sessions.pop(old.id, None)
-        new = self._new_session()
-        new.interactions, new.callbacks, new.arrived = (
-            old.interactions, old.callbacks, old.arrived)
-        new.login_seq = old.login_seq
-        return new
+    async def _link(self, session: Session, pending_id: str, *,
+                    interaction_id: str | None = None, callback: str | None = None) -> None:
+        await self.ps.run(self.sessions.link, session, pending_id, self._now(),
+                          interaction_id=interaction_id, callback=callback)
 
     def _set_cookie(self, response: Response, request: Request, session: Session) -> None:
         response.set_cookie(COOKIE, session.id, max_age=int(self.session_ttl), path="/",
@@ -260,7 +227,7 @@ class PersonServerUI:
             if referer is None or _origin(referer) != own:
                 return self._message("Refused", "This form came from another site.",
                                      status=403, error="csrf")
-        session = self.session(request)
+        session = await self.session(request)
         if session is None:
             return self._message("Session expired", "Your session has expired; open the link "
                                  "again.", status=403, error="csrf")
@@ -295,10 +262,10 @@ class PersonServerUI:
         interaction_id = str(request.path_params["interaction_id"])
         code = request.query_params.get("code", "")
         callback = request.query_params.get("callback")
-        if callback is not None and not _callback_allowed(callback):
-            callback = None
-        session, created = self._ensure_session(request)
-        known = session.interactions.get(interaction_id)
+        # A session is only made once a code opened something: refused links never add one
+        # (sessions are bounded, and a flood must not push out people's real ones).
+        session = await self.session(request)
+        known = session.interactions.get(interaction_id) if session is not None else None
         if known is not None:  # a reload by the browser that already used the code
             return self._redirect(f"/consent/{quote(known, safe='')}", request, session)
         client = request.client.host if request.client else "unknown"
@@ -309,6 +276,17 @@ class PersonServerUI:
             self._count_failure(client)
             return self._message("Invalid code", "This link has no valid code.", status=400,
                                  error="invalid_code")
+        if callback is not None:
+            # Checked before the code is spent, and before anything redirects there.
+            try:
+                callback = await self.ps.interactions.check_callback(interaction_id, callback)
+            except InteractionError as exc:
+                if exc.code != "invalid_request":
+                    self._count_failure(client)
+                    return self._code_refused(exc)
+                return self._message("Bad request", "The agent sent an address to return to "
+                                     "that its provider does not publish.", status=400,
+                                     error="invalid_request")
         try:
             view = await self.ps.interactions.lookup(interaction_id, code)
         except InteractionError as exc:
@@ -316,27 +294,25 @@ class PersonServerUI:
                 self._count_failure(client)
             if callback is not None and exc.code == "expired":
                 return self._redirect(callback_redirect(callback, "expired"), request)
-            text = {"expired": "This request has expired.",
-                    "invalid_code": "This code is not valid (wrong, already used, or the "
-                                    "request has ended)."}.get(exc.code, exc.detail)
-            # Never 408 to a browser: Chromium silently retries a 408 on a reused connection
-            # (and the retry would see the code already spent).
-            status = 410 if exc.code in ("expired", "invalid_code") else exc.status
-            response = self._message("Cannot continue", text, status=status,
-                                     error=exc.code, session=None)
-            if created:
-                self._set_cookie(response, request, session)
-            return response
-        session.interactions[interaction_id] = view.id
-        session.arrived[view.id] = session.login_seq
-        if callback is not None:
-            session.callbacks[view.id] = callback
+            return self._code_refused(exc)
+        if session is None:
+            session = await self._new_session()
+        await self._link(session, view.id, interaction_id=interaction_id, callback=callback)
         return self._redirect(f"/consent/{quote(view.id, safe='')}", request, session)
+
+    def _code_refused(self, exc: InteractionError) -> Response:
+        text = {"expired": "This request has expired.",
+                "invalid_code": "This code is not valid (wrong, already used, or the "
+                                "request has ended)."}.get(exc.code, exc.detail)
+        # Never 408 to a browser: Chromium silently retries a 408 on a reused connection
+        # (and the retry would see the code already spent).
+        status = 410 if exc.code in ("expired", "invalid_code") else exc.status
+        return self._message("Cannot continue", text, status=status, error=exc.code)
 
     async def resource_return(self, request: Request) -> Response:
         pending_id = str(request.path_params["pending_id"])
         nonce = str(request.path_params["nonce"])
-        session = self.session(request)
+        session = await self.session(request)
         if session is None or not session.owns(pending_id):
             return self._message("Not found", "Unknown interaction.", status=404,
                                  error="not_found")
@@ -378,7 +354,7 @@ class PersonServerUI:
         return "/dashboard"
 
     async def signin_page(self, request: Request) -> Response:
-        session, _ = self._ensure_session(request)
+        session, _ = await self._ensure_session(request)
         next_url = self._safe_next(request.query_params.get("next"))
         response = self._page("Sign in", self._signin_form(session, next_url))
         self._set_cookie(response, request, session)
@@ -397,9 +373,9 @@ class PersonServerUI:
         if account is None:
             return self._page("Sign in", self._signin_form(session, next_url, username, True),
                               status=401)
-        session = self._rotate(session)
-        session.account = account.username
-        session.login_seq += 1
+        # A new session id on sign-in (the old one is worthless now), same links.
+        session = await self.ps.run(self.sessions.sign_in, session, account.username,
+                                    self._now(), self.session_ttl, self.max_sessions)
         return self._redirect(next_url, request, session)
 
     async def signout(self, request: Request) -> Response:
@@ -407,7 +383,7 @@ class PersonServerUI:
         if isinstance(checked, Response):
             return checked
         session, _ = checked
-        self._sessions.pop(session.id, None)
+        await self.ps.run(self.sessions.delete, session)
         response = self._message("Signed out", "You are signed out.")
         response.delete_cookie(COOKIE, path="/")
         return response
@@ -416,10 +392,21 @@ class PersonServerUI:
 
     async def _owned_view(self, request: Request, session: Session | None
                           ) -> InteractionView | Response:
+        """The pending request of the path, for the browser that opened it with its code or
+        for the signed-in person it waits for (from the dashboard). Anyone else gets the
+        same 404 whether or not it exists."""
         pending_id = str(request.path_params["pending_id"])
-        if session is None or not session.owns(pending_id):
-            return self._message("Not found", "Open the link the agent gave you.", status=404,
-                                 error="not_found", session=session)
+        refused = self._message("Not found", "Open the link the agent gave you.", status=404,
+                                error="not_found", session=session)
+        if session is None or len(pending_id) > 128:
+            return refused
+        if not session.owns(pending_id):
+            if session.account is None:
+                return refused
+            record = await self.ps.run(self.ps.pending.get, pending_id)
+            if record is None or record.owner is None or not secrets.compare_digest(
+                    record.owner.encode(), session.account.encode()):
+                return refused
         view = await self.ps.interactions.get(pending_id)
         if view is None:
             return self._message("Not found", "This request no longer exists.", status=404,
@@ -432,7 +419,7 @@ class PersonServerUI:
         return "login" in view.prompt and session.login_seq <= session.arrived.get(view.id, 0)
 
     async def consent_page(self, request: Request) -> Response:
-        session = self.session(request)
+        session = await self.session(request)
         found = await self._owned_view(request, session)
         if isinstance(found, Response):
             return found
@@ -440,6 +427,8 @@ class PersonServerUI:
         view = found
         if view.state not in ("pending", "interacting"):
             return self._finished(view, session)
+        if view.id not in session.arrived:  # arrived from the dashboard: remember when
+            await self._link(session, view.id)
         if self._needs_signin(session, view):
             intro = self._summary(view)
             return self._page("Sign in to continue",
@@ -654,14 +643,15 @@ class PersonServerUI:
     # -- dashboard -------------------------------------------------------------------------------
 
     async def dashboard(self, request: Request) -> Response:
-        session = self.session(request)
+        session = await self.session(request)
         if session is None or session.account is None:
             return self._redirect("/signin?next=/dashboard", request)
         ps = self.ps
         account = session.account
         bindings = await ps.run(ps.state.bindings_for, account)
         missions = await ps.missions_for(account)
-        out = ['<h2>Connected agents</h2>']
+        out = [await self._waiting(account)]
+        out.append('<h2>Connected agents</h2>')
         if not bindings:
             out.append('<p class="muted" id="no-agents">No agents are connected.</p>')
         out.append('<ul id="agents">')
@@ -697,6 +687,37 @@ class PersonServerUI:
                 f'{terminate}</li>')
         out.append('</ul>')
         return self._page("Your agents", "".join(out), session=session)
+
+    async def _waiting(self, account: str) -> str:
+        """"Waiting for you": the open requests of agents bound to ``account`` (§Deferred
+        Responses), each with a link to its consent page -- no code needed by their owner."""
+        ps = self.ps
+        records = await ps.run(ps.pending.open_for_owner, account, self._now(), WAITING_LIMIT)
+        out = ['<h2>Waiting for you</h2>']
+        if not records:
+            out.append('<p class="muted" id="nothing-waiting">Nothing is waiting for you.</p>')
+        out.append('<ul id="waiting">')
+        for record in records:
+            req = PendingRequest.from_json(record.data)
+            resource = req.resource
+            where = ""
+            if resource is not None:
+                where = (f' at <b>{_e(resource.name or resource.identifier)}</b> '
+                         f'<code>{_e(resource.identifier)}</code>')
+            scopes = " ".join(str(s) for s in req.request.get("scopes", ()))
+            scope = f' · scope <code class="scope">{_e(scopes)}</code>' if scopes else ""
+            created = datetime.fromtimestamp(record.created_at, timezone.utc)
+            out.append(
+                f'<li class="box waiting" data-pending="{_e(record.id)}">'
+                f'<code class="agent">{_e(req.agent_id)}</code> asks: '
+                f'<b>{_e(req.kind.replace("_", " "))}</b>{where}{scope}'
+                f'<p class="muted">needs {_e(req.requirement)} · since '
+                f'<time datetime="{created.isoformat()}">'
+                f'{created.strftime("%Y-%m-%d %H:%M UTC")}</time></p>'
+                f'<a class="review" href="/consent/{_e(quote(record.id, safe=""))}">Review</a>'
+                '</li>')
+        out.append('</ul>')
+        return "".join(out)
 
     async def unbind(self, request: Request) -> Response:
         checked = await self._post(request)
