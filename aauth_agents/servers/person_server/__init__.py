@@ -60,7 +60,7 @@ from __future__ import annotations
 
 from .accounts import Account, AccountError, Accounts, hash_password, verify_password
 from .app import create_person_server, person_server_of
-from .config import PATHS, PersonServerConfig, RelayChannel, RelayNotice
+from .config import FIXED_PATHS, PATHS, PersonServerConfig, RelayChannel, RelayNotice
 from .events import EventHook, PSEvent
 from .interactions import (
     CALLBACK_ERRORS,
@@ -89,6 +89,7 @@ from .ui import PersonServerUI, create_person_server_with_ui, ui_routes
 
 __all__ = [
     "CALLBACK_ERRORS",
+    "FIXED_PATHS",
     "PATHS",
     "Account",
     "AccountError",
