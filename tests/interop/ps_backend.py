@@ -36,7 +36,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from aauth_agents.discovery import AsyncDiscovery, EgressPolicy
+from aauth_agents.discovery import AsyncDiscovery, DiscoveryCache, EgressPolicy
 from aauth_agents.protocol.errors import ProtocolError
 from aauth_agents.servers import LoopbackServer
 from aauth_agents.servers.person_server import (
@@ -165,6 +165,7 @@ class AAuthPS:
         self._discovery: AsyncDiscovery | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()  # the mock person's acts in progress
+        self._cache = DiscoveryCache()
         async def app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
             await self._dispatch(scope, receive, send)  # a function: uvicorn sees ASGI 3
 
@@ -183,21 +184,22 @@ class AAuthPS:
             raise ValueError(f"not mapped onto our PS: {', '.join(sorted(unknown))}")
         if "trusted_servers" in settings:  # replaced wholesale, as mockin does
             self.directory.trusted = dict(settings.pop("trusted_servers") or {})
-        for name, value in settings.items():
-            if value is not None:
-                self.settings[name] = value
+            self._cache.clear()
+        self.settings.update(settings)  # None resets a setting, as in mockin
         return {**self.settings, "trusted_servers": dict(self.directory.trusted)}
 
     def trust(self, issuer: str, metadata: dict[str, Any], jwks: dict[str, Any]) -> None:
         self.directory.trusted[issuer] = {"metadata": metadata, "jwks": jwks}
+        self._cache.clear()  # effective at once, as in mockin (no remembered failures)
 
     def reset(self) -> None:
         """A fresh PS and mockin's default settings; nothing trusted."""
         old, old_discovery = self.ps, self._discovery
         self.settings = dict(DEFAULTS)
         self.directory.trusted = {}
+        self._cache = DiscoveryCache()
         self._discovery = AsyncDiscovery(
-            transport=httpx.ASGITransport(app=self.directory.app),
+            transport=httpx.ASGITransport(app=self.directory.app), cache=self._cache,
             egress=EgressPolicy(resolver=self.directory.resolve, allow_loopback=True))
         config = PersonServerConfig(
             issuer=ISSUER, discovery=self._discovery, policy=self._decide,
