@@ -19,6 +19,9 @@ What the UI adds (as ``routes`` of :func:`create_person_server`):
 
 * ``GET /interact/{interaction_id}?code=...`` -- the URL the PS hands agents
   (``AAuth-Requirement: requirement=interaction; url=".../interact/{id}"; code="..."``).
+  With ``PersonServerConfig.code_only_interaction`` it is one fixed ``GET /interact?code=...``
+  and ``ps.interactions.lookup_code(code)`` finds the interaction (``PersonServerConfig.paths``
+  may move ``/interact`` and every protocol endpoint; the metadata path is fixed).
   Call ``await ps.interactions.lookup(interaction_id, code)`` once (it consumes the code and
   enforces the attempt limit; map :class:`InteractionError` ``.code``/``.status`` to the
   page), keep the returned ``view.id`` in the person's session, and use
