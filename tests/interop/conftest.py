@@ -175,3 +175,17 @@ def mockin(mockin_server: Mockin) -> Iterator[Mockin]:
     """mockin with its defaults restored before each test."""
     mockin_server.reset()
     yield mockin_server
+
+
+# -- our person server behind the same interface (tests/interop/ps_backend.py) ---------------
+
+
+@pytest.fixture(scope="session")
+def aauth_ps_server() -> Iterator[Any]:
+    """Our PS on loopback as ``https://ps.example``, laid out like mockin (one per session;
+    ``reset()`` gives each test a fresh PS)."""
+    from ps_backend import AAuthPS
+
+    server = AAuthPS()
+    yield server
+    server.close()

@@ -19,6 +19,9 @@ What the UI adds (as ``routes`` of :func:`create_person_server`):
 
 * ``GET /interact/{interaction_id}?code=...`` -- the URL the PS hands agents
   (``AAuth-Requirement: requirement=interaction; url=".../interact/{id}"; code="..."``).
+  With ``PersonServerConfig.code_only_interaction`` it is one fixed ``GET /interact?code=...``
+  and ``ps.interactions.lookup_code(code)`` finds the interaction (``PersonServerConfig.paths``
+  may move ``/interact`` and every protocol endpoint; the metadata path is fixed).
   Call ``await ps.interactions.lookup(interaction_id, code)`` once (it consumes the code and
   enforces the attempt limit; map :class:`InteractionError` ``.code``/``.status`` to the
   page), keep the returned ``view.id`` in the person's session, and use
@@ -62,7 +65,7 @@ from __future__ import annotations
 
 from .accounts import Account, AccountError, Accounts, hash_password, verify_password
 from .app import create_person_server, person_server_of
-from .config import PATHS, PersonServerConfig, RelayChannel, RelayNotice
+from .config import FIXED_PATHS, PATHS, PersonServerConfig, RelayChannel, RelayNotice
 from .events import EventHook, PSEvent
 from .interactions import (
     CALLBACK_ERRORS,
@@ -91,6 +94,7 @@ from .ui import PersonServerUI, create_person_server_with_ui, ui_routes
 
 __all__ = [
     "CALLBACK_ERRORS",
+    "FIXED_PATHS",
     "PATHS",
     "Account",
     "AccountError",

@@ -6,6 +6,7 @@ The app only moves bytes: it rebuilds each request as an
 connection came in on (DESIGN.md: mapping an identifier to loopback changes only the
 connection) -- and hands it to :class:`~aauth_agents.servers.person_server.PersonServer`.
 
+Endpoint paths come from ``config.paths`` (:data:`~.config.PATHS` unless overridden).
 The person's pages (``/interact/...``, sign-in, dashboard) are added by the UI through
 ``routes``: they call :attr:`PersonServer.interactions` and :attr:`PersonServer.accounts`.
 """
@@ -24,7 +25,7 @@ from starlette.routing import BaseRoute, Route
 
 from ...httpsig import HttpRequest
 from ...protocol.errors import AAuthError, ProtocolError
-from .config import PATHS, PersonServerConfig
+from .config import PersonServerConfig
 from .pending import Reply
 from .server import PersonServer
 
@@ -111,19 +112,20 @@ def create_person_server(
         }
         return await _endpoint(ps, handlers[request.method], "pending_id")(request)
 
+    paths = ps.config.paths  # PATHS unless the deployment moved them
     table: list[BaseRoute] = [
-        Route(PATHS["metadata"], metadata, methods=["GET"]),
-        Route(PATHS["jwks"], jwks, methods=["GET"]),
-        Route(PATHS["person_token"], _endpoint(ps, ps.handle_person_token), methods=["POST"]),
-        Route(PATHS["auth_token"], _endpoint(ps, ps.handle_auth_token), methods=["POST"]),
-        Route(PATHS["pending"] + "/{pending_id}", pending, methods=["GET", "POST", "DELETE"]),
-        Route(PATHS["mission"], _endpoint(ps, ps.handle_mission_proposal), methods=["POST"]),
-        Route(PATHS["mission"] + "/{s256}", _endpoint(ps, ps.handle_mission_action, "s256"),
+        Route(paths["metadata"], metadata, methods=["GET"]),
+        Route(paths["jwks"], jwks, methods=["GET"]),
+        Route(paths["person_token"], _endpoint(ps, ps.handle_person_token), methods=["POST"]),
+        Route(paths["auth_token"], _endpoint(ps, ps.handle_auth_token), methods=["POST"]),
+        Route(paths["pending"] + "/{pending_id}", pending, methods=["GET", "POST", "DELETE"]),
+        Route(paths["mission"], _endpoint(ps, ps.handle_mission_proposal), methods=["POST"]),
+        Route(paths["mission"] + "/{s256}", _endpoint(ps, ps.handle_mission_action, "s256"),
               methods=["POST"]),
-        Route(PATHS["permission"], _endpoint(ps, ps.handle_permission), methods=["POST"]),
-        Route(PATHS["audit"], _endpoint(ps, ps.handle_audit), methods=["POST"]),
-        Route(PATHS["interaction"], _endpoint(ps, ps.handle_interaction), methods=["POST"]),
-        Route(PATHS["revocation"], _endpoint(ps, ps.handle_revocation), methods=["POST"]),
+        Route(paths["permission"], _endpoint(ps, ps.handle_permission), methods=["POST"]),
+        Route(paths["audit"], _endpoint(ps, ps.handle_audit), methods=["POST"]),
+        Route(paths["interaction"], _endpoint(ps, ps.handle_interaction), methods=["POST"]),
+        Route(paths["revocation"], _endpoint(ps, ps.handle_revocation), methods=["POST"]),
         *routes,
     ]
     app = Starlette(routes=table)

@@ -6,7 +6,7 @@ Nothing here reads the environment; the CLI builds a :class:`PersonServerConfig`
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from .policy import ConsentPolicy, ConsentRequest, Decision, InteractiveConsent
 #: The database file inside a data directory.
 DATABASE_FILE = "ps.sqlite3"
 
-#: Endpoint paths, relative to the issuer.
+#: Endpoint paths, relative to the issuer (the defaults; see ``PersonServerConfig.paths``).
 PATHS = {
     "metadata": "/.well-known/aauth-person.json",
     "jwks": "/.well-known/jwks.json",
@@ -41,6 +41,52 @@ PATHS = {
     "revocation": "/revoke",
     "interact": "/interact",
 }
+
+#: Paths the specification fixes, which a deployment cannot move: agents find the metadata
+#: at ``/.well-known/aauth-person.json`` (§Person Server Metadata).
+FIXED_PATHS = frozenset({"metadata"})
+
+#: Endpoints with sub-paths below them (``/pending/{id}``, ``/mission/{s256}``,
+#: ``/interact/{id}``, ``/interact/callback/...``): no other endpoint may live under them.
+_PREFIX_PATHS = ("pending", "mission", "interact")
+
+
+def resolve_paths(overrides: Mapping[str, str]) -> dict[str, str]:
+    """:data:`PATHS` with ``overrides`` applied, or :class:`ConfigurationError`: unknown
+    names, a fixed path (:data:`FIXED_PATHS`), a path not starting with a single ``/``, with a
+    query, fragment, template braces, whitespace or a trailing slash, two endpoints on one
+    path, or an endpoint below another's sub-paths."""
+    if not isinstance(overrides, Mapping):
+        raise ConfigurationError("paths maps endpoint names to paths")
+    unknown = sorted(set(overrides) - set(PATHS))
+    if unknown:
+        raise ConfigurationError(f"paths: unknown endpoint name(s) {', '.join(map(str, unknown))}")
+    resolved = dict(PATHS)
+    for name, path in overrides.items():
+        if name in FIXED_PATHS:
+            if path == PATHS[name]:
+                continue
+            raise ConfigurationError(f"paths: {name} is fixed by the specification at "
+                                     f"{PATHS[name]}")
+        if (not isinstance(path, str) or not path.startswith("/") or path.startswith("//")
+                or len(path) < 2 or path.endswith("/") or len(path) > 256
+                or any(c in path for c in "?#{}\\") or any(c.isspace() for c in path)
+                or not path.isascii()):
+            raise ConfigurationError(f"paths: {name} must be an absolute path such as "
+                                     f"/aauth/{name}, got {path!r}")
+        resolved[name] = path
+    seen: dict[str, str] = {}
+    for name, path in resolved.items():
+        if path in seen:
+            raise ConfigurationError(f"paths: {seen[path]} and {name} share {path}")
+        seen[path] = name
+    for prefix_name in _PREFIX_PATHS:
+        prefix = resolved[prefix_name] + "/"
+        below = [n for n, p in resolved.items() if p.startswith(prefix)]
+        if below:
+            raise ConfigurationError(f"paths: {', '.join(below)} would sit below the "
+                                     f"sub-paths of {prefix_name} ({prefix}...)")
+    return resolved
 
 #: §Person Server Metadata ``claims_supported``: ``sub`` plus what accounts can carry.
 DEFAULT_CLAIMS = ("sub", "tenant", *sorted(ACCOUNT_CLAIMS))
@@ -90,6 +136,19 @@ class PersonServerConfig:
     * ``relay_channel`` -- how the PS reaches the person for the interaction endpoint;
       ``None``: the PS has no channel (``interaction_unavailable``).
     * ``events`` -- audit event hook. ``clock`` -- every time decision.
+    * ``paths`` -- endpoint paths by name, overriding :data:`PATHS` (e.g. to serve another
+      deployment's layout); routes, :meth:`url` and the published metadata follow it. The
+      metadata path (:data:`FIXED_PATHS`) cannot move. After construction it holds the full
+      table.
+    * ``code_only_interaction`` -- the interaction URL handed to agents is the one fixed
+      ``paths["interact"]`` URL and the person's ``?code=`` alone finds the interaction
+      (§User Interaction: the person opens ``{url}?code={code}``), instead of a URL per
+      interaction (``{interact}/{id}``, the default). Codes are then unique among stored
+      interactions (enforced when each is created), still single use and compared case-,
+      hyphen- and alias-insensitively, and wrong codes are still rate-limited per client
+      address by the UI. The trade-off: a wrong code names no interaction, so
+      ``code_attempts`` (wrong codes that end one interaction) cannot apply -- guessing is
+      bounded only by the per-address limit and the codes' 40+ bits.
     """
 
     issuer: str
@@ -106,6 +165,8 @@ class PersonServerConfig:
     relay_channel: RelayChannel | None = None
     events: EventHook | None = None
     clock: Clock = system_clock
+    paths: Mapping[str, str] = field(default_factory=dict)
+    code_only_interaction: bool = False
     name: str | None = "aauth-agents Person Server"
     description: str | None = None
     scopes_supported: Sequence[str] = tuple(sorted(IDENTITY_SCOPES))
@@ -164,6 +225,7 @@ class PersonServerConfig:
         unknown = [s for s in self.scopes_supported if not isinstance(s, str) or not s]
         if unknown:
             raise ConfigurationError("scopes_supported holds non-empty strings")
+        self.paths = resolve_paths(self.paths)
 
     @property
     def database_path(self) -> str:
@@ -176,11 +238,19 @@ class PersonServerConfig:
         return path
 
     def url(self, name: str, *suffix: str) -> str:
-        """The absolute URL of endpoint ``name`` (see :data:`PATHS`)."""
-        return self.issuer + PATHS[name] + "".join("/" + s for s in suffix)
+        """The absolute URL of endpoint ``name`` (see :attr:`paths`)."""
+        return self.issuer + self.paths[name] + "".join("/" + s for s in suffix)
 
     def describe(self) -> dict[str, Any]:
         return {"issuer": self.issuer, "database": self.database_path}
 
 
-__all__ = ["DATABASE_FILE", "PATHS", "PersonServerConfig", "RelayChannel", "RelayNotice"]
+__all__ = [
+    "DATABASE_FILE",
+    "FIXED_PATHS",
+    "PATHS",
+    "PersonServerConfig",
+    "RelayChannel",
+    "RelayNotice",
+    "resolve_paths",
+]

@@ -32,6 +32,7 @@ import asyncio
 import functools
 import json
 import logging
+import math
 import secrets
 import threading
 from collections import OrderedDict
@@ -101,7 +102,7 @@ from .accounts import Accounts
 from .config import PersonServerConfig, RelayNotice
 from .database import PSDatabase
 from .events import EventSink, PSEvent
-from .interactions import Interactions
+from .interactions import Interactions, code_interaction_id
 from .keyring import SigningKeys
 from .pending import Notifier, PendingRequest, PollLimiter, Reply
 from .policy import (
@@ -629,22 +630,39 @@ class PersonServer:
         binding = await self.run(self.state.binding, req.agent_iss, req.agent_id)
         req = req.evolve(requirement=requirement, provider_name=name, provider_logo=logo,
                          new_agent=binding is None)
-        interaction_id = code = None
-        if requirement == INTERACTION:
-            interaction_id = secrets.token_urlsafe(16)
-            display = generate_code(8)
-            code = normalize_code(display)
-            req = req.evolve(interaction_url=self.config.url("interact", interaction_id),
-                             display_code=display)
         life = lifetime if lifetime is not None else self.config.pending_lifetime
-        record = PendingRecord(
-            id=secrets.token_urlsafe(24), kind=req.kind, state=PENDING, agent_jkt=ctx.jkt,
-            created_at=now, expires_at=now + life, purge_at=now + life + 3600,
-            interaction_id=interaction_id, code=code, data=req.to_json(),
-            # The person it waits for (their dashboard lists it); unknown for a new agent.
-            owner=binding.account if binding is not None else req.account,
-        )
-        await self.run(self.pending.create, record)
+        for _ in range(8):
+            interaction_id = code = None
+            evolved = req
+            if requirement == INTERACTION:
+                display = generate_code(8)
+                code = normalize_code(display)
+                if self.config.code_only_interaction:
+                    # One URL for all; the code finds the interaction, so it must be unique:
+                    # the store refuses a second record with the same interaction id.
+                    interaction_id = code_interaction_id(code)
+                    url = self.config.url("interact")
+                else:
+                    interaction_id = secrets.token_urlsafe(16)
+                    url = self.config.url("interact", interaction_id)
+                evolved = req.evolve(interaction_url=url, display_code=display)
+            record = PendingRecord(
+                id=secrets.token_urlsafe(24), kind=req.kind, state=PENDING, agent_jkt=ctx.jkt,
+                created_at=now, expires_at=now + life, purge_at=now + life + 3600,
+                interaction_id=interaction_id, code=code, data=evolved.to_json(),
+                # The person it waits for (their dashboard lists it); unknown for a new agent.
+                owner=binding.account if binding is not None else req.account,
+            )
+            try:
+                await self.run(self.pending.create, record)
+            except KeyError:
+                if interaction_id is None:
+                    raise
+                continue  # the code is taken: draw another
+            req = evolved
+            break
+        else:
+            raise ProtocolError("server_error", "no unused interaction code was found")
         self._event(ev.PENDING, agent=req.agent_id, account=req.account,
                     resource=req.resource.identifier if req.resource else None,
                     mission=req.mission_s256,
@@ -664,7 +682,9 @@ class PersonServer:
         if question is not None:
             headers.update(Requirement.clarification().headers())
             body["clarification"] = question["question"]
-            body["timeout"] = max(0, int(record.expires_at - self.clock()))
+            # Whole seconds left (§Clarification Required), rounded up: a request that is
+            # still pending never reports 0, and a fresh one reports its full lifetime.
+            body["timeout"] = max(0, math.ceil(record.expires_at - self.clock()))
             if question.get("options"):
                 body["options"] = list(question["options"])
         elif req.requirement == INTERACTION and req.interaction_url and req.display_code:

@@ -23,6 +23,10 @@ Routes (:func:`ui_routes`):
   session and the browser is redirected to ``/consent/{id}`` so the code leaves the address
   bar. Besides the per-interaction limit, wrong codes are rate-limited per client address
   (``code_failures`` per ``code_window`` seconds, then 429). A refused link makes no session.
+  With ``code_only_interaction`` the URL is the fixed ``GET /interact?code=...`` (the
+  interact path may be moved by ``config.paths``) and
+  :meth:`~.interactions.Interactions.lookup_code` finds the interaction by its code; only
+  the per-address limit applies to wrong codes there.
 * ``GET /consent/{pending_id}`` -- for the browser that opened the request with its code, or
   for the signed-in person the request waits for (its ``owner``, from the dashboard); anyone
   else gets the same 404 whether or not it exists. Sign-in form (if needed), then the consent
@@ -70,10 +74,16 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from ...protocol.errors import ProtocolError
+from ...protocol.interaction import InvalidInteractionCodeError
 from ...tokens import DWK_AGENT
 from ..markdown import render_markdown
 from .config import PersonServerConfig
-from .interactions import InteractionError, InteractionView, callback_redirect
+from .interactions import (
+    InteractionError,
+    InteractionView,
+    callback_redirect,
+    code_interaction_id,
+)
 from .pending import PendingRequest
 from .server import PersonServer
 from .ui_sessions import Session, UISessions
@@ -259,20 +269,28 @@ class PersonServerUI:
             self._failures.pop(next(iter(self._failures)))
 
     async def interact(self, request: Request) -> Response:
-        interaction_id = str(request.path_params["interaction_id"])
+        code_only = self.ps.config.code_only_interaction
         code = request.query_params.get("code", "")
+        if code_only:  # one URL for every interaction: the code is the key
+            try:
+                interaction_id = code_interaction_id(code) if 0 < len(code) <= 64 else ""
+            except InvalidInteractionCodeError:
+                interaction_id = ""
+        else:
+            interaction_id = str(request.path_params["interaction_id"])
         callback = request.query_params.get("callback")
         # A session is only made once a code opened something: refused links never add one
         # (sessions are bounded, and a flood must not push out people's real ones).
         session = await self.session(request)
-        known = session.interactions.get(interaction_id) if session is not None else None
+        known = (session.interactions.get(interaction_id)
+                 if session is not None and interaction_id else None)
         if known is not None:  # a reload by the browser that already used the code
             return self._redirect(f"/consent/{quote(known, safe='')}", request, session)
         client = request.client.host if request.client else "unknown"
         if self._rate_limited(client):
             return self._message("Too many attempts", "Too many wrong codes; try again later.",
                                  status=429, error="rate_limited")
-        if not code or len(code) > 64 or len(interaction_id) > 128:
+        if not code or len(code) > 64 or (not code_only and len(interaction_id) > 128):
             self._count_failure(client)
             return self._message("Invalid code", "This link has no valid code.", status=400,
                                  error="invalid_code")
@@ -288,7 +306,10 @@ class PersonServerUI:
                                      "that its provider does not publish.", status=400,
                                      error="invalid_request")
         try:
-            view = await self.ps.interactions.lookup(interaction_id, code)
+            if code_only:
+                view = await self.ps.interactions.lookup_code(code)
+            else:
+                view = await self.ps.interactions.lookup(interaction_id, code)
         except InteractionError as exc:
             if exc.code != "expired":
                 self._count_failure(client)
@@ -774,10 +795,12 @@ class PersonServerUI:
                                          error="server_error")
             return endpoint
 
+        interact = self.ps.config.paths["interact"]
         return [
-            Route("/interact/callback/{pending_id}/{nonce}", guard(self.resource_return),
+            Route(interact + "/callback/{pending_id}/{nonce}", guard(self.resource_return),
                   methods=["GET"]),
-            Route("/interact/{interaction_id}", guard(self.interact), methods=["GET"]),
+            Route(interact if self.ps.config.code_only_interaction
+                  else interact + "/{interaction_id}", guard(self.interact), methods=["GET"]),
             Route("/consent/{pending_id}", guard(self.consent_page), methods=["GET"]),
             Route("/consent/{pending_id}", guard(self.consent_post), methods=["POST"]),
             Route("/signin", guard(self.signin_page), methods=["GET"]),
