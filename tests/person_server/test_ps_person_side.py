@@ -4,6 +4,7 @@ purging, and that no token or password reaches an event or a log line."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -13,6 +14,7 @@ from ps_world import PASSWORD, PS, RES, Agent, World, problem
 
 from aauth_agents.protocol.requirement import parse_requirement
 from aauth_agents.servers.person_server import AutoApprove, InteractionError
+from aauth_agents.servers.person_server.ui_sessions import UISessions
 from aauth_agents.tokens import peek
 
 
@@ -150,6 +152,59 @@ async def test_purge_forgets_finished_pending_records(world: World) -> None:
     assert await world.ps.purge() >= 1
     agent.refresh()
     assert (await agent.get(pending.headers["location"])).status_code == 404
+
+
+async def _abandoned_request(world: World) -> tuple[Agent, str]:
+    agent = world.agent()
+    pending = await agent.post("/person", {"resource": RES})
+    location = pending.headers["location"]
+    assert (await agent.delete(location)).status_code == 204
+    return agent, location
+
+
+async def _purged(world: World, agent: Agent, location: str) -> bool:
+    """Whether ``location`` is gone, after letting background work run (bounded)."""
+    assert world.ps is not None
+    for _ in range(200):
+        if not world.ps._tasks:
+            break
+        await asyncio.sleep(0.01)
+    agent.refresh()
+    return (await agent.get(location)).status_code == 404
+
+
+async def test_housekeeping_purges_once_due_after_a_request(bare: World) -> None:
+    ps = bare.start(purge_interval=600)
+    agent, location = await _abandoned_request(bare)
+    bare.clock.advance(599)
+    other = bare.agent("other")
+    await other.post("/person", {"resource": RES})  # not due yet: nothing is forgotten
+    assert not await _purged(bare, agent, location)
+    bare.clock.advance(600 + 3600)  # the abandoned record is past purge_at
+    await other.post("/person", {"resource": RES})  # any protocol request starts the pass
+    assert await _purged(bare, agent, location)
+    assert ps._purge_due == bare.clock() + 600
+
+
+async def test_housekeeping_off_keeps_records_until_purge(bare: World) -> None:
+    ps = bare.start(purge_interval=0)
+    agent, location = await _abandoned_request(bare)
+    bare.clock.advance(600 + 3600)
+    await bare.agent("other").post("/person", {"resource": RES})
+    assert not await _purged(bare, agent, location)
+    assert await ps.purge() >= 1
+    assert await _purged(bare, agent, location)
+
+
+async def test_purge_forgets_expired_browser_sessions(world: World) -> None:
+    assert world.ps is not None
+    sessions = UISessions(world.ps.db)
+    sessions.create(world.clock(), ttl=60, max_sessions=10)
+    live = sessions.create(world.clock() + 30, ttl=60, max_sessions=10)
+    world.clock.advance(61)
+    assert await world.ps.purge() >= 1
+    assert sessions.count() == 1
+    assert sessions.load(live.id, world.clock(), ttl=60) is not None
 
 
 async def test_no_token_or_password_in_events_or_logs(

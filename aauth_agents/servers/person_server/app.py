@@ -81,6 +81,7 @@ def _endpoint(ps: PersonServer, handler: Handler, *params: str
         except Exception:
             log.exception("%s %s failed", request.method, request.url.path)
             reply = Reply.error(ProtocolError("server_error", "internal error"))
+        ps.housekeeping()
         return _response(reply)
 
     return endpoint

@@ -204,6 +204,9 @@ class PersonServerConfig:
     max_body: int = 256 * 1024
     #: Seconds a revocation notification to one resource may take.
     revocation_timeout: float = 10.0
+    #: Seconds between housekeeping passes (:meth:`PersonServer.purge`), each started in the
+    #: background by the first protocol request after it is due; 0: never (call ``purge``).
+    purge_interval: float = 600.0
 
     def __post_init__(self) -> None:
         try:
@@ -220,6 +223,8 @@ class PersonServerConfig:
             raise ConfigurationError("pending_lifetime, max_wait and retry_after are positive")
         if self.code_attempts < 1 or self.clarification_rounds < 0 or self.poll_burst < 1:
             raise ConfigurationError("code_attempts and poll_burst are at least 1")
+        if self.purge_interval < 0:
+            raise ConfigurationError("purge_interval must be 0 (off) or positive")
         if self.mission_lifetime is not None and self.mission_lifetime <= 0:
             raise ConfigurationError("mission_lifetime must be positive")
         unknown = [s for s in self.scopes_supported if not isinstance(s, str) or not s]

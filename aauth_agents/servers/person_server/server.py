@@ -36,7 +36,7 @@ import math
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, ParamSpec, TypeVar
@@ -144,6 +144,7 @@ from .state import (
     MissionLogEntry,
     PSState,
 )
+from .ui_sessions import UISessions
 
 log = logging.getLogger("aauth_agents.ps")
 
@@ -266,6 +267,7 @@ class PersonServer:
         self._http = config.http
         self._owns_http = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self._purge_due = self.clock() + config.purge_interval
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._seen_lock = threading.Lock()
         log.info("person server %s on %s (signing key %s)", self.issuer, path,
@@ -619,7 +621,11 @@ class PersonServer:
             except AAuthError as exc:
                 log.warning("approval of %s not applied: %s", pending_id, exc.detail)
 
-        task = asyncio.get_running_loop().create_task(run())
+        self._spawn(run())
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` in the background; :meth:`aclose` cancels what is still running."""
+        task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -1528,13 +1534,34 @@ class PersonServer:
     async def purge(self) -> int:
         """Forget what no longer needs keeping: pending records past ``purge_at``, person
         token records past retention, expired auth-token and agent-token records, expired
-        revocations, retired keys no longer published."""
+        revocations, retired keys no longer published, expired browser sessions."""
         now = self.clock()
         count = await self.run(self.pending.purge, now)
         count += await self.run(self.revocations.purge, now)
         count += await self.run(self.state.purge, now)
         count += await self.run(self.keys.purge)
+        count += await self.run(UISessions(self.db).purge, now)
         return count
+
+    def housekeeping(self) -> None:
+        """Start :meth:`purge` in the background once ``purge_interval`` seconds have passed
+        since the last pass, so a long-running PS does not keep every record it ever wrote.
+        Called by the app after each protocol request: cheap when nothing is due."""
+        interval = self.config.purge_interval
+        now = self.clock()
+        if not interval or now < self._purge_due:
+            return
+        self._purge_due = now + interval
+        self._spawn(self._purge_logged())
+
+    async def _purge_logged(self) -> None:
+        try:
+            count = await self.purge()
+        except Exception:
+            log.exception("housekeeping failed")
+            return
+        if count:
+            log.info("housekeeping forgot %d expired records", count)
 
 
 def _resource_request(rt: ResourceToken) -> dict[str, Any]:
