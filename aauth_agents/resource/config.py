@@ -163,6 +163,10 @@ class ResourceConfig:
     approval_retry_after: int = 5
     deferred_retry_after: int = 5
     session_lifetime: int = 3600
+    #: Seconds between housekeeping passes (expired pending records, revocations, known
+    #: tokens, person-token records), made by the first request after one is due; 0: never
+    #: (call :meth:`~aauth_agents.resource.AAuthResource.purge` yourself).
+    purge_interval: float = 600.0
     revocation_lifetime: int = 24 * 3600
     trusted_revokers: Collection[str] = ()
     max_code_attempts: int = 5
@@ -195,6 +199,8 @@ class ResourceConfig:
         if self.signature_window <= 0 or self.pending_lifetime <= 0 \
                 or self.session_lifetime <= 0 or self.max_code_attempts < 1:
             raise ConfigurationError("windows, lifetimes and attempt limits must be positive")
+        if self.purge_interval < 0:
+            raise ConfigurationError("purge_interval must be 0 (off) or positive")
         if self.authorization_mode not in (RESOURCE_TOKEN, INTERACTION):
             raise ConfigurationError("authorization_mode is 'resource-token' or 'interaction'")
         if self.stores is None:

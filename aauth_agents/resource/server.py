@@ -23,6 +23,7 @@ import hmac
 import html
 import inspect
 import json
+import logging
 import secrets
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
@@ -82,6 +83,8 @@ from .requests import (
 from .scopes import missing_scopes
 from .session import mint_session_token
 from .verifier import ResourceVerifier
+
+log = logging.getLogger(__name__)
 
 KIND_INTERACTION = "interaction"
 KIND_APPROVAL = "approval"
@@ -196,9 +199,6 @@ class AAuthResource:
     ``resolve`` / ``reject`` / ``expire`` drive pending records; ``revoke_*`` revoke.
     """
 
-    #: Pending records are purged (``purge_at`` passed) after every this many creations.
-    PURGE_EVERY = 100
-
     def __init__(self, config: ResourceConfig) -> None:
         self.config = config
         assert config.stores is not None
@@ -211,7 +211,7 @@ class AAuthResource:
         self._jwks = {"keys": [config.signing_key.public_key.to_jwk(),
                                *(k.to_jwk() for k in config.previous_keys)]}
         self._remembered = _Seen()
-        self._created = 0
+        self._purge_due = self.clock() + config.purge_interval
         self._revocation_verifier = SignatureVerifier(
             window=config.signature_window, clock=config.clock,
             accepted_schemes=(SCHEME_JWKS_URI,), require_body_digest=True,
@@ -272,6 +272,7 @@ class AAuthResource:
                         held: HeldRequest | None = None) -> Allow | Reply:
         """Apply ``rule`` to ``request``. ``held`` is the invocation to keep when the answer
         is a 202 that holds it (approval, deferred auth-token, interaction)."""
+        await self._housekeeping()
         if rule.level == PUBLIC:
             return Allow(None)
         if not _is_signed(request):
@@ -456,9 +457,6 @@ class AAuthResource:
             expires_at=now + lifetime, purge_at=now + lifetime + 3600,
             interaction_id=interaction_id, code=code, data=data)
         await self.stores.pending.acreate(record)
-        self._created += 1
-        if self._created % self.PURGE_EVERY == 0:  # forget finished records now and then
-            await self.stores.pending.apurge(now)
         self.events.emit(ev.PENDING, kind, pending=record_id, caller=caller.label,
                          scope=" ".join(scopes) or None)
         return self._pending_reply(record)
@@ -512,6 +510,20 @@ class AAuthResource:
         """Forget expired pending records, revocations, known tokens and person-token
         records (the seed's ``InteractionManager.cleanup``); returns how many."""
         return await self.stores.apurge(self.clock())
+
+    async def _housekeeping(self) -> None:
+        """:meth:`purge` once ``purge_interval`` seconds have passed since the last pass, so a
+        long-running resource does not keep every record it ever wrote; the request that
+        finds it due pays for one pass (a few indexed deletes)."""
+        interval = self.config.purge_interval
+        now = self.clock()
+        if not interval or now < self._purge_due:
+            return
+        self._purge_due = now + interval
+        try:
+            await self.stores.apurge(now)
+        except Exception:  # housekeeping never fails the request that triggered it
+            log.exception("housekeeping failed")
 
     async def complete(self, execute: Execute, result: HeldResult) -> None:
         """Store the response of a held invocation (§Deferred Delivery: kept until the auth

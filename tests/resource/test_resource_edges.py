@@ -123,17 +123,34 @@ async def test_resource_app_serves_only_the_published_endpoints(world: World) ->
         assert (await client.get("/anything")).status_code == 404
 
 
-async def test_finished_pending_records_are_purged(world: World) -> None:
-    resource = world.resource()
-    resource.PURGE_EVERY = 2
+async def test_finished_pending_records_are_purged_once_due(world: World) -> None:
+    resource = world.resource(purge_interval=600)
     app = world.app(resource)
+    assert world.stores is not None
+    async with world.client(app, world.signer(world.agent_token())) as client:
+        assert (await client.post("/approve", json={})).status_code == 202
+    world.clock.advance(599)
+    async with world.client(app, world.signer(world.agent_token())) as client:
+        assert (await client.post("/approve", json={})).status_code == 202
+    assert len(world.stores.pending) == 2  # type: ignore[arg-type]  # not due yet
+    world.clock.advance(3700)  # the first record is past purge_at (4200 s), the second not
+    async with world.client(app, world.signer(world.agent_token())) as client:
+        assert (await client.get("/agent")).status_code == 200  # any request: the pass is due
+    assert len(world.stores.pending) == 1  # type: ignore[arg-type]
+
+
+async def test_housekeeping_off_keeps_records_until_purge(world: World) -> None:
+    resource = world.resource(purge_interval=0)
+    app = world.app(resource)
+    assert world.stores is not None
     async with world.client(app, world.signer(world.agent_token())) as client:
         assert (await client.post("/approve", json={})).status_code == 202
     world.clock.advance(600 + 3600)
     async with world.client(app, world.signer(world.agent_token())) as client:
         assert (await client.post("/approve", json={})).status_code == 202
-    assert world.stores is not None
-    assert len(world.stores.pending) == 1  # type: ignore[arg-type]  # the first one is gone
+    assert len(world.stores.pending) == 2  # type: ignore[arg-type]
+    assert await resource.purge() == 1
+    assert len(world.stores.pending) == 1  # type: ignore[arg-type]
 
 
 async def test_verified_token_cache_can_be_cleared_and_stores_purged(world: World) -> None:
