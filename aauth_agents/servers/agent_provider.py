@@ -85,6 +85,9 @@ DATABASE_FILE = "ap.sqlite3"
 KEY_FILE = "provider-key.jwk"
 PS_METADATA = "aauth-person.json"
 
+#: How long past its ``exp`` an agent token's record is kept (beyond any verifier's leeway).
+_TOKEN_RECORD_GRACE = 300
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS ap_enrollments (
     code TEXT PRIMARY KEY, agent_id TEXT NOT NULL, ps TEXT, expires REAL NOT NULL
@@ -130,6 +133,9 @@ class AgentProviderConfig:
     signature_window: int = 60
     max_body: int = 64 * 1024
     revocation_timeout: float = 10.0
+    #: Seconds between housekeeping passes (:meth:`AgentProviderServer.purge`), made by the
+    #: first request after one is due; 0: never.
+    purge_interval: float = 600.0
 
     def __post_init__(self) -> None:
         try:
@@ -138,6 +144,8 @@ class AgentProviderConfig:
                 self.ps = validate_server_identifier(self.ps)
         except ValueError as exc:
             raise ConfigurationError(str(exc)) from exc
+        if self.purge_interval < 0:
+            raise ConfigurationError("purge_interval must be 0 (off) or positive")
         if self.enrollment_lifetime <= 0:
             raise ConfigurationError("enrollment_lifetime must be positive")
 
@@ -244,6 +252,7 @@ class AgentProviderServer:
                                            lifetime=config.lifetime, name=config.name)
         self.db = _Database(db_path)
         self._own_keys = StaticIssuerKeys().add(config.issuer, DWK_AGENT, key.public_key)
+        self._purge_due = self.clock() + config.purge_interval
 
     @property
     def issuer(self) -> str:
@@ -251,6 +260,29 @@ class AgentProviderServer:
 
     def close(self) -> None:
         self.db.close()
+
+    def purge(self) -> int:
+        """Forget expired enrolment codes and the records of agent tokens that expired more
+        than :data:`_TOKEN_RECORD_GRACE` seconds ago (no verifier accepts them any more, so
+        neither a refresh nor a revocation needs them); returns how many."""
+        now = self.clock()
+        counts = self.db.transaction([
+            ("DELETE FROM ap_enrollments WHERE expires <= ?", (now,)),
+            ("DELETE FROM ap_tokens WHERE exp <= ?", (now - _TOKEN_RECORD_GRACE,)),
+        ])
+        return sum(counts)
+
+    def _housekeeping(self) -> None:
+        """:meth:`purge` once ``purge_interval`` seconds have passed since the last pass."""
+        interval = self.config.purge_interval
+        now = self.clock()
+        if not interval or now < self._purge_due:
+            return
+        self._purge_due = now + interval
+        try:
+            self.purge()
+        except Exception:  # housekeeping never fails the request that triggered it
+            log.exception("housekeeping failed")
 
     # -- the operator's side ------------------------------------------------------------------
 
@@ -473,6 +505,7 @@ class AgentProviderServer:
 
         def endpoint(handler: Any) -> Any:
             async def run(request: Request) -> Response:
+                self._housekeeping()
                 try:
                     http = await self._request(request)
                     return JSONResponse(await handler(http),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from aauth_agents.clock import FrozenClock
 from aauth_agents.discovery import AsyncDiscovery, EgressPolicy
 from aauth_agents.httpsig import HttpRequest, SignatureKey, sign_request
 from aauth_agents.keys import PrivateKey, PublicKey
@@ -245,4 +247,30 @@ def test_revocation_reaches_the_person_server() -> None:
                     client.refresh(child.key, child.agent_token)
                 # Revoking again calls nobody: nothing unexpired is left unrevoked.
                 assert asyncio.run(ap.revoke_agent(AGENT)).calls == []
+    ap.close()
+
+
+def test_housekeeping_forgets_expired_codes_and_token_records() -> None:
+    clock = FrozenClock(time.time())
+    ap = AgentProviderServer(AgentProviderConfig(issuer=AP, ps=PS, clock=clock,
+                                                 purge_interval=1000))
+
+    def rows(table: str) -> int:
+        return int(ap.db.execute(f"SELECT COUNT(*) FROM {table}")[0][0])
+
+    with LoopbackServer(ap.app()) as server, httpx.Client(
+            transport=MappedTransport({AP: server.url}, strict=True), timeout=10) as http:
+        client = AgentProviderClient(AP, http, clock=clock)
+        ap.create_enrollment("aauth:late@agent.example")  # never used: expires after 900 s
+        key = PrivateKey.generate()
+        first = client.enroll(ap.create_enrollment(AGENT), key)
+        assert (rows("ap_enrollments"), rows("ap_tokens")) == (1, 1)
+        clock.advance(950)  # the unused code has expired; the pass is not due (1000 s)
+        second = client.refresh(key, first.agent_token)
+        assert (rows("ap_enrollments"), rows("ap_tokens")) == (1, 2)
+        clock.advance(3600 + 301 - 950)  # the first token is past exp + grace; the pass is due
+        third = client.refresh(key, second)
+        assert rows("ap_enrollments") == 0
+        assert rows("ap_tokens") == 2  # the second and the third
+        assert peek(third)[1]["sub"] == AGENT
     ap.close()
