@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+from ..clock import Every
 from ..httpsig import SCHEME_JWKS_URI, HttpRequest, KeyResolution, SignatureKey, SignatureVerifier
 from ..httpsig.request import component_value
 from ..httpsig.verify import SAFE_METHODS
@@ -211,7 +212,7 @@ class AAuthResource:
         self._jwks = {"keys": [config.signing_key.public_key.to_jwk(),
                                *(k.to_jwk() for k in config.previous_keys)]}
         self._remembered = _Seen()
-        self._purge_due = self.clock() + config.purge_interval
+        self._purges = Every(self.clock, config.purge_interval)
         self._revocation_verifier = SignatureVerifier(
             window=config.signature_window, clock=config.clock,
             accepted_schemes=(SCHEME_JWKS_URI,), require_body_digest=True,
@@ -515,11 +516,9 @@ class AAuthResource:
         """:meth:`purge` once ``purge_interval`` seconds have passed since the last pass, so a
         long-running resource does not keep every record it ever wrote; the request that
         finds it due pays for one pass (a few indexed deletes)."""
-        interval = self.config.purge_interval
-        now = self.clock()
-        if not interval or now < self._purge_due:
+        now = self._purges.due()
+        if now is None:
             return
-        self._purge_due = now + interval
         try:
             await self.stores.apurge(now)
         except Exception:  # housekeeping never fails the request that triggered it

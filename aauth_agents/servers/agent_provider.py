@@ -61,7 +61,7 @@ from starlette.routing import Route
 from ..agent.identity import AgentIdentity
 from ..agent.provider import JWKS_PATH, WELL_KNOWN_PATH, LocalAgentProvider
 from ..agent.storage import DirectoryKeyStore, read_private_key, write_private_key
-from ..clock import Clock, system_clock
+from ..clock import Clock, Every, system_clock
 from ..httpsig import (
     HttpRequest,
     SignatureKey,
@@ -252,7 +252,7 @@ class AgentProviderServer:
                                            lifetime=config.lifetime, name=config.name)
         self.db = _Database(db_path)
         self._own_keys = StaticIssuerKeys().add(config.issuer, DWK_AGENT, key.public_key)
-        self._purge_due = self.clock() + config.purge_interval
+        self._purges = Every(self.clock, config.purge_interval)
 
     @property
     def issuer(self) -> str:
@@ -274,11 +274,8 @@ class AgentProviderServer:
 
     def _housekeeping(self) -> None:
         """:meth:`purge` once ``purge_interval`` seconds have passed since the last pass."""
-        interval = self.config.purge_interval
-        now = self.clock()
-        if not interval or now < self._purge_due:
+        if self._purges.due() is None:
             return
-        self._purge_due = now + interval
         try:
             self.purge()
         except Exception:  # housekeeping never fails the request that triggered it

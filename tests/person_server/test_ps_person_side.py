@@ -183,7 +183,7 @@ async def test_housekeeping_purges_once_due_after_a_request(bare: World) -> None
     bare.clock.advance(600 + 3600)  # the abandoned record is past purge_at
     await other.post("/person", {"resource": RES})  # any protocol request starts the pass
     assert await _purged(bare, agent, location)
-    assert ps._purge_due == bare.clock() + 600
+    assert ps._purges.next == bare.clock() + 600
 
 
 async def test_housekeeping_off_keeps_records_until_purge(bare: World) -> None:

@@ -44,6 +44,7 @@ from typing import Any, ParamSpec, TypeVar
 import anyio.to_thread
 import httpx
 
+from ...clock import Every
 from ...httpsig import (
     SCHEME_JWKS_URI,
     HttpRequest,
@@ -267,7 +268,7 @@ class PersonServer:
         self._http = config.http
         self._owns_http = False
         self._tasks: set[asyncio.Task[None]] = set()
-        self._purge_due = self.clock() + config.purge_interval
+        self._purges = Every(self.clock, config.purge_interval)
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._seen_lock = threading.Lock()
         log.info("person server %s on %s (signing key %s)", self.issuer, path,
@@ -1547,12 +1548,8 @@ class PersonServer:
         """Start :meth:`purge` in the background once ``purge_interval`` seconds have passed
         since the last pass, so a long-running PS does not keep every record it ever wrote.
         Called by the app after each protocol request: cheap when nothing is due."""
-        interval = self.config.purge_interval
-        now = self.clock()
-        if not interval or now < self._purge_due:
-            return
-        self._purge_due = now + interval
-        self._spawn(self._purge_logged())
+        if self._purges.due() is not None:
+            self._spawn(self._purge_logged())
 
     async def _purge_logged(self) -> None:
         try:
