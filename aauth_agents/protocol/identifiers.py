@@ -21,6 +21,10 @@ _HOST = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})+$")
 _SERVER_ID = re.compile(r"^https://([^/?#:@]+)$")
 _LOCAL = re.compile(r"^[a-z0-9._+-]{1,255}$")
 
+#: The hosts of a localhost callback (§Endpoint URLs: ``localhost_callback_allowed``), as
+#: ``urlsplit(...).hostname`` gives them.
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
 
 def is_valid_host(host: str) -> bool:
     """True for a lowercase ACE domain name with at least two labels."""
@@ -119,6 +123,7 @@ def is_sub_agent_of(child: str, parent: str) -> bool:
 
 
 __all__ = [
+    "LOOPBACK_HOSTS",
     "agent_domain",
     "is_agent_identifier",
     "is_server_identifier",

@@ -43,7 +43,7 @@ from ..protocol.errors import (
     ProtocolError,
     SignatureError,
 )
-from ..protocol.identifiers import is_server_identifier
+from ..protocol.identifiers import LOOPBACK_HOSTS, is_server_identifier
 from ..protocol.interaction import codes_match, generate_code, normalize_code
 from ..protocol.metadata import ResourceMetadata
 from ..protocol.problem import problem_body
@@ -903,7 +903,7 @@ def _safe_callback(url: object) -> bool:
     if parts.username or parts.password or not parts.hostname:
         return False
     return parts.scheme == "https" or (
-        parts.scheme == "http" and parts.hostname in ("localhost", "127.0.0.1", "::1"))
+        parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS)
 
 
 def _finish_page(callback: object, error: str | None, text: str) -> Reply:

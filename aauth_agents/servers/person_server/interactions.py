@@ -44,7 +44,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ...protocol.errors import AAuthError, ProtocolError
+from ...protocol.errors import ProtocolError
+from ...protocol.identifiers import LOOPBACK_HOSTS
 from ...protocol.interaction import InvalidInteractionCodeError, codes_match, normalize_code
 from ...protocol.metadata import AgentProviderMetadata
 from ...protocol.scopes import IDENTITY_SCOPES
@@ -58,7 +59,6 @@ from ...stores import (
     PENDING,
     PendingRecord,
 )
-from ...tokens import DWK_AGENT
 from . import events as ev
 from .pending import PendingRequest
 from .policy import AUTH_TOKEN, MISSION, QUESTION, ResourceInfo
@@ -201,8 +201,6 @@ def callback_redirect(callback: str, outcome: str | None = None) -> str:
     return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), ""))
 
 
-#: Hosts of a localhost callback (§Endpoint URLs: ``localhost_callback_allowed``).
-LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 MAX_CALLBACK = 2048
 
 
@@ -303,14 +301,7 @@ class Interactions:
         record = await ps.run(ps.pending.get_by_interaction, interaction_id)
         if record is None:
             raise InteractionError("invalid_code", "no such interaction")
-        issuer = PendingRequest.from_json(record.data).agent_iss
-        metadata: AgentProviderMetadata | None = None
-        if ps.discovery is not None:
-            try:
-                document = await ps.discovery.metadata(issuer, DWK_AGENT)
-                metadata = AgentProviderMetadata.from_json(document, expected_issuer=issuer)
-            except (AAuthError, ValueError):
-                metadata = None
+        metadata = await ps.provider_metadata(PendingRequest.from_json(record.data).agent_iss)
         if not callback_allowed(callback, metadata):
             raise InteractionError("invalid_request",
                                    "the callback is not one the agent's provider publishes",
@@ -664,7 +655,6 @@ class Interactions:
 
 __all__ = [
     "CALLBACK_ERRORS",
-    "LOOPBACK_HOSTS",
     "ClarificationView",
     "InteractionError",
     "InteractionView",

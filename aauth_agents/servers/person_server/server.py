@@ -501,15 +501,17 @@ class PersonServer:
             revocation_endpoint=meta.revocation_endpoint,
         )
 
-    async def _provider_info(self, iss: str) -> tuple[str | None, str | None]:
+    async def provider_metadata(self, iss: str) -> AgentProviderMetadata | None:
+        """The metadata of agent provider ``iss`` through discovery; ``None`` without
+        discovery or when it cannot be fetched or is invalid (callers then show no name and
+        allow no callback)."""
         if self.discovery is None:
-            return None, None
+            return None
         try:
             document = await self.discovery.metadata(iss, DWK_AGENT)
-            meta = AgentProviderMetadata.from_json(document, expected_issuer=iss)
+            return AgentProviderMetadata.from_json(document, expected_issuer=iss)
         except (AAuthError, ValueError):
-            return None, None
-        return meta.name, meta.logo_uri
+            return None
 
     # -- the common decision path --------------------------------------------------------------
 
@@ -633,7 +635,8 @@ class PersonServer:
     async def create_pending(self, req: PendingRequest, ctx: AgentContext, *, requirement: str,
                              lifetime: float | None = None) -> PendingRecord:
         now = self.clock()
-        name, logo = await self._provider_info(req.agent_iss)
+        provider = await self.provider_metadata(req.agent_iss)
+        name, logo = (provider.name, provider.logo_uri) if provider else (None, None)
         binding = await self.run(self.state.binding, req.agent_iss, req.agent_id)
         req = req.evolve(requirement=requirement, provider_name=name, provider_logo=logo,
                          new_agent=binding is None)
