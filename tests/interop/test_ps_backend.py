@@ -6,22 +6,17 @@ approved first), which mockin's version skips."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+import test_agent_mockin as scenarios
 from ps_backend import ACCOUNT, ISSUER, MOCKIN_PATHS, AAuthPS, form_fields
 from test_agent_mockin import AP, RESOURCE, Setup
 
 from aauth_agents.protocol.errors import InvalidJWTError, ProtocolError
-from aauth_agents.servers import LoopbackServer
 from aauth_agents.servers.person_server.pending import Reply
-
-
-@pytest.fixture(params=["sync", "async"])
-def mode(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
 
 
 @pytest.fixture
@@ -31,19 +26,13 @@ def backend(aauth_ps_server: AAuthPS) -> Iterator[AAuthPS]:
 
 
 @pytest.fixture
-def setup(backend: AAuthPS, mode: str) -> Setup:
-    return Setup(backend, mode)
+def mockin(backend: AAuthPS) -> AAuthPS:
+    """The scenarios' ``setup`` and ``resource_url`` (test_agent_mockin.py), on our PS only."""
+    return backend
 
 
-@pytest.fixture
-async def resource_url(setup: Setup) -> AsyncIterator[str]:
-    with LoopbackServer(setup.resource.app) as server:
-        yield server.url
-        for client in setup.clients:
-            if isinstance(client, httpx.Client):
-                client.close()
-            else:
-                await client.aclose()
+#: The scenarios' own fixtures (test_agent_mockin.py); ``mockin`` above puts them on our PS.
+mode, setup, resource_url = scenarios.mode, scenarios.setup, scenarios.resource_url
 
 
 async def test_mission_proposed_approved_then_flows_to_the_auth_token(
