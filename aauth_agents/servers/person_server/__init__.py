@@ -20,7 +20,7 @@ What the UI adds (as ``routes`` of :func:`create_person_server`):
 * ``GET /interact/{interaction_id}?code=...`` -- the URL the PS hands agents
   (``AAuth-Requirement: requirement=interaction; url=".../interact/{id}"; code="..."``).
   With ``PersonServerConfig.code_only_interaction`` it is one fixed ``GET /interact?code=...``
-  and ``ps.interactions.lookup_code(code)`` finds the interaction (``PersonServerConfig.paths``
+  whose interaction id is ``code_interaction_id(code)`` (``PersonServerConfig.paths``
   may move ``/interact`` and every protocol endpoint; the metadata path is fixed).
   Call ``await ps.interactions.lookup(interaction_id, code)`` once (it consumes the code and
   enforces the attempt limit; map :class:`InteractionError` ``.code``/``.status`` to the
@@ -76,6 +76,7 @@ from .interactions import (
     MissionView,
     ScopeView,
     callback_redirect,
+    code_interaction_id,
 )
 from .keyring import SigningKeys
 from .pending import Reply
@@ -129,6 +130,7 @@ __all__ = [
     "ScopeView",
     "SigningKeys",
     "callback_redirect",
+    "code_interaction_id",
     "create_person_server",
     "create_person_server_with_ui",
     "hash_password",

@@ -8,8 +8,9 @@ the protocol rules those pages must not get wrong:
   (§Interaction Code Format), consumed on first success (single use), and after
   ``code_attempts`` wrong codes the pending request fails for good (``invalid_code``).
   Arriving marks the request ``interacting`` for the polling agent (§Pending Response).
-* :meth:`Interactions.lookup_code` -- the same when one fixed URL serves every interaction
-  (``code_only_interaction``): the code alone finds it (no per-interaction attempt limit).
+* :func:`code_interaction_id` -- the interaction id to look up when one fixed URL serves
+  every interaction (``code_only_interaction``): the code alone finds it (a wrong code names
+  no interaction, so no per-interaction attempt limit applies).
 * :meth:`Interactions.get` -- the same view again, by pending id (for the page's later
   requests: the UI keeps the id in the person's signed-in session, never the code).
 * :meth:`Interactions.approve` / :meth:`deny` / :meth:`abandon` -- the decision, taken for
@@ -46,7 +47,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ...protocol.errors import ProtocolError
 from ...protocol.identifiers import LOOPBACK_HOSTS
-from ...protocol.interaction import InvalidInteractionCodeError, codes_match, normalize_code
+from ...protocol.interaction import codes_match, normalize_code
 from ...protocol.metadata import AgentProviderMetadata
 from ...protocol.scopes import IDENTITY_SCOPES
 from ...stores import (
@@ -307,20 +308,6 @@ class Interactions:
                                    "the callback is not one the agent's provider publishes",
                                    status=400)
         return callback
-
-    async def lookup_code(self, code: str) -> InteractionView:
-        """The pending request behind ``{url}?code=...`` when the URL is the same for every
-        interaction (``code_only_interaction``): found by the code alone, which is consumed.
-
-        Single use and the case-/hyphen-/alias-insensitive comparison hold as in
-        :meth:`lookup`. A wrong code, though, matches no interaction, so no interaction can
-        count it: the ``code_attempts`` limit does not apply here, and guessing is bounded by
-        the UI's per-address rate limit (and the codes' 40+ bits) alone."""
-        try:
-            interaction_id = code_interaction_id(code)
-        except InvalidInteractionCodeError as exc:
-            raise InteractionError("invalid_code", "no such interaction") from exc
-        return await self.lookup(interaction_id, code)
 
     async def get(self, pending_id: str) -> InteractionView | None:
         """The view of a pending request by id (any state), or ``None``."""

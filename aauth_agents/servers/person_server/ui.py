@@ -24,9 +24,9 @@ Routes (:func:`ui_routes`):
   bar. Besides the per-interaction limit, wrong codes are rate-limited per client address
   (``code_failures`` per ``code_window`` seconds, then 429). A refused link makes no session.
   With ``code_only_interaction`` the URL is the fixed ``GET /interact?code=...`` (the
-  interact path may be moved by ``config.paths``) and
-  :meth:`~.interactions.Interactions.lookup_code` finds the interaction by its code; only
-  the per-address limit applies to wrong codes there.
+  interact path may be moved by ``config.paths``) and the interaction id is derived from the
+  code (:func:`~.interactions.code_interaction_id`); a wrong code names no interaction, so
+  only the per-address limit applies there.
 * ``GET /consent/{pending_id}`` -- for the browser that opened the request with its code, or
   for the signed-in person the request waits for (its ``owner``, from the dashboard); anyone
   else gets the same 404 whether or not it exists. Sign-in form (if needed), then the consent
@@ -306,10 +306,7 @@ class PersonServerUI:
                                      "that its provider does not publish.", status=400,
                                      error="invalid_request")
         try:
-            if code_only:
-                view = await self.ps.interactions.lookup_code(code)
-            else:
-                view = await self.ps.interactions.lookup(interaction_id, code)
+            view = await self.ps.interactions.lookup(interaction_id, code)
         except InteractionError as exc:
             if exc.code != "expired":
                 self._count_failure(client)
