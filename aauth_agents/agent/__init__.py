@@ -14,7 +14,17 @@
 
 from __future__ import annotations
 
-from .callbacks import CANCEL, Answer, Cancel, UpdatedRequest
+from .callbacks import (
+    CANCEL,
+    Answer,
+    Cancel,
+    ClarificationRequest,
+    InteractionRequest,
+    PendingControl,
+    PromptSurface,
+    Reply,
+    UpdatedRequest,
+)
 from .client import AAuth, SignedAuth
 from .errors import (
     AbandonedError,
@@ -53,6 +63,7 @@ from .events import (
     FlowFailed,
     InteractionRequired,
     MetadataFetched,
+    PendingEnded,
     Polling,
     RequestSent,
     ResponseReceived,
@@ -66,6 +77,7 @@ from .governance import (
     PersonServerClient,
 )
 from .identity import AgentIdentity, TokenSource
+from .pending import PendingRequests
 from .polling import format_prefer_wait, parse_prefer_wait, parse_retry_after, resolve_location
 from .provider import (
     AgentExistsError,
@@ -103,6 +115,7 @@ __all__ = [
     "ChallengeVerificationError",
     "ClarificationAnswered",
     "ClarificationAsked",
+    "ClarificationRequest",
     "DeferredResponseError",
     "DeniedError",
     "ExpiredAgentTokenError",
@@ -110,6 +123,7 @@ __all__ = [
     "ExpiredResourceTokenError",
     "FlowEvent",
     "FlowFailed",
+    "InteractionRequest",
     "InteractionRequired",
     "InteractionUnavailableError",
     "InvalidAgentTokenError",
@@ -121,11 +135,16 @@ __all__ = [
     "MissionNotFoundError",
     "MissionTerminatedError",
     "NoPersonServerError",
+    "PendingControl",
+    "PendingEnded",
+    "PendingRequests",
     "PermissionResult",
     "PersonServerClient",
     "PersonTokenError",
     "PollTimeoutError",
     "Polling",
+    "PromptSurface",
+    "Reply",
     "RequestCancelledError",
     "RequestSent",
     "ResponseReceived",

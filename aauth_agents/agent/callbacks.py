@@ -1,7 +1,9 @@
-"""What the caller's callbacks receive and return.
+"""What the caller's callbacks and prompt surfaces receive and return.
 
 ``on_interaction(url, code)`` -- take the person to ``{url}?code={code}`` (open a browser,
-print it, render a QR code). Its return value is ignored; completion is learned by polling.
+print it, render a QR code). Completion is learned by polling; the return value is ignored
+unless it is :data:`CANCEL` (withdraw the request now) or a :class:`PendingControl` (checked
+before every poll: its ``cancel_requested`` withdraws the request).
 
 ``on_clarification(question, options, timeout)`` -- answer a question the person (through
 the PS) or a server asked (§Clarification Chat). Return one of:
@@ -13,13 +15,22 @@ the PS) or a server asked (§Clarification Chat). Return one of:
 
 Both callbacks may be plain functions or coroutine functions; with ``httpx.AsyncClient``
 they are awaited, with ``httpx.Client`` a coroutine is run to completion in its own loop.
+
+A *prompt surface* (:class:`PromptSurface`; ``AAuth(..., prompts=...)``, the surfaces of
+:mod:`aauth_agents.prompts`) receives the same two moments with their context, as an
+:class:`InteractionRequest` and a :class:`ClarificationRequest`, and every
+:class:`~aauth_agents.agent.events.FlowEvent` of the flow (to show the status: waiting,
+approved, denied, expired).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeAlias
+from typing import Any, Protocol, TypeAlias, runtime_checkable
+from urllib.parse import urlencode
 
 from ..protocol.errors import ConfigurationError
 
@@ -58,6 +69,143 @@ ClarificationCallback: TypeAlias = Callable[
 ]
 
 
+@dataclass(frozen=True)
+class InteractionRequest:
+    """§Interaction Required: the person must visit ``url`` with ``code``.
+
+    ``pending_url`` is the pending request the agent polls meanwhile (``Location``);
+    ``resource`` the resource the request is for (``None`` for a governance call);
+    ``justification`` what the agent told the PS; ``expires_in`` the seconds the agent keeps
+    polling (its ``max_poll_seconds`` left), ``None`` when unknown."""
+
+    url: str
+    code: str
+    pending_url: str
+    resource: str | None = None
+    justification: str | None = None
+    expires_in: float | None = None
+
+    @property
+    def link(self) -> str:
+        """``{url}?code={code}``, the address the person opens."""
+        return f"{self.url}?{urlencode({'code': self.code})}"
+
+
+@dataclass(frozen=True)
+class ClarificationRequest:
+    """§Clarification Required: ``question`` (Markdown) for the agent, with the discrete
+    ``options`` and the ``timeout`` (seconds) the server gave, if any."""
+
+    question: str
+    pending_url: str
+    options: tuple[str, ...] | None = None
+    timeout: int | None = None
+    resource: str | None = None
+
+
+class Reply:
+    """An answer that arrives later, from any thread: what a handler returns when the person
+    answers somewhere else (a notebook widget, a chat message). The flow's sync driver waits
+    for it blocking its thread; the async driver awaits it without blocking the event loop;
+    :meth:`set` may be called from any thread, once (later calls are ignored)."""
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._value: Any = None
+        self._lock = threading.Lock()
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]]] = []
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def set(self, value: Any) -> bool:
+        """Deliver ``value``; False when an answer was already delivered."""
+        with self._lock:
+            if self._done.is_set():
+                return False
+            self._value = value
+            self._done.set()
+            waiters, self._waiters = self._waiters, []
+        for loop, future in waiters:
+            loop.call_soon_threadsafe(_resolve, future, value)
+        return True
+
+    def wait(self, timeout: float | None = None) -> Any:
+        """Block until the answer arrives; ``TimeoutError`` after ``timeout`` seconds."""
+        if not self._done.wait(timeout):
+            raise TimeoutError("no answer arrived in time")
+        return self._value
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        with self._lock:
+            if self._done.is_set():
+                future.set_result(self._value)
+            else:
+                self._waiters.append((loop, future))
+        return (yield from future.__await__())
+
+
+def _resolve(future: asyncio.Future[Any], value: Any) -> None:
+    if not future.done():
+        future.set_result(value)
+
+
+@runtime_checkable
+class PendingControl(Protocol):
+    """What an interaction handler may return to keep a say while the agent polls: when
+    ``cancel_requested`` becomes true, the agent withdraws the request (§Cancel Request)
+    before its next poll. Polls are then kept short (``Prefer: wait`` of at most
+    :data:`~aauth_agents.agent.flow.CONTROLLED_WAIT` seconds), so a cancel takes effect
+    within seconds. ``finish(outcome)`` is called once when the agent stops waiting, however
+    it stops (a :class:`~aauth_agents.agent.events.PendingEnded` outcome, or ``aborted``
+    when the request was abandoned: a network error, an interrupt); it must not block."""
+
+    @property
+    def cancel_requested(self) -> bool: ...
+
+    def finish(self, outcome: str) -> None: ...
+
+
+class PromptSurface(Protocol):
+    """Where the person is asked (``AAuth(..., prompts=...)``): ``interaction`` shows an
+    interaction (it may return :data:`CANCEL` or a :class:`PendingControl`),
+    ``clarification`` answers a question (any :data:`ClarificationResult`, or an awaitable
+    of one), ``event`` sees every step of the flow. Sync or async; called from the thread
+    or task that runs the request."""
+
+    def interaction(self, request: InteractionRequest) -> Any: ...
+
+    def clarification(
+        self, request: ClarificationRequest
+    ) -> ClarificationResult | Awaitable[ClarificationResult]: ...
+
+    def event(self, event: Any) -> None: ...
+
+
+def interaction_handler(callback: InteractionCallback) -> Callable[[InteractionRequest], Any]:
+    """An ``on_interaction(url, code)`` callback as a handler of :class:`InteractionRequest`."""
+
+    def handle(request: InteractionRequest) -> Any:
+        return callback(request.url, request.code)
+
+    return handle
+
+
+def clarification_handler(
+    callback: ClarificationCallback,
+) -> Callable[[ClarificationRequest], Any]:
+    """An ``on_clarification(question, options, timeout)`` callback as a handler of
+    :class:`ClarificationRequest`."""
+
+    def handle(request: ClarificationRequest) -> Any:
+        return callback(request.question, request.options, request.timeout)
+
+    return handle
+
+
 def normalize_clarification(result: object) -> Answer | UpdatedRequest | Cancel:
     """The action a callback's return value stands for."""
     if result is None:
@@ -77,8 +225,15 @@ __all__ = [
     "Answer",
     "Cancel",
     "ClarificationCallback",
+    "ClarificationRequest",
     "ClarificationResult",
     "InteractionCallback",
+    "InteractionRequest",
+    "PendingControl",
+    "PromptSurface",
+    "Reply",
     "UpdatedRequest",
+    "clarification_handler",
+    "interaction_handler",
     "normalize_clarification",
 ]

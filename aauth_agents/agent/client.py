@@ -20,10 +20,17 @@ One :class:`AAuth` holds the caches (person tokens, auth tokens, session tokens,
 and can serve any number of clients, sync and async, at once. Its flow is written once
 (:mod:`aauth_agents.agent.flow`); ``sync_auth_flow`` and ``async_auth_flow`` only choose the
 driver that executes its effects (:mod:`aauth_agents.agent.effects`).
+
+Where the person is asked is a *prompt surface* (:mod:`aauth_agents.prompts`:
+terminal, notebook widget, chat; ``AAuth(identity, prompts=TerminalPrompts())``) or the two
+callbacks. :meth:`AAuth.derive` gives one call (a tool call, a conversation) its own
+surface, event hook and :class:`~aauth_agents.agent.pending.PendingRequests` while sharing
+the caches; :meth:`AAuth.withdraw` withdraws what such a call left pending.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import AsyncGenerator, Callable, Generator, Iterable
 from typing import TYPE_CHECKING, Any
@@ -38,10 +45,26 @@ from ..protocol.headers import serialize_capabilities
 from ..protocol.mission import validate_s256
 from ..protocol.registry import validate_device, validate_platform
 from ..protocol.wire import WireFormatError
-from .effects import EventHook, Runtime, SleepFunction, drive_async, drive_sync
+from .callbacks import (
+    ClarificationCallback,
+    InteractionCallback,
+    PromptSurface,
+    clarification_handler,
+    interaction_handler,
+)
+from .effects import (
+    EventHook,
+    Runtime,
+    SleepFunction,
+    drive_async,
+    drive_sync,
+    run_async,
+    run_sync,
+)
 from .events import FlowEvent
-from .flow import AgentConfig, AgentFlow
+from .flow import AgentConfig, AgentFlow, CallContext
 from .identity import AgentIdentity
+from .pending import PendingRequests
 from .signer import RequestSigner
 from .state import AgentState
 
@@ -71,8 +94,11 @@ class AAuth(httpx.Auth):
     ``capabilities`` in PS token requests). ``justification``, ``login_hint``, ``tenant``,
     ``domain_hint``, ``prompt``, ``platform``, ``device`` -- sent with token requests
     (§Agent Token Request). ``mission_s256`` -- the mission person tokens are requested under.
-    ``on_interaction(url, code)``, ``on_clarification(question, options, timeout)`` -- see
-    :mod:`aauth_agents.agent.callbacks`; sync or async. ``on_event(event)`` -- receives a
+    ``prompts`` -- where the person is asked (a
+    :class:`~aauth_agents.agent.callbacks.PromptSurface`: ``TerminalPrompts()``,
+    ``NotebookPrompts()``, ``ChatPrompts()`` from :mod:`aauth_agents.prompts`); or, instead,
+    ``on_interaction(url, code)`` and ``on_clarification(question, options, timeout)`` (see
+    :mod:`aauth_agents.agent.callbacks`; sync or async). ``on_event(event)`` -- receives a
     :class:`~aauth_agents.agent.events.FlowEvent` per step. ``max_poll_seconds`` -- the
     longest the agent polls one pending request. ``prefer_wait`` -- ``Prefer: wait=N`` on PS
     requests and polls (``None``: not sent). ``clock`` -- time source; ``sleep`` -- waits
@@ -109,8 +135,9 @@ class AAuth(httpx.Auth):
         platform: str | None = None,
         device: str | None = None,
         mission_s256: str | None = None,
-        on_interaction: Callable[[str, str], Any] | None = None,
-        on_clarification: Callable[..., Any] | None = None,
+        prompts: PromptSurface | None = None,
+        on_interaction: InteractionCallback | None = None,
+        on_clarification: ClarificationCallback | None = None,
         on_event: Callable[[FlowEvent], None] | None = None,
         max_poll_seconds: float = 600,
         prefer_wait: int | None = 30,
@@ -127,10 +154,14 @@ class AAuth(httpx.Auth):
         if prefer_wait is not None and (isinstance(prefer_wait, bool) or prefer_wait < 0):
             raise ConfigurationError("prefer_wait must be a non-negative integer or None")
         _check_parent(identity, parent)
+        if prompts is not None and (on_interaction is not None or on_clarification is not None):
+            raise ConfigurationError("give prompts, or on_interaction / on_clarification, not both")
         if parent is not None and mission_s256 is None:
             mission_s256 = parent.mission_s256
+        on_event = _chain(on_event, prompts.event if prompts is not None else None)
         self.identity = identity
         self.parent = parent
+        self._root: AAuth = self
         self.config = AgentConfig(
             capabilities=tuple(capabilities),
             justification=justification,
@@ -141,8 +172,8 @@ class AAuth(httpx.Auth):
             platform=_checked("platform", platform, validate_platform),
             device=_checked("device", device, validate_device),
             mission_s256=_checked_mission(mission_s256),
-            on_interaction=on_interaction,
-            on_clarification=on_clarification,
+            on_interaction=_interaction(prompts, on_interaction),
+            on_clarification=_clarification(prompts, on_clarification),
             events=on_event is not None,
             max_poll_seconds=float(max_poll_seconds),
             prefer_wait=prefer_wait,
@@ -189,7 +220,9 @@ class AAuth(httpx.Auth):
 
     @mission_s256.setter
     def mission_s256(self, value: str | None) -> None:
-        self.config.mission_s256 = _checked_mission(value)
+        checked = _checked_mission(value)
+        self.config.mission_s256 = checked
+        self._root.config.mission_s256 = checked  # a derived view's mission is its root's
 
     @property
     def capabilities(self) -> tuple[str, ...]:
@@ -201,7 +234,8 @@ class AAuth(httpx.Auth):
         and the approval's ``person_tokens`` are cached (each checked first; one that is not
         for this agent, resource and mission is skipped)."""
         self.mission_s256 = approval.s256
-        self.config.set_capabilities((*self.config.capabilities, *approval.capabilities))
+        for config in {id(c): c for c in (self.config, self._root.config)}.values():
+            config.set_capabilities((*config.capabilities, *approval.capabilities))
         for resource, token in approval.person_tokens.items():
             try:
                 self.flow.adopt_person_token(resource, token, approval.s256)
@@ -215,6 +249,52 @@ class AAuth(httpx.Auth):
     def clear_cache(self) -> None:
         """Forget every person token, auth token, session token and metadata document."""
         self.state.flush()
+
+    # -- one call's view --------------------------------------------------------------------
+
+    def derive(
+        self,
+        *,
+        prompts: PromptSurface | None = None,
+        on_interaction: InteractionCallback | None = None,
+        on_clarification: ClarificationCallback | None = None,
+        on_event: Callable[[FlowEvent], None] | None = None,
+        pending: PendingRequests | None = None,
+    ) -> AAuth:
+        """An :class:`AAuth` for one call or conversation: it shares this one's identity,
+        caches and single flights (a token one obtains, the other uses), settings and
+        mission, but asks the person through ``prompts`` (or the two callbacks) when given,
+        also reports its events to ``on_event`` (besides this one's), and records what it
+        leaves pending in ``pending`` (resume it by deriving again with the same store, or
+        withdraw it with :meth:`withdraw`). Cheap: no I/O, no key work."""
+        if prompts is not None and (on_interaction is not None or on_clarification is not None):
+            raise ConfigurationError("give prompts, or on_interaction / on_clarification, not both")
+        hook = _chain(self.runtime.on_event, on_event, prompts.event if prompts else None)
+        changes: dict[str, Any] = {"events": hook is not None, "pending": pending}
+        if prompts is not None or on_interaction is not None:
+            changes["on_interaction"] = _interaction(prompts, on_interaction)
+        if prompts is not None or on_clarification is not None:
+            changes["on_clarification"] = _clarification(prompts, on_clarification)
+        view = object.__new__(AAuth)
+        view.identity, view.parent, view.state = self.identity, self.parent, self.state
+        view._root = self._root
+        view.config = dataclasses.replace(self.config, **changes)
+        view.flow = self.flow.view(view.config)
+        view.runtime = dataclasses.replace(self.runtime, on_event=hook)
+        return view
+
+    def withdraw(self, pending: PendingRequests, client: httpx.Client) -> int:
+        """Withdraw every request ``pending`` holds (``DELETE``, §Cancel Request) through
+        ``client``; returns how many were withdrawn (a refusal is logged, not raised)."""
+        call = CallContext({"timeout": client.timeout.as_dict()})
+        withdrawn: int = run_sync(self.flow.withdraw(call, pending), client, self.runtime)
+        return withdrawn
+
+    async def awithdraw(self, pending: PendingRequests, client: httpx.AsyncClient) -> int:
+        """:meth:`withdraw` through an ``httpx.AsyncClient``."""
+        call = CallContext({"timeout": client.timeout.as_dict()})
+        withdrawn: int = await run_async(self.flow.withdraw(call, pending), client, self.runtime)
+        return withdrawn
 
     def governance(self, client: httpx.Client) -> PersonServerClient:
         """Governance calls to the agent's PS through ``client`` (see
@@ -263,6 +343,39 @@ def _check_parent(identity: AgentIdentity, parent: AAuth | None) -> None:
         )
     if identity.key.public_key.same_key(parent.identity.key.public_key):
         raise ConfigurationError("a sub-agent has a key of its own, not its parent's")
+
+
+def _chain(*hooks: EventHook | None) -> EventHook | None:
+    """One event hook calling each of ``hooks``, each guarded: an observer's failure breaks
+    neither the flow nor the other observers."""
+    present = [hook for hook in hooks if hook is not None]
+    if len(present) <= 1:
+        return present[0] if present else None
+
+    def each(event: FlowEvent) -> None:
+        for hook in present:
+            try:
+                hook(event)
+            except Exception:
+                log.exception("on_event raised; ignored")
+
+    return each
+
+
+def _interaction(
+    prompts: PromptSurface | None, callback: InteractionCallback | None
+) -> Callable[..., Any] | None:
+    if prompts is not None:
+        return prompts.interaction
+    return interaction_handler(callback) if callback is not None else None
+
+
+def _clarification(
+    prompts: PromptSurface | None, callback: ClarificationCallback | None
+) -> Callable[..., Any] | None:
+    if prompts is not None:
+        return prompts.clarification
+    return clarification_handler(callback) if callback is not None else None
 
 
 def _checked_mission(value: str | None) -> str | None:

@@ -7,7 +7,8 @@ its result. It never touches a socket, a clock-driven sleep or a callback itself
   read);
 * :class:`Sleep` -- wait this many seconds;
 * :class:`Invoke` -- call a caller's callback (``on_interaction``, ``on_clarification``);
-  the result is its return value, awaited when it is awaitable and the driver is async;
+  the result is its return value, awaited when it is awaitable and the driver is async (a
+  :class:`~aauth_agents.agent.callbacks.Reply` is waited for by either driver);
 * :class:`Emit` -- hand a :class:`~aauth_agents.agent.events.FlowEvent` to ``on_event`` (or
   to the ``hook`` it names: a parent agent's, for the PS calls it makes for a sub-agent);
 * :class:`JoinFlight` / :class:`WaitFlight` -- single flight: join the call in progress for a
@@ -34,6 +35,7 @@ import anyio
 import httpx
 
 from ..protocol.errors import ConfigurationError
+from .callbacks import Reply
 from .events import FlowEvent
 from .state import AsyncFlight, AsyncFlights, Flight, ThreadFlight, ThreadFlights
 
@@ -137,6 +139,8 @@ def _sync_step(runtime: Runtime, effect: Effect) -> Any:
         return None
     if isinstance(effect, Invoke):
         result = effect.func(*effect.args)
+        if isinstance(result, Reply):  # answered from another thread: wait for it here
+            return result.wait()
         return _run_blocking(result) if inspect.isawaitable(result) else result
     if isinstance(effect, JoinFlight):
         return runtime.thread_flights.join(effect.key)

@@ -115,12 +115,14 @@ class Polling(FlowEvent):
 
 @dataclass(frozen=True)
 class InteractionRequired(FlowEvent):
-    """The person must visit ``url`` with ``code``; ``relayed`` when the PS took it on."""
+    """The person must visit ``url`` with ``code``; ``relayed`` when the PS took it on.
+    ``pending_url`` is the request the agent polls meanwhile."""
 
     kind: ClassVar[str] = "interaction"
     url: str
     code: str
     relayed: bool = False
+    pending_url: str = ""
 
     def describe(self) -> str:
         where = "relayed through the person server" if self.relayed else "for the person"
@@ -160,6 +162,36 @@ class ClarificationAnswered(FlowEvent):
         return f"clarification answered with {self.action}"
 
 
+#: :class:`PendingEnded` outcomes by the final status of a pending request.
+_OUTCOMES = {403: "denied", 408: "expired", 410: "gone"}
+
+
+@dataclass(frozen=True)
+class PendingEnded(FlowEvent):
+    """The agent stopped waiting on the pending request ``url`` (§Deferred Responses).
+    ``outcome``: ``approved`` (a 2xx), ``denied``, ``abandoned``, ``expired`` (by the
+    server, or the agent's ``max_poll_seconds``), ``gone``, ``cancelled`` (the agent
+    withdrew it), or ``failed``; ``status`` is the final HTTP status when there was one."""
+
+    kind: ClassVar[str] = "pending_end"
+    url: str
+    outcome: str
+    status: int | None = None
+
+    @staticmethod
+    def outcome_of(status: int, code: str | None = None) -> str:
+        """The outcome a final response stands for (``code``: its problem ``error``)."""
+        if 200 <= status < 300:
+            return "approved"
+        if code in ("abandoned", "denied", "expired"):
+            return code
+        return _OUTCOMES.get(status, "failed")
+
+    def describe(self) -> str:
+        shown = f" (HTTP {self.status})" if self.status is not None else ""
+        return f"pending request {self.url} ended: {self.outcome}{shown}"
+
+
 @dataclass(frozen=True)
 class SessionUpdated(FlowEvent):
     """A resource sent a (new) ``AAuth-Access`` session token (the value is not reported)."""
@@ -191,6 +223,7 @@ __all__ = [
     "FlowFailed",
     "InteractionRequired",
     "MetadataFetched",
+    "PendingEnded",
     "Polling",
     "RequestSent",
     "ResponseReceived",

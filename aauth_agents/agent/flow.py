@@ -88,7 +88,15 @@ from ..tokens import (
     peek,
 )
 from ..tokens.issuer_keys import IssuerKeys
-from .callbacks import Answer, Cancel, UpdatedRequest, normalize_clarification
+from .callbacks import (
+    Answer,
+    Cancel,
+    ClarificationRequest,
+    InteractionRequest,
+    PendingControl,
+    UpdatedRequest,
+    normalize_clarification,
+)
 from .effects import Emit, EventHook, Flow, Invoke, JoinFlight, Send, Sleep, WaitFlight
 from .errors import (
     AuthTokenVerificationError,
@@ -112,6 +120,7 @@ from .events import (
     FlowFailed,
     InteractionRequired,
     MetadataFetched,
+    PendingEnded,
     Polling,
     RequestSent,
     ResponseReceived,
@@ -119,6 +128,7 @@ from .events import (
     TokenObtained,
 )
 from .identity import AgentIdentity
+from .pending import PendingRequests
 from .polling import (
     SLOW_DOWN_STEP,
     format_prefer_wait,
@@ -136,6 +146,11 @@ T = TypeVar("T")
 MAX_CHALLENGE_ROUNDS = 6
 #: §Clarification Limits: rounds answered before the agent withdraws the request.
 MAX_CLARIFICATION_ROUNDS = 10
+#: ``Prefer: wait`` while a prompt can cancel the request (:class:`PendingControl`): a
+#: cancel then takes effect within this many seconds.
+CONTROLLED_WAIT = 5
+#: A long poll's read timeout is at least its ``Prefer: wait`` plus this margin.
+POLL_READ_MARGIN = 10.0
 #: §JWKS Discovery and Caching: an issuer's JWKS is refetched at most once a minute.
 JWKS_REFRESH_FLOOR = 60.0
 MAX_METADATA_TTL = 24 * 3600.0
@@ -177,8 +192,8 @@ class AgentConfig:
     platform: str | None = None
     device: str | None = None
     mission_s256: str | None = None
-    on_interaction: Callable[[str, str], Any] | None = None
-    on_clarification: Callable[..., Any] | None = None
+    on_interaction: Callable[[InteractionRequest], Any] | None = None
+    on_clarification: Callable[[ClarificationRequest], Any] | None = None
     events: bool = False
     max_poll_seconds: float = 600.0
     prefer_wait: int | None = 30
@@ -186,6 +201,7 @@ class AgentConfig:
     refresh_margin: float = 60.0
     verify_token_signatures: bool = True
     metadata_ttl: float = 3600.0
+    pending: PendingRequests | None = None
     capabilities_header: str | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
@@ -220,13 +236,78 @@ def _max_age(response: httpx.Response, default: float) -> float:
 
 class CallContext:
     """Per-call settings: the httpx extensions (timeouts) every request of one call
-    inherits."""
+    inherits, the resource it is for (``None``: a governance call), the
+    :class:`~aauth_agents.agent.pending.PendingRequests` it records its pending URLs in, and
+    the cap on ``Prefer: wait`` while a prompt can cancel."""
 
-    __slots__ = ("extensions",)
+    __slots__ = ("extensions", "pending", "resource", "wait_cap")
 
-    def __init__(self, extensions: Mapping[str, Any] | None) -> None:
+    def __init__(
+        self,
+        extensions: Mapping[str, Any] | None,
+        *,
+        resource: str | None = None,
+        pending: PendingRequests | None = None,
+    ) -> None:
         timeout = (extensions or {}).get("timeout")
         self.extensions: dict[str, Any] = {"timeout": timeout} if timeout is not None else {}
+        self.resource = resource
+        self.pending = pending
+        self.wait_cap: int | None = None
+
+    def long_poll(self, wait: int) -> dict[str, Any]:
+        """The extensions for a request sent with ``Prefer: wait=wait``: a read timeout of
+        at least ``wait`` + :data:`POLL_READ_MARGIN` (the agent asked the server to hold
+        the response that long)."""
+        timeout = self.extensions.get("timeout")
+        if not isinstance(timeout, Mapping):
+            return dict(self.extensions)
+        read = timeout.get("read")
+        if read is None or read >= wait + POLL_READ_MARGIN:
+            return dict(self.extensions)
+        return {**self.extensions, "timeout": {**timeout, "read": wait + POLL_READ_MARGIN}}
+
+
+class _Waiting:
+    """What one poll loop knows that must outlive an exception: the pending URL, the
+    deadline, the prompt's :class:`PendingControl`, and the outcome once it is over."""
+
+    __slots__ = ("control", "deadline", "location", "outcome")
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.location: str | None = None
+        self.control: PendingControl | None = None
+        self.outcome: str | None = None
+
+    def finish(self, outcome: str) -> None:
+        """Record the outcome once, and tell the prompt (if any)."""
+        if self.outcome is not None:
+            return
+        self.outcome = outcome
+        if self.control is not None:
+            try:
+                self.control.finish(outcome)
+            except Exception:  # a prompt must not break the flow
+                log.exception("PendingControl.finish raised; ignored")
+
+
+def _outcome_of_error(error: AAuthError) -> str:
+    """The :class:`PendingEnded` outcome of a flow that ended with ``error``."""
+    if error.code in ("denied", "abandoned", "expired", "cancelled"):
+        return error.code
+    return "failed"
+
+
+def _problem_code(response: httpx.Response) -> str | None:
+    """The ``error`` member of an error response's problem+json body, if it has one."""
+    if response.status_code < 400 or not response.content:
+        return None
+    try:
+        code = loads_json_object(response.content).get("error")
+    except ValueError:
+        return None
+    return code if isinstance(code, str) else None
 
 
 class _Party:
@@ -257,7 +338,7 @@ class _PersonServerParty(_Party):
     def build(
         self, method: str, url: str, body: Mapping[str, Any] | None = None
     ) -> tuple[httpx.Request, FlowEvent | None]:
-        return self.flow._ps_request(self.call, method, url, body)
+        return self.flow._ps_request(self.call, method, url, body, prefer=method != "DELETE")
 
 
 class _ResourceParty(_Party):
@@ -269,7 +350,7 @@ class _ResourceParty(_Party):
     def build(
         self, method: str, url: str, body: Mapping[str, Any] | None = None
     ) -> tuple[httpx.Request, FlowEvent | None]:
-        request = self.flow._new_request(self.call, method, url, body, prefer=True)
+        request = self.flow._new_request(self.call, method, url, body, prefer=method != "DELETE")
         event = self.flow._sign_for_resource(
             request, self.info, self.credential, cover_body=body is not None
         )
@@ -310,6 +391,20 @@ class AgentFlow:
         self.parent_events = parent_events
         self._key: PrivateKey | None = None
         self._public: PublicKey | None = None
+
+    def view(self, config: AgentConfig) -> AgentFlow:
+        """The same agent and caches under other settings (one call's handlers and
+        :class:`PendingRequests`, ``AAuth.derive``)."""
+        flow = AgentFlow(
+            self.identity,
+            config,
+            self.state,
+            self.signer,
+            parent=self.parent,
+            parent_events=self.parent_events,
+        )
+        flow._key, flow._public = self._key, self._public
+        return flow
 
     # -- keys and credentials ------------------------------------------------------------------
 
@@ -356,11 +451,15 @@ class AgentFlow:
         if body is not None:
             content = json.dumps(body, separators=(",", ":")).encode()
             headers["Content-Type"] = "application/json"
-        if prefer and self.config.prefer_wait is not None:
-            headers["Prefer"] = format_prefer_wait(self.config.prefer_wait)
-        return httpx.Request(
-            method, url, headers=headers, content=content, extensions=dict(call.extensions)
-        )
+        wait = self.config.prefer_wait if prefer else None
+        if wait is not None and call.wait_cap is not None:
+            wait = min(wait, call.wait_cap)
+        if wait is not None:
+            headers["Prefer"] = format_prefer_wait(wait)
+            extensions = call.long_poll(wait)
+        else:
+            extensions = dict(call.extensions)
+        return httpx.Request(method, url, headers=headers, content=content, extensions=extensions)
 
     def _sign(
         self,
@@ -873,12 +972,38 @@ class AgentFlow:
         expect: tuple[int, ...] = (200,),
     ) -> Flow[httpx.Response]:
         """A signed call to a PS endpoint, followed through any deferred response; raises
-        the typed error of a non-``expect`` final response."""
-        request, sent = self._ps_request(call, method, url, body)
-        response = yield from self._send(request, sent)
-        response = yield from self.poll(call, _PersonServerParty(self, call), response, url)
+        the typed error of a non-``expect`` final response. A call that left this request
+        pending before (its :class:`PendingRequests`) polls that instead of asking again."""
+        party = _PersonServerParty(self, call)
+        key = ("ps", method, url)
+        resumed = call.pending.location(key) if call.pending is not None else None
+        response = yield from self._resume(call, party, key)
+        if response is None:
+            resumed = None
+            request, sent = self._ps_request(call, method, url, body)
+            response = yield from self._send(request, sent)
+        response = yield from self.poll(call, party, response, url, key=key, resumed=resumed)
         if response.status_code not in expect:
             raise self._error(response)
+        return response
+
+    def _resume(
+        self, call: CallContext, party: _Party, key: Hashable
+    ) -> Flow[httpx.Response | None]:
+        """Poll the pending URL the call recorded under ``key``, if any (the first poll of a
+        resumed call); ``None`` when there is none, or when the server no longer knows it
+        (``404``: the request is made again)."""
+        location = call.pending.location(key) if call.pending is not None else None
+        if location is None:
+            return None
+        request, sent = party.build("GET", location)
+        response = yield from self._send(request, sent)
+        yield from self._emit(*party.observe(response))
+        if response.status_code == 404:
+            log.info("the pending request %s is unknown to its server; asking again", location)
+            assert call.pending is not None
+            call.pending.forget(key)
+            return None
         return response
 
     def _requirement(self, response: httpx.Response, *, strict: bool = False) -> Requirement | None:
@@ -900,13 +1025,54 @@ class AgentFlow:
         return ChallengeReceived(url, status, requirement.value, params)
 
     def poll(
-        self, call: CallContext, party: _Party, response: httpx.Response, url: str
+        self,
+        call: CallContext,
+        party: _Party,
+        response: httpx.Response,
+        url: str,
+        *,
+        key: Hashable | None = None,
+        resumed: str | None = None,
     ) -> Flow[httpx.Response]:
         """§Deferred Responses: follow ``response`` until a final (non-202) response, which
-        is returned whatever its status; the caller interprets it."""
+        is returned whatever its status; the caller interprets it. The pending URL is
+        recorded under ``key`` in the call's :class:`PendingRequests` while it is open;
+        ``resumed`` is that URL when ``response`` answered a poll of it."""
+        waiting = _Waiting(self.config.clock() + self.config.max_poll_seconds)
+        waiting.location = resumed
+        try:
+            final: httpx.Response = yield from self._poll(call, party, response, url, key, waiting)
+        except GeneratorExit:  # abandoned: a network error, an interrupt (no more effects)
+            waiting.finish("aborted")
+            raise
+        except AAuthError as exc:
+            if waiting.location is not None and waiting.outcome is None:
+                yield from self._emit(PendingEnded(waiting.location, _outcome_of_error(exc)))
+            waiting.finish(_outcome_of_error(exc))
+            raise
+        except BaseException:
+            waiting.finish("aborted")
+            raise
+        finally:
+            call.wait_cap = None
+        if key is not None and call.pending is not None:
+            call.pending.forget(key)
+        if waiting.location is not None:
+            outcome = PendingEnded.outcome_of(final.status_code, _problem_code(final))
+            waiting.finish(outcome)
+            yield from self._emit(PendingEnded(waiting.location, outcome, final.status_code))
+        return final
+
+    def _poll(
+        self,
+        call: CallContext,
+        party: _Party,
+        response: httpx.Response,
+        url: str,
+        key: Hashable | None,
+        waiting: _Waiting,
+    ) -> Flow[httpx.Response]:
         clock = self.config.clock
-        deadline = clock() + self.config.max_poll_seconds
-        location: str | None = None
         slowdown = 0.0
         attempt = 0
         clarifications = 0
@@ -916,8 +1082,13 @@ class AgentFlow:
             status = response.status_code
             pending = "pending"
             if status == 202:
-                if "location" in response.headers or location is None:
+                if "location" in response.headers or waiting.location is None:
                     location = resolve_location(response.headers.get("location"), base=url)
+                    if location != waiting.location:
+                        waiting.location = location
+                        if key is not None and call.pending is not None:
+                            call.pending.remember(key, location, party)
+                location = waiting.location
                 party.location = location
                 requirement = self._requirement(response, strict=True)
                 body = self._pending_body(response, requirement)
@@ -929,7 +1100,12 @@ class AgentFlow:
                         yield from self._emit(self._challenge_event(url, status, requirement))
                     value = requirement.value
                     if value == INTERACTION:
-                        yield from self._interaction(call, party, requirement, body, prompted)
+                        control = yield from self._interaction(
+                            call, party, requirement, body, prompted, waiting
+                        )
+                        if control is not None:
+                            waiting.control = control
+                            call.wait_cap = CONTROLLED_WAIT
                     elif value == APPROVAL:
                         if "approval" not in told:
                             told.add("approval")
@@ -937,7 +1113,7 @@ class AgentFlow:
                     elif value == CLARIFICATION:
                         clarifications += 1
                         response = yield from self._clarify(
-                            call, party, location, body, clarifications
+                            call, party, location, body, clarifications, waiting
                         )
                         url = location
                         continue
@@ -946,14 +1122,20 @@ class AgentFlow:
                     else:  # claims (an AS asks a PS, not an agent), or unknown
                         raise UnsupportedRequirementError(requirement)
                 wait = parse_retry_after(response.headers.get("retry-after"), now=clock())
-            elif status in (429, 503) and location is not None:
+            elif status in (429, 503) and waiting.location is not None:
                 if status == 429:
                     slowdown += SLOW_DOWN_STEP
                 wait = parse_retry_after(response.headers.get("retry-after"), now=clock())
             else:
                 return response
+            location = waiting.location
             wait += slowdown
-            if clock() + wait > deadline:
+            if waiting.control is not None and waiting.control.cancel_requested:
+                yield from self._withdraw(call, party, location, waiting)
+                raise RequestCancelledError("the person cancelled the request")
+            if clock() + wait > waiting.deadline:
+                # §Cancel Request: the agent gives up, so it withdraws the request.
+                yield from self._withdraw(call, party, location, waiting, outcome="expired")
                 raise PollTimeoutError(
                     f"no final response from {location} within {self.config.max_poll_seconds:g}"
                     " s (max_poll_seconds)"
@@ -982,33 +1164,50 @@ class AgentFlow:
         requirement: Requirement,
         body: PendingBody,
         prompted: set[tuple[str | None, str | None]],
-    ) -> Flow[None]:
+        waiting: _Waiting,
+    ) -> Flow[PendingControl | None]:
         """§Interaction Required: relay through the PS's interaction endpoint when the
         interaction is not the PS's own, else (or on ``interaction_unavailable``) hand it to
-        ``on_interaction``. Once per ``(url, code)``; not at all once the person is there."""
+        ``on_interaction``. Once per ``(url, code)``; not at all once the person is there.
+        Returns what the handler gave to keep a say (a :class:`PendingControl`)."""
         target = (requirement.url, requirement.code)
         if target in prompted:
-            return
+            return None
         prompted.add(target)
         url, code = requirement.url, requirement.code
         assert url is not None and code is not None  # parse_requirement insists on both
+        assert waiting.location is not None
         if body.status == "interacting":
-            return
+            return None
         if not party.is_ps and self.identity.ps is not None:
             if self.parent is None:
                 relayed = yield from self._relay(call, url, code)
             else:  # a sub-agent reaches the PS only through its parent
                 relayed = yield from self._by_parent(self.parent._relay(call, url, code))
             if relayed:
-                yield from self._emit(InteractionRequired(url, code, relayed=True))
-                return
+                yield from self._emit(
+                    InteractionRequired(url, code, relayed=True, pending_url=waiting.location)
+                )
+                return None
         if self.config.on_interaction is None:
             raise UserUnreachableError(
                 "the person must visit an interaction URL, and there is no on_interaction "
                 "callback or person server relay to take them there"
             )
-        yield from self._emit(InteractionRequired(url, code))
-        yield Invoke(self.config.on_interaction, (url, code))
+        yield from self._emit(InteractionRequired(url, code, pending_url=waiting.location))
+        request = InteractionRequest(
+            url,
+            code,
+            waiting.location,
+            resource=call.resource,
+            justification=self.config.justification,
+            expires_in=max(0.0, waiting.deadline - self.config.clock()),
+        )
+        result = yield Invoke(self.config.on_interaction, (request,))
+        if isinstance(result, Cancel):
+            yield from self._withdraw(call, party, waiting.location, waiting)
+            raise RequestCancelledError(result.reason or "the request was cancelled")
+        return result if isinstance(result, PendingControl) else None
 
     def _relay(self, call: CallContext, url: str, code: str) -> Flow[bool]:
         """§Relaying Through the Person Server: True when the PS took the interaction on."""
@@ -1034,24 +1233,39 @@ class AgentFlow:
         return False
 
     def _clarify(
-        self, call: CallContext, party: _Party, location: str, body: PendingBody, rounds: int
+        self,
+        call: CallContext,
+        party: _Party,
+        location: str,
+        body: PendingBody,
+        rounds: int,
+        waiting: _Waiting,
     ) -> Flow[httpx.Response]:
         """§Agent Response to Clarification: answer, update or cancel."""
         question = body.clarification or ""
         yield from self._emit(ClarificationAsked(location, question, body.options, body.timeout))
         callback = self.config.on_clarification
         if callback is None or rounds > MAX_CLARIFICATION_ROUNDS:
-            yield from self._cancel(call, party, location)
+            yield from self._emit(
+                ClarificationAnswered(location, "cancel") if self.config.events else None
+            )
+            yield from self._withdraw(call, party, location, waiting)
             why = (
                 "no on_clarification callback"
                 if callback is None
                 else f"more than {MAX_CLARIFICATION_ROUNDS} clarification rounds"
             )
             raise RequestCancelledError(f"clarification asked; {why}: the request was withdrawn")
-        result = yield Invoke(callback, (question, body.options, body.timeout))
+        request = ClarificationRequest(
+            question, location, body.options, body.timeout, resource=call.resource
+        )
+        result = yield Invoke(callback, (request,))
         action = normalize_clarification(result)
         if isinstance(action, Cancel):
-            yield from self._cancel(call, party, location)
+            yield from self._emit(
+                ClarificationAnswered(location, "cancel") if self.config.events else None
+            )
+            yield from self._withdraw(call, party, location, waiting)
             raise RequestCancelledError(action.reason or "the request was cancelled")
         if isinstance(action, Answer):
             payload, name = clarification_response(action.text), "clarification_response"
@@ -1059,8 +1273,8 @@ class AgentFlow:
             assert isinstance(action, UpdatedRequest)
             payload = updated_request(action.resource_token, action.justification)
             name = "updated_request"
-        request, sent = party.build("POST", location, payload)
-        response = yield from self._send(request, sent)
+        request_, sent = party.build("POST", location, payload)
+        response = yield from self._send(request_, sent)
         yield from self._emit(
             *party.observe(response),
             ClarificationAnswered(location, name) if self.config.events else None,
@@ -1069,14 +1283,42 @@ class AgentFlow:
             raise self._error(response)
         return response
 
-    def _cancel(self, call: CallContext, party: _Party, location: str) -> Flow[None]:
+    def _withdraw(
+        self,
+        call: CallContext,
+        party: _Party,
+        location: str,
+        waiting: _Waiting | None = None,
+        *,
+        outcome: str = "cancelled",
+    ) -> Flow[None]:
+        """§Cancel Request: ``DELETE`` the pending URL; the request is then over."""
         request, sent = party.build("DELETE", location)
         response = yield from self._send(request, sent)
-        yield from self._emit(
-            ClarificationAnswered(location, "cancel") if self.config.events else None
-        )
-        if response.status_code >= 400:
-            log.warning("cancelling %s: HTTP %s", location, response.status_code)
+        if response.status_code >= 400 and response.status_code != 410:
+            log.warning("withdrawing %s: HTTP %s", location, response.status_code)
+        if call.pending is not None:
+            for key, open_location, _ in call.pending.entries():
+                if open_location == location:
+                    call.pending.forget(key)
+        if waiting is not None:
+            waiting.finish(outcome)
+        yield from self._emit(PendingEnded(location, outcome, response.status_code))
+
+    def withdraw(self, call: CallContext, pending: PendingRequests) -> Flow[int]:
+        """Withdraw every request ``pending`` still holds (§Cancel Request); returns how
+        many were withdrawn. A refusal is logged, never raised: the requests are over for
+        this agent either way."""
+        withdrawn = 0
+        for key, location, party in pending.entries():
+            pending.forget(key)
+            try:
+                yield from self._withdraw(call, party, location)
+            except Exception as exc:  # unreachable server, refused signature, ...
+                log.warning("withdrawing %s failed: %s", location, exc)
+                continue
+            withdrawn += 1
+        return withdrawn
 
     # -- the resource request -----------------------------------------------------------------
 
@@ -1094,9 +1336,9 @@ class AgentFlow:
             raise
 
     def _resource_request(self, request: httpx.Request) -> Flow[httpx.Response]:
-        call = CallContext(request.extensions)
         self._current_key()
         resource = resource_identifier(request.url)
+        call = CallContext(request.extensions, resource=resource, pending=self.config.pending)
         info = self.state.resource_info(resource, self.config.clock())
         if info is None:
             info = yield from self.resource_info(call, resource)
@@ -1109,6 +1351,16 @@ class AgentFlow:
                 credential = yield from self.person_token(call, resource)
             else:
                 credential = self.agent_credential()
+        key = ("resource", request.method, str(request.url))
+        resumed = call.pending.location(key) if call.pending is not None else None
+        if resumed is not None:
+            party = _ResourceParty(self, call, info, credential)
+            answer = yield from self._resume(call, party, key)
+            if answer is not None:
+                done: httpx.Response = yield from self._deferred(
+                    call, request, answer, party, key, resumed
+                )
+                return done
         rounds = 0
         retried: set[str] = set()
         while True:
@@ -1123,8 +1375,9 @@ class AgentFlow:
                 yield from self._emit(*observed)
             status = response.status_code
             if status == 202 and _is_deferred(response):
+                party = _ResourceParty(self, call, info, credential)
                 final: httpx.Response = yield from self._deferred(
-                    call, request, response, info, credential
+                    call, request, response, party, key
                 )
                 return final
             if status != 401:
@@ -1204,13 +1457,17 @@ class AgentFlow:
         call: CallContext,
         request: httpx.Request,
         response: httpx.Response,
-        info: ResourceInfo,
-        credential: HeldToken,
+        party: _ResourceParty,
+        key: Hashable,
+        resumed: str | None = None,
     ) -> Flow[httpx.Response]:
-        """A resource's 202: poll its pending URL; an auth token obtained meanwhile
-        (§Deferred Delivery) is presented on the polls."""
-        party = _ResourceParty(self, call, info, credential)
-        final = yield from self.poll(call, party, response, str(request.url))
+        """A resource's 202 (or the answer to a resumed poll of its pending URL): poll its
+        pending URL; an auth token obtained meanwhile (§Deferred Delivery) is presented on
+        the polls."""
+        info = party.info
+        final = yield from self.poll(
+            call, party, response, str(request.url), key=key, resumed=resumed
+        )
         rounds = 0
         while final.status_code == 401 and party.location is not None:
             requirement = self._requirement(final)
@@ -1225,7 +1482,7 @@ class AgentFlow:
             poll, sent = party.build("GET", party.location)
             final = yield from self._send(poll, sent)
             yield from self._emit(*party.observe(final))
-            final = yield from self.poll(call, party, final, party.location)
+            final = yield from self.poll(call, party, final, party.location, key=key)
         if final.status_code in (403, 408, 410):
             raise self._error(final)
         if final.status_code < 400 and party.credential.kind == "auth":

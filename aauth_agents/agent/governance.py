@@ -227,8 +227,8 @@ class _GovernanceFlows:
         return answer
 
 
-def _context(client: httpx.Client | httpx.AsyncClient) -> CallContext:
-    return CallContext({"timeout": client.timeout.as_dict()})
+def _context(client: httpx.Client | httpx.AsyncClient, auth: AAuth) -> CallContext:
+    return CallContext({"timeout": client.timeout.as_dict()}, pending=auth.config.pending)
 
 
 class PersonServerClient:
@@ -255,19 +255,21 @@ class PersonServerClient:
     ) -> MissionApproval:
         """Propose a mission; with ``adopt`` the :class:`AAuth` then works under it."""
         approval: MissionApproval = self._run(
-            self._flows.propose(_context(self.client), description, tools, resources, adopt)
+            self._flows.propose(
+                _context(self.client, self.auth), description, tools, resources, adopt
+            )
         )
         return approval
 
     def update_mission(self, description: str, *, mission_s256: str | None = None) -> str:
         update: str = self._run(
-            self._flows.update(_context(self.client), description, mission_s256)
+            self._flows.update(_context(self.client, self.auth), description, mission_s256)
         )
         return update
 
     def complete_mission(self, summary: str, *, mission_s256: str | None = None) -> dict[str, Any]:
         answer: dict[str, Any] = self._run(
-            self._flows.complete(_context(self.client), summary, mission_s256)
+            self._flows.complete(_context(self.client, self.auth), summary, mission_s256)
         )
         return answer
 
@@ -281,7 +283,7 @@ class PersonServerClient:
     ) -> PermissionResult:
         result: PermissionResult = self._run(
             self._flows.permission(
-                _context(self.client), action, description, parameters, mission_s256
+                _context(self.client, self.auth), action, description, parameters, mission_s256
             )
         )
         return result
@@ -297,7 +299,12 @@ class PersonServerClient:
     ) -> None:
         self._run(
             self._flows.audit(
-                _context(self.client), action, description, parameters, result, mission_s256
+                _context(self.client, self.auth),
+                action,
+                description,
+                parameters,
+                result,
+                mission_s256,
             )
         )
 
@@ -305,7 +312,7 @@ class PersonServerClient:
         self, question: str, *, description: str | None = None, mission_s256: str | None = None
     ) -> str:
         answer: str = self._run(
-            self._flows.ask(_context(self.client), question, description, mission_s256)
+            self._flows.ask(_context(self.client, self.auth), question, description, mission_s256)
         )
         return answer
 
@@ -330,13 +337,15 @@ class AsyncPersonServerClient:
         adopt: bool = True,
     ) -> MissionApproval:
         approval: MissionApproval = await self._run(
-            self._flows.propose(_context(self.client), description, tools, resources, adopt)
+            self._flows.propose(
+                _context(self.client, self.auth), description, tools, resources, adopt
+            )
         )
         return approval
 
     async def update_mission(self, description: str, *, mission_s256: str | None = None) -> str:
         update: str = await self._run(
-            self._flows.update(_context(self.client), description, mission_s256)
+            self._flows.update(_context(self.client, self.auth), description, mission_s256)
         )
         return update
 
@@ -344,7 +353,7 @@ class AsyncPersonServerClient:
         self, summary: str, *, mission_s256: str | None = None
     ) -> dict[str, Any]:
         answer: dict[str, Any] = await self._run(
-            self._flows.complete(_context(self.client), summary, mission_s256)
+            self._flows.complete(_context(self.client, self.auth), summary, mission_s256)
         )
         return answer
 
@@ -358,7 +367,7 @@ class AsyncPersonServerClient:
     ) -> PermissionResult:
         result: PermissionResult = await self._run(
             self._flows.permission(
-                _context(self.client), action, description, parameters, mission_s256
+                _context(self.client, self.auth), action, description, parameters, mission_s256
             )
         )
         return result
@@ -374,7 +383,12 @@ class AsyncPersonServerClient:
     ) -> None:
         await self._run(
             self._flows.audit(
-                _context(self.client), action, description, parameters, result, mission_s256
+                _context(self.client, self.auth),
+                action,
+                description,
+                parameters,
+                result,
+                mission_s256,
             )
         )
 
@@ -382,7 +396,7 @@ class AsyncPersonServerClient:
         self, question: str, *, description: str | None = None, mission_s256: str | None = None
     ) -> str:
         answer: str = await self._run(
-            self._flows.ask(_context(self.client), question, description, mission_s256)
+            self._flows.ask(_context(self.client, self.auth), question, description, mission_s256)
         )
         return answer
 

@@ -137,13 +137,20 @@ async def test_a_resource_without_metadata(world: World, make_agent: Callable[..
 
 
 async def test_requests_inherit_the_client_timeout(world: World, mode: str) -> None:
-    seen: list[Any] = []
+    """Every request of a call carries the client's timeout; one sent with ``Prefer:
+    wait=N`` reads for at least N + 10 s (the agent asked the server to hold it that long:
+    httpx's default 5 s read timeout would fail every long poll)."""
+    seen: list[tuple[str | None, Any]] = []
     timeout = httpx.Timeout(7.0)
-    hooks = {"request": [lambda request: seen.append(request.extensions.get("timeout"))]}
+
+    def record(request: httpx.Request) -> None:
+        seen.append((request.headers.get("prefer"), request.extensions.get("timeout")))
+
+    hooks: dict[str, list[Any]] = {"request": [record]}
     if mode == "async":
 
         async def hook(request: httpx.Request) -> None:
-            seen.append(request.extensions.get("timeout"))
+            record(request)
 
         hooks = {"request": [hook]}
     agent = Agent(mode, world.auth(), world.mapping, timeout=timeout, event_hooks=hooks)
@@ -152,7 +159,9 @@ async def test_requests_inherit_the_client_timeout(world: World, mode: str) -> N
     finally:
         await agent.aclose()
     assert len(seen) >= 8  # metadata, resource, PS metadata, person, token, jwks, retries
-    assert all(t == timeout.as_dict() for t in seen)
+    long_polls = [t for prefer, t in seen if prefer == "wait=30"]
+    assert long_polls and all(t == {**timeout.as_dict(), "read": 40.0} for t in long_polls)
+    assert all(t == timeout.as_dict() for prefer, t in seen if prefer is None)
 
 
 async def test_async_sleep_function(world: World, make_agent: Callable[..., Agent]) -> None:
