@@ -24,7 +24,6 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, Literal, NoReturn
-from urllib.parse import urlencode
 
 EXIT_OK = 0
 EXIT_HTTP = 1
@@ -455,35 +454,13 @@ def _event_printer(err: IO[str]) -> Callable[[Any], None]:
     return show
 
 
-def _isatty(stream: IO[bytes]) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError, OSError):
-        return False
-
-
-def _clarification_prompt(
-    stdin: IO[bytes], err: IO[str]
-) -> Callable[[str, Sequence[str] | None, int | None], str | None]:
-    """Ask the person at the terminal; an empty answer cancels the request."""
-
-    def ask(question: str, options: Sequence[str] | None, timeout: int | None) -> str | None:
-        print(f"aauth-agents: the person server asks:\n{question}", file=err)
-        if options:
-            print("options: " + ", ".join(options), file=err)
-        print("answer (empty to cancel): ", end="", file=err, flush=True)
-        answer = stdin.readline().decode("utf-8", "replace").strip()
-        return answer or None
-
-    return ask
-
-
 def _fetch(
     args: argparse.Namespace,
     env: Mapping[str, str],
     out: IO[bytes],
     err: IO[str],
     stdin: IO[bytes],
+    terminal: IO[str],
 ) -> int:
     import httpx
 
@@ -506,24 +483,25 @@ def _fetch(
         for origin, destination in args.maps:
             verbose(f"connections to {origin} go to {destination}")
 
-    def on_interaction(interaction_url: str, code: str) -> None:
-        link = f"{interaction_url}?{urlencode({'code': code})}"
-        print(f"aauth-agents: approval needed: open {link} (code {code})", file=err, flush=True)
+    from .prompts import TerminalPrompts
 
-    # Clarification questions are answered at the terminal, when there is one to ask at.
-    interactive = args.data != "@-" and _isatty(stdin)
+    # The person is asked at the terminal when there is one (stdin is not the body), else
+    # the prompts are JSON lines on stderr and questions cannot be answered.
+    prompts = TerminalPrompts(stream=err, stdin=terminal,
+                              interactive=None if args.data != "@-" else False)
     auth = AAuth(
         identity,
-        capabilities=("interaction", "clarification") if interactive else ("interaction",),
+        capabilities=(
+            ("interaction", "clarification") if prompts.interactive else ("interaction",)
+        ),
         justification=args.justification,
-        on_interaction=on_interaction,
-        on_clarification=_clarification_prompt(stdin, err) if interactive else None,
+        prompts=prompts,
         on_event=verbose,
         max_poll_seconds=args.max_wait,
     )
     transport = MappedTransport(dict(args.maps))
     timeout = httpx.Timeout(args.timeout, connect=min(args.timeout, 10.0))
-    with httpx.Client(auth=auth, transport=transport, timeout=timeout) as client:
+    with auth.client(transport=transport, timeout=timeout) as client:
         response = client.request(method, url, headers=args.headers, content=body)
     if verbose is not None:
         verbose(f"{response.status_code} {response.reason_phrase}")
@@ -722,7 +700,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "keys":
             return _keys(args, env, sys.stdout, err)
         if args.command == "fetch":
-            return _fetch(args, env, sys.stdout.buffer, err, sys.stdin.buffer)
+            return _fetch(args, env, sys.stdout.buffer, err, sys.stdin.buffer, sys.stdin)
         if args.command == "serve" and args.serve_command == "resource":
             return _serve_resource(args, sys.stdout, err)
         if args.command == "serve" and args.serve_command == "ps":

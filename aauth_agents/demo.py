@@ -42,7 +42,7 @@ from typing import IO, Any, TextIO, TypeVar
 
 import httpx
 
-from .agent import AAuth, AgentIdentity
+from .agent import AAuth, AgentIdentity, client_options
 from .agent.events import FlowEvent, RequestSent, ResponseReceived
 from .discovery import AsyncDiscovery, EgressPolicy
 from .httpsig import parse_signature_key
@@ -402,7 +402,7 @@ def _run(out: TextIO, interactive: bool, stdin: IO[str] | None) -> int:
             hooks: dict[str, list[Callable[..., Any]]] = {
                 "request": [printer.request], "response": [printer.response]}
             with (
-                httpx.Client(transport=mapping, event_hooks=hooks, timeout=30) as http,
+                httpx.Client(**client_options(transport=mapping, event_hooks=hooks)) as http,
                 httpx.Client(transport=mapping, event_hooks=hooks, timeout=30) as ap_http,
             ):
                 http.get(f"{PERSON_SERVER}/.well-known/aauth-person.json").raise_for_status()

@@ -25,7 +25,7 @@ from .callbacks import (
     Reply,
     UpdatedRequest,
 )
-from .client import AAuth, SignedAuth
+from .client import AAuth, SignedAuth, client_options
 from .errors import (
     AbandonedError,
     AgentProtocolError,
@@ -158,6 +158,7 @@ __all__ = [
     "UnsupportedRequirementError",
     "UpdatedRequest",
     "UserUnreachableError",
+    "client_options",
     "error_for_response",
     "format_prefer_wait",
     "parse_prefer_wait",

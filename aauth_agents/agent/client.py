@@ -3,12 +3,18 @@ itself; :class:`SignedAuth` only signs.
 
 Usage::
 
-    auth = AAuth(identity, on_interaction=lambda url, code: print(f"{url}?code={code}"))
-    with httpx.Client(auth=auth) as client:
+    auth = AAuth(identity, prompts=TerminalPrompts())
+    with auth.client() as client:                 # httpx.Client(auth=auth, ...)
         client.get("https://resource.example/api")
 
-    async with httpx.AsyncClient(auth=auth) as client:
+    async with auth.async_client() as client:     # httpx.AsyncClient(auth=auth, ...)
         await client.get("https://resource.example/api")
+
+Any httpx client works with ``auth=auth``; :meth:`AAuth.client` only sets two options a
+person-facing wait needs (:func:`client_options`). httpx counts every round trip of an
+authentication flow against the client's ``max_redirects`` (20 by default), and a wait for a
+person is a few round trips per minute: a plain ``httpx.Client(auth=auth)`` raises
+``httpx.TooManyRedirects`` after about 20 polls unless ``max_redirects`` is raised.
 
 A sub-agent (§Sub-Agents) is given its parent; every token it needs from the PS is requested
 by the parent on its behalf (§Parent-Mediated Authorization)::
@@ -72,6 +78,21 @@ if TYPE_CHECKING:
     from .governance import AsyncPersonServerClient, MissionApproval, PersonServerClient
 
 log = logging.getLogger("aauth_agents.agent")
+
+#: Round trips one call may take (httpx's ``max_redirects`` counts an auth flow's rounds):
+#: enough for ``max_poll_seconds`` of polling at one poll a second.
+MAX_ROUNDS = 1000
+#: Seconds for connect, write and pool; a long poll's read timeout is raised by the flow
+#: to its ``Prefer: wait`` plus a margin.
+DEFAULT_TIMEOUT = 30.0
+
+
+def client_options(**overrides: Any) -> dict[str, Any]:
+    """The httpx client options an AAuth agent needs, with ``overrides``: ``max_redirects``
+    of :data:`MAX_ROUNDS` (a wait for a person takes many rounds of one request) and a
+    :data:`DEFAULT_TIMEOUT` second timeout (httpx's default of 5 s is shorter than a PS's
+    answer may take)."""
+    return {"timeout": DEFAULT_TIMEOUT, "max_redirects": MAX_ROUNDS, **overrides}
 
 
 def _checked(name: str, value: str | None, check: Callable[[object], str]) -> str | None:
@@ -296,6 +317,16 @@ class AAuth(httpx.Auth):
         withdrawn: int = await run_async(self.flow.withdraw(call, pending), client, self.runtime)
         return withdrawn
 
+    def client(self, **options: Any) -> httpx.Client:
+        """An ``httpx.Client`` signing with this agent (``auth=self``) with
+        :func:`client_options`; ``options`` go to ``httpx.Client`` (``transport``,
+        ``timeout``, ``headers``, ...)."""
+        return httpx.Client(**client_options(auth=self, **options))
+
+    def async_client(self, **options: Any) -> httpx.AsyncClient:
+        """:meth:`client` as an ``httpx.AsyncClient``."""
+        return httpx.AsyncClient(**client_options(auth=self, **options))
+
     def governance(self, client: httpx.Client) -> PersonServerClient:
         """Governance calls to the agent's PS through ``client`` (see
         :class:`~aauth_agents.agent.governance.PersonServerClient`)."""
@@ -466,4 +497,4 @@ class SignedAuth(httpx.Auth):
         yield request
 
 
-__all__ = ["AAuth", "EventHook", "SignedAuth"]
+__all__ = ["DEFAULT_TIMEOUT", "MAX_ROUNDS", "AAuth", "EventHook", "SignedAuth", "client_options"]

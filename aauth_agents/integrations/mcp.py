@@ -75,6 +75,7 @@ from mcp.server.fastmcp import Context, FastMCP
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.context import RequestContext
 
+from ..agent.client import client_options
 from ..protocol.errors import ConfigurationError
 from ..resource import (
     AAuthMiddleware,
@@ -437,9 +438,8 @@ async def aauth_mcp_session(
         if http_client is None:
             assert auth is not None
             http_client = await stack.enter_async_context(httpx.AsyncClient(
-                auth=auth,
-                transport=transport, follow_redirects=False,
-                timeout=httpx.Timeout(timeout, read=read_timeout)))
+                **client_options(auth=auth, transport=transport, follow_redirects=False,
+                                 timeout=httpx.Timeout(timeout, read=read_timeout))))
         read, write, _ = await stack.enter_async_context(streamable_http_client(
             url, http_client=http_client, terminate_on_close=terminate_on_close))
         session = await stack.enter_async_context(ClientSession(read, write, **session_options))

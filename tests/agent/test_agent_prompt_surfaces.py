@@ -105,8 +105,11 @@ async def test_a_surface_answers_a_clarification(
     agent = make_agent(world.auth(prompts=surface), world.mapping)
     assert (await agent.get(f"{RESOURCE}/data")).status_code == 200
     [asked] = surface.clarifications
-    assert (asked.question, asked.options, asked.timeout) == ("Why do you need this?",
-                                                               ("yes", "no"), 120)
+    assert (asked.question, asked.options, asked.timeout) == (
+        "Why do you need this?",
+        ("yes", "no"),
+        120,
+    )
     assert asked.resource == RESOURCE and asked.pending_url.startswith(f"{PS}/pending/")
     assert world.ps.bodies["pending-POST"] == [
         {"action": "clarification_response", "clarification_response": "To find a meeting time."}
@@ -195,8 +198,9 @@ async def test_a_call_interrupted_while_pending_resumes_the_same_request(
 
     agent = make_agent(base, world.mapping)
     with pytest.raises(Interrupted):
-        await agent.get(f"{RESOURCE}/data", auth=base.derive(on_interaction=interrupt,
-                                                              pending=pending))
+        await agent.get(
+            f"{RESOURCE}/data", auth=base.derive(on_interaction=interrupt, pending=pending)
+        )
     [location] = pending.locations
     assert location.startswith(f"{PS}/pending/") and world.ps.hits["token"] == 1
     assert world.ps.consent(shown[0])  # the person approves while the call is suspended
@@ -220,8 +224,9 @@ async def test_a_resumed_request_unknown_to_the_server_is_made_again(
 
     agent = make_agent(base, world.mapping)
     with pytest.raises(Interrupted):
-        await agent.get(f"{RESOURCE}/data", auth=base.derive(on_interaction=interrupt,
-                                                              pending=pending))
+        await agent.get(
+            f"{RESOURCE}/data", auth=base.derive(on_interaction=interrupt, pending=pending)
+        )
     world.ps.pending.clear()  # the PS forgot it (say, a restart without persistence)
     surface = Surface(world)
     resumed = base.derive(prompts=surface, pending=pending)
@@ -241,8 +246,9 @@ async def test_withdraw_deletes_what_a_call_left_pending(
 
     agent = make_agent(base, world.mapping)
     with pytest.raises(Interrupted):
-        await agent.get(f"{RESOURCE}/data", auth=base.derive(on_interaction=interrupt,
-                                                              pending=pending))
+        await agent.get(
+            f"{RESOURCE}/data", auth=base.derive(on_interaction=interrupt, pending=pending)
+        )
     assert len(pending) == 1
     if mode == "sync":
         assert agent.sync_client is not None
@@ -295,8 +301,9 @@ async def test_a_resources_own_pending_request_is_resumed(
 
     agent = make_agent(base, world.mapping)
     with pytest.raises(Interrupted):
-        await agent.get(f"{RESOURCE}/session", auth=base.derive(on_interaction=interrupt,
-                                                                 pending=pending))
+        await agent.get(
+            f"{RESOURCE}/session", auth=base.derive(on_interaction=interrupt, pending=pending)
+        )
     [location] = pending.locations
     assert location.startswith(f"{RESOURCE}/pending/") and world.resource.hits["session"] == 1
     world.resource.approve(shown[0])
@@ -345,3 +352,43 @@ async def test_a_reply_answered_from_another_thread(
         {"action": "clarification_response", "clarification_response": "Answered later."}
     ]
     assert replies[0].done and not replies[0].set("twice")
+
+
+async def test_a_long_wait_needs_the_clients_max_redirects_raised(world: World, mode: str) -> None:
+    """httpx counts every round trip of an auth flow against ``max_redirects`` (20): a wait
+    of 30 polls fails on a default client, and completes on one made with
+    ``client_options`` (what ``AAuth.client()`` uses)."""
+    import httpx
+
+    from aauth_agents.agent import client_options
+
+    world.ps.person_requirement = "approval"
+    world.ps.approval_rounds = 30
+    plain = Agent(mode, world.auth(), world.mapping)
+    try:
+        with pytest.raises(httpx.TooManyRedirects):
+            await plain.get(f"{RESOURCE}/profile")
+    finally:
+        await plain.aclose()
+    world.ps.approval_rounds = 30
+    options = client_options()
+    assert options["max_redirects"] >= 1000
+    agent = Agent(mode, world.auth(), world.mapping, max_redirects=options["max_redirects"])
+    try:
+        assert (await agent.get(f"{RESOURCE}/profile")).status_code == 200
+    finally:
+        await agent.aclose()
+    assert world.ps.hits["pending-GET"] >= 30
+
+
+async def test_the_agents_own_clients_sign_and_allow_long_waits(world: World) -> None:
+    from aauth_agents.transport import AsyncMappedTransport, MappedTransport
+
+    auth = world.auth()
+    with auth.client(transport=MappedTransport(world.mapping, strict=True)) as client:
+        assert client.max_redirects >= 1000 and client.timeout.read == 30
+        assert client.get(f"{RESOURCE}/data").status_code == 200
+    transport = AsyncMappedTransport(world.mapping, strict=True)
+    async with auth.async_client(transport=transport, timeout=7) as aclient:
+        assert aclient.max_redirects >= 1000 and aclient.timeout.read == 7
+        assert (await aclient.get(f"{RESOURCE}/data")).status_code == 200

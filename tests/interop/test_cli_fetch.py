@@ -290,8 +290,9 @@ def test_a_denial_is_a_typed_error(world: World) -> None:
 
 
 def test_interaction_is_shown_and_completes_after_consent(world: World) -> None:
-    """The person approves at mockin while ``fetch`` waits: the approval link is printed on
-    stderr, the test plays the person's browser, and ``fetch`` finishes."""
+    """The person approves at mockin while ``fetch`` waits: the approval link is written on
+    stderr (a JSON line: there is no terminal), the test plays the person's browser, and
+    ``fetch`` finishes."""
     world.mockin.configure(auto_approve=False, requirement="interaction")
     process = subprocess.Popen(
         world.fetch_args("/data", "--max-wait", "60"),
@@ -308,9 +309,9 @@ def test_interaction_is_shown_and_completes_after_consent(world: World) -> None:
         for raw in process.stderr:
             line = raw.decode()
             lines.append(line)
-            if "approval needed" in line and not consented.is_set():
-                code = line.rsplit("(code ", 1)[1].rstrip(")\n")
-                world.mockin.consent(code)
+            # No terminal: the prompt is a JSON line (aauth_agents.prompts.TerminalPrompts).
+            if '"aauth.interaction"' in line and not consented.is_set():
+                world.mockin.consent(json.loads(line)["code"])
                 consented.set()
 
     # stderr belongs to the reader thread alone: communicate() would race it for the lines.
