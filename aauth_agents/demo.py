@@ -36,9 +36,9 @@ import secrets
 import sys
 import threading
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO, Any, TextIO, TypeVar
+from typing import IO, Any, TextIO
 
 import httpx
 
@@ -59,8 +59,9 @@ from .servers.person_server import (
     create_person_server,
     ui_routes,
 )
+from .servers.stack import LateTransport, OnItsLoop
 from .tokens import peek
-from .transport import MappedTransport, origin_of, retarget
+from .transport import MappedTransport
 
 AGENT_PROVIDER = "https://agent.example"
 PERSON_SERVER = "https://ps.example"
@@ -74,46 +75,6 @@ PARTIES = {AGENT_PROVIDER: "agent provider", PERSON_SERVER: "person server",
 #: Claims shown in a token's decoded view.
 SHOWN_CLAIMS = ("iss", "sub", "aud", "ps", "scope", "parent_agent", "mission_s256", "exp")
 
-T = TypeVar("T")
-
-
-class LateTransport(httpx.AsyncBaseTransport):
-    """Connections for each identifier go to a loopback origin known only once its server
-    is up (the servers must find each other, so they cannot all be started first)."""
-
-    def __init__(self, targets: dict[str, str]) -> None:
-        self.targets = targets  # shared; each party (event loop) has its own transport
-        self._inner = httpx.AsyncHTTPTransport()
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        origin = f"{request.url.scheme}://{request.url.host}"
-        target = self.targets.get(origin)
-        if target is None:
-            raise httpx.ConnectError(f"{origin} is not part of the demo")
-        scheme, host, port = origin_of(target)
-        return await self._inner.handle_async_request(retarget(request, scheme, host, port))
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-
-class OnItsLoop:
-    """An ASGI app wrapper that remembers the event loop its server runs on, so the person
-    can act at the PS (``ps.interactions``) on the PS's own loop, as its pages would."""
-
-    def __init__(self, app: Any) -> None:
-        self.app = app
-        self.loop: asyncio.AbstractEventLoop | None = None
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        self.loop = asyncio.get_running_loop()
-        await self.app(scope, receive, send)
-
-    def call(self, coroutine: Coroutine[Any, Any, T], timeout: float = 20.0) -> T:
-        if self.loop is None:
-            coroutine.close()
-            raise RuntimeError("the server has not handled a request yet")
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
 
 
 @dataclass
@@ -555,4 +516,4 @@ def _ladder(walk: Walkthrough, printer: Printer, person: Person, ap: AgentProvid
     walk.step("revocation: the provider issues no new token", "revoked", refresh)
 
 
-__all__ = ["LateTransport", "OnItsLoop", "Person", "run"]
+__all__ = ["Person", "run"]

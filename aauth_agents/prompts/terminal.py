@@ -108,6 +108,7 @@ class TerminalPrompts(Prompts):
             )
             prompt.subscribe(self._json_status)
             return
+        self._track(prompt)  # Ctrl-C cancels from the moment the prompt shows
         where = f" at {prompt.resource}" if prompt.resource else ""
         lines = [
             "",
@@ -123,8 +124,8 @@ class TerminalPrompts(Prompts):
         hints = ["Press Enter to open it in your browser"] if self.open_browser else []
         hints.append("Ctrl-C cancels the request")
         self._write("  " + " · ".join(hints) + "\n")
-        self._track(prompt)
         prompt.subscribe(self._on_change)
+        self._start()
 
     def show_clarification(self, prompt: ClarificationPrompt) -> None:
         if not self.interactive:
@@ -148,14 +149,15 @@ class TerminalPrompts(Prompts):
         remaining = prompt.remaining()
         within = f" within {_minutes(remaining)}" if remaining is not None else ""
         choose = "a number or your own words" if prompt.options else "your answer"
+        self._track(prompt)
         with self._write_lock:
             self._asking = prompt
             self._clear_line()
             self._write(
                 "\n".join(lines) + f"\nType {choose}{within} (an empty line or Ctrl-C cancels): "
             )
-        self._track(prompt)
         prompt.subscribe(self._on_change)
+        self._start()
 
     # -- following a prompt ------------------------------------------------------------------
 
@@ -164,7 +166,6 @@ class TerminalPrompts(Prompts):
             self._active.append(prompt)
             self._cancelling = False
         self._install_sigint()
-        self._start(reader=True)
 
     def _on_change(self, prompt: Prompt) -> None:
         if not prompt.finished:
@@ -184,12 +185,13 @@ class TerminalPrompts(Prompts):
             self._write(f"{mark} {what}.\n")
         self._wake.set()
 
-    def _start(self, *, reader: bool) -> None:
+    def _start(self) -> None:
+        """The status line and the keyboard reader, while prompts are open."""
         with self._write_lock:
             if self._ticker is None or not self._ticker.is_alive():
                 self._ticker = threading.Thread(target=self._tick, name="aauth-status", daemon=True)
                 self._ticker.start()
-            if reader and (self._reader is None or not self._reader.is_alive()):
+            if self._reader is None or not self._reader.is_alive():
                 self._reader = threading.Thread(target=self._read, name="aauth-stdin", daemon=True)
                 self._reader.start()
 
