@@ -549,7 +549,7 @@ def _serve_resource(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int
     app = demo_resource(args.issuer, issuer_keys=mapped_discovery(maps), signing_key=key)
     return _serve_app(app, args, out, [
         f"metadata  {args.issuer}/.well-known/aauth-resource.json",
-        "REST      GET /whoami, GET /profile, GET /files, POST /files",
+        "REST      GET /whoami, GET /profile, GET /files, GET /files/NAME, POST /files",
         f"MCP       {args.issuer}/mcp",
     ], lifespan="on")
 

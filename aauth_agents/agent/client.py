@@ -249,6 +249,11 @@ class AAuth(httpx.Auth):
     def capabilities(self) -> tuple[str, ...]:
         return self.config.capabilities
 
+    @property
+    def root(self) -> AAuth:
+        """The :class:`AAuth` this one was derived from (itself when it was not)."""
+        return self._root
+
     def adopt_mission(self, approval: MissionApproval) -> None:
         """Work under an approved mission: its ``s256`` names the mission in person token
         requests, the PS's ``capabilities`` are added to the agent's (§AAuth-Capabilities),

@@ -737,9 +737,13 @@ class AgentFlow:
         if self.identity.ps is None:
             raise NoPersonServerError(Requirement.person_token())
         key = ("person", resource, mission, self.state.key_thumbprint)
-        token: HeldToken = yield from self._shared(
-            key, lambda: self._fetch_person_token(call, resource, mission)
-        )
+        try:
+            token: HeldToken = yield from self._shared(
+                key, lambda: self._fetch_person_token(call, resource, mission)
+            )
+        except AAuthError as exc:
+            exc.about(resource)
+            raise
         return token
 
     def _fetch_person_token(
@@ -820,9 +824,13 @@ class AgentFlow:
             )
             return cached
         key = ("auth", resource, scopes, resource_token.mission_s256, self.state.key_thumbprint)
-        token: HeldToken = yield from self._shared(
-            key, lambda: self._exchange(call, resource, resource_token)
-        )
+        try:
+            token: HeldToken = yield from self._shared(
+                key, lambda: self._exchange(call, resource, resource_token)
+            )
+        except AAuthError as exc:
+            exc.about(resource, sorted(scopes))
+            raise
         return token
 
     def _check_challenge(

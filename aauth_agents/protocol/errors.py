@@ -84,6 +84,11 @@ class AAuthError(Exception):
 
     code: str = "server_error"
     status: int = 500
+    #: What the agent was asking for when this error ended its request (set by the agent's
+    #: flow, for messages to a person or a model): the resource, and the scopes of the
+    #: authorization it requested (empty when it asked for none).
+    resource: str | None = None
+    scopes: tuple[str, ...] = ()
 
     def __init__(self, detail: str = "", *, code: str | None = None, status: int | None = None):
         if code is not None:
@@ -95,6 +100,12 @@ class AAuthError(Exception):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(code={self.code!r}, detail={self.detail!r})"
+
+    def about(self, resource: str, scopes: Sequence[str] = ()) -> AAuthError:
+        """Record what was being asked for (kept when already recorded); returns self."""
+        if self.resource is None:
+            self.resource, self.scopes = resource, tuple(scopes)
+        return self
 
     def headers(self) -> dict[str, str]:
         """Response headers the error's status needs, besides Content-Type."""

@@ -6,7 +6,8 @@ endpoint            MCP tool                     needs
 =================== ============================ ==========================================
 ``GET /whoami``     ``whoami``                   an agent token (who the agent is)
 ``GET /profile``    ``profile``                  a person token (who the person is)
-``GET /files``      ``list_files``, ``read_file`` an auth token with ``files.read``
+``GET /files``      ``list_files``               an auth token with ``files.read``
+``GET /files/NAME`` ``read_file``                an auth token with ``files.read``
 ``POST /files``     ``write_file``               an auth token with ``files.write``; an
                                                  agent holding ``files.read`` steps up
 =================== ============================ ==========================================
@@ -296,6 +297,13 @@ def demo_resource(
     async def list_files(request: Request) -> Response:
         return JSONResponse({"files": files.list(_person(request.state.aauth))})
 
+    async def read_file(request: Request) -> Response:
+        name = request.path_params["name"]
+        content = files.read(_person(request.state.aauth), name)
+        if content is None:
+            return _problem(404, "not_found", "no such file")
+        return JSONResponse({"name": name, "content": content})
+
     async def write_file(request: Request) -> Response:
         try:
             body = loads_json_object(await request.body())
@@ -314,6 +322,7 @@ def demo_resource(
         Route("/whoami", whoami, methods=["GET"]),
         Route("/profile", profile, methods=["GET"]),
         Route("/files", list_files, methods=["GET"]),
+        Route("/files/{name}", read_file, methods=["GET"]),
         Route("/files", write_file, methods=["POST"]),
         Route(MCP_PATH, mcp_app.endpoint, methods=["GET", "POST", "DELETE"]),
     ], lifespan=mcp_app.lifespan)
@@ -321,6 +330,7 @@ def demo_resource(
         ("GET", "/whoami", AccessRule.agent()),
         ("GET", "/profile", AccessRule.person()),
         ("GET", "/files", AccessRule.auth("files.read")),
+        ("GET", "/files/{name}", AccessRule.auth("files.read")),
         ("POST", "/files", AccessRule.auth("files.write")),
         ("*", MCP_PATH, mcp_policy(tools, default=AccessRule.agent())),
     ], default=AccessRule.agent())

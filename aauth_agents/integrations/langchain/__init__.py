@@ -1,0 +1,46 @@
+"""AAuth for LangChain and LangGraph (``pip install 'aauth-agents[langchain]'``; the
+``interrupt`` pending mode needs ``'aauth-agents[langgraph]'``).
+
+* :func:`aauth_tool` -- one HTTP endpoint as a tool whose requests go through
+  :class:`~aauth_agents.agent.AAuth` (:mod:`.http`);
+* :class:`AAuthToolkit` -- a tool per operation of an OpenAPI 3 document (:mod:`.openapi`);
+* :func:`load_aauth_mcp_tools`, :func:`aauth_mcp_connection` -- the tools of an
+  AAuth-protected MCP server, over one long-lived MCP session (:mod:`.mcp`);
+* :func:`governed`, :func:`governed_tools` -- any tool, run only with the person's
+  permission (§Permission) and recorded afterwards (§Audit), under a mission
+  (:mod:`.governed`).
+
+What they share -- the agent of a run (an ``AAuth`` or a function of the
+``RunnableConfig``), the httpx clients, the pending modes (``"wait"``, ``"interrupt"``),
+the flow's events as ``aauth.*`` custom callback events, AAuth failures as
+:class:`AAuthToolError` -- is described in :mod:`.runtime` and :mod:`.interrupts`.
+"""
+
+from __future__ import annotations
+
+from .governed import PermissionDeniedError, governed, governed_tools, summarize
+from .http import aauth_tool
+from .interrupts import ClarificationResume, InteractionResume, InterruptRecords
+from .runtime import (
+    AAuthTool,
+    AAuthToolArtifact,
+    AAuthToolError,
+    HTTPToolError,
+    model_message,
+)
+
+__all__ = [
+    "AAuthTool",
+    "AAuthToolArtifact",
+    "AAuthToolError",
+    "ClarificationResume",
+    "HTTPToolError",
+    "InteractionResume",
+    "InterruptRecords",
+    "PermissionDeniedError",
+    "aauth_tool",
+    "governed",
+    "governed_tools",
+    "model_message",
+    "summarize",
+]

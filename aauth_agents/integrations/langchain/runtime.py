@@ -1,0 +1,453 @@
+"""What every AAuth LangChain tool shares: the agent of a run, the HTTP clients, the pending
+modes, the flow's events as LangChain custom events, and AAuth failures as ``ToolException``.
+
+* ``auth`` -- an :class:`~aauth_agents.agent.AAuth`, or a callable taking the
+  ``RunnableConfig`` and returning the ``AAuth`` of the person the run acts for (one agent
+  per person, §Agent-Person Binding), e.g. chosen by ``config["configurable"]["user_id"]``.
+* ``http_client`` / ``async_http_client`` -- the ``httpx.Client`` / ``httpx.AsyncClient``
+  requests go through (transport, timeouts, proxies, a development mapping of
+  ``https://HOST`` to loopback); the tool sets ``auth`` per request. Without one, a client
+  with :func:`~aauth_agents.agent.client_options` is made on first use (one per event loop
+  for async calls).
+* ``on_pending`` -- ``"wait"``: block (sync) or await (async) while the agent's prompt
+  surface shows the person what to do; ``"interrupt"``: hand the moment to LangGraph
+  (:mod:`.interrupts`).
+* Every step of the agent's flow is dispatched as a custom callback event named
+  ``aauth.<kind>`` (``aauth.challenge``, ``aauth.interaction``, ``aauth.token``,
+  ``aauth.clarification``, ...; a pending request's end as ``aauth.approved``,
+  ``aauth.denied``, ``aauth.expired``, ``aauth.cancelled``, ...), for chat UIs and tracing.
+  Events never carry a token or a key.
+* An AAuth failure becomes an :class:`AAuthToolError` (a ``ToolException``) whose message a
+  model can read and act on ("The person declined access to files.write at ...") and carries
+  no URL, code, token or key; the typed error rides on :attr:`AAuthToolArtifact.error` and in
+  the log (``aauth_agents.integrations.langchain``). With a tool call id, the ``ToolMessage``
+  has ``status="error"`` and the artifact.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import dataclasses
+import logging
+import weakref
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar, cast
+
+import httpx
+from langchain_core.callbacks import adispatch_custom_event, dispatch_custom_event
+from langchain_core.messages import ToolMessage
+from langchain_core.runnables import RunnableConfig
+from langchain_core.tools import StructuredTool, ToolException
+
+from ...agent import AAuth, PendingRequests, client_options
+from ...agent.events import FlowEvent, PendingEnded
+from ...protocol.errors import AAuthError, ConfigurationError
+from .interrupts import (
+    InterruptRecords,
+    InterruptSurface,
+    NeedsPerson,
+    ask,
+    interrupt_key,
+    replay,
+)
+
+log = logging.getLogger("aauth_agents.integrations.langchain")
+
+T = TypeVar("T")
+PendingMode = Literal["wait", "interrupt"]
+AuthSource = AAuth | Callable[[RunnableConfig], AAuth]
+#: Response headers never put on an artifact (they carry credentials).
+HIDDEN_HEADERS = frozenset({"aauth-access", "set-cookie", "authorization", "signature-key"})
+
+#: The id of the tool call being run (set by :class:`AAuthTool`).
+_TOOL_CALL: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "aauth_tool_call", default=None
+)
+
+
+# -- what a program reads --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AAuthToolArtifact:
+    """What a program needs of a tool call (the model reads only the content): the HTTP
+    ``status`` and ``headers`` (credentials removed), the ``resource`` (its identifier),
+    the ``url`` called, the parsed JSON ``data`` when the body was JSON, and the typed
+    ``error`` when AAuth or the resource refused."""
+
+    status: int | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    resource: str | None = None
+    url: str | None = None
+    data: Any = None
+    error: BaseException | None = None
+
+
+class AAuthToolError(ToolException):
+    """A tool call that AAuth ended (denied, expired, cancelled, revoked, unreachable...):
+    ``args[0]`` is the message for the model, :attr:`error` the typed error and
+    :attr:`artifact` what a program needs."""
+
+    def __init__(self, message: str, *, error: BaseException, artifact: AAuthToolArtifact):
+        super().__init__(message)
+        self.error = error
+        self.artifact = artifact
+
+
+class HTTPToolError(ToolException):
+    """The resource answered with an error status (not an AAuth refusal): the message gives
+    the status and the start of the body; :attr:`artifact` the rest."""
+
+    def __init__(self, message: str, *, artifact: AAuthToolArtifact):
+        super().__init__(message)
+        self.artifact = artifact
+
+
+def handle_tool_error(error: ToolException) -> Any:
+    """``handle_tool_error`` of the AAuth tools: the message for the model, as a
+    ``ToolMessage`` with ``status="error"`` and the artifact when the call has an id."""
+    message = error.args[0] if error.args else "the tool failed"
+    artifact = getattr(error, "artifact", None)
+    tool_call_id = _TOOL_CALL.get()
+    if artifact is None or tool_call_id is None:
+        return message
+    return ToolMessage(message, artifact=artifact, tool_call_id=tool_call_id, status="error")
+
+
+class AAuthTool(StructuredTool):
+    """A ``StructuredTool`` that knows the id of the tool call it runs (the interrupt mode's
+    key, the error ``ToolMessage``)."""
+
+    def run(
+        self, tool_input: Any, *args: Any, tool_call_id: str | None = None, **kwargs: Any
+    ) -> Any:
+        token = _TOOL_CALL.set(tool_call_id)
+        try:
+            return super().run(tool_input, *args, tool_call_id=tool_call_id, **kwargs)
+        finally:
+            _TOOL_CALL.reset(token)
+
+    async def arun(
+        self, tool_input: Any, *args: Any, tool_call_id: str | None = None, **kwargs: Any
+    ) -> Any:
+        token = _TOOL_CALL.set(tool_call_id)
+        try:
+            return await super().arun(tool_input, *args, tool_call_id=tool_call_id, **kwargs)
+        finally:
+            _TOOL_CALL.reset(token)
+
+
+# -- messages for a model ------------------------------------------------------------------
+
+
+def _asked_for(error: AAuthError) -> str:
+    """``access to files.write at resource.example``: the scopes and the resource's host
+    (no URL: the model reads it)."""
+    what = f"access to {', '.join(error.scopes)}" if error.scopes else "access"
+    host = httpx.URL(error.resource).host if error.resource else ""
+    return f"{what} at {host}" if host else what
+
+
+def model_message(error: BaseException) -> str:
+    """A sentence a model can act on, with no URL of a person's page, code, token or key."""
+    if isinstance(error, httpx.HTTPError):
+        return (
+            f"The request could not be completed: {type(error).__name__} "
+            "(a network error). Try again later."
+        )
+    if not isinstance(error, AAuthError):
+        return "The request failed."
+    asked = _asked_for(error)
+    code = error.code
+    messages = {
+        "denied": f"The person declined {asked}.",
+        "abandoned": f"The person left without deciding on {asked}. Ask again only if it "
+        "is still needed.",
+        "expired": f"The request for {asked} expired before the person decided. It may be "
+        "asked again.",
+        "cancelled": f"The request for {asked} was cancelled.",
+        "user_unreachable": f"The person could not be reached to approve {asked}.",
+        "revoked": f"The person has revoked the agent's {asked}.",
+        "insufficient_scope": f"The authorization the agent holds does not cover this "
+        f"request ({asked}).",
+        "mission_terminated": "The mission this agent works under has ended; stop acting on it.",
+        "invalid_code": f"The request for {asked} can no longer be completed.",
+    }
+    return messages.get(code, f"Authorization failed ({code}) for {asked}.")
+
+
+def aauth_failure(
+    error: BaseException, *, resource: str | None = None, url: str | None = None
+) -> AAuthToolError:
+    """``error`` (an AAuth failure, or a network error on the way) as the tool error."""
+    if isinstance(error, AAuthError) and resource is not None:
+        error.about(resource)
+    log.info("tool call ended by %s: %r", type(error).__name__, error)
+    artifact = AAuthToolArtifact(resource=resource, url=url, error=error)
+    return AAuthToolError(model_message(error), error=error, artifact=artifact)
+
+
+def visible_headers(headers: httpx.Headers) -> dict[str, str]:
+    return {k: v for k, v in headers.items() if k.lower() not in HIDDEN_HEADERS}
+
+
+# -- events ----------------------------------------------------------------------------------
+
+
+def event_name(event: FlowEvent) -> str:
+    if isinstance(event, PendingEnded):
+        return f"aauth.{event.outcome}"
+    return f"aauth.{event.kind}"
+
+
+def event_data(event: FlowEvent) -> dict[str, Any]:
+    return {"kind": event.kind, "description": event.describe(), **dataclasses.asdict(event)}
+
+
+def _has_handlers(callbacks: Any) -> bool:
+    return bool(getattr(callbacks, "handlers", None))
+
+
+class _Events:
+    """The flow's events as custom callback events of the tool run (``callbacks``: the run's
+    child callback manager). Sync: dispatched at once, from whichever thread runs the flow.
+    Async: scheduled on the tool's event loop (the flow may run on another, as the MCP tools'
+    does) and awaited by :meth:`flush` before the tool returns."""
+
+    def __init__(self, callbacks: Any, loop: asyncio.AbstractEventLoop | None) -> None:
+        self.config: RunnableConfig = {"callbacks": callbacks}
+        self.loop = loop
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def emit(self, event: FlowEvent) -> None:
+        name, data = event_name(event), event_data(event)
+        if self.loop is None:
+            dispatch_custom_event(name, data, config=self.config)
+        else:
+            self.loop.call_soon_threadsafe(self._schedule, name, data)
+
+    def _schedule(self, name: str, data: dict[str, Any]) -> None:
+        assert self.loop is not None
+        self.tasks.append(
+            self.loop.create_task(adispatch_custom_event(name, data, config=self.config))
+        )
+
+    async def flush(self) -> None:
+        await asyncio.sleep(0)  # let callbacks scheduled from other threads run
+        while self.tasks:
+            tasks, self.tasks = self.tasks, []
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+# -- clients ---------------------------------------------------------------------------------
+
+
+class Clients:
+    """The httpx clients a tool sends through: the caller's, or its own made on first use
+    (one ``AsyncClient`` per event loop: a client's connections belong to one loop)."""
+
+    def __init__(
+        self, http_client: httpx.Client | None, async_http_client: httpx.AsyncClient | None
+    ) -> None:
+        if http_client is not None and not isinstance(http_client, httpx.Client):
+            raise ConfigurationError("http_client must be an httpx.Client")
+        if async_http_client is not None and not isinstance(async_http_client, httpx.AsyncClient):
+            raise ConfigurationError("async_http_client must be an httpx.AsyncClient")
+        self._sync = http_client
+        self._async = async_http_client
+        self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def sync(self) -> httpx.Client:
+        if self._sync is None:
+            self._sync = httpx.Client(**client_options())
+        return self._sync
+
+    def asynchronous(self) -> httpx.AsyncClient:
+        if self._async is not None:
+            return self._async
+        loop = asyncio.get_running_loop()
+        client = self._per_loop.get(loop)
+        if client is None:
+            client = self._per_loop[loop] = httpx.AsyncClient(**client_options())
+        return client
+
+
+# -- one tool call ---------------------------------------------------------------------------
+
+
+def check_auth(auth: Any) -> AuthSource:
+    if isinstance(auth, AAuth) or callable(auth):
+        return cast(AuthSource, auth)
+    raise ConfigurationError(
+        "auth must be an AAuth, or a callable taking the RunnableConfig "
+        "and returning the AAuth of the run's person"
+    )
+
+
+def check_pending_mode(on_pending: Any) -> PendingMode:
+    if on_pending not in ("wait", "interrupt"):
+        raise ConfigurationError(f"on_pending must be 'wait' or 'interrupt', not {on_pending!r}")
+    if on_pending == "interrupt":
+        try:
+            from langgraph.types import interrupt  # noqa: F401
+        except ImportError as exc:
+            raise ConfigurationError(
+                "on_pending='interrupt' needs langgraph: pip install 'aauth-agents[langgraph]'"
+            ) from exc
+    return cast(PendingMode, on_pending)
+
+
+class ToolRuntime:
+    """Runs the body of one tool call with the run's agent, in the tool's pending mode (see
+    the module docstring). ``body(auth, client)`` makes the call with ``auth`` -- a view of
+    the run's agent for this call (:meth:`~aauth_agents.agent.AAuth.derive`)."""
+
+    def __init__(
+        self,
+        auth: Any,
+        *,
+        http_client: httpx.Client | None = None,
+        async_http_client: httpx.AsyncClient | None = None,
+        on_pending: Any = "wait",
+        interrupts: InterruptRecords | None = None,
+    ) -> None:
+        self.auth_source = check_auth(auth)
+        self.on_pending = check_pending_mode(on_pending)
+        self.clients = Clients(http_client, async_http_client)
+        self.interrupts = interrupts if interrupts is not None else InterruptRecords()
+
+    def agent(self, config: RunnableConfig | None) -> AAuth:
+        """The AAuth of the run (``auth``, or ``auth(config)``)."""
+        source = self.auth_source
+        auth = source if isinstance(source, AAuth) else source(config or {})
+        if not isinstance(auth, AAuth):
+            raise ConfigurationError(
+                f"the auth callable must return an AAuth, not {type(auth).__name__}"
+            )
+        return auth
+
+    # -- sync --------------------------------------------------------------------------
+
+    def call(
+        self,
+        config: RunnableConfig | None,
+        callbacks: Any,
+        body: Callable[[AAuth, httpx.Client], T],
+    ) -> T:
+        auth = self.agent(config)
+        client = self.clients.sync()
+        events = _Events(callbacks, None) if _has_handlers(callbacks) else None
+        if self.on_pending == "wait":
+            pending = PendingRequests()
+            view = auth.derive(on_event=events.emit if events else None, pending=pending)
+            try:
+                return body(view, client)
+            except KeyboardInterrupt:  # the person stopped the program: withdraw
+                auth.withdraw(pending, client)
+                raise
+        key = interrupt_key(config or {}, _TOOL_CALL.get())
+        record = self.interrupts.open(key)
+        fresh = replay(record)
+        while True:
+            if fresh is not None and getattr(fresh[1], "cancel", None):
+                self.interrupts.drop(key)
+                auth.withdraw(record.pending, client)
+                raise _cancelled(record.asked)
+            view = auth.derive(
+                prompts=InterruptSurface(fresh),
+                on_event=events.emit if events else None,
+                pending=record.pending,
+            )
+            try:
+                result = body(view, client)
+            except NeedsPerson as need:
+                payload = need.payload
+            except BaseException:
+                self.interrupts.drop(key)
+                raise
+            else:
+                self.interrupts.drop(key)
+                return result
+            fresh = ask(record, payload)  # raises GraphInterrupt
+
+    # -- async -------------------------------------------------------------------------
+
+    async def acall(
+        self,
+        config: RunnableConfig | None,
+        callbacks: Any,
+        body: Callable[[AAuth, httpx.AsyncClient], Awaitable[T]],
+    ) -> T:
+        auth = self.agent(config)
+        client = self.clients.asynchronous()
+        events = (
+            _Events(callbacks, asyncio.get_running_loop()) if _has_handlers(callbacks) else None
+        )
+        try:
+            return await self._acall(auth, client, events, config, body)
+        finally:
+            if events is not None:
+                await events.flush()
+
+    async def _acall(
+        self,
+        auth: AAuth,
+        client: httpx.AsyncClient,
+        events: _Events | None,
+        config: RunnableConfig | None,
+        body: Callable[[AAuth, httpx.AsyncClient], Awaitable[T]],
+    ) -> T:
+        if self.on_pending == "wait":
+            view = auth.derive(on_event=events.emit if events else None)
+            return await body(view, client)
+        key = interrupt_key(config or {}, _TOOL_CALL.get())
+        record = self.interrupts.open(key)
+        fresh = replay(record)
+        while True:
+            if fresh is not None and getattr(fresh[1], "cancel", None):
+                self.interrupts.drop(key)
+                await auth.awithdraw(record.pending, client)
+                raise _cancelled(record.asked)
+            view = auth.derive(
+                prompts=InterruptSurface(fresh),
+                on_event=events.emit if events else None,
+                pending=record.pending,
+            )
+            try:
+                result = await body(view, client)
+            except NeedsPerson as need:
+                payload = need.payload
+            except BaseException:
+                self.interrupts.drop(key)
+                raise
+            else:
+                self.interrupts.drop(key)
+                return result
+            fresh = ask(record, payload)  # raises GraphInterrupt
+
+
+def _cancelled(asked: list[dict[str, Any]]) -> AAuthToolError:
+    """The tool error of a request the person cancelled from an interrupt."""
+    from ...agent.errors import RequestCancelledError
+
+    resource = next((p.get("resource") for p in reversed(asked) if p.get("resource")), None)
+    return aauth_failure(
+        RequestCancelledError("the person cancelled the request"), resource=resource
+    )
+
+
+__all__ = [
+    "AAuthTool",
+    "AAuthToolArtifact",
+    "AAuthToolError",
+    "Clients",
+    "HTTPToolError",
+    "PendingMode",
+    "ToolRuntime",
+    "handle_tool_error",
+    "model_message",
+]
