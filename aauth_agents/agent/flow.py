@@ -742,6 +742,9 @@ class AgentFlow:
                 key, lambda: self._fetch_person_token(call, resource, mission)
             )
         except AAuthError as exc:
+            # Not asked for again by itself: the next request starts with the agent token
+            # and gets a person token only if the resource asks (the person may have said no).
+            self.state.forget_wants(resource)
             exc.about(resource)
             raise
         return token

@@ -339,6 +339,10 @@ class AgentState:
             if self._wants.get(resource) != "auth":
                 self._wants[resource] = kind
 
+    def forget_wants(self, resource: str) -> None:
+        with self._lock:
+            self._wants.pop(resource, None)
+
     # sessions
 
     def session(self, resource: str) -> str | None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 from .governed import PermissionDeniedError, governed, governed_tools, summarize
 from .http import aauth_tool
 from .interrupts import ClarificationResume, InteractionResume, InterruptRecords
+from .mcp import AAuthMcpToolset, aauth_mcp_connection, aload_aauth_mcp_tools, load_aauth_mcp_tools
 from .runtime import (
     AAuthTool,
     AAuthToolArtifact,
@@ -30,6 +31,7 @@ from .runtime import (
 )
 
 __all__ = [
+    "AAuthMcpToolset",
     "AAuthTool",
     "AAuthToolArtifact",
     "AAuthToolError",
@@ -38,9 +40,12 @@ __all__ = [
     "InteractionResume",
     "InterruptRecords",
     "PermissionDeniedError",
+    "aauth_mcp_connection",
     "aauth_tool",
+    "aload_aauth_mcp_tools",
     "governed",
     "governed_tools",
+    "load_aauth_mcp_tools",
     "model_message",
     "summarize",
 ]

@@ -85,13 +85,26 @@ RESUME_SCHEMAS: Mapping[str, type[BaseModel]] = {
 }
 
 
+Moment = tuple[str, ...]
+
+
 class NeedsPerson(Exception):
     """Raised inside the agent's flow when the person must act and the tool should
-    interrupt the graph; carries the interrupt's payload."""
+    interrupt the graph; carries the interrupt's payload and the moment it is about (an
+    answer serves that moment only)."""
 
-    def __init__(self, payload: dict[str, Any]) -> None:
+    def __init__(self, payload: dict[str, Any], moment: Moment) -> None:
         super().__init__(payload["type"])
         self.payload = payload
+        self.moment = moment
+
+
+def interaction_moment(request: InteractionRequest) -> Moment:
+    return (INTERACTION, request.url, request.code)
+
+
+def clarification_moment(request: ClarificationRequest) -> Moment:
+    return (CLARIFICATION, request.pending_url, request.question)
 
 
 @dataclass
@@ -99,7 +112,7 @@ class InterruptRecord:
     """One tool call's interrupted state: what it left pending, what it asked."""
 
     pending: PendingRequests = field(default_factory=PendingRequests)
-    asked: list[dict[str, Any]] = field(default_factory=list)
+    asked: list[tuple[dict[str, Any], Moment]] = field(default_factory=list)
     touched: float = field(default_factory=time.monotonic)
 
 
@@ -136,31 +149,36 @@ class InterruptRecords:
             return len(self._records)
 
 
+Fresh = tuple[Moment, BaseModel]
+
+
 class InterruptSurface:
     """The prompt surface of one run of an interrupted tool call: the answer the graph was
-    resumed with serves the moment it was asked for; any other moment raises
-    :class:`NeedsPerson`."""
+    resumed with serves the moment it was asked for (that interaction link, that question)
+    and nothing else; any other moment raises :class:`NeedsPerson`."""
 
-    def __init__(self, fresh: tuple[str, BaseModel] | None) -> None:
+    def __init__(self, fresh: Fresh | None) -> None:
         self._fresh = fresh
 
-    def _take(self, kind: str) -> BaseModel | None:
-        fresh, self._fresh = self._fresh, None
-        if fresh is None or fresh[0] != kind:
-            return None  # (an answer to another moment: that moment has passed)
-        return fresh[1]
+    def _take(self, moment: Moment) -> BaseModel | None:
+        if self._fresh is None or self._fresh[0] != moment:
+            return None
+        answer, self._fresh = self._fresh[1], None
+        return answer
 
     def interaction(self, request: InteractionRequest) -> Cancel | None:
-        answer = self._take(INTERACTION)
+        moment = interaction_moment(request)
+        answer = self._take(moment)
         if answer is None:
-            raise NeedsPerson(interaction_payload(request))
+            raise NeedsPerson(interaction_payload(request), moment)
         assert isinstance(answer, InteractionResume)
         return CANCEL if answer.cancel else None
 
     def clarification(self, request: ClarificationRequest) -> Answer | Cancel:
-        answer = self._take(CLARIFICATION)
+        moment = clarification_moment(request)
+        answer = self._take(moment)
         if answer is None:
-            raise NeedsPerson(clarification_payload(request))
+            raise NeedsPerson(clarification_payload(request), moment)
         assert isinstance(answer, ClarificationResume)
         if answer.cancel or answer.answer is None:
             return CANCEL
@@ -203,30 +221,27 @@ def interrupt_key(config: Mapping[str, Any], tool_call_id: str | None) -> tuple[
     return str(thread_id), str(configurable.get("checkpoint_ns", "")), tool_call_id
 
 
-def replay(record: InterruptRecord) -> tuple[str, BaseModel] | None:
+def replay(record: InterruptRecord) -> Fresh | None:
     """Collect the answers of the interrupts ``record`` raised before (LangGraph returns
     them to the same calls, in order); the last is the fresh one this run serves."""
     from langgraph.types import interrupt
 
-    answer: BaseModel | None = None
-    kind = ""
-    for payload in record.asked:
-        kind = payload["type"]
-        answer = interrupt(payload, response_schema=RESUME_SCHEMAS[kind])
-    return (kind, answer) if answer is not None else None
+    fresh: Fresh | None = None
+    for payload, moment in record.asked:
+        fresh = moment, interrupt(payload, response_schema=RESUME_SCHEMAS[payload["type"]])
+    return fresh
 
 
-def ask(record: InterruptRecord, payload: dict[str, Any]) -> tuple[str, BaseModel]:
-    """Stop the graph for ``payload`` (``interrupt()`` raises ``GraphInterrupt``); the
-    payload is remembered for the re-run. Returns only when LangGraph already holds an
-    answer for this interrupt (the record of an earlier run was lost, say by a restart):
-    that answer, for the caller to run again with."""
+def ask(record: InterruptRecord, need: NeedsPerson) -> Fresh:
+    """Stop the graph for ``need`` (``interrupt()`` raises ``GraphInterrupt``); it is
+    remembered for the re-run. Returns only when LangGraph already holds an answer for this
+    interrupt (the record of an earlier run was lost, say by a restart): that answer, for
+    the caller to run again with."""
     from langgraph.types import interrupt
 
-    record.asked.append(payload)
-    kind = payload["type"]
-    answer: BaseModel = interrupt(payload, response_schema=RESUME_SCHEMAS[kind])
-    return kind, answer
+    record.asked.append((need.payload, need.moment))
+    schema = RESUME_SCHEMAS[need.payload["type"]]
+    return need.moment, interrupt(need.payload, response_schema=schema)
 
 
 __all__ = [

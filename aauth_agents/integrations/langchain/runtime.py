@@ -330,6 +330,15 @@ class ToolRuntime:
             )
         return auth
 
+    def withdraw(self, auth: AAuth, pending: PendingRequests, client: httpx.Client) -> None:
+        """Withdraw what a call left pending, through the client its requests used."""
+        auth.withdraw(pending, client)
+
+    async def awithdraw(
+        self, auth: AAuth, pending: PendingRequests, client: httpx.AsyncClient
+    ) -> None:
+        await auth.awithdraw(pending, client)
+
     # -- sync --------------------------------------------------------------------------
 
     def call(
@@ -347,7 +356,7 @@ class ToolRuntime:
             try:
                 return body(view, client)
             except KeyboardInterrupt:  # the person stopped the program: withdraw
-                auth.withdraw(pending, client)
+                self.withdraw(auth, pending, client)
                 raise
         key = interrupt_key(config or {}, _TOOL_CALL.get())
         record = self.interrupts.open(key)
@@ -355,7 +364,7 @@ class ToolRuntime:
         while True:
             if fresh is not None and getattr(fresh[1], "cancel", None):
                 self.interrupts.drop(key)
-                auth.withdraw(record.pending, client)
+                self.withdraw(auth, record.pending, client)
                 raise _cancelled(record.asked)
             view = auth.derive(
                 prompts=InterruptSurface(fresh),
@@ -364,15 +373,15 @@ class ToolRuntime:
             )
             try:
                 result = body(view, client)
-            except NeedsPerson as need:
-                payload = need.payload
+            except NeedsPerson as raised:
+                need = raised
             except BaseException:
                 self.interrupts.drop(key)
                 raise
             else:
                 self.interrupts.drop(key)
                 return result
-            fresh = ask(record, payload)  # raises GraphInterrupt
+            fresh = ask(record, need)  # raises GraphInterrupt
 
     # -- async -------------------------------------------------------------------------
 
@@ -410,7 +419,7 @@ class ToolRuntime:
         while True:
             if fresh is not None and getattr(fresh[1], "cancel", None):
                 self.interrupts.drop(key)
-                await auth.awithdraw(record.pending, client)
+                await self.awithdraw(auth, record.pending, client)
                 raise _cancelled(record.asked)
             view = auth.derive(
                 prompts=InterruptSurface(fresh),
@@ -419,22 +428,22 @@ class ToolRuntime:
             )
             try:
                 result = await body(view, client)
-            except NeedsPerson as need:
-                payload = need.payload
+            except NeedsPerson as raised:
+                need = raised
             except BaseException:
                 self.interrupts.drop(key)
                 raise
             else:
                 self.interrupts.drop(key)
                 return result
-            fresh = ask(record, payload)  # raises GraphInterrupt
+            fresh = ask(record, need)  # raises GraphInterrupt
 
 
-def _cancelled(asked: list[dict[str, Any]]) -> AAuthToolError:
+def _cancelled(asked: list[tuple[dict[str, Any], Any]]) -> AAuthToolError:
     """The tool error of a request the person cancelled from an interrupt."""
     from ...agent.errors import RequestCancelledError
 
-    resource = next((p.get("resource") for p in reversed(asked) if p.get("resource")), None)
+    resource = next((p.get("resource") for p, _ in reversed(asked) if p.get("resource")), None)
     return aauth_failure(
         RequestCancelledError("the person cancelled the request"), resource=resource
     )

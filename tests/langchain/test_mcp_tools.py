@@ -1,0 +1,173 @@
+"""MCP tools through AAuth: the demo resource's ``/mcp`` (a FastMCP server behind the AAuth
+middleware) over loopback, its tools loaded with ``load_aauth_mcp_tools`` /
+``AAuthMcpToolset`` (one long-lived session) and through ``langchain-mcp-adapters``'
+``MultiServerMCPClient`` with ``aauth_mcp_connection``. A LangGraph agent lists and calls
+them; writing steps up to files.write; a call the person declines fails alone and the
+session goes on; a consent becomes a LangGraph interrupt."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from conftest import Party
+from langchain_core.messages import ToolMessage
+from test_langgraph import Graph, interrupted, tool_messages
+
+from aauth_agents.integrations.langchain import (
+    AAuthMcpToolset,
+    aauth_mcp_connection,
+    load_aauth_mcp_tools,
+)
+from aauth_agents.protocol.errors import ConfigurationError
+
+
+@pytest.fixture
+def toolset(party: Party) -> Iterator[Any]:
+    """A toolset whose person approves every consent (scripted at the PS)."""
+    made = AAuthMcpToolset(
+        f"{party.stack.resource}/mcp",
+        auth=party.approving(),
+        async_http_client=party.async_client(),
+        http_client=party.client(),
+    )
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+def text_of(message: ToolMessage) -> Any:
+    [block] = message.content
+    assert isinstance(block, dict)
+    return json.loads(block["text"])
+
+
+async def test_a_langgraph_agent_lists_and_calls_mcp_tools_and_a_write_steps_up(
+    party: Party, toolset: AAuthMcpToolset, mode: str
+) -> None:
+    tools = toolset.load() if mode == "sync" else await toolset.aload()
+    by_name = {tool.name: tool for tool in tools}
+    assert set(by_name) == {"whoami", "profile", "list_files", "read_file", "write_file"}
+    assert by_name["read_file"].args == {"name": {"title": "Name", "type": "string"}}
+    calls = [
+        {"name": "list_files", "args": {}, "id": "call-1"},
+        {
+            "name": "write_file",
+            "args": {"name": f"mcp-{mode}.txt", "content": "via MCP"},
+            "id": "call-2",
+        },
+    ]
+    done = await Graph(tools, calls, mode).start()
+    listed, written = tool_messages(done)
+    assert listed.status == written.status == "success"
+    assert {"name": "welcome.txt", "size": 43} in text_of(listed)["files"]
+    assert listed.artifact["structured_content"] == text_of(listed)
+    assert text_of(written)["name"] == f"mcp-{mode}.txt"
+    assert party.count("resource.example", "/mcp", "POST") >= 4  # one session, many calls
+    initialize = [1 for host, method, path in party.sent if path == "/mcp" and method == "DELETE"]
+    assert initialize == []  # the session stays open
+    scopes = {
+        e.detail.get("kind")
+        for e in party.stack.events
+        if e.name == "issued_auth_token" and e.agent == party.identity.agent_id
+    }
+    assert scopes  # auth tokens were issued: files.read, then files.write (step-up)
+
+
+async def test_a_declined_call_fails_alone_and_the_session_goes_on(party: Party, mode: str) -> None:
+    declining = party.auth(on_interaction=party.stack.deny)
+    with AAuthMcpToolset(
+        f"{party.stack.resource}/mcp", auth=declining, async_http_client=party.async_client()
+    ) as toolset:
+        tools = {tool.name: tool for tool in toolset.load()}
+        calls = [
+            {"name": "list_files", "args": {}, "id": "call-1"},
+            {"name": "whoami", "args": {}, "id": "call-2"},
+        ]
+        done = await Graph(list(tools.values()), calls, mode).start()
+        declined, who = tool_messages(done)
+        assert declined.status == "error"
+        assert declined.content == "The person declined access at resource.example."
+        assert who.status == "success" and text_of(who)["agent"] == party.identity.agent_id
+        posts = [p for h, m, p in party.sent if m == "POST" and p == "/mcp"]
+        assert len(posts) >= 4  # initialize, notification, tools/list, the calls: one session
+
+
+async def test_a_consent_is_an_interrupt(party: Party, mode: str) -> None:
+    with AAuthMcpToolset(
+        f"{party.stack.resource}/mcp",
+        auth=party.auth(),
+        on_pending="interrupt",
+        async_http_client=party.async_client(),
+        http_client=party.client(),
+    ) as toolset:
+        tools = toolset.load()
+        graph = Graph(tools, [{"name": "list_files", "args": {}, "id": "call-1"}], mode)
+        payload = interrupted(await graph.start())  # consent to the agent (person token)
+        party.stack.approve(payload["url"], payload["code"])
+        payload = interrupted(await graph.resume({"done": True}))  # then to files.read
+        assert payload["resource"] == "https://resource.example"
+        party.stack.approve(payload["url"], payload["code"])
+        done = await graph.resume({"done": True})
+        [message] = tool_messages(done)
+        assert message.status == "success" and "welcome.txt" in message.content[0]["text"]
+        assert party.pending_created() == 2  # one per consent, none from the re-runs
+
+
+async def test_arguments_are_checked_before_the_call(
+    party: Party, toolset: AAuthMcpToolset, mode: str
+) -> None:
+    tools = {tool.name: tool for tool in toolset.load()}
+    sent = len(party.sent)
+    value = {"type": "tool_call", "id": "c", "name": "read_file", "args": {"name": 7}}
+    message = (
+        tools["read_file"].invoke(value)
+        if mode == "sync"
+        else await tools["read_file"].ainvoke(value)
+    )
+    assert message.status == "error" and message.content.startswith("Invalid arguments: name")
+    assert len(party.sent) == sent
+
+
+async def test_multi_server_client_with_an_aauth_connection(party: Party) -> None:
+    from langchain_mcp_adapters.client import MultiServerMCPClient
+
+    client = MultiServerMCPClient(
+        {
+            "demo": aauth_mcp_connection(
+                f"{party.stack.resource}/mcp",
+                auth=party.approving(),
+                transport=party.stack.async_transport(),
+            )
+        }
+    )
+    async with client.session("demo") as session:
+        from langchain_mcp_adapters.tools import load_mcp_tools
+
+        tools = {tool.name: tool for tool in await load_mcp_tools(session)}
+        listed = await tools["list_files"].ainvoke(
+            {"type": "tool_call", "id": "c", "name": "list_files", "args": {}}
+        )
+    assert "welcome.txt" in listed.content[0]["text"]
+
+
+def test_load_and_bad_options(party: Party) -> None:
+    tools = load_aauth_mcp_tools(
+        f"{party.stack.resource}/mcp",
+        auth=party.approving(),
+        transport=party.stack.async_transport(),
+    )
+    assert "whoami" in {tool.name for tool in tools}
+    for bad in ({"url": "ftp://resource.example/mcp"}, {"on_pending": "later"}, {"auth": 42}):
+        options: dict[str, Any] = {
+            "url": f"{party.stack.resource}/mcp",
+            "auth": party.auth(),
+            **bad,
+        }
+        with pytest.raises(ConfigurationError):
+            AAuthMcpToolset(options.pop("url"), **options)
+    with pytest.raises(ConfigurationError):
+        aauth_mcp_connection(f"{party.stack.resource}/mcp", auth="x")  # type: ignore[arg-type]
