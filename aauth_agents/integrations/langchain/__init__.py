@@ -21,6 +21,7 @@ from __future__ import annotations
 from .governed import PermissionDeniedError, governed, governed_tools, summarize
 from .http import aauth_tool
 from .interrupts import ClarificationResume, InteractionResume, InterruptRecords
+from .openapi import AAuthToolkit, OpenAPIError, OpenAPIOperation
 from .runtime import (
     AAuthTool,
     AAuthToolArtifact,
@@ -33,10 +34,13 @@ __all__ = [
     "AAuthTool",
     "AAuthToolArtifact",
     "AAuthToolError",
+    "AAuthToolkit",
     "ClarificationResume",
     "HTTPToolError",
     "InteractionResume",
     "InterruptRecords",
+    "OpenAPIError",
+    "OpenAPIOperation",
     "PermissionDeniedError",
     "aauth_tool",
     "governed",
