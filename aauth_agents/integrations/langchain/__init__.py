@@ -22,6 +22,7 @@ from .governed import PermissionDeniedError, governed, governed_tools, summarize
 from .http import aauth_tool
 from .interrupts import ClarificationResume, InteractionResume, InterruptRecords
 from .mcp import AAuthMcpToolset, aauth_mcp_connection, aload_aauth_mcp_tools, load_aauth_mcp_tools
+from .openapi import AAuthToolkit, OpenAPIError, OpenAPIOperation
 from .runtime import (
     AAuthTool,
     AAuthToolArtifact,
@@ -35,10 +36,13 @@ __all__ = [
     "AAuthTool",
     "AAuthToolArtifact",
     "AAuthToolError",
+    "AAuthToolkit",
     "ClarificationResume",
     "HTTPToolError",
     "InteractionResume",
     "InterruptRecords",
+    "OpenAPIError",
+    "OpenAPIOperation",
     "PermissionDeniedError",
     "aauth_mcp_connection",
     "aauth_tool",
