@@ -150,6 +150,13 @@ class Kernel:
                 return comm_id
         return None
 
+    def shown(self, kind: str) -> int:
+        """How many prompts of ``kind`` (``"interaction"``) were displayed, whole: their box
+        is opened last, after every widget in it."""
+        return sum(
+            f"aauth-{kind}" in state.get("_dom_classes", ()) for state in self.widgets.values()
+        )
+
     def status(self) -> str | None:
         """The ``data-status`` of the newest prompt's status line."""
         found = [

@@ -73,10 +73,7 @@ def test_an_async_cell_waits_for_the_person_to_approve(served: Served, kernel: K
     served.world.ps.token_requirement = "interaction"
     served.world.ps.retry_after = "1"
     cell = kernel.execute(served.cell("async"))
-    kernel.wait(
-        lambda: shown_code(kernel) is not None and kernel.status() is not None,
-        "the interaction widget",
-    )
+    kernel.wait(lambda: kernel.shown("interaction") == 1, "the interaction widget")
     code = str(shown_code(kernel))
     assert kernel.status() in ("waiting", "interacting")
     assert kernel.widget("Button", description="Cancel request") is not None
@@ -90,9 +87,7 @@ def test_an_async_cell_waits_for_the_person_to_approve(served: Served, kernel: K
 
 def answer_in_the_text_box(kernel: Kernel, subshell: str | None) -> None:
     """What the person does in the widget: type, then Send."""
-    kernel.wait(
-        lambda: kernel.widget("Button", description="Send") is not None, "the clarification widget"
-    )
+    kernel.wait(lambda: kernel.shown("clarification") == 1, "the clarification widget")
     kernel.wait(lambda: kernel.status() == "asked", "the question's status")
     textarea = kernel.widget("Textarea")
     assert textarea is not None
