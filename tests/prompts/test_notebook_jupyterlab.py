@@ -4,9 +4,14 @@ JupyterLab (with the ipywidgets extension) serves a notebook on 127.0.0.1; its c
 agent that fetches the demo resource's ``/files`` and asks its person through
 NotebookPrompts. The person server is the in-repo one with its consent pages
 (``tests/integrations/mcp_world.py``, ``consent_pages``). The agent is new there, so two
-widgets appear in turn (its person token, then ``files.read``): for each, the test clicks
-the widget's link, signs in (the first time) and approves on the page that opens in a new
-tab, and the widget says *Approved*; the cell prints the resource's answer.
+interaction widgets appear in turn (its person token, then ``files.read``): for each, the
+test clicks the widget's link, signs in (the first time) and approves on the page that
+opens in a new tab, and the widget says *Approved*; the cell prints the resource's answer.
+
+Once with an async cell; once with a sync cell, blocked in the request: there the person
+first asks a question on the consent page, the clarification widget appears in the
+notebook, and the answer typed into it reaches the blocked cell (JupyterLab sends widget
+messages on a kernel subshell) and then the consent page.
 
 The browser reaches ``https://ps.example`` as a TLS-terminating proxy would: each request is
 forwarded to the PS on loopback with ``X-Forwarded-Proto: https`` (identifiers stay real,
@@ -25,7 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +79,7 @@ class JupyterLab:
     workspaces and runtime directories under ``home``; always stopped by :meth:`stop`."""
 
     def __init__(self, root: Path, home: Path) -> None:
+        self.root = root
         self.token = secrets.token_hex(16)
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
@@ -159,15 +165,16 @@ def world() -> Iterator[World]:
         yield w
 
 
-def write_notebook(world: World, root: Path) -> None:
-    """``root/agent.ipynb``: one cell, in which the agent fetches the demo's ``/files``."""
+def write_notebook(world: World, root: Path, client: str) -> None:
+    """``root/agent.ipynb``: one cell, in which the agent fetches the demo's ``/files``
+    (``client``: ``"async"`` awaits it, ``"sync"`` blocks the cell)."""
     identity = world.identity()
     cell = agent_cell(
         key=identity.key.to_jwk(),
         token=identity.agent_token,
         mapping={PS: world.ps_url, RESOURCE: world.resource_url},
         url=f"{RESOURCE}/files",
-        client="async",
+        client=client,
     )
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell)])
     notebook.metadata["kernelspec"] = {
@@ -175,16 +182,14 @@ def write_notebook(world: World, root: Path) -> None:
         "display_name": "Python 3",
         "language": "python",
     }
-    root.mkdir()
     nbformat.write(notebook, root / "agent.ipynb")
 
 
 @pytest.fixture
-def lab(world: World) -> Iterator[JupyterLab]:
-    """JupyterLab serving the agent's notebook, in a temporary directory removed
-    afterwards."""
+def lab() -> Iterator[JupyterLab]:
+    """JupyterLab serving ``lab.root``, in a temporary directory removed afterwards."""
     with tempfile.TemporaryDirectory(prefix="aauth-lab-", ignore_cleanup_errors=True) as tmp:
-        write_notebook(world, Path(tmp) / "notebooks")
+        (Path(tmp) / "notebooks").mkdir()
         server = JupyterLab(Path(tmp) / "notebooks", Path(tmp))
         try:
             server.wait_ready()
@@ -241,8 +246,9 @@ async def screenshot(widget: Any, name: str) -> None:
         await widget.screenshot(path=str(Path(folder) / name))
 
 
-async def approve_at_the_link(context: Any, widget: Any, name: str) -> None:
-    """The person opens the widget's link (a new tab), signs in if asked, and approves."""
+async def open_the_link(context: Any, widget: Any, name: str) -> Any:
+    """The person opens the widget's link (a new tab) and signs in if asked: the consent
+    page."""
     link = widget.locator("a.aauth-link")
     await link.wait_for(timeout=TIMEOUT)
     assert await link.get_attribute("target") == "_blank"
@@ -259,6 +265,11 @@ async def approve_at_the_link(context: Any, widget: Any, name: str) -> None:
     assert consent.url.startswith(f"{PS}/consent/"), consent.url
     if await signin.count():
         await UI.sign_in(consent)
+    return consent
+
+
+async def approve(consent: Any, widget: Any, name: str) -> None:
+    """The person approves; the widget says so and can no longer be used."""
     await consent.click("#approve", timeout=TIMEOUT)
     await consent.locator("#message").wait_for(timeout=TIMEOUT)
     done = await consent.locator("#message").inner_text()  # "complete": the agent polled first
@@ -291,30 +302,87 @@ async def run_the_first_cell(page: Any) -> None:
     )
 
 
-async def test_the_person_approves_from_the_notebook_widgets(
-    world: World, lab: JupyterLab, browser: Any
-) -> None:
-    proxy = httpx.AsyncClient(
-        transport=AsyncMappedTransport({PS: world.ps_url}, strict=True), timeout=30
-    )
+async def open_notebook(
+    browser: Any, world: World, lab: JupyterLab, proxy: httpx.AsyncClient, client: str
+) -> Any:
+    """A page (in a browser context reaching ``https://ps.example`` through ``proxy``)
+    with the agent's notebook open and its cell running."""
+    write_notebook(world, lab.root, client)
     context = await browser.new_context(viewport={"width": 1280, "height": 1000})
     await context.route(f"{PS}/**", via_proxy(proxy))
     page = await context.new_page()
+    await page.goto(f"{lab.url}/lab/tree/agent.ipynb?token={lab.token}")
+    await run_the_first_cell(page)
+    return page
+
+
+async def finish(page: Any) -> None:
+    """The cell prints the resource's answer."""
+    output = page.locator(".jp-OutputArea-output", has_text="RESULT")
+    await output.wait_for(timeout=TIMEOUT)
+    text = await output.inner_text()
+    assert text.startswith("RESULT 200 ") and "welcome.txt" in text, text
+    assert await page.locator(".aauth-interaction").count() == 2
+
+
+@pytest.fixture
+async def proxy(world: World) -> AsyncIterator[httpx.AsyncClient]:
+    """The client the browser's ``https://ps.example`` requests go through."""
+    async with httpx.AsyncClient(
+        transport=AsyncMappedTransport({PS: world.ps_url}, strict=True), timeout=30
+    ) as client:
+        yield client
+
+
+async def test_the_person_approves_from_the_widgets_of_an_async_cell(
+    world: World, lab: JupyterLab, browser: Any, proxy: httpx.AsyncClient
+) -> None:
+    page = await open_notebook(browser, world, lab, proxy, "async")
+    context = page.context
     try:
-        await page.goto(f"{lab.url}/lab/tree/agent.ipynb?token={lab.token}")
-        await run_the_first_cell(page)
         widgets = page.locator(".aauth-interaction")
         # A new agent: a person token first, then the auth token for files.read.
-        await approve_at_the_link(context, widgets.nth(0), "person-token")
-        await approve_at_the_link(context, widgets.nth(1), "files-read")
-        output = page.locator(".jp-OutputArea-output", has_text="RESULT")
-        await output.wait_for(timeout=TIMEOUT)
-        text = await output.inner_text()
-        assert text.startswith("RESULT 200 ") and "welcome.txt" in text, text
-        assert await widgets.count() == 2
+        consent = await open_the_link(context, widgets.nth(0), "person-token")
+        await approve(consent, widgets.nth(0), "person-token")
+        consent = await open_the_link(context, widgets.nth(1), "files-read")
+        await approve(consent, widgets.nth(1), "files-read")
+        await finish(page)
     except Exception:
-        await screenshot(page, "notebook-failure.png")
+        await screenshot(page, "notebook-async-failure.png")
         raise
     finally:
         await context.close()
-        await proxy.aclose()
+
+
+async def test_a_blocked_sync_cell_hears_the_answer_typed_in_its_widget(
+    world: World, lab: JupyterLab, browser: Any, proxy: httpx.AsyncClient
+) -> None:
+    """JupyterLab sends widget messages on a kernel subshell: the cell, blocked in the
+    agent's request, still receives the answer the person types into the clarification
+    widget (the question was asked on the consent page)."""
+    page = await open_notebook(browser, world, lab, proxy, "sync")
+    context = page.context
+    try:
+        widgets = page.locator(".aauth-interaction")
+        consent = await open_the_link(context, widgets.nth(0), "sync-person-token")
+        await consent.fill("#ask textarea[name=question]", "Which files?")
+        await consent.click("#ask button[value=ask]")
+        question = page.locator(".aauth-clarification")
+        await question.wait_for(timeout=TIMEOUT)
+        assert "Which files?" in await question.locator(".aauth-question").inner_text()
+        await question.locator("textarea").fill("Only *welcome.txt*.")
+        await question.locator("button", has_text="Send").click()
+        await question.locator(".aauth-status[data-status='answered']").wait_for(timeout=TIMEOUT)
+        await screenshot(question, "notebook-clarification-answered.png")
+        answer = consent.locator("#answer-0")
+        await answer.wait_for(timeout=TIMEOUT)  # the consent page refreshes while waiting
+        assert await answer.inner_text() == "Only welcome.txt."
+        await approve(consent, widgets.nth(0), "sync-person-token")
+        consent = await open_the_link(context, widgets.nth(1), "sync-files-read")
+        await approve(consent, widgets.nth(1), "sync-files-read")
+        await finish(page)
+    except Exception:
+        await screenshot(page, "notebook-sync-failure.png")
+        raise
+    finally:
+        await context.close()
