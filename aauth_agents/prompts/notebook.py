@@ -18,33 +18,37 @@ withdrawn. All other text is escaped; a prompt never holds a token or a key.
 
 Who hears a click
 -----------------
-A button click reaches the kernel as a ``comm_msg`` and its callback runs on whichever kernel
-thread handles that message; the answer reaches the waiting agent thread-safely (a
-:class:`~aauth_agents.agent.Reply`, or the cancel flag the agent checks before each poll).
-Tested with ipykernel 7.4, ipywidgets 8.1 and JupyterLab 4.6:
+Opening the link needs no kernel, so approving works however the agent runs. A button click
+(Cancel, an option, Send) reaches the kernel as a ``comm_msg``; its callback runs on
+whichever kernel thread handles the message and hands the answer to the waiting agent
+thread-safely (a :class:`~aauth_agents.agent.Reply`, or the cancel flag the agent checks
+before each poll). Which thread that is depends on the cell (tested with ipykernel 7.4,
+ipywidgets 8.1, JupyterLab 4.6):
 
-* **An async cell** -- ``await client.get(...)`` with ``auth.async_client()``: works with
-  any frontend. While the cell awaits, ipykernel dispatches comm messages that arrive on the
-  main shell, and the main thread is free to run them.
-* **A sync cell** -- ``client.get(...)`` with ``auth.client()`` blocks the main shell until it
-  returns, so a click must be handled on another thread: a kernel subshell (ipykernel >= 7).
-  JupyterLab >= 4.4 (and Notebook >= 7.4) send comm messages on a subshell when the kernel
-  supports them (setting *Kernel Comms over subshells*, one subshell per comm target by
-  default). ipykernel 7.4, however, hands a message for a comm to the subshell that last
+* **An async cell** -- ``await client.get(...)`` with ``auth.async_client()``: heard with any
+  frontend. ipykernel 7.4 dispatches a comm message that arrives on the main shell while an
+  async cell awaits (earlier releases held it until the cell ended, ipykernel#646); one that
+  arrives on a subshell runs on that subshell's thread.
+* **A sync cell** -- ``client.get(...)`` with ``auth.client()`` blocks the main shell until the
+  request is done, so a click must be handled on another thread: a kernel subshell
+  (ipykernel >= 7). JupyterLab >= 4.4 and Notebook >= 7.4 send comm messages on a subshell
+  when the kernel has them (setting *Kernel Comms over subshells*; by default one subshell
+  per comm target). But ipykernel 7.4 hands a message for a comm to the subshell that last
   *sent* on that comm (``Comm._reply_subshell_for``) -- for a widget displayed by a cell, the
-  main shell, where the click would wait for the blocked cell. So NotebookPrompts has its
-  buttons and text box handled where the frontend sent the message (it replaces that
-  routing for these widgets only, when the kernel has it): the callback runs on the
-  subshell's thread and the blocked agent receives the answer.
-* **A sync cell without subshells** -- a classic Notebook (< 7), comms over subshells
-  disabled, nbclient / papermill or any client sending comm messages on the main shell, or
-  ipykernel < 7: the click waits until the cell ends. The link still works (approving needs
-  no kernel), but *Cancel* does nothing in time and a clarification goes unanswered until
-  its timeout withdraws the request (the agent raises
-  :class:`~aauth_agents.agent.RequestCancelledError`). The remedy: an async cell, or the
-  blocking call moved off the main thread from an async cell --
-  ``await asyncio.to_thread(client.get, url)`` (``to_thread`` keeps the cell's context, so
-  the widget still appears in that cell).
+  main shell, where the click would wait for the blocked cell (a plain ipywidgets button is
+  not heard). So NotebookPrompts has the messages of its own buttons and text box handled
+  where the frontend sent them (it replaces that routing for these widgets only, when the
+  kernel has it): the callback runs on the subshell's thread and the blocked agent gets the
+  answer.
+* **A sync cell without subshells** -- a frontend that sends comm messages on the main shell
+  (the classic Notebook < 7, JupyterLab with comms over subshells disabled) or a kernel
+  without subshells (ipykernel < 7): a click is heard only when the cell ends. *Cancel*
+  then comes too late, and a clarification goes unanswered until the server's timeout
+  withdraws the request (the agent raises :class:`~aauth_agents.agent.RequestCancelledError`)
+  -- without a timeout, until the cell is interrupted. The remedy: an async cell, or the
+  blocking call run in a worker thread from an async cell,
+  ``await asyncio.to_thread(client.get, url)`` (``to_thread`` carries the cell's context,
+  so the widget still appears in that cell).
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ These are the claims of :mod:`aauth_agents.prompts.notebook`'s docstring, tested
 cell hears the widgets on either channel; a sync cell hears them on a subshell (because
 NotebookPrompts routes its widgets' messages where the frontend sent them -- a plain widget
 is not heard); without subshells a sync cell hears nothing until it ends (the question
-expires), and ``await asyncio.to_thread(...)`` is the remedy."""
+expires), and ``await asyncio.to_thread(...)`` is the remedy. The sync cell in a real
+JupyterLab, clicked in Chromium: ``test_notebook_jupyterlab.py``."""
 
 from __future__ import annotations
 
