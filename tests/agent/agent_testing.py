@@ -525,6 +525,8 @@ class TestPS:
         self.retry_after: str | None = "0"
         self.pending_location: Callable[[str], str] | None = None
         self.clarification = "Why do you need this?"
+        self.clarification_options: list[str] | None = ["yes", "no"]
+        self.clarification_timeout = 120
         self.mission_clarification: str | None = None
         self.interaction_mode = "relay"  # or "unavailable" / "unreachable"
         self.on_relay: Callable[[str, str], None] | None = None
@@ -621,7 +623,11 @@ class TestPS:
             headers.update(Requirement.interaction(f"{self.issuer}/consent", entry.code).headers())
         elif entry.requirement == "clarification" and not entry.answers:
             headers.update(Requirement.clarification().headers())
-            body = clarification_body(entry.clarification or "", timeout=120, options=["yes", "no"])
+            body = clarification_body(
+                entry.clarification or "",
+                timeout=self.clarification_timeout,
+                options=self.clarification_options,
+            )
         elif entry.requirement is not None and entry.requirement != "clarification":
             headers["AAuth-Requirement"] = f"requirement={entry.requirement}"
         return JSONResponse(body, status_code=202, headers=headers)

@@ -2,8 +2,9 @@
 
 * an agent provider (:class:`~aauth_agents.agent.LocalAgentProvider`; its metadata and JWKS
   are reached in-process by whoever verifies agent tokens);
-* a person server: the in-repo one (``create_person_server``, auto-approving for alice) on
-  uvicorn, or @hellocoop/mockin (a real -11 PS in its own Node process);
+* a person server: the in-repo one (``create_person_server``, auto-approving for alice; or,
+  with ``consent_pages``, asking the person on its consent pages) on uvicorn, or
+  @hellocoop/mockin (a real -11 PS in its own Node process);
 * the resource under test (an ASGI app the test builds, e.g. the demo resource) on uvicorn,
   finding the provider's and the PS's keys through real discovery;
 * an agent: :class:`~aauth_agents.agent.AAuth` over an
@@ -80,10 +81,13 @@ class Recording(httpx.AsyncBaseTransport):
 
 @dataclass
 class World:
-    """The parties around one resource. ``ps_kind`` is ``"in-repo"`` or ``"mockin"``."""
+    """The parties around one resource. ``ps_kind`` is ``"in-repo"`` or ``"mockin"``;
+    ``consent_pages``: the in-repo PS serves its pages and asks alice there (interactive
+    consent) instead of approving everything."""
 
     ps_kind: str
     mockin: Any = None
+    consent_pages: bool = False
     provider: LocalAgentProvider = field(init=False)
     events: list[ResourceEvent] = field(default_factory=list)
     ps_url: str = ""
@@ -113,17 +117,21 @@ class World:
         else:
             from aauth_agents.servers.person_server import (
                 AutoApprove,
+                InteractiveConsent,
                 PersonServerConfig,
                 create_person_server,
             )
+            from aauth_agents.servers.person_server.ui import create_person_server_with_ui
 
             mapping = {AP: self.provider.app(), RESOURCE: self._resource_late}
+            asking = self.consent_pages
             config = PersonServerConfig(
-                issuer=PS, policy=AutoApprove(), default_person="alice", password_log2_n=14,
+                issuer=PS, policy=InteractiveConsent() if asking else AutoApprove(),
+                default_person=None if asking else "alice", password_log2_n=14,
                 discovery=AsyncDiscovery(transport=AsyncMappedTransport(mapping, strict=True),
                                          egress=egress()),
                 transport=AsyncMappedTransport({RESOURCE: self._resource_late}, strict=True))
-            app = create_person_server(config)
+            app = (create_person_server_with_ui if asking else create_person_server)(config)
             app.state.person_server.accounts.create_account("alice", PASSWORD)
             server = self._stack.enter_context(LoopbackServer(app))
             self.ps_url = self._ps_late.target = server.url
@@ -176,8 +184,10 @@ class World:
 
 
 @contextlib.contextmanager
-def world_for(ps_kind: str, mockin: Any = None) -> Iterator[World]:
-    world = World(ps_kind, mockin=mockin if ps_kind == "mockin" else None)
+def world_for(ps_kind: str, mockin: Any = None, *, consent_pages: bool = False
+              ) -> Iterator[World]:
+    world = World(ps_kind, mockin=mockin if ps_kind == "mockin" else None,
+                  consent_pages=consent_pages)
     try:
         world.start_ps()
         yield world

@@ -79,6 +79,13 @@ async def served() -> AsyncIterator[Served]:
         await w.close()
 
 
+async def sign_in(page: Any, username: str = "alice") -> None:
+    """Sign in on the PS page open in ``page`` (Playwright)."""
+    await page.fill("input[name=username]", username)
+    await page.fill("input[name=password]", PASSWORD)
+    await page.click("button[name=signin]")
+
+
 @pytest.fixture
 async def browser() -> AsyncIterator[Any]:
     """A fresh headless Debian Chromium (its own temporary profile)."""

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from conftest import Served
-from ps_world import PASSWORD, RES, Agent, problem
+from conftest import Served, sign_in
+from ps_world import RES, Agent, problem
 
 from aauth_agents.protocol.requirement import parse_requirement
 
@@ -27,12 +27,6 @@ async def ask(served: Served, **body: Any) -> tuple[Agent, httpx.Response, str, 
     path = requirement.url.removeprefix("https://ps.example")
     assert path.startswith("/interact/")
     return agent, pending, served.url + path, requirement.code
-
-
-async def sign_in(page: Any, username: str = "alice") -> None:
-    await page.fill("input[name=username]", username)
-    await page.fill("input[name=password]", PASSWORD)
-    await page.click("button[name=signin]")
 
 
 async def test_sign_in_read_ask_answer_approve(served: Served, browser: Any) -> None:

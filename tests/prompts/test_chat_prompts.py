@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,6 @@ from aauth_agents.agent import (
     PendingEnded,
     Polling,
     RequestCancelledError,
-    client_options,
 )
 from aauth_agents.prompts import (
     ChatPrompts,
@@ -35,36 +33,6 @@ from aauth_agents.prompts import (
     Prompt,
 )
 from aauth_agents.protocol.errors import ConfigurationError
-
-
-@pytest.fixture(params=["sync", "async"])
-def mode(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-async def make_agent(mode: str) -> AsyncIterator[Callable[..., Agent]]:
-    made: list[Agent] = []
-
-    def make(auth: Any, mapping: dict[str, Any]) -> Agent:
-        agent = Agent(mode, auth, mapping, max_redirects=client_options()["max_redirects"])
-        made.append(agent)
-        return agent
-
-    yield make
-    for agent in made:
-        await agent.aclose()
-
-
-def pause(mode: str) -> Any:
-    """A real, short wait between polls: the person acts while the agent polls."""
-    if mode == "sync":
-        return lambda seconds: time.sleep(0.01)
-
-    async def sleep(seconds: float) -> None:
-        await asyncio.sleep(0.01)
-
-    return sleep
 
 
 async def first(prompts: ChatPrompts, timeout: float = 10) -> Prompt:
@@ -77,14 +45,14 @@ async def first(prompts: ChatPrompts, timeout: float = 10) -> Prompt:
 
 
 async def test_the_chat_app_relays_an_interaction_and_sees_it_approved(
-    make_agent: Callable[..., Agent], mode: str
+    make_agent: Callable[..., Agent], pause: Any
 ) -> None:
     world = World()
     world.ps.token_requirement = "interaction"
     world.ps.retry_after = "0"
     prompts = ChatPrompts()
     agent = make_agent(
-        world.auth(prompts=prompts, sleep=pause(mode), justification="Sum it up"), world.mapping
+        world.auth(prompts=prompts, sleep=pause, justification="Sum it up"), world.mapping
     )
     request = asyncio.create_task(agent.get(f"{RESOURCE}/data"))
     prompt = await first(prompts)
@@ -124,13 +92,13 @@ async def test_the_chat_app_answers_a_clarification_from_its_loop(
 
 
 async def test_cancel_from_the_chat_withdraws_the_request(
-    make_agent: Callable[..., Agent], mode: str
+    make_agent: Callable[..., Agent], pause: Any
 ) -> None:
     world = World()
     world.ps.token_requirement = "interaction"
     world.ps.retry_after = "0"
     prompts = ChatPrompts()
-    agent = make_agent(world.auth(prompts=prompts, sleep=pause(mode)), world.mapping)
+    agent = make_agent(world.auth(prompts=prompts, sleep=pause), world.mapping)
     request = asyncio.create_task(agent.get(f"{RESOURCE}/data"))
     prompt = await first(prompts)
     prompt.cancel()

@@ -1,0 +1,51 @@
+"""Fixtures for the prompt surfaces: an agent (``tests/agent``'s :class:`Agent`) behind
+``httpx.Client`` (``mode`` ``"sync"``: run in a worker thread) or ``httpx.AsyncClient``
+(``"async"``), and ``pause``, a real, short wait between its polls."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "agent"))
+
+from agent_testing import Agent
+
+from aauth_agents.agent import client_options
+
+
+@pytest.fixture(params=["sync", "async"])
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+async def make_agent(mode: str) -> AsyncIterator[Callable[..., Agent]]:
+    made: list[Agent] = []
+
+    def make(auth: Any, mapping: dict[str, Any]) -> Agent:
+        agent = Agent(mode, auth, mapping, max_redirects=client_options()["max_redirects"])
+        made.append(agent)
+        return agent
+
+    yield make
+    for agent in made:
+        await agent.aclose()
+
+
+@pytest.fixture
+def pause(mode: str) -> Any:
+    """A real, short wait between polls: the person acts while the agent polls."""
+    if mode == "sync":
+        return lambda seconds: time.sleep(0.01)
+
+    async def sleep(seconds: float) -> None:
+        await asyncio.sleep(0.01)
+
+    return sleep
