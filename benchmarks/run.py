@@ -233,6 +233,7 @@ BENCHMARKS: dict[str, Callable[[], int]] = {
     "client-overhead": client_overhead,
     "protected-endpoint-rate": lambda: __import__("bench_resource").benchmark(),
     "ps-token-rate": lambda: __import__("bench_ps").benchmark(),
+    "tool-overhead": lambda: __import__("bench_tools").benchmark(),
 }
 
 

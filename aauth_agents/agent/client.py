@@ -36,7 +36,7 @@ the caches; :meth:`AAuth.withdraw` withdraws what such a call left pending.
 
 from __future__ import annotations
 
-import dataclasses
+import copy
 import logging
 from collections.abc import AsyncGenerator, Callable, Generator, Iterable
 from typing import TYPE_CHECKING, Any
@@ -304,9 +304,12 @@ class AAuth(httpx.Auth):
         view = object.__new__(AAuth)
         view.identity, view.parent, view.state = self.identity, self.parent, self.state
         view._root = self._root
-        view.config = dataclasses.replace(self.config, **changes)
+        view.config = copy.copy(self.config)  # (replace() would serialise the capabilities)
+        for name, value in changes.items():
+            setattr(view.config, name, value)
         view.flow = self.flow.view(view.config)
-        view.runtime = dataclasses.replace(self.runtime, on_event=hook)
+        view.runtime = copy.copy(self.runtime)
+        view.runtime.on_event = hook
         return view
 
     def withdraw(self, pending: PendingRequests, client: httpx.Client) -> int:

@@ -35,6 +35,15 @@ def signature_params(components: Sequence[str], params: Mapping[str, Any]) -> In
     return inner
 
 
+@lru_cache(maxsize=256)
+def _identifier(name: str) -> str:
+    """A component name as its RFC 8941 string (a handful of names recur: cached)."""
+    try:
+        return str(Item(name))
+    except ValueError as exc:
+        raise ComponentError(f"{name!r} is not a valid component identifier") from exc
+
+
 def build_signature_base(
     request: HttpRequest, components: Sequence[str], signature_params_value: str
 ) -> bytes:
@@ -49,11 +58,7 @@ def build_signature_base(
         if name in seen:
             raise ComponentError(f"component {name!r} is covered twice")
         seen.add(name)
-        try:
-            identifier = str(Item(name))
-        except ValueError as exc:
-            raise ComponentError(f"{name!r} is not a valid component identifier") from exc
-        lines.append(f"{identifier}: {component_value(request, name)}")
+        lines.append(f"{_identifier(name)}: {component_value(request, name)}")
     lines.append(f'"@signature-params": {signature_params_value}')
     try:
         return "\n".join(lines).encode("ascii")

@@ -63,8 +63,11 @@ class _Target:
     query: str | None  # None: no "?" at all
 
 
+_PRINTABLE = re.compile(r"[\x21-\x7e]+")
+
+
 def _split_target(url: str) -> _Target:
-    if not url or any(not 0x21 <= ord(c) <= 0x7E for c in url):
+    if not _PRINTABLE.fullmatch(url):
         raise ComponentError("the URL must be non-empty printable ASCII without spaces")
     without_fragment = url.split("#", 1)[0]
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import io
 import re
@@ -24,11 +25,12 @@ def test_ci_runs_the_readme_test_command() -> None:
 
 
 def test_readme_python_examples_compile() -> None:
-    """Every example is valid Python; the first one (no network needed) also runs, below."""
+    """Every example is valid Python (a notebook's top-level ``await`` included); the first
+    one (no network needed) also runs, below."""
     blocks = _blocks("python")
     assert len(blocks) >= 3
     for block in blocks:
-        compile(block, "README.md", "exec")
+        compile(block, "README.md", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
 
 
 def test_readme_python_example_runs() -> None:

@@ -43,7 +43,6 @@ from ...agent import AAuth, MissionApproval
 from ...protocol.errors import AAuthError, ConfigurationError
 from .interrupts import InterruptRecords
 from .runtime import (
-    _TOOL_CALL,
     AAuthTool,
     AAuthToolArtifact,
     ToolRuntime,
@@ -51,6 +50,7 @@ from .runtime import (
     handle_tool_error,
     log,
 )
+from .tool import TOOL_CALL
 
 #: Characters of one argument value shown in a permission request's description.
 SHOWN_VALUE = 200
@@ -179,7 +179,7 @@ class _Governed:
         self.describe = describe
 
     def _input(self, arguments: dict[str, Any]) -> Any:
-        tool_call_id = _TOOL_CALL.get()
+        tool_call_id = TOOL_CALL.get()
         if tool_call_id is None:
             return arguments
         return {"type": "tool_call", "id": tool_call_id, "name": self.tool.name, "args": arguments}

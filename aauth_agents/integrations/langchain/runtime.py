@@ -27,7 +27,6 @@ modes, the flow's events as LangChain custom events, and AAuth failures as ``Too
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import dataclasses
 import logging
 import weakref
@@ -39,7 +38,7 @@ import httpx
 from langchain_core.callbacks import adispatch_custom_event, dispatch_custom_event
 from langchain_core.messages import ToolMessage
 from langchain_core.runnables import RunnableConfig
-from langchain_core.tools import StructuredTool, ToolException
+from langchain_core.tools import ToolException
 
 from ...agent import AAuth, PendingRequests, client_options
 from ...agent.events import FlowEvent, PendingEnded
@@ -52,6 +51,7 @@ from .interrupts import (
     interrupt_key,
     replay,
 )
+from .tool import TOOL_CALL, AAuthTool
 
 log = logging.getLogger("aauth_agents.integrations.langchain")
 
@@ -61,10 +61,6 @@ AuthSource = AAuth | Callable[[RunnableConfig], AAuth]
 #: Response headers never put on an artifact (they carry credentials).
 HIDDEN_HEADERS = frozenset({"aauth-access", "set-cookie", "authorization", "signature-key"})
 
-#: The id of the tool call being run (set by :class:`AAuthTool`).
-_TOOL_CALL: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "aauth_tool_call", default=None
-)
 
 
 # -- what a program reads --------------------------------------------------------------------
@@ -110,33 +106,10 @@ def handle_tool_error(error: ToolException) -> Any:
     ``ToolMessage`` with ``status="error"`` and the artifact when the call has an id."""
     message = error.args[0] if error.args else "the tool failed"
     artifact = getattr(error, "artifact", None)
-    tool_call_id = _TOOL_CALL.get()
+    tool_call_id = TOOL_CALL.get()
     if artifact is None or tool_call_id is None:
         return message
     return ToolMessage(message, artifact=artifact, tool_call_id=tool_call_id, status="error")
-
-
-class AAuthTool(StructuredTool):
-    """A ``StructuredTool`` that knows the id of the tool call it runs (the interrupt mode's
-    key, the error ``ToolMessage``)."""
-
-    def run(
-        self, tool_input: Any, *args: Any, tool_call_id: str | None = None, **kwargs: Any
-    ) -> Any:
-        token = _TOOL_CALL.set(tool_call_id)
-        try:
-            return super().run(tool_input, *args, tool_call_id=tool_call_id, **kwargs)
-        finally:
-            _TOOL_CALL.reset(token)
-
-    async def arun(
-        self, tool_input: Any, *args: Any, tool_call_id: str | None = None, **kwargs: Any
-    ) -> Any:
-        token = _TOOL_CALL.set(tool_call_id)
-        try:
-            return await super().arun(tool_input, *args, tool_call_id=tool_call_id, **kwargs)
-        finally:
-            _TOOL_CALL.reset(token)
 
 
 # -- messages for a model ------------------------------------------------------------------
@@ -358,7 +331,7 @@ class ToolRuntime:
             except KeyboardInterrupt:  # the person stopped the program: withdraw
                 self.withdraw(auth, pending, client)
                 raise
-        key = interrupt_key(config or {}, _TOOL_CALL.get())
+        key = interrupt_key(config or {}, TOOL_CALL.get())
         record = self.interrupts.open(key)
         fresh = replay(record)
         while True:
@@ -413,7 +386,7 @@ class ToolRuntime:
         if self.on_pending == "wait":
             view = auth.derive(on_event=events.emit if events else None)
             return await body(view, client)
-        key = interrupt_key(config or {}, _TOOL_CALL.get())
+        key = interrupt_key(config or {}, TOOL_CALL.get())
         record = self.interrupts.open(key)
         fresh = replay(record)
         while True:
