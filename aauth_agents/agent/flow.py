@@ -576,7 +576,7 @@ class AgentFlow:
 
     # -- single flight ---------------------------------------------------------------------------
 
-    def _shared(self, key: Hashable, make: Callable[[], Flow[T]]) -> Flow[T]:
+    def shared(self, key: Hashable, make: Callable[[], Flow[T]]) -> Flow[T]:
         """Run ``make()`` once for all concurrent callers with the same ``key``."""
         while True:
             flight: Flight
@@ -738,7 +738,7 @@ class AgentFlow:
             raise NoPersonServerError(Requirement.person_token())
         key = ("person", resource, mission, self.state.key_thumbprint)
         try:
-            token: HeldToken = yield from self._shared(
+            token: HeldToken = yield from self.shared(
                 key, lambda: self._fetch_person_token(call, resource, mission)
             )
         except AAuthError as exc:
@@ -828,7 +828,7 @@ class AgentFlow:
             return cached
         key = ("auth", resource, scopes, resource_token.mission_s256, self.state.key_thumbprint)
         try:
-            token: HeldToken = yield from self._shared(
+            token: HeldToken = yield from self.shared(
                 key, lambda: self._exchange(call, resource, resource_token)
             )
         except AAuthError as exc:

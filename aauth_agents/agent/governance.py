@@ -77,8 +77,10 @@ def _tools(tools: Iterable[Mapping[str, str] | str] | None) -> list[dict[str, st
     return out
 
 
-class _GovernanceFlows:
-    """The governance flows over one :class:`AgentFlow` (shared by both clients)."""
+class GovernanceFlows:
+    """The governance flows over one :class:`AgentFlow` (shared by both clients, and by
+    callers that run them with :func:`~aauth_agents.agent.effects.run_sync` /
+    :func:`~aauth_agents.agent.effects.run_async` themselves, e.g. governed tools)."""
 
     def __init__(self, auth: AAuth) -> None:
         self.auth = auth
@@ -227,7 +229,9 @@ class _GovernanceFlows:
         return answer
 
 
-def _context(client: httpx.Client | httpx.AsyncClient, auth: AAuth) -> CallContext:
+def call_context(client: httpx.Client | httpx.AsyncClient, auth: AAuth) -> CallContext:
+    """The context of one governance call through ``client`` (its timeouts; the
+    :class:`~aauth_agents.agent.pending.PendingRequests` of ``auth``, if a derived view)."""
     return CallContext({"timeout": client.timeout.as_dict()}, pending=auth.config.pending)
 
 
@@ -240,7 +244,7 @@ class PersonServerClient:
     def __init__(self, auth: AAuth, client: httpx.Client) -> None:
         self.auth = auth
         self.client = client
-        self._flows = _GovernanceFlows(auth)
+        self._flows = GovernanceFlows(auth)
 
     def _run(self, flow: Flow[Any]) -> Any:
         return run_sync(flow, self.client, self.auth.runtime)
@@ -256,20 +260,20 @@ class PersonServerClient:
         """Propose a mission; with ``adopt`` the :class:`AAuth` then works under it."""
         approval: MissionApproval = self._run(
             self._flows.propose(
-                _context(self.client, self.auth), description, tools, resources, adopt
+                call_context(self.client, self.auth), description, tools, resources, adopt
             )
         )
         return approval
 
     def update_mission(self, description: str, *, mission_s256: str | None = None) -> str:
         update: str = self._run(
-            self._flows.update(_context(self.client, self.auth), description, mission_s256)
+            self._flows.update(call_context(self.client, self.auth), description, mission_s256)
         )
         return update
 
     def complete_mission(self, summary: str, *, mission_s256: str | None = None) -> dict[str, Any]:
         answer: dict[str, Any] = self._run(
-            self._flows.complete(_context(self.client, self.auth), summary, mission_s256)
+            self._flows.complete(call_context(self.client, self.auth), summary, mission_s256)
         )
         return answer
 
@@ -283,7 +287,7 @@ class PersonServerClient:
     ) -> PermissionResult:
         result: PermissionResult = self._run(
             self._flows.permission(
-                _context(self.client, self.auth), action, description, parameters, mission_s256
+                call_context(self.client, self.auth), action, description, parameters, mission_s256
             )
         )
         return result
@@ -299,7 +303,7 @@ class PersonServerClient:
     ) -> None:
         self._run(
             self._flows.audit(
-                _context(self.client, self.auth),
+                call_context(self.client, self.auth),
                 action,
                 description,
                 parameters,
@@ -312,7 +316,9 @@ class PersonServerClient:
         self, question: str, *, description: str | None = None, mission_s256: str | None = None
     ) -> str:
         answer: str = self._run(
-            self._flows.ask(_context(self.client, self.auth), question, description, mission_s256)
+            self._flows.ask(
+                call_context(self.client, self.auth), question, description, mission_s256
+            )
         )
         return answer
 
@@ -323,7 +329,7 @@ class AsyncPersonServerClient:
     def __init__(self, auth: AAuth, client: httpx.AsyncClient) -> None:
         self.auth = auth
         self.client = client
-        self._flows = _GovernanceFlows(auth)
+        self._flows = GovernanceFlows(auth)
 
     async def _run(self, flow: Flow[Any]) -> Any:
         return await run_async(flow, self.client, self.auth.runtime)
@@ -338,14 +344,14 @@ class AsyncPersonServerClient:
     ) -> MissionApproval:
         approval: MissionApproval = await self._run(
             self._flows.propose(
-                _context(self.client, self.auth), description, tools, resources, adopt
+                call_context(self.client, self.auth), description, tools, resources, adopt
             )
         )
         return approval
 
     async def update_mission(self, description: str, *, mission_s256: str | None = None) -> str:
         update: str = await self._run(
-            self._flows.update(_context(self.client, self.auth), description, mission_s256)
+            self._flows.update(call_context(self.client, self.auth), description, mission_s256)
         )
         return update
 
@@ -353,7 +359,7 @@ class AsyncPersonServerClient:
         self, summary: str, *, mission_s256: str | None = None
     ) -> dict[str, Any]:
         answer: dict[str, Any] = await self._run(
-            self._flows.complete(_context(self.client, self.auth), summary, mission_s256)
+            self._flows.complete(call_context(self.client, self.auth), summary, mission_s256)
         )
         return answer
 
@@ -367,7 +373,7 @@ class AsyncPersonServerClient:
     ) -> PermissionResult:
         result: PermissionResult = await self._run(
             self._flows.permission(
-                _context(self.client, self.auth), action, description, parameters, mission_s256
+                call_context(self.client, self.auth), action, description, parameters, mission_s256
             )
         )
         return result
@@ -383,7 +389,7 @@ class AsyncPersonServerClient:
     ) -> None:
         await self._run(
             self._flows.audit(
-                _context(self.client, self.auth),
+                call_context(self.client, self.auth),
                 action,
                 description,
                 parameters,
@@ -396,14 +402,18 @@ class AsyncPersonServerClient:
         self, question: str, *, description: str | None = None, mission_s256: str | None = None
     ) -> str:
         answer: str = await self._run(
-            self._flows.ask(_context(self.client, self.auth), question, description, mission_s256)
+            self._flows.ask(
+                call_context(self.client, self.auth), question, description, mission_s256
+            )
         )
         return answer
 
 
 __all__ = [
     "AsyncPersonServerClient",
+    "GovernanceFlows",
     "MissionApproval",
     "PermissionResult",
     "PersonServerClient",
+    "call_context",
 ]

@@ -25,12 +25,11 @@ and artifact) is returned as it is.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import httpx
 from langchain_core.messages import ToolMessage
@@ -40,6 +39,9 @@ from pydantic import BaseModel
 from pydantic_core import to_jsonable_python
 
 from ...agent import AAuth, MissionApproval
+from ...agent.effects import Flow, run_async, run_sync
+from ...agent.flow import CallContext
+from ...agent.governance import GovernanceFlows, call_context
 from ...protocol.errors import AAuthError, ConfigurationError
 from .interrupts import InterruptRecords
 from .runtime import (
@@ -51,6 +53,8 @@ from .runtime import (
     log,
 )
 from .tool import TOOL_CALL
+
+T = TypeVar("T")
 
 #: Characters of one argument value shown in a permission request's description.
 SHOWN_VALUE = 200
@@ -100,7 +104,8 @@ def _output_text(output: Any) -> tuple[str, str]:
 
 class _Mission:
     """The mission a set of governed tools works under: given, proposed once per agent
-    (:func:`governed_tools`), or the agent's current one."""
+    (:func:`governed_tools`; concurrent first calls share one proposal), or the agent's
+    current one."""
 
     def __init__(
         self, mission: MissionApproval | str | None, proposal: Mapping[str, Any] | None = None
@@ -112,45 +117,26 @@ class _Mission:
         self._approvals: weakref.WeakKeyDictionary[AAuth, MissionApproval] = (
             weakref.WeakKeyDictionary()
         )
-        self._lock = threading.Lock()
-        self._async_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
-            weakref.WeakKeyDictionary()
-        )
 
-    def known(self, auth: AAuth) -> MissionApproval | str | None:
+    def flow(self, auth: AAuth, call: CallContext) -> Flow[MissionApproval | str | None]:
         if self.given is not None:
             return self.given
-        if self.proposal is not None:
-            return self._approvals.get(auth.root)
-        return auth.mission_s256
+        if self.proposal is None:
+            return auth.mission_s256
+        approval = self._approvals.get(auth.root)
+        if approval is None:
+            approval = yield from auth.flow.shared(
+                ("governed mission", id(self)), lambda: self._propose(auth, call)
+            )
+        return approval
 
-    def approval(self, auth: AAuth, client: httpx.Client) -> MissionApproval | str | None:
-        known = self.known(auth)
-        if known is not None or self.proposal is None:
-            return known
-        with self._lock:
-            approval = self._approvals.get(auth.root)
-            if approval is None:
-                approval = auth.governance(client).propose_mission(**self.proposal)
-                self._approvals[auth.root] = approval
-            return approval
-
-    async def aapproval(
-        self, auth: AAuth, client: httpx.AsyncClient
-    ) -> MissionApproval | str | None:
-        known = self.known(auth)
-        if known is not None or self.proposal is None:
-            return known
-        loop = asyncio.get_running_loop()
-        lock = self._async_locks.get(loop)
-        if lock is None:
-            lock = self._async_locks[loop] = asyncio.Lock()
-        async with lock:
-            approval = self._approvals.get(auth.root)
-            if approval is None:
-                approval = await auth.async_governance(client).propose_mission(**self.proposal)
-                self._approvals[auth.root] = approval
-            return approval
+    def _propose(self, auth: AAuth, call: CallContext) -> Flow[MissionApproval]:
+        assert self.proposal is not None
+        approval = self._approvals.get(auth.root)  # (proposed while this call waited)
+        if approval is None:
+            approval = yield from GovernanceFlows(auth).propose(call, adopt=True, **self.proposal)
+            self._approvals[auth.root] = approval
+        return approval
 
 
 def _s256(mission: MissionApproval | str | None) -> str | None:
@@ -166,7 +152,9 @@ def _pre_approved(mission: MissionApproval | str | None, name: str) -> bool:
 
 
 class _Governed:
-    """The sync and async functions of a governed tool."""
+    """The sync and async functions of a governed tool: the decision and the record are
+    governance flows (:class:`~aauth_agents.agent.governance.GovernanceFlows`), run by the
+    sync or async driver; only running the tool differs."""
 
     def __init__(
         self,
@@ -178,122 +166,131 @@ class _Governed:
         self.tool, self.runtime, self.mission = tool, runtime, mission
         self.describe = describe
 
+    def _decide(self, auth: AAuth, call: CallContext, parameters: Any) -> Flow[_Decision]:
+        """The mission, then §Permission Request unless the mission pre-approved the tool;
+        a denial raises :class:`PermissionDeniedError`."""
+        mission = yield from self.mission.flow(auth, call)
+        name = self.tool.name
+        if not _pre_approved(mission, name):
+            result = yield from GovernanceFlows(auth).permission(
+                call, name, self.describe(name, parameters), parameters, _s256(mission)
+            )
+            if not result.granted:
+                because = f": {result.reason}" if result.reason else "."
+                raise PermissionDeniedError(
+                    f"The person did not allow `{name}` to run{because}",
+                    reason=result.reason,
+                    artifact=AAuthToolArtifact(),
+                )
+        return _Decision(auth, _s256(mission))
+
+    def _record(
+        self,
+        decision: _Decision,
+        call: CallContext,
+        parameters: Any,
+        output: Any,
+        error: BaseException | None,
+    ) -> Flow[None]:
+        """§Audit Request of the run (nothing without a mission: §Audit Endpoint)."""
+        if decision.mission is None:
+            return
+        if error is not None:
+            result = {"status": "error", "summary": str(error)[:200]}
+        else:
+            status, text = _output_text(output)
+            if len(text) > AUDITED_OUTPUT:
+                text = text[:AUDITED_OUTPUT] + "…"
+            result = {"status": status, "summary": text}
+        name = self.tool.name
+        try:
+            yield from GovernanceFlows(decision.auth).audit(
+                call, name, f"Ran `{name}`.", parameters, result, decision.mission
+            )
+        except AAuthError as exc:  # the tool ran; only the record is lost
+            log.warning("audit of %s failed: %s", name, exc)
+
     def _input(self, arguments: dict[str, Any]) -> Any:
         tool_call_id = TOOL_CALL.get()
         if tool_call_id is None:
             return arguments
         return {"type": "tool_call", "id": tool_call_id, "name": self.tool.name, "args": arguments}
 
-    def _denied(self, reason: str | None) -> PermissionDeniedError:
-        because = f": {reason}" if reason else "."
-        message = f"The person did not allow `{self.tool.name}` to run{because}"
-        return PermissionDeniedError(message, reason=reason, artifact=AAuthToolArtifact())
-
-    def _audit_body(self, output: Any) -> dict[str, Any]:
-        status, text = _output_text(output)
-        if len(text) > AUDITED_OUTPUT:
-            text = text[:AUDITED_OUTPUT] + "…"
-        return {"status": status, "summary": text}
-
     def run(self, config: RunnableConfig, callbacks: Any = None, **arguments: Any) -> Any:
         parameters = to_jsonable_python(arguments)
-        decided: dict[str, Any] = {}
 
-        def ask(auth: AAuth, client: httpx.Client) -> None:
-            mission = self.mission.approval(auth, client)
-            decided["mission"], decided["auth"] = mission, auth
-            if _pre_approved(mission, self.tool.name):
-                return
-            result = auth.governance(client).request_permission(
-                self.tool.name,
-                description=self.describe(self.tool.name, parameters),
-                parameters=parameters,
-                mission_s256=_s256(mission),
-            )
-            if not result.granted:
-                raise self._denied(result.reason)
+        def decide(auth: AAuth, client: httpx.Client) -> _Decision:
+            flow = self._decide(auth, call_context(client, auth), parameters)
+            return run_sync(flow, client, auth.runtime)
 
-        self._decide(lambda: self.runtime.call(config, callbacks, ask))
-        child: RunnableConfig = {**config, "callbacks": callbacks}
+        decision = _governance(lambda: self.runtime.call(config, callbacks, decide))
+        client = self.runtime.clients.sync()
+        output, error = None, None
         try:
-            output = self.tool.invoke(self._input(arguments), child)
+            output = self.tool.invoke(self._input(arguments), {**config, "callbacks": callbacks})
         except Exception as exc:
-            self._audit(decided, parameters, {"status": "error", "summary": str(exc)[:200]})
-            raise
-        self._audit(decided, parameters, self._audit_body(output))
+            error = exc
+        record = self._record(
+            decision, call_context(client, decision.auth), parameters, output, error
+        )
+        _unaudited(lambda: run_sync(record, client, decision.auth.runtime))
+        if error is not None:
+            raise error
         return output
 
     async def arun(self, config: RunnableConfig, callbacks: Any = None, **arguments: Any) -> Any:
         parameters = to_jsonable_python(arguments)
-        decided: dict[str, Any] = {}
 
-        async def ask(auth: AAuth, client: httpx.AsyncClient) -> None:
-            mission = await self.mission.aapproval(auth, client)
-            decided["mission"], decided["auth"] = mission, auth
-            if _pre_approved(mission, self.tool.name):
-                return
-            result = await auth.async_governance(client).request_permission(
-                self.tool.name,
-                description=self.describe(self.tool.name, parameters),
-                parameters=parameters,
-                mission_s256=_s256(mission),
-            )
-            if not result.granted:
-                raise self._denied(result.reason)
+        async def decide(auth: AAuth, client: httpx.AsyncClient) -> _Decision:
+            flow = self._decide(auth, call_context(client, auth), parameters)
+            return await run_async(flow, client, auth.runtime)
 
         try:
-            await self.runtime.acall(config, callbacks, ask)
+            decision = await self.runtime.acall(config, callbacks, decide)
         except (AAuthError, httpx.HTTPError) as exc:
             raise aauth_failure(exc) from exc
-        child: RunnableConfig = {**config, "callbacks": callbacks}
+        client = self.runtime.clients.asynchronous()
+        output, error = None, None
         try:
-            output = await self.tool.ainvoke(self._input(arguments), child)
+            output = await self.tool.ainvoke(
+                self._input(arguments), {**config, "callbacks": callbacks}
+            )
         except Exception as exc:
-            await self._aaudit(decided, parameters, {"status": "error", "summary": str(exc)[:200]})
-            raise
-        await self._aaudit(decided, parameters, self._audit_body(output))
+            error = exc
+        record = self._record(
+            decision, call_context(client, decision.auth), parameters, output, error
+        )
+        try:
+            await run_async(record, client, decision.auth.runtime)
+        except httpx.HTTPError as exc:
+            log.warning("audit of %s failed: %s", self.tool.name, exc)
+        if error is not None:
+            raise error
         return output
 
-    @staticmethod
-    def _decide(call: Callable[[], None]) -> None:
-        try:
-            call()
-        except (AAuthError, httpx.HTTPError) as exc:
-            raise aauth_failure(exc) from exc
 
-    def _audit(
-        self, decided: Mapping[str, Any], parameters: Any, result: Mapping[str, Any]
-    ) -> None:
-        mission, auth = _s256(decided.get("mission")), decided.get("auth")
-        if mission is None or auth is None:
-            return
-        try:
-            auth.governance(self.runtime.clients.sync()).audit(
-                self.tool.name,
-                description=f"Ran `{self.tool.name}`.",
-                parameters=parameters,
-                result=result,
-                mission_s256=mission,
-            )
-        except (AAuthError, httpx.HTTPError) as exc:  # the tool ran; the record is lost
-            log.warning("audit of %s failed: %s", self.tool.name, exc)
+@dataclass(frozen=True)
+class _Decision:
+    """A granted call: the agent (view) that asked, and the mission to record it under."""
 
-    async def _aaudit(
-        self, decided: Mapping[str, Any], parameters: Any, result: Mapping[str, Any]
-    ) -> None:
-        mission, auth = _s256(decided.get("mission")), decided.get("auth")
-        if mission is None or auth is None:
-            return
-        try:
-            await auth.async_governance(self.runtime.clients.asynchronous()).audit(
-                self.tool.name,
-                description=f"Ran `{self.tool.name}`.",
-                parameters=parameters,
-                result=result,
-                mission_s256=mission,
-            )
-        except (AAuthError, httpx.HTTPError) as exc:
-            log.warning("audit of %s failed: %s", self.tool.name, exc)
+    auth: AAuth
+    mission: str | None
+
+
+def _governance(call: Callable[[], T]) -> T:
+    """``call()``, an AAuth failure on the way as the tool error."""
+    try:
+        return call()
+    except (AAuthError, httpx.HTTPError) as exc:
+        raise aauth_failure(exc) from exc
+
+
+def _unaudited(record: Callable[[], None]) -> None:
+    """Send the audit record; a network failure loses the record, never the result."""
+    try:
+        record()
+    except httpx.HTTPError as exc:
+        log.warning("an audit record could not be sent: %s", exc)
 
 
 def _governed(
@@ -377,8 +374,7 @@ def governed_tools(
             for tool in tools
         ],
     }
-    if resources is not None:
-        proposal["resources"] = list(resources)
+    proposal["resources"] = list(resources) if resources is not None else None
     runtime = ToolRuntime(
         person_server,
         http_client=http_client,

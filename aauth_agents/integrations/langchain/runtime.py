@@ -30,7 +30,7 @@ import asyncio
 import dataclasses
 import logging
 import weakref
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, cast
 
@@ -60,7 +60,6 @@ PendingMode = Literal["wait", "interrupt"]
 AuthSource = AAuth | Callable[[RunnableConfig], AAuth]
 #: Response headers never put on an artifact (they carry credentials).
 HIDDEN_HEADERS = frozenset({"aauth-access", "set-cookie", "authorization", "signature-key"})
-
 
 
 # -- what a program reads --------------------------------------------------------------------
@@ -312,7 +311,42 @@ class ToolRuntime:
     ) -> None:
         await auth.awithdraw(pending, client)
 
-    # -- sync --------------------------------------------------------------------------
+    def _steps(
+        self, auth: AAuth, config: RunnableConfig | None, events: _Events | None
+    ) -> Generator[_Run | _Withdraw, Any, Any]:
+        """The pending mode, once for both drivers: yields :class:`_Run` (make the call with
+        this view of the agent; the call's result or error comes back) and
+        :class:`_Withdraw`; returns the call's result."""
+        on_event = events.emit if events is not None else None
+        if self.on_pending == "wait":
+            pending = PendingRequests()
+            try:
+                return (yield _Run(auth.derive(on_event=on_event, pending=pending)))
+            except KeyboardInterrupt:  # the person stopped the program: withdraw
+                yield _Withdraw(pending)
+                raise
+        key = interrupt_key(config or {}, TOOL_CALL.get())
+        record = self.interrupts.open(key)
+        fresh = replay(record)
+        while True:
+            if fresh is not None and getattr(fresh[1], "cancel", None):
+                self.interrupts.drop(key)
+                yield _Withdraw(record.pending)
+                raise _cancelled(record.asked)
+            view = auth.derive(
+                prompts=InterruptSurface(fresh), on_event=on_event, pending=record.pending
+            )
+            try:
+                result = yield _Run(view)
+            except NeedsPerson as raised:
+                need = raised
+            except BaseException:
+                self.interrupts.drop(key)
+                raise
+            else:
+                self.interrupts.drop(key)
+                return result
+            fresh = ask(record, need)  # raises GraphInterrupt
 
     def call(
         self,
@@ -320,43 +354,27 @@ class ToolRuntime:
         callbacks: Any,
         body: Callable[[AAuth, httpx.Client], T],
     ) -> T:
+        """Run ``body`` in the tool's pending mode (sync driver of :meth:`_steps`)."""
         auth = self.agent(config)
         client = self.clients.sync()
         events = _Events(callbacks, None) if _has_handlers(callbacks) else None
-        if self.on_pending == "wait":
-            pending = PendingRequests()
-            view = auth.derive(on_event=events.emit if events else None, pending=pending)
-            try:
-                return body(view, client)
-            except KeyboardInterrupt:  # the person stopped the program: withdraw
-                self.withdraw(auth, pending, client)
-                raise
-        key = interrupt_key(config or {}, TOOL_CALL.get())
-        record = self.interrupts.open(key)
-        fresh = replay(record)
+        steps = self._steps(auth, config, events)
+        value: Any = None
+        error: BaseException | None = None
         while True:
-            if fresh is not None and getattr(fresh[1], "cancel", None):
-                self.interrupts.drop(key)
-                self.withdraw(auth, record.pending, client)
-                raise _cancelled(record.asked)
-            view = auth.derive(
-                prompts=InterruptSurface(fresh),
-                on_event=events.emit if events else None,
-                pending=record.pending,
-            )
             try:
-                result = body(view, client)
-            except NeedsPerson as raised:
-                need = raised
-            except BaseException:
-                self.interrupts.drop(key)
-                raise
-            else:
-                self.interrupts.drop(key)
+                step = steps.send(value) if error is None else steps.throw(error)
+            except StopIteration as stop:
+                result: T = stop.value
                 return result
-            fresh = ask(record, need)  # raises GraphInterrupt
-
-    # -- async -------------------------------------------------------------------------
+            value, error = None, None
+            try:
+                if isinstance(step, _Run):
+                    value = body(step.auth, client)
+                else:
+                    self.withdraw(auth, step.pending, client)
+            except BaseException as exc:  # handed to the steps, which decide
+                error = exc
 
     async def acall(
         self,
@@ -364,52 +382,46 @@ class ToolRuntime:
         callbacks: Any,
         body: Callable[[AAuth, httpx.AsyncClient], Awaitable[T]],
     ) -> T:
+        """:meth:`call` for async tools (async driver of :meth:`_steps`)."""
         auth = self.agent(config)
         client = self.clients.asynchronous()
-        events = (
-            _Events(callbacks, asyncio.get_running_loop()) if _has_handlers(callbacks) else None
-        )
+        loop = asyncio.get_running_loop()
+        events = _Events(callbacks, loop) if _has_handlers(callbacks) else None
+        steps = self._steps(auth, config, events)
+        value: Any = None
+        error: BaseException | None = None
         try:
-            return await self._acall(auth, client, events, config, body)
+            while True:
+                try:
+                    step = steps.send(value) if error is None else steps.throw(error)
+                except StopIteration as stop:
+                    result: T = stop.value
+                    return result
+                value, error = None, None
+                try:
+                    if isinstance(step, _Run):
+                        value = await body(step.auth, client)
+                    else:
+                        await self.awithdraw(auth, step.pending, client)
+                except BaseException as exc:
+                    error = exc
         finally:
             if events is not None:
                 await events.flush()
 
-    async def _acall(
-        self,
-        auth: AAuth,
-        client: httpx.AsyncClient,
-        events: _Events | None,
-        config: RunnableConfig | None,
-        body: Callable[[AAuth, httpx.AsyncClient], Awaitable[T]],
-    ) -> T:
-        if self.on_pending == "wait":
-            view = auth.derive(on_event=events.emit if events else None)
-            return await body(view, client)
-        key = interrupt_key(config or {}, TOOL_CALL.get())
-        record = self.interrupts.open(key)
-        fresh = replay(record)
-        while True:
-            if fresh is not None and getattr(fresh[1], "cancel", None):
-                self.interrupts.drop(key)
-                await self.awithdraw(auth, record.pending, client)
-                raise _cancelled(record.asked)
-            view = auth.derive(
-                prompts=InterruptSurface(fresh),
-                on_event=events.emit if events else None,
-                pending=record.pending,
-            )
-            try:
-                result = await body(view, client)
-            except NeedsPerson as raised:
-                need = raised
-            except BaseException:
-                self.interrupts.drop(key)
-                raise
-            else:
-                self.interrupts.drop(key)
-                return result
-            fresh = ask(record, need)  # raises GraphInterrupt
+
+@dataclass(frozen=True)
+class _Run:
+    """Make the tool's call with ``auth`` (a view of the run's agent)."""
+
+    auth: AAuth
+
+
+@dataclass(frozen=True)
+class _Withdraw:
+    """Withdraw what ``pending`` holds (§Cancel Request)."""
+
+    pending: PendingRequests
 
 
 def _cancelled(asked: list[tuple[dict[str, Any], Any]]) -> AAuthToolError:

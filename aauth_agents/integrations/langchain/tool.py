@@ -5,7 +5,7 @@
 """
 
 import contextvars
-from typing import Any, Optional
+from typing import Any
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForToolRun,
@@ -15,7 +15,7 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import StructuredTool
 
 #: The id of the tool call being run (set by :class:`AAuthTool`).
-TOOL_CALL: contextvars.ContextVar[Optional[str]] = contextvars.ContextVar(  # noqa: UP045
+TOOL_CALL: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "aauth_tool_call", default=None
 )
 
@@ -26,32 +26,46 @@ class AAuthTool(StructuredTool):
     ``config`` and ``callbacks`` besides the arguments; they are called directly, without
     LangChain inspecting them again on every call."""
 
-    def run(self, tool_input: Any, *args: Any, tool_call_id: Optional[str] = None,  # noqa: UP045
-            **kwargs: Any) -> Any:
+    def run(
+        self,
+        tool_input: Any,
+        *args: Any,
+        tool_call_id: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
         token = TOOL_CALL.set(tool_call_id)
         try:
             return super().run(tool_input, *args, tool_call_id=tool_call_id, **kwargs)
         finally:
             TOOL_CALL.reset(token)
 
-    async def arun(self, tool_input: Any, *args: Any,
-                   tool_call_id: Optional[str] = None, **kwargs: Any) -> Any:  # noqa: UP045
+    async def arun(
+        self, tool_input: Any, *args: Any, tool_call_id: str | None = None, **kwargs: Any
+    ) -> Any:
         token = TOOL_CALL.set(tool_call_id)
         try:
             return await super().arun(tool_input, *args, tool_call_id=tool_call_id, **kwargs)
         finally:
             TOOL_CALL.reset(token)
 
-    def _run(self, *args: Any, config: RunnableConfig,
-             run_manager: Optional[CallbackManagerForToolRun] = None,  # noqa: UP045
-             **kwargs: Any) -> Any:
+    def _run(
+        self,
+        *args: Any,
+        config: RunnableConfig,
+        run_manager: CallbackManagerForToolRun | None = None,
+        **kwargs: Any,
+    ) -> Any:
         assert self.func is not None
         callbacks = run_manager.get_child() if run_manager is not None else None
         return self.func(*args, config=config, callbacks=callbacks, **kwargs)
 
-    async def _arun(self, *args: Any, config: RunnableConfig,
-                    run_manager: Optional[AsyncCallbackManagerForToolRun] = None,  # noqa: UP045
-                    **kwargs: Any) -> Any:
+    async def _arun(
+        self,
+        *args: Any,
+        config: RunnableConfig,
+        run_manager: AsyncCallbackManagerForToolRun | None = None,
+        **kwargs: Any,
+    ) -> Any:
         assert self.coroutine is not None
         callbacks = run_manager.get_child() if run_manager is not None else None
         return await self.coroutine(*args, config=config, callbacks=callbacks, **kwargs)
