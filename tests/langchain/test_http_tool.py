@@ -276,3 +276,30 @@ async def test_an_error_status_that_is_not_aauth_is_an_http_tool_error(
     assert missing.artifact.status == 404 and missing.artifact.error is None
     with pytest.raises(HTTPToolError):
         await direct(read, mode, name="missing.txt")
+
+
+async def test_an_unreachable_person_server_is_a_readable_error(party: Party, mode: str) -> None:
+    """The agent's PS (its token's ``ps``) does not answer: the model reads which party."""
+    import httpx
+
+    from aauth_agents.agent import AAuth
+    from aauth_agents.servers.agent_provider import AgentProviderClient
+
+    agent_id = f"aauth:lost-{uuid4().hex[:8]}@agent.example"
+    code = party.stack.ap.create_enrollment(agent_id, ps="https://down.example")
+    with httpx.Client(transport=party.stack.transport()) as client:
+        identity = AgentProviderClient(party.stack.agent_provider, client).enroll(code)
+    read = aauth_tool(
+        "list_files",
+        "List the person's files.",
+        "GET",
+        f"{party.stack.resource}/files",
+        auth=AAuth(identity),
+        **party.clients(),
+    )
+    message = await invoke(read, mode, {})
+    assert message.status == "error"
+    assert message.content == (
+        "The agent could not reach down.example (ConnectError, a network error). Try again later."
+    )
+    assert isinstance(message.artifact.error, httpx.ConnectError)

@@ -11,8 +11,11 @@ README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
 
 def test_the_langchain_example_runs() -> None:
-    [example] = [block for block in re.findall(r"```python\n(.*?)```", README, flags=re.S)
-                 if "LocalStack()" in block]
+    [example] = [
+        block
+        for block in re.findall(r"```python\n(.*?)```", README, flags=re.S)
+        if "LocalStack()" in block
+    ]
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         exec(compile(example, "README.md", "exec"), {})

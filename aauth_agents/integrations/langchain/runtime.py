@@ -125,9 +125,14 @@ def _asked_for(error: AAuthError) -> str:
 def model_message(error: BaseException) -> str:
     """A sentence a model can act on, with no URL of a person's page, code, token or key."""
     if isinstance(error, httpx.HTTPError):
+        try:
+            host = error.request.url.host  # the party that could not be reached
+        except RuntimeError:  # an error without its request
+            host = ""
+        where = f" reach {host}" if host else " complete the request"
         return (
-            f"The request could not be completed: {type(error).__name__} "
-            "(a network error). Try again later."
+            f"The agent could not{where} ({type(error).__name__}, a network error). Try "
+            "again later."
         )
     if not isinstance(error, AAuthError):
         return "The request failed."
