@@ -299,15 +299,13 @@ def _outcome_of_error(error: AAuthError) -> str:
     return "failed"
 
 
-def _problem_code(response: httpx.Response) -> str | None:
-    """The ``error`` member of an error response's problem+json body, if it has one."""
-    if response.status_code < 400 or not response.content:
-        return None
-    try:
-        code = loads_json_object(response.content).get("error")
-    except ValueError:
-        return None
-    return code if isinstance(code, str) else None
+def _final_outcome(response: httpx.Response) -> str:
+    """The :class:`PendingEnded` outcome of a pending request's final response."""
+    status = response.status_code
+    if status < 400:
+        return PendingEnded.outcome_of(status)
+    error = error_for_response(status, response.headers.multi_items(), response.content)
+    return PendingEnded.outcome_of(status, error.code)
 
 
 class _Party:
@@ -1069,7 +1067,7 @@ class AgentFlow:
         if key is not None and call.pending is not None:
             call.pending.forget(key)
         if waiting.location is not None:
-            outcome = PendingEnded.outcome_of(final.status_code, _problem_code(final))
+            outcome = _final_outcome(final)
             waiting.finish(outcome)
             yield from self._emit(PendingEnded(waiting.location, outcome, final.status_code))
         return final
