@@ -40,6 +40,8 @@ from .base import (
     _minutes,
 )
 
+#: Seconds within which the status thread acts on a Ctrl-C.
+_SIGNAL_CHECK = 0.2
 _SPINNER_UNICODE = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 _SPINNER_ASCII = "-\\|/"
 _MARKS = {"approved": ("✔", "+"), "answered": ("✔", "+")}
@@ -91,7 +93,8 @@ class TerminalPrompts(Prompts):
         self._reader: threading.Thread | None = None
         self._wake = threading.Event()
         self._previous_sigint: Any = None
-        self._cancelling = False
+        self._cancelling = False  # a Ctrl-C asked to cancel (set by the signal handler)
+        self._cancelled = False  # ... and the status thread did
 
     # -- showing -----------------------------------------------------------------------------
 
@@ -164,7 +167,7 @@ class TerminalPrompts(Prompts):
     def _track(self, prompt: Prompt) -> None:
         with self._write_lock:
             self._active.append(prompt)
-            self._cancelling = False
+            self._cancelling = self._cancelled = False
         self._install_sigint()
 
     def _on_change(self, prompt: Prompt) -> None:
@@ -196,15 +199,23 @@ class TerminalPrompts(Prompts):
                 self._reader.start()
 
     def _tick(self) -> None:
-        """Redraw the status line of the newest interaction until none is left."""
+        """Redraw the status line of the newest interaction until none is left, and carry
+        out a Ctrl-C (the signal handler only raises a flag: it may interrupt this very
+        stream's write, or a lock's holder, in the main thread)."""
         frames = _SPINNER_UNICODE if self.unicode else _SPINNER_ASCII
         frame = 0
+        drawn = 0.0
         while True:
+            if self._cancelling and not self._cancelled:
+                self._cancelled = True
+                self._cancel_open()
             with self._write_lock:
                 if not self._active:
                     return
                 shown = [p for p in self._active if isinstance(p, InteractionPrompt)]
-                if shown and self._asking is None:
+                due = time.monotonic() - drawn >= self.refresh
+                if shown and self._asking is None and due:
+                    drawn = time.monotonic()
                     prompt = shown[-1]
                     remaining = prompt.remaining()
                     left = f" · {_minutes(remaining)} left" if remaining is not None else ""
@@ -214,8 +225,16 @@ class TerminalPrompts(Prompts):
                         f"{frames[frame % len(frames)]} {prompt.status_text}{left}{cancelling}"
                     )
                     frame += 1
-            self._wake.wait(self.refresh)
+            self._wake.wait(min(self.refresh, _SIGNAL_CHECK))
             self._wake.clear()
+
+    def _cancel_open(self) -> None:
+        with self._write_lock:
+            active = [p for p in self._active if not p.finished]
+            self._clear_line()
+            self._write("Cancelling: the request is being withdrawn (Ctrl-C again to stop now).\n")
+        for prompt in active:
+            prompt.cancel("the person pressed Ctrl-C")
 
     def _read(self) -> None:
         """Read lines while a prompt is open: an answer to the question being asked, or
@@ -279,19 +298,12 @@ class TerminalPrompts(Prompts):
             signal.signal(signal.SIGINT, previous)
 
     def _on_sigint(self, signum: int, frame: FrameType | None) -> None:
-        with self._write_lock:
-            active = [p for p in self._active if not p.finished]
-            again = self._cancelling
-        if not active or again:
+        """The first Ctrl-C while prompts are open raises a flag the status thread acts on
+        (no lock, no write here); a second one, or one with nothing open, stops."""
+        if self._cancelling or not self._active:
             self._restore_sigint()
             raise KeyboardInterrupt
         self._cancelling = True
-        for prompt in active:
-            prompt.cancel("the person pressed Ctrl-C")
-        with self._write_lock:
-            self._clear_line()
-            self._write("Cancelling: the request is being withdrawn (Ctrl-C again to stop now).\n")
-        self._wake.set()
 
     # -- output ------------------------------------------------------------------------------
 

@@ -242,7 +242,7 @@ def test_a_second_ctrl_c_stops_at_once(terminal: Terminal) -> None:
         child.wait()
     finally:
         child.close()
-    assert child.exitstatus == 130
+    assert child.exitstatus == 130, (child.exitstatus, child.signalstatus, child.before)
 
 
 def test_without_a_terminal_the_prompts_are_json_lines(terminal: Terminal) -> None:
