@@ -139,8 +139,8 @@ class AAuth(httpx.Auth):
     the parent's at construction. A sub-agent has no governance calls.
     """
 
-    requires_request_body = True
-    requires_response_body = True
+    requires_request_body = True  # the body is signed (content-digest)
+    requires_response_body = False  # read only when the flow inspects it: streams flow on
 
     def __init__(
         self,

@@ -3,8 +3,10 @@
 The flow (:mod:`aauth_agents.agent.flow`) is a generator: it yields an effect and receives
 its result. It never touches a socket, a clock-driven sleep or a callback itself:
 
-* :class:`Send` -- send this ``httpx.Request``; the result is the ``httpx.Response`` (body
-  read);
+* :class:`Send` -- send this ``httpx.Request``; the result is the ``httpx.Response``, its
+  body not read (a stream the caller may receive as it arrives);
+* :class:`Read` -- read this response's body (the flow reads only what it inspects: a
+  challenge, a pending response, a PS's JSON);
 * :class:`Sleep` -- wait this many seconds;
 * :class:`Invoke` -- call a caller's callback (``on_interaction``, ``on_clarification``);
   the result is its return value, awaited when it is awaitable and the driver is async (a
@@ -52,6 +54,11 @@ class Send:
 
 
 @dataclass(frozen=True, slots=True)
+class Read:
+    response: httpx.Response
+
+
+@dataclass(frozen=True, slots=True)
 class Sleep:
     seconds: float
 
@@ -78,7 +85,7 @@ class WaitFlight:
     flight: Flight
 
 
-Effect: TypeAlias = Send | Sleep | Invoke | Emit | JoinFlight | WaitFlight
+Effect: TypeAlias = Send | Read | Sleep | Invoke | Emit | JoinFlight | WaitFlight
 #: A flow: yields effects, receives their results, returns a ``T``.
 Flow: TypeAlias = Generator[Effect, Any, T]
 
@@ -128,6 +135,8 @@ def _run_blocking(awaitable: Awaitable[T]) -> T:
 
 def _sync_step(runtime: Runtime, effect: Effect) -> Any:
     """Execute every effect except Send (sync)."""
+    if isinstance(effect, Read):
+        return effect.response.read()
     if isinstance(effect, Emit):
         _emit(runtime, effect.event, effect.hook)
         return None
@@ -151,6 +160,8 @@ def _sync_step(runtime: Runtime, effect: Effect) -> Any:
 
 async def _async_step(runtime: Runtime, effect: Effect) -> Any:
     """Execute every effect except Send (async)."""
+    if isinstance(effect, Read):
+        return await effect.response.aread()
     if isinstance(effect, Emit):
         _emit(runtime, effect.event, effect.hook)
         return None
@@ -192,9 +203,7 @@ def drive_sync(
             value, error = None, None
             try:
                 if isinstance(effect, Send):
-                    response = yield effect.request
-                    response.read()
-                    value = response
+                    value = yield effect.request
                 else:
                     value = _sync_step(runtime, effect)
             except Exception as exc:  # handed to the flow, which decides
@@ -231,9 +240,7 @@ async def drive_async(
             value, error = None, None
             try:
                 if isinstance(effect, Send):
-                    response = yield effect.request
-                    await response.aread()
-                    value = response
+                    value = yield effect.request
                 else:
                     value = await _async_step(runtime, effect)
             except Exception as exc:
@@ -286,6 +293,7 @@ __all__ = [
     "Flow",
     "Invoke",
     "JoinFlight",
+    "Read",
     "Runtime",
     "Send",
     "Sleep",

@@ -97,7 +97,7 @@ from .callbacks import (
     UpdatedRequest,
     normalize_clarification,
 )
-from .effects import Emit, EventHook, Flow, Invoke, JoinFlight, Send, Sleep, WaitFlight
+from .effects import Emit, EventHook, Flow, Invoke, JoinFlight, Read, Send, Sleep, WaitFlight
 from .errors import (
     AuthTokenVerificationError,
     ChallengeVerificationError,
@@ -599,6 +599,7 @@ class AgentFlow:
             "GET", url, headers={"Accept": "application/json"}, extensions=dict(call.extensions)
         )
         response: httpx.Response = yield Send(request)
+        yield Read(response)
         return response
 
     def resource_info(self, call: CallContext, resource: str) -> Flow[ResourceInfo]:
@@ -1089,6 +1090,9 @@ class AgentFlow:
         told: set[str] = set()
         while True:
             status = response.status_code
+            if party.is_ps or status == 202 or status >= 400:
+                # (a resource's own answer stays unread: it may be a stream)
+                yield Read(response)
             pending = "pending"
             if status == 202:
                 if "location" in response.headers or waiting.location is None:
@@ -1234,6 +1238,7 @@ class AgentFlow:
         response = yield from self._send(request, sent)
         if response.status_code in (200, 202):
             return True
+        yield Read(response)
         error = self._error(response)
         if isinstance(error, UserUnreachableError):
             raise error
@@ -1289,6 +1294,7 @@ class AgentFlow:
             ClarificationAnswered(location, name) if self.config.events else None,
         )
         if response.status_code >= 400:
+            yield Read(response)
             raise self._error(response)
         return response
 

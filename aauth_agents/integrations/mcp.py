@@ -42,11 +42,14 @@ whose challenges are answered by :class:`~aauth_agents.agent.AAuth`::
         tools = await session.list_tools()
         result = await session.call_tool("delete_note", {"name": "draft"})
 
-:class:`~aauth_agents.agent.AAuth` reads every response to its end before handing it over
-(a challenge's body matters), so messages a server streams within a response arrive when the
-response completes, and a stateful session's standing ``GET`` stream delivers nothing; a
-server that asks the client something in the middle of a tool call (sampling, elicitation)
-cannot be answered through it. Stateless servers (``stateless_http=True``) need none of that.
+:class:`~aauth_agents.agent.AAuth` reads only the responses it must inspect (a challenge, a
+deferred ``202``); every other response reaches the MCP client unread, so a tool's progress
+notifications, and the server's own requests in the middle of a call (elicitation,
+sampling, roots: answered by the ``ClientSession``'s callbacks), arrive as the server
+sends them, and a stateful session's standing ``GET`` stream delivers. (A *stateless*
+FastMCP server, ``stateless_http=True``, cannot receive the answer to its own request on
+the MCP SDK 1.x line -- modelcontextprotocol/python-sdk#1740 -- so elicitation and sampling
+need a stateful server; progress works either way.)
 """
 
 from __future__ import annotations
