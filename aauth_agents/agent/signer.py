@@ -8,14 +8,20 @@ by the same functions, once -- and only derives the signature base, signs it and
 ``;created=<int>`` per request. The output is byte-for-byte what ``sign_request`` produces
 for the same ``created`` (a test checks this over generated requests).
 
-It also keeps ``created`` strictly increasing per (key, method, authority, path) for
-state-changing methods, so a retried ``POST`` within the same second never repeats the
-tuple a verifier's replay cache keys on (§Freshness and Replay).
+It also keeps identical state-changing requests apart, so that a verifier's replay cache
+(§Freshness and Replay) does not take the second for a replay of the first: ``created`` is
+kept strictly increasing per (key, method, authority, path), at most a few seconds ahead of
+the clock (this also satisfies a cache keyed on that tuple alone); past that lead, a request
+whose signed content was already signed gets a ``nonce`` signature parameter (RFC 9421
+§2.3), which a cache keyed on the signed content tells apart. (New MCP sessions each open
+with the same ``initialize``: many sessions a second would otherwise repeat themselves.)
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -87,6 +93,7 @@ class RequestSigner:
         self._shapes = _LRU()
         self._wanted: dict[tuple[str, ...], frozenset[bytes]] = {}
         self._created: OrderedDict[tuple[str, str, str, str], int] = OrderedDict()
+        self._signed = _LRU()  # digests of recently signed state-changing bases
 
     def coverable_headers(
         self, headers: httpx.Headers, extra_components: tuple[str, ...]
@@ -198,9 +205,9 @@ class RequestSigner:
             created = self._created_at(method, shape.authority, shape.path, key_id, now)
             params = f"{self._params_prefix(shape.covered)};created={created}"
             added = {"Signature-Key": value}
-            return self._finish(
-                added, shape.base_prefix + params.encode("ascii"), params, key
-            ), shape.covered
+            base = shape.base_prefix + params.encode("ascii")
+            params, base = self._distinct(method, params, base)
+            return self._finish(added, base, params, key), shape.covered
         request = _Prepared(method, url, [*headers, ("signature-key", value)], body)
         request.signature_key_value = canonical
         target = request.target
@@ -214,7 +221,23 @@ class RequestSigner:
                     shape_key, _Shape(covered, prefix, target.authority, target.path)
                 )
         params = added.pop("Signature-Input")
+        params, base = self._distinct(method, params, base)
         return self._finish(added, base, params, key), covered
+
+    def _distinct(self, method: str, params: str, base: bytes) -> tuple[str, bytes]:
+        """``params`` and ``base``, with a ``nonce`` when this exact state-changing content
+        was signed before (see the module docstring)."""
+        if method.upper() in SAFE_METHODS:
+            return params, base
+        digest = hashlib.sha256(base).digest()
+        with self._lock:
+            seen = digest in self._signed
+            if not seen:
+                self._signed.remember(digest, True)
+        if not seen:
+            return params, base
+        unique = f'{params};nonce="{secrets.token_urlsafe(12)}"'
+        return unique, base[: len(base) - len(params)] + unique.encode("ascii")
 
     def sign(
         self,

@@ -23,6 +23,8 @@ Choices the specification leaves open, made here:
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import inspect
 import json
 import logging
@@ -73,7 +75,14 @@ DEFAULT_REQUIRED_COMPONENTS = ("@method", "@authority", "@path", "signature-key"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 _THUMBPRINT_URI = "urn:ietf:params:oauth:jwk-thumbprint:sha-256:"
 
-#: §Freshness and Replay: (signing-key thumbprint, created, @method, @authority, @path).
+#: What the replay cache remembers of a signature: (signing-key thumbprint, created,
+#: @method, @authority, digest of the signature base). §Freshness and Replay allows a cache
+#: keyed by (thumbprint, created, @method, @authority, @path); the digest of everything
+#: signed stands in for the path so that distinct requests to one path in one second (an MCP
+#: session's POSTs, each MCP session's identical ``initialize``, told apart by the agent's
+#: signature parameters) are not replays of each other, while a replay -- the same signed
+#: content again -- still is. Not the signature value: an ECDSA signature can be altered
+#: into another valid one for the same content.
 ReplayKey = tuple[str, int, str, str, str]
 
 
@@ -138,6 +147,8 @@ class VerifiedSignature:
     components: tuple[str, ...]
     context: Any
     signature_key: SignatureKey
+    #: The :data:`ReplayKey` of this signature (§Freshness and Replay).
+    replay_key: ReplayKey = ("", 0, "", "", "")
 
 
 @dataclass(frozen=True)
@@ -352,9 +363,10 @@ class SignatureVerifier:
         request, covered = checked.request, checked.signature_input.components
         try:
             base = build_signature_base(request, covered, checked.signature_input.value)
+            digest = base64.urlsafe_b64encode(hashlib.sha256(base).digest()).decode("ascii")
             replay_key: ReplayKey = (
                 thumbprint, checked.created, component_value(request, "@method"),
-                component_value(request, "@authority"), component_value(request, "@path"),
+                component_value(request, "@authority"), digest.rstrip("="),
             )
         except ComponentError as exc:
             raise InvalidSignatureError(exc.detail) from exc
@@ -373,6 +385,7 @@ class SignatureVerifier:
             components=covered,
             context=resolution.context,
             signature_key=checked.signature_key,
+            replay_key=replay_key,
         )
 
 

@@ -33,7 +33,6 @@ from urllib.parse import urlencode, urlsplit
 
 from ..clock import Every
 from ..httpsig import SCHEME_JWKS_URI, HttpRequest, KeyResolution, SignatureKey, SignatureVerifier
-from ..httpsig.request import component_value
 from ..httpsig.verify import SAFE_METHODS
 from ..protocol.errors import (
     PROBLEM_JSON,
@@ -382,8 +381,8 @@ class AAuthResource:
         signature = caller.signature
         if replay is None or signature is None or request.method.upper() in SAFE_METHODS:
             return None
-        key = _replay_key(request, signature.thumbprint, signature.created, signature.components)
-        if await replay.acheck_and_store(key, signature.created + self.config.signature_window):
+        if await replay.acheck_and_store(signature.replay_key,
+                                         signature.created + self.config.signature_window):
             return None
         self.events.emit(ev.DENIED, "replay", caller=caller.label)
         from ..protocol.errors import InvalidSignatureError
@@ -817,8 +816,7 @@ class AAuthResource:
                              iss=wanted.iss, jti=wanted.jti)
             return Reply.problem(404, "not_found", "no such token is known here")
         if self.stores.replay is not None and not await self.stores.replay.acheck_and_store(
-            _replay_key(request, verified.thumbprint, verified.created, verified.components),
-            verified.created + self.config.signature_window,
+            verified.replay_key, verified.created + self.config.signature_window
         ):
             from ..protocol.errors import InvalidSignatureError
 
@@ -915,19 +913,6 @@ def _finish_page(callback: object, error: str | None, text: str) -> Reply:
     return Reply.page(200, "Thank you", f"<p>{html.escape(text)}</p>")
 
 
-
-def _replay_key(
-    request: HttpRequest, thumbprint: str, created: int, components: Sequence[str]
-) -> tuple[str, int, str, str, str]:
-    """§Freshness and Replay's key (key, created, method, authority, path). A covered
-    Content-Digest joins the path: a replay cannot change it, so requests with different
-    bodies signed in the same second (an MCP session's POSTs, a PS revoking two tokens) are
-    not replays of each other."""
-    path = component_value(request, "@path")
-    if "content-digest" in components:
-        path += "#" + component_value(request, "content-digest")
-    return (thumbprint, created, component_value(request, "@method"),
-            component_value(request, "@authority"), path)
 
 __all__ = [
     "KIND_APPROVAL",

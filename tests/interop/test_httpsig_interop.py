@@ -255,3 +255,50 @@ def test_node_request_with_uncovered_query(node_peer: NodePeer) -> None:
 
     lenient = SignatureVerifier(require_query=False)
     assert lenient.verify(HttpRequest("GET", url, headers), resolver).context.sub == AGENT_ID
+
+
+def test_identical_requests_kept_apart_verify_on_both_sides(node_peer: NodePeer) -> None:
+    """The agent signs one POST many times in one second (new MCP sessions each open with
+    the same ``initialize``): ``created`` moves ahead a few seconds, then a ``nonce``
+    signature parameter keeps the signed content apart. @hellocoop/httpsig verifies every
+    one; our verifier with a replay cache accepts every one once, and refuses each again."""
+    import time
+
+    from aauth_agents.agent.signer import RequestSigner
+    from aauth_agents.httpsig import MemoryReplayCache
+    from aauth_agents.httpsig.verify import InvalidSignatureError
+
+    agent = make_agent(ED25519)
+    signer = RequestSigner()
+    now = float(int(time.time()))  # (the peer checks created against its clock)
+    headers = [("content-type", "application/json")]
+    signed = []
+    for _ in range(8):
+        added, _covered = signer.sign_message(
+            "POST",
+            URL,
+            headers,
+            BODY.encode(),
+            key=agent.key,
+            signature_key=agent.signature_key("jwt"),
+            now=now,
+            key_id="k",
+        )
+        signed.append({"Content-Type": "application/json", **added})
+    inputs = [h["Signature-Input"] for h in signed]
+    assert len(set(inputs)) == 8  # eight distinct signed contents
+    assert [";nonce=" in i for i in inputs] == [False] * 6 + [True] * 2
+    for h in signed:
+        result = node_verify(node_peer, "POST", URL, h, BODY)
+        assert result["verified"] is True, (result.get("error"), h["Signature-Input"])
+    from aauth_agents.clock import FrozenClock
+
+    verifier = SignatureVerifier(
+        replay_cache=MemoryReplayCache(), clock=FrozenClock(now), require_body_digest=True
+    )
+    resolver = token_key_resolver(keys=agent.issuer_keys, audience=None, accept=("aa-agent+jwt",))
+    for h in signed:
+        verifier.verify(HttpRequest("POST", URL, h, BODY.encode()), resolver)
+    for h in signed:
+        with pytest.raises(InvalidSignatureError):
+            verifier.verify(HttpRequest("POST", URL, h, BODY.encode()), resolver)

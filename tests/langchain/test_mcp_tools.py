@@ -171,3 +171,28 @@ def test_load_and_bad_options(party: Party) -> None:
             AAuthMcpToolset(options.pop("url"), **options)
     with pytest.raises(ConfigurationError):
         aauth_mcp_connection(f"{party.stack.resource}/mcp", auth="x")  # type: ignore[arg-type]
+
+
+async def test_fifty_sessions_in_a_row_with_the_replay_cache_on(party: Party) -> None:
+    """MultiServerMCPClient opens a new MCP session per tool call: fifty identical
+    ``initialize`` POSTs (and identical calls) within seconds. The agent keeps them apart
+    (``created``, then a ``nonce``); the resource's replay cache, keyed on the signed
+    content, takes none of them for a replay."""
+    from langchain_mcp_adapters.client import MultiServerMCPClient
+
+    client = MultiServerMCPClient(
+        {
+            "demo": aauth_mcp_connection(
+                f"{party.stack.resource}/mcp",
+                auth=party.approving(),
+                transport=party.stack.async_transport(),
+            )
+        }
+    )
+    tools = {tool.name: tool for tool in await client.get_tools()}
+    for number in range(50):
+        message = await tools["whoami"].ainvoke(
+            {"type": "tool_call", "id": f"c{number}", "name": "whoami", "args": {}}
+        )
+        assert message.status == "success", message.content
+        assert json.loads(message.content[0]["text"])["agent"] == party.identity.agent_id
