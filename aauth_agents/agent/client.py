@@ -76,6 +76,7 @@ from .state import AgentState
 
 if TYPE_CHECKING:
     from .governance import AsyncPersonServerClient, MissionApproval, PersonServerClient
+    from .httpx2_auth import AAuthHttpx2
 
 log = logging.getLogger("aauth_agents.agent")
 
@@ -204,6 +205,7 @@ class AAuth(httpx.Auth):
             metadata_ttl=float(metadata_ttl),
         )
         self.state = AgentState()
+        self._httpx2: AAuthHttpx2 | None = None
         self.flow: AgentFlow = AgentFlow(
             identity,
             self.config,
@@ -308,6 +310,7 @@ class AAuth(httpx.Auth):
         for name, value in changes.items():
             setattr(view.config, name, value)
         view.flow = self.flow.view(view.config)
+        view._httpx2 = None
         view.runtime = copy.copy(self.runtime)
         view.runtime.on_event = hook
         return view
@@ -316,14 +319,23 @@ class AAuth(httpx.Auth):
         """Withdraw every request ``pending`` holds (``DELETE``, §Cancel Request) through
         ``client``; returns how many were withdrawn (a refusal is logged, not raised)."""
         call = CallContext({"timeout": client.timeout.as_dict()})
-        withdrawn: int = run_sync(self.flow.withdraw(call, pending), client, self.runtime)
+        flow = self.flow_for(client).withdraw(call, pending)
+        withdrawn: int = run_sync(flow, client, self.runtime)
         return withdrawn
 
     async def awithdraw(self, pending: PendingRequests, client: httpx.AsyncClient) -> int:
-        """:meth:`withdraw` through an ``httpx.AsyncClient``."""
+        """:meth:`withdraw` through an ``httpx.AsyncClient`` (or an ``httpx2`` one)."""
         call = CallContext({"timeout": client.timeout.as_dict()})
-        withdrawn: int = await run_async(self.flow.withdraw(call, pending), client, self.runtime)
+        flow = self.flow_for(client).withdraw(call, pending)
+        withdrawn: int = await run_async(flow, client, self.runtime)
         return withdrawn
+
+    def flow_for(self, client: object) -> AgentFlow:
+        """:attr:`flow`, building the requests of ``client``'s HTTP library (httpx, or
+        httpx2: :meth:`httpx2`)."""
+        if isinstance(client, (httpx.Client, httpx.AsyncClient)):
+            return self.flow
+        return self.httpx2().flow
 
     def client(self, **options: Any) -> httpx.Client:
         """An ``httpx.Client`` signing with this agent (``auth=self``) with
@@ -334,6 +346,15 @@ class AAuth(httpx.Auth):
     def async_client(self, **options: Any) -> httpx.AsyncClient:
         """:meth:`client` as an ``httpx.AsyncClient``."""
         return httpx.AsyncClient(**client_options(auth=self, **options))
+
+    def httpx2(self) -> AAuthHttpx2:
+        """This agent as an ``httpx2.Auth`` (the MCP SDK 2.x line's HTTP library): the same
+        flow and caches (:mod:`aauth_agents.agent.httpx2_auth`; needs ``httpx2``)."""
+        if self._httpx2 is None:
+            from .httpx2_auth import AAuthHttpx2
+
+            self._httpx2 = AAuthHttpx2(self)
+        return self._httpx2
 
     def governance(self, client: httpx.Client) -> PersonServerClient:
         """Governance calls to the agent's PS through ``client`` (see

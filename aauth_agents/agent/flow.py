@@ -369,7 +369,10 @@ class AgentFlow:
 
     ``parent`` makes this a sub-agent's flow (§Sub-Agents): everything it needs from the PS
     goes through the parent's flow, whose events go to ``parent_events`` (the parent's
-    ``on_event``). The caller has checked the pair (:class:`~aauth_agents.agent.AAuth`)."""
+    ``on_event``). The caller has checked the pair (:class:`~aauth_agents.agent.AAuth`).
+
+    ``http`` is the HTTP library whose ``Request`` the flow builds: ``httpx``, or ``httpx2``
+    (the MCP SDK 2.x line's; same API) -- the flow itself is the same."""
 
     def __init__(
         self,
@@ -380,6 +383,7 @@ class AgentFlow:
         *,
         parent: AgentFlow | None = None,
         parent_events: EventHook | None = None,
+        http: Any = httpx,
     ) -> None:
         self.identity = identity
         self.config = config
@@ -387,19 +391,26 @@ class AgentFlow:
         self.signer = signer
         self.parent = parent
         self.parent_events = parent_events
+        self.http = http
         self._key: PrivateKey | None = None
         self._public: PublicKey | None = None
 
-    def view(self, config: AgentConfig) -> AgentFlow:
+    def view(self, config: AgentConfig | None = None, *, http: Any = None) -> AgentFlow:
         """The same agent and caches under other settings (one call's handlers and
-        :class:`PendingRequests`, ``AAuth.derive``)."""
+        :class:`PendingRequests`, ``AAuth.derive``) or building another library's requests
+        (``http``; a sub-agent's parent flow follows)."""
+        http = self.http if http is None else http
+        parent = self.parent
+        if parent is not None and parent.http is not http:
+            parent = parent.view(http=http)
         flow = AgentFlow(
             self.identity,
-            config,
+            config if config is not None else self.config,
             self.state,
             self.signer,
-            parent=self.parent,
+            parent=parent,
             parent_events=self.parent_events,
+            http=http,
         )
         flow._key, flow._public = self._key, self._public
         return flow
@@ -457,7 +468,10 @@ class AgentFlow:
             extensions = call.long_poll(wait)
         else:
             extensions = dict(call.extensions)
-        return httpx.Request(method, url, headers=headers, content=content, extensions=extensions)
+        request: httpx.Request = self.http.Request(
+            method, url, headers=headers, content=content, extensions=extensions
+        )
+        return request
 
     def _sign(
         self,
@@ -595,7 +609,7 @@ class AgentFlow:
     # -- metadata and keys -----------------------------------------------------------------------
 
     def _get(self, call: CallContext, url: str) -> Flow[httpx.Response]:
-        request = httpx.Request(
+        request: httpx.Request = self.http.Request(
             "GET", url, headers={"Accept": "application/json"}, extensions=dict(call.extensions)
         )
         response: httpx.Response = yield Send(request)

@@ -82,9 +82,9 @@ class GovernanceFlows:
     callers that run them with :func:`~aauth_agents.agent.effects.run_sync` /
     :func:`~aauth_agents.agent.effects.run_async` themselves, e.g. governed tools)."""
 
-    def __init__(self, auth: AAuth) -> None:
+    def __init__(self, auth: AAuth, flow: AgentFlow | None = None) -> None:
         self.auth = auth
-        self.flow: AgentFlow = auth.flow
+        self.flow: AgentFlow = flow if flow is not None else auth.flow
 
     def _mission(self, mission_s256: str | None, *, required: bool) -> str | None:
         value = mission_s256 if mission_s256 is not None else self.auth.mission_s256
@@ -244,7 +244,7 @@ class PersonServerClient:
     def __init__(self, auth: AAuth, client: httpx.Client) -> None:
         self.auth = auth
         self.client = client
-        self._flows = GovernanceFlows(auth)
+        self._flows = GovernanceFlows(auth, auth.flow_for(client))
 
     def _run(self, flow: Flow[Any]) -> Any:
         return run_sync(flow, self.client, self.auth.runtime)
@@ -324,12 +324,12 @@ class PersonServerClient:
 
 
 class AsyncPersonServerClient:
-    """:class:`PersonServerClient` for ``httpx.AsyncClient``."""
+    """:class:`PersonServerClient` for ``httpx.AsyncClient`` (or ``httpx2.AsyncClient``)."""
 
     def __init__(self, auth: AAuth, client: httpx.AsyncClient) -> None:
         self.auth = auth
         self.client = client
-        self._flows = GovernanceFlows(auth)
+        self._flows = GovernanceFlows(auth, auth.flow_for(client))
 
     async def _run(self, flow: Flow[Any]) -> Any:
         return await run_async(flow, self.client, self.auth.runtime)

@@ -1,10 +1,12 @@
-"""AAuth for MCP over streamable HTTP (``pip install 'aauth-agents[mcp]'``, ``mcp>=1.24,<2``).
+"""AAuth for MCP over streamable HTTP, on both MCP SDK lines: 1.x (``FastMCP``, httpx) and
+2.x (``MCPServer``, httpx2); :mod:`~aauth_agents.integrations.mcp_sdk` holds the difference.
 
-The resource side -- a FastMCP server every request of which is verified::
+The resource side -- an MCP server every request of which is verified::
 
-    from mcp.server.fastmcp import Context, FastMCP
+    from mcp.server.fastmcp import Context, FastMCP       # 1.x
+    # from mcp.server.mcpserver import Context, MCPServer # 2.x
 
-    server = FastMCP("notes", stateless_http=True)
+    server = FastMCP("notes")                             # or MCPServer("notes")
 
     @server.tool()
     def delete_note(name: str, ctx: Context) -> str:
@@ -14,7 +16,8 @@ The resource side -- a FastMCP server every request of which is verified::
     app = protect_mcp(server, resource=ResourceConfig(
         identifier="https://notes.example", signing_key=key, issuer_keys=AsyncDiscovery(),
         scope_descriptions={"notes.delete": "Delete your notes"}),
-        tools={"delete_note": AccessRule.auth("notes.delete")}, default=AccessRule.agent())
+        tools={"delete_note": AccessRule.auth("notes.delete")}, default=AccessRule.agent(),
+        stateless_http=True)
     uvicorn.run(app)
 
 :func:`protect_mcp` wraps the server's ``streamable_http_app()`` with
@@ -71,12 +74,7 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 from mcp import ClientSession
-from mcp.client.streamable_http import streamable_http_client
-from mcp.server.fastmcp import Context, FastMCP
-from mcp.server.transport_security import TransportSecuritySettings
-from mcp.shared.context import RequestContext
 
 from ..agent.client import client_options
 from ..protocol.errors import ConfigurationError
@@ -92,6 +90,18 @@ from ..resource import (
     mcp_policy,
 )
 from ..resource.mcp import ACCESS_MODE_META
+from .mcp_sdk import (
+    Context,
+    McpServer,
+    RequestContext,
+    TransportSecuritySettings,
+    http,
+    http_auth,
+    http_options,
+    http_transport,
+    open_streamable_http,
+    streamable_http_app,
+)
 
 log = logging.getLogger("aauth_agents.integrations.mcp")
 
@@ -150,7 +160,7 @@ def require_caller_from_context(
 # -- the tools a server publishes ------------------------------------------------------------------
 
 
-def declare_tools(server: FastMCP[Any], tools: Mapping[str, AccessRule] | None = None, *,
+def declare_tools(server: McpServer[Any], tools: Mapping[str, AccessRule] | None = None, *,
                   default: AccessRule) -> list[McpTool]:
     """Every tool ``server`` has now, each with its rule: ``tools[name]``, else ``default``.
 
@@ -210,16 +220,26 @@ class McpServerApp:
       signed by another key is answered as if the session did not exist (404), as the MCP SDK
       does for its own bearer tokens.
 
+    * ``stateless_http``, ``json_response``, ``streamable_http_path``,
+      ``transport_security``: the streamable HTTP options, on both MCP SDK lines (``None``:
+      the server's own setting on 1.x, the SDK's default on 2.x; see
+      :mod:`~aauth_agents.integrations.mcp_sdk`).
+
     The object is the whole app (the MCP path and the server's custom routes);
     :attr:`endpoint` is the MCP endpoint alone, for a ``Route`` at any path of another app.
     """
 
-    def __init__(self, server: FastMCP[Any], *, hosts: Iterable[str] = (),
-                 bind_sessions: bool = True) -> None:
+    def __init__(self, server: McpServer[Any], *, hosts: Iterable[str] = (),
+                 bind_sessions: bool = True, stateless_http: bool | None = None,
+                 json_response: bool | None = None, streamable_http_path: str | None = None,
+                 transport_security: TransportSecuritySettings | None = None) -> None:
         self.server = server
-        self.app = server.streamable_http_app()
+        options = http_options(
+            server, stateless_http=stateless_http, json_response=json_response,
+            streamable_http_path=streamable_http_path, transport_security=transport_security)
+        self.app = streamable_http_app(server, options)
         self.manager = server.session_manager
-        self.path: str = server.settings.streamable_http_path
+        self.path: str = options["streamable_http_path"]
         self.app.router.lifespan_context = self.lifespan
         self.bind_sessions = bind_sessions
         self._admit_hosts(list(hosts))
@@ -348,12 +368,13 @@ class _Endpoint:
 
 
 def protect_mcp(
-    server: FastMCP[Any],
+    server: McpServer[Any],
     *,
     resource: ResourceConfig | AAuthResource,
     tools: Mapping[str, AccessRule] | None = None,
     default: AccessRule | None = None,
     bind_sessions: bool = True,
+    **http: Any,
 ) -> AAuthMiddleware:
     """``server``'s streamable HTTP app behind :class:`AAuthMiddleware`.
 
@@ -364,6 +385,9 @@ def protect_mcp(
     bodies (:data:`MCP_SIGNATURE_COMPONENTS`); an :class:`AAuthResource` must already publish
     both (``extra_metadata=mcp_metadata(url, declare_tools(...))``).
 
+    ``http``: the streamable HTTP options of :class:`McpServerApp` (``stateless_http=True``,
+    ...), given the same way on both MCP SDK lines.
+
     Returns the middleware: ``.resource`` is the :class:`AAuthResource`, ``.app`` the
     :class:`McpServerApp` (``await app.app.aclose()`` when no lifespan ran)."""
     default = default if default is not None else AccessRule.agent()
@@ -371,7 +395,7 @@ def protect_mcp(
     if not isinstance(config, ResourceConfig):
         raise ConfigurationError("resource must be a ResourceConfig or an AAuthResource")
     app = McpServerApp(server, hosts=[urlsplit(config.identifier).netloc],
-                       bind_sessions=bind_sessions)
+                       bind_sessions=bind_sessions, **http)
     declared = declare_tools(server, tools, default=default)
     published = mcp_metadata(config.identifier + app.path, declared)
     if isinstance(resource, AAuthResource):
@@ -402,9 +426,9 @@ def protect_mcp(
 async def aauth_mcp_session(
     url: str,
     *,
-    auth: httpx.Auth | None = None,
-    transport: httpx.AsyncBaseTransport | None = None,
-    http_client: httpx.AsyncClient | None = None,
+    auth: Any = None,
+    transport: Any = None,
+    http_client: Any = None,
     timeout: float = 30.0,
     read_timeout: float = 300.0,
     terminate_on_close: bool = True,
@@ -421,6 +445,11 @@ async def aauth_mcp_session(
     ``https://resource.example`` on loopback); ``timeout`` / ``read_timeout`` are httpx's
     (a response stream may stay open a while). Or pass a ready ``http_client`` (with its own
     ``auth``), which is then not closed here.
+
+    On both MCP SDK lines: on 2.x the client is an ``httpx2.AsyncClient`` with ``auth``'s
+    ``httpx2`` twin (:meth:`~aauth_agents.agent.AAuth.httpx2`, the same agent and caches) and
+    an httpx ``transport`` bridged to it; a ready ``http_client`` is then an
+    ``httpx2.AsyncClient``.
     ``session_options`` go to ``ClientSession`` (``client_info``, ``logging_callback``,
     ``read_timeout_seconds``, ...).
 
@@ -440,10 +469,11 @@ async def aauth_mcp_session(
     async with contextlib.AsyncExitStack() as stack:
         if http_client is None:
             assert auth is not None
-            http_client = await stack.enter_async_context(httpx.AsyncClient(
-                **client_options(auth=auth, transport=transport, follow_redirects=False,
-                                 timeout=httpx.Timeout(timeout, read=read_timeout))))
-        read, write, _ = await stack.enter_async_context(streamable_http_client(
+            http_client = await stack.enter_async_context(http.AsyncClient(
+                **client_options(auth=http_auth(auth), transport=http_transport(transport),
+                                 follow_redirects=False,
+                                 timeout=http.Timeout(timeout, read=read_timeout))))
+        read, write = await stack.enter_async_context(open_streamable_http(
             url, http_client=http_client, terminate_on_close=terminate_on_close))
         session = await stack.enter_async_context(ClientSession(read, write, **session_options))
         await session.initialize()

@@ -12,8 +12,8 @@ endpoint            MCP tool                     needs
                                                  agent holding ``files.read`` steps up
 =================== ============================ ==========================================
 
-The MCP server (FastMCP, stateless streamable HTTP) is at ``/mcp``; every other MCP message
-(``initialize``, ``tools/list``) needs an agent token. The metadata
+The MCP server (stateless streamable HTTP, on either MCP SDK line) is at ``/mcp``; every other
+MCP message (``initialize``, ``tools/list``) needs an agent token. The metadata
 (``/.well-known/aauth-resource.json``) carries a name, a description, the two scopes,
 ``access_mode: agent-token``, the tools as the R3 MCP vocabulary, and asks agents to sign
 request bodies (``content-type``, ``content-digest``). Files live in memory,
@@ -37,8 +37,6 @@ from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
-from mcp.server.fastmcp import Context, FastMCP
-from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -52,6 +50,7 @@ from ..integrations.mcp import (
     declare_tools,
     require_caller_from_context,
 )
+from ..integrations.mcp_sdk import AnyContext, McpServer, TransportSecuritySettings, new_server
 from ..keys import PrivateKey
 from ..protocol.encoding import loads_json_object
 from ..protocol.errors import ConfigurationError
@@ -193,12 +192,12 @@ class DemoResource:
     """The demo resource as an ASGI app.
 
     ``resource`` is the :class:`~aauth_agents.resource.AAuthResource` (metadata, events,
-    stores), ``files`` the :class:`DemoFiles`, ``mcp`` the FastMCP server, ``tools`` the
+    stores), ``files`` the :class:`DemoFiles`, ``mcp`` the MCP server, ``tools`` the
     published :class:`~aauth_agents.resource.McpTool` list, ``middleware`` the
     :class:`~aauth_agents.resource.AAuthMiddleware` every request passes. When the ASGI
     server runs no lifespan, ``await aclose()`` stops the MCP session manager."""
 
-    def __init__(self, *, middleware: AAuthMiddleware, files: DemoFiles, mcp: FastMCP[Any],
+    def __init__(self, *, middleware: AAuthMiddleware, files: DemoFiles, mcp: McpServer[Any],
                  mcp_app: McpServerApp, tools: list[McpTool]) -> None:
         self.middleware = middleware
         self.resource: AAuthResource = middleware.resource
@@ -214,35 +213,35 @@ class DemoResource:
         await self.mcp_app.aclose()
 
 
-def _mcp_server(identifier: str, files: DemoFiles) -> FastMCP[Any]:
+def _mcp_server(identifier: str, files: DemoFiles) -> McpServer[Any]:
     host = urlsplit(identifier).netloc
-    server: FastMCP[Any] = FastMCP(
+    server: McpServer[Any] = new_server(
         NAME, instructions=DESCRIPTION, stateless_http=True, streamable_http_path=MCP_PATH,
         log_level="WARNING", transport_security=TransportSecuritySettings(
             enable_dns_rebinding_protection=True, allowed_hosts=[host],
             allowed_origins=[identifier]))
 
     @server.tool(description="Who the calling agent is (needs an agent token).")
-    def whoami(ctx: Context[Any, Any, Any]) -> dict[str, Any]:
+    def whoami(ctx: AnyContext) -> dict[str, Any]:
         return describe_caller(require_caller_from_context(ctx))
 
     @server.tool(description="Who the agent's person is (needs a person token).")
-    def profile(ctx: Context[Any, Any, Any]) -> dict[str, Any]:
+    def profile(ctx: AnyContext) -> dict[str, Any]:
         return describe_caller(require_caller_from_context(ctx))
 
     @server.tool(description="List the person's files (needs files.read).")
-    def list_files(ctx: Context[Any, Any, Any]) -> dict[str, Any]:
+    def list_files(ctx: AnyContext) -> dict[str, Any]:
         return {"files": files.list(_person(require_caller_from_context(ctx)))}
 
     @server.tool(description="Read one of the person's files (needs files.read).")
-    def read_file(name: str, ctx: Context[Any, Any, Any]) -> dict[str, Any]:
+    def read_file(name: str, ctx: AnyContext) -> dict[str, Any]:
         content = files.read(_person(require_caller_from_context(ctx)), name)
         if content is None:
             raise DemoFileError(f"no file named {name!r}")
         return {"name": name, "content": content}
 
     @server.tool(description="Create or replace one of the person's files (needs files.write).")
-    def write_file(name: str, content: str, ctx: Context[Any, Any, Any]) -> dict[str, Any]:
+    def write_file(name: str, content: str, ctx: AnyContext) -> dict[str, Any]:
         return files.write(_person(require_caller_from_context(ctx)), name, content)
 
     return server

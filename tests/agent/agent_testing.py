@@ -27,6 +27,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 import httpx
+import httpx2
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -65,6 +66,7 @@ from aauth_agents.tokens import (
     verify_resource_token,
 )
 from aauth_agents.transport import AsyncMappedTransport, MappedTransport
+from aauth_agents.transport_httpx2 import Httpx2Transport
 
 AP = "https://agent.example"
 PS = "https://ps.example"
@@ -994,17 +996,25 @@ class Agent:
         self.mode = mode
         self.auth = auth
         self.sync_client: httpx.Client | None = None
-        self.async_client: httpx.AsyncClient | None = None
+        self.async_client: Any = None  # an httpx or an httpx2 AsyncClient
         if mode == "sync":
             self.sync_client = httpx.Client(
                 auth=auth, transport=MappedTransport(mapping, strict=True), **client
             )
-        else:
+        elif mode == "async":
             self.async_client = httpx.AsyncClient(
                 auth=auth, transport=AsyncMappedTransport(mapping, strict=True), **client
             )
+        else:  # the same agent as an httpx2.Auth, over the same mapping
+            self.async_client = httpx2.AsyncClient(
+                auth=auth.httpx2(),
+                transport=Httpx2Transport(AsyncMappedTransport(mapping, strict=True)),
+                **client,
+            )
 
     async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        if self.mode == "httpx2" and isinstance(kwargs.get("auth"), AAuth):
+            kwargs["auth"] = kwargs["auth"].httpx2()
         if self.sync_client is not None:
             client = self.sync_client
             return await anyio.to_thread.run_sync(lambda: client.request(method, url, **kwargs))

@@ -1,4 +1,5 @@
-"""Fixtures for the agent tests: every scenario runs with httpx.Client and httpx.AsyncClient."""
+"""Fixtures for the agent tests: every scenario runs with httpx.Client, httpx.AsyncClient
+and httpx2.AsyncClient (``AAuth.httpx2()``, the MCP SDK 2.x line's HTTP library)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from agent_testing import Agent, World
 from aauth_agents.agent import AAuth
 
 
-@pytest.fixture(params=["sync", "async"])
+@pytest.fixture(params=["sync", "async", "httpx2"])
 def mode(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 

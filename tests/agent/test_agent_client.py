@@ -8,6 +8,7 @@ from typing import Any
 
 import anyio
 import httpx
+import httpx2
 import pytest
 from agent_testing import PS, RESOURCE, Agent, World
 from starlette.applications import Starlette
@@ -141,13 +142,13 @@ async def test_requests_inherit_the_client_timeout(world: World, mode: str) -> N
     wait=N`` reads for at least N + 10 s (the agent asked the server to hold it that long:
     httpx's default 5 s read timeout would fail every long poll)."""
     seen: list[tuple[str | None, Any]] = []
-    timeout = httpx.Timeout(7.0)
+    timeout = (httpx2 if mode == "httpx2" else httpx).Timeout(7.0)
 
     def record(request: httpx.Request) -> None:
         seen.append((request.headers.get("prefer"), request.extensions.get("timeout")))
 
     hooks: dict[str, list[Any]] = {"request": [record]}
-    if mode == "async":
+    if mode != "sync":
 
         async def hook(request: httpx.Request) -> None:
             record(request)

@@ -359,6 +359,7 @@ async def test_a_long_wait_needs_the_clients_max_redirects_raised(world: World, 
     of 30 polls fails on a default client, and completes on one made with
     ``client_options`` (what ``AAuth.client()`` uses)."""
     import httpx
+    import httpx2
 
     from aauth_agents.agent import client_options
 
@@ -366,7 +367,7 @@ async def test_a_long_wait_needs_the_clients_max_redirects_raised(world: World, 
     world.ps.approval_rounds = 30
     plain = Agent(mode, world.auth(), world.mapping)
     try:
-        with pytest.raises(httpx.TooManyRedirects):
+        with pytest.raises((httpx2 if mode == "httpx2" else httpx).TooManyRedirects):
             await plain.get(f"{RESOURCE}/profile")
     finally:
         await plain.aclose()

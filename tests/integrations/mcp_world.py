@@ -40,6 +40,13 @@ HOSTS = {"agents.example": "127.0.0.1", "ps.example": "127.0.0.1",
          "resource.example": "127.0.0.1"}
 
 
+def wire(model: Any) -> dict[str, Any]:
+    """An MCP result as its JSON on the wire (``isError``, ``structuredContent``): the same
+    on both MCP SDK lines, whose Python field names differ (2.x: ``is_error``, ...)."""
+    data: dict[str, Any] = model.model_dump(by_alias=True, mode="json", exclude_none=True)
+    return data
+
+
 def egress() -> EgressPolicy:
     return EgressPolicy.for_mapped_hosts(HOSTS, allow_loopback=True)
 

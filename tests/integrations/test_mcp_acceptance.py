@@ -15,7 +15,7 @@ import json
 from typing import Any
 
 import httpx
-from mcp_world import AGENT_ID, PS, RESOURCE, World
+from mcp_world import AGENT_ID, PS, RESOURCE, World, wire
 
 from aauth_agents.integrations.mcp import aauth_mcp_session
 from aauth_agents.protocol import parse_requirement
@@ -34,9 +34,10 @@ def _serve_demo(world: World) -> DemoResource:
 
 
 def _structured(result: Any) -> dict[str, Any]:
-    assert not result.isError, result.content
-    data: dict[str, Any] = result.structuredContent
-    return data
+    data = wire(result)
+    assert not data.get("isError"), data["content"]
+    structured: dict[str, Any] = data["structuredContent"]
+    return structured
 
 
 def _rpc(method: str, params: dict[str, Any] | None = None) -> bytes:
@@ -148,6 +149,6 @@ async def test_tools_see_the_caller_of_each_request(world: World) -> None:
             seen.append(_structured(await session.call_tool("whoami", {}))["key_thumbprint"])
             written = await session.call_tool("write_file", {"name": "who.txt",
                                                              "content": identity.agent_id})
-            assert not written.isError
+            assert not wire(written).get("isError")
     # the key tells agents apart whichever token they sign with (an auth token names none)
     assert seen == [first.key.thumbprint(), second.key.thumbprint(), first.key.thumbprint()]

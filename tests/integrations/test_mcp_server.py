@@ -10,8 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from mcp.server.fastmcp import Context, FastMCP
-from mcp_world import AP, RESOURCE, World
+from mcp_world import AP, RESOURCE, World, wire
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -28,6 +27,7 @@ from aauth_agents.integrations.mcp import (
     protect_mcp,
     require_caller_from_context,
 )
+from aauth_agents.integrations.mcp_sdk import Context, new_server
 from aauth_agents.keys import PrivateKey
 from aauth_agents.protocol import parse_signature_error
 from aauth_agents.protocol.errors import ConfigurationError
@@ -47,21 +47,21 @@ HEADERS = {"content-type": "application/json",
            "accept": "application/json, text/event-stream"}
 
 
-def _notes_server(*, stateless: bool, ran: list[str] | None = None) -> FastMCP[Any]:
-    server: FastMCP[Any] = FastMCP("notes", stateless_http=stateless, log_level="WARNING")
+def _notes_server(*, stateless: bool, ran: list[str] | None = None) -> Any:
+    server: Any = new_server("notes", stateless_http=stateless, log_level="WARNING")
 
     @server.tool()
-    def who(ctx: Context[Any, Any, Any]) -> dict[str, Any]:
+    def who(ctx: Context) -> dict[str, Any]:
         caller = require_caller_from_context(ctx)
         return {"kind": caller.kind, "agent": caller.agent, "scopes": list(caller.scopes)}
 
     @server.tool()
-    def secret(ctx: Context[Any, Any, Any]) -> dict[str, Any]:
+    def secret(ctx: Context) -> dict[str, Any]:
         caller = require_caller_from_context(ctx)
         return {"kind": caller.kind, "scopes": list(caller.scopes)}
 
     @server.tool()
-    def archive(name: str, ctx: Context[Any, Any, Any]) -> str:
+    def archive(name: str, ctx: Context) -> str:
         require_caller_from_context(ctx)
         if ran is not None:
             ran.append(name)
@@ -103,9 +103,9 @@ async def test_stateful_server_tools_read_the_caller_of_their_own_request(
     async with aauth_mcp_session(RESOURCE + "/mcp", auth=local_world.auth(),
                                  transport=local_world.transport()) as session:
         listed = await session.list_tools()
-        before = (await session.call_tool("who", {})).structuredContent
-        secret = (await session.call_tool("secret", {})).structuredContent
-        after = (await session.call_tool("who", {})).structuredContent
+        before = wire(await session.call_tool("who", {}))["structuredContent"]
+        secret = wire(await session.call_tool("secret", {}))["structuredContent"]
+        after = wire(await session.call_tool("who", {}))["structuredContent"]
     assert before == {"kind": "agent", "agent": "aauth:assistant@agents.example",
                       "scopes": []}
     assert secret == {"kind": "auth", "scopes": ["notes.read"]}
@@ -162,8 +162,9 @@ async def test_a_deferred_tool_call_is_held_and_delivered_once(local_world: Worl
     async with aauth_mcp_session(RESOURCE + "/mcp", auth=local_world.auth(sleep=wait),
                                  transport=local_world.transport()) as session:
         result = await session.call_tool("archive", {"name": "2024"})
-    assert not result.isError, result.content
-    assert result.content[0].text == "archived 2024"  # type: ignore[union-attr]
+    data = wire(result)
+    assert not data.get("isError"), data["content"]
+    assert data["content"][0]["text"] == "archived 2024"
     assert ran == ["2024"] and waits == [5.0]  # the resource's Retry-After
     assert [e.reason for e in local_world.resource_events("pending")] == ["auth-token"]
     assert len(local_world.resource_events("completed")) == 1
@@ -180,7 +181,7 @@ async def test_in_process_without_lifespan_and_aclose() -> None:
     identity = provider.identity(PrivateKey.generate(), "aauth:bot@agents.example")
     async with aauth_mcp_session(RESOURCE + "/mcp", auth=AAuth(identity),
                                  transport=AsyncMappedTransport({RESOURCE: app})) as session:
-        who = (await session.call_tool("who", {})).structuredContent
+        who = wire(await session.call_tool("who", {}))["structuredContent"]
     assert who is not None and who["agent"] == "aauth:bot@agents.example"
     mcp_app = app.app
     assert mcp_app._task is not None and not mcp_app._task.done()  # type: ignore[attr-defined]
@@ -238,7 +239,7 @@ async def test_replay_cache_and_bodies_signed_in_the_same_second(covered: bool) 
 
 
 def test_caller_from_context_outside_a_request() -> None:
-    ctx: Context[Any, Any, Any] = Context()
+    ctx: Context = Context()
     assert caller_from_context(ctx) is None
     with pytest.raises(LookupError):
         require_caller_from_context(ctx)
