@@ -2,11 +2,22 @@
 # Install everything the test suite needs, then run it (the README's test command):
 #   - Debian's chromium, for the headless consent-page tests (Playwright drives it through
 #     executable_path=/usr/bin/chromium and never downloads a browser of its own);
-#   - a virtual environment with the package and its test extras;
+#   - two virtual environments, one per MCP SDK line: .venv with the test extras on the 1.x
+#     line (langchain-mcp-adapters pins mcp<2), .venv-mcp2 with mcp 2.x, fastmcp 4 and
+#     langchain[mcp] for the tests that touch MCP (MCP_TESTS below);
 #   - the Node.js interop peers (@hellocoop/httpsig, @hellocoop/mockin) from tests/interop;
-# then pytest, with any arguments passed through.
+# then pytest: the whole suite in .venv, then the MCP tests in .venv-mcp2.
+#
+#   bash scripts/test.sh                 # both
+#   bash scripts/test.sh ARGS...         # pytest ARGS in .venv only
+#   bash scripts/test.sh --mcp2 ARGS...  # pytest ARGS (default: MCP_TESTS) in .venv-mcp2 only
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+MCP_TESTS=(
+  tests/integrations
+  tests/langchain/test_mcp_tools.py
+)
 
 if [ ! -x /usr/bin/chromium ]; then
   sudo=""
@@ -16,7 +27,25 @@ if [ ! -x /usr/bin/chromium ]; then
   $sudo apt-get install -y -qq chromium >/dev/null
 fi
 
+npm ci --prefix tests/interop --no-audit --no-fund
+
+mcp2() {
+  python3 -m venv .venv-mcp2
+  .venv-mcp2/bin/pip install -q -e '.[test-mcp2]'
+  .venv-mcp2/bin/python -m pytest "$@"
+}
+
+if [ "${1:-}" = "--mcp2" ]; then
+  shift
+  if [ $# -eq 0 ]; then set -- "${MCP_TESTS[@]}"; fi
+  mcp2 "$@"
+  exit
+fi
+
 python3 -m venv .venv
 .venv/bin/pip install -q -e '.[test]'
-npm ci --prefix tests/interop --no-audit --no-fund
-exec .venv/bin/python -m pytest "$@"
+if [ $# -gt 0 ]; then
+  exec .venv/bin/python -m pytest "$@"
+fi
+.venv/bin/python -m pytest
+mcp2 "${MCP_TESTS[@]}"

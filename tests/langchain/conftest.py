@@ -84,6 +84,22 @@ class Party:
         self._clients.append(made)
         return made
 
+    def mcp_client(self) -> Any:
+        """The async client an MCP toolset sends through: ``async_client()`` on the MCP SDK
+        1.x line, its httpx2 twin (the same mapping, bridged) on 2.x."""
+        from aauth_agents.integrations.mcp_sdk import MCP2, http, http_transport
+
+        if not MCP2:
+            return self.async_client()
+        made = http.AsyncClient(
+            **client_options(
+                transport=http_transport(self.stack.async_transport()),
+                event_hooks={"request": [self.arecord]},
+            )
+        )
+        self._clients.append(made)
+        return made
+
     def clients(self) -> dict[str, Any]:
         """Both clients, as the tool factories take them."""
         return {"http_client": self.client(), "async_http_client": self.async_client()}
@@ -113,7 +129,7 @@ class Party:
 
     async def aclose(self) -> None:
         for made in self._clients:
-            if isinstance(made, httpx.AsyncClient):
+            if hasattr(made, "aclose"):  # httpx.AsyncClient, httpx2.AsyncClient
                 await made.aclose()
             else:
                 made.close()

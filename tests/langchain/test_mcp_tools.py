@@ -1,14 +1,16 @@
 """MCP tools through AAuth: the demo resource's ``/mcp`` (a FastMCP server behind the AAuth
 middleware) over loopback, its tools loaded with ``load_aauth_mcp_tools`` /
-``AAuthMcpToolset`` (one long-lived session) and through ``langchain-mcp-adapters``'
-``MultiServerMCPClient`` with ``aauth_mcp_connection``. A LangGraph agent lists and calls
+``AAuthMcpToolset`` (one long-lived session) and through the MCP SDK line's own LangChain
+adapter: ``langchain.mcp.MCPAdapter`` with ``aauth_mcp_client`` (2.x),
+``MultiServerMCPClient`` with ``aauth_mcp_connection`` (1.x). Runs on both lines. A LangGraph agent lists and calls
 them; writing steps up to files.write; a call the person declines fails alone and the
 session goes on; a consent becomes a LangGraph interrupt."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -18,9 +20,11 @@ from test_langgraph import Graph, interrupted, tool_messages
 
 from aauth_agents.integrations.langchain import (
     AAuthMcpToolset,
+    aauth_mcp_client,
     aauth_mcp_connection,
     load_aauth_mcp_tools,
 )
+from aauth_agents.integrations.mcp_sdk import MCP2
 from aauth_agents.protocol.errors import ConfigurationError
 
 
@@ -30,7 +34,7 @@ def toolset(party: Party) -> Iterator[Any]:
     made = AAuthMcpToolset(
         f"{party.stack.resource}/mcp",
         auth=party.approving(),
-        async_http_client=party.async_client(),
+        async_http_client=party.mcp_client(),
         http_client=party.client(),
     )
     try:
@@ -80,7 +84,7 @@ async def test_a_langgraph_agent_lists_and_calls_mcp_tools_and_a_write_steps_up(
 async def test_a_declined_call_fails_alone_and_the_session_goes_on(party: Party, mode: str) -> None:
     declining = party.auth(on_interaction=party.stack.deny)
     with AAuthMcpToolset(
-        f"{party.stack.resource}/mcp", auth=declining, async_http_client=party.async_client()
+        f"{party.stack.resource}/mcp", auth=declining, async_http_client=party.mcp_client()
     ) as toolset:
         tools = {tool.name: tool for tool in toolset.load()}
         calls = [
@@ -101,7 +105,7 @@ async def test_a_consent_is_an_interrupt(party: Party, mode: str) -> None:
         f"{party.stack.resource}/mcp",
         auth=party.auth(),
         on_pending="interrupt",
-        async_http_client=party.async_client(),
+        async_http_client=party.mcp_client(),
         http_client=party.client(),
     ) as toolset:
         tools = toolset.load()
@@ -132,26 +136,61 @@ async def test_arguments_are_checked_before_the_call(
     assert len(party.sent) == sent
 
 
-async def test_multi_server_client_with_an_aauth_connection(party: Party) -> None:
+async def adapter_tools(party: Party, *, hold: bool = False) -> Any:
+    """The demo's tools through the MCP SDK line's own LangChain adapter, every request
+    through AAuth: ``langchain.mcp.MCPAdapter`` with :func:`aauth_mcp_client` (2.x) or
+    ``MultiServerMCPClient`` with :func:`aauth_mcp_connection` (1.x). Both open a new MCP
+    session per tool call unless a session is held (``hold``: an ``async with`` yielding
+    the tools)."""
+    url = f"{party.stack.resource}/mcp"
+    auth = party.approving()
+    if MCP2:
+        from langchain.mcp import MCPAdapter
+
+        adapter = MCPAdapter(
+            aauth_mcp_client(url, auth=auth, transport=party.stack.async_transport())
+        )
+        if not hold:
+            return {tool.name: tool for tool in await adapter.list_tools()}
+
+        @contextlib.asynccontextmanager
+        async def held() -> AsyncIterator[dict[str, Any]]:
+            async with adapter:
+                yield {tool.name: tool for tool in await adapter.list_tools()}
+
+        return held()
     from langchain_mcp_adapters.client import MultiServerMCPClient
+    from langchain_mcp_adapters.tools import load_mcp_tools
 
     client = MultiServerMCPClient(
-        {
-            "demo": aauth_mcp_connection(
-                f"{party.stack.resource}/mcp",
-                auth=party.approving(),
-                transport=party.stack.async_transport(),
-            )
-        }
+        {"demo": aauth_mcp_connection(url, auth=auth, transport=party.stack.async_transport())}
     )
-    async with client.session("demo") as session:
-        from langchain_mcp_adapters.tools import load_mcp_tools
+    if not hold:
+        return {tool.name: tool for tool in await client.get_tools()}
 
-        tools = {tool.name: tool for tool in await load_mcp_tools(session)}
+    @contextlib.asynccontextmanager
+    async def session() -> AsyncIterator[dict[str, Any]]:
+        async with client.session("demo") as opened:
+            yield {tool.name: tool for tool in await load_mcp_tools(opened)}
+
+    return session()
+
+
+async def test_the_lines_own_adapter_in_one_session(party: Party) -> None:
+    async with await adapter_tools(party, hold=True) as tools:
         listed = await tools["list_files"].ainvoke(
             {"type": "tool_call", "id": "c", "name": "list_files", "args": {}}
         )
+        written = await tools["write_file"].ainvoke(
+            {"type": "tool_call", "id": "w", "name": "write_file",
+             "args": {"name": "adapter.txt", "content": "held"}}
+        )
+        read = await tools["read_file"].ainvoke(
+            {"type": "tool_call", "id": "r", "name": "read_file", "args": {"name": "adapter.txt"}}
+        )
     assert "welcome.txt" in listed.content[0]["text"]
+    assert written.status == "success", written.content
+    assert json.loads(read.content[0]["text"])["content"] == "held"
 
 
 def test_load_and_bad_options(party: Party) -> None:
@@ -171,25 +210,20 @@ def test_load_and_bad_options(party: Party) -> None:
             AAuthMcpToolset(options.pop("url"), **options)
     with pytest.raises(ConfigurationError):
         aauth_mcp_connection(f"{party.stack.resource}/mcp", auth="x")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError):
+        aauth_mcp_client(f"{party.stack.resource}/mcp", auth="x")  # type: ignore[arg-type]
+    # each adapter's helper on its own line only, with a message naming the other
+    other = aauth_mcp_connection if MCP2 else aauth_mcp_client
+    with pytest.raises(ConfigurationError, match="aauth_mcp_client" if MCP2 else "1.x"):
+        other(f"{party.stack.resource}/mcp", auth=party.auth())
 
 
 async def test_fifty_sessions_in_a_row_with_the_replay_cache_on(party: Party) -> None:
-    """MultiServerMCPClient opens a new MCP session per tool call: fifty identical
-    ``initialize`` POSTs (and identical calls) within seconds. The agent keeps them apart
-    (``created``, then a ``nonce``); the resource's replay cache, keyed on the signed
-    content, takes none of them for a replay."""
-    from langchain_mcp_adapters.client import MultiServerMCPClient
-
-    client = MultiServerMCPClient(
-        {
-            "demo": aauth_mcp_connection(
-                f"{party.stack.resource}/mcp",
-                auth=party.approving(),
-                transport=party.stack.async_transport(),
-            )
-        }
-    )
-    tools = {tool.name: tool for tool in await client.get_tools()}
+    """The adapters open a new MCP session per tool call: fifty identical ``initialize``
+    POSTs (and identical calls) within seconds. The agent keeps them apart (``created``,
+    then a ``nonce``); the resource's replay cache, keyed on the signed content, takes none
+    of them for a replay."""
+    tools = await adapter_tools(party)
     for number in range(50):
         message = await tools["whoami"].ainvoke(
             {"type": "tool_call", "id": f"c{number}", "name": "whoami", "args": {}}

@@ -5,14 +5,20 @@
     tools = load_aauth_mcp_tools("https://resource.example/mcp", auth=auth)
     agent = create_agent(model, tools)           # or a StateGraph with a ToolNode
 
-    # or with langchain-mcp-adapters' client:
+    # or with LangChain's own MCP adapter (MCP SDK 2.x line):
+    async with MCPAdapter(aauth_mcp_client("https://resource.example/mcp", auth=auth)) as a:
+        tools = await a.list_tools()
+
+    # or with langchain-mcp-adapters' client (MCP SDK 1.x line):
     client = MultiServerMCPClient({"files": aauth_mcp_connection(
         "https://resource.example/mcp", auth=auth)})
 
 :func:`load_aauth_mcp_tools` opens one MCP session (streamable HTTP, every HTTP request
 signed and every challenge answered by :class:`~aauth_agents.agent.AAuth`) and keeps it for
-every call; the tools are converted by ``langchain-mcp-adapters`` (schemas, results as
-content blocks, ``structured_content`` on the artifact) and have both ``func`` and
+every call; the tools are converted by ``langchain.mcp`` on the MCP SDK 2.x line
+(``pip install 'aauth-agents[langchain-mcp]'``) or by ``langchain-mcp-adapters`` on 1.x
+(``'aauth-agents[langchain-mcp-adapters]'``): schemas, results as content blocks,
+``structured_content`` on the artifact, the same on both. The tools have both ``func`` and
 ``coroutine``. The session lives on the toolset's own event loop thread, so the tools work
 from any thread or event loop; it is reopened if the server ends it.
 
@@ -42,12 +48,11 @@ import httpx
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import StructuredTool, ToolException
 from mcp import ClientSession
-from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.exceptions import McpError
 from pydantic_core import to_jsonable_python
 
 from ...agent import AAuth, PendingRequests, client_options
 from ...protocol.errors import AAuthError, ConfigurationError
+from ..mcp_sdk import MCP2, McpError, http, http_auth, http_transport, open_streamable_http
 from .http import json_schema_validator
 from .interrupts import InterruptRecords, NeedsPerson
 from .runtime import AAuthTool, ToolRuntime, aauth_failure, handle_tool_error
@@ -68,13 +73,19 @@ def aauth_mcp_connection(
     timeout: float = 30.0,
     sse_read_timeout: float = 300.0,
 ) -> dict[str, Any]:
-    """A ``langchain_mcp_adapters`` connection (for ``MultiServerMCPClient``) to the
-    streamable-HTTP MCP server at ``url``, every request of which goes through ``auth``.
+    """MCP SDK 1.x line: a ``langchain_mcp_adapters`` connection (for
+    ``MultiServerMCPClient``) to the streamable-HTTP MCP server at ``url``, every request of
+    which goes through ``auth``.
     ``transport`` is the httpx transport (e.g. a development mapping of ``https://HOST`` to
     loopback). The client it makes allows the round trips a person's consent takes
     (:func:`~aauth_agents.agent.client_options`)."""
     if not isinstance(auth, AAuth):
         raise ConfigurationError("aauth_mcp_connection needs auth (an AAuth)")
+    if MCP2:
+        raise ConfigurationError(
+            "langchain-mcp-adapters runs on the MCP SDK 1.x line; on 2.x use "
+            "aauth_mcp_client with langchain.mcp.MCPAdapter"
+        )
 
     def factory(
         headers: dict[str, str] | None = None,
@@ -101,6 +112,66 @@ def aauth_mcp_connection(
     }
 
 
+def _httpx2_factory(transport: Any, timeout: Any) -> Callable[..., Any]:
+    """An ``httpx_client_factory`` for fastmcp's ``StreamableHttpTransport``: httpx2
+    clients through ``transport`` with :func:`~aauth_agents.agent.client_options` (the
+    round trips a person's consent takes) and ``timeout`` unless fastmcp passes one."""
+
+    def factory(
+        headers: dict[str, str] | None = None,
+        auth: Any = None,
+        timeout: Any = timeout,
+        **_: Any,
+    ) -> Any:
+        return http.AsyncClient(
+            **client_options(
+                headers=headers,
+                auth=auth,
+                transport=transport,
+                follow_redirects=False,
+                timeout=timeout,
+            )
+        )
+
+    return factory
+
+
+def aauth_mcp_client(
+    url: str,
+    *,
+    auth: AAuth,
+    transport: Any = None,
+    timeout: float = 30.0,
+    read_timeout: float = 300.0,
+    **client: Any,
+) -> Any:
+    """MCP SDK 2.x line: a ``fastmcp.Client`` of the streamable-HTTP MCP server at ``url``,
+    every request of which goes through ``auth`` (its ``httpx2`` twin,
+    :meth:`~aauth_agents.agent.AAuth.httpx2`), for LangChain's own MCP adapter::
+
+        from langchain.mcp import MCPAdapter
+
+        async with MCPAdapter(aauth_mcp_client(url, auth=auth)) as adapter:
+            tools = await adapter.list_tools()
+
+    ``transport`` -- an httpx or httpx2 transport (e.g. a development mapping);
+    ``client`` -- more ``fastmcp.Client`` options (``elicitation_handler``, ...)."""
+    if not isinstance(auth, AAuth):
+        raise ConfigurationError("aauth_mcp_client needs auth (an AAuth)")
+    if not MCP2:
+        raise ConfigurationError(
+            "aauth_mcp_client is for the MCP SDK 2.x line (fastmcp 4, langchain.mcp); on 1.x "
+            "use aauth_mcp_connection with langchain-mcp-adapters"
+        )
+    from fastmcp.client import Client
+    from fastmcp.client.transports import StreamableHttpTransport
+
+    factory = _httpx2_factory(http_transport(transport), http.Timeout(timeout, read=read_timeout))
+    return Client(
+        StreamableHttpTransport(url, auth=auth.httpx2(), httpx_client_factory=factory), **client
+    )
+
+
 def _call_key(name: str, arguments: Any) -> str:
     return json.dumps(
         [name, to_jsonable_python(arguments or {})], sort_keys=True, separators=(",", ":")
@@ -116,12 +187,12 @@ class _Scope:
     users: int = 1
 
 
-class _Router(httpx.AsyncBaseTransport):
+class _Router(http.AsyncBaseTransport):
     """The MCP session's transport: sends each request through ``client`` with the AAuth of
     the tool call it carries (else ``auth``); a call's failure becomes a JSON-RPC error
     answer to that call alone (see the module docstring)."""
 
-    def __init__(self, client: httpx.AsyncClient, auth: AAuth) -> None:
+    def __init__(self, client: Any, auth: AAuth) -> None:
         self.client, self.auth = client, auth
         self.scopes: dict[str, _Scope] = {}
 
@@ -140,7 +211,7 @@ class _Router(httpx.AsyncBaseTransport):
         if scope.users <= 0 and self.scopes.get(key) is scope:
             del self.scopes[key]
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+    async def handle_async_request(self, request: Any) -> Any:
         message = await self._message(request)
         scope = None
         if isinstance(message, dict) and message.get("method") == "tools/call":
@@ -148,13 +219,13 @@ class _Router(httpx.AsyncBaseTransport):
             scope = self.scopes.get(_call_key(params.get("name", ""), params.get("arguments")))
         try:
             response = await self.client.send(
-                request, auth=scope.auth if scope else self.auth, stream=True
+                request, auth=http_auth(scope.auth if scope else self.auth), stream=True
             )
-        except (AAuthError, NeedsPerson, httpx.HTTPError) as exc:
+        except (AAuthError, NeedsPerson, http.HTTPError) as exc:
             if scope is None or not isinstance(message, dict) or "id" not in message:
                 raise
             scope.error = exc
-            return httpx.Response(
+            return http.Response(
                 200,
                 json={
                     "jsonrpc": "2.0",
@@ -164,14 +235,14 @@ class _Router(httpx.AsyncBaseTransport):
                 request=request,
             )
         if response.is_stream_consumed:  # (AAuth read it, to see whether it was a challenge)
-            return httpx.Response(
+            return http.Response(
                 response.status_code,
                 headers=response.headers,
                 content=response.content,
                 extensions=response.extensions,
                 request=request,
             )
-        return httpx.Response(
+        return http.Response(
             response.status_code,
             headers=response.headers,
             stream=response.stream,
@@ -180,7 +251,7 @@ class _Router(httpx.AsyncBaseTransport):
         )
 
     @staticmethod
-    async def _message(request: httpx.Request) -> Any:
+    async def _message(request: Any) -> Any:
         if request.method != "POST":
             return None
         body = await request.aread()
@@ -193,63 +264,93 @@ class _Router(httpx.AsyncBaseTransport):
         await self.client.aclose()
 
 
+async def _open_mcp1(
+    stack: contextlib.AsyncExitStack, toolset: AAuthMcpToolset, router: _Router, timeout: Any
+) -> tuple[Any, dict[str, StructuredTool]]:
+    """MCP SDK 1.x: a ``ClientSession`` over ``router``, its tools converted by
+    ``langchain-mcp-adapters``."""
+    try:
+        from langchain_mcp_adapters.tools import load_mcp_tools
+    except ImportError as exc:
+        raise ConfigurationError(
+            "MCP tools on the MCP SDK 1.x line need langchain-mcp-adapters: "
+            "pip install 'aauth-agents[langchain-mcp-adapters]'"
+        ) from exc
+    outer = await stack.enter_async_context(
+        http.AsyncClient(transport=router, follow_redirects=False, timeout=timeout)
+    )
+    read, write = await stack.enter_async_context(
+        open_streamable_http(toolset.url, http_client=outer)
+    )
+    session = await stack.enter_async_context(ClientSession(read, write, **toolset.session_options))
+    await session.initialize()
+    tools = await load_mcp_tools(session)
+    return session, {t.name: t for t in tools if isinstance(t, StructuredTool)}
+
+
+async def _open_mcp2(
+    stack: contextlib.AsyncExitStack, toolset: AAuthMcpToolset, router: _Router, timeout: Any
+) -> tuple[Any, dict[str, StructuredTool]]:
+    """MCP SDK 2.x: a ``fastmcp.Client`` over ``router``, its tools converted by
+    LangChain's own MCP adapter (``langchain.mcp``)."""
+    try:
+        from fastmcp.client import Client
+        from fastmcp.client.transports import StreamableHttpTransport
+        from langchain.mcp import as_langchain_tool
+    except ImportError as exc:
+        raise ConfigurationError(
+            "MCP tools on the MCP SDK 2.x line need langchain[mcp]: "
+            "pip install 'aauth-agents[langchain-mcp]'"
+        ) from exc
+
+    transport = StreamableHttpTransport(
+        toolset.url, httpx_client_factory=_httpx2_factory(router, timeout)
+    )
+    client = await stack.enter_async_context(Client(transport, **toolset.session_options))
+    tools = [await as_langchain_tool(tool, client) for tool in await client.list_tools()]
+    return client, {t.name: t for t in tools if isinstance(t, StructuredTool)}
+
+
 class _Session:
     """One agent's MCP session, held open on the toolset's loop until closed."""
 
     def __init__(self, toolset: AAuthMcpToolset, auth: AAuth) -> None:
         self.toolset, self.auth = toolset, auth
         self.router: _Router | None = None
-        self.session: ClientSession | None = None
+        self.session: Any = None  # ClientSession (1.x) or fastmcp.Client (2.x)
         self.adapters: dict[str, StructuredTool] = {}
         self._task: asyncio.Task[None] | None = None
         self._closing = asyncio.Event()
         self._lock = asyncio.Lock()
 
-    async def open(self) -> ClientSession:
+    async def open(self) -> Any:
         async with self._lock:
             if self.session is not None and self._task is not None and not self._task.done():
                 return self.session
-            ready: asyncio.Future[ClientSession] = asyncio.get_running_loop().create_future()
+            ready: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             self._task = asyncio.create_task(self._hold(ready))
             return await ready
 
-    async def _hold(self, ready: asyncio.Future[ClientSession]) -> None:
-        from langchain_mcp_adapters.tools import load_mcp_tools
-
+    async def _hold(self, ready: asyncio.Future[Any]) -> None:
         toolset = self.toolset
+        timeout = http.Timeout(toolset.timeout, read=toolset.read_timeout)
         try:
             async with contextlib.AsyncExitStack() as stack:
-                inner = toolset.async_http_client or httpx.AsyncClient(
+                inner = toolset.async_http_client or http.AsyncClient(
                     **client_options(
-                        transport=toolset.transport,
+                        transport=http_transport(toolset.transport),
                         follow_redirects=False,
-                        timeout=httpx.Timeout(toolset.timeout, read=toolset.read_timeout),
+                        timeout=timeout,
                     )
                 )
                 if toolset.async_http_client is None:
                     await stack.enter_async_context(inner)
-                self.router = _Router(inner, self.auth)
-                outer = await stack.enter_async_context(
-                    httpx.AsyncClient(
-                        transport=self.router,
-                        follow_redirects=False,
-                        timeout=httpx.Timeout(toolset.timeout, read=toolset.read_timeout),
-                    )
-                )
-                read, write, _ = await stack.enter_async_context(
-                    streamable_http_client(toolset.url, http_client=outer)
-                )
-                session = await stack.enter_async_context(
-                    ClientSession(read, write, **toolset.session_options)
-                )
-                await session.initialize()
-                self.adapters = {
-                    t.name: t
-                    for t in await load_mcp_tools(session)
-                    if isinstance(t, StructuredTool)
-                }
-                self.session = session
-                ready.set_result(session)
+                router = self.router = _Router(inner, self.auth)
+                if MCP2:
+                    self.session, self.adapters = await _open_mcp2(stack, toolset, router, timeout)
+                else:
+                    self.session, self.adapters = await _open_mcp1(stack, toolset, router, timeout)
+                ready.set_result(self.session)
                 await self._closing.wait()
         except BaseException as exc:
             if not ready.done():
@@ -475,6 +576,7 @@ async def aload_aauth_mcp_tools(url: str, *, auth: Any, **options: Any) -> list[
 __all__ = [
     "AAUTH_CALL_FAILED",
     "AAuthMcpToolset",
+    "aauth_mcp_client",
     "aauth_mcp_connection",
     "aload_aauth_mcp_tools",
     "load_aauth_mcp_tools",
