@@ -115,17 +115,23 @@ class MemoryReplayCache:
 
     def check_and_store(self, key: ReplayKey, expires_at: float) -> bool:
         now = self._clock()
+        entries = self._entries
         with self._lock:
-            for old, until in list(self._entries.items()):
+            # Expire from the front, oldest first: amortised O(1) per check whatever the
+            # cache holds (an entry outliving one behind it is dropped when it reaches the
+            # front; until then the expiry comparison below still ignores it).
+            while entries:
+                until = entries[next(iter(entries))]
                 if until >= now:
                     break
-                del self._entries[old]
-            if key in self._entries and self._entries[key] >= now:
+                entries.popitem(last=False)
+            stored = entries.get(key)
+            if stored is not None and stored >= now:
                 return False
-            self._entries[key] = expires_at
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
+            entries[key] = expires_at
+            entries.move_to_end(key)
+            while len(entries) > self.max_entries:
+                entries.popitem(last=False)
                 logger.warning("replay cache full: evicted the oldest signature")
             return True
 
