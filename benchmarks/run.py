@@ -31,7 +31,7 @@ from aauth_agents.agent import AAuth, AgentIdentity
 from aauth_agents.agent.state import HeldToken
 from aauth_agents.clock import FrozenClock
 from aauth_agents.keys import ED25519, ES256, PrivateKey
-from aauth_agents.tokens import mint_agent_token, mint_auth_token
+from aauth_agents.tokens import StaticIssuerKeys, mint_agent_token, mint_auth_token
 from aauth_agents.transport import AsyncMappedTransport, MappedTransport
 
 
@@ -78,8 +78,17 @@ def _resource_app() -> Starlette:
 def _warm_auth() -> AAuth:
     """An AAuth whose caches hold everything: resource metadata (fetched by a first request)
     and an auth token for the resource, so each measured request is signed and sent once."""
-    clock = FrozenClock(NOW)
-    provider, ps, agent = PrivateKey.generate(), PrivateKey.generate(), PrivateKey.generate()
+    return _warm_party()[0]
+
+
+def _warm_party(
+    scope: str = "data.read", clock: Any = None
+) -> tuple[AAuth, StaticIssuerKeys]:
+    """:func:`_warm_auth` (on ``clock``, a frozen one by default), and the issuer keys a
+    resource verifying its tokens needs (the agent provider's and the PS's)."""
+    clock = clock if clock is not None else FrozenClock(NOW)
+    provider, ps = PrivateKey.generate(kid="ap-1"), PrivateKey.generate(kid="ps-1")
+    agent = PrivateKey.generate()
     agent_token = mint_agent_token(
         provider,
         iss="https://agent.example",
@@ -97,12 +106,16 @@ def _warm_auth() -> AAuth:
         ps=PS,
         sub="person-1",
         cnf=agent.public_key,
-        scope="data.read",
+        scope=scope,
         clock=clock,
     )
     auth.flow.public_key  # noqa: B018 - registers the signing key with the caches
     auth.state.put_auth_token(RESOURCE, None, HeldToken.from_raw("auth", auth_token))
-    return auth
+    keys = StaticIssuerKeys({
+        ("https://agent.example", "aauth-agent.json"): [provider.public_key],
+        (PS, "aauth-person.json"): [ps.public_key],
+    })
+    return auth, keys
 
 
 def _sync_timer(client: httpx.Client) -> Callable[[int], float]:
@@ -234,6 +247,7 @@ BENCHMARKS: dict[str, Callable[[], int]] = {
     "protected-endpoint-rate": lambda: __import__("bench_resource").benchmark(),
     "ps-token-rate": lambda: __import__("bench_ps").benchmark(),
     "tool-overhead": lambda: __import__("bench_tools").benchmark(),
+    "mcp-call-overhead": lambda: __import__("bench_mcp").benchmark(),
 }
 
 
