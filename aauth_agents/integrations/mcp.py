@@ -49,10 +49,12 @@ whose challenges are answered by :class:`~aauth_agents.agent.AAuth`::
 deferred ``202``); every other response reaches the MCP client unread, so a tool's progress
 notifications, and the server's own requests in the middle of a call (elicitation,
 sampling, roots: answered by the ``ClientSession``'s callbacks), arrive as the server
-sends them, and a stateful session's standing ``GET`` stream delivers. (A *stateless*
-FastMCP server, ``stateless_http=True``, cannot receive the answer to its own request on
-the MCP SDK 1.x line -- modelcontextprotocol/python-sdk#1740 -- so elicitation and sampling
-need a stateful server; progress works either way.)
+sends them, and a stateful session's standing ``GET`` stream delivers. A *stateless*
+server (``stateless_http=True``) has no channel for requests of its own: on the MCP SDK 1.x
+line its elicitation and sampling never get an answer (modelcontextprotocol/python-sdk#1740);
+on 2.x its tools ask through input-required rounds (SEP-2322: ``Resolve(...)`` parameters),
+which 2.x's ``mcp.client.Client`` drives -- each round a signed POST through
+:func:`mcp_http_client`. Progress works either way.
 """
 
 from __future__ import annotations
@@ -422,6 +424,28 @@ def protect_mcp(
 # -- the agent side --------------------------------------------------------------------------------
 
 
+def mcp_http_client(
+    auth: Any, *, transport: Any = None, timeout: float = 30.0, read_timeout: float = 300.0
+) -> Any:
+    """The HTTP client an MCP client transport sends through, every request of it through
+    ``auth`` (an :class:`~aauth_agents.agent.AAuth`): an ``httpx.AsyncClient`` on the MCP
+    SDK 1.x line, an ``httpx2.AsyncClient`` with ``auth``'s twin on 2.x (``transport``, an
+    httpx one, bridged), with the round trips a consent takes
+    (:func:`~aauth_agents.agent.client_options`) and MCP's own redirect handling. For the
+    SDK's other clients, e.g. 2.x's ``mcp.client.Client``::
+
+        Client(streamable_http_client(url, http_client=mcp_http_client(auth)))
+    """
+    return http.AsyncClient(
+        **client_options(
+            auth=http_auth(auth),
+            transport=http_transport(transport),
+            follow_redirects=False,
+            timeout=http.Timeout(timeout, read=read_timeout),
+        )
+    )
+
+
 @contextlib.asynccontextmanager
 async def aauth_mcp_session(
     url: str,
@@ -469,10 +493,8 @@ async def aauth_mcp_session(
     async with contextlib.AsyncExitStack() as stack:
         if http_client is None:
             assert auth is not None
-            http_client = await stack.enter_async_context(http.AsyncClient(
-                **client_options(auth=http_auth(auth), transport=http_transport(transport),
-                                 follow_redirects=False,
-                                 timeout=http.Timeout(timeout, read=read_timeout))))
+            http_client = await stack.enter_async_context(mcp_http_client(
+                auth, transport=transport, timeout=timeout, read_timeout=read_timeout))
         read, write = await stack.enter_async_context(open_streamable_http(
             url, http_client=http_client, terminate_on_close=terminate_on_close))
         session = await stack.enter_async_context(ClientSession(read, write, **session_options))
@@ -486,6 +508,7 @@ __all__ = [
     "aauth_mcp_session",
     "caller_from_context",
     "declare_tools",
+    "mcp_http_client",
     "protect_mcp",
     "require_caller_from_context",
 ]
