@@ -112,6 +112,7 @@ input[type=text],input[type=password],textarea{width:100%;box-sizing:border-box;
 font-size:1rem;padding:.3rem}
 .logo{max-height:48px;max-width:48px;vertical-align:middle}
 table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:.2rem .5rem}
+#r3-parameters code{white-space:pre-wrap;word-break:break-word}
 """
 
 
