@@ -332,6 +332,7 @@ def demo_resource(
         issuer_keys=issuer_keys, stores=stores, clock=clock, event_hook=event_hook,
         trust=trust or TrustPolicy(), name=NAME, description=DESCRIPTION,
         scope_descriptions=SCOPES, access_mode="agent-token",
+        deferred_retry_after=1,  # a held delete_file call is polled again after 1 s
         additional_signature_components=MCP_SIGNATURE_COMPONENTS,
         extra_metadata=mcp_metadata(issuer + MCP_PATH, tools))
 
