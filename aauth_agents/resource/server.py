@@ -6,8 +6,9 @@ Outcomes of :meth:`AAuthResource.authorize` and :meth:`AAuthResource.endpoint`:
 
 * :class:`Allow` -- run the application with this caller;
 * :class:`Reply` -- send this response (an error, a challenge, a 202, a published document);
-* :class:`Execute` -- a poll completed a held invocation: run ``held`` with ``caller``, then
-  hand the response to :meth:`AAuthResource.complete` (which stores it, §Deferred Delivery).
+* :class:`Execute` -- a poll (or a per-call tool's call re-sent with its approval) completed
+  a held invocation: run ``held`` with ``caller``, then hand the response to
+  :meth:`AAuthResource.complete` (which stores it, §Deferred Delivery).
 
 Per-call tools (R3 §Per-Call Proposals, :mod:`.percall`): each call is held as a
 ``per-call`` pending record whose resource token references a proposal built from the

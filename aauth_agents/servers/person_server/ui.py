@@ -767,6 +767,12 @@ class PersonServerUI:
                          f'<code>{_e(resource.identifier)}</code>')
             scopes = " ".join(str(s) for s in req.request.get("scopes", ()))
             scope = f' · scope <code class="scope">{_e(scopes)}</code>' if scopes else ""
+            r3 = req.request.get("r3")
+            summary = (r3.get("display") or {}).get("summary") if isinstance(r3, Mapping) \
+                else None
+            if isinstance(summary, str):  # what the resource says this call does (R3)
+                scope += f'<p class="untrusted r3-summary">{_e(summary)}</p>'
+
             created = datetime.fromtimestamp(record.created_at, timezone.utc)
             out.append(
                 f'<li class="box waiting" data-pending="{_e(record.id)}">'
