@@ -592,10 +592,10 @@ class AAuthResource:
     async def _r3_reader(self, key: SignatureKey) -> KeyResolution:
         """``scheme=jwks_uri`` of a PS (``aauth-person.json``) or an AS
         (``aauth-access.json``); the context is ``[server, dwk]``."""
-        resolution = await self._server_key(key)
         dwk = key.params.get("dwk")
-        if dwk not in (DWK_PERSON, DWK_ACCESS):
+        if dwk not in (DWK_PERSON, DWK_ACCESS):  # refused before any key is fetched
             raise DiscoveryError("an R3 document is read by a person server or access server")
+        resolution = await self._server_key(key)
         return KeyResolution(jwk=resolution.jwk, context=[resolution.context, str(dwk)])
 
     async def r3_document(self, request: HttpRequest, record_id: str) -> Reply:

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from resource_support import AS, PS, RESOURCE, World
+from resource_support import AP, AS, PS, RESOURCE, World
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -42,7 +42,7 @@ from aauth_agents.resource import (
 )
 from aauth_agents.resource.percall import DIGEST_OVER
 from aauth_agents.stores import COMPLETED, PENDING, Stores
-from aauth_agents.tokens import DWK_ACCESS, DWK_PERSON, peek
+from aauth_agents.tokens import DWK_ACCESS, DWK_AGENT, DWK_PERSON, peek
 
 OTHER_PS = "https://other-ps.example"
 
@@ -404,9 +404,11 @@ async def test_only_the_named_person_server_reads_a_proposal(world: World) -> No
         assert agent.status_code == 401, agent.text
         assert "signature-error" in agent.headers
         assert held.document not in agent.content
-    # the agent's key, claiming to be the PS
+    # the agent's key, claiming to be the PS; the agent's provider, signing as itself
     forged = await tools.read_as(uri, world.agent_key, PS, DWK_PERSON)
     assert forged.status_code == 401
+    provider = await tools.read_as(uri, world.ap_key, AP, DWK_AGENT)
+    assert provider.status_code == 401
     other = await tools.read_as(
         uri,
         world.other_ps_key,
