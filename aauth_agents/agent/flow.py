@@ -814,9 +814,9 @@ class AgentFlow:
         """§Auth Token Required: verify the challenge, then a cached auth token for its
         scope or one exchange shared by every concurrent caller.
 
-        R3: a resource token naming an R3 document (``r3_s256``) is answered only by a
-        token drawn from that same document, and a token drawn from one answers nothing
-        else. When it completes a held call (``held``, a 202) the token is single use: the
+        R3: a resource token naming an R3 document (``r3_uri``, ``r3_s256``) is answered
+        only by a token drawn from that same document, and a token drawn from one answers
+        nothing else. When it completes a held call (``held``, a 202) the token is single use: the
         agent cannot read the document to tell a per-call proposal from a class document
         (R3 §R3 Document Access Restriction), and a per-call grant is consumed by the call
         it approved (R3 §Per-Call Proposals), so it is neither cached nor presented again
@@ -835,9 +835,12 @@ class AgentFlow:
             self.config.clock(),
             self.config.refresh_margin,
         )
-        pinned = resource_token.r3_s256
-        single_use = held and pinned is not None
-        if cached is not None and (single_use or cached.claims.get("r3_s256") != pinned):
+        # Two held calls alike have alike proposals (one r3_s256) at two r3_uri values.
+        pinned = (resource_token.r3_uri, resource_token.r3_s256)
+        single_use = held and resource_token.r3_s256 is not None
+        if cached is not None and (
+            single_use or (cached.claims.get("r3_uri"), cached.claims.get("r3_s256")) != pinned
+        ):
             cached = None
         if cached is not None and cached.raw != presented.raw:
             self.state.use_auth_token(resource, cached)

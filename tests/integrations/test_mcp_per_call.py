@@ -277,3 +277,23 @@ async def test_the_demo_resources_delete_file(local_world: World) -> None:
     assert "holds 43 bytes now" in (first.detail or "") and "Hello from" in (first.detail or "")
     assert first.irreversible == "A deleted file cannot be restored."
     assert "There is no file `welcome.txt` now" in (second.detail or "")
+
+
+async def test_two_identical_calls_at_once_are_two_approvals(local_world: World) -> None:
+    """The same arguments twice, concurrently: the proposals are byte-identical (one
+    ``r3_s256``) but each call has its own ``r3_uri``, its own exchange and its own token."""
+    ran: list[dict[str, Any]] = []
+    _serve_notes(local_world, ran)
+    transport = local_world.transport()
+    auth = local_world.auth(sleep=_no_wait)
+    async with aauth_mcp_session(RESOURCE + "/mcp", auth=auth, transport=transport) as session:
+        results = await asyncio.gather(
+            *(session.call_tool("send_note", {"to": "bob", "text": "same"}) for _ in range(2))
+        )
+    assert all(not r.isError for r in results), [r.content for r in results]
+    assert sorted(r.structuredContent["sent"] for r in results if r.structuredContent) == [1, 2]
+    assert ran == [{"to": "bob", "text": "same"}] * 2
+    issued = local_world.resource_events("issued", "resource_token")
+    assert len({e.detail["r3_uri"] for e in issued}) == 2
+    assert local_world.count_token_exchanges(transport) == 2
+    assert not local_world.resource_events("denied")
