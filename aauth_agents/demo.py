@@ -15,10 +15,11 @@ An agent enrols its key at the provider, then climbs the ladder with
 (``GET /profile``), three-party authorization with the person's consent (``GET /files``,
 ``files.read``), a sub-agent reading the files under that consent, its parent asking the PS
 for it (§Parent-Mediated Authorization: ``subagent_token``), step-up (``POST /files``,
-``files.write``), a mission proposed to the PS during which the person asks a clarifying
-question and the agent answers, a permission and an audit record under the mission, and
-finally the agent provider revokes the agent: the PS refuses its token and tells the resource,
-which refuses the agent's auth token.
+``files.write``) during which the person asks a clarifying question and the agent answers,
+an MCP tool approved one call at a time (R3 per-call: ``delete_file``, the person reads
+which file it deletes), a mission proposed to the PS, a permission and an audit record under
+the mission, and finally the agent provider revokes the agent: the PS refuses its token and
+tells the resource, which refuses the agent's auth token.
 
 Each request is printed as it happens (which party, which header, a short decoded view of each
 token), then a summary table. The person is scripted: a PS account that decides through the
@@ -183,6 +184,13 @@ class Person:
             say(f"      justification: {view.justification}")
         if view.mission is not None:
             say(f"      mission: {view.mission.description}")
+        if view.r3 is not None:
+            say(f"      this call (R3 per-call proposal): {view.r3.summary}")
+            for line in (view.r3.detail or "").splitlines():
+                if line.strip():
+                    say(f"        {line}")
+            if view.r3.irreversible:
+                say(f"      cannot be undone: {view.r3.irreversible}")
         for name, value in view.details.items():
             say(f"      {name}: {value}")
 
@@ -450,6 +458,23 @@ def _ladder(walk: Walkthrough, printer: Printer, person: Person, ap: AgentProvid
     walk.step("step-up: POST /files (files.write)", "201", write)
     walk.step("clarification: person asks, agent answers", "1 round",
               lambda: f"{min(len(person.asked), len(answers))} round")
+
+    def per_call() -> str:
+        call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                "params": {"name": "delete_file", "arguments": {"name": "welcome.txt"}}}
+        say("    MCP tools/call delete_file: held, with a proposal of this one call")
+        response = http.post(RESOURCE + "/mcp", content=json.dumps(call).encode(), headers={
+            "content-type": "application/json",
+            "accept": "application/json, text/event-stream"})
+        if not response.is_success:
+            return _status(response, printer)
+        for line in response.text.splitlines():  # one JSON-RPC answer, as an SSE event
+            if line.startswith("data:"):
+                result = json.loads(line[5:]).get("result", {})
+                say(f"    tool result: {_short(str(result.get('structuredContent')), 100)}")
+        return str(response.status_code)
+
+    walk.step("per-call: MCP delete_file, this call approved", "200", per_call)
     governance = auth.governance(http)
 
     def mission() -> str:

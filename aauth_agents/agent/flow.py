@@ -13,8 +13,10 @@ Profile, sends it, and answers whatever the resource asks for --
   ``Retry-After`` (default 5 s, +5 s per ``429``), ``Prefer: wait``, ``status:
   interacting``, ``requirement=interaction`` (relayed through the PS's
   ``interaction_endpoint`` first, §Relaying Through the Person Server), ``approval``,
-  ``clarification`` (§Clarification Chat) and ``auth-token`` (§Deferred Delivery), terminal
-  ``403``/``408``/``410`` as typed errors, and ``max_poll_seconds``;
+  ``clarification`` (§Clarification Chat) and ``auth-token`` (§Deferred Delivery; a token
+  pinned to an R3 document that completes a held call -- an R3 per-call approval -- is used
+  for that call only), terminal ``403``/``408``/``410`` as typed errors, and
+  ``max_poll_seconds``;
 * ``AAuth-Access`` session tokens (§AAuth-Access), sent back as ``Authorization: AAuth``
   and covered by the signature;
 * ``invalid_input`` with ``required_input`` (§Covered Components): one retry covering them;
@@ -359,7 +361,7 @@ class _ResourceParty(_Party):
 
     def on_auth_token(self, requirement: Requirement) -> Flow[None]:
         self.credential = yield from self.flow._auth_for_challenge(
-            self.call, self.info.resource, requirement, self.credential
+            self.call, self.info.resource, requirement, self.credential, held=True
         )
 
 
@@ -815,10 +817,24 @@ class AgentFlow:
     # -- auth tokens -----------------------------------------------------------------------------
 
     def _auth_for_challenge(
-        self, call: CallContext, resource: str, requirement: Requirement, presented: HeldToken
+        self,
+        call: CallContext,
+        resource: str,
+        requirement: Requirement,
+        presented: HeldToken,
+        *,
+        held: bool = False,
     ) -> Flow[HeldToken]:
         """§Auth Token Required: verify the challenge, then a cached auth token for its
-        scope or one exchange shared by every concurrent caller."""
+        scope or one exchange shared by every concurrent caller.
+
+        R3: a resource token naming an R3 document (``r3_uri``, ``r3_s256``) is answered
+        only by a token drawn from that same document, and a token drawn from one answers
+        nothing else. When it completes a held call (``held``, a 202) the token is single use: the
+        agent cannot read the document to tell a per-call proposal from a class document
+        (R3 §R3 Document Access Restriction), and a per-call grant is consumed by the call
+        it approved (R3 §Per-Call Proposals), so it is neither cached nor presented again
+        beyond that call's pending URL."""
         if self.identity.ps is None:
             raise NoPersonServerError(requirement)
         raw = requirement.resource_token
@@ -833,16 +849,30 @@ class AgentFlow:
             self.config.clock(),
             self.config.refresh_margin,
         )
+        # Two held calls alike have alike proposals (one r3_s256) at two r3_uri values.
+        pinned = (resource_token.r3_uri, resource_token.r3_s256)
+        single_use = held and resource_token.r3_s256 is not None
+        if cached is not None and (
+            single_use or (cached.claims.get("r3_uri"), cached.claims.get("r3_s256")) != pinned
+        ):
+            cached = None
         if cached is not None and cached.raw != presented.raw:
             self.state.use_auth_token(resource, cached)
             yield from self._emit(
                 TokenObtained("auth", resource, self._shown(cached.claims), cached=True)
             )
             return cached
-        key = ("auth", resource, scopes, resource_token.mission_s256, self.state.key_thumbprint)
+        key = (
+            "auth",
+            resource,
+            scopes,
+            resource_token.mission_s256,
+            pinned,
+            self.state.key_thumbprint,
+        )
         try:
             token: HeldToken = yield from self.shared(
-                key, lambda: self._exchange(call, resource, resource_token)
+                key, lambda: self._exchange(call, resource, resource_token, keep=not single_use)
             )
         except AAuthError as exc:
             exc.about(resource, sorted(scopes))
@@ -881,10 +911,10 @@ class AgentFlow:
         return token
 
     def _exchange(
-        self, call: CallContext, resource: str, resource_token: ResourceToken
+        self, call: CallContext, resource: str, resource_token: ResourceToken, *, keep: bool = True
     ) -> Flow[HeldToken]:
         """§Agent Token Request at the PS's ``auth_token_endpoint``, then §Auth Token
-        Response Verification."""
+        Response Verification; the token is cached unless ``keep`` is false."""
         ps = yield from self.person_server(call)
         body: dict[str, Any] = {"resource_token": resource_token.raw}
         response = yield from self._token_request(call, ps.auth_token_endpoint, body)
@@ -892,8 +922,11 @@ class AgentFlow:
         if not isinstance(raw, str):
             raise AuthTokenVerificationError("the PS response has no auth_token")
         auth = yield from self._check_auth_token(call, raw, resource_token, resource, ps)
-        held = HeldToken("auth", raw, auth.claims, float(auth.exp), SignatureKey.from_jwt(raw))
-        self.state.put_auth_token(resource, resource_token.mission_s256, held)
+        held = HeldToken(
+            "auth", raw, auth.claims, float(auth.exp), SignatureKey.from_jwt(raw), not keep
+        )
+        if keep:
+            self.state.put_auth_token(resource, resource_token.mission_s256, held)
         yield from self._emit(TokenObtained("auth", resource, self._shown(auth.claims)))
         return held
 
@@ -1514,8 +1547,9 @@ class AgentFlow:
             final = yield from self.poll(call, party, final, party.location, key=key)
         if final.status_code in (403, 408, 410):
             raise self._error(final)
-        if final.status_code < 400 and party.credential.kind == "auth":
-            self.state.use_auth_token(info.resource, party.credential)
+        credential = party.credential
+        if final.status_code < 400 and credential.kind == "auth" and not credential.single_use:
+            self.state.use_auth_token(info.resource, credential)
         return final
 
     # -- governance -------------------------------------------------------------------------

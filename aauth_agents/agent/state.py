@@ -32,13 +32,16 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class HeldToken:
     """A token the agent presents in ``Signature-Key``: ``kind`` is ``agent``, ``person`` or
-    ``auth``. ``raw`` and ``claims`` stay out of ``repr``."""
+    ``auth``. ``raw`` and ``claims`` stay out of ``repr``. ``single_use``: presented only to
+    complete the held call it was obtained for (an R3-pinned auth token, R3 §Per-Call
+    Proposals), never cached."""
 
     kind: str
     raw: str = field(repr=False)
     claims: Mapping[str, Any] = field(repr=False, compare=False)
     exp: float
     signature_key: SignatureKey = field(repr=False, compare=False)
+    single_use: bool = field(default=False, compare=False)
 
     @classmethod
     def from_raw(cls, kind: str, raw: str) -> HeldToken:

@@ -28,6 +28,17 @@ as the R3 vocabulary ``urn:aauth:vocabulary:mcp`` with each tool's access mode a
 (:func:`~aauth_agents.resource.mcp_metadata`), and each tool's ``_meta`` in ``tools/list``
 carries its ``aauth.dev/access-mode`` annotation (R3 §Vocabulary Encodings).
 
+A tool under :meth:`AccessRule.per_call <aauth_agents.resource.AccessRule.per_call>` (R3
+§Per-Call Proposals; annotated ``per-call``) is approved one call at a time::
+
+    tools={"send_email": AccessRule.per_call("mail.send", display=lambda call: Display(
+        summary=f"Send an email to {call.arguments['to']}",
+        irreversible="A sent email cannot be unsent"))}
+
+Each call is held (``202``) with a proposal of its arguments that the person reads at their
+PS; approved, it runs once and the agent's :class:`~aauth_agents.agent.AAuth` receives its
+result on the same ``call_tool`` -- nothing else to do on the agent's side.
+
 A tool reads its caller with :func:`caller_from_context` (from the HTTP request that carried
 the call), never with :func:`~aauth_agents.resource.current_caller`: a stateful FastMCP
 session runs every tool in the task that served the session's *first* request, so the

@@ -6,6 +6,8 @@ an ASGI middleware.
 * :class:`ResourceVerifier` -- ``verify(request)`` / ``averify(request)`` -> :class:`Caller`.
 * :class:`AccessRule`, :class:`RoutePolicy`, :func:`requires`, :func:`mcp_tool_rules` --
   what each route (or MCP tool) requires; :class:`WildcardScopeMatcher` for ``*`` scopes.
+* :meth:`AccessRule.per_call` -- an MCP tool approved one call at a time (R3 per-call
+  proposals, :mod:`.percall`: :class:`Display`, :class:`ProposedCall`, :func:`md_code`).
 * :class:`AAuthMiddleware` -- pure ASGI; the caller on ``request.state.aauth`` and
   :func:`current_caller`.
 
@@ -20,6 +22,7 @@ Example::
 
 from __future__ import annotations
 
+from ..protocol.r3 import Display
 from .caller import Caller, Session, TokenKind, current_caller, require_caller
 from .config import (
     EndpointPaths,
@@ -32,6 +35,7 @@ from .events import EventHook, EventSink, ResourceEvent
 from .held import HeldRequest, HeldResult
 from .mcp import MCP_VOCABULARY, McpTool, mcp_metadata, mcp_policy
 from .middleware import AAuthMiddleware, resource_app
+from .percall import ProposedCall, md_code
 from .policy import (
     AccessRule,
     RoutePolicy,
@@ -61,6 +65,7 @@ __all__ = [
     "Allow",
     "AuthorizationRequest",
     "Caller",
+    "Display",
     "EndpointPaths",
     "EventHook",
     "EventSink",
@@ -69,6 +74,7 @@ __all__ = [
     "HeldResult",
     "McpTool",
     "PersonAuthenticator",
+    "ProposedCall",
     "Reply",
     "ResourceConfig",
     "ResourceEvent",
@@ -91,6 +97,7 @@ __all__ = [
     "mcp_policy",
     "mcp_tool_calls",
     "mcp_tool_rules",
+    "md_code",
     "mint_session_token",
     "missing_scopes",
     "parse_authorization_request",

@@ -105,9 +105,11 @@ class EndpointPaths:
     revocation: str = "/aauth/revoke"
     pending: str = "/aauth/pending"
     interaction: str = "/aauth/interaction"
+    #: Where per-call proposals are served (R3 §R3 Document: ``r3_uri``).
+    r3: str = "/aauth/r3"
 
     def __post_init__(self) -> None:
-        for name in ("jwks", "authorization", "revocation", "pending", "interaction"):
+        for name in ("jwks", "authorization", "revocation", "pending", "interaction", "r3"):
             value = getattr(self, name)
             if not isinstance(value, str) or not value.startswith("/") or value.endswith("/") \
                     or "?" in value or "#" in value:

@@ -24,9 +24,9 @@ from typing import Any
 from ..httpsig import HttpRequest
 from ..protocol.errors import ConfigurationError
 from ..protocol.identifiers import validate_https_url
+from ..protocol.r3 import MCP_VOCABULARY
 from .policy import AccessRule, mcp_tool_rules
 
-MCP_VOCABULARY = "urn:aauth:vocabulary:mcp"
 ACCESS_MODE_META = "aauth.dev/access-mode"
 
 

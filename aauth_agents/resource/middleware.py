@@ -12,10 +12,11 @@ else the route policy (which may read the body, e.g. :func:`mcp_tool_rules`) -- 
 :func:`~aauth_agents.resource.current_caller`, for as long as the application runs.
 
 The resource's own endpoints (metadata, JWKS, authorization and revocation endpoints, pending
-URLs, the interaction page) are served here too, so wrapping any ASGI app -- a FastMCP
-``streamable_http_app()`` included -- publishes them. The signed ``@authority`` is the
-request's ``Host``; with ``check_host`` (the default) it must be the resource identifier's
-host. WebSocket connections are refused unless their path is public.
+URLs, the interaction page, per-call proposals at ``r3_uri``) are served here too, so
+wrapping any ASGI app -- a FastMCP ``streamable_http_app()`` included -- publishes them.
+The signed ``@authority`` is the request's ``Host``; with ``check_host`` (the default) it
+must be the resource identifier's host. WebSocket connections are refused unless their
+path is public.
 """
 
 from __future__ import annotations
@@ -208,7 +209,7 @@ class AAuthMiddleware:
                 body, receive)))
         else:
             rule = resolve_rule(source, request)
-            holds = rule.approval or rule.deferred or rule.level == "session"
+            holds = rule.approval or rule.deferred or rule.level in ("session", "per-call")
             outcome = await resource.authorize(request, rule,
                                                self._held(scope, body) if holds else None)
         if isinstance(outcome, Reply):

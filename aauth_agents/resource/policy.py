@@ -10,6 +10,7 @@ agent      any verified agent, person or auth token          401 ``requirement=a
 person     a person token, an auth token or a session        401 ``requirement=person-token``
 auth       an auth token granting ``scopes``                 401 ``person-token`` / ``auth-token``
 session    a resource-managed session (``AAuth-Access``)     202 ``requirement=interaction``
+per-call   an auth token approving *this one call*           202 ``requirement=auth-token``
 ========== ================================================ ======================================
 
 "A credential satisfying a later one satisfies an earlier one" (R3 §Access Mode Annotation):
@@ -18,6 +19,12 @@ for a third party's approval (202 ``requirement=approval``); ``deferred=True`` d
 auth-token challenge as a 202 that holds the invocation (§Deferred Delivery); ``step_up=False``
 refuses an auth token lacking scopes with 403 ``insufficient_scope`` instead of challenging
 for a new one.
+
+``per-call`` (R3 §Per-Call Proposals; an MCP tool call): "not a fourth rung on that ladder"
+(R3 §Access Mode Annotation) -- no credential held in advance suffices. Each call is held
+(202) with a proposal built from its arguments; ``display`` says what the call will do
+(see :mod:`aauth_agents.resource.percall`). It is the strictest rule when a batch combines
+rules.
 
 A :class:`RoutePolicy` maps ``(method, path pattern)`` to a rule (first match wins) with a
 default; an endpoint decorated with :func:`requires` overrides it. Patterns are literal paths
@@ -28,24 +35,30 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from typing import Any, TypeAlias, TypeVar
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from ..httpsig import HttpRequest
 from ..protocol.encoding import loads_json
 from ..protocol.errors import ConfigurationError
 from ..protocol.scopes import is_scope_token
 
+if TYPE_CHECKING:
+    from .percall import DisplaySource
+
 PUBLIC = "public"
 AGENT = "agent"
 PERSON = "person"
 AUTH = "auth"
 SESSION = "session"
-LEVELS: Mapping[str, int] = {PUBLIC: 0, AGENT: 1, PERSON: 2, SESSION: 3, AUTH: 4}
+PER_CALL = "per-call"
+LEVELS: Mapping[str, int] = {PUBLIC: 0, AGENT: 1, PERSON: 2, SESSION: 3, AUTH: 4, PER_CALL: 5}
 
-#: The ``access_mode`` value (§Resource Metadata) each level corresponds to.
+#: The ``access_mode`` value (§Resource Metadata, R3 §Resource Metadata Extensions) each
+#: level corresponds to.
 ACCESS_MODES: Mapping[str, str] = {
     AGENT: "agent-token", PERSON: "person-token", AUTH: "auth-token", SESSION: "session-token",
+    PER_CALL: "per-call",
 }
 
 
@@ -58,6 +71,8 @@ class AccessRule:
     approval: bool = False
     deferred: bool = False
     step_up: bool = True
+    #: per-call only: what the call will do, for the person (:mod:`.percall`).
+    display: DisplaySource | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.level not in LEVELS:
@@ -66,12 +81,14 @@ class AccessRule:
             raise ConfigurationError(f"not scope tokens: {self.scopes!r}")
         if self.level == AUTH and not self.scopes:
             raise ConfigurationError("an auth rule names the scopes its resource token requests")
-        if self.scopes and self.level not in (AUTH, SESSION):
-            raise ConfigurationError("only auth and session rules carry scopes")
+        if self.scopes and self.level not in (AUTH, SESSION, PER_CALL):
+            raise ConfigurationError("only auth, session and per-call rules carry scopes")
         if self.deferred and self.level != AUTH:
             raise ConfigurationError("deferred delivery is for auth-token rules")
-        if self.approval and self.level == PUBLIC:
-            raise ConfigurationError("a public route has no caller to hold an approval for")
+        if self.approval and self.level in (PUBLIC, PER_CALL):
+            raise ConfigurationError("a public or per-call rule takes no approval")
+        if self.display is not None and self.level != PER_CALL:
+            raise ConfigurationError("display is for per-call rules")
 
     @classmethod
     def public(cls) -> AccessRule:
@@ -95,6 +112,15 @@ class AccessRule:
     def session(cls, *scopes: str, approval: bool = False) -> AccessRule:
         return cls(SESSION, tuple(dict.fromkeys(scopes)), approval=approval)
 
+    @classmethod
+    def per_call(cls, *scopes: str, display: DisplaySource | None = None) -> AccessRule:
+        """Each call approved on its own (R3 §Per-Call Proposals), for MCP tools. ``scopes``
+        go in the resource token beside the proposal (described scopes, §Scopes);
+        ``display`` is a :class:`~aauth_agents.protocol.r3.Display` or a function of the
+        :class:`~aauth_agents.resource.percall.ProposedCall` returning one (default: the
+        tool and its arguments)."""
+        return cls(PER_CALL, tuple(dict.fromkeys(scopes)), display=display)
+
     @property
     def access_mode(self) -> str | None:
         """The ``access_mode`` value of this rule (``None`` for public)."""
@@ -104,10 +130,12 @@ class AccessRule:
         """The stricter of two rules, scopes united (for a batch naming several tools)."""
         level = max(self.level, other.level, key=LEVELS.__getitem__)
         scopes = tuple(dict.fromkeys((*self.scopes, *other.scopes))) if level in (
-            AUTH, SESSION) else ()
-        return AccessRule(level, scopes, approval=self.approval or other.approval,
+            AUTH, SESSION, PER_CALL) else ()
+        return AccessRule(level, scopes,
+                          approval=level != PER_CALL and (self.approval or other.approval),
                           deferred=level == AUTH and (self.deferred or other.deferred),
-                          step_up=self.step_up and other.step_up)
+                          step_up=self.step_up and other.step_up,
+                          display=self.display or other.display if level == PER_CALL else None)
 
 
 #: A rule, or a function choosing one from the buffered request (e.g. per MCP tool).
@@ -324,6 +352,7 @@ __all__ = [
     "AUTH",
     "LEVELS",
     "PERSON",
+    "PER_CALL",
     "PUBLIC",
     "SESSION",
     "AccessRule",

@@ -6,8 +6,20 @@ Outcomes of :meth:`AAuthResource.authorize` and :meth:`AAuthResource.endpoint`:
 
 * :class:`Allow` -- run the application with this caller;
 * :class:`Reply` -- send this response (an error, a challenge, a 202, a published document);
-* :class:`Execute` -- a poll completed a held invocation: run ``held`` with ``caller``, then
-  hand the response to :meth:`AAuthResource.complete` (which stores it, §Deferred Delivery).
+* :class:`Execute` -- a poll (or a per-call tool's call re-sent with its approval) completed
+  a held invocation: run ``held`` with ``caller``, then hand the response to
+  :meth:`AAuthResource.complete` (which stores it, §Deferred Delivery).
+
+Per-call tools (R3 §Per-Call Proposals, :mod:`.percall`): each call is held as a
+``per-call`` pending record whose resource token references a proposal built from the
+call's arguments, served at ``r3_uri`` to the PS or AS the token names and to nobody else
+(R3 §R3 Document Access Restriction). The held call runs when an auth token pinning that
+proposal (``r3_uri``, ``r3_s256``, the tool in ``r3_granted``) is presented at the pending
+URL -- or with the call itself, re-sent unchanged (the draft's ``401`` completion) -- once:
+a repeated presentation of that token is answered from the retained result. A per-call
+token presented for another tool, other arguments, another held call, or after its call ran
+with something else is refused (``403 invalid_auth_token``), and its scopes are no standing
+grant elsewhere: the grant is consumed by the call it approved.
 
 Bad input changes nothing: a request that fails verification, or is refused, leaves no
 pending record and writes nothing to a store. What a verified request writes is deliberate:
@@ -19,6 +31,7 @@ let through), and the pending record a 202 announces. The one write on failure i
 
 from __future__ import annotations
 
+import base64
 import hmac
 import html
 import inspect
@@ -46,6 +59,7 @@ from ..protocol.identifiers import LOOPBACK_HOSTS, is_server_identifier
 from ..protocol.interaction import codes_match, generate_code, normalize_code
 from ..protocol.metadata import ResourceMetadata
 from ..protocol.problem import problem_body
+from ..protocol.r3 import MCP_VOCABULARY, parameters_match, parse_r3_document
 from ..protocol.requirement import Requirement
 from ..protocol.scopes import is_identity_scope
 from ..protocol.wire import WireFormatError
@@ -74,7 +88,8 @@ from .caller import PERSON as PERSON_KIND
 from .caller import Caller, Session
 from .config import INTERACTION, ResourceConfig, TrustedIssuerKeys
 from .held import HeldRequest, HeldResult
-from .policy import AGENT, AUTH, PERSON, PUBLIC, SESSION, AccessRule
+from .percall import ProposedCall, build_proposal, read_mcp_call
+from .policy import AGENT, AUTH, PER_CALL, PERSON, PUBLIC, SESSION, AccessRule
 from .requests import (
     parse_authorization_request,
     parse_interaction_form,
@@ -89,6 +104,9 @@ log = logging.getLogger(__name__)
 KIND_INTERACTION = "interaction"
 KIND_APPROVAL = "approval"
 KIND_AUTH_TOKEN = "auth-token"  # noqa: S105 (a requirement name)
+KIND_PER_CALL = "per-call"
+#: Pending kinds completed by presenting an auth token at the pending URL.
+_TOKEN_KINDS = (KIND_AUTH_TOKEN, KIND_PER_CALL)
 
 _JSON = "application/json"
 _HTML = "text/html; charset=utf-8"
@@ -255,7 +273,7 @@ class AAuthResource:
         """Refuse, at start-up, rules whose scopes no resource token could carry (§Scopes:
         only scopes in ``scope_descriptions``, and identity scopes)."""
         for rule in rules:
-            if rule.level == AUTH:
+            if rule.level in (AUTH, PER_CALL):
                 self._described(rule.scopes)
 
     def _described(self, scopes: Iterable[str]) -> None:
@@ -269,9 +287,11 @@ class AAuthResource:
     # -- the decision for a protected route ---------------------------------------------------
 
     async def authorize(self, request: HttpRequest, rule: AccessRule,
-                        held: HeldRequest | None = None) -> Allow | Reply:
+                        held: HeldRequest | None = None) -> Outcome:
         """Apply ``rule`` to ``request``. ``held`` is the invocation to keep when the answer
-        is a 202 that holds it (approval, deferred auth-token, interaction)."""
+        is a 202 that holds it (approval, deferred auth-token, interaction, per-call). An
+        :class:`Execute` only under a per-call rule: the call, re-sent with the auth token
+        approving it, completes its held twin."""
         await self._housekeeping()
         if rule.level == PUBLIC:
             return Allow(None)
@@ -284,6 +304,8 @@ class AAuthResource:
         except AAuthError as exc:
             return Reply.error(exc)
         now = self.clock()
+        if rule.level == PER_CALL:
+            return await self._per_call(caller, rule, request, held, now)
         refusal = await self._apply(caller, rule, request, held, now)
         if refusal is not None:
             return refusal
@@ -316,7 +338,8 @@ class AAuthResource:
         # AUTH
         token = caller.token
         if isinstance(token, AuthToken):
-            missing = missing_scopes(caller.scopes, rule.scopes, self.config.scope_matcher,
+            standing = self._standing_scopes(caller)
+            missing = missing_scopes(standing, rule.scopes, self.config.scope_matcher,
                                      token.claims)
             if not missing:
                 return None
@@ -329,7 +352,7 @@ class AAuthResource:
                                        "step_up_needs_person_token", missing=list(missing))
             # Keep what was granted: described resource scopes and identity scopes (§Scopes),
             # so the broader token still carries the identity claims the first one did.
-            granted = [s for s in caller.scopes
+            granted = [s for s in standing
                        if s in self.config.scope_descriptions or is_identity_scope(s)]
             scopes = tuple(dict.fromkeys((*granted, *rule.scopes)))
             return await self._auth_challenge(caller, rule, held, record, scopes,
@@ -390,7 +413,8 @@ class AAuthResource:
         return Reply.error(InvalidSignatureError("the signature has been seen before"))
 
     def mint_resource_token(self, agent_jkt: str, person: PersonTokenRecord,
-                            scopes: Sequence[str], account: str | None = None) -> str:
+                            scopes: Sequence[str], account: str | None = None, *,
+                            r3_uri: str | None = None, r3_s256: str | None = None) -> str:
         """A resource token (§Resource Token Structure) for the agent key ``agent_jkt``,
         resting on the verified person token ``person``: ``ps``, ``sub``, ``presented_jti``,
         ``mission_s256`` and ``tenant`` come from it; ``aud`` is the resource's AS, else the
@@ -403,9 +427,10 @@ class AAuthResource:
             scope=scopes, ps=person.ps, sub=person.sub, presented_jti=person.jti,
             mission_s256=person.mission_s256, tenant=person.tenant, account=account,
             mission_expires_at=person.exp if person.mission_s256 else None,
+            r3_uri=r3_uri, r3_s256=r3_s256,
             lifetime=self.config.resource_token_lifetime, clock=self.clock)
         self.events.emit(ev.ISSUED, "resource_token", aud=aud, scope=" ".join(scopes),
-                         presented_jti=person.jti, agent_jkt=agent_jkt)
+                         presented_jti=person.jti, agent_jkt=agent_jkt, r3_uri=r3_uri)
         return token
 
     async def _auth_challenge(self, caller: Caller, rule: AccessRule, held: HeldRequest | None,
@@ -421,6 +446,183 @@ class AAuthResource:
                        "person_exp": person.exp, "presented_jti": person.jti,
                        "rt_exp": self.clock() + self.config.resource_token_lifetime})
         return self._challenge(requirement, caller, reason, **detail)
+
+    # -- per-call tools (R3 §Per-Call Proposals) ----------------------------------------------
+
+    def r3_url(self, record_id: str) -> str:
+        """The ``r3_uri`` of the proposal held with pending record ``record_id``."""
+        return self.config.url(f"{self.paths.r3}/{record_id}")
+
+    def _proposal_id(self, token: AuthToken) -> str | None:
+        """The pending record whose proposal ``token`` pins, when it pins one of ours."""
+        prefix = self.config.url(self.paths.r3 + "/")
+        uri = token.r3_uri
+        if uri is None or not uri.startswith(prefix):
+            return None
+        record_id = uri[len(prefix):]
+        return record_id if record_id and "/" not in record_id else None
+
+    def _standing_scopes(self, caller: Caller) -> tuple[str, ...]:
+        """What an auth token grants beyond one call: nothing for a per-call token, whose
+        grant is consumed by the call it approved (R3 §Per-Call Proposals, Single use)."""
+        token = caller.token
+        if isinstance(token, AuthToken) and self._proposal_id(token) is not None:
+            return ()
+        return caller.scopes
+
+    def _refuse_per_call(self, caller: Caller, reason: str, detail: str, **fields: Any
+                         ) -> Reply:
+        self.events.emit(ev.DENIED, reason, caller=caller.label, iss=caller.issuer,
+                         jti=caller.jti, **fields)
+        return Reply.error(ProtocolError("invalid_auth_token", detail, status=403))
+
+    async def _per_call(self, caller: Caller, rule: AccessRule, request: HttpRequest,
+                        held: HeldRequest | None, now: float) -> Outcome:
+        """A call of a per-call tool. With an auth token pinning one of our proposals it is
+        that proposal's completion (:meth:`_presented`); otherwise it is a new invocation:
+        held, with a proposal of its own (R3 §Per-Call Proposals, Flow step 1)."""
+        token = caller.token
+        if isinstance(token, AuthToken) and self._proposal_id(token) is not None:
+            return await self._presented(caller, token, request, now)
+        if isinstance(token, PersonToken):
+            await self._remember_person(caller)
+            person: PersonTokenRecord | None = self._person_record(caller)
+        elif isinstance(token, AuthToken):
+            person = await self.stores.person_tokens.afind(
+                caller.thumbprint, token.ps, token.sub, token.mission_s256, now=now)
+        else:
+            person = None
+        if person is None:
+            return self._challenge(Requirement.person_token(), caller, "person_token_required")
+        if held is None:
+            raise ConfigurationError("a per-call rule holds the call: pass held= to authorize")
+        try:
+            tool, arguments = read_mcp_call(request.body)
+            proposal = build_proposal(ProposedCall(tool, arguments, caller), rule.display)
+        except WireFormatError as exc:
+            self.events.emit(ev.DENIED, exc.code, caller=caller.label, check="per_call")
+            return Reply.error(exc)
+        record_id = secrets.token_urlsafe(24)
+        r3_uri = self.r3_url(record_id)
+        aud = self.config.access_server or person.ps
+        readers = [[person.ps, DWK_PERSON]]
+        if aud != person.ps:
+            readers.append([aud, DWK_ACCESS])
+        rt = self.mint_resource_token(caller.thumbprint, person, rule.scopes,
+                                      r3_uri=r3_uri, r3_s256=proposal.s256)
+        return await self._pend(
+            KIND_PER_CALL, caller, rule.scopes, held, Requirement.auth_token(rt),
+            self.config.deferred_retry_after, record_id=record_id,
+            extra={"ps": person.ps, "sub": person.sub, "mission_s256": person.mission_s256,
+                   "person_exp": person.exp, "presented_jti": person.jti,
+                   "rt_exp": now + self.config.resource_token_lifetime, "tool": tool,
+                   "r3_uri": r3_uri, "r3_s256": proposal.s256, "readers": readers,
+                   "digested": sorted(proposal.digested),
+                   "proposal": base64.b64encode(proposal.document).decode("ascii")})
+
+    def _approves(self, caller: Caller, token: AuthToken, record: PendingRecord
+                  ) -> Reply | None:
+        """``None`` when ``token`` approves the call held in per-call ``record``: it pins the
+        record's proposal (``r3_uri`` and ``r3_s256``, R3 §Per-Call Proposals, Flow step 2)
+        and lists its tool in ``r3_granted``; else the refusal."""
+        data = record.data
+        granted = token.r3_granted
+        if token.r3_uri != data.get("r3_uri") or token.r3_s256 != data.get("r3_s256") \
+                or granted is None or granted.vocabulary != MCP_VOCABULARY \
+                or not granted.covers({"tool": data.get("tool")}):
+            return self._refuse_per_call(caller, "per_call_other_call",
+                                         "the auth token does not approve this call",
+                                         pending=record.id)
+        return None
+
+    async def _presented(self, caller: Caller, token: AuthToken, request: HttpRequest,
+                         now: float) -> Outcome:
+        """A per-call token presented with a call (R3 §Per-Call Proposals, Flow steps 3-4):
+        the call it approved, re-sent unchanged, runs in place of its held twin -- once; a
+        repeat is answered from the retained result. Another tool, other arguments, or any
+        call once the approved one ran with another token: refused, nothing executed."""
+        record_id = self._proposal_id(token)
+        assert record_id is not None
+        record = await self.stores.pending.aget(record_id)
+        if record is None or record.kind != KIND_PER_CALL \
+                or not hmac.compare_digest(record.agent_jkt, caller.thumbprint):
+            return self._refuse_per_call(caller, "per_call_unknown",
+                                         "the auth token approves no call held here")
+        refusal = self._approves(caller, token, record)
+        if refusal is not None:
+            return refusal
+        data = record.data
+        try:
+            tool, arguments = read_mcp_call(request.body)
+        except WireFormatError as exc:
+            return Reply.error(exc)
+        if tool != data.get("tool"):
+            return self._refuse_per_call(caller, "per_call_other_tool",
+                                         "the auth token approves a call of another tool",
+                                         pending=record.id)
+        proposed = parse_r3_document(base64.b64decode(data["proposal"])).parameters or {}
+        same = parameters_match(proposed, frozenset(data.get("digested", ())), arguments)
+        if record.state == COMPLETED:
+            stored = data.get("result")
+            if same and stored is not None \
+                    and [caller.issuer, caller.jti] == data.get("completed_by"):
+                result = HeldResult.from_json(stored)
+                return Reply(result.status, result.headers, result.body)
+            return self._refuse_per_call(caller, "per_call_spent",
+                                         "the approved call has already run",
+                                         pending=record.id)
+        if not same:
+            return self._refuse_per_call(caller, "per_call_arguments_changed",
+                                         "the call's arguments are not the ones approved",
+                                         pending=record.id)
+        if record.state == EXECUTING:
+            return self._pending_reply(record)
+        if record.state != PENDING or now >= record.expires_at:
+            return self._refuse_per_call(caller, "per_call_ended",
+                                         "the approved call is no longer held",
+                                         pending=record.id)
+        replayed = await self._replayed(request, caller)
+        if replayed is not None:
+            return replayed
+        outcome = await self._poll_deferred(caller, record, now)
+        if isinstance(outcome, Execute):
+            await self._remember(caller)
+        return outcome
+
+    async def _r3_reader(self, key: SignatureKey) -> KeyResolution:
+        """``scheme=jwks_uri`` of a PS (``aauth-person.json``) or an AS
+        (``aauth-access.json``); the context is ``[server, dwk]``."""
+        dwk = key.params.get("dwk")
+        if dwk not in (DWK_PERSON, DWK_ACCESS):  # refused before any key is fetched
+            raise DiscoveryError("an R3 document is read by a person server or access server")
+        resolution = await self._server_key(key)
+        return KeyResolution(jwk=resolution.jwk, context=[resolution.context, str(dwk)])
+
+    async def r3_document(self, request: HttpRequest, record_id: str) -> Reply:
+        """GET ``r3_uri``: the proposal's bytes as serialized (R3 §Content Addressing), to
+        the PS named in the resource token's ``ps`` or the AS in its ``aud``, each signing
+        as itself (``Signature-Key: sig=jwks_uri``); any other signer -- an agent above all
+        -- is refused (R3 §R3 Document Access Restriction)."""
+        if request.method.upper() not in ("GET", "HEAD"):
+            return Reply.problem(405, "invalid_request", "use GET", [("Allow", "GET")])
+        try:
+            verified = await self._revocation_verifier.averify(request, self._r3_reader)
+        except SignatureError as exc:
+            self.events.emit(ev.DENIED, exc.code, endpoint="r3")
+            return Reply.error(exc)
+        reader = list(verified.context)
+        record = await self.stores.pending.aget(record_id)
+        if record is None or record.kind != KIND_PER_CALL \
+                or not isinstance(record.data.get("proposal"), str):
+            return Reply.problem(404, "not_found", "no such R3 document")
+        if reader not in record.data.get("readers", []):
+            self.events.emit(ev.DENIED, "r3_not_entitled", endpoint="r3", caller=reader[0],
+                             pending=record.id)
+            return Reply.problem(403, "access_denied",
+                                 "only the PS or AS the resource token names may read this")
+        self.events.emit(ev.VERIFIED, "r3_document", caller=reader[0], pending=record.id)
+        return Reply(200, (("Content-Type", _JSON), _NO_STORE),
+                     base64.b64decode(record.data["proposal"]))
 
     # -- pending records ---------------------------------------------------------------------
 
@@ -438,9 +640,10 @@ class AAuthResource:
 
     async def _pend(self, kind: str, caller: Caller, scopes: Sequence[str],
                     held: HeldRequest | None, requirement: Requirement | None, retry_after: int,
-                    *, extra: Mapping[str, Any] | None = None) -> Reply:
+                    *, extra: Mapping[str, Any] | None = None,
+                    record_id: str | None = None) -> Reply:
         now = self.clock()
-        record_id = secrets.token_urlsafe(24)
+        record_id = record_id or secrets.token_urlsafe(24)
         interaction_id = code = None
         if kind == KIND_INTERACTION:
             interaction_id = secrets.token_urlsafe(16)
@@ -475,7 +678,7 @@ class AAuthResource:
         False when there is nothing pending to resolve."""
         record = await self.stores.pending.aget(record_id)
         if record is None or record.state not in (PENDING, INTERACTING) \
-                or record.kind == KIND_AUTH_TOKEN:
+                or record.kind in _TOKEN_KINDS:
             return False
         if record.kind == KIND_INTERACTION and not subject:
             raise ConfigurationError("approving an interaction needs the person's subject")
@@ -556,7 +759,7 @@ class AAuthResource:
         gone = Reply.problem(410, "invalid_code", "this pending request is finished")
         if record.state == COMPLETED:
             stored = record.data.get("result")
-            if record.kind == KIND_AUTH_TOKEN and stored is not None and \
+            if record.kind in _TOKEN_KINDS and stored is not None and \
                     [caller.issuer, caller.jti] == record.data.get("completed_by"):
                 result = HeldResult.from_json(stored)
                 return Reply(result.status, result.headers, result.body)
@@ -574,7 +777,7 @@ class AAuthResource:
             return Reply.error(ProtocolError("expired", "the pending request expired"))
         if record.state == EXECUTING:
             return self._pending_reply(record)
-        if record.kind == KIND_AUTH_TOKEN:
+        if record.kind in _TOKEN_KINDS:
             return await self._poll_deferred(caller, record, now)
         if record.state != APPROVED:
             return self._pending_reply(record)
@@ -591,8 +794,9 @@ class AAuthResource:
                     and caller.person == (data.get("ps"), data.get("sub")):
                 person = self._person_record(caller)
                 if person.mission_s256 == data.get("mission_s256"):
-                    fresh = self.mint_resource_token(caller.thumbprint, person,
-                                                     list(data["scopes"]))
+                    fresh = self.mint_resource_token(
+                        caller.thumbprint, person, list(data["scopes"]),
+                        r3_uri=data.get("r3_uri"), r3_s256=data.get("r3_s256"))
                     renewed = await self.stores.pending.areplace(record.evolve(data=dict(
                         data, requirement=Requirement.auth_token(fresh).header_value(),
                         rt_exp=now + self.config.resource_token_lifetime,
@@ -607,7 +811,12 @@ class AAuthResource:
             return Reply.error(ProtocolError(
                 "invalid_auth_token", "the auth token is not for the held request's person",
                 status=403))
-        missing = missing_scopes(caller.scopes, list(data["scopes"]), self.config.scope_matcher,
+        if record.kind == KIND_PER_CALL:
+            refusal = self._approves(caller, token, record)
+            if refusal is not None:
+                return refusal
+        scopes = caller.scopes if record.kind == KIND_PER_CALL else self._standing_scopes(caller)
+        missing = missing_scopes(scopes, list(data["scopes"]), self.config.scope_matcher,
                                  token.claims)
         if missing:
             return self._insufficient(caller, missing)
@@ -857,7 +1066,8 @@ class AAuthResource:
         if path == p.revocation:
             return self.config.publish_revocation_endpoint
         return any(path.startswith(prefix + "/") and "/" not in path[len(prefix) + 1:]
-                   and len(path) > len(prefix) + 1 for prefix in (p.pending, p.interaction))
+                   and len(path) > len(prefix) + 1
+                   for prefix in (p.pending, p.interaction, p.r3))
 
     async def endpoint(self, request: HttpRequest, path: str,
                        starlette_request: Any = None) -> Reply | Execute:
@@ -876,6 +1086,8 @@ class AAuthResource:
             return await self.revocation_endpoint(request)
         if path.startswith(p.pending + "/"):
             return await self.poll(request, path[len(p.pending) + 1:])
+        if path.startswith(p.r3 + "/"):
+            return await self.r3_document(request, path[len(p.r3) + 1:])
         return await self.interaction_page(request, path[len(p.interaction) + 1:],
                                            starlette_request)
 

@@ -10,7 +10,13 @@ endpoint            MCP tool                     needs
 ``GET /files/NAME`` ``read_file``                an auth token with ``files.read``
 ``POST /files``     ``write_file``               an auth token with ``files.write``; an
                                                  agent holding ``files.read`` steps up
+--                  ``delete_file``              the person's approval of *that* call, each
+                                                 time (R3 per-call, ``files.write``)
 =================== ============================ ==========================================
+
+``delete_file`` is an R3 per-call tool (:meth:`~aauth_agents.resource.AccessRule.per_call`):
+each call is held (202) with a proposal saying which file it deletes and what it holds now;
+the person approves that one call at their PS, and the call then runs once.
 
 The MCP server (stateless streamable HTTP, on either MCP SDK line) is at ``/mcp``; every other
 MCP message (``initialize``, ``tools/list``) needs an agent token. The metadata
@@ -32,7 +38,7 @@ import logging
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
@@ -60,13 +66,16 @@ from ..resource import (
     AAuthResource,
     AccessRule,
     Caller,
+    Display,
     EventHook,
     McpTool,
+    ProposedCall,
     ResourceConfig,
     RoutePolicy,
     TrustPolicy,
     mcp_metadata,
     mcp_policy,
+    md_code,
 )
 from ..stores import Stores
 from ..tokens import IssuerKeys
@@ -92,6 +101,7 @@ TOOL_RULES: Mapping[str, AccessRule] = MappingProxyType({
     "list_files": AccessRule.auth("files.read"),
     "read_file": AccessRule.auth("files.read"),
     "write_file": AccessRule.auth("files.write"),
+    "delete_file": AccessRule.per_call("files.write"),  # shown with delete_display
 })
 WELCOME = {"welcome.txt": "Hello from the aauth-agents demo resource.\n"}
 
@@ -142,6 +152,12 @@ class DemoFiles:
     def read(self, person: tuple[str, str], name: str) -> str | None:
         with self._lock:
             return self._view(person).get(name)
+
+    def delete(self, person: tuple[str, str], name: str) -> bool:
+        """Delete ``name``; False when there is no such file."""
+        with self._lock:
+            folder = self._folder(person)
+            return folder.pop(name, None) is not None
 
     def write(self, person: tuple[str, str], name: str, content: str) -> dict[str, Any]:
         """Create or replace ``name``: ``{"name", "size", "created"}``; :class:`DemoFileError`
@@ -244,7 +260,36 @@ def _mcp_server(identifier: str, files: DemoFiles) -> McpServer[Any]:
     def write_file(name: str, content: str, ctx: AnyContext) -> dict[str, Any]:
         return files.write(_person(require_caller_from_context(ctx)), name, content)
 
+    @server.tool(description="Delete one of the person's files (the person approves each "
+                             "call).")
+    def delete_file(name: str, ctx: AnyContext) -> dict[str, Any]:
+        if not files.delete(_person(require_caller_from_context(ctx)), name):
+            raise DemoFileError(f"no file named {name!r}")
+        return {"name": name, "deleted": True}
+
     return server
+
+
+def delete_display(files: DemoFiles) -> Callable[[ProposedCall], Display]:
+    """What the person reads before one ``delete_file`` call: which file, and what it holds
+    now -- what only the resource knows (R3 §Per-Call Proposals)."""
+
+    def display(call: ProposedCall) -> Display:
+        name = call.arguments.get("name")
+        person = call.caller.person
+        content = files.read(person, name) if person and isinstance(name, str) else None
+        shown = md_code(name)
+        if content is None:
+            state = f"There is no file {shown} now: the call will fail and delete nothing."
+        else:
+            size = len(content.encode())
+            state = f"{shown} holds {size} bytes now. It begins:\n{md_code(content[:200])}"
+        return Display(
+            summary=f"Delete one of your files at the demo resource: {name}",
+            detail=f"## Action\nDelete the file {shown}\n\n## Details\n{state}",
+            irreversible="A deleted file cannot be restored.")
+
+    return display
 
 
 def demo_resource(
@@ -277,13 +322,16 @@ def demo_resource(
     files = files if files is not None else DemoFiles()
     server = _mcp_server(issuer, files)
     mcp_app = McpServerApp(server, hosts=[urlsplit(issuer).netloc])
-    tools = declare_tools(server, TOOL_RULES, default=AccessRule.agent())
+    rules = dict(TOOL_RULES, delete_file=AccessRule.per_call(
+        *TOOL_RULES["delete_file"].scopes, display=delete_display(files)))
+    tools = declare_tools(server, rules, default=AccessRule.agent())
     config = ResourceConfig(
         identifier=issuer,
         signing_key=signing_key or PrivateKey.generate(kid="demo-resource-1"),
         issuer_keys=issuer_keys, stores=stores, clock=clock, event_hook=event_hook,
         trust=trust or TrustPolicy(), name=NAME, description=DESCRIPTION,
         scope_descriptions=SCOPES, access_mode="agent-token",
+        deferred_retry_after=1,  # a held delete_file call is polled again after 1 s
         additional_signature_components=MCP_SIGNATURE_COMPONENTS,
         extra_metadata=mcp_metadata(issuer + MCP_PATH, tools))
 
@@ -387,6 +435,7 @@ __all__ = [
     "DemoFileError",
     "DemoFiles",
     "DemoResource",
+    "delete_display",
     "demo_resource",
     "describe_caller",
     "mapped_discovery",

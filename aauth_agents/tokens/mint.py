@@ -29,7 +29,9 @@ from ..protocol.identifiers import (
     validate_server_identifier,
 )
 from ..protocol.mission import is_s256
+from ..protocol.r3 import R3Operations, check_r3_uri, parse_r3_operations
 from ..protocol.scopes import InvalidScopeError, parse_scope, serialize_scope
+from ..protocol.wire import WireFormatError
 from .jws import encode_jws
 from .types import (
     AGENT_TOKEN_MAX_LIFETIME,
@@ -56,7 +58,7 @@ RESERVED_CLAIMS = frozenset(
     {
         "iss", "dwk", "sub", "aud", "jti", "iat", "exp", "nbf", "cnf", "ps", "parent_agent",
         "mission_s256", "tenant", "scope", "account", "presented_jti", "person_token_jti",
-        "agent_jkt", "interaction",
+        "agent_jkt", "interaction", "r3_uri", "r3_s256", "r3_granted", "r3_per_call",
     }
 )
 
@@ -94,6 +96,31 @@ def _scope(value: str | Iterable[str]) -> str:
         return serialize_scope(parse_scope(value) if isinstance(value, str) else value)
     except (InvalidScopeError, ConfigurationError, TypeError):
         raise ConfigurationError(f"scope has a malformed scope token: {value!r}") from None
+
+
+def _r3_pin(origin: str, r3_uri: str | None, r3_s256: str | None) -> dict[str, str | None]:
+    """R3 §Resource Token Extensions: ``r3_uri`` and ``r3_s256`` both or neither; the URI on
+    the resource's origin, the hash a base64url SHA-256."""
+    if (r3_uri is None) != (r3_s256 is None):
+        raise ConfigurationError("r3_uri and r3_s256 go together (R3)")
+    if r3_uri is not None:
+        try:
+            check_r3_uri(r3_uri, origin)
+        except ValueError as exc:
+            raise ConfigurationError(f"r3_uri: {exc}") from exc
+        _s256("r3_s256", r3_s256)
+    return {"r3_uri": r3_uri, "r3_s256": r3_s256}
+
+
+def _r3_operations(name: str, value: R3Operations | Mapping[str, Any] | None
+                   ) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    try:
+        ops = value if isinstance(value, R3Operations) else parse_r3_operations(value, name)
+        return parse_r3_operations(ops.to_json(), name).to_json()
+    except WireFormatError as exc:
+        raise ConfigurationError(exc.detail) from exc
 
 
 def to_unix(value: Instant) -> float:
@@ -276,6 +303,8 @@ def mint_resource_token(
     account: str | None = None,
     interaction: Interaction | Mapping[str, Any] | None = None,
     mission_expires_at: Instant | None = None,
+    r3_uri: str | None = None,
+    r3_s256: str | None = None,
     lifetime: int = RESOURCE_TOKEN_MAX_LIFETIME,
     jti: str | None = None,
     clock: Clock = system_clock,
@@ -283,6 +312,10 @@ def mint_resource_token(
 ) -> str:
     """An ``aa-resource+jwt`` from resource ``iss`` to the PS or AS ``aud``
     (§Resource Token Structure).
+
+    ``r3_uri`` / ``r3_s256`` (R3 §Resource Token Extensions, both or neither) reference the
+    R3 document or per-call proposal the request is drawn from: an https URL on ``iss``'s
+    origin and the SHA-256 of the document's bytes.
 
     Pass the verified ``person`` token (or the resource's record of it) and ``ps``, ``sub``,
     ``presented_jti``, ``mission_s256`` and ``tenant`` are copied from it, so the mission
@@ -322,6 +355,7 @@ def mint_resource_token(
         "mission_s256": None if mission_s256 is None else _s256("mission_s256", mission_s256),
         "tenant": None if tenant is None else _text("tenant", tenant),
         "interaction": _interaction(interaction),
+        **_r3_pin(str(iss), r3_uri, r3_s256),
     }
     return encode_jws(_header(issuer_key, TYP_RESOURCE), _merge(claims, extra), issuer_key)
 
@@ -341,6 +375,10 @@ def mint_auth_token(
     tenant: str | None = None,
     not_after: Instant | None = None,
     dwk: str | None = None,
+    r3_uri: str | None = None,
+    r3_s256: str | None = None,
+    r3_granted: R3Operations | Mapping[str, Any] | None = None,
+    r3_per_call: R3Operations | Mapping[str, Any] | None = None,
     lifetime: int = AUTH_TOKEN_MAX_LIFETIME,
     jti: str | None = None,
     clock: Clock = system_clock,
@@ -354,8 +392,15 @@ def mint_auth_token(
     (§PS-AS Collapse) passes ``dwk=DWK_ACCESS``. At most 1 h, never past ``not_after`` (the
     agent token's ``exp``) nor ``mission_expires_at``. OpenID Connect identity claims go in
     ``extra``.
+
+    R3 §Auth Token Extensions: ``r3_uri`` / ``r3_s256`` pin the document approved (on
+    ``aud``'s origin), ``r3_granted`` (REQUIRED with them) and ``r3_per_call`` list operations
+    as ``{"vocabulary", "operations"}``; neither grant without the pin.
     """
     iss = _server_id("iss", iss)
+    aud = _server_id("aud", aud)
+    if (r3_granted is None) != (r3_uri is None) or (r3_per_call is not None and r3_uri is None):
+        raise ConfigurationError("r3_uri, r3_s256 and r3_granted go together (R3)")
     ps = _server_id("ps", ps)
     dwk = dwk or (DWK_PERSON if iss == ps else DWK_ACCESS)
     if dwk not in (DWK_PERSON, DWK_ACCESS):
@@ -368,7 +413,7 @@ def mint_auth_token(
     claims = {
         "iss": iss,
         "dwk": dwk,
-        "aud": _server_id("aud", aud),
+        "aud": aud,
         "jti": _jti(jti),
         "ps": ps,
         "sub": _text("sub", sub),
@@ -379,6 +424,9 @@ def mint_auth_token(
         "account": None if account is None else _text("account", account),
         "mission_s256": None if mission_s256 is None else _s256("mission_s256", mission_s256),
         "tenant": None if tenant is None else _text("tenant", tenant),
+        **_r3_pin(aud, r3_uri, r3_s256),
+        "r3_granted": _r3_operations("r3_granted", r3_granted),
+        "r3_per_call": _r3_operations("r3_per_call", r3_per_call),
     }
     return encode_jws(_header(issuer_key, TYP_AUTH), _merge(claims, extra), issuer_key)
 

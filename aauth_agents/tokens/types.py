@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..keys import PublicKey
+from ..protocol.r3 import R3Operations
 
 TYP_AGENT = "aa-agent+jwt"
 TYP_PERSON = "aa-person+jwt"
@@ -114,6 +115,9 @@ class ResourceToken(_Token):
     mission_s256: str | None = None
     tenant: str | None = None
     interaction: Interaction | None = None
+    #: R3 §Resource Token Extensions: the R3 document (or per-call proposal) referenced.
+    r3_uri: str | None = None
+    r3_s256: str | None = None
 
     @property
     def person(self) -> tuple[str, str]:
@@ -137,6 +141,12 @@ class AuthToken(_Token):
     account: str | None = None
     mission_s256: str | None = None
     tenant: str | None = None
+    #: R3 §Auth Token Extensions: the document approved, and the operations granted outright
+    #: and per call.
+    r3_uri: str | None = None
+    r3_s256: str | None = None
+    r3_granted: R3Operations | None = field(default=None, compare=False)
+    r3_per_call: R3Operations | None = field(default=None, compare=False)
 
     @property
     def person(self) -> tuple[str, str]:

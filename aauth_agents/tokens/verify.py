@@ -28,7 +28,9 @@ from ..protocol.identifiers import (
     validate_https_url,
 )
 from ..protocol.mission import is_s256
+from ..protocol.r3 import R3Operations, check_r3_uri, parse_r3_operations
 from ..protocol.scopes import InvalidScopeError, parse_scope
+from ..protocol.wire import WireFormatError
 from .issuer_keys import IssuerKeys, RefreshableIssuerKeys
 from .jws import JWS_ALGORITHMS, peek, verify_jws
 from .types import (
@@ -372,6 +374,33 @@ def _interaction(pre: _Unverified) -> Interaction | None:
     return Interaction(url=str(url), code=code)
 
 
+def _r3_pin(pre: _Unverified, origin: str) -> tuple[str | None, str | None]:
+    """R3 §Resource Token Extensions / §Auth Token Extensions: ``r3_uri`` and ``r3_s256``
+    both or neither; the URI https on ``origin`` (the resource), the hash a SHA-256."""
+    uri, s256 = pre.claims.get("r3_uri"), pre.claims.get("r3_s256")
+    if uri is None and s256 is None:
+        return None, None
+    if uri is None or s256 is None:
+        pre.kind.fail("r3", "r3_uri and r3_s256 go together")
+    try:
+        check_r3_uri(uri, origin)
+    except ValueError as exc:
+        pre.kind.fail("r3", str(exc))
+    if not is_s256(s256):
+        pre.kind.fail("r3", "r3_s256 must be a base64url SHA-256 digest")
+    return str(uri), str(s256)
+
+
+def _r3_operations(pre: _Unverified, name: str) -> R3Operations | None:
+    value = pre.claims.get(name)
+    if value is None:
+        return None
+    try:
+        return parse_r3_operations(value, name)
+    except WireFormatError as exc:
+        pre.kind.fail("r3", exc.detail)
+
+
 def _presented_jti(pre: _Unverified) -> str:
     """``presented_jti`` (-11) or ``person_token_jti`` (deployed); equal when both appear."""
     new = _text(pre, "presented_jti", required=False)
@@ -400,12 +429,14 @@ def _resource(pre: _Unverified, policy: _Policy, *,
     _expect(pre, "ps", token_ps, ps)
     sub = _required(pre, "sub", "sub")
     _expect(pre, "sub", sub, person_sub)
+    r3_uri, r3_s256 = _r3_pin(pre, pre.iss)
     return ResourceToken(
         raw=pre.raw, header=pre.header, claims=pre.claims, iss=pre.iss, dwk=pre.dwk,
         jti=_required(pre, "jti"), iat=iat, exp=exp, aud=aud, ps=token_ps, sub=sub,
         presented_jti=_presented_jti(pre), agent_jkt=jkt, scopes=_scopes(pre),
         account=_text(pre, "account", required=False), mission_s256=_optional_s256(pre),
         tenant=_text(pre, "tenant", required=False), interaction=_interaction(pre),
+        r3_uri=r3_uri, r3_s256=r3_s256,
     )
 
 
@@ -422,11 +453,16 @@ def _auth(pre: _Unverified, policy: _Policy, *, audience: str,
         pre.kind.fail("ps", f"ps is not a server identifier: {_show(ps)}")
     if pre.dwk == DWK_PERSON and ps != pre.iss:
         pre.kind.fail("ps", "a PS-issued auth token (dwk aauth-person.json) has ps == iss")
+    r3_uri, r3_s256 = _r3_pin(pre, aud)
+    granted, per_call = _r3_operations(pre, "r3_granted"), _r3_operations(pre, "r3_per_call")
+    if (r3_uri is None) != (granted is None) or (per_call is not None and r3_uri is None):
+        pre.kind.fail("r3", "r3_uri, r3_s256 and r3_granted go together")
     return AuthToken(
         raw=pre.raw, header=pre.header, claims=pre.claims, iss=pre.iss, dwk=pre.dwk,
         jti=_required(pre, "jti"), iat=iat, exp=exp, aud=aud, ps=ps, sub=sub, cnf=cnf,
         scopes=_scopes(pre), account=_text(pre, "account", required=False),
         mission_s256=_optional_s256(pre), tenant=_text(pre, "tenant", required=False),
+        r3_uri=r3_uri, r3_s256=r3_s256, r3_granted=granted, r3_per_call=per_call,
     )
 
 

@@ -52,7 +52,8 @@ def test_serve_resource_metadata_and_a_signed_whoami(tmp_path: Path) -> None:
     assert document["issuer"] == RESOURCE and document["access_mode"] == "agent-token"
     assert set(document["scope_descriptions"]) == {"files.read", "files.write"}
     assert [tool["tool"] for tool in document["mcp_tools"]] == [
-        "whoami", "profile", "list_files", "read_file", "write_file"]
+        "whoami", "profile", "list_files", "read_file", "write_file", "delete_file"]
+    assert document["mcp_tools"][-1]["access_mode"] == "per-call"
     assert unsigned.status_code == 401
     assert parse_requirement(unsigned.headers["aauth-requirement"]).value == "agent-token"
     assert whoami.status_code == 200, whoami.text

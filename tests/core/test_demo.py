@@ -19,6 +19,7 @@ LADDER = (
     "sub-agent via its parent: GET /files",
     "step-up: POST /files (files.write)",
     "clarification: person asks, agent answers",
+    "per-call: MCP delete_file, this call approved",
     "mission proposed and approved",
     "permission under the mission",
     "audit record in the mission log",
@@ -55,6 +56,11 @@ def test_demo_every_step_of_the_ladder_passes() -> None:
     assert "person at the PS: reads the person token request (a new agent)" in text
     assert "scope files.write: Create and change your files" in text
     assert "person: asks the agent" in text and "agent: answers" in text
+    # R3 per-call: the person reads that one call, and it runs
+    assert "this call (R3 per-call proposal): Delete one of your files at the demo resource:" \
+        " welcome.txt" in text
+    assert "`welcome.txt` holds 43 bytes now" in text
+    assert "tool result: {'name': 'welcome.txt', 'deleted': True}" in text
     assert "mission log at the PS:" in text and "audit" in text
     assert "agent provider -> person server   POST https://ps.example/revoke" in text
     assert "resource -> agent   403" in text
@@ -62,8 +68,8 @@ def test_demo_every_step_of_the_ladder_passes() -> None:
 
 def test_demo_interactive_person_decides_at_the_terminal() -> None:
     # Each time: decide here (Enter); then profile: yes; files.read: yes; files.write: ask
-    # first; mission: yes; permission: no.
-    stdin = io.StringIO("\ny\n\ny\n\n?\nwhat for?\n\ny\n\nn\n")
+    # first; the per-call delete: yes; mission: yes; permission: no.
+    stdin = io.StringIO("\ny\n\ny\n\n?\nwhat for?\n\ny\n\ny\n\nn\n")
     out = io.StringIO()
     status = run(out, interactive=True, stdin=stdin)
     text = out.getvalue()

@@ -54,7 +54,8 @@ async def test_a_langgraph_agent_lists_and_calls_mcp_tools_and_a_write_steps_up(
 ) -> None:
     tools = toolset.load() if mode == "sync" else await toolset.aload()
     by_name = {tool.name: tool for tool in tools}
-    assert set(by_name) == {"whoami", "profile", "list_files", "read_file", "write_file"}
+    assert set(by_name) == {"whoami", "profile", "list_files", "read_file", "write_file",
+                            "delete_file"}
     assert by_name["read_file"].args == {"name": {"title": "Name", "type": "string"}}
     calls = [
         {"name": "list_files", "args": {}, "id": "call-1"},
@@ -79,6 +80,26 @@ async def test_a_langgraph_agent_lists_and_calls_mcp_tools_and_a_write_steps_up(
         if e.name == "issued_auth_token" and e.agent == party.identity.agent_id
     }
     assert scopes  # auth tokens were issued: files.read, then files.write (step-up)
+
+
+async def test_a_per_call_tool_asks_the_person_for_that_call(
+    party: Party, toolset: AAuthMcpToolset, mode: str
+) -> None:
+    """The demo's ``delete_file`` (R3 per-call) as a LangChain tool: the call is held, the
+    person approves that one call at the PS, the tool returns what the call did."""
+    tools = toolset.load() if mode == "sync" else await toolset.aload()
+    name = f"per-call-{mode}.txt"
+    calls = [
+        {"name": "write_file", "args": {"name": name, "content": "bye"}, "id": "call-1"},
+        {"name": "delete_file", "args": {"name": name}, "id": "call-2"},
+    ]
+    done = await Graph(tools, calls, mode).start()
+    written, deleted = tool_messages(done)
+    assert written.status == deleted.status == "success", deleted.content
+    assert text_of(deleted) == {"name": name, "deleted": True}
+    asked = [e.detail for e in party.stack.events
+             if e.name == "pending" and e.agent == party.identity.agent_id]
+    assert [d["kind"] for d in asked] == ["person_token", "auth_token", "auth_token"]
 
 
 async def test_a_declined_call_fails_alone_and_the_session_goes_on(party: Party, mode: str) -> None:

@@ -4,7 +4,8 @@
   app) minting agent tokens;
 * resources (:class:`Resource`): real ASGI apps publishing metadata and a JWKS, minting
   resource tokens with the tokens API from person tokens they verified through discovery of
-  the PS's JWKS, and serving a revocation endpoint that verifies the PS's signature;
+  the PS's JWKS, serving a revocation endpoint that verifies the PS's signature, and R3
+  documents at ``/aauth/r3/{id}`` to the PS alone (:meth:`Resource.publish`);
 * the PS under test, reached over HTTP through httpx (an in-process ASGI transport, or
   uvicorn on loopback);
 * agents (:class:`Agent`) signing every request with ``sign_request`` (content-type and
@@ -15,6 +16,7 @@ Identifiers stay real (``https://ps.example``); only connections are mapped.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -38,6 +40,7 @@ from aauth_agents.httpsig import (
 )
 from aauth_agents.keys import PrivateKey, PublicKey
 from aauth_agents.protocol.metadata import ResourceMetadata
+from aauth_agents.protocol.r3 import r3_s256
 from aauth_agents.servers.person_server import (
     PersonServer,
     PersonServerConfig,
@@ -84,6 +87,11 @@ class Resource:
         self.key = PrivateKey.generate(kid="res-1")
         self.revoked: list[dict[str, Any]] = []
         self.revocation_status = revocation_status
+        #: R3 documents by id (bytes served as is), who fetched them, and how to misbehave.
+        self.documents: dict[str, bytes] = {}
+        self.fetches: list[str] = []
+        self.r3_status = 200
+        self.r3_delay = 0.0
         self.ps_discovery: AsyncDiscovery | None = None
         self.metadata = ResourceMetadata.build(
             issuer=issuer, jwks_uri=f"{issuer}/.well-known/jwks.json", name=name,
@@ -96,6 +104,7 @@ class Resource:
             Route("/.well-known/aauth-resource.json", self._metadata, methods=["GET"]),
             Route("/.well-known/jwks.json", self._jwks, methods=["GET"]),
             Route("/revoke", self._revoke, methods=["POST"]),
+            Route("/aauth/r3/{id}", self._r3, methods=["GET"]),
         ])
 
     async def _metadata(self, request: Request) -> Response:
@@ -103,6 +112,49 @@ class Resource:
 
     async def _jwks(self, request: Request) -> Response:
         return JSONResponse({"keys": [self.key.public_key.to_jwk()]})
+
+    def publish(self, document: bytes | Mapping[str, Any], doc_id: str = "p1"
+                ) -> tuple[str, str]:
+        """Serve ``document`` (bytes as given, or compact JSON) at ``/aauth/r3/{doc_id}``;
+        returns its ``(r3_uri, r3_s256)``."""
+        data = document if isinstance(document, bytes) else json.dumps(
+            document, separators=(",", ":")).encode()
+        self.documents[doc_id] = data
+        return f"{self.issuer}/aauth/r3/{doc_id}", r3_s256(data)
+
+    async def _r3(self, request: Request) -> Response:
+        """An R3 document for the PS only (R3 §R3 Document Access Restriction)."""
+        signer = await self._ps_signed(request, b"")
+        if signer is None:
+            return JSONResponse({"error": "invalid_signature"}, status_code=401)
+        self.fetches.append(signer)
+        if self.r3_delay:
+            await asyncio.sleep(self.r3_delay)
+        found = self.documents.get(request.path_params["id"])
+        if found is None or self.r3_status != 200:
+            return JSONResponse({"error": "not_found"}, status_code=self.r3_status
+                                if self.r3_status != 200 else 404)
+        return Response(found, media_type="application/json")
+
+    async def _ps_signed(self, request: Request, body: bytes) -> str | None:
+        """The signer of ``request`` when it is the PS (``scheme=jwks_uri``), else None."""
+        assert self.ps_discovery is not None
+        http_request = HttpRequest(
+            request.method, self.issuer + request.url.path,
+            [(k.decode(), v.decode()) for k, v in request.headers.raw], body or None)
+        discovery = self.ps_discovery
+
+        async def resolve(key: SignatureKey) -> KeyResolution:
+            assert key.params["id"] == PS and key.params["dwk"] == DWK_PERSON
+            public = await discovery.aget_key(PS, DWK_PERSON, str(key.params["kid"]))
+            return KeyResolution(jwk=public.to_jwk(), context=PS)
+
+        verifier = SignatureVerifier(clock=self.clock, accepted_schemes=("jwks_uri",))
+        try:
+            verified = await verifier.averify(http_request, resolve)
+        except Exception:
+            return None
+        return str(verified.context)
 
     async def _revoke(self, request: Request) -> Response:
         assert self.ps_discovery is not None

@@ -7,6 +7,7 @@ worker thread and must observe the same state.
 from __future__ import annotations
 
 import asyncio
+import base64
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -133,6 +134,41 @@ async def test_pending_async_twins(stores: Stores) -> None:
     await pending.adelete("p1")
     assert await pending.aget("p1") is None
     assert await pending.apurge(NOW) == 0
+
+
+async def test_a_per_call_record_survives_its_life(stores: Stores) -> None:
+    """A per-call record (R3 §Per-Call Proposals) as the resource writes it -- the held
+    call, the proposal's bytes, who may read them, the retained result -- reads back
+    unchanged from either store at every step: held, claimed once, completed."""
+    document = '{"vocabulary":"urn:aauth:vocabulary:mcp","display":{"summary":"Löschen ✓"}}'
+    data = {
+        "held": {"method": "POST", "path": "/mcp", "raw_path": "/mcp", "query_string": "",
+                 "headers": [["content-type", "application/json"]], "body": "e30=",
+                 "root_path": ""},
+        "scopes": ["files.write"], "tool": "delete_file", "digested": ["text"],
+        "r3_uri": "https://resource.example/aauth/r3/p1", "r3_s256": "A" * 43,
+        "readers": [["https://ps.example", "aauth-person.json"]],
+        "proposal": base64.b64encode(document.encode()).decode(), "mission_s256": None,
+        "rt_exp": NOW + 300.5,
+    }
+    pending = stores.pending
+    await pending.acreate(record(kind="per-call", data=data))
+    held = await pending.aget("p1")
+    assert held is not None and held.data == data and held.kind == "per-call"
+    assert base64.b64decode(held.data["proposal"]).decode() == document
+    claims = [held.evolve(state=EXECUTING, data=dict(held.data, completed_by=["iss", "jti"]))
+              for _ in range(4)]
+    won = [r for r in await asyncio.gather(*(pending.areplace(c) for c in claims)) if r]
+    assert len(won) == 1
+    result = {"status": 200, "headers": [["content-type", "application/json"]],
+              "body": "eyJvayI6dHJ1ZX0="}
+    done = await pending.areplace(won[0].evolve(
+        state=COMPLETED, purge_at=NOW + 3600, data=dict(won[0].data, result=result, held=None)))
+    assert done is not None
+    again = pending.get("p1")
+    assert again == done and again.data["result"] == result and again.data["held"] is None
+    assert again.data["completed_by"] == ["iss", "jti"] and again.data["readers"] == \
+        data["readers"]
 
 
 def test_pending_open_for_owner(stores: Stores) -> None:

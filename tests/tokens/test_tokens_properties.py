@@ -41,6 +41,9 @@ RESOURCE_TOKEN = check_resource_challenge(
     WORLD.resource_token(), resource=RESOURCE, agent_key=WORLD.agent_key.public_key, ps=PS,
     person_sub=PERSON_SUB, keys=WORLD.keys, clock=WORLD.clock)
 
+R3_URI = RESOURCE + "/aauth/r3/p1"
+R3_GRANT = {"vocabulary": "urn:aauth:vocabulary:mcp", "operations": [{"tool": "send_note"}]}
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=8)
     | st.floats(allow_nan=False, allow_infinity=False),
@@ -78,10 +81,20 @@ CLAIM_ALTERNATIVES: dict[str, list[Any]] = {
     "person_token_jti": ["pt-1", "pt-2"],
     "agent_jkt": [WORLD.jkt, "A" * 43],
     "interaction": [{"url": "https://resource.example/i", "code": "C"}, {"url": "http://x"}],
+    # R3: the pin, and grants in the vocabulary format
+    "r3_uri": [R3_URI, "https://other.example/r3/1", "http://resource.example/r3/1",
+               "https://resource.example:444/r3"],
+    "r3_s256": [MISSION_S256, "short"],
+    "r3_granted": [R3_GRANT, {"vocabulary": "urn:aauth:vocabulary:mcp", "operations": [{}]},
+                   {"vocabulary": "mcp", "operations": []}, {"operations": []}],
+    "r3_per_call": [R3_GRANT, {"vocabulary": "urn:x", "operations": "all"}],
 }
 #: Valid tokens of every type, as (header, claims), to mutate.
 BASES = [peek(t) for t in (WORLD.agent_token(), WORLD.person_token(), WORLD.resource_token(),
-                           WORLD.auth_token(), WORLD.auth_token(iss=AS))]
+                           WORLD.auth_token(), WORLD.auth_token(iss=AS),
+                           WORLD.resource_token(r3_uri=R3_URI, r3_s256=MISSION_S256),
+                           WORLD.auth_token(r3_uri=R3_URI, r3_s256=MISSION_S256,
+                                            r3_granted=R3_GRANT, r3_per_call=R3_GRANT))]
 
 
 def _mutate(draw: st.DrawFn, target: dict[str, Any], alternatives: dict[str, list[Any]],
@@ -204,5 +217,5 @@ def test_verifiers_random_signed_tokens(token: tuple[dict[str, Any], dict[str, A
 def test_the_strategy_reaches_acceptance() -> None:
     """Sanity: the plausible values above do make valid tokens of every type."""
     for token in (WORLD.agent_token(), WORLD.person_token(), WORLD.resource_token(),
-                  WORLD.auth_token()):
+                  WORLD.auth_token(), forge(*BASES[-2]), forge(*BASES[-1])):
         assert check_all(token) >= 1

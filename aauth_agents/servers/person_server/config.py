@@ -131,8 +131,9 @@ class PersonServerConfig:
     * ``discovery`` -- fetches agent providers' and resources' metadata and JWKS (agent
       tokens, resource tokens, consent display, revocation endpoints). ``issuer_keys``
       overrides where token keys come from (e.g. :class:`~aauth_agents.tokens.StaticIssuerKeys`).
-    * ``http`` -- the client the PS calls resources' revocation endpoints with (default:
-      one built on ``transport``, or a plain network client).
+    * ``http`` -- the client the PS calls resources with -- their revocation endpoints, and
+      the ``r3_uri`` of an R3 document or per-call proposal (default: one built on
+      ``transport``, or a plain network client).
     * ``relay_channel`` -- how the PS reaches the person for the interaction endpoint;
       ``None``: the PS has no channel (``interaction_unavailable``).
     * ``events`` -- audit event hook. ``clock`` -- every time decision.
@@ -204,6 +205,9 @@ class PersonServerConfig:
     max_body: int = 256 * 1024
     #: Seconds a revocation notification to one resource may take.
     revocation_timeout: float = 10.0
+    #: Seconds fetching an R3 document (``r3_uri``) may take; its size is bounded by
+    #: :data:`~aauth_agents.protocol.r3.MAX_DOCUMENT_BYTES`.
+    r3_timeout: float = 10.0
     #: Seconds between housekeeping passes (:meth:`PersonServer.purge`), each started in the
     #: background by the first protocol request after it is due; 0: never (call ``purge``).
     purge_interval: float = 600.0
@@ -225,6 +229,8 @@ class PersonServerConfig:
             raise ConfigurationError("code_attempts and poll_burst are at least 1")
         if self.purge_interval < 0:
             raise ConfigurationError("purge_interval must be 0 (off) or positive")
+        if not self.r3_timeout > 0 or not self.revocation_timeout > 0:
+            raise ConfigurationError("r3_timeout and revocation_timeout must be positive")
         if self.mission_lifetime is not None and self.mission_lifetime <= 0:
             raise ConfigurationError("mission_lifetime must be positive")
         unknown = [s for s in self.scopes_supported if not isinstance(s, str) or not s]

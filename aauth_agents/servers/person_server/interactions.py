@@ -39,6 +39,7 @@ rendering (§Untrusted Input).
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -137,17 +138,50 @@ class MissionView:
 
 
 @dataclass(frozen=True)
+class R3View:
+    """The R3 document an auth token request references (R3, exploratory), as the resource
+    describes it: ``summary``, ``detail`` (Markdown), ``implications``, ``data_accessed``,
+    ``irreversible``; the ``operations`` (MCP tool names, or each operation as JSON) and,
+    for a per-call proposal (``per_call``), the ``parameters`` of that one call. All of it
+    is untrusted input from the resource (§Untrusted Input)."""
+
+    uri: str
+    s256: str
+    per_call: bool
+    summary: str | None
+    detail: str | None
+    implications: str | None
+    data_accessed: str | None
+    irreversible: str | None
+    operations: tuple[str, ...]
+    parameters: Mapping[str, Any]
+
+    @classmethod
+    def from_request(cls, r3: Mapping[str, Any]) -> R3View:
+        display = r3.get("display") or {}
+        operations = tuple(str(o.get("tool")) if "tool" in o else json.dumps(o)
+                           for o in r3.get("operations", ()))
+        return cls(uri=str(r3["uri"]), s256=str(r3["s256"]), per_call=bool(r3.get("per_call")),
+                   summary=display.get("summary"), detail=display.get("detail"),
+                   implications=display.get("implications"),
+                   data_accessed=display.get("data_accessed"),
+                   irreversible=display.get("irreversible"), operations=operations,
+                   parameters=dict(r3.get("parameters") or {}))
+
+
+@dataclass(frozen=True)
 class InteractionView:
     """What the consent screen shows about one pending request.
 
     ``id`` is the handle for every later call. ``state`` is ``pending``, ``interacting``,
     ``approved``, ``denied``, ``failed`` or ``completed``. ``kind`` is ``person_token``,
     ``auth_token``, ``mission``, ``mission_update``, ``mission_completion``, ``permission``,
-    ``question`` or ``relay``. ``new_agent`` is True when the agent is not bound to anyone yet
-    (a new-agent enrollment, §Agent-Person Binding: show the provider's name and logo and the
-    agent-supplied ``platform``/``device``). ``login_hint`` and ``prompt`` are the agent's
-    OpenID Connect hints (``prompt`` containing ``login``: sign the person in again).
-    ``details`` holds the kind's own members (update
+    ``question`` or ``relay``. ``r3`` is the R3 document (a per-call proposal: the one call
+    to approve) an auth token request references. ``new_agent`` is True when the agent is
+    not bound to anyone yet (a new-agent enrollment, §Agent-Person Binding: show the
+    provider's name and logo and the agent-supplied ``platform``/``device``). ``login_hint``
+    and ``prompt`` are the agent's OpenID Connect hints (``prompt`` containing ``login``:
+    sign the person in again). ``details`` holds the kind's own members (update
     description, completion summary, permission action/parameters, question, relay URL).
     """
 
@@ -179,6 +213,7 @@ class InteractionView:
     expires_at: float
     error: str | None = None
     resource_interaction: Mapping[str, Any] | None = None
+    r3: R3View | None = None
 
 
 _STATE_NAMES = {
@@ -616,7 +651,8 @@ class Interactions:
                                            mission.approved_tools, mission.approved_resources,
                                            mission.state, mission.expires_at)
         details = {k: v for k, v in req.request.items()
-                   if k not in ("scopes", "presented_jti", "rt_jti", "sub")}
+                   if k not in ("scopes", "presented_jti", "rt_jti", "sub", "r3")}
+        r3 = req.request.get("r3")
         conversation = tuple(
             ClarificationView(str(c.get("question", "")), c.get("answer"),
                               float(c.get("asked_at", 0)), c.get("answered_at"),
@@ -637,6 +673,7 @@ class Interactions:
             expires_at=record.expires_at, error=req.error,
             resource_interaction=None if req.resource_interaction is None else {
                 k: v for k, v in req.resource_interaction.items() if k != "nonce"},
+            r3=R3View.from_request(r3) if isinstance(r3, Mapping) else None,
         )
 
 
@@ -647,6 +684,7 @@ __all__ = [
     "InteractionView",
     "Interactions",
     "MissionView",
+    "R3View",
     "ScopeView",
     "callback_allowed",
     "callback_redirect",

@@ -98,6 +98,11 @@ class ConsentRequest:
     platform: str | None = None
     device: str | None = None
     pending_id: str | None = None
+    #: R3 (exploratory): the R3 document an auth token request references, as fetched and
+    #: verified -- ``uri``, ``s256``, ``vocabulary``, ``operations``, ``display``,
+    #: ``parameters`` (a per-call proposal's, for policies that evaluate them) and
+    #: ``per_call``. Untrusted text throughout.
+    r3: Mapping[str, Any] | None = None
 
 
 ApprovalDecider = Callable[[ConsentRequest], "Decision | Awaitable[Decision | None] | None"]

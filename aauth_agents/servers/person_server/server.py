@@ -12,7 +12,11 @@ Endpoints (§Person Server Metadata):
   ``subagent_token``, consent on first issuance, retention of every issued token's record;
 * ``/token`` -- §PS Token Endpoint (three-party): §Resource Token Verification steps 1-7,
   scope never broader than the resource token's, identity claims for identity scopes,
-  parent-mediated sub-agent requests and the single-level rule;
+  parent-mediated sub-agent requests and the single-level rule; a resource token carrying
+  ``r3_uri`` / ``r3_s256`` (R3, exploratory) makes the PS fetch that document signed as
+  itself, verify its hash over the bytes received, show its ``display`` on the consent page
+  and, approved, issue a token echoing ``r3_uri`` / ``r3_s256`` with the document's
+  operations in ``r3_granted`` (:meth:`PersonServer.fetch_r3`);
 * ``/pending/{id}`` -- §Deferred Responses: ``GET`` (``Prefer: wait``), ``POST``
   (clarification response, updated request), ``DELETE`` (withdraw);
 * ``/mission`` and ``/mission/{s256}`` -- §Mission: propose, update, complete;
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hmac
 import json
 import logging
 import math
@@ -68,6 +73,7 @@ from ...protocol.interaction import generate_code, normalize_code
 from ...protocol.metadata import AgentProviderMetadata, PersonServerMetadata, ResourceMetadata
 from ...protocol.mission import build_mission_blob, mission_approval_response, mission_s256
 from ...protocol.mission import validate_s256 as _validate_s256
+from ...protocol.r3 import MAX_DOCUMENT_BYTES, parse_r3_document, r3_s256
 from ...protocol.requirement import Requirement
 from ...protocol.scopes import IDENTITY_SCOPES
 from ...protocol.wire import WireFormatError
@@ -526,7 +532,7 @@ class PersonServer:
             action=r.get("action"), parameters=r.get("parameters"),
             tools=tuple(r.get("tools", ())), resources=tuple(r.get("resources", ())),
             capabilities=req.params.capabilities, platform=req.params.platform,
-            device=req.params.device,
+            device=req.params.device, r3=r.get("r3"),
         )
 
     async def _capabilities(self, req: PendingRequest) -> tuple[str, ...] | None:
@@ -827,7 +833,7 @@ class PersonServer:
             narrowed = overrides.get("scopes") or (decision.scopes if decision else None)
             granted = requested if narrowed is None else tuple(
                 s for s in requested if s in set(narrowed))
-            if remember or narrowed is not None:
+            if (remember or narrowed is not None) and not r.get("r3"):
                 await self.run(self.state.remember_consent, account, req.agent_iss,
                                req.agent_id, r["resource"], AUTH_TOKEN, req.mission_s256,
                                granted, now)
@@ -947,13 +953,18 @@ class PersonServer:
         claims = acct.released_claims(tuple(s for s in scopes if s in IDENTITY_SCOPES))
         jti = secrets.token_urlsafe(16)
         now = self.clock()
+        # R3 §Auth Token Extensions: the document approved, its operations granted (a
+        # per-call proposal's one operation: R3 §Per-Call Proposals, Flow step 2).
+        r3 = r.get("r3") or {}
+        pin = {"r3_uri": r3["uri"], "r3_s256": r3["s256"], "r3_granted": {
+            "vocabulary": r3["vocabulary"], "operations": r3["operations"]}} if r3 else {}
         token = mint_auth_token(
             self.keys.current, iss=self.issuer, aud=r["resource"], ps=self.issuer, sub=r["sub"],
             cnf=PublicKey.from_jwk(req.subject_jwk), scope=scopes or None,
             account=r.get("account"), mission_s256=req.mission_s256,
             mission_expires_at=mission_expires, tenant=r.get("tenant"),
             not_after=self._not_after(req, ctx), lifetime=self.config.auth_token_lifetime,
-            jti=jti, clock=self.clock, extra=claims or None,
+            jti=jti, clock=self.clock, extra=claims or None, **pin,
         )
         iat = int(now)
         exp = _claim_exp(token)
@@ -965,10 +976,12 @@ class PersonServer:
         if req.mission_s256:
             await self.log_mission(req.mission_s256, "auth_token", {
                 "resource": r["resource"], "scope": " ".join(scopes), "jti": jti,
-                "justification": req.params.justification})
+                "justification": req.params.justification, "r3_uri": r3.get("uri"),
+                "r3_s256": r3.get("s256")})
         self._event(ev.ISSUED_AUTH_TOKEN, agent=req.subagent or req.agent_id, account=account,
                     resource=r["resource"], mission=req.mission_s256, jti=jti,
-                    detail={"scope": " ".join(scopes)})
+                    detail={"scope": " ".join(scopes),
+                            **({"r3_uri": r3["uri"], "r3_s256": r3["s256"]} if r3 else {})})
         return token, exp - iat
 
     # -- /person -------------------------------------------------------------------------------
@@ -1084,6 +1097,85 @@ class PersonServer:
                     "invalid_scope",
                     f"scopes the resource's metadata does not describe: {undefined}")
 
+    # -- R3 documents (draft-hardt-aauth-r3, exploratory) ---------------------------------------
+
+    def _signed_headers(self, request: HttpRequest) -> dict[str, str]:
+        """Headers signing ``request`` as this PS: ``Signature-Key: sig=jwks_uri;
+        id=<PS>; dwk="aauth-person.json"`` (revocation notices, R3 document fetches)."""
+        key = self.keys.current
+        assert key.kid is not None
+        return sign_request(request, key=key, clock=self.clock,
+                            signature_key=SignatureKey.from_jwks_uri(
+                                id=self.issuer, dwk=DWK_PERSON, kid=key.kid))
+
+    async def _read_bounded(self, url: str) -> bytes:
+        headers = self._signed_headers(HttpRequest("GET", url))
+        async with self._client().stream("GET", url, headers={
+                "accept": "application/json", **headers}) as response:
+            if response.status_code != 200:
+                raise ProtocolError("invalid_resource_token",
+                                    f"r3_uri answered {response.status_code}")
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > MAX_DOCUMENT_BYTES:
+                    raise ProtocolError("invalid_resource_token",
+                                        f"the R3 document exceeds {MAX_DOCUMENT_BYTES} bytes")
+                chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def fetch_r3(self, rt: ResourceToken) -> dict[str, Any] | None:
+        """The R3 document ``rt`` references, for consent (R3 §R3 Processing: the PS reads
+        ``display``), or ``None`` when it references none.
+
+        Fetched from ``r3_uri`` -- on the resource's own origin (checked when the token was
+        verified), admitted by egress policy, signed by this PS (R3 §R3 Document Access
+        Restriction), without redirects, within ``r3_timeout`` seconds and
+        :data:`~aauth_agents.protocol.r3.MAX_DOCUMENT_BYTES` -- then its SHA-256 over the
+        bytes received compared with ``r3_s256`` (R3 §Hash Verification) and parsed as
+        untrusted input. Any failure refuses the resource token (``invalid_resource_token``):
+        without the document the person cannot be told what they approve. Not cached: a
+        per-call proposal is read once, and a class document's fetch is cheap."""
+        if rt.r3_uri is None or rt.r3_s256 is None:
+            return None
+        url = rt.r3_uri
+        try:
+            if self.discovery is not None:
+                await self.discovery.egress.aadmit(url)
+            body = await asyncio.wait_for(self._read_bounded(url), self.config.r3_timeout)
+        except ProtocolError:
+            raise
+        except (AAuthError, httpx.HTTPError, OSError, asyncio.TimeoutError) as exc:
+            log.warning("cannot fetch the R3 document of %s: %s", rt.iss, exc)
+            raise ProtocolError("invalid_resource_token",
+                                "the R3 document at r3_uri could not be fetched") from exc
+        if not hmac.compare_digest(r3_s256(body), rt.r3_s256):
+            self._event(ev.TAMPERING, resource=rt.iss, jti=rt.jti,
+                        detail={"mismatch": ["r3_s256"]})
+            raise ProtocolError("invalid_resource_token",
+                                "the R3 document does not match the resource token's r3_s256")
+        try:
+            document = parse_r3_document(body)
+        except WireFormatError as exc:
+            raise ProtocolError("invalid_resource_token",
+                                f"the R3 document is malformed: {exc.detail}") from exc
+        return {
+            "uri": url, "s256": rt.r3_s256, "vocabulary": document.vocabulary,
+            "operations": [dict(o) for o in document.operations],
+            "display": document.display.to_json() if document.display else None,
+            "account": document.account, "parameters": document.parameters,
+            "per_call": document.per_call,
+        }
+
+    async def _token_request_members(self, rt: ResourceToken) -> dict[str, Any]:
+        """What a pending auth-token request keeps of its resource token (and R3 document)."""
+        members = _resource_request(rt)
+        r3 = await self.fetch_r3(rt)
+        if r3 is not None:
+            members["r3"] = r3
+        return members
+
     async def handle_auth_token(self, request: HttpRequest) -> Reply:
         """§PS Token Endpoint, three-party."""
         ctx = await self.verify_agent(request)
@@ -1099,8 +1191,9 @@ class PersonServer:
                                               sub.sub if sub else None)
         info = await self.resource_info(rt.iss)
         self._check_scopes(rt, info)
-        req = self._request(AUTH_TOKEN, ctx, sub, account, parsed.params,
-                            _resource_request(rt), rt.mission_s256, info)
+        members = await self._token_request_members(rt)
+        req = self._request(AUTH_TOKEN, ctx, sub, account, parsed.params, members,
+                            rt.mission_s256, info)
         force = False
         if rt.interaction is not None:
             if self.discovery is not None:
@@ -1109,7 +1202,9 @@ class PersonServer:
                 "url": rt.interaction.url, "code": rt.interaction.code, "state": "pending"})
             force = True
         assert account is not None
-        consented = await self.run(
+        # R3: what an R3 document describes is shown to the person each time (a per-call
+        # proposal is one call; consent to a scope is not consent to it).
+        consented = "r3" not in members and await self.run(
             self.state.consent_covers, account, ctx.iss, ctx.agent_id, rt.iss, AUTH_TOKEN,
             rt.mission_s256, rt.scopes)
         if rt.mission_s256:
@@ -1185,7 +1280,7 @@ class PersonServer:
             conversation = (*conversation[:-1], {**question, "answer": justification or "",
                                                  "updated_request": True,
                                                  "answered_at": self.clock()})
-        return req.evolve(request=_resource_request(rt), params=params,
+        return req.evolve(request=await self._token_request_members(rt), params=params,
                           conversation=conversation)
 
     async def handle_pending_delete(self, request: HttpRequest, pending_id: str) -> Reply:
@@ -1510,14 +1605,9 @@ class PersonServer:
                 if self.discovery is not None:
                     await self.discovery.egress.aadmit(endpoint)
                 body = compact({"iss": self.issuer, "jti": token.jti})
-                key = self.keys.current
-                assert key.kid is not None
                 outgoing = HttpRequest("POST", endpoint, {"content-type": "application/json"},
                                        body)
-                headers = sign_request(
-                    outgoing, key=key, clock=self.clock,
-                    signature_key=SignatureKey.from_jwks_uri(id=self.issuer, dwk=DWK_PERSON,
-                                                             kid=key.kid))
+                headers = self._signed_headers(outgoing)
                 response = await asyncio.wait_for(
                     self._client().post(endpoint, content=body, headers={
                         "content-type": "application/json", **headers}),

@@ -31,8 +31,11 @@ Routes (:func:`ui_routes`):
   for the signed-in person the request waits for (its ``owner``, from the dashboard); anyone
   else gets the same 404 whether or not it exists. Sign-in form (if needed), then the consent
   screen: agent name/logo/identifier, platform/device, resource name/description/access mode,
-  scopes with their descriptions, the justification, mission and details -- all untrusted
-  text rendered with :func:`~aauth_agents.servers.markdown.render_markdown` -- and the
+  what an R3 document says the request does (its ``display``: summary, detail,
+  implications, what cannot be undone; for a per-call proposal the one call and its
+  parameters, approved as a whole), scopes with their descriptions, the justification,
+  mission and details -- all untrusted text rendered with
+  :func:`~aauth_agents.servers.markdown.render_markdown` or escaped -- and the
   clarification chat (the page refreshes itself with ``<meta http-equiv=refresh>`` while a
   question is open).
   ``POST /consent/{pending_id}`` with ``action`` = ``approve`` | ``deny`` | ``ask``
@@ -62,6 +65,7 @@ own origin -- not the issuer: the UI may be reached over loopback http.
 from __future__ import annotations
 
 import html
+import json
 import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime, timezone
@@ -75,12 +79,14 @@ from starlette.routing import BaseRoute, Route
 
 from ...protocol.errors import ProtocolError
 from ...protocol.interaction import InvalidInteractionCodeError
+from ...protocol.r3 import is_digest
 from ...tokens import DWK_AGENT
 from ..markdown import render_markdown
 from .config import PersonServerConfig
 from .interactions import (
     InteractionError,
     InteractionView,
+    R3View,
     callback_redirect,
     code_interaction_id,
 )
@@ -106,6 +112,7 @@ input[type=text],input[type=password],textarea{width:100%;box-sizing:border-box;
 font-size:1rem;padding:.3rem}
 .logo{max-height:48px;max-width:48px;vertical-align:middle}
 table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:.2rem .5rem}
+#r3-parameters code{white-space:pre-wrap;word-break:break-word}
 """
 
 
@@ -522,9 +529,12 @@ class PersonServerUI:
                 f'{" · " + _e(r.access_mode) if r.access_mode else ""}</p>'
                 f'<div class="untrusted" id="resource-description">'
                 f'{render_markdown(r.description)}</div></div>')
+        if view.r3 is not None:
+            out.append(self._r3(view.r3))
         if view.scopes:
-            # For an auth token the person may grant less than asked (never more).
-            choose = view.kind == "auth_token"
+            # For an auth token the person may grant less than asked (never more); an R3
+            # document (a per-call proposal above all) is approved or denied as a whole.
+            choose = view.kind == "auth_token" and view.r3 is None
             items = "".join(
                 '<li>' + (f'<label><input type="checkbox" form="decide" name="scope" '
                           f'value="{_e(s.scope)}" checked> ' if choose else "")
@@ -554,7 +564,7 @@ class PersonServerUI:
             out.append('<div class="box error" id="other-person"><p>This agent acts for '
                        'another person; you cannot approve for it.</p></div>')
         offered = ('<input type="hidden" name="scopes_offered" value="1">'
-                   if view.kind == "auth_token" and view.scopes else "")
+                   if view.kind == "auth_token" and view.scopes and view.r3 is None else "")
         answer = ""
         if view.kind == "question":
             answer = ('<p><label>Your answer <textarea name="answer" rows="3" maxlength="2000">'
@@ -566,6 +576,39 @@ class PersonServerUI:
             '<button type="submit" name="action" value="approve" id="approve">Approve</button>'
             '<button type="submit" name="action" value="deny" id="deny">Deny</button>'
             '</form>')
+        return "".join(out)
+
+    @staticmethod
+    def _r3(r3: R3View) -> str:
+        """What the resource says the request does (R3 ``display``): for a per-call proposal,
+        this one call and its parameters. The summary is text, the other members sanitized
+        Markdown, parameter values escaped text -- all of it from the resource."""
+        title = "This call" if r3.per_call else "What the resource says this allows"
+        out = [f'<h2>{title}</h2><div class="box untrusted" id="r3">']
+        if r3.summary:
+            out.append(f'<p id="r3-summary"><b>{_e(r3.summary)}</b></p>')
+        if r3.detail:
+            out.append(f'<div id="r3-detail">{render_markdown(r3.detail)}</div>')
+        for name, label in (("implications", "Implications"),
+                            ("data_accessed", "Data accessed")):
+            value = getattr(r3, name)
+            if value:
+                out.append(f'<p><b>{label}:</b></p><div id="r3-{name.replace("_", "-")}">'
+                           f'{render_markdown(value)}</div>')
+        if r3.irreversible:
+            out.append('<div class="box error" id="r3-irreversible"><p><b>Cannot be undone:'
+                       f'</b></p>{render_markdown(r3.irreversible)}</div>')
+        if r3.per_call:
+            rows = "".join(
+                f'<tr><th><code>{_e(name)}</code></th><td>{_parameter(value)}</td></tr>'
+                for name, value in r3.parameters.items())
+            out.append('<p><b>Parameters</b> (as the resource will run the call):</p>'
+                       f'<table id="r3-parameters">{rows}</table>'
+                       '<p class="muted" id="r3-once">Approving allows this one call, once.'
+                       '</p>')
+        operations = ", ".join(f"<code>{_e(o)}</code>" for o in r3.operations)
+        out.append(f'<p class="muted">Operations: {operations} · document SHA-256 '
+                   f'<code id="r3-s256">{_e(r3.s256)}</code></p></div>')
         return "".join(out)
 
     def _chat(self, view: InteractionView, session: Session) -> str:
@@ -724,6 +767,12 @@ class PersonServerUI:
                          f'<code>{_e(resource.identifier)}</code>')
             scopes = " ".join(str(s) for s in req.request.get("scopes", ()))
             scope = f' · scope <code class="scope">{_e(scopes)}</code>' if scopes else ""
+            r3 = req.request.get("r3")
+            summary = (r3.get("display") or {}).get("summary") if isinstance(r3, Mapping) \
+                else None
+            if isinstance(summary, str):  # what the resource says this call does (R3)
+                scope += f'<p class="untrusted r3-summary">{_e(summary)}</p>'
+
             created = datetime.fromtimestamp(record.created_at, timezone.utc)
             out.append(
                 f'<li class="box waiting" data-pending="{_e(record.id)}">'
@@ -808,6 +857,16 @@ class PersonServerUI:
             Route("/dashboard/terminate", guard(self.terminate), methods=["POST"]),
             Route("/ui.css", self.css, methods=["GET"]),
         ]
+
+
+def _parameter(value: Any) -> str:
+    """A proposal's parameter value as escaped text; a digest by its excerpt and hash."""
+    if is_digest(value):
+        excerpt = value.get("excerpt")
+        shown = f"<code>{_e(excerpt)}</code> " if excerpt else ""
+        return f'{shown}<span class="muted">(SHA-256 <code>{_e(value["s256"])}</code>)</span>'
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return f"<code>{_e(text[:MAX_FIELD])}</code>"
 
 
 def _log_text(data: Mapping[str, Any]) -> str:
