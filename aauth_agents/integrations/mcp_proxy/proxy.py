@@ -129,15 +129,15 @@ def aauth_message(error: AAuthError) -> str:
         "abandoned": f"The person left without deciding on {asked}.",
         "expired": f"The request for {asked} expired before the person decided; it may be "
         "asked again.",
-        "cancelled": f"The request for {asked} was withdrawn: {error.detail}.",
+        "cancelled": f"The request for {asked} was withdrawn: {error.detail}",
         "user_unreachable": f"The person could not be reached to approve {asked}.",
         "revoked": f"The person has revoked the agent's {asked}.",
         "insufficient_scope": f"The agent's authorization does not cover this request ({asked}).",
         "mission_terminated": "The mission this agent works under has ended.",
         "invalid_code": f"The request for {asked} can no longer be completed.",
     }
-    text = messages.get(error.code, f"Authorization failed for {asked}: {error.detail}.")
-    return f"AAuth: {text.replace('..', '.')} ({error.code})"
+    text = messages.get(error.code, f"Authorization failed for {asked}: {error.detail}")
+    return f"AAuth: {text.rstrip('.')} ({error.code})."
 
 
 def failure(exc: BaseException, url: str) -> tuple[int, str, Json | None]:
