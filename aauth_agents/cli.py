@@ -565,7 +565,7 @@ def _claim_stdout() -> IO[bytes]:
     else -- a library's print, a browser started by ``webbrowser`` -- can write there."""
     sys.stdout.flush()
     stdout_fd = sys.stdout.fileno()
-    messages = os.fdopen(os.dup(stdout_fd), "wb", buffering=0)
+    messages = os.fdopen(os.dup(stdout_fd), "wb")
     os.dup2(sys.stderr.fileno(), stdout_fd)
     sys.stdout = sys.stderr
     return messages
@@ -606,7 +606,8 @@ def _mcp_proxy(args: argparse.Namespace, env: Mapping[str, str], err: IO[str]) -
     proxy = proxy_for_agent(
         identity, str(url), transport=AsyncMappedTransport(dict(args.maps)),
         justification=args.justification, max_poll_seconds=args.max_wait,
-        timeout=args.timeout, open_browser=not args.no_browser, stream=err, fatal=fatal)
+        timeout=args.timeout, open_browser=not args.no_browser, stream=err, fatal=fatal,
+        on_event=_event_printer(err) if args.verbose else None)
     try:
         asyncio.run(proxy.serve(sys.stdin.buffer, messages))
     finally:

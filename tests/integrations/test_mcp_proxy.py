@@ -528,6 +528,49 @@ def test_garbage_on_stdin_gets_errors_and_stdout_carries_only_json_rpc(setup: Se
     assert "BROWSER NOISE" in stderr  # the browser's output went to stderr
 
 
+def test_a_request_the_host_cancels_while_the_person_decides(setup: Setup) -> None:
+    host = RawHost(setup, "--no-browser")
+    try:
+        host.send(
+            json.dumps(
+                {
+                    "jsonrpc": "2.0",
+                    "id": 1,
+                    "method": "initialize",
+                    "params": {
+                        "protocolVersion": "2025-11-25",
+                        "capabilities": {},
+                        "clientInfo": {"name": "raw", "version": "1"},
+                    },
+                }
+            ).encode()
+            + b"\n"
+        )
+        assert "result" in host.recv()
+        host.send(b'{"jsonrpc": "2.0", "method": "notifications/initialized"}\n')
+        host.send(
+            b'{"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": '
+            b'{"name": "list_files", "arguments": {}}}\n'
+        )
+        assert host.recv()["method"] == "notifications/message"  # the person is asked
+        host.send(
+            b'{"jsonrpc": "2.0", "method": "notifications/cancelled", "params": '
+            b'{"requestId": 2, "reason": "the user changed their mind"}}\n'
+        )
+        host.send(b'{"jsonrpc": "2.0", "id": 3, "method": "ping"}\n')
+        # answered at once: a ping does not wait for the cancelled call's consent
+        assert host.recv() == {"jsonrpc": "2.0", "id": 3, "result": {}}
+        assert host.close() == 0
+    finally:
+        if host.process.poll() is None:
+            host.process.kill()
+            host.process.wait()
+    assert host.lines.get(timeout=5) is None
+    assert not [line for line in host.stdout if json.loads(line).get("id") == 2]
+    assert "The agent stopped waiting." in host.stderr.decode()  # the prompt ended with it
+    assert not setup.opened.exists()  # --no-browser
+
+
 def test_help_names_the_command() -> None:
     shown = subprocess.run(
         [sys.executable, "-m", "aauth_agents.cli", "mcp-proxy", "--help"],

@@ -10,6 +10,7 @@ server and the demo resource, are in ``test_mcp_proxy.py``.)"""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import queue
@@ -24,7 +25,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from aauth_agents.integrations.mcp_proxy import HostChannel, McpProxy
+from aauth_agents.agent.callbacks import Answer, Cancel, ClarificationRequest, InteractionRequest
+from aauth_agents.integrations.mcp_proxy import HostChannel, HostPrompts, McpProxy
 from aauth_agents.integrations.mcp_proxy.wire import (
     HTTP_ERROR,
     INVALID_REQUEST,
@@ -34,6 +36,7 @@ from aauth_agents.integrations.mcp_proxy.wire import (
     SESSION_ENDED,
     parse_message,
 )
+from aauth_agents.integrations.mcp_proxy.wire import Response as RpcResponse
 from aauth_agents.servers.loopback import LoopbackServer
 
 Json = dict[str, Any]
@@ -532,3 +535,149 @@ async def test_the_host_that_stops_reading_ends_the_proxy(server: tuple[Script, 
     host.request(1, "ping")
     await asyncio.wait_for(task, 10)
     host.close()
+
+
+# -- the person's prompts through the host --------------------------------------------------------
+
+
+async def _channel(capabilities: Json) -> tuple[Host, HostChannel]:
+    """A channel writing to a host that declared ``capabilities`` and is initialized; its
+    answers are handed to the channel directly (there is no proxy reading stdin here)."""
+    host = Host()
+    channel = HostChannel()
+    channel.start(host.proxy_stdout, asyncio.get_running_loop())
+    channel.client_capabilities = capabilities
+    channel.initialized = True
+    return host, channel
+
+
+async def _close(host: Host, channel: HostChannel) -> None:
+    await channel.aclose()
+    host.proxy_stdout.close()
+    host.close()
+
+
+def _answer(
+    channel: HostChannel, request: Json, result: Json | None = None, error: Json | None = None
+) -> None:
+    raw: Json = {"jsonrpc": "2.0", "id": request["id"]}
+    raw.update({"error": error} if error is not None else {"result": result})
+    parsed = parse_message(json.dumps(raw))
+    assert isinstance(parsed, RpcResponse) and channel.resolve(parsed)
+
+
+INTERACTION = InteractionRequest(
+    "https://ps.example/interact/abc",
+    "AB12-CD34",
+    "https://ps.example/pending/1",
+    resource="https://resource.example",
+)
+
+
+async def test_a_url_elicitation_ends_with_the_interaction() -> None:
+    host, channel = await _channel({"elicitation": {"form": {}, "url": {}}})
+    prompts = HostPrompts(channel, stream=io.StringIO(), open_browser=False)
+    prompt = prompts.interaction(INTERACTION)
+    asked = await host.recv()
+    assert asked["method"] == "elicitation/create"
+    assert asked["params"]["mode"] == "url"
+    assert asked["params"]["url"] == "https://ps.example/interact/abc?code=AB12-CD34"
+    assert asked["id"].startswith("aauth-proxy-")  # an id no server request has
+    _answer(channel, asked, {"action": "accept"})
+    prompt.finish("approved")
+    assert await host.recv() == {
+        "jsonrpc": "2.0",
+        "method": "notifications/elicitation/complete",
+        "params": {"elicitationId": asked["params"]["elicitationId"]},
+    }
+    assert not prompt.cancel_requested
+    await _close(host, channel)
+
+
+async def test_an_interaction_that_ends_first_withdraws_the_elicitation() -> None:
+    host, channel = await _channel({"elicitation": {"url": {}}})
+    prompts = HostPrompts(channel, stream=io.StringIO(), open_browser=False)
+    prompt = prompts.interaction(INTERACTION)
+    asked = await host.recv()
+    prompt.finish("approved")  # e.g. the person used the link on stderr
+    assert await host.recv() == {
+        "jsonrpc": "2.0",
+        "method": "notifications/cancelled",
+        "params": {"requestId": asked["id"], "reason": "no longer needed"},
+    }
+    await _close(host, channel)
+
+
+async def test_a_host_that_refuses_the_elicitation_is_told_and_the_browser_opens() -> None:
+    host, channel = await _channel({"elicitation": {"url": {}}})
+    opened: list[str] = []
+    stderr = io.StringIO()
+    prompts = HostPrompts(channel, stream=stderr, browser=lambda link: opened.append(link) or True)
+    prompts.interaction(INTERACTION)
+    asked = await host.recv()
+    _answer(channel, asked, error={"code": -32601, "message": "no elicitation here"})
+    logged = await host.recv()
+    link = "https://ps.example/interact/abc?code=AB12-CD34"
+    assert logged["method"] == "notifications/message"
+    assert link in logged["params"]["data"]
+    for _ in range(100):
+        if opened:
+            break
+        await asyncio.sleep(0.02)
+    assert opened == [link]
+    assert link in stderr.getvalue()
+    await _close(host, channel)
+
+
+async def test_a_question_with_options_is_a_form_with_a_choice() -> None:
+    host, channel = await _channel({"elicitation": {}})  # empty: form mode (2025-06-18 hosts)
+    prompts = HostPrompts(channel, stream=io.StringIO())
+    reply = prompts.clarification(
+        ClarificationRequest("Which folder?", "https://ps.example/pending/1", ("docs", "notes"), 60)
+    )
+    asked = await host.recv()
+    assert "mode" not in asked["params"]  # form is the default; older hosts know no mode
+    assert asked["params"]["requestedSchema"]["properties"]["answer"]["enum"] == ["docs", "notes"]
+    _answer(channel, asked, {"action": "accept", "content": {"answer": "notes"}})
+    assert await asyncio.wait_for(reply, 5) == Answer("notes")
+    await _close(host, channel)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"action": "decline"},
+        {"action": "cancel"},
+        {"action": "accept", "content": {"answer": " "}},
+        {"action": "accept"},
+    ],
+)
+async def test_a_question_not_answered_at_the_host_withdraws_the_request(answer: Json) -> None:
+    host, channel = await _channel({"elicitation": {"form": {}}})
+    prompts = HostPrompts(channel, stream=io.StringIO())
+    reply = prompts.clarification(ClarificationRequest("Why?", "https://ps.example/pending/1"))
+    _answer(channel, await host.recv(), answer)
+    assert isinstance(await asyncio.wait_for(reply, 5), Cancel)
+    await _close(host, channel)
+
+
+async def test_a_question_for_a_host_without_forms_withdraws_the_request() -> None:
+    host, channel = await _channel({"elicitation": {"url": {}}})  # URL mode only
+    stderr = io.StringIO()
+    prompts = HostPrompts(channel, stream=stderr)
+    reply = prompts.clarification(ClarificationRequest("Why?", "https://ps.example/pending/1"))
+    assert isinstance(await asyncio.wait_for(reply, 5), Cancel)
+    logged = await host.recv()
+    assert logged["method"] == "notifications/message"
+    assert "cannot show it" in logged["params"]["data"]
+    assert "The person asks the agent: Why?" in stderr.getvalue()
+    await _close(host, channel)
+
+
+async def test_no_request_to_a_host_before_it_is_initialized() -> None:
+    host, channel = await _channel({"elicitation": {"url": {}}})
+    channel.initialized = False
+    prompts = HostPrompts(channel, stream=io.StringIO(), browser=lambda link: True)
+    prompts.interaction(INTERACTION)
+    assert (await host.recv())["method"] == "notifications/message"  # logging is allowed
+    await _close(host, channel)

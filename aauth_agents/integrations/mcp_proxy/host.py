@@ -122,7 +122,13 @@ class HostChannel:
                 return
             assert isinstance(data, bytes)
             try:
-                stdout.write(data)
+                view = memoryview(data)
+                while view:  # an unbuffered file may take part of it, or none (non-blocking)
+                    written = stdout.write(view)
+                    if written is None:
+                        time.sleep(0.01)
+                    else:
+                        view = view[written:]
                 stdout.flush()
             except (OSError, ValueError) as exc:  # the host closed our stdout
                 log.warning("the host stopped reading: %s", exc)

@@ -32,6 +32,7 @@ from typing import IO
 import httpx
 
 from ...agent import AAuth, AgentIdentity
+from ...agent.events import FlowEvent
 from ...protocol.errors import AAuthError
 from .host import HostChannel, HostPrompts
 from .upstream import Upstream, UpstreamError
@@ -459,13 +460,15 @@ def proxy_for_agent(
     open_browser: bool = True,
     stream: IO[str] | None = None,
     fatal: str | None = None,
+    on_event: Callable[[FlowEvent], None] | None = None,
 ) -> McpProxy:
     """The proxy for the agent ``identity``: an :class:`~aauth_agents.agent.AAuth` asking the
     person through :class:`~.host.HostPrompts`, an ``httpx.AsyncClient`` with it (through
     ``transport``: e.g. an :class:`~aauth_agents.transport.AsyncMappedTransport`), and the
     :class:`McpProxy`. The agent declares the ``clarification`` capability only when the
     host declares form-mode elicitation (it could not answer otherwise). Without an
-    ``identity``, ``fatal`` says why, and every request gets it as its error."""
+    ``identity``, ``fatal`` says why, and every request gets it as its error. ``on_event``
+    sees every step of the agent's flow (``-v``)."""
     host = HostChannel()
     prompts = HostPrompts(host, open_browser=open_browser, stream=stream)
     http_timeout = httpx.Timeout(timeout, connect=min(timeout, 10.0), read=read_timeout)
@@ -484,6 +487,8 @@ def proxy_for_agent(
         justification=justification,
         prompts=prompts,
         max_poll_seconds=max_poll_seconds,
+        on_event=on_event,
+        anticipate=False,  # a ping or a notification never waits on a tool call's consent
     )
 
     def declare(capabilities: Json) -> None:
