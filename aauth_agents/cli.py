@@ -3,6 +3,7 @@
 ``aauth-agents keys init``  create an agent key and its self-hosted provider key
 ``aauth-agents keys show``  print the agent id and key thumbprint (and what a PS needs)
 ``aauth-agents fetch URL``  one AAuth request from the shell, every challenge handled
+``aauth-agents mcp-proxy URL``  a stdio MCP server forwarding to an AAuth-protected MCP server
 ``aauth-agents demo``       the whole AAuth ladder on loopback, step by step
 ``aauth-agents serve resource --issuer https://HOST``  run the demo resource (REST and MCP)
 ``aauth-agents serve ps --issuer https://HOST``        run a person server
@@ -268,6 +269,52 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_store_options(fetch)
 
+    proxy = commands.add_parser(
+        "mcp-proxy",
+        help="a stdio MCP server forwarding to an AAuth-protected streamable HTTP MCP server",
+        description="Serve MCP on stdin/stdout for a host that speaks only stdio, and "
+        "forward every message to the streamable HTTP MCP server at URL, signed as the agent "
+        "(every AAuth challenge answered). When the person must approve, the host shows the "
+        "link (URL-mode elicitation) if it can; otherwise it gets a log message and the "
+        "browser opens the link. Nothing but MCP messages is written on stdout; the log goes "
+        "to stderr. Ends when stdin ends.",
+    )
+    proxy.add_argument("url", metavar="URL", help="the MCP endpoint, e.g. https://HOST/mcp")
+    proxy.add_argument(
+        "--map",
+        dest="maps",
+        action="append",
+        default=[],
+        type=_map_type,
+        metavar="https://HOST=http://127.0.0.1:PORT",
+        help="connect to the second origin for requests to the first; what is signed and "
+        "compared is unchanged (repeatable)",
+    )
+    proxy.add_argument("--justification", help="why the agent asks (shown to the person)")
+    proxy.add_argument(
+        "--max-wait",
+        type=_positive,
+        default=600.0,
+        metavar="SECONDS",
+        help="how long to wait for the person's approval of one request (default 600)",
+    )
+    proxy.add_argument(
+        "--timeout",
+        type=_positive,
+        default=60.0,
+        metavar="SECONDS",
+        help="network timeout of each request (default 60); a response stream may stay "
+        "silent for 300 seconds",
+    )
+    proxy.add_argument(
+        "--no-browser", action="store_true",
+        help="never open the browser (the link is in the host's log and on stderr)",
+    )
+    proxy.add_argument(
+        "-v", "--verbose", action="store_true", help="log each step on stderr"
+    )
+    _add_store_options(proxy)
+
     serve = commands.add_parser(
         "serve",
         help="run an AAuth server",
@@ -512,6 +559,62 @@ def _fetch(
     raise _Failure(EXIT_HTTP, f"HTTP {response.status_code} {response.reason_phrase}")
 
 
+def _claim_stdout() -> IO[bytes]:
+    """The process's stdout, for MCP messages only: a duplicate of file descriptor 1 is
+    returned, and descriptor 1 and ``sys.stdout`` then point at stderr, so that nothing
+    else -- a library's print, a browser started by ``webbrowser`` -- can write there."""
+    sys.stdout.flush()
+    stdout_fd = sys.stdout.fileno()
+    messages = os.fdopen(os.dup(stdout_fd), "wb")
+    os.dup2(sys.stderr.fileno(), stdout_fd)
+    sys.stdout = sys.stderr
+    return messages
+
+
+def _mcp_proxy(args: argparse.Namespace, env: Mapping[str, str], err: IO[str]) -> int:
+    import asyncio
+    import logging
+
+    import httpx
+
+    from .agent.provider import load_identity
+    from .protocol.errors import AAuthError
+    from .transport import AsyncMappedTransport
+
+    url = httpx.URL(args.url)
+    if url.scheme not in ("http", "https") or not url.host:
+        raise _Failure(EXIT_USAGE, f"not an http(s) URL: {args.url}")
+    messages = _claim_stdout()
+    logging.basicConfig(level=logging.WARNING, stream=err,
+                        format="aauth-agents: %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aauth_agents").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    from .integrations.mcp_proxy import proxy_for_agent
+
+    identity = None
+    fatal = None
+    try:
+        identity = load_identity(_store(args, env))
+    except AAuthError as exc:
+        fatal = (f"aauth-agents mcp-proxy has no agent key to sign with ({exc.detail}): "
+                 "create one with `aauth-agents keys init`, or give --dir / --keyring")
+        _fail(err, fatal)
+    else:
+        _fail(err, f"mcp-proxy: agent {identity.agent_id} (key {identity.key.thumbprint()}) "
+              f"for {args.url}")
+    for origin, destination in args.maps:
+        _fail(err, f"mcp-proxy: connections to {origin} go to {destination}")
+    proxy = proxy_for_agent(
+        identity, str(url), transport=AsyncMappedTransport(dict(args.maps)),
+        justification=args.justification, max_poll_seconds=args.max_wait,
+        timeout=args.timeout, open_browser=not args.no_browser, stream=err, fatal=fatal,
+        on_event=_event_printer(err) if args.verbose else None)
+    try:
+        asyncio.run(proxy.serve(sys.stdin.buffer, messages))
+    finally:
+        messages.close()
+    return EXIT_OK
+
+
 def _resource_key(path: str | None, err: IO[str]) -> Any:
     from .agent.storage import DirectoryKeyStore, read_private_key, write_private_key
     from .keys import PrivateKey
@@ -701,6 +804,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _keys(args, env, sys.stdout, err)
         if args.command == "fetch":
             return _fetch(args, env, sys.stdout.buffer, err, sys.stdin.buffer, sys.stdin)
+        if args.command == "mcp-proxy":
+            return _mcp_proxy(args, env, err)
         if args.command == "serve" and args.serve_command == "resource":
             return _serve_resource(args, sys.stdout, err)
         if args.command == "serve" and args.serve_command == "ps":

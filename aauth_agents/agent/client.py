@@ -129,6 +129,12 @@ class AAuth(httpx.Auth):
     ``exp``. ``verify_token_signatures`` -- also check resource-token and auth-token
     signatures against the issuers' JWKS (the claims are always checked).
     ``metadata_ttl`` -- how long metadata is kept when the server sends no ``max-age``.
+    ``anticipate`` -- once a resource has asked for a person or auth token (or declares such
+    an ``access_mode``), start every later request to it by obtaining a person token, which
+    saves a round trip; ``False``: a request starts with the credential the agent holds and
+    waits for the person only when it is itself challenged, so that a request that needs no
+    more (a ping, a notification) never waits on another one's consent -- what a proxy
+    carrying many callers' requests wants.
 
     ``parent`` -- for a sub-agent (its agent token carries ``parent_agent``, §Sub-Agents): the
     :class:`AAuth` of that parent, a top-level agent with the same PS. The sub-agent never
@@ -168,6 +174,7 @@ class AAuth(httpx.Auth):
         refresh_margin: float = 60,
         verify_token_signatures: bool = True,
         metadata_ttl: float = 3600,
+        anticipate: bool = True,
     ) -> None:
         if not isinstance(identity, AgentIdentity):
             raise ConfigurationError("AAuth needs an AgentIdentity")
@@ -203,6 +210,7 @@ class AAuth(httpx.Auth):
             refresh_margin=float(refresh_margin),
             verify_token_signatures=verify_token_signatures,
             metadata_ttl=float(metadata_ttl),
+            anticipate=bool(anticipate),
         )
         self.state = AgentState()
         self._httpx2: AAuthHttpx2 | None = None

@@ -203,6 +203,7 @@ class AgentConfig:
     refresh_margin: float = 60.0
     verify_token_signatures: bool = True
     metadata_ttl: float = 3600.0
+    anticipate: bool = True
     pending: PendingRequests | None = None
     capabilities_header: str | None = field(default=None, init=False)
 
@@ -1409,7 +1410,7 @@ class AgentFlow:
             wants = self.state.wants(resource) or (
                 "person" if info.access_mode in ("person-token", "auth-token") else None
             )
-            if wants is not None and self.identity.ps is not None:
+            if wants is not None and self.config.anticipate and self.identity.ps is not None:
                 credential = yield from self.person_token(call, resource)
             else:
                 credential = self.agent_credential()

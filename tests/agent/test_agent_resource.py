@@ -99,6 +99,20 @@ async def test_access_mode_skips_the_speculative_challenge(
     assert [s.credential for s in world.resource.seen] == ["person", "auth"]
 
 
+async def test_without_anticipation_a_request_waits_only_for_its_own_challenge(
+    make_agent: Callable[..., Agent],
+) -> None:
+    # anticipate=False (the MCP proxy): a request that needs only the agent token is never
+    # held up getting a person token another request will need
+    world = World(access_mode="auth-token")
+    agent = make_agent(world.auth(anticipate=False), world.mapping)
+    assert (await agent.get(f"{RESOURCE}/agent")).status_code == 200
+    assert world.ps.hits["person"] == 0
+    assert (await agent.get(f"{RESOURCE}/data")).status_code == 200
+    assert world.resource.challenges["person-token"] == 1
+    assert [s.credential for s in world.resource.seen] == ["agent", "agent", "person", "auth"]
+
+
 async def test_step_up(world: World, make_agent: Callable[..., Agent]) -> None:
     agent = make_agent(world.auth(), world.mapping)
     assert (await agent.get(f"{RESOURCE}/data")).status_code == 200
