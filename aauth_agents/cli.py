@@ -730,11 +730,8 @@ def _serve_ps(args: argparse.Namespace, env: Mapping[str, str], out: IO[str],
     maps = _serve_setup(args, err)
     discovery = AsyncDiscovery()
     if maps:
-        try:  # admits loopback for the mapped hosts only
-            from .servers.demo_resource import mapped_discovery
-        except ImportError as exc:  # pragma: no cover - the mcp extra is missing
-            raise _Failure(EXIT_USAGE, f"--map needs pip install 'aauth-agents[mcp]' ({exc})"
-                           ) from exc
+        from .servers.demo_resource import mapped_discovery  # loopback for mapped hosts only
+
         discovery = mapped_discovery(maps)
     person = args.person or ("person" if args.auto_approve else None)
     config = PersonServerConfig(

@@ -319,12 +319,7 @@ def run(out: TextIO = sys.stdout, *, interactive: bool = False,
 
 
 def _run(out: TextIO, interactive: bool, stdin: IO[str] | None) -> int:
-    try:
-        from .servers.demo_resource import demo_resource
-    except ImportError as exc:  # pragma: no cover - the mcp extra is missing
-        print(f"aauth-agents demo needs the demo resource: pip install 'aauth-agents[mcp]' "
-              f"({exc})", file=out)
-        return 2
+    from .servers.demo_resource import demo_resource
 
     started = time.monotonic()
     printer = Printer(out)

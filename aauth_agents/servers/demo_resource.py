@@ -1,5 +1,5 @@
 """The demo resource: one AAuth-protected app with a rung of the access ladder per endpoint, as
-REST routes and as MCP tools (``pip install 'aauth-agents[mcp]'``).
+REST routes and as MCP tools.
 
 =================== ============================ ==========================================
 endpoint            MCP tool                     needs
