@@ -4,13 +4,15 @@ Justifications, scope and resource descriptions, agent provider descriptions and
 answers all come from agents or resources. :func:`render_markdown` renders them with
 ``markdown-it-py`` (raw HTML disabled: ``<script>`` stays text) and then sanitizes the result
 with ``nh3`` (an allow-list of tags; no images, no ``on*`` attributes; links only to
-``https:``/``http:``/``mailto:`` with ``rel="noopener noreferrer nofollow"``). The two layers
+``https:``/``http:``/``mailto:`` with ``rel="noopener noreferrer nofollow"``; a relative link
+-- which would point into the person's own server -- loses its ``href``). The two layers
 are independent: even if the renderer let markup through, the sanitizer drops it.
 """
 
 from __future__ import annotations
 
 import html
+from urllib.parse import urlsplit
 
 import nh3
 from markdown_it import MarkdownIt
@@ -24,6 +26,21 @@ ALLOWED_ATTRIBUTES: dict[str, set[str]] = {"a": {"href", "title"}, "ol": {"start
 URL_SCHEMES: frozenset[str] = frozenset({"https", "http", "mailto"})
 #: Longest input rendered; longer text is cut (a page is no place for a novel).
 MAX_LENGTH = 20_000
+
+
+def _absolute_links_only(element: str, attribute: str, value: str) -> str | None:
+    """Keep a URL attribute only when it is absolute with an allowed scheme (http(s) with a
+    host): nh3 passes relative URLs -- ``/logout`` on the PS, or ``!--javascript:`` -- on."""
+    if attribute not in ("href", "src"):
+        return value
+    try:
+        parts = urlsplit(value.strip())
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in URL_SCHEMES or (scheme != "mailto" and not parts.netloc):
+        return None
+    return value
 
 
 def _renderer() -> MarkdownIt:
@@ -44,6 +61,7 @@ def render_markdown(text: str | None) -> str:
         tags=set(ALLOWED_TAGS),
         attributes={k: set(v) for k, v in ALLOWED_ATTRIBUTES.items()},
         url_schemes=set(URL_SCHEMES),
+        attribute_filter=_absolute_links_only,
         link_rel="noopener noreferrer nofollow",
         strip_comments=True,
     )

@@ -2,9 +2,9 @@
 middleware) over loopback, its tools loaded with ``load_aauth_mcp_tools`` /
 ``AAuthMcpToolset`` (one long-lived session) and through the MCP SDK line's own LangChain
 adapter: ``langchain.mcp.MCPAdapter`` with ``aauth_mcp_client`` (2.x),
-``MultiServerMCPClient`` with ``aauth_mcp_connection`` (1.x). Runs on both lines. A LangGraph agent lists and calls
-them; writing steps up to files.write; a call the person declines fails alone and the
-session goes on; a consent becomes a LangGraph interrupt."""
+``MultiServerMCPClient`` with ``aauth_mcp_connection`` (1.x). Runs on both lines. A
+LangGraph agent lists and calls them; writing steps up to files.write; a call the person
+declines fails alone and the session goes on; a consent becomes a LangGraph interrupt."""
 
 from __future__ import annotations
 
