@@ -35,7 +35,6 @@ import base64
 import hmac
 import html
 import inspect
-import json
 import logging
 import secrets
 from collections import OrderedDict
@@ -47,8 +46,8 @@ from urllib.parse import urlencode, urlsplit
 from ..clock import Every
 from ..httpsig import SCHEME_JWKS_URI, HttpRequest, KeyResolution, SignatureKey, SignatureVerifier
 from ..httpsig.verify import SAFE_METHODS
+from ..protocol.deferred import STATUS_INTERACTING, STATUS_PENDING
 from ..protocol.errors import (
-    PROBLEM_JSON,
     AAuthError,
     ConfigurationError,
     DiscoveryError,
@@ -58,8 +57,9 @@ from ..protocol.errors import (
 from ..protocol.identifiers import LOOPBACK_HOSTS, is_server_identifier
 from ..protocol.interaction import codes_match, generate_code, normalize_code
 from ..protocol.metadata import ResourceMetadata
-from ..protocol.problem import problem_body
 from ..protocol.r3 import MCP_VOCABULARY, parameters_match, parse_r3_document
+from ..protocol.reply import JSON, Reply
+from ..protocol.reply import NO_STORE as _NO_STORE
 from ..protocol.requirement import Requirement
 from ..protocol.scopes import is_identity_scope
 from ..protocol.wire import WireFormatError
@@ -70,10 +70,14 @@ from ..stores import (
     EXECUTING,
     FAILED,
     INTERACTING,
+    LIVE,
+    OPEN,
     PENDING,
+    Event,
     PendingRecord,
     PersonTokenRecord,
     Stores,
+    advance,
 )
 from ..tokens import (
     DWK_ACCESS,
@@ -108,54 +112,24 @@ KIND_PER_CALL = "per-call"
 #: Pending kinds completed by presenting an auth token at the pending URL.
 _TOKEN_KINDS = (KIND_AUTH_TOKEN, KIND_PER_CALL)
 
-_JSON = "application/json"
 _HTML = "text/html; charset=utf-8"
-_NO_STORE = ("Cache-Control", "no-store")
 _SIGNATURE_HEADERS = ("signature", "signature-input", "signature-key")
 
 
 # -- outcomes ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Reply:
-    """A response to send as is."""
-
-    status: int
-    headers: tuple[tuple[str, str], ...]
-    body: bytes
-
-    @classmethod
-    def error(cls, error: AAuthError) -> Reply:
-        status, headers, body = error.to_response()
-        return cls(status, tuple(headers.items()), body)
-
-    @classmethod
-    def json(cls, status: int, data: Mapping[str, Any],
-             headers: Iterable[tuple[str, str]] = ()) -> Reply:
-        return cls(status, (("Content-Type", _JSON), *headers), json.dumps(data).encode())
-
-    @classmethod
-    def problem(cls, status: int, error: str, detail: str,
-                headers: Iterable[tuple[str, str]] = ()) -> Reply:
-        body = json.dumps(problem_body(error, detail)).encode()
-        return cls(status, (("Content-Type", PROBLEM_JSON), *headers), body)
-
-    @classmethod
-    def page(cls, status: int, title: str, body_html: str,
-             headers: Iterable[tuple[str, str]] = ()) -> Reply:
-        document = (
-            "<!doctype html><html><head><meta charset=\"utf-8\">"
-            f"<title>{html.escape(title)}</title></head><body>"
-            f"<h1>{html.escape(title)}</h1>{body_html}</body></html>"
-        )
-        return cls(status, (("Content-Type", _HTML), _NO_STORE,
-                            ("Content-Security-Policy", "default-src 'none'"),
-                            ("X-Frame-Options", "DENY"), *headers), document.encode())
-
-    def header(self, name: str) -> str | None:
-        lowered = name.lower()
-        return next((v for k, v in self.headers if k.lower() == lowered), None)
+def page(status: int, title: str, body_html: str,
+         headers: Iterable[tuple[str, str]] = ()) -> Reply:
+    """A small HTML page of the resource's own (the interaction page and its outcomes)."""
+    document = (
+        "<!doctype html><html><head><meta charset=\"utf-8\">"
+        f"<title>{html.escape(title)}</title></head><body>"
+        f"<h1>{html.escape(title)}</h1>{body_html}</body></html>"
+    )
+    return Reply(status, (("Content-Type", _HTML), _NO_STORE,
+                          ("Content-Security-Policy", "default-src 'none'"),
+                          ("X-Frame-Options", "DENY"), *headers), document.encode())
 
 
 @dataclass(frozen=True)
@@ -621,7 +595,7 @@ class AAuthResource:
             return Reply.problem(403, "access_denied",
                                  "only the PS or AS the resource token names may read this")
         self.events.emit(ev.VERIFIED, "r3_document", caller=reader[0], pending=record.id)
-        return Reply(200, (("Content-Type", _JSON), _NO_STORE),
+        return Reply(200, (("Content-Type", JSON), _NO_STORE),
                      base64.b64decode(record.data["proposal"]))
 
     # -- pending records ---------------------------------------------------------------------
@@ -668,7 +642,7 @@ class AAuthResource:
         headers = [("Location", self.pending_url(record.id)),
                    ("Retry-After", str(record.data.get("retry_after", 0))), _NO_STORE,
                    ("AAuth-Requirement", str(record.data["requirement"]))]
-        state = status or ("interacting" if record.state == INTERACTING else "pending")
+        state = status or (STATUS_INTERACTING if record.state == INTERACTING else STATUS_PENDING)
         return Reply.json(202, {"status": state}, headers)
 
     async def resolve(self, record_id: str, *, subject: str | None = None,
@@ -677,15 +651,14 @@ class AAuthResource:
         resource's own page). An interaction record needs the authenticated ``subject``.
         False when there is nothing pending to resolve."""
         record = await self.stores.pending.aget(record_id)
-        if record is None or record.state not in (PENDING, INTERACTING) \
-                or record.kind in _TOKEN_KINDS:
+        if record is None or record.state not in OPEN or record.kind in _TOKEN_KINDS:
             return False
         if record.kind == KIND_INTERACTION and not subject:
             raise ConfigurationError("approving an interaction needs the person's subject")
         data = dict(record.data, subject=subject)
         if scopes is not None:
             data["scopes"] = list(scopes)
-        done = await self.stores.pending.areplace(record.evolve(state=APPROVED, data=data))
+        done = await self.stores.pending.areplace(advance(record, Event.APPROVE, data=data))
         if done is not None:
             self.events.emit(ev.RESOLVED, record.kind, pending=record_id, subject=subject)
         return done is not None
@@ -693,9 +666,9 @@ class AAuthResource:
     async def reject(self, record_id: str) -> bool:
         """Deny a pending record: its next poll answers ``403 denied``."""
         record = await self.stores.pending.aget(record_id)
-        if record is None or record.state not in (PENDING, INTERACTING):
+        if record is None or record.state not in OPEN:
             return False
-        done = await self.stores.pending.areplace(record.evolve(state=DENIED))
+        done = await self.stores.pending.areplace(advance(record, Event.DENY))
         if done is not None:
             self.events.emit(ev.REJECTED, record.kind, pending=record_id)
         return done is not None
@@ -734,8 +707,8 @@ class AAuthResource:
             return
         retain = float(record.data.get("retain_until", 0))
         data = dict(record.data, result=result.to_json(), held=None)
-        await self.stores.pending.areplace(record.evolve(
-            state=COMPLETED, data=data, purge_at=max(record.purge_at, retain)))
+        await self.stores.pending.areplace(advance(
+            record, Event.DELIVER, data=data, purge_at=max(record.purge_at, retain)))
         self.events.emit(ev.COMPLETED, record.kind, pending=record.id, status=result.status)
 
     async def poll(self, request: HttpRequest, record_id: str) -> Reply | Execute:
@@ -767,11 +740,11 @@ class AAuthResource:
         if record.state == FAILED:
             return gone
         if record.state == DENIED:
-            if await self.stores.pending.areplace(record.evolve(state=COMPLETED)) is None:
+            if await self.stores.pending.areplace(advance(record, Event.DELIVER)) is None:
                 return gone
             return Reply.error(ProtocolError("denied", "the request was denied"))
-        if record.state in (PENDING, INTERACTING, APPROVED) and now >= record.expires_at:
-            if await self.stores.pending.areplace(record.evolve(state=FAILED)) is None:
+        if record.state in LIVE and now >= record.expires_at:
+            if await self.stores.pending.areplace(advance(record, Event.FAIL)) is None:
                 return gone
             self.events.emit(ev.EXPIRED, record.kind, pending=record_id)
             return Reply.error(ProtocolError("expired", "the pending request expired"))
@@ -820,9 +793,9 @@ class AAuthResource:
                                  token.claims)
         if missing:
             return self._insufficient(caller, missing)
-        executing = await self.stores.pending.areplace(record.evolve(
-            state=EXECUTING, data=dict(data, completed_by=[caller.issuer, caller.jti],
-                                       retain_until=token.exp)))
+        executing = await self.stores.pending.areplace(advance(
+            record, Event.CLAIM, data=dict(data, completed_by=[caller.issuer, caller.jti],
+                                           retain_until=token.exp)))
         if executing is None:  # another poll won the race: it executes, this one waits
             return self._pending_reply(record)
         return self._execute(caller, executing)
@@ -844,8 +817,8 @@ class AAuthResource:
                                                           session.expires_at)
             headers = (("AAuth-Access", token),)
             caller = caller.with_session(session, self.config.identifier)
-        executing = await self.stores.pending.areplace(record.evolve(
-            state=EXECUTING if data.get("held") else COMPLETED))
+        executing = await self.stores.pending.areplace(
+            advance(record, Event.CLAIM if data.get("held") else Event.DELIVER))
         if executing is None:
             return self._pending_reply(record)
         if data.get("held"):
@@ -867,17 +840,17 @@ class AAuthResource:
                                starlette_request: Any = None) -> Reply:
         record = await self.stores.pending.aget_by_interaction(interaction_id)
         if record is None or record.kind != KIND_INTERACTION:
-            return Reply.page(404, "Not found", "<p>There is no such request.</p>")
+            return page(404, "Not found", "<p>There is no such request.</p>")
         if request.method.upper() == "POST":
             return await self._interaction_decision(request, record, starlette_request)
         if request.method.upper() not in ("GET", "HEAD"):
-            return Reply.page(405, "Method not allowed", "", [("Allow", "GET, POST")])
+            return page(405, "Method not allowed", "", [("Allow", "GET, POST")])
         query = dict(_query_pairs(request.query))
         now = self.clock()
         if now >= record.expires_at:
-            return Reply.page(408, "Expired", "<p>This request has expired.</p>")
+            return page(408, "Expired", "<p>This request has expired.</p>")
         if record.state != PENDING or record.code is None:
-            return Reply.page(410, "Already used",
+            return page(410, "Already used",
                               "<p>This code has been used or is no longer valid.</p>")
         presented = query.get("code", "")
         try:
@@ -887,18 +860,19 @@ class AAuthResource:
         if not matches:
             attempts = record.code_attempts + 1
             failed = attempts >= self.config.max_code_attempts
-            await self.stores.pending.areplace(record.evolve(
-                code_attempts=attempts, state=FAILED if failed else record.state))
+            await self.stores.pending.areplace(
+                advance(record, Event.FAIL, code_attempts=attempts) if failed
+                else record.evolve(code_attempts=attempts))
             self.events.emit(ev.DENIED, "invalid_code", pending=record.id, attempts=attempts)
-            return Reply.page(410 if failed else 400, "Invalid code",
+            return page(410 if failed else 400, "Invalid code",
                               "<p>That code is not valid for this request.</p>")
         page_token = secrets.token_urlsafe(24)
         callback = query.get("callback")
-        interacting = await self.stores.pending.areplace(record.evolve(
-            state=INTERACTING, data=dict(record.data, page_token=page_token,
-                                         callback=callback if _safe_callback(callback) else None)))
+        kept = callback if _safe_callback(callback) else None
+        interacting = await self.stores.pending.areplace(advance(
+            record, Event.ARRIVE, data=dict(record.data, page_token=page_token, callback=kept)))
         if interacting is None:
-            return Reply.page(410, "Already used", "<p>This code has just been used.</p>")
+            return page(410, "Already used", "<p>This code has just been used.</p>")
         return self._consent_page(interacting, page_token)
 
     def _consent_page(self, record: PendingRecord, page_token: str) -> Reply:
@@ -918,20 +892,20 @@ class AAuthResource:
             "<button name=\"decision\" value=\"approve\">Approve</button> "
             "<button name=\"decision\" value=\"deny\">Deny</button></form>"
         )
-        return Reply.page(200, f"Allow access to {name}?", body)
+        return page(200, f"Allow access to {name}?", body)
 
     async def _interaction_decision(self, request: HttpRequest, record: PendingRecord,
                                     starlette_request: Any) -> Reply:
         try:
             form = parse_interaction_form(request.body)
         except WireFormatError as exc:
-            return Reply.page(400, "Bad request", f"<p>{html.escape(exc.detail)}</p>")
+            return page(400, "Bad request", f"<p>{html.escape(exc.detail)}</p>")
         expected = record.data.get("page_token")
         if record.state != INTERACTING or not isinstance(expected, str) or \
                 not hmac.compare_digest(expected.encode(), form.page_token.encode()):
-            return Reply.page(410, "Already used", "<p>This page is no longer valid.</p>")
+            return page(410, "Already used", "<p>This page is no longer valid.</p>")
         if self.clock() >= record.expires_at:
-            return Reply.page(408, "Expired", "<p>This request has expired.</p>")
+            return page(408, "Expired", "<p>This request has expired.</p>")
         callback = record.data.get("callback")
         if form.decision == "deny":
             await self.reject(record.id)
@@ -940,7 +914,7 @@ class AAuthResource:
         subject = (await _maybe_await(authenticate(starlette_request))
                    if authenticate is not None and starlette_request is not None else None)
         if not subject:
-            return Reply.page(401, "Sign in required",
+            return page(401, "Sign in required",
                               "<p>Sign in to this service, then approve again.</p>")
         await self.resolve(record.id, subject=str(subject))
         return _finish_page(callback, None, "Done. You can close this page.")
@@ -1122,7 +1096,7 @@ def _finish_page(callback: object, error: str | None, text: str) -> Reply:
         if error is not None:
             target += ("&" if urlsplit(callback).query else "?") + urlencode({"error": error})
         return Reply(303, (("Location", target), _NO_STORE), b"")
-    return Reply.page(200, "Thank you", f"<p>{html.escape(text)}</p>")
+    return page(200, "Thank you", f"<p>{html.escape(text)}</p>")
 
 
 

@@ -18,14 +18,6 @@ from os import PathLike
 
 from ..clock import Clock, system_clock
 from .base import (
-    APPROVED,
-    COMPLETED,
-    DENIED,
-    EXECUTING,
-    FAILED,
-    INTERACTING,
-    PENDING,
-    PENDING_STATES,
     REVOKED_AGENT,
     REVOKED_PERSON,
     REVOKED_TOKEN,
@@ -48,6 +40,23 @@ from .sqlite import (
     SQLitePersonTokenStore,
     SQLiteReplayCache,
     SQLiteRevocationStore,
+)
+from .states import (
+    APPROVED,
+    COMPLETED,
+    DENIED,
+    EXECUTING,
+    FAILED,
+    INTERACTING,
+    LIVE,
+    OPEN,
+    PENDING,
+    PENDING_STATES,
+    Event,
+    InvalidTransitionError,
+    advance,
+    public_state,
+    release,
 )
 
 
@@ -99,11 +108,15 @@ __all__ = [
     "EXECUTING",
     "FAILED",
     "INTERACTING",
+    "LIVE",
+    "OPEN",
     "PENDING",
     "PENDING_STATES",
     "REVOKED_AGENT",
     "REVOKED_PERSON",
     "REVOKED_TOKEN",
+    "Event",
+    "InvalidTransitionError",
     "MemoryPendingStore",
     "MemoryPersonTokenStore",
     "MemoryReplayStore",
@@ -120,4 +133,7 @@ __all__ = [
     "SQLiteReplayCache",
     "SQLiteRevocationStore",
     "Stores",
+    "advance",
+    "public_state",
+    "release",
 ]

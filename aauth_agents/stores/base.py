@@ -32,16 +32,6 @@ from typing import Any, Protocol, runtime_checkable
 from ..httpsig.verify import ReplayKey
 from ..protocol.encoding import loads_json_object
 
-#: States of a pending record (§Deferred Response State Machine, seen from the resource).
-PENDING = "pending"  # waiting: for the person, an approver, or an auth token
-INTERACTING = "interacting"  # the person arrived at the interaction page (code consumed)
-APPROVED = "approved"  # resolved; the next poll completes it
-DENIED = "denied"  # rejected; the next poll answers 403 denied
-EXECUTING = "executing"  # a poll is executing the held invocation right now
-COMPLETED = "completed"  # terminal response sent (a stored result may be replayed)
-FAILED = "failed"  # terminal failure (too many wrong codes, expired, error sent)
-PENDING_STATES = frozenset({PENDING, INTERACTING, APPROVED, DENIED, EXECUTING, COMPLETED, FAILED})
-
 
 @dataclass(frozen=True)
 class PendingRecord:
@@ -75,7 +65,10 @@ class PendingRecord:
     owner: str | None = None
 
     def evolve(self, **changes: Any) -> PendingRecord:
-        """A copy with ``changes`` applied (``version`` is the store's business)."""
+        """A copy with ``changes`` applied (``version`` is the store's business). The state
+        changes only through :func:`~aauth_agents.stores.states.advance`."""
+        if "state" in changes:
+            raise TypeError("a pending record changes state through states.advance()")
         return replace(self, **changes)
 
     def data_json(self) -> str:
@@ -244,14 +237,6 @@ class ReplayStore(Protocol):
 
 
 __all__ = [
-    "APPROVED",
-    "COMPLETED",
-    "DENIED",
-    "EXECUTING",
-    "FAILED",
-    "INTERACTING",
-    "PENDING",
-    "PENDING_STATES",
     "REVOKED_AGENT",
     "REVOKED_PERSON",
     "REVOKED_TOKEN",

@@ -9,14 +9,13 @@ from collections.abc import Sequence
 from ..clock import Clock, system_clock
 from ..httpsig.verify import MemoryReplayCache, ReplayKey
 from .base import (
-    INTERACTING,
-    PENDING,
     REVOKED_AGENT,
     REVOKED_PERSON,
     REVOKED_TOKEN,
     PendingRecord,
     PersonTokenRecord,
 )
+from .states import OPEN
 
 
 class MemoryPendingStore:
@@ -64,7 +63,7 @@ class MemoryPendingStore:
     def open_for_owner(self, owner: str, now: float, limit: int = 100) -> list[PendingRecord]:
         with self._lock:
             found = [r for r in self._records.values()
-                     if r.owner == owner and r.state in (PENDING, INTERACTING)
+                     if r.owner == owner and r.state in OPEN
                      and r.expires_at > now]
         found.sort(key=lambda r: (r.created_at, r.id))
         return found[:max(0, limit)]

@@ -24,14 +24,13 @@ import anyio.to_thread
 from ..clock import Clock, system_clock
 from ..httpsig.verify import ReplayKey
 from .base import (
-    INTERACTING,
-    PENDING,
     REVOKED_AGENT,
     REVOKED_PERSON,
     REVOKED_TOKEN,
     PendingRecord,
     PersonTokenRecord,
 )
+from .states import OPEN
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -203,7 +202,7 @@ class SQLitePendingStore:
         rows = self.db.fetchall(
             f"SELECT {_PENDING_COLUMNS} FROM aauth_pending WHERE owner = ? "  # noqa: S608
             "AND state IN (?, ?) AND expires_at > ? ORDER BY created_at, id LIMIT ?",
-            (owner, PENDING, INTERACTING, now, max(0, limit)))
+            (owner, *sorted(OPEN), now, max(0, limit)))
         return [r for r in map(_record, rows) if r is not None]
 
     def purge(self, now: float) -> int:

@@ -345,7 +345,7 @@ class AAuthPS:
         error = self._injected(scope)
         if error is not None:
             reply = Reply.error(ProtocolError(error, f"Mock error: {error}"))
-            response = Response(reply.body, status_code=reply.status, headers=reply.headers)
+            response = Response(reply.body, status_code=reply.status, headers=dict(reply.headers))
             await response(scope, receive, send)
             return
         assert self._app is not None

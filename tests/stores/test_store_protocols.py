@@ -23,6 +23,7 @@ from aauth_agents.stores import (
     EXECUTING,
     INTERACTING,
     PENDING,
+    Event,
     PendingRecord,
     PendingStore,
     PersonTokenRecord,
@@ -31,6 +32,7 @@ from aauth_agents.stores import (
     RevocationStore,
     SQLiteDatabase,
     Stores,
+    advance,
 )
 
 NOW = 1_730_217_600.0
@@ -83,10 +85,10 @@ def test_pending_replace_is_compare_and_set(stores: Stores) -> None:
     pending.create(record())
     first = pending.get("p1")
     assert first is not None
-    moved = pending.replace(first.evolve(state=EXECUTING))
+    moved = pending.replace(advance(first, Event.CLAIM))
     assert moved is not None and moved.version == 1 and moved.state == EXECUTING
     # a second writer holding the old version loses and changes nothing
-    assert pending.replace(first.evolve(state=COMPLETED)) is None
+    assert pending.replace(advance(first, Event.WITHDRAW)) is None
     assert pending.get("p1") == moved
     assert pending.replace(record("gone")) is None
 
@@ -110,7 +112,7 @@ def test_only_one_of_many_concurrent_replaces_wins(stores: Stores) -> None:
     wins: list[PendingRecord] = []
 
     def attempt() -> None:
-        result = stores.pending.replace(snapshot.evolve(state=EXECUTING))
+        result = stores.pending.replace(advance(snapshot, Event.CLAIM))
         if result is not None:
             wins.append(result)
 
@@ -127,7 +129,7 @@ async def test_pending_async_twins(stores: Stores) -> None:
     await pending.acreate(record(interaction_id="i1"))
     got = await pending.aget("p1")
     assert got is not None and await pending.aget_by_interaction("i1") == got
-    results = await asyncio.gather(*(pending.areplace(got.evolve(state=EXECUTING))
+    results = await asyncio.gather(*(pending.areplace(advance(got, Event.CLAIM))
                                      for _ in range(8)))
     assert sum(r is not None for r in results) == 1
     assert pending.get("p1") is not None and pending.get("p1").state == EXECUTING  # type: ignore[union-attr]
@@ -156,14 +158,14 @@ async def test_a_per_call_record_survives_its_life(stores: Stores) -> None:
     held = await pending.aget("p1")
     assert held is not None and held.data == data and held.kind == "per-call"
     assert base64.b64decode(held.data["proposal"]).decode() == document
-    claims = [held.evolve(state=EXECUTING, data=dict(held.data, completed_by=["iss", "jti"]))
+    claims = [advance(held, Event.CLAIM, data=dict(held.data, completed_by=["iss", "jti"]))
               for _ in range(4)]
     won = [r for r in await asyncio.gather(*(pending.areplace(c) for c in claims)) if r]
     assert len(won) == 1
     result = {"status": 200, "headers": [["content-type", "application/json"]],
               "body": "eyJvayI6dHJ1ZX0="}
-    done = await pending.areplace(won[0].evolve(
-        state=COMPLETED, purge_at=NOW + 3600, data=dict(won[0].data, result=result, held=None)))
+    data = dict(won[0].data, result=result, held=None)
+    done = await pending.areplace(advance(won[0], Event.DELIVER, purge_at=NOW + 3600, data=data))
     assert done is not None
     again = pending.get("p1")
     assert again == done and again.data["result"] == result and again.data["held"] is None
@@ -191,7 +193,7 @@ def test_pending_open_for_owner(stores: Stores) -> None:
     assert pending.replace(got.evolve(owner="bob")) is not None
     assert pending.get("b").owner == "alice"  # type: ignore[union-attr]
     done = pending.get("b")
-    assert done is not None and pending.replace(done.evolve(state=EXECUTING)) is not None
+    assert done is not None and pending.replace(advance(done, Event.CLAIM)) is not None
     assert [r.id for r in pending.open_for_owner("alice", NOW)] == ["a"]
     assert [r.id for r in pending.open_for_owner("bob", NOW)] == ["e"]
 

@@ -57,7 +57,7 @@ def _http_request(ps: PersonServer, request: Request, body: bytes) -> HttpReques
 
 
 def _response(reply: Reply) -> Response:
-    return Response(reply.body, status_code=reply.status, headers=reply.headers)
+    return Response(reply.body, status_code=reply.status, headers=dict(reply.headers))
 
 
 Handler = Callable[..., Awaitable[Reply]]

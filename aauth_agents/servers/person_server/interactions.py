@@ -52,14 +52,14 @@ from ...protocol.interaction import codes_match, normalize_code
 from ...protocol.metadata import AgentProviderMetadata
 from ...protocol.scopes import IDENTITY_SCOPES
 from ...stores import (
-    APPROVED,
     COMPLETED,
-    DENIED,
-    EXECUTING,
     FAILED,
-    INTERACTING,
-    PENDING,
+    OPEN,
+    Event,
     PendingRecord,
+    advance,
+    public_state,
+    release,
 )
 from . import events as ev
 from .pending import PendingRequest
@@ -216,12 +216,6 @@ class InteractionView:
     r3: R3View | None = None
 
 
-_STATE_NAMES = {
-    PENDING: "pending", INTERACTING: "interacting", EXECUTING: "interacting",
-    APPROVED: "approved", DENIED: "denied", FAILED: "failed", COMPLETED: "completed",
-}
-
-
 def callback_redirect(callback: str, outcome: str | None = None) -> str:
     """The agent's ``callback`` URL to redirect the person's browser to when the
     interaction ends: unchanged on success, with ``?error=<code>`` otherwise
@@ -296,18 +290,18 @@ class Interactions:
             now = ps.clock()
             if record.state == FAILED and req.error == "invalid_code":
                 raise InteractionError("invalid_code", "this interaction has failed")
-            if record.state in (PENDING, INTERACTING) and now >= record.expires_at:
+            if record.state in OPEN and now >= record.expires_at:
                 await self._fail(record, req, "expired")
                 raise InteractionError("expired", "the request has expired")
             if record.state == COMPLETED and req.error == "expired":
                 raise InteractionError("expired", "the request has expired")
-            if record.code is None or record.state not in (PENDING, INTERACTING):
+            if record.code is None or record.state not in OPEN:
                 raise InteractionError("invalid_code", "the code has already been used")
             if not codes_match(record.code, code):
                 attempts = record.code_attempts + 1
                 if attempts >= ps.config.code_attempts:
-                    failed = record.evolve(state=FAILED, code=None, code_attempts=attempts,
-                                           data=req.evolve(error="invalid_code").to_json())
+                    failed = advance(record, Event.FAIL, code=None, code_attempts=attempts,
+                                     data=req.evolve(error="invalid_code").to_json())
                     if await ps.run(ps.pending.replace, failed) is None:
                         continue
                     ps.notifier.notify(record.id)
@@ -318,7 +312,7 @@ class Interactions:
                     if await ps.run(ps.pending.replace, counted) is None:
                         continue
                 raise InteractionError("invalid_code", "the code does not match")
-            consumed = record.evolve(state=INTERACTING, code=None)
+            consumed = advance(record, Event.ARRIVE, code=None)
             stored = await ps.run(ps.pending.replace, consumed)
             if stored is None:
                 continue
@@ -357,7 +351,7 @@ class Interactions:
 
         def mutate(record: PendingRecord, req: PendingRequest) -> PendingRecord:
             self._require_open(record)
-            return record.evolve(state=INTERACTING, code=None)
+            return advance(record, Event.ARRIVE, code=None)
 
         record, req = await self._update(pending_id, mutate)
         return await self._view(record, req)
@@ -404,7 +398,7 @@ class Interactions:
         overrides = self._overrides(req, scopes=scopes, description=description, tools=tools,
                                     resources=resources, expires_at=expires_at, answer=answer)
         # Claim the record (executing), make the decision's effects once, then publish it.
-        claimed = await ps.run(ps.pending.replace, record.evolve(state=EXECUTING))
+        claimed = await ps.run(ps.pending.replace, advance(record, Event.CLAIM))
         if claimed is None:
             raise InteractionError("invalid_request", "the request changed; reload it")
         try:
@@ -412,9 +406,9 @@ class Interactions:
             bound = req.evolve(account=found.username)
             result = await ps.apply(bound, found.username, None, overrides)
         except BaseException:
-            await ps.run(ps.pending.replace, claimed.evolve(state=record.state))
+            await ps.run(ps.pending.replace, release(claimed, record))
             raise
-        done = claimed.evolve(state=APPROVED, data=bound.evolve(result=result).to_json())
+        done = advance(claimed, Event.APPROVE, data=bound.evolve(result=result).to_json())
         stored = await ps.run(ps.pending.replace, done)
         if stored is None:
             raise InteractionError("invalid_request", "the request changed meanwhile")
@@ -462,7 +456,7 @@ class Interactions:
 
         def mutate(record: PendingRecord, req: PendingRequest) -> PendingRecord:
             self._require_open(record)
-            return record.evolve(state=DENIED, code=None, data=req.evolve(reason=reason).to_json())
+            return advance(record, Event.DENY, code=None, data=req.evolve(reason=reason).to_json())
 
         record, req = await self._update(pending_id, mutate)
         if req.kind == "permission" and req.mission_s256:
@@ -477,8 +471,8 @@ class Interactions:
 
         def mutate(record: PendingRecord, req: PendingRequest) -> PendingRecord:
             self._require_open(record)
-            return record.evolve(state=FAILED, code=None,
-                                 data=req.evolve(error="abandoned").to_json())
+            return advance(record, Event.FAIL, code=None,
+                           data=req.evolve(error="abandoned").to_json())
 
         record, req = await self._update(pending_id, mutate)
         self._ps._event(ev.ABANDONED, agent=req.agent_id, account=req.account,
@@ -578,10 +572,10 @@ class Interactions:
             if error is not None:
                 mapped = CALLBACK_ERRORS.get(error, "server_error")
                 if mapped == "denied":
-                    return record.evolve(state=DENIED, code=None, data=req.evolve(
+                    return advance(record, Event.DENY, code=None, data=req.evolve(
                         reason="declined at the resource",
                         resource_interaction={**ri, "state": "failed"}).to_json())
-                return record.evolve(state=FAILED, code=None, data=req.evolve(
+                return advance(record, Event.FAIL, code=None, data=req.evolve(
                     error=mapped, resource_interaction={**ri, "state": "failed"}).to_json())
             return record.evolve(data=req.evolve(
                 resource_interaction={**ri, "state": "done", "nonce": None}).to_json())
@@ -603,9 +597,9 @@ class Interactions:
     def _require_open(record: PendingRecord) -> None:
         if record.state == COMPLETED:
             raise InteractionError("gone", "the request is finished", status=410)
-        if record.state not in (PENDING, INTERACTING):
+        if record.state not in OPEN:
             raise InteractionError("invalid_request",
-                                   f"the request is already {_STATE_NAMES[record.state]}")
+                                   f"the request is already {public_state(record.state)}")
 
     async def _update(self, pending_id: str,
                       mutate: Callable[[PendingRecord, PendingRequest], PendingRecord]
@@ -614,7 +608,7 @@ class Interactions:
         for _ in range(20):
             record = await self._load(pending_id)
             req = PendingRequest.from_json(record.data)
-            if record.state in (PENDING, INTERACTING) and ps.clock() >= record.expires_at:
+            if record.state in OPEN and ps.clock() >= record.expires_at:
                 await self._fail(record, req, "expired")
                 raise InteractionError("expired", "the request has expired")
             new = mutate(record, req)
@@ -626,7 +620,7 @@ class Interactions:
 
     async def _fail(self, record: PendingRecord, req: PendingRequest, error: str) -> None:
         ps = self._ps
-        failed = record.evolve(state=FAILED, code=None, data=req.evolve(error=error).to_json())
+        failed = advance(record, Event.FAIL, code=None, data=req.evolve(error=error).to_json())
         if await ps.run(ps.pending.replace, failed) is not None:
             ps.notifier.notify(record.id)
             ps._event(ev.EXPIRED if error == "expired" else ev.REJECTED, agent=req.agent_id,
@@ -660,7 +654,7 @@ class Interactions:
             for c in req.conversation)
         limit = ps.config.clarification_rounds
         return InteractionView(
-            id=record.id, kind=req.kind, state=_STATE_NAMES.get(record.state, record.state),
+            id=record.id, kind=req.kind, state=public_state(record.state),
             requirement=req.requirement, agent_id=req.agent_id, agent_issuer=req.agent_iss,
             provider_name=req.provider_name, provider_logo=req.provider_logo,
             subagent=req.subagent, platform=req.params.platform, device=req.params.device,

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -21,34 +20,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ...clock import Clock
-from ...protocol.errors import AAuthError
+from ...protocol.reply import Reply
 from .policy import ResourceInfo
 from .requests import RequestParams
-
-NO_STORE = {"Cache-Control": "no-store"}
-
-
-@dataclass
-class Reply:
-    """An HTTP response: ``status``, ``headers`` (without Content-Length) and ``body``."""
-
-    status: int
-    headers: dict[str, str] = field(default_factory=dict)
-    body: bytes = b""
-
-    @classmethod
-    def json(cls, status: int, value: Any, headers: Mapping[str, str] | None = None) -> Reply:
-        out = {"Content-Type": "application/json", **NO_STORE, **(headers or {})}
-        return cls(status, out, json.dumps(value, separators=(",", ":")).encode())
-
-    @classmethod
-    def error(cls, exc: AAuthError) -> Reply:
-        status, headers, body = exc.to_response()
-        return cls(status, {**headers, **NO_STORE}, body)
-
-    @classmethod
-    def empty(cls, status: int) -> Reply:
-        return cls(status, dict(NO_STORE), b"")
 
 
 def _resource_info_json(info: ResourceInfo | None) -> dict[str, Any] | None:
@@ -237,7 +211,6 @@ class PollLimiter:
 
 
 __all__ = [
-    "NO_STORE",
     "Notifier",
     "PendingRequest",
     "PollLimiter",

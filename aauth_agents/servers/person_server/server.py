@@ -59,7 +59,12 @@ from ...httpsig import (
     sign_request,
 )
 from ...keys import PublicKey
-from ...protocol.deferred import CLARIFICATION_RESPONSE, parse_pending_action
+from ...protocol.deferred import (
+    CLARIFICATION_RESPONSE,
+    STATUS_INTERACTING,
+    STATUS_PENDING,
+    parse_pending_action,
+)
 from ...protocol.errors import (
     AAuthError,
     ConfigurationError,
@@ -82,13 +87,15 @@ from ...stores import (
     COMPLETED,
     DENIED,
     EXECUTING,
-    FAILED,
     INTERACTING,
+    OPEN,
     PENDING,
+    Event,
     PendingRecord,
     SQLiteDatabase,
     SQLitePendingStore,
     SQLiteRevocationStore,
+    advance,
 )
 from ...tokens import (
     AGENT_TOKEN_MAX_LIFETIME,
@@ -692,7 +699,7 @@ class PersonServer:
             "Location": self.config.url("pending", record.id),
             "Retry-After": "0" if initial else str(self.config.retry_after),
         }
-        status = "interacting" if record.state == INTERACTING else "pending"
+        status = STATUS_INTERACTING if record.state == INTERACTING else STATUS_PENDING
         body: dict[str, Any] = {"status": status}
         question = req.open_question
         if question is not None:
@@ -708,7 +715,7 @@ class PersonServer:
                 Requirement.interaction(req.interaction_url, req.display_code).headers())
         else:
             headers.update(Requirement.approval().headers())
-        return Reply.json(202, body, headers)
+        return Reply.json(202, body, headers.items())
 
     # -- polling -------------------------------------------------------------------------------
 
@@ -758,14 +765,14 @@ class PersonServer:
             if record.state in (PENDING, INTERACTING, EXECUTING):
                 if now < record.expires_at:
                     return None
-                expired = record.evolve(state=FAILED, code=None,
-                                        data=req.evolve(error="expired").to_json())
+                expired = advance(record, Event.FAIL, code=None,
+                                  data=req.evolve(error="expired").to_json())
                 if await self.run(self.pending.replace, expired) is not None:
                     self._event(ev.EXPIRED, agent=req.agent_id, account=req.account,
                                 detail={"kind": req.kind})
             else:
                 done = await self.run(self.pending.replace,
-                                      record.evolve(state=COMPLETED, code=None))
+                                      advance(record, Event.DELIVER, code=None))
                 if done is not None:
                     self.notifier.notify(record.id)
                     self.limiter.forget(record.id)
@@ -1233,7 +1240,7 @@ class PersonServer:
         action, data = parse_pending_action(body)
         if record.state == COMPLETED:
             raise gone()
-        if record.state not in (PENDING, INTERACTING):
+        if record.state not in OPEN:
             raise ProtocolError("invalid_request", "the request has already been decided")
         if action == CLARIFICATION_RESPONSE:
             question = req.open_question
@@ -1290,8 +1297,8 @@ class PersonServer:
             record, req = await self.owned_record(pending_id, ctx)
             if record.state == COMPLETED:
                 raise gone()
-            withdrawn = record.evolve(state=COMPLETED, code=None,
-                                      data=req.evolve(withdrawn=True).to_json())
+            withdrawn = advance(record, Event.WITHDRAW, code=None,
+                                data=req.evolve(withdrawn=True).to_json())
             if await self.run(self.pending.replace, withdrawn) is not None:
                 self.notifier.notify(pending_id)
                 self._event(ev.WITHDRAWN, agent=req.agent_id, account=req.account,
