@@ -43,6 +43,7 @@ from ..keys import SUPPORTED_ALGORITHMS, PublicKey
 from ..protocol.encoding import b64url_decode
 from ..protocol.errors import (
     AAuthError,
+    DiscoveryError,
     InvalidInputError,
     InvalidJWTError,
     InvalidKeyError,
@@ -178,7 +179,7 @@ def _resolver_errors(scheme: str) -> Iterator[None]:
         yield
     except SignatureError:
         raise
-    except TokenError as exc:
+    except (TokenError, DiscoveryError) as exc:
         raise exc.as_signature_error() from exc
     except AAuthError as exc:
         jwt_scheme = scheme in (SCHEME_JWT, SCHEME_JKT_JWT)

@@ -3,20 +3,50 @@
 Every failure in aauth_agents is an :class:`AAuthError` with a stable ``code`` taken from
 the specification (draft-hardt-oauth-aauth-protocol-11, §Error Responses; Signature-Key
 §Error Codes). A server renders one with :meth:`AAuthError.to_response`: the right status,
-the headers that status needs and an ``application/problem+json`` body (RFC 9457).
+the headers that status needs and an ``application/problem+json`` body (RFC 9457). A ``403``
+never carries ``Signature-Error`` or ``Accept-Signature-*`` (§Verification).
 
-Three families:
+The whole tree (module in brackets when not this one)::
 
-* :class:`SignatureError` -- the request's signature could not be verified
-  (§Verification). Always ``401`` with a ``Signature-Error`` header; ``unsupported_scheme``
-  and ``unsupported_algorithm`` add ``Accept-Signature-Scheme`` / ``Accept-Signature-Alg``.
-* :class:`TokenError` -- an AAuth JWT failed verification. Its ``code`` names the token
-  (``invalid_auth_token``, ``expired_agent_token``, ...); ``signature_error`` says which
-  Signature-Error code it becomes when the token was the request's ``Signature-Key``.
-* :class:`ProtocolError` -- the registries of the token, polling, authorization, mission
-  and interaction endpoints, each code with its status.
+    AAuthError
+    ├── SignatureError             401 + Signature-Error: the request's signature (§Verification)
+    │   ├── MissingSignatureError, InvalidInputError, InvalidSignatureError,
+    │   │   UnsupportedSchemeError, UnsupportedAlgorithmError, InvalidKeyError,
+    │   │   UnknownKeyError, InvalidJWTError, ExpiredJWTError
+    │   ├── UnrecognizedSignatureError   a received code this library does not know [problem]
+    │   └── TokenRejectedError           the resource refused the Signature-Key token [resource]
+    ├── DiscoveryError             metadata or JWKS unavailable; a verifier makes it a
+    │   │                          SignatureError (as_signature_error) [discovery raises it]
+    │   ├── IssuerMissingError, IssuerMismatchError, EgressDeniedError
+    │   └── InvalidMetadataError         [protocol.metadata]
+    ├── TokenError                 an AAuth JWT failed verification; ``reason`` says which check
+    ├── ProtocolError              a code of an endpoint registry, with its status
+    │   ├── WireFormatError              unparseable header or body [protocol.wire]
+    │   │   └── MalformedHeaderError, MalformedBodyError, MalformedProblemError,
+    │   │       InvalidScopeError, InvalidMissionError (MissionMismatchError),
+    │   │       InvalidInteractionCodeError
+    │   ├── UnexpectedResponseError      a response that is not AAuth [protocol.problem]
+    │   ├── AgentProtocolError           what a PS or resource answered the agent [agent.errors]
+    │   │   └── DeniedError, AbandonedError, ExpiredError (PollTimeoutError), SlowDownError,
+    │   │       InvalidCodeError, UserUnreachableError, InteractionUnavailableError,
+    │   │       InvalidRequestError, InvalidAgentTokenError, ExpiredAgentTokenError,
+    │   │       InvalidResourceTokenError, ExpiredResourceTokenError,
+    │   │       UnknownPersonTokenError, MissionNotFoundError, MissionTerminatedError,
+    │   │       DeferredResponseError, RequestCancelledError, ServerError
+    │   ├── RevokedError, SessionTokenError           [resource]
+    │   ├── InteractionError, BindingConflictError    [servers.person_server]
+    │   └── InvalidTransitionError       an illegal pending-record move [stores.states]
+    ├── ChallengeVerificationError, AuthTokenVerificationError, PersonTokenError
+    │                              a token the agent received is not acceptable [agent.errors]
+    ├── UnsupportedRequirementError  an AAuth-Requirement the agent cannot meet
+    │   └── NoPersonServerError          [agent.errors]
+    ├── KeyStoreError              the agent's key storage [agent.storage]
+    │   └── KeyStoreUnavailableError, InsecureKeyStoreError, AgentExistsError,
+    │       AgentNotFoundError
+    └── ConfigurationError         a local programming error (also a ValueError)
+        └── ComponentError [httpsig.request], AccountError [servers.person_server]
 
-A ``403`` never carries ``Signature-Error`` or ``Accept-Signature-*`` (§Verification).
+Catch :class:`AAuthError` for "anything AAuth refused"; a family for one kind of failure.
 """
 
 from __future__ import annotations
@@ -249,12 +279,28 @@ class ExpiredJWTError(SignatureError):
     code = "expired_jwt"
 
 
-class DiscoveryError(SignatureError):
+class DiscoveryError(AAuthError):
     """A metadata document or JWKS could not be fetched or used (§JWKS Discovery and Caching).
 
-    Surfaces as ``invalid_jwt``: the token naming that issuer cannot be verified."""
+    Not a :class:`SignatureError`: a failed fetch says nothing about a signature. Where the
+    key was wanted to verify one, the verifier turns it into the Signature-Error it calls for
+    (:meth:`as_signature_error`: ``invalid_jwt``, or ``issuer_missing`` /
+    ``issuer_mismatch``, §Verification step 5); rendered as is, it answers the same 401."""
 
     code = "invalid_jwt"
+    status = 401
+
+    def __init__(self, detail: str = "", *, code: str | None = None):
+        super().__init__(detail, code=code, status=401)
+
+    def as_signature_error(self) -> SignatureError:
+        """The 401 a verifier sends when this failure kept it from a signature's key."""
+        error = SignatureError(self.detail, code=self.code)
+        error.__cause__ = self
+        return error
+
+    def to_response(self) -> tuple[int, dict[str, str], bytes]:
+        return self.as_signature_error().to_response()
 
 
 class IssuerMissingError(DiscoveryError):

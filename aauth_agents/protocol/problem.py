@@ -24,8 +24,6 @@ from .errors import (
     InvalidJWTError,
     InvalidKeyError,
     InvalidSignatureError,
-    IssuerMismatchError,
-    IssuerMissingError,
     MissingSignatureError,
     ProtocolError,
     SignatureError,
@@ -58,10 +56,8 @@ _SIGNATURE_ERROR_CLASSES: Mapping[str, type[SignatureError]] = {
         UnknownKeyError,
         InvalidJWTError,
         ExpiredJWTError,
-        IssuerMissingError,
-        IssuerMismatchError,
     )
-}
+} | {code: SignatureError for code in ("issuer_missing", "issuer_mismatch")}
 
 
 class MalformedProblemError(WireFormatError):
