@@ -17,6 +17,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -265,8 +266,9 @@ class PrivateKey:
             raise InvalidKeyError("public members do not match the private key")
         return key
 
-    @property
+    @cached_property
     def public_key(self) -> PublicKey:
+        """Built once per key: thumbprints and JWKs are asked for on every request."""
         crypto = self.crypto.public_key()
         jwk: dict[str, Any]
         if isinstance(crypto, ed25519.Ed25519PublicKey):
