@@ -19,6 +19,7 @@ import secrets
 import sqlite3
 from dataclasses import dataclass, field
 
+from .csrf import new_token
 from .database import PSDatabase
 
 #: The most pending requests one browser session keeps a link to (the oldest go first).
@@ -65,7 +66,7 @@ class UISessions:
     def create(self, now: float, ttl: float, max_sessions: int) -> Session:
         """A new anonymous session; expired ones are purged and the least recently used
         dropped beyond ``max_sessions``."""
-        session = Session(id=secrets.token_urlsafe(32), csrf=secrets.token_urlsafe(32),
+        session = Session(id=secrets.token_urlsafe(32), csrf=new_token(),
                           last_seen=now)
         with self.db.transaction() as conn:
             self._make_room(conn, now, max_sessions)
@@ -130,7 +131,7 @@ class UISessions:
                 max_sessions: int) -> Session:
         """The session after ``account`` signed in: a new id and CSRF token (the old id is
         worthless from now on), the same links, ``login_seq`` one higher."""
-        new = Session(id=secrets.token_urlsafe(32), csrf=secrets.token_urlsafe(32),
+        new = Session(id=secrets.token_urlsafe(32), csrf=new_token(),
                       account=account, login_seq=old.login_seq + 1, interactions=old.interactions,
                       callbacks=old.callbacks, arrived=old.arrived, last_seen=now)
         with self.db.transaction() as conn:
