@@ -345,38 +345,52 @@ def _run(out: TextIO, interactive: bool, stdin: IO[str] | None) -> int:
     walk = Walkthrough(printer)
     person = Person(ps, ps_site, password, printer, interactive=interactive, stdin=stdin)
     try:
-        with (
-            LoopbackServer(ap.app()) as ap_server,
-            LoopbackServer(ps_site) as ps_server,
-            LoopbackServer(resource) as resource_server,
-        ):
-            targets.update({AGENT_PROVIDER: ap_server.url, PERSON_SERVER: ps_server.url,
-                                 RESOURCE: resource_server.url})
-            ap.config.connect = {PERSON_SERVER: ps_server.url}
-            say(f"\nagent provider {AGENT_PROVIDER} on {ap_server.url}")
-            say(f"person server  {PERSON_SERVER} on {ps_server.url} (person: {PERSON})")
-            person.browser_origin = ps_server.url
-            if interactive:
-                say(f"  the person signs in to the PS's pages as {PERSON} with password "
-                    f"{password}")
-            say(f"resource       {RESOURCE} on {resource_server.url}")
-            mapping = MappedTransport({AGENT_PROVIDER: ap_server.url,
-                                       PERSON_SERVER: ps_server.url,
-                                       RESOURCE: resource_server.url}, strict=True)
-            hooks: dict[str, list[Callable[..., Any]]] = {
-                "request": [printer.request], "response": [printer.response]}
-            with (
-                httpx.Client(**client_options(transport=mapping, event_hooks=hooks)) as http,
-                httpx.Client(transport=mapping, event_hooks=hooks, timeout=30) as ap_http,
-            ):
-                http.get(f"{PERSON_SERVER}/.well-known/aauth-person.json").raise_for_status()
-                _ladder(walk, printer, person, ap, ps, ps_site, http, ap_http)
+        _on_loopback(walk, printer, person, ap, ps, ps_site, resource, targets)
     finally:
         ap.close()
         ps.close()
     for thread in person.threads:
         thread.join(timeout=5)
+    failed = _report(walk, printer, started)
+    return 1 if failed or person.errors else 0
 
+
+def _on_loopback(walk: Walkthrough, printer: Printer, person: Person, ap: AgentProviderServer,
+                 ps: PersonServer, ps_site: OnItsLoop, resource: Any,
+                 targets: dict[str, str]) -> None:
+    """Serve the three parties on loopback and walk the ladder against them."""
+    say = printer.say
+    with (
+        LoopbackServer(ap.app()) as ap_server,
+        LoopbackServer(ps_site) as ps_server,
+        LoopbackServer(resource) as resource_server,
+    ):
+        targets.update({AGENT_PROVIDER: ap_server.url, PERSON_SERVER: ps_server.url,
+                             RESOURCE: resource_server.url})
+        ap.config.connect = {PERSON_SERVER: ps_server.url}
+        say(f"\nagent provider {AGENT_PROVIDER} on {ap_server.url}")
+        say(f"person server  {PERSON_SERVER} on {ps_server.url} (person: {PERSON})")
+        person.browser_origin = ps_server.url
+        if person.interactive:
+            say(f"  the person signs in to the PS's pages as {PERSON} with password "
+                f"{person.password}")
+        say(f"resource       {RESOURCE} on {resource_server.url}")
+        mapping = MappedTransport({AGENT_PROVIDER: ap_server.url,
+                                   PERSON_SERVER: ps_server.url,
+                                   RESOURCE: resource_server.url}, strict=True)
+        hooks: dict[str, list[Callable[..., Any]]] = {
+            "request": [printer.request], "response": [printer.response]}
+        with (
+            httpx.Client(**client_options(transport=mapping, event_hooks=hooks)) as http,
+            httpx.Client(transport=mapping, event_hooks=hooks, timeout=30) as ap_http,
+        ):
+            http.get(f"{PERSON_SERVER}/.well-known/aauth-person.json").raise_for_status()
+            _Ladder(walk, printer, person, ap, ps, ps_site, http, ap_http).climb()
+
+
+def _report(walk: Walkthrough, printer: Printer, started: float) -> list[Any]:
+    """The table of steps; the steps that did not behave."""
+    say = printer.say
     say("\nstep                                                  expected      observed")
     for number, step in enumerate(walk.steps, 1):
         mark = "ok  " if step.ok else "FAIL"
@@ -384,156 +398,165 @@ def _run(out: TextIO, interactive: bool, stdin: IO[str] | None) -> int:
     failed = [s for s in walk.steps if not s.ok]
     say(f"\n{len(walk.steps) - len(failed)} of {len(walk.steps)} steps as expected "
         f"in {time.monotonic() - started:.1f} s")
-    return 1 if failed or person.errors else 0
+    return failed
 
 
-def _ladder(walk: Walkthrough, printer: Printer, person: Person, ap: AgentProviderServer,
-            ps: PersonServer, ps_site: OnItsLoop, http: httpx.Client,
-            ap_http: httpx.Client) -> None:
-    """The steps; ``http`` is the agent's client (AAuth), ``ap_http`` reaches the provider."""
-    say = printer.say
-    holder: dict[str, Any] = {}
+class _Ladder:
+    """The steps; ``http`` is the agent's client (AAuth), ``ap_http`` reaches the provider.
+    Each step is a method returning what it observed; :meth:`climb` walks them in order."""
 
-    def enrol() -> str:
-        code = ap.create_enrollment(AGENT_ID)
-        say(f"  operator -> agent     one-time enrolment code for {AGENT_ID}")
-        identity = AgentProviderClient(AGENT_PROVIDER, ap_http).enroll(code)
-        holder["identity"] = identity
-        printer.token("agent receives", identity.agent_token, indent="    ")
+    identity: AgentIdentity  # once enrolled
+    auth: AAuth
+    mission_s256: str  # once the mission is approved
+
+    def __init__(self, walk: Walkthrough, printer: Printer, person: Person,
+                 ap: AgentProviderServer, ps: PersonServer, ps_site: OnItsLoop,
+                 http: httpx.Client, ap_http: httpx.Client) -> None:
+        self.walk, self.printer, self.person = walk, printer, person
+        self.ap, self.ps, self.ps_site = ap, ps, ps_site
+        self.http, self.ap_http = http, ap_http
+        self.say = printer.say
+        self.answers: list[str] = []
+        self.child: AgentIdentity | None = None
+
+    def climb(self) -> None:
+        step = self.walk.step
+        if step("agent enrols its key at the agent provider", "enrolled",
+                self.enrol) != "enrolled":
+            return
+        step("sub-agent token from the agent provider", "issued", self.subagent)
+        self.auth = AAuth(self.identity, justification="Keep your notes tidy at the demo resource",
+                          on_interaction=self.person.on_interaction,
+                          on_clarification=self.on_clarification, on_event=self.printer.event,
+                          prefer_wait=1, max_poll_seconds=30)
+        self.http.auth = self.auth
+        step("agent identity: GET /whoami", "200", lambda: self.get("/whoami"))
+        step("person identity: GET /profile (consent)", "200", lambda: self.get("/profile"))
+        step("three-party: GET /files (files.read)", "200", lambda: self.get("/files"))
+        if self.child is not None:
+            step("sub-agent via its parent: GET /files", "200", self.sub_agent_files)
+        step("step-up: POST /files (files.write)", "201", self.write)
+        step("clarification: person asks, agent answers", "1 round",
+             lambda: f"{min(len(self.person.asked), len(self.answers))} round")
+        step("per-call: MCP delete_file, this call approved", "200", self.per_call)
+        self.governance = self.auth.governance(self.http)
+        step("mission proposed and approved", "approved", self.mission)
+        step("permission under the mission", "granted", self.permission)
+        step("audit record in the mission log", "logged", self.audit)
+        step("a request under the mission: GET /files", "200", lambda: self.get("/files"))
+        step("revocation: the resource refuses the agent", "403 revoked", self.revoke)
+        step("revocation: the provider issues no new token", "revoked", self.refresh)
+
+    def get(self, path: str) -> str:
+        return _status(self.http.get(RESOURCE + path), self.printer)
+
+    def enrol(self) -> str:
+        code = self.ap.create_enrollment(AGENT_ID)
+        self.say(f"  operator -> agent     one-time enrolment code for {AGENT_ID}")
+        identity = AgentProviderClient(AGENT_PROVIDER, self.ap_http).enroll(code)
+        self.identity = identity
+        self.printer.token("agent receives", identity.agent_token, indent="    ")
         return "enrolled" if identity.agent_id == AGENT_ID else identity.agent_id
 
-    if walk.step("agent enrols its key at the agent provider", "enrolled", enrol) != "enrolled":
-        return
-    identity: AgentIdentity = holder["identity"]
-    answers: list[str] = []
-
-    def subagent() -> str:
-        child = AgentProviderClient(AGENT_PROVIDER, ap_http).subagent(identity, "search1")
-        holder["child"] = child
-        printer.token("agent receives", child.agent_token, indent="    ")
-        say("    (it acts through its parent at the PS, §Parent-Mediated Authorization)")
+    def subagent(self) -> str:
+        child = AgentProviderClient(AGENT_PROVIDER, self.ap_http).subagent(
+            self.identity, "search1")
+        self.child = child
+        self.printer.token("agent receives", child.agent_token, indent="    ")
+        self.say("    (it acts through its parent at the PS, §Parent-Mediated Authorization)")
         return "issued" if child.parent_agent == AGENT_ID else str(child.parent_agent)
 
-    walk.step("sub-agent token from the agent provider", "issued", subagent)
-
-    def on_clarification(question: str, options: Any, timeout: Any) -> str:
+    def on_clarification(self, question: str, options: Any, timeout: Any) -> str:
         answer = "To save your shopping list as notes.txt; I change nothing else."
-        answers.append(answer)
-        say(f"    agent: answers {answer!r}")
+        self.answers.append(answer)
+        self.say(f"    agent: answers {answer!r}")
         return answer
 
-    auth = AAuth(identity, justification="Keep your notes tidy at the demo resource",
-                 on_interaction=person.on_interaction, on_clarification=on_clarification,
-                 on_event=printer.event, prefer_wait=1, max_poll_seconds=30)
-    http.auth = auth
-
-    def get(path: str) -> str:
-        return _status(http.get(RESOURCE + path), printer)
-
-    walk.step("agent identity: GET /whoami", "200", lambda: get("/whoami"))
-    walk.step("person identity: GET /profile (consent)", "200", lambda: get("/profile"))
-    walk.step("three-party: GET /files (files.read)", "200", lambda: get("/files"))
-
-    def sub_agent_files() -> str:
-        child: AgentIdentity = holder["child"]
-        say(f"    sub-agent {child.agent_id}: its own key and tokens; the parent asks the "
-            "PS for it, under the parent's consent")
-        worker = AAuth(child, parent=auth, on_event=printer.event, prefer_wait=1,
+    def sub_agent_files(self) -> str:
+        child = self.child
+        assert child is not None
+        self.say(f"    sub-agent {child.agent_id}: its own key and tokens; the parent asks the "
+                 "PS for it, under the parent's consent")
+        worker = AAuth(child, parent=self.auth, on_event=self.printer.event, prefer_wait=1,
                        max_poll_seconds=30)
-        return _status(http.get(RESOURCE + "/files", auth=worker), printer)
+        return _status(self.http.get(RESOURCE + "/files", auth=worker), self.printer)
 
-    if "child" in holder:
-        walk.step("sub-agent via its parent: GET /files", "200", sub_agent_files)
-
-    def write() -> str:
+    def write(self) -> str:
         body = json.dumps({"name": "notes.txt", "content": "milk, eggs"}).encode()
-        return _status(http.post(RESOURCE + "/files", content=body,
-                                 headers={"content-type": "application/json"}), printer)
+        return _status(self.http.post(RESOURCE + "/files", content=body,
+                                      headers={"content-type": "application/json"}),
+                       self.printer)
 
-    walk.step("step-up: POST /files (files.write)", "201", write)
-    walk.step("clarification: person asks, agent answers", "1 round",
-              lambda: f"{min(len(person.asked), len(answers))} round")
-
-    def per_call() -> str:
+    def per_call(self) -> str:
         call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
                 "params": {"name": "delete_file", "arguments": {"name": "welcome.txt"}}}
-        say("    MCP tools/call delete_file: held, with a proposal of this one call")
-        response = http.post(RESOURCE + "/mcp", content=json.dumps(call).encode(), headers={
+        self.say("    MCP tools/call delete_file: held, with a proposal of this one call")
+        response = self.http.post(RESOURCE + "/mcp", content=json.dumps(call).encode(), headers={
             "content-type": "application/json",
             "accept": "application/json, text/event-stream"})
         if not response.is_success:
-            return _status(response, printer)
+            return _status(response, self.printer)
         for line in response.text.splitlines():  # one JSON-RPC answer, as an SSE event
             if line.startswith("data:"):
                 result = json.loads(line[5:]).get("result", {})
-                say(f"    tool result: {_short(str(result.get('structuredContent')), 100)}")
+                self.say(f"    tool result: {_short(str(result.get('structuredContent')), 100)}")
         return str(response.status_code)
 
-    walk.step("per-call: MCP delete_file, this call approved", "200", per_call)
-    governance = auth.governance(http)
-
-    def mission() -> str:
-        approval = governance.propose_mission(
+    def mission(self) -> str:
+        approval = self.governance.propose_mission(
             "Tidy up my notes at the demo resource", tools=["list_files", "write_file"],
             resources=[RESOURCE])
-        holder["mission"] = approval.s256
-        say(f"    mission approved: s256={approval.s256}")
+        self.mission_s256 = approval.s256
+        self.say(f"    mission approved: s256={approval.s256}")
         return "approved"
 
-    walk.step("mission proposed and approved", "approved", mission)
-
-    def permission() -> str:
-        result = governance.request_permission(
+    def permission(self) -> str:
+        result = self.governance.request_permission(
             "delete welcome.txt", description="The welcome file is no longer needed")
         return result.permission
 
-    walk.step("permission under the mission", "granted", permission)
-
-    def audit() -> str:
-        governance.audit("write_file", description="Wrote notes.txt",
-                         parameters={"name": "notes.txt"}, result={"size": 10})
-        entries = ps_site.call(ps.mission_log(holder["mission"]))
+    def audit(self) -> str:
+        self.governance.audit("write_file", description="Wrote notes.txt",
+                              parameters={"name": "notes.txt"}, result={"size": 10})
+        entries = self.ps_site.call(self.ps.mission_log(self.mission_s256))
         kinds = [entry.kind for entry in entries]
-        say(f"    mission log at the PS: {', '.join(kinds)}")
+        self.say(f"    mission log at the PS: {', '.join(kinds)}")
         logged = "audit" in kinds and "permission_response" in kinds
         return "logged" if logged else ",".join(kinds)
 
-    walk.step("audit record in the mission log", "logged", audit)
-    walk.step("a request under the mission: GET /files", "200", lambda: get("/files"))
-
-    def revoke() -> str:
-        result = asyncio.run(ap.revoke_agent(AGENT_ID))
+    def revoke(self) -> str:
+        result = asyncio.run(self.ap.revoke_agent(AGENT_ID))
         unacknowledged = 0
         for call in result.calls:
-            say(f"  agent provider -> person server   POST {PERSON_SERVER}/revoke "
-                f"{{iss, jti: {call.jti}}} signed with Signature-Key: jwks_uri")
-            say(f"  person server -> agent provider   {call.status or call.error} "
-                f"{json.dumps(call.answer) if call.answer else ''}")
+            self.say(f"  agent provider -> person server   POST {PERSON_SERVER}/revoke "
+                     f"{{iss, jti: {call.jti}}} signed with Signature-Key: jwks_uri")
+            self.say(f"  person server -> agent provider   {call.status or call.error} "
+                     f"{json.dumps(call.answer) if call.answer else ''}")
             if call.answer:
                 unacknowledged += int(call.answer.get("revoked_auth_tokens", 0)) - int(
                     call.answer.get("notified", 0))
         if unacknowledged > 0:  # a resource refused a notification: the PS tries again
-            say(f"    person server: {unacknowledged} resource notification(s) not "
-                "acknowledged; retrying")
-            second = int(time.time())
-            while int(time.time()) == second:
-                time.sleep(0.05)
-            report = ps_site.call(ps.retry_revocations())
-            say(f"    person server: retried, {len(report.notified)} acknowledged, "
-                f"{len(report.failed)} failed")
-        refused = http.get(RESOURCE + "/files")
-        return _status(refused, printer)
+            self._retry_notifications(unacknowledged)
+        refused = self.http.get(RESOURCE + "/files")
+        return _status(refused, self.printer)
 
-    walk.step("revocation: the resource refuses the agent", "403 revoked", revoke)
+    def _retry_notifications(self, unacknowledged: int) -> None:
+        self.say(f"    person server: {unacknowledged} resource notification(s) not "
+                 "acknowledged; retrying")
+        second = int(time.time())
+        while int(time.time()) == second:
+            time.sleep(0.05)
+        report = self.ps_site.call(self.ps.retry_revocations())
+        self.say(f"    person server: retried, {len(report.notified)} acknowledged, "
+                 f"{len(report.failed)} failed")
 
-    def refresh() -> str:
+    def refresh(self) -> str:
         try:
-            AgentProviderClient(AGENT_PROVIDER, ap_http).refresh(identity.key, identity.agent_token)
+            AgentProviderClient(AGENT_PROVIDER, self.ap_http).refresh(
+                self.identity.key, self.identity.agent_token)
         except Exception as exc:
             return str(getattr(exc, "code", exc))
         return "refreshed"
-
-    walk.step("revocation: the provider issues no new token", "revoked", refresh)
 
 
 __all__ = ["Person", "run"]

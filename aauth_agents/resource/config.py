@@ -9,6 +9,7 @@ does not admit is refused as ``invalid_jwt`` without egress.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,14 @@ if TYPE_CHECKING:
 PersonAuthenticator = Callable[["Request"], "Awaitable[str | None] | str | None"]
 #: Decides whether ``account`` (§Account Binding) is held by the person the caller names.
 AccountValidator = Callable[["Caller", str], "Awaitable[bool] | bool"]
+
+
+
+async def maybe_await(value: Any) -> Any:
+    """The result of a hook that may be sync or async (:data:`PersonAuthenticator`,
+    :data:`AccountValidator`)."""
+    return await value if inspect.isawaitable(value) else value
+
 
 RESOURCE_TOKEN = "resource-token"  # noqa: S105 (a mode name)
 INTERACTION = "interaction"

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 from ..httpsig import HttpRequest
 from ..protocol.errors import ConfigurationError
+from .body import BodyTooLarge, asgi_chunks, read_body
 from .caller import _CURRENT, Caller
 from .config import ResourceConfig
 from .held import HeldRequest, HeldResult, header_pairs
@@ -38,26 +39,6 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-
-class _BodyTooLarge(Exception):
-    pass
-
-
-async def _read_body(receive: Receive, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ConnectionAbortedError
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise _BodyTooLarge
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
@@ -183,8 +164,8 @@ class AAuthMiddleware:
             await self.app(scope, receive, send)
             return
         try:
-            body = await _read_body(receive, resource.config.max_body_bytes)
-        except _BodyTooLarge:
+            body = await read_body(asgi_chunks(receive), resource.config.max_body_bytes)
+        except BodyTooLarge:
             await _send_reply(send, Reply.problem(413, "invalid_request", "body too large"))
             return
         except ConnectionAbortedError:

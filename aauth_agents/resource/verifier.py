@@ -84,6 +84,15 @@ def _token_error(exc: SignatureError) -> SignatureError:
 _Resolved = tuple[AgentToken | PersonToken | AuthToken, KeyResolution]
 
 
+_SIGNATURE_HEADERS = ("signature", "signature-input", "signature-key")
+
+
+def is_signed(request: HttpRequest) -> bool:
+    """Whether ``request`` carries any HTTP-signature header (else it is challenged, not
+    verified)."""
+    return any(name in _SIGNATURE_HEADERS for name, _ in request.headers)
+
+
 class _TokenCache:
     """Verified tokens by compact JWS; an entry is used only while ``now < exp``."""
 

@@ -72,6 +72,7 @@ from ..keys import ED25519, PrivateKey, PublicKey
 from ..protocol.encoding import loads_json_object
 from ..protocol.errors import AAuthError, ConfigurationError, ProtocolError
 from ..protocol.identifiers import validate_server_identifier
+from ..resource.body import BodyTooLarge, read_body
 from ..tokens import DWK_AGENT, TYP_AGENT, StaticIssuerKeys, async_token_key_resolver, peek
 from ..tokens.types import AgentToken
 from ..transport import AsyncMappedTransport
@@ -393,11 +394,10 @@ class AgentProviderServer:
                                  accepted_schemes=(scheme,), require_body_digest=True)
 
     async def _request(self, request: Request) -> HttpRequest:
-        body = b""
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > self.config.max_body:
-                raise ProtocolError("invalid_request", "the body is too large", status=413)
+        try:
+            body = await read_body(request.stream(), self.config.max_body)
+        except BodyTooLarge:
+            raise ProtocolError("invalid_request", "the body is too large", status=413) from None
         url = self.issuer + request.url.path
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
         return HttpRequest(request.method, url, headers, body or None)

@@ -335,6 +335,26 @@ def demo_resource(
         additional_signature_components=MCP_SIGNATURE_COMPONENTS,
         extra_metadata=mcp_metadata(issuer + MCP_PATH, tools))
 
+    app = Starlette(routes=[
+        *_rest_routes(files),
+        Route(MCP_PATH, mcp_app.endpoint, methods=["GET", "POST", "DELETE"]),
+    ], lifespan=mcp_app.lifespan)
+    policy = RoutePolicy([
+        ("GET", "/whoami", AccessRule.agent()),
+        ("GET", "/profile", AccessRule.person()),
+        ("GET", "/files", AccessRule.auth("files.read")),
+        ("GET", "/files/{name}", AccessRule.auth("files.read")),
+        ("POST", "/files", AccessRule.auth("files.write")),
+        ("*", MCP_PATH, mcp_policy(tools, default=AccessRule.agent())),
+    ], default=AccessRule.agent())
+    middleware = AAuthMiddleware(app, resource=config, policy=policy)
+    return DemoResource(middleware=middleware, files=files, mcp=server, mcp_app=mcp_app,
+                        tools=tools)
+
+
+def _rest_routes(files: DemoFiles) -> list[Route]:
+    """The REST routes: who is calling (``/whoami``, ``/profile``) and the person's files."""
+
     async def whoami(request: Request) -> Response:
         return JSONResponse(describe_caller(request.state.aauth))
 
@@ -365,25 +385,13 @@ def demo_resource(
             return _problem(400, "invalid_request", str(exc))
         return JSONResponse(written, status_code=201 if written["created"] else 200)
 
-    app = Starlette(routes=[
+    return [
         Route("/whoami", whoami, methods=["GET"]),
         Route("/profile", profile, methods=["GET"]),
         Route("/files", list_files, methods=["GET"]),
         Route("/files/{name}", read_file, methods=["GET"]),
         Route("/files", write_file, methods=["POST"]),
-        Route(MCP_PATH, mcp_app.endpoint, methods=["GET", "POST", "DELETE"]),
-    ], lifespan=mcp_app.lifespan)
-    policy = RoutePolicy([
-        ("GET", "/whoami", AccessRule.agent()),
-        ("GET", "/profile", AccessRule.person()),
-        ("GET", "/files", AccessRule.auth("files.read")),
-        ("GET", "/files/{name}", AccessRule.auth("files.read")),
-        ("POST", "/files", AccessRule.auth("files.write")),
-        ("*", MCP_PATH, mcp_policy(tools, default=AccessRule.agent())),
-    ], default=AccessRule.agent())
-    middleware = AAuthMiddleware(app, resource=config, policy=policy)
-    return DemoResource(middleware=middleware, files=files, mcp=server, mcp_app=mcp_app,
-                        tools=tools)
+    ]
 
 
 def mapped_discovery(mapping: Mapping[str, str], *, clock: Clock = system_clock,

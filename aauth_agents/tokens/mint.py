@@ -287,6 +287,69 @@ def _interaction(value: Interaction | Mapping[str, Any] | None) -> dict[str, str
     return {"url": str(url), "code": _text("interaction.code", code)}
 
 
+def _person_fields(
+    iss: str,
+    person: PersonToken | None,
+    ps: str | None,
+    sub: str | None,
+    presented_jti: str | None,
+    mission_s256: str | None,
+    tenant: str | None,
+) -> tuple[str | None, str | None, str | None, str | None, str | None]:
+    """A resource token's ``ps``, ``sub``, ``presented_jti``, ``mission_s256`` and ``tenant``:
+    copied from the verified ``person`` token (which must be for resource ``iss``), or as
+    given when there is none."""
+    if person is not None and person.aud != iss:
+        raise ConfigurationError("the person token was not issued for this resource")
+    ps = _from_person("ps", ps, person.iss if person else None, person)
+    sub = _from_person("sub", sub, person.sub if person else None, person)
+    presented_jti = _from_person("presented_jti", presented_jti, person.jti if person else None,
+                                 person)
+    mission_s256 = _from_person("mission_s256", mission_s256,
+                                person.mission_s256 if person else None, person)
+    tenant = _from_person("tenant", tenant, person.tenant if person else None, person)
+    return ps, sub, presented_jti, mission_s256, tenant
+
+
+def _parties(
+    iss: str, dwk: str, aud: str, jti: str | None, ps: str | None, sub: str | None
+) -> dict[str, Any]:
+    """The claims a resource or auth token opens with: its issuer, the metadata document
+    that holds the issuer's keys, its audience, its ``jti`` and the person (``ps``, ``sub``)."""
+    return {
+        "iss": _server_id("iss", iss),
+        "dwk": dwk,
+        "aud": _server_id("aud", aud),
+        "jti": _jti(jti),
+        "ps": _server_id("ps", ps),
+        "sub": _text("sub", sub),
+    }
+
+
+def _grant_claims(
+    account: str | None, mission_s256: str | None, tenant: str | None
+) -> dict[str, Any]:
+    """``account``, ``mission_s256`` and ``tenant`` of a resource or auth token (``None``
+    when absent)."""
+    return {
+        "account": None if account is None else _text("account", account),
+        "mission_s256": None if mission_s256 is None else _s256("mission_s256", mission_s256),
+        "tenant": None if tenant is None else _text("tenant", tenant),
+    }
+
+
+def _auth_ps_dwk(iss: str, ps: str, dwk: str | None) -> tuple[str, str]:
+    """An auth token's ``ps`` and ``dwk``: ``aauth-person.json`` when the PS issues it
+    (``iss == ps``), else ``aauth-access.json``; a PS-issued token has ``ps == iss``."""
+    ps = _server_id("ps", ps)
+    dwk = dwk or (DWK_PERSON if iss == ps else DWK_ACCESS)
+    if dwk not in (DWK_PERSON, DWK_ACCESS):
+        raise ConfigurationError(f"an auth token's dwk is {DWK_PERSON} or {DWK_ACCESS}")
+    if dwk == DWK_PERSON and iss != ps:
+        raise ConfigurationError("a PS-issued auth token has ps equal to iss")
+    return ps, dwk
+
+
 def mint_resource_token(
     issuer_key: PrivateKey,
     *,
@@ -323,15 +386,8 @@ def mint_resource_token(
     ``presented_jti`` (-11) and ``person_token_jti`` (deployed reference, mockin 2.0).
     At most 5 min, never past ``mission_expires_at``.
     """
-    if person is not None and person.aud != iss:
-        raise ConfigurationError("the person token was not issued for this resource")
-    ps = _from_person("ps", ps, person.iss if person else None, person)
-    sub = _from_person("sub", sub, person.sub if person else None, person)
-    presented_jti = _from_person("presented_jti", presented_jti, person.jti if person else None,
-                                 person)
-    mission_s256 = _from_person("mission_s256", mission_s256,
-                                person.mission_s256 if person else None, person)
-    tenant = _from_person("tenant", tenant, person.tenant if person else None, person)
+    ps, sub, presented_jti, mission_s256, tenant = _person_fields(
+        iss, person, ps, sub, presented_jti, mission_s256, tenant)
     if not is_s256(agent_jkt):
         raise ConfigurationError("agent_jkt must be an RFC 7638 SHA-256 thumbprint")
     iat, exp = _lifetime(
@@ -339,21 +395,14 @@ def mint_resource_token(
     )
     person_jti = _text("presented_jti", presented_jti)
     claims = {
-        "iss": _server_id("iss", iss),
-        "dwk": DWK_RESOURCE,
-        "aud": _server_id("aud", aud),
-        "jti": _jti(jti),
-        "ps": _server_id("ps", ps),
-        "sub": _text("sub", sub),
+        **_parties(iss, DWK_RESOURCE, aud, jti, ps, sub),
         "presented_jti": person_jti,
         "person_token_jti": person_jti,
         "agent_jkt": agent_jkt,
         "iat": iat,
         "exp": exp,
         "scope": _scope(scope),
-        "account": None if account is None else _text("account", account),
-        "mission_s256": None if mission_s256 is None else _s256("mission_s256", mission_s256),
-        "tenant": None if tenant is None else _text("tenant", tenant),
+        **_grant_claims(account, mission_s256, tenant),
         "interaction": _interaction(interaction),
         **_r3_pin(str(iss), r3_uri, r3_s256),
     }
@@ -397,33 +446,20 @@ def mint_auth_token(
     ``aud``'s origin), ``r3_granted`` (REQUIRED with them) and ``r3_per_call`` list operations
     as ``{"vocabulary", "operations"}``; neither grant without the pin.
     """
-    iss = _server_id("iss", iss)
-    aud = _server_id("aud", aud)
+    iss, aud = _server_id("iss", iss), _server_id("aud", aud)
     if (r3_granted is None) != (r3_uri is None) or (r3_per_call is not None and r3_uri is None):
         raise ConfigurationError("r3_uri, r3_s256 and r3_granted go together (R3)")
-    ps = _server_id("ps", ps)
-    dwk = dwk or (DWK_PERSON if iss == ps else DWK_ACCESS)
-    if dwk not in (DWK_PERSON, DWK_ACCESS):
-        raise ConfigurationError(f"an auth token's dwk is {DWK_PERSON} or {DWK_ACCESS}")
-    if dwk == DWK_PERSON and iss != ps:
-        raise ConfigurationError("a PS-issued auth token has ps equal to iss")
+    ps, dwk = _auth_ps_dwk(iss, ps, dwk)
     iat, exp = _lifetime(
         clock, lifetime, AUTH_TOKEN_MAX_LIFETIME, "auth token", not_after, mission_expires_at
     )
     claims = {
-        "iss": iss,
-        "dwk": dwk,
-        "aud": aud,
-        "jti": _jti(jti),
-        "ps": ps,
-        "sub": _text("sub", sub),
+        **_parties(iss, dwk, aud, jti, ps, sub),
         "cnf": _cnf(cnf),
         "iat": iat,
         "exp": exp,
         "scope": None if scope is None else _scope(scope),
-        "account": None if account is None else _text("account", account),
-        "mission_s256": None if mission_s256 is None else _s256("mission_s256", mission_s256),
-        "tenant": None if tenant is None else _text("tenant", tenant),
+        **_grant_claims(account, mission_s256, tenant),
         **_r3_pin(aud, r3_uri, r3_s256),
         "r3_granted": _r3_operations("r3_granted", r3_granted),
         "r3_per_call": _r3_operations("r3_per_call", r3_per_call),

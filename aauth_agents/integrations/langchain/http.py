@@ -309,6 +309,30 @@ def json_schema_validator(schema: Mapping[str, Any]) -> Any:
     return validate
 
 
+def _arguments(
+    name: str, endpoint: Endpoint, args_schema: type[BaseModel] | Mapping[str, Any] | None
+) -> tuple[type[BaseModel] | Mapping[str, Any], Any]:
+    """The tool's arguments: ``args_schema`` (else one string per path parameter) and, for a
+    JSON Schema, its validator. The schema must name every path parameter and no argument
+    LangChain reserves."""
+    schema: type[BaseModel] | Mapping[str, Any] = (
+        args_schema if args_schema is not None else path_schema(name, endpoint.path)
+    )
+    validate = None
+    if isinstance(schema, Mapping):
+        validate = json_schema_validator(schema)
+    elif not (isinstance(schema, type) and issubclass(schema, BaseModel)):
+        raise ConfigurationError("args_schema must be a Pydantic model or a JSON Schema dict")
+    fields = schema_fields(schema)
+    missing = [field for field in endpoint.path if field not in fields]
+    if missing:
+        raise ConfigurationError(f"the URL needs {', '.join(missing)}, which args_schema lacks")
+    clash = sorted(fields & RESERVED)
+    if clash:
+        raise ConfigurationError(f"argument names reserved by LangChain: {', '.join(clash)}")
+    return schema, validate
+
+
 def aauth_tool(
     name: str,
     description: str,
@@ -340,21 +364,7 @@ def aauth_tool(
     endpoint = Endpoint.make(
         method, url, locations=locations, headers=headers, body_argument=body_argument
     )
-    schema: type[BaseModel] | Mapping[str, Any] = (
-        args_schema if args_schema is not None else path_schema(name, endpoint.path)
-    )
-    validate = None
-    if isinstance(schema, Mapping):
-        validate = json_schema_validator(schema)
-    elif not (isinstance(schema, type) and issubclass(schema, BaseModel)):
-        raise ConfigurationError("args_schema must be a Pydantic model or a JSON Schema dict")
-    fields = schema_fields(schema)
-    missing = [field for field in endpoint.path if field not in fields]
-    if missing:
-        raise ConfigurationError(f"the URL needs {', '.join(missing)}, which args_schema lacks")
-    clash = sorted(fields & RESERVED)
-    if clash:
-        raise ConfigurationError(f"argument names reserved by LangChain: {', '.join(clash)}")
+    schema, validate = _arguments(name, endpoint, args_schema)
     runtime = ToolRuntime(
         auth,
         http_client=http_client,

@@ -25,26 +25,12 @@ from starlette.routing import BaseRoute, Route
 
 from ...httpsig import HttpRequest
 from ...protocol.errors import AAuthError, ProtocolError
+from ...resource.body import BodyTooLarge, read_body
 from .config import PersonServerConfig
 from .pending import Reply
 from .server import PersonServer
 
 log = logging.getLogger("aauth_agents.ps")
-
-
-class _TooLarge(Exception):
-    pass
-
-
-async def _read_body(request: Request, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _TooLarge
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _http_request(ps: PersonServer, request: Request, body: bytes) -> HttpRequest:
@@ -67,11 +53,11 @@ def _endpoint(ps: PersonServer, handler: Handler, *params: str
               ) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         try:
-            body = await _read_body(request, ps.config.max_body)
+            body = await read_body(request.stream(), ps.config.max_body)
             http_request = _http_request(ps, request, body)
             args = [str(request.path_params[p]) for p in params]
             reply = await handler(http_request, *args)
-        except _TooLarge:
+        except BodyTooLarge:
             reply = Reply.error(ProtocolError("invalid_request", "the body is too large",
                                               status=413))
         except AAuthError as exc:

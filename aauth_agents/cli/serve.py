@@ -1,0 +1,366 @@
+"""``aauth-agents serve resource|ps|ap --issuer https://HOST``: run the demo resource, a
+person server or an agent provider with uvicorn until interrupted."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from .common import (
+    EXIT_NETWORK,
+    EXIT_OK,
+    Failure,
+    Subparsers,
+    add_map_option,
+    guarded,
+    issuer_type,
+    port_type,
+)
+
+NAME = "serve"
+
+
+def register(commands: Subparsers) -> None:
+    serve = commands.add_parser(
+        NAME,
+        help="run an AAuth server",
+        description="Run an AAuth server with uvicorn until interrupted.",
+    )
+    serve_commands = serve.add_subparsers(dest="serve_command", required=True)
+    _register_resource(serve_commands)
+    ps = serve_commands.add_parser(
+        "ps",
+        help="run a person server",
+        description="Run a person server as https://HOST: person and auth tokens, deferred "
+        "responses, missions, permission, audit, clarification and revocation, with the "
+        "person's pages (consent, sign-in, dashboard), stored in SQLite under --data (in "
+        "memory without it). Prints the URL it listens on.",
+    )
+    ap = serve_commands.add_parser(
+        "ap",
+        help="run an agent provider",
+        description="Run an agent provider as https://HOST: metadata and JWKS, enrolment "
+        "with one-time codes (--enroll prints one per agent), token refresh, sub-agents, "
+        "stored in SQLite under --data (in memory without it). Prints the URL it listens on.",
+    )
+    for party, what in ((ps, "person server"), (ap, "agent provider")):
+        _add_party_options(party, what)
+    ps.add_argument(
+        "--auto-approve",
+        action="store_true",
+        help="grant every request at once for --person (unattended development runs)",
+    )
+    ps.add_argument(
+        "--person",
+        metavar="NAME",
+        help="create this person's account if missing (password from $AAUTH_AGENTS_PASSWORD, "
+        "else generated and printed once); with --auto-approve the default is 'person'",
+    )
+    ap.add_argument(
+        "--ps",
+        type=issuer_type,
+        metavar="https://PS",
+        help="the person server written into agent tokens",
+    )
+    ap.add_argument(
+        "--enroll",
+        action="append",
+        default=[],
+        metavar="aauth:LOCAL@DOMAIN",
+        help="print a one-time enrolment code for this agent (repeatable)",
+    )
+
+
+def _register_resource(serve_commands: Subparsers) -> None:
+    resource = serve_commands.add_parser(
+        "resource",
+        help="run the demo resource (REST routes and a protected MCP server)",
+        description="Run the demo resource as https://HOST: GET /whoami (agent token), "
+        "GET /profile (person token), GET /files (auth token, files.read), POST /files "
+        "(files.write, step-up) and an MCP server at /mcp with a tool per level. Prints the "
+        "URL it listens on.",
+    )
+    resource.add_argument(
+        "--issuer",
+        required=True,
+        type=issuer_type,
+        metavar="https://HOST",
+        help="the resource's identifier (the Host agents sign for)",
+    )
+    _add_listen_options(resource)
+    add_map_option(
+        resource,
+        "reach another party's metadata and JWKS (an agent provider, a person server) "
+        "at the second origin; loopback is admitted for these hosts only (repeatable)",
+    )
+    resource.add_argument(
+        "--key-file",
+        metavar="PATH",
+        help="the resource's signing key as a private JWK, created if missing (default: a "
+        "new key each run)",
+    )
+
+
+def _add_listen_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--port",
+        type=port_type,
+        default=8000,
+        help="port to listen on (default 8000; 0: any)",
+    )
+
+
+def _add_party_options(party: argparse.ArgumentParser, what: str) -> None:
+    party.add_argument(
+        "--issuer",
+        required=True,
+        type=issuer_type,
+        metavar="https://HOST",
+        help=f"the {what}'s identifier (the Host agents sign for)",
+    )
+    _add_listen_options(party)
+    party.add_argument(
+        "--data",
+        metavar="DIR",
+        help="keep keys and state in DIR (default: in memory, gone when it stops)",
+    )
+    add_map_option(
+        party,
+        "reach another party (its metadata, JWKS, revocation endpoint) at the second "
+        "origin; loopback is admitted for these hosts only (repeatable)",
+    )
+
+
+def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
+    err = sys.stderr
+    if args.serve_command == "resource":
+        return guarded(lambda: _serve_resource(args, sys.stdout, err), err)
+    if args.serve_command == "ps":
+        return guarded(lambda: _serve_ps(args, env, sys.stdout, err), err)
+    return guarded(lambda: _serve_ap(args, sys.stdout, err), err)
+
+
+def _resource_key(path: str | None, err: IO[str]) -> Any:
+    from ..agent.storage import DirectoryKeyStore, read_private_key, write_private_key
+    from ..keys import PrivateKey
+
+    if path is None:
+        print(
+            "aauth-agents: no --key-file: signing with a new key for this run", file=err, flush=True
+        )
+        return None
+    file = Path(path).expanduser()
+    store = DirectoryKeyStore(file.parent)
+    key = read_private_key(store, file.name)
+    if key is None:
+        key = PrivateKey.generate()
+        write_private_key(store, file.name, key)
+        print(f"aauth-agents: created the signing key {file} (kid {key.kid})", file=err, flush=True)
+    return key
+
+
+def _serve_resource(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    import logging
+
+    # Before FastMCP is imported: its logging.basicConfig() then changes nothing.
+    logging.basicConfig(
+        level=logging.WARNING,
+        stream=err,
+        format="aauth-agents: %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("aauth_agents").setLevel(logging.INFO)
+    from ..servers.demo_resource import demo_resource, mapped_discovery
+
+    maps = dict(args.maps)
+    for origin, destination in maps.items():
+        print(
+            f"aauth-agents: WARNING --map: {origin} is reached at {destination}, for its "
+            "metadata and JWKS only; loopback is admitted for it (development)",
+            file=err,
+            flush=True,
+        )
+    key = _resource_key(args.key_file, err)
+    app = demo_resource(args.issuer, issuer_keys=mapped_discovery(maps), signing_key=key)
+    return serve_app(
+        app,
+        args,
+        out,
+        [
+            f"metadata  {args.issuer}/.well-known/aauth-resource.json",
+            "REST      GET /whoami, GET /profile, GET /files, GET /files/NAME, POST /files",
+            f"MCP       {args.issuer}/mcp",
+        ],
+        lifespan="on",
+    )
+
+
+def serve_app(
+    app: Any,
+    args: argparse.Namespace,
+    out: IO[str],
+    lines: Sequence[str],
+    *,
+    lifespan: Literal["on", "off"] = "off",
+) -> int:
+    """Run ``app`` with uvicorn on ``--host``/``--port`` until interrupted; print the URL
+    (``... listening on http://HOST:PORT``) and ``lines`` once it listens."""
+    import asyncio
+
+    import uvicorn
+
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=args.host,
+            port=args.port,
+            lifespan=lifespan,
+            log_level="warning",
+            access_log=False,
+        )
+    )
+
+    async def serve() -> None:
+        try:
+            await server.serve()
+        except SystemExit:  # uvicorn could not start (it logged why)
+            pass
+
+    async def run() -> bool:
+        task = asyncio.create_task(serve())
+        while not server.started and not task.done():
+            await asyncio.sleep(0.05)
+        if server.started:
+            port = server.servers[0].sockets[0].getsockname()[1]
+            host = f"[{args.host}]" if ":" in args.host else args.host
+            print(
+                f"aauth-agents: {args.serve_command} {args.issuer} listening on "
+                f"http://{host}:{port}",
+                file=out,
+                flush=True,
+            )
+            for line in lines:
+                print(f"  {line}", file=out, flush=True)
+        await task
+        return server.started
+
+    if not asyncio.run(run()):
+        raise Failure(EXIT_NETWORK, f"could not listen on {args.host}:{args.port}")
+    return EXIT_OK
+
+
+def _serve_setup(args: argparse.Namespace, err: IO[str]) -> dict[str, str]:
+    import logging
+
+    logging.basicConfig(
+        level=logging.WARNING,
+        stream=err,
+        format="aauth-agents: %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("aauth_agents").setLevel(logging.INFO)
+    maps = dict(args.maps)
+    for origin, destination in maps.items():
+        print(
+            f"aauth-agents: WARNING --map: {origin} is reached at {destination}; loopback "
+            "is admitted for it (development)",
+            file=err,
+            flush=True,
+        )
+    if args.data is None:
+        print(
+            "aauth-agents: no --data: keys and state are kept in memory for this run",
+            file=err,
+            flush=True,
+        )
+    else:
+        Path(args.data).expanduser().mkdir(parents=True, exist_ok=True, mode=0o700)
+    return maps
+
+
+def _serve_ps(args: argparse.Namespace, env: Mapping[str, str], out: IO[str], err: IO[str]) -> int:
+    import secrets
+
+    from ..discovery import AsyncDiscovery
+    from ..servers.person_server import (
+        AutoApprove,
+        InteractiveConsent,
+        PersonServer,
+        PersonServerConfig,
+        create_person_server,
+        ui_routes,
+    )
+    from ..transport import AsyncMappedTransport
+
+    maps = _serve_setup(args, err)
+    discovery = AsyncDiscovery()
+    if maps:
+        from ..servers.demo_resource import mapped_discovery  # loopback for mapped hosts only
+
+        discovery = mapped_discovery(maps)
+    person = args.person or ("person" if args.auto_approve else None)
+    config = PersonServerConfig(
+        issuer=args.issuer,
+        database=str(Path(args.data).expanduser()) if args.data else ":memory:",
+        policy=AutoApprove(person) if args.auto_approve else InteractiveConsent(),
+        default_person=person if args.auto_approve else None,
+        discovery=discovery,
+        transport=AsyncMappedTransport(maps),
+    )
+    ps = PersonServer(config)
+    app = create_person_server(ps, routes=ui_routes(ps))  # with the person's pages
+    if person is not None and not ps.accounts.exists(person):
+        password = env.get("AAUTH_AGENTS_PASSWORD") or secrets.token_urlsafe(12)
+        ps.accounts.create_account(person, password)
+        shown = "from $AAUTH_AGENTS_PASSWORD" if env.get("AAUTH_AGENTS_PASSWORD") else password
+        print(
+            f"aauth-agents: created the account {person} (password: {shown})", file=err, flush=True
+        )
+    if args.auto_approve:
+        print(
+            f"aauth-agents: WARNING --auto-approve: every request is granted for {person}",
+            file=err,
+            flush=True,
+        )
+    policy = "auto-approve for " + str(person) if args.auto_approve else "consent"
+    try:
+        return serve_app(
+            app,
+            args,
+            out,
+            [
+                f"metadata  {args.issuer}/.well-known/aauth-person.json",
+                f"pages     {args.issuer}/interact/... (consent), /signin, /dashboard",
+                f"policy    {policy}",
+            ],
+        )
+    finally:
+        ps.close()
+
+
+def _serve_ap(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    from ..servers.agent_provider import AgentProviderConfig, AgentProviderServer
+
+    maps = _serve_setup(args, err)
+    ap = AgentProviderServer(
+        AgentProviderConfig(
+            issuer=args.issuer,
+            ps=args.ps,
+            connect=maps,
+            database=str(Path(args.data).expanduser()) if args.data else ":memory:",
+        )
+    )
+    try:
+        lines = [
+            f"metadata  {args.issuer}/.well-known/aauth-agent.json",
+            f"enrol     POST {args.issuer}/enroll (a one-time code, hwk-signed)",
+        ]
+        for agent_id in args.enroll:
+            lines.append(f"code      {agent_id}: {ap.create_enrollment(agent_id)}")
+        return serve_app(ap.app(), args, out, lines)
+    finally:
+        ap.close()
