@@ -68,7 +68,7 @@ class Send:
 
 @dataclass(frozen=True, slots=True)
 class Read:
-    response: httpx.Response | httpx.Request  # (a request: the body the flow signs)
+    response: httpx.Response | httpx.Request  # (a request: the body the flow will sign)
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,20 +202,14 @@ def _request_of(effect: Effect) -> httpx.Request | None:
     return effect.request if type(effect) is Send else None
 
 
-def _reading(request: httpx.Request, flow: Flow[T]) -> Flow[T]:
-    yield Read(request)
-    return (yield from flow)
-
-
 def drive_sync(
     flow: Flow[T], runtime: Runtime, read: httpx.Request | None = None
 ) -> Generator[httpx.Request, httpx.Response, T]:
     """Run ``flow``; yields each request to send and receives its response (httpx's
     ``sync_auth_flow`` shape). Returns the flow's value. ``read`` is a request whose body
-    is read first (the resource request's flow reads its own)."""
-    if read is not None:
-        flow = _reading(read, flow)
-    return drive(flow, partial(_sync_step, runtime), _request_of)
+    is read first (the one the flow was made for)."""
+    before = Read(read) if read is not None else None
+    return drive(flow, partial(_sync_step, runtime), _request_of, before)
 
 
 def drive_async(
@@ -226,9 +220,8 @@ def drive_async(
 ) -> AsyncGenerator[httpx.Request, httpx.Response]:
     """:func:`drive_sync` for async code (httpx's ``async_auth_flow`` shape). An async
     generator cannot return a value: it is stored in ``result``."""
-    if read is not None:
-        flow = _reading(read, flow)
-    return adrive(flow, partial(_async_step, runtime), _request_of, result)
+    before = Read(read) if read is not None else None
+    return adrive(flow, partial(_async_step, runtime), _request_of, result, before)
 
 
 def run_sync(flow: Flow[T], client: httpx.Client, runtime: Runtime) -> T:
