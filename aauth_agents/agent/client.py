@@ -176,15 +176,8 @@ class AAuth(httpx.Auth):
         metadata_ttl: float = 3600,
         anticipate: bool = True,
     ) -> None:
-        if not isinstance(identity, AgentIdentity):
-            raise ConfigurationError("AAuth needs an AgentIdentity")
-        if max_poll_seconds <= 0:
-            raise ConfigurationError("max_poll_seconds must be positive")
-        if prefer_wait is not None and (isinstance(prefer_wait, bool) or prefer_wait < 0):
-            raise ConfigurationError("prefer_wait must be a non-negative integer or None")
-        _check_parent(identity, parent)
-        if prompts is not None and (on_interaction is not None or on_clarification is not None):
-            raise ConfigurationError("give prompts, or on_interaction / on_clarification, not both")
+        _check_arguments(identity, parent, max_poll_seconds, prefer_wait)
+        _check_prompts(prompts, on_interaction, on_clarification)
         if parent is not None and mission_s256 is None:
             mission_s256 = parent.mission_s256
         on_event = _chain(on_event, prompts.event if prompts is not None else None)
@@ -193,13 +186,7 @@ class AAuth(httpx.Auth):
         self._root: AAuth = self
         self.config = AgentConfig(
             capabilities=tuple(capabilities),
-            justification=justification,
-            login_hint=login_hint,
-            tenant=tenant,
-            domain_hint=domain_hint,
-            prompt=prompt,
-            platform=_checked("platform", platform, validate_platform),
-            device=_checked("device", device, validate_device),
+            **_consent(justification, login_hint, tenant, domain_hint, prompt, platform, device),
             mission_s256=_checked_mission(mission_s256),
             on_interaction=_interaction(prompts, on_interaction),
             on_clarification=_clarification(prompts, on_clarification),
@@ -212,10 +199,16 @@ class AAuth(httpx.Auth):
             metadata_ttl=float(metadata_ttl),
             anticipate=bool(anticipate),
         )
+        self._assemble(sleep, on_event)
+
+    def _assemble(self, sleep: SleepFunction | None, on_event: EventHook | None) -> None:
+        """The caches, the flow over them (a sub-agent's runs its parent's inside), and
+        what the drivers need to run it."""
+        parent = self.parent
         self.state = AgentState()
         self._httpx2: AAuthHttpx2 | None = None
         self.flow: AgentFlow = AgentFlow(
-            identity,
+            self.identity,
             self.config,
             self.state,
             RequestSigner(),
@@ -303,8 +296,7 @@ class AAuth(httpx.Auth):
         also reports its events to ``on_event`` (besides this one's), and records what it
         leaves pending in ``pending`` (resume it by deriving again with the same store, or
         withdraw it with :meth:`withdraw`). Cheap: no I/O, no key work."""
-        if prompts is not None and (on_interaction is not None or on_clarification is not None):
-            raise ConfigurationError("give prompts, or on_interaction / on_clarification, not both")
+        _check_prompts(prompts, on_interaction, on_clarification)
         hook = _chain(self.runtime.on_event, on_event, prompts.event if prompts else None)
         changes: dict[str, Any] = {"events": hook is not None, "pending": pending}
         if prompts is not None or on_interaction is not None:
@@ -376,6 +368,53 @@ class AAuth(httpx.Auth):
         from .governance import AsyncPersonServerClient
 
         return AsyncPersonServerClient(self, client)
+
+
+def _check_arguments(
+    identity: AgentIdentity,
+    parent: AAuth | None,
+    max_poll_seconds: float,
+    prefer_wait: int | None,
+) -> None:
+    """What :class:`AAuth` refuses before it builds anything (the prompts aside)."""
+    if not isinstance(identity, AgentIdentity):
+        raise ConfigurationError("AAuth needs an AgentIdentity")
+    if max_poll_seconds <= 0:
+        raise ConfigurationError("max_poll_seconds must be positive")
+    if prefer_wait is not None and (isinstance(prefer_wait, bool) or prefer_wait < 0):
+        raise ConfigurationError("prefer_wait must be a non-negative integer or None")
+    _check_parent(identity, parent)
+
+
+def _check_prompts(
+    prompts: PromptSurface | None,
+    on_interaction: InteractionCallback | None,
+    on_clarification: ClarificationCallback | None,
+) -> None:
+    if prompts is not None and (on_interaction is not None or on_clarification is not None):
+        raise ConfigurationError("give prompts, or on_interaction / on_clarification, not both")
+
+
+def _consent(
+    justification: str | None,
+    login_hint: str | None,
+    tenant: str | None,
+    domain_hint: str | None,
+    prompt: str | None,
+    platform: str | None,
+    device: str | None,
+) -> dict[str, Any]:
+    """The :class:`AgentConfig` members sent with token requests (§Agent Token Request),
+    ``platform`` and ``device`` checked against their registries."""
+    return {
+        "justification": justification,
+        "login_hint": login_hint,
+        "tenant": tenant,
+        "domain_hint": domain_hint,
+        "prompt": prompt,
+        "platform": _checked("platform", platform, validate_platform),
+        "device": _checked("device", device, validate_device),
+    }
 
 
 def _check_parent(identity: AgentIdentity, parent: AAuth | None) -> None:

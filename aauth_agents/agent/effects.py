@@ -6,7 +6,7 @@ its result. It never touches a socket, a clock-driven sleep or a callback itself
 * :class:`Send` -- send this ``httpx.Request``; the result is the ``httpx.Response``, its
   body not read (a stream the caller may receive as it arrives);
 * :class:`Read` -- read this response's body (the flow reads only what it inspects: a
-  challenge, a pending response, a PS's JSON);
+  challenge, a pending response, a PS's JSON), or the body of the request it signs;
 * :class:`Sleep` -- wait this many seconds;
 * :class:`Invoke` -- call a caller's callback (``on_interaction``, ``on_clarification``);
   the result is its return value, awaited when it is awaitable and the driver is async (a
@@ -17,10 +17,13 @@ its result. It never touches a socket, a clock-driven sleep or a callback itself
   key (the result says whether this flow leads it) and wait for a leader to finish.
 
 :func:`drive_sync` executes effects with blocking calls and threads;
-:func:`drive_async` with awaits and tasks. Both are generators of the requests to send, the
-shape ``httpx.Auth.sync_auth_flow`` / ``async_auth_flow`` need; :func:`run_sync` and
-:func:`run_async` send those requests with a client themselves (governance calls). An error
-from an effect is thrown into the flow at the point that yielded it.
+:func:`drive_async` with awaits and tasks -- both on the package's one driver
+(:func:`aauth_agents.sansio.drive` / :func:`~aauth_agents.sansio.adrive`, which discovery
+runs on too), :class:`Send` being the effect that leaves it. Both are generators of the
+requests to send, the shape ``httpx.Auth.sync_auth_flow`` / ``async_auth_flow`` need;
+:func:`run_sync` and :func:`run_async` send those requests with a client themselves
+(governance calls). An error from an effect is thrown into the flow at the point that
+yielded it.
 """
 
 from __future__ import annotations
@@ -31,15 +34,25 @@ import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Hashable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeAlias, TypeVar, cast
 
 import anyio
 import httpx
 
 from ..protocol.errors import ConfigurationError
+from ..sansio import (
+    AsyncFlight,
+    AsyncFlights,
+    Flight,
+    Result,
+    ThreadFlight,
+    ThreadFlights,
+    adrive,
+    drive,
+)
 from .callbacks import Reply
 from .events import FlowEvent
-from .state import AsyncFlight, AsyncFlights, Flight, ThreadFlight, ThreadFlights
 
 log = logging.getLogger("aauth_agents.agent")
 
@@ -55,7 +68,7 @@ class Send:
 
 @dataclass(frozen=True, slots=True)
 class Read:
-    response: httpx.Response
+    response: httpx.Response | httpx.Request  # (a request: the body the flow will sign)
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,69 +197,31 @@ async def _async_step(runtime: Runtime, effect: Effect) -> Any:
     raise TypeError(f"unknown effect {effect!r}")
 
 
+def _request_of(effect: Effect) -> httpx.Request | None:
+    """A :class:`Send` leaves the driver: the HTTP client sends its request."""
+    return effect.request if type(effect) is Send else None
+
+
 def drive_sync(
     flow: Flow[T], runtime: Runtime, read: httpx.Request | None = None
 ) -> Generator[httpx.Request, httpx.Response, T]:
     """Run ``flow``; yields each request to send and receives its response (httpx's
     ``sync_auth_flow`` shape). Returns the flow's value. ``read`` is a request whose body
     is read first (the one the flow was made for)."""
-    value: Any = None
-    error: BaseException | None = None
-    try:
-        if read is not None:
-            read.read()
-        while True:
-            try:
-                effect = flow.send(value) if error is None else flow.throw(error)
-            except StopIteration as stop:
-                return cast(T, stop.value)
-            value, error = None, None
-            try:
-                if isinstance(effect, Send):
-                    value = yield effect.request
-                else:
-                    value = _sync_step(runtime, effect)
-            except Exception as exc:  # handed to the flow, which decides
-                error = exc
-    finally:
-        flow.close()
+    before = Read(read) if read is not None else None
+    return drive(flow, partial(_sync_step, runtime), _request_of, before)
 
 
-@dataclass
-class _Result:
-    value: Any = None
-
-
-async def drive_async(
+def drive_async(
     flow: Flow[Any],
     runtime: Runtime,
-    result: _Result | None = None,
+    result: Result | None = None,
     read: httpx.Request | None = None,
 ) -> AsyncGenerator[httpx.Request, httpx.Response]:
     """:func:`drive_sync` for async code (httpx's ``async_auth_flow`` shape). An async
     generator cannot return a value: it is stored in ``result``."""
-    value: Any = None
-    error: BaseException | None = None
-    try:
-        if read is not None:
-            await read.aread()
-        while True:
-            try:
-                effect = flow.send(value) if error is None else flow.throw(error)
-            except StopIteration as stop:
-                if result is not None:
-                    result.value = stop.value
-                return
-            value, error = None, None
-            try:
-                if isinstance(effect, Send):
-                    value = yield effect.request
-                else:
-                    value = await _async_step(runtime, effect)
-            except Exception as exc:
-                error = exc
-    finally:
-        flow.close()
+    before = Read(read) if read is not None else None
+    return adrive(flow, partial(_async_step, runtime), _request_of, result, before)
 
 
 def run_sync(flow: Flow[T], client: httpx.Client, runtime: Runtime) -> T:
@@ -270,7 +245,7 @@ def run_sync(flow: Flow[T], client: httpx.Client, runtime: Runtime) -> T:
 
 async def run_async(flow: Flow[T], client: httpx.AsyncClient, runtime: Runtime) -> T:
     """Run ``flow`` to completion, sending its requests with ``client``."""
-    result = _Result()
+    result = Result()
     driver = drive_async(flow, runtime, result)
     try:
         request = await driver.__anext__()

@@ -8,7 +8,8 @@
 * metadata documents of resources and person servers, and issuer JWKS, with a lifetime;
 * single-flight registries, so that concurrent requests needing the same token share one
   exchange: :class:`ThreadFlights` for ``httpx.Client`` (threads), :class:`AsyncFlights`
-  for ``httpx.AsyncClient`` (tasks).
+  for ``httpx.AsyncClient`` (tasks) -- the package's one single-flight helper
+  (:mod:`aauth_agents.sansio`), re-exported here.
 
 Every structure is guarded by one lock; nothing here does I/O.
 """
@@ -16,14 +17,13 @@ Every structure is guarded by one lock; nothing here does I/O.
 from __future__ import annotations
 
 import threading
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-import anyio
-
 from ..httpsig import SignatureKey
 from ..protocol.metadata import PersonServerMetadata, ResourceMetadata
+from ..sansio import AsyncFlight, AsyncFlights, Flight, Outcome, ThreadFlight, ThreadFlights
 from ..tokens import StaticIssuerKeys, peek
 
 T = TypeVar("T")
@@ -93,109 +93,6 @@ class ResourceInfo:
             if self.metadata and self.metadata.raw.get("access_mode") is not None
             else None
         )
-
-
-# -- single flight ---------------------------------------------------------------------------
-
-
-@dataclass
-class Outcome(Generic[T]):
-    """How a shared call ended: a value, an error, or ``retry`` when the leader was
-    cancelled or closed (followers then try for themselves)."""
-
-    value: Any = None
-    error: BaseException | None = None
-    retry: bool = False
-
-    def get(self) -> Any:
-        if self.error is not None:
-            raise self.error
-        return self.value
-
-
-class Flight:
-    """One call in progress, shared by its leader and any followers."""
-
-    def __init__(self, registry: _Registry[Any], key: Hashable) -> None:
-        self._registry = registry
-        self.key = key
-        self.outcome: Outcome[Any] = Outcome()
-
-    def finish(self, *, value: Any = None, error: BaseException | None = None) -> None:
-        """Called once by the leader; wakes the followers."""
-        self._registry.remove(self.key, self)
-        if error is not None and not isinstance(error, Exception):
-            self.outcome = Outcome(retry=True)  # cancelled / closed: not a result to share
-        else:
-            self.outcome = Outcome(value=value, error=error)
-        self._signal()
-
-    def _signal(self) -> None:  # pragma: no cover - overridden
-        raise NotImplementedError
-
-
-class ThreadFlight(Flight):
-    def __init__(self, registry: _Registry[Any], key: Hashable) -> None:
-        super().__init__(registry, key)
-        self._event = threading.Event()
-
-    def _signal(self) -> None:
-        self._event.set()
-
-    def wait(self) -> Outcome[Any]:
-        self._event.wait()
-        return self.outcome
-
-
-class AsyncFlight(Flight):
-    def __init__(self, registry: _Registry[Any], key: Hashable) -> None:
-        super().__init__(registry, key)
-        self._event = anyio.Event()
-
-    def _signal(self) -> None:
-        self._event.set()
-
-    async def wait(self) -> Outcome[Any]:
-        await self._event.wait()
-        return self.outcome
-
-
-F = TypeVar("F", bound=Flight)
-
-
-class _Registry(Generic[F]):
-    def __init__(self, make: type[F]) -> None:
-        self._make = make
-        self._lock = threading.Lock()
-        self._flights: dict[Hashable, F] = {}
-
-    def join(self, key: Hashable) -> tuple[F, bool]:
-        """``(flight, True)`` for the caller who must do the work, ``(flight, False)`` for a
-        follower who waits for it."""
-        with self._lock:
-            flight = self._flights.get(key)
-            if flight is not None:
-                return flight, False
-            flight = self._flights[key] = self._make(self, key)
-            return flight, True
-
-    def remove(self, key: Hashable, flight: Flight) -> None:
-        with self._lock:
-            if self._flights.get(key) is flight:
-                del self._flights[key]
-
-    def __len__(self) -> int:
-        return len(self._flights)
-
-
-class ThreadFlights(_Registry[ThreadFlight]):
-    def __init__(self) -> None:
-        super().__init__(ThreadFlight)
-
-
-class AsyncFlights(_Registry[AsyncFlight]):
-    def __init__(self) -> None:
-        super().__init__(AsyncFlight)
 
 
 # -- caches ------------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ address. With a caller's ``client``/``transport`` (for example a
 :class:`~aauth_agents.transport.MappedTransport`), admission still runs on the URL and its
 resolved addresses, and the transport decides where the connection goes.
 
-Concurrent first fetches of the same URL share one request.
+Concurrent first fetches of the same URL share one request (the package's one single-flight
+helper, :mod:`aauth_agents.sansio`, which also runs the flows).
 """
 
 from __future__ import annotations
@@ -22,11 +23,9 @@ import abc
 import copy
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
-from concurrent.futures import Future
-from dataclasses import dataclass, field
-from threading import Lock
-from typing import Any, TypeVar, cast
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -35,13 +34,13 @@ import httpx
 from ..clock import Clock, system_clock
 from ..keys import PublicKey
 from ..protocol.errors import DiscoveryError
+from ..sansio import AsyncFlights, ThreadFlights, arun, run
 from ..transport import retarget
-from .cache import DiscoveryCache, Fetch, FetchResult, Flow
+from .cache import DiscoveryCache, Fetch, FetchResult
 from .egress import EgressPolicy, IPAddress
 
 log = logging.getLogger("aauth_agents.discovery")
 
-T = TypeVar("T")
 
 MAX_DOCUMENT_BYTES = 256 * 1024
 DEFAULT_TIMEOUT = 5.0
@@ -56,35 +55,10 @@ class _TooSlow(Exception):
     pass
 
 
-def drive(flow: Flow[T], execute: Callable[[Fetch], FetchResult]) -> T:
-    """Run ``flow`` to completion, executing each fetch with ``execute``. An exception from
-    ``execute`` is thrown into the flow (where it propagates)."""
-    try:
-        effect = next(flow)
-        while True:
-            try:
-                result = execute(effect)
-            except BaseException as exc:  # handed to the flow, which re-raises
-                effect = flow.throw(exc)
-            else:
-                effect = flow.send(result)
-    except StopIteration as stop:
-        return cast(T, stop.value)
-
-
-async def adrive(flow: Flow[T], execute: Callable[[Fetch], Awaitable[FetchResult]]) -> T:
-    """:func:`drive` for an async ``execute``."""
-    try:
-        effect = next(flow)
-        while True:
-            try:
-                result = await execute(effect)
-            except BaseException as exc:
-                effect = flow.throw(exc)
-            else:
-                effect = flow.send(result)
-    except StopIteration as stop:
-        return cast(T, stop.value)
+#: Run a discovery flow to completion with a sync / async ``execute`` (the package's one
+#: driver, :mod:`aauth_agents.sansio`; an exception from ``execute`` is thrown into the flow).
+drive = run
+adrive = arun
 
 
 def _result(response: httpx.Response, body: bytes) -> FetchResult:
@@ -164,41 +138,13 @@ class _DiscoveryBase(abc.ABC):
         Raises :class:`UnknownKeyError`, :class:`DiscoveryError` (and its
         ``IssuerMissingError``, ``IssuerMismatchError``, ``EgressDeniedError``), or the
         algorithm errors of :meth:`PublicKey.from_jwk` for the selected key."""
-        return drive(self.cache.key_flow(iss, dwk, kid), self._execute_sync)
+        return run(self.cache.key_flow(iss, dwk, kid), self._execute_sync)
 
     def refresh_key(self, iss: str, dwk: str, kid: str) -> PublicKey | None:
         """After ``kid`` failed signature verification: refetch the JWKS if the once-a-minute
         floor allows and return the key now under ``kid``, or ``None`` if nothing was
         refetched (retrying would change nothing)."""
-        return drive(self.cache.refresh_key_flow(iss, dwk, kid), self._execute_sync)
-
-
-class _SingleFlight:
-    """Merge concurrent calls with the same key into one (threads)."""
-
-    def __init__(self) -> None:
-        self._lock = Lock()
-        self._calls: dict[str, Future[FetchResult]] = {}
-
-    def run(self, key: str, call: Callable[[], FetchResult]) -> FetchResult:
-        with self._lock:
-            future = self._calls.get(key)
-            leader = future is None
-            if future is None:
-                future = self._calls[key] = Future()
-        if not leader:
-            return future.result()
-        try:
-            result = call()
-        except BaseException as exc:
-            future.set_exception(exc)
-            raise
-        else:
-            future.set_result(result)
-            return result
-        finally:
-            with self._lock:
-                del self._calls[key]
+        return run(self.cache.refresh_key_flow(iss, dwk, kid), self._execute_sync)
 
 
 class Discovery(_DiscoveryBase):
@@ -232,16 +178,16 @@ class Discovery(_DiscoveryBase):
             client = httpx.Client(transport=transport, timeout=timeout,
                                   follow_redirects=False, trust_env=False)
         self._client = client
-        self._single_flight = _SingleFlight()
+        self._single_flight = ThreadFlights()
 
     def metadata(self, issuer: str, dwk: str) -> dict[str, Any]:
         """The validated metadata document ``{issuer}/.well-known/{dwk}`` (§Metadata
         Documents): ``issuer`` present and byte-equal to ``issuer``, ``jwks_uri`` https."""
-        return copy.deepcopy(drive(self.cache.metadata_flow(issuer, dwk), self._execute_sync))
+        return copy.deepcopy(run(self.cache.metadata_flow(issuer, dwk), self._execute_sync))
 
     def jwks(self, issuer: str, dwk: str) -> list[dict[str, Any]]:
         """The members of the issuer's JWKS, as published (unusable members included)."""
-        keys, _ = drive(self.cache.jwks_flow(issuer, dwk), self._execute_sync)
+        keys, _ = run(self.cache.jwks_flow(issuer, dwk), self._execute_sync)
         return copy.deepcopy(keys)
 
     async def aget_key(self, iss: str, dwk: str, kid: str) -> PublicKey:
@@ -287,42 +233,6 @@ class Discovery(_DiscoveryBase):
         self.close()
 
 
-@dataclass
-class _Call:
-    done: anyio.Event = field(default_factory=anyio.Event)
-    result: FetchResult | None = None
-    error: BaseException | None = None
-
-
-class _AsyncSingleFlight:
-    """Merge concurrent calls with the same key into one (tasks)."""
-
-    def __init__(self) -> None:
-        self._calls: dict[str, _Call] = {}
-
-    async def run(self, key: str, call: Callable[[], Awaitable[FetchResult]]) -> FetchResult:
-        running = self._calls.get(key)
-        if running is not None:
-            await running.done.wait()
-            if running.error is not None:
-                raise running.error
-            if running.result is not None:
-                return running.result
-            return await self.run(key, call)  # the leader was cancelled: try ourselves
-        mine = self._calls[key] = _Call()
-        try:
-            mine.result = await call()
-            return mine.result
-        except anyio.get_cancelled_exc_class():
-            raise
-        except BaseException as exc:
-            mine.error = exc
-            raise
-        finally:
-            del self._calls[key]
-            mine.done.set()
-
-
 class AsyncDiscovery(_DiscoveryBase):
     """Async discovery over ``httpx.AsyncClient``; same rules and cache as
     :class:`Discovery`.
@@ -358,25 +268,25 @@ class AsyncDiscovery(_DiscoveryBase):
             client = httpx.AsyncClient(transport=transport, timeout=timeout,
                                        follow_redirects=False, trust_env=False)
         self._client = client
-        self._single_flight = _AsyncSingleFlight()
+        self._single_flight = AsyncFlights()
 
     async def metadata(self, issuer: str, dwk: str) -> dict[str, Any]:
         """See :meth:`Discovery.metadata`."""
-        document = await adrive(self.cache.metadata_flow(issuer, dwk), self._execute)
+        document = await arun(self.cache.metadata_flow(issuer, dwk), self._execute)
         return copy.deepcopy(document)
 
     async def jwks(self, issuer: str, dwk: str) -> list[dict[str, Any]]:
         """See :meth:`Discovery.jwks`."""
-        keys, _ = await adrive(self.cache.jwks_flow(issuer, dwk), self._execute)
+        keys, _ = await arun(self.cache.jwks_flow(issuer, dwk), self._execute)
         return copy.deepcopy(keys)
 
     async def aget_key(self, iss: str, dwk: str, kid: str) -> PublicKey:
         """See :meth:`Discovery.get_key`."""
-        return await adrive(self.cache.key_flow(iss, dwk, kid), self._execute)
+        return await arun(self.cache.key_flow(iss, dwk, kid), self._execute)
 
     async def arefresh_key(self, iss: str, dwk: str, kid: str) -> PublicKey | None:
         """See :meth:`Discovery.refresh_key`."""
-        return await adrive(self.cache.refresh_key_flow(iss, dwk, kid), self._execute)
+        return await arun(self.cache.refresh_key_flow(iss, dwk, kid), self._execute)
 
     def refresh_key(self, iss: str, dwk: str, kid: str) -> PublicKey | None:
         """Sync code cannot refetch through an async client: always ``None``."""
