@@ -19,10 +19,10 @@ from .callbacks import (
     Answer,
     Cancel,
     ClarificationRequest,
+    FutureAnswer,
     InteractionRequest,
     PendingControl,
     PromptSurface,
-    Reply,
     UpdatedRequest,
 )
 from .client import AAuth, SignedAuth, client_options
@@ -123,6 +123,7 @@ __all__ = [
     "ExpiredResourceTokenError",
     "FlowEvent",
     "FlowFailed",
+    "FutureAnswer",
     "InteractionRequest",
     "InteractionRequired",
     "InteractionUnavailableError",
@@ -144,7 +145,6 @@ __all__ = [
     "PollTimeoutError",
     "Polling",
     "PromptSurface",
-    "Reply",
     "RequestCancelledError",
     "RequestSent",
     "ResponseReceived",

@@ -103,7 +103,7 @@ class ClarificationRequest:
     resource: str | None = None
 
 
-class Reply:
+class FutureAnswer:
     """An answer that arrives later, from any thread: what a handler returns when the person
     answers somewhere else (a notebook widget, a chat message). The flow's sync driver waits
     for it blocking its thread; the async driver awaits it without blocking the event loop;
@@ -227,11 +227,11 @@ __all__ = [
     "ClarificationCallback",
     "ClarificationRequest",
     "ClarificationResult",
+    "FutureAnswer",
     "InteractionCallback",
     "InteractionRequest",
     "PendingControl",
     "PromptSurface",
-    "Reply",
     "UpdatedRequest",
     "clarification_handler",
     "interaction_handler",

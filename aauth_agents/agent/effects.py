@@ -10,7 +10,7 @@ its result. It never touches a socket, a clock-driven sleep or a callback itself
 * :class:`Sleep` -- wait this many seconds;
 * :class:`Invoke` -- call a caller's callback (``on_interaction``, ``on_clarification``);
   the result is its return value, awaited when it is awaitable and the driver is async (a
-  :class:`~aauth_agents.agent.callbacks.Reply` is waited for by either driver);
+  :class:`~aauth_agents.agent.callbacks.FutureAnswer` is waited for by either driver);
 * :class:`Emit` -- hand a :class:`~aauth_agents.agent.events.FlowEvent` to ``on_event`` (or
   to the ``hook`` it names: a parent agent's, for the PS calls it makes for a sub-agent);
 * :class:`JoinFlight` / :class:`WaitFlight` -- single flight: join the call in progress for a
@@ -51,7 +51,7 @@ from ..sansio import (
     adrive,
     drive,
 )
-from .callbacks import Reply
+from .callbacks import FutureAnswer
 from .events import FlowEvent
 
 log = logging.getLogger("aauth_agents.agent")
@@ -161,7 +161,7 @@ def _sync_step(runtime: Runtime, effect: Effect) -> Any:
         return None
     if isinstance(effect, Invoke):
         result = effect.func(*effect.args)
-        if isinstance(result, Reply):  # answered from another thread: wait for it here
+        if isinstance(result, FutureAnswer):  # answered from another thread: wait for it here
             return result.wait()
         return _run_blocking(result) if inspect.isawaitable(result) else result
     if isinstance(effect, JoinFlight):

@@ -9,7 +9,7 @@ Two moments need the person while an agent waits on a pending request:
   :meth:`InteractionPrompt.cancel` withdraws the request at the agent's next poll;
 * a clarification (§Clarification Chat) -- a :class:`ClarificationPrompt`: the question and
   its options; :meth:`ClarificationPrompt.answer` or :meth:`~ClarificationPrompt.cancel`,
-  from any thread. The agent waits for the answer (a :class:`~aauth_agents.agent.Reply`),
+  from any thread. The agent waits for the answer (a :class:`~aauth_agents.agent.FutureAnswer`),
   at most the ``timeout`` the server gave; past it the request is withdrawn.
 
 :class:`Prompts` implements :class:`~aauth_agents.agent.callbacks.PromptSurface` on these:
@@ -36,8 +36,8 @@ from ..agent.callbacks import (
     Answer,
     Cancel,
     ClarificationRequest,
+    FutureAnswer,
     InteractionRequest,
-    Reply,
 )
 from ..agent.events import FlowEvent, PendingEnded, Polling
 from ..protocol.errors import ConfigurationError
@@ -221,7 +221,7 @@ class ClarificationPrompt(Prompt):
         super().__init__(request.pending_url, request.resource, timeout, clock)
         self.request = request
         self.status = "asked"
-        self.reply = Reply()
+        self.reply = FutureAnswer()
         self._timer: threading.Timer | None = None
         if timeout is not None:
             self._timer = threading.Timer(timeout, self._expire)
@@ -294,7 +294,7 @@ class Prompts:
         self.show_interaction(prompt)
         return prompt
 
-    def clarification(self, request: ClarificationRequest) -> Reply:
+    def clarification(self, request: ClarificationRequest) -> FutureAnswer:
         prompt = ClarificationPrompt(request, clock=self.clock)
         self.show_clarification(prompt)
         return prompt.reply
@@ -318,7 +318,7 @@ class Prompts:
 
     def on_clarification(
         self, question: str, options: Sequence[str] | None, timeout: int | None
-    ) -> Reply:
+    ) -> FutureAnswer:
         """This surface as an ``on_clarification(question, options, timeout)`` callback."""
         return self.clarification(
             ClarificationRequest(question, "", tuple(options) if options else None, timeout)

@@ -21,7 +21,7 @@ Who hears a click
 Opening the link needs no kernel, so approving works however the agent runs. A button click
 (Cancel, an option, Send) reaches the kernel as a ``comm_msg``; its callback runs on
 whichever kernel thread handles the message and hands the answer to the waiting agent
-thread-safely (a :class:`~aauth_agents.agent.Reply`, or the cancel flag the agent checks
+thread-safely (a :class:`~aauth_agents.agent.FutureAnswer`, or the cancel flag the agent checks
 before each poll). Which thread that is depends on the cell (tested with ipykernel 7.4,
 ipywidgets 8.1, JupyterLab 4.6):
 

@@ -25,11 +25,11 @@ from aauth_agents.agent import (
     Answer,
     ClarificationRequest,
     FlowEvent,
+    FutureAnswer,
     InteractionRequest,
     PendingEnded,
     PendingRequests,
     PollTimeoutError,
-    Reply,
     RequestCancelledError,
 )
 from aauth_agents.protocol.errors import ConfigurationError
@@ -316,7 +316,7 @@ async def test_a_resources_own_pending_request_is_resumed(
 async def test_a_reply_answered_from_another_thread(
     world: World, make_agent: Callable[..., Agent]
 ) -> None:
-    """A surface returns a ``Reply`` and the person answers later, from another thread (a
+    """A surface returns a ``FutureAnswer`` and the person answers later, from another thread (a
     widget's comm thread, a chat handler): the sync driver waits in its thread, the async
     driver awaits without blocking the loop."""
     import asyncio
@@ -324,10 +324,10 @@ async def test_a_reply_answered_from_another_thread(
 
     world.ps.token_requirement = "clarification"
     surface = Surface(world)
-    replies: list[Reply] = []
+    replies: list[FutureAnswer] = []
 
-    def clarification(request: ClarificationRequest) -> Reply:
-        reply = Reply()
+    def clarification(request: ClarificationRequest) -> FutureAnswer:
+        reply = FutureAnswer()
         replies.append(reply)
         threading.Timer(0.05, reply.set, args=("Answered later.",)).start()
         return reply
