@@ -31,6 +31,12 @@ the protocol rules those pages must not get wrong:
   built from ``callback_endpoint``; a localhost URL when ``localhost_callback_allowed``), so
   the PS is never an open redirector.
 
+The module sees the server only through :class:`InteractionHost` (pending store, clock,
+notifier, events, accounts, bindings, missions, applying a decision); what differs between
+kinds of request -- what the person may edit, the proposed mission, how a refusal is logged,
+the consent page's :class:`~.kinds.ConsentPage` -- is asked of the request's kind
+(:mod:`.kinds`).
+
 Everything in a view that came from an agent or a resource (justification, descriptions,
 questions, answers, names) is raw, untrusted Markdown or text: the UI MUST sanitize it before
 rendering (§Untrusted Input).
@@ -339,7 +345,7 @@ class Interactions:
                         continue
                     ps.notifier.notify(record.id)
                     ps.emit(ev.REJECTED, agent=req.agent_id,
-                              detail={"kind": req.kind, "reason": "too many wrong codes"})
+                            detail={"kind": req.kind, "reason": "too many wrong codes"})
                 else:
                     counted = record.evolve(code_attempts=attempts)
                     if await ps.run(ps.pending.replace, counted) is None:
@@ -351,7 +357,7 @@ class Interactions:
                 continue
             ps.notifier.notify(record.id)
             ps.emit(ev.INTERACTING, agent=req.agent_id, account=req.account,
-                      detail={"kind": req.kind})
+                    detail={"kind": req.kind})
             return await self._view(stored, req)
         raise InteractionError("server_error", "the interaction is changing too fast")
 
@@ -448,8 +454,8 @@ class Interactions:
             raise InteractionError("invalid_request", "the request changed meanwhile")
         ps.notifier.notify(pending_id)
         ps.emit(ev.APPROVED, agent=req.agent_id, account=found.username,
-                  resource=req.resource.identifier if req.resource else None,
-                  mission=req.mission_s256, detail={"kind": req.kind})
+                resource=req.resource.identifier if req.resource else None,
+                mission=req.mission_s256, detail={"kind": req.kind})
         return await self._view(stored, bound.evolve(result=result))
 
     async def deny(self, pending_id: str, reason: str | None = None) -> InteractionView:
@@ -463,7 +469,7 @@ class Interactions:
         record, req = await self._update(pending_id, mutate)
         await kind_of(req.kind).record_denial(self._ps, req, reason)
         self._ps.emit(ev.DENIED, agent=req.agent_id, account=req.account,
-                        detail={"kind": req.kind})
+                      detail={"kind": req.kind})
         return await self._view(record, req)
 
     async def abandon(self, pending_id: str) -> InteractionView:
@@ -476,7 +482,7 @@ class Interactions:
 
         record, req = await self._update(pending_id, mutate)
         self._ps.emit(ev.ABANDONED, agent=req.agent_id, account=req.account,
-                        detail={"kind": req.kind})
+                      detail={"kind": req.kind})
         return await self._view(record, req)
 
     async def ask(self, pending_id: str, question: str,
@@ -516,7 +522,7 @@ class Interactions:
             await ps.log_mission(req.mission_s256, "clarification_question",
                                  {"question": question})
         ps.emit(ev.CLARIFICATION_ASKED, agent=req.agent_id, account=req.account,
-                  detail={"kind": req.kind, "round": req.rounds})
+                detail={"kind": req.kind, "round": req.rounds})
         return await self._view(record, req)
 
     async def answer(self, pending_id: str, account: str | None, text: str) -> InteractionView:
@@ -582,7 +588,7 @@ class Interactions:
 
         record, req = await self._update(pending_id, mutate)
         ps.emit(ev.INTERACTING, agent=req.agent_id,
-                  detail={"kind": req.kind, "resource_interaction": error or "done"})
+                detail={"kind": req.kind, "resource_interaction": error or "done"})
         return await self._view(record, req)
 
     # -- internals -----------------------------------------------------------------------------
@@ -624,7 +630,7 @@ class Interactions:
         if await ps.run(ps.pending.replace, failed) is not None:
             ps.notifier.notify(record.id)
             ps.emit(ev.EXPIRED if error == "expired" else ev.REJECTED, agent=req.agent_id,
-                      detail={"kind": req.kind})
+                    detail={"kind": req.kind})
 
     async def _view(self, record: PendingRecord, req: PendingRequest) -> InteractionView:
         ps = self._ps
