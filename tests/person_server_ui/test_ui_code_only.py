@@ -15,7 +15,7 @@ from ps_world import PASSWORD, PS, RES, Agent, World, make_world
 from aauth_agents.protocol.requirement import parse_requirement
 from aauth_agents.servers import LoopbackServer
 from aauth_agents.servers.person_server import person_server_of
-from aauth_agents.servers.person_server import server as server_module
+from aauth_agents.servers.person_server.server import deferred as server_module
 from aauth_agents.servers.person_server.ui import create_person_server_with_ui
 
 ORIGIN = "http://127.0.0.1"

@@ -31,6 +31,12 @@ the protocol rules those pages must not get wrong:
   built from ``callback_endpoint``; a localhost URL when ``localhost_callback_allowed``), so
   the PS is never an open redirector.
 
+The module sees the server only through :class:`InteractionHost` (pending store, clock,
+notifier, events, accounts, bindings, missions, applying a decision); what differs between
+kinds of request -- what the person may edit, the proposed mission, how a refusal is logged,
+the consent page's :class:`~.kinds.ConsentPage` -- is asked of the request's kind
+(:mod:`.kinds`).
+
 Everything in a view that came from an agent or a resource (justification, descriptions,
 questions, answers, names) is raw, untrusted Markdown or text: the UI MUST sanitize it before
 rendering (§Untrusted Input).
@@ -43,10 +49,10 @@ import json
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, ParamSpec, Protocol, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ...protocol.errors import ProtocolError
+from ...clock import Clock
 from ...protocol.identifiers import LOOPBACK_HOSTS
 from ...protocol.interaction import codes_match, normalize_code
 from ...protocol.metadata import AgentProviderMetadata
@@ -57,16 +63,22 @@ from ...stores import (
     OPEN,
     Event,
     PendingRecord,
+    PendingStore,
     advance,
     public_state,
     release,
 )
 from . import events as ev
-from .pending import PendingRequest
-from .policy import AUTH_TOKEN, MISSION, QUESTION, ResourceInfo
+from .accounts import Accounts
+from .config import PersonServerConfig
+from .errors import InteractionError
+from .kinds import ConsentPage, Edits, kind_of
+from .pending import Notifier, PendingRequest
+from .policy import Decision, ResourceInfo
+from .state import Mission
 
-if TYPE_CHECKING:
-    from .server import PersonServer
+P = ParamSpec("P")
+T = TypeVar("T")
 
 #: §Interaction Callback Errors, and the polling error each maps to.
 CALLBACK_ERRORS: Mapping[str, str] = {
@@ -93,13 +105,6 @@ def code_interaction_id(code: str) -> str:
     code outside the alphabet."""
     digest = hashlib.sha256(normalize_code(code).encode()).hexdigest()
     return f"code:{digest}"
-
-
-class InteractionError(ProtocolError):
-    """A UI operation the protocol does not allow (wrong state, limit reached, ...)."""
-
-    def __init__(self, code: str, detail: str, *, status: int | None = None) -> None:
-        super().__init__(code, detail, status=status)
 
 
 @dataclass(frozen=True)
@@ -214,6 +219,8 @@ class InteractionView:
     error: str | None = None
     resource_interaction: Mapping[str, Any] | None = None
     r3: R3View | None = None
+    #: How the request's kind presents it (:meth:`~.kinds.RequestKind.describe`).
+    consent: ConsentPage | None = None
 
 
 def callback_redirect(callback: str, outcome: str | None = None) -> str:
@@ -268,13 +275,45 @@ def callback_allowed(callback: str, metadata: AgentProviderMetadata | None) -> b
     return (parts.hostname or "") in LOOPBACK_HOSTS
 
 
+class InteractionHost(Protocol):
+    """What :class:`Interactions` needs of the person server, and nothing more: the pending
+    store and the way to run its operations, the clock, configuration, accounts, the
+    notifier that wakes long polls, the audit events, bindings (§Agent-Person Binding),
+    agent provider metadata, missions and the mission log, the agent's capabilities, and
+    applying an approval (:meth:`~.server.PersonServer.apply`, which the request's kind
+    carries out). :class:`~.server.PersonServer` is one."""
+
+    @property
+    def config(self) -> PersonServerConfig: ...
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def pending(self) -> PendingStore: ...
+    @property
+    def accounts(self) -> Accounts: ...
+    @property
+    def notifier(self) -> Notifier: ...
+
+    async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T: ...
+    def emit(self, name: str, **fields: Any) -> None: ...
+    async def default_account(self) -> str | None: ...
+    async def bind(self, agent_iss: str, agent_id: str, account: str, how: str) -> None: ...
+    async def provider_metadata(self, iss: str) -> AgentProviderMetadata | None: ...
+    async def mission(self, s256: str) -> Mission | None: ...
+    async def log_mission(self, s256: str, kind: str, entry: Mapping[str, Any]) -> int: ...
+    async def can_clarify(self, req: PendingRequest) -> bool: ...
+    async def apply(self, req: PendingRequest, account: str, decision: Decision | None = None,
+                    overrides: Mapping[str, Any] | None = None, *, remember: bool = True
+                    ) -> dict[str, Any]: ...
+
+
 class Interactions:
     """The UI boundary of a :class:`~aauth_agents.servers.person_server.PersonServer`
     (``ps.interactions``). All methods are coroutines; they raise
     :class:`~aauth_agents.protocol.ProtocolError` subclasses with the protocol's codes
     (``invalid_code`` 410, ``expired`` 408, ``not_found`` 404, ...)."""
 
-    def __init__(self, server: PersonServer) -> None:
+    def __init__(self, server: InteractionHost) -> None:
         self._ps = server
 
     # -- reading -------------------------------------------------------------------------------
@@ -305,8 +344,8 @@ class Interactions:
                     if await ps.run(ps.pending.replace, failed) is None:
                         continue
                     ps.notifier.notify(record.id)
-                    ps._event(ev.REJECTED, agent=req.agent_id,
-                              detail={"kind": req.kind, "reason": "too many wrong codes"})
+                    ps.emit(ev.REJECTED, agent=req.agent_id,
+                            detail={"kind": req.kind, "reason": "too many wrong codes"})
                 else:
                     counted = record.evolve(code_attempts=attempts)
                     if await ps.run(ps.pending.replace, counted) is None:
@@ -317,8 +356,8 @@ class Interactions:
             if stored is None:
                 continue
             ps.notifier.notify(record.id)
-            ps._event(ev.INTERACTING, agent=req.agent_id, account=req.account,
-                      detail={"kind": req.kind})
+            ps.emit(ev.INTERACTING, agent=req.agent_id, account=req.account,
+                    detail={"kind": req.kind})
             return await self._view(stored, req)
         raise InteractionError("server_error", "the interaction is changing too fast")
 
@@ -386,7 +425,7 @@ class Interactions:
             raise InteractionError("invalid_request",
                                    "the resource's own interaction has not completed yet")
         if account is None:
-            account = req.account or await ps._default_account()
+            account = req.account or await ps.default_account()
         if account is None:
             raise InteractionError("invalid_request", "approving needs the person's account")
         found = await ps.run(ps.accounts.get, account)
@@ -395,14 +434,15 @@ class Interactions:
         if req.account is not None and req.account != found.username:
             raise InteractionError("access_denied", "this agent acts for another person",
                                    status=403)
-        overrides = self._overrides(req, scopes=scopes, description=description, tools=tools,
-                                    resources=resources, expires_at=expires_at, answer=answer)
+        edits = Edits(scopes=scopes, description=description, tools=tools,
+                      resources=resources, expires_at=expires_at, answer=answer)
+        overrides = kind_of(req.kind).overrides(req, edits, ps.clock())
         # Claim the record (executing), make the decision's effects once, then publish it.
         claimed = await ps.run(ps.pending.replace, advance(record, Event.CLAIM))
         if claimed is None:
             raise InteractionError("invalid_request", "the request changed; reload it")
         try:
-            await ps._bind(req.agent_iss, req.agent_id, found.username, "interaction")
+            await ps.bind(req.agent_iss, req.agent_id, found.username, "interaction")
             bound = req.evolve(account=found.username)
             result = await ps.apply(bound, found.username, None, overrides)
         except BaseException:
@@ -413,42 +453,10 @@ class Interactions:
         if stored is None:
             raise InteractionError("invalid_request", "the request changed meanwhile")
         ps.notifier.notify(pending_id)
-        ps._event(ev.APPROVED, agent=req.agent_id, account=found.username,
-                  resource=req.resource.identifier if req.resource else None,
-                  mission=req.mission_s256, detail={"kind": req.kind})
+        ps.emit(ev.APPROVED, agent=req.agent_id, account=found.username,
+                resource=req.resource.identifier if req.resource else None,
+                mission=req.mission_s256, detail={"kind": req.kind})
         return await self._view(stored, bound.evolve(result=result))
-
-    def _overrides(self, req: PendingRequest, *, scopes: Sequence[str] | None,
-                   description: str | None, tools: Sequence[Mapping[str, str]] | None,
-                   resources: Sequence[str] | None, expires_at: float | None,
-                   answer: str | None) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        if scopes is not None:
-            if req.kind != AUTH_TOKEN:
-                raise InteractionError("invalid_request", "scopes narrow a token request only")
-            out["scopes"] = [s for s in scopes if s in req.request.get("scopes", ())]
-        if req.kind == MISSION:
-            if description is not None:
-                if not isinstance(description, str) or not description:
-                    raise InteractionError("invalid_request", "a description is Markdown text")
-                out["description"] = description
-            if tools is not None:
-                proposed = {t["name"]: t for t in req.request.get("tools", ())}
-                out["tools"] = [proposed[t["name"]] for t in tools if t.get("name") in proposed]
-            if resources is not None:
-                proposed_resources = set(req.request.get("resources", ()))
-                out["resources"] = [r for r in resources if r in proposed_resources]
-            if expires_at is not None:
-                if expires_at <= self._ps.clock():
-                    raise InteractionError("invalid_request", "expires_at is in the past")
-                out["expires_at"] = float(expires_at)
-        elif any(v is not None for v in (description, tools, resources, expires_at)):
-            raise InteractionError("invalid_request", "only a mission proposal is edited")
-        if req.kind == QUESTION:
-            if not isinstance(answer, str) or not answer:
-                raise InteractionError("invalid_request", "a question is approved with an answer")
-            out["answer"] = answer
-        return out
 
     async def deny(self, pending_id: str, reason: str | None = None) -> InteractionView:
         """The person (or approver) refuses: the agent's next poll gets ``403 denied``
@@ -459,11 +467,9 @@ class Interactions:
             return advance(record, Event.DENY, code=None, data=req.evolve(reason=reason).to_json())
 
         record, req = await self._update(pending_id, mutate)
-        if req.kind == "permission" and req.mission_s256:
-            await self._ps.log_mission(req.mission_s256, "permission_response", {
-                "action": req.request.get("action"), "permission": "denied", "reason": reason})
-        self._ps._event(ev.DENIED, agent=req.agent_id, account=req.account,
-                        detail={"kind": req.kind})
+        await kind_of(req.kind).record_denial(self._ps, req, reason)
+        self._ps.emit(ev.DENIED, agent=req.agent_id, account=req.account,
+                      detail={"kind": req.kind})
         return await self._view(record, req)
 
     async def abandon(self, pending_id: str) -> InteractionView:
@@ -475,8 +481,8 @@ class Interactions:
                            data=req.evolve(error="abandoned").to_json())
 
         record, req = await self._update(pending_id, mutate)
-        self._ps._event(ev.ABANDONED, agent=req.agent_id, account=req.account,
-                        detail={"kind": req.kind})
+        self._ps.emit(ev.ABANDONED, agent=req.agent_id, account=req.account,
+                      detail={"kind": req.kind})
         return await self._view(record, req)
 
     async def ask(self, pending_id: str, question: str,
@@ -515,8 +521,8 @@ class Interactions:
         if req.mission_s256:
             await ps.log_mission(req.mission_s256, "clarification_question",
                                  {"question": question})
-        ps._event(ev.CLARIFICATION_ASKED, agent=req.agent_id, account=req.account,
-                  detail={"kind": req.kind, "round": req.rounds})
+        ps.emit(ev.CLARIFICATION_ASKED, agent=req.agent_id, account=req.account,
+                detail={"kind": req.kind, "round": req.rounds})
         return await self._view(record, req)
 
     async def answer(self, pending_id: str, account: str | None, text: str) -> InteractionView:
@@ -529,7 +535,7 @@ class Interactions:
         interaction (§Interaction Response): the relay's pending URL resolves; the
         resource's own pending URL stays authoritative for completion."""
         record = await self._load(pending_id)
-        if record.kind != "relay":
+        if not kind_of(record.kind).relayed:
             raise InteractionError("invalid_request", "not a relayed interaction")
         return await self.approve(pending_id, account)
 
@@ -581,8 +587,8 @@ class Interactions:
                 resource_interaction={**ri, "state": "done", "nonce": None}).to_json())
 
         record, req = await self._update(pending_id, mutate)
-        ps._event(ev.INTERACTING, agent=req.agent_id,
-                  detail={"kind": req.kind, "resource_interaction": error or "done"})
+        ps.emit(ev.INTERACTING, agent=req.agent_id,
+                detail={"kind": req.kind, "resource_interaction": error or "done"})
         return await self._view(record, req)
 
     # -- internals -----------------------------------------------------------------------------
@@ -623,8 +629,8 @@ class Interactions:
         failed = advance(record, Event.FAIL, code=None, data=req.evolve(error=error).to_json())
         if await ps.run(ps.pending.replace, failed) is not None:
             ps.notifier.notify(record.id)
-            ps._event(ev.EXPIRED if error == "expired" else ev.REJECTED, agent=req.agent_id,
-                      detail={"kind": req.kind})
+            ps.emit(ev.EXPIRED if error == "expired" else ev.REJECTED, agent=req.agent_id,
+                    detail={"kind": req.kind})
 
     async def _view(self, record: PendingRecord, req: PendingRequest) -> InteractionView:
         ps = self._ps
@@ -632,12 +638,11 @@ class Interactions:
         scopes = tuple(
             ScopeView(s, descriptions.get(s), s in IDENTITY_SCOPES)
             for s in req.request.get("scopes", ()))
+        kind = kind_of(req.kind)
         mission_view = None
-        if req.kind == MISSION:
-            r = req.request
-            mission_view = MissionView(None, str(r.get("description", "")),
-                                       tuple(r.get("tools", ())), tuple(r.get("resources", ())),
-                                       "proposed")
+        proposed = kind.proposed_mission(req)
+        if proposed is not None:
+            mission_view = MissionView(None, *proposed, "proposed")
         elif req.mission_s256:
             mission = await ps.mission(req.mission_s256)
             if mission is not None:
@@ -668,6 +673,7 @@ class Interactions:
             resource_interaction=None if req.resource_interaction is None else {
                 k: v for k, v in req.resource_interaction.items() if k != "nonce"},
             r3=R3View.from_request(r3) if isinstance(r3, Mapping) else None,
+            consent=kind.describe(req),
         )
 
 
@@ -675,6 +681,7 @@ __all__ = [
     "CALLBACK_ERRORS",
     "ClarificationView",
     "InteractionError",
+    "InteractionHost",
     "InteractionView",
     "Interactions",
     "MissionView",

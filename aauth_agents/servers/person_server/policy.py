@@ -41,9 +41,14 @@ MISSION_UPDATE = "mission_update"
 MISSION_COMPLETION = "mission_completion"
 PERMISSION = "permission"
 QUESTION = "question"
+#: A relayed interaction or payment (§Interaction Endpoint): never put to a policy.
+RELAY = "relay"
 KINDS = frozenset(
     {PERSON_TOKEN, AUTH_TOKEN, MISSION, MISSION_UPDATE, MISSION_COMPLETION, PERMISSION, QUESTION}
 )
+
+#: Kinds only a person can decide: :class:`AutoApprove` still routes them to the person.
+PERSON_ONLY = frozenset({QUESTION})
 
 # Decision outcomes.
 APPROVE = "approve"
@@ -169,7 +174,7 @@ class AutoApprove:
         self.account = account
 
     def decide(self, request: ConsentRequest) -> Decision:
-        if request.kind == QUESTION:
+        if request.kind in PERSON_ONLY:
             return Decision.interaction()
         return Decision.approve(account=self.account)
 
@@ -225,8 +230,10 @@ __all__ = [
     "MISSION_COMPLETION",
     "MISSION_UPDATE",
     "PERMISSION",
+    "PERSON_ONLY",
     "PERSON_TOKEN",
     "QUESTION",
+    "RELAY",
     "ApprovalDecider",
     "ApprovalPolicy",
     "AutoApprove",

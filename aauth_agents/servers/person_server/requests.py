@@ -361,8 +361,8 @@ class InteractionRequest:
 
 
 def parse_interaction_request(data: Mapping[str, Any]) -> InteractionRequest:
-    kind = data.get("type")
-    if not isinstance(kind, str) or kind not in INTERACTION_TYPES:
+    type_ = data.get("type")
+    if not isinstance(type_, str) or type_ not in INTERACTION_TYPES:
         raise _fail("type", f"must be one of {sorted(INTERACTION_TYPES)}")
     url = _string(data, "url", limit=2048)
     if url is not None:
@@ -376,7 +376,7 @@ def parse_interaction_request(data: Mapping[str, Any]) -> InteractionRequest:
     ):
         raise _fail("max_wait", "must be a positive number of seconds")
     request = InteractionRequest(
-        type=kind,
+        type=type_,
         description=_string(data, "description", limit=MAX_TEXT),
         url=url,
         code=_string(data, "code", limit=128),
@@ -384,9 +384,9 @@ def parse_interaction_request(data: Mapping[str, Any]) -> InteractionRequest:
         question=_string(data, "question", limit=MAX_TEXT),
         mission_s256=_s256(data),
     )
-    if kind in ("interaction", "payment") and request.url is None:
-        raise _fail("url", f"is required for type {kind}")
-    if kind == "question" and request.question is None:
+    if type_ in ("interaction", "payment") and request.url is None:
+        raise _fail("url", f"is required for type {type_}")
+    if type_ == "question" and request.question is None:
         raise _fail("question", "is required for type question")
     return request
 

@@ -1,0 +1,40 @@
+"""Errors the person server's layers share (§Deferred Responses, §Mission Status Errors).
+
+:class:`InteractionError` is what the person's side (:mod:`.interactions`) raises for an
+operation the protocol does not allow; the functions build the polling and mission errors
+every layer answers alike.
+"""
+
+from __future__ import annotations
+
+from ...protocol.errors import ProtocolError
+from .state import Mission
+
+
+class InteractionError(ProtocolError):
+    """A UI operation the protocol does not allow (wrong state, limit reached, ...)."""
+
+    def __init__(self, code: str, detail: str, *, status: int | None = None) -> None:
+        super().__init__(code, detail, status=status)
+
+
+def gone(detail: str = "the pending request is finished") -> ProtocolError:
+    """§Pending URL Security: once a terminal response was sent, the pending URL is 410."""
+    return ProtocolError("gone", detail, status=410)
+
+
+def not_found(detail: str = "no such pending request") -> ProtocolError:
+    return ProtocolError("not_found", detail, status=404)
+
+
+def mission_terminated(mission: Mission) -> ProtocolError:
+    """§Mission Status Errors."""
+    return ProtocolError(
+        "mission_terminated",
+        "the mission has ended",
+        mission_status="terminated",
+        termination_reason=mission.termination_reason or "revoked",
+    )
+
+
+__all__ = ["InteractionError", "gone", "mission_terminated", "not_found"]

@@ -1,0 +1,206 @@
+"""What every kind of PS request has in common: :class:`RequestKind`, the class each kind
+subclasses, and the small data objects it works with.
+
+Modelled on authlib's grant classes (``oauth2/rfc6749/grants/``): one class per kind of
+request, registered with the server (:data:`~.KINDS`), each knowing
+
+* what approving does -- :meth:`RequestKind.apply`, run once when the decision is taken
+  (§Person Server: consent remembered, mission created, update logged, ...);
+* the terminal response to the agent -- :meth:`RequestKind.complete` (tokens are minted when
+  the agent collects them, §Deferred Responses) and :meth:`RequestKind.refusal`;
+* what the person may change when approving -- :attr:`RequestKind.editable` and
+  :meth:`RequestKind.overrides` (§Mission Creation: the approved mission MAY differ from the
+  proposal; §PS Token Endpoint: the scope is never broader than requested);
+* how it is shown on the consent page -- :meth:`RequestKind.describe` returns a
+  :class:`ConsentPage` (§User Interaction).
+
+Dispatch is a lookup in the registry, never a test of the kind's name. The server is
+passed to each method as ``ps``: what a kind may use of it is the server up to its issuance
+layer (:class:`~..server.issuance.Issuance`: state, missions, verification, minting).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from ....protocol.errors import ProtocolError
+from ....protocol.reply import Reply
+from ..errors import InteractionError
+from ..pending import PendingRequest
+from ..policy import Decision
+
+if TYPE_CHECKING:
+    from ..server.core import AgentContext
+    from ..server.issuance import Issuance
+
+#: The edits that change a mission proposal (§Mission Creation), in the order they are read.
+MISSION_EDITS = ("description", "tools", "resources", "expires_at")
+#: Every edit a person may make when approving.
+EDITS = ("scopes", *MISSION_EDITS, "answer")
+
+
+@dataclass(frozen=True)
+class Edits:
+    """What the person changed when approving (``None``: unchanged). ``scopes`` narrows an
+    auth token request; ``description``, ``tools``, ``resources`` and ``expires_at`` edit a
+    mission proposal; ``answer`` answers a question."""
+
+    scopes: Sequence[str] | None = None
+    description: str | None = None
+    tools: Sequence[Mapping[str, str]] | None = None
+    resources: Sequence[str] | None = None
+    expires_at: float | None = None
+    answer: str | None = None
+
+
+@dataclass(frozen=True)
+class ConsentField:
+    """One member of the request as the consent page shows it. ``markdown``: untrusted
+    Markdown from the agent or the resource, to sanitize before rendering (§Untrusted Input).
+    ``editable``: the person may change it when approving (see :class:`Edits`)."""
+
+    name: str
+    label: str
+    value: Any
+    markdown: bool = True
+    editable: bool = False
+
+
+@dataclass(frozen=True)
+class ConsentPage:
+    """How a request kind presents one request to the person: a ``title``, ``summary``
+    lines (plain text, built from untrusted members: escape them), the request ``fields`` it
+    shows, what the person may edit (``editable``, names of :class:`Edits` members), whether
+    they pick scopes one by one (``choose_scopes``) and whether approving needs an answer
+    (``asks_answer``)."""
+
+    kind: str
+    title: str
+    summary: tuple[str, ...]
+    fields: tuple[ConsentField, ...]
+    editable: frozenset[str]
+    choose_scopes: bool = False
+    asks_answer: bool = False
+
+
+class MissionLog(Protocol):
+    """Where a refusal is recorded (§Mission Log): the server, or the person's side."""
+
+    async def log_mission(self, s256: str, kind: str, entry: Mapping[str, Any]) -> int: ...
+
+
+def account_of(req: PendingRequest, result: Mapping[str, Any]) -> str:
+    """The person an approved request was decided for."""
+    return str(result.get("account") or req.account or "")
+
+
+class RequestKind:
+    """One kind of request the PS decides. Subclasses set :attr:`name` and override what
+    differs; the defaults are those of a request that only needs a yes or a no."""
+
+    #: The kind's name, as stored in pending records and shown to policies.
+    name: ClassVar[str]
+    #: A short title for the consent page.
+    title: ClassVar[str]
+    #: What the person may change when approving (names of :class:`Edits` members).
+    editable: ClassVar[frozenset[str]] = frozenset()
+    #: The request members the consent page lists, with their labels.
+    shown: ClassVar[tuple[tuple[str, str], ...]] = ()
+    #: A relayed interaction or payment (§Interaction Endpoint), not a decision.
+    relayed: ClassVar[bool] = False
+
+    # -- deciding ------------------------------------------------------------------------------
+
+    async def apply(
+        self,
+        ps: Issuance,
+        req: PendingRequest,
+        account: str,
+        decision: Decision | None,
+        overrides: Mapping[str, Any],
+        *,
+        remember: bool,
+    ) -> dict[str, Any]:
+        """The effects of an approval for ``account``, made once; returns what the terminal
+        response needs (stored as the record's ``result`` with the account)."""
+        return {}
+
+    async def complete(
+        self, ps: Issuance, req: PendingRequest, result: Mapping[str, Any], ctx: AgentContext
+    ) -> Reply:
+        """The ``200`` of an approved request, built when the agent collects it."""
+        raise ProtocolError("server_error", f"{self.name} requests have no response")
+
+    def refusal(self, req: PendingRequest, reason: str | None) -> Reply:
+        """The terminal response of a refused request: ``403 denied`` (§Polling Error
+        Codes)."""
+        return Reply.error(ProtocolError("denied", reason or "the person declined the request"))
+
+    async def record_denial(self, ps: MissionLog, req: PendingRequest, reason: str | None) -> None:
+        """Log a refusal where the kind keeps a record of it (the mission log)."""
+
+    async def update(
+        self, ps: Issuance, req: PendingRequest, ctx: AgentContext, data: Mapping[str, Any]
+    ) -> PendingRequest:
+        """§Updated Request: the request replaced by the agent while it is pending."""
+        raise ProtocolError("invalid_request", "only a token request can be updated")
+
+    # -- the person's edits --------------------------------------------------------------------
+
+    def overrides(self, req: PendingRequest, edits: Edits, now: float) -> dict[str, Any]:
+        """``edits`` checked against what this kind lets the person change: the overrides
+        :meth:`apply` receives, or :class:`~..errors.InteractionError`."""
+        if edits.scopes is not None and "scopes" not in self.editable:
+            raise InteractionError("invalid_request", "scopes narrow a token request only")
+        changed = any(getattr(edits, name) is not None for name in MISSION_EDITS)
+        if changed and not self.editable.issuperset(MISSION_EDITS):
+            raise InteractionError("invalid_request", "only a mission proposal is edited")
+        return self.edit(req, edits, now)
+
+    def edit(self, req: PendingRequest, edits: Edits, now: float) -> dict[str, Any]:
+        """The overrides of edits this kind accepts (checked by :meth:`overrides`)."""
+        return {}
+
+    # -- the consent page ----------------------------------------------------------------------
+
+    def proposed_mission(
+        self, req: PendingRequest
+    ) -> tuple[str, tuple[Mapping[str, Any], ...], tuple[str, ...]] | None:
+        """``(description, tools, resources)`` of the mission this request proposes."""
+        return None
+
+    def summary(self, req: PendingRequest) -> tuple[str, ...]:
+        """Plain-text lines saying what is asked (untrusted members: escape them)."""
+        return ()
+
+    def describe(self, req: PendingRequest) -> ConsentPage:
+        """What the consent page shows about ``req`` (§User Interaction)."""
+        r = req.request
+        fields = tuple(
+            ConsentField(name, label, r[name], editable=name in self.editable)
+            for name, label in self.shown
+            if r.get(name) is not None
+        )
+        return ConsentPage(
+            kind=self.name,
+            title=self.title,
+            summary=self.summary(req),
+            fields=fields,
+            editable=self.editable,
+            choose_scopes="scopes" in self.editable and not r.get("r3"),
+            asks_answer="answer" in self.editable,
+        )
+
+
+__all__ = [
+    "EDITS",
+    "MISSION_EDITS",
+    "ConsentField",
+    "ConsentPage",
+    "Edits",
+    "MissionLog",
+    "RequestKind",
+    "account_of",
+]

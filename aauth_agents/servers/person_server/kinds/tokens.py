@@ -1,0 +1,164 @@
+"""The token request kinds: a person token (§Person Token Endpoint) and an auth token
+(§PS Token Endpoint, three-party; with R3 documents, draft-hardt-aauth-r3)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from ....keys import PublicKey
+from ....protocol.errors import ProtocolError
+from ....protocol.reply import Reply
+from ..pending import PendingRequest
+from ..policy import AUTH_TOKEN, PERSON_TOKEN, Decision
+from .base import Edits, RequestKind, account_of
+
+if TYPE_CHECKING:
+    from ..server.core import AgentContext
+    from ..server.issuance import Issuance
+
+
+class PersonTokenKind(RequestKind):
+    """§Person Token Endpoint: a person token for one resource, consent remembered on first
+    issuance."""
+
+    name = PERSON_TOKEN
+    title = "Sign in to a resource"
+
+    async def apply(
+        self,
+        ps: Issuance,
+        req: PendingRequest,
+        account: str,
+        decision: Decision | None,
+        overrides: Mapping[str, Any],
+        *,
+        remember: bool,
+    ) -> dict[str, Any]:
+        if remember:
+            await ps.run(
+                ps.state.remember_consent,
+                account,
+                req.agent_iss,
+                req.agent_id,
+                req.request["resource"],
+                PERSON_TOKEN,
+                req.mission_s256,
+                (),
+                ps.clock(),
+            )
+        return {}
+
+    async def complete(
+        self, ps: Issuance, req: PendingRequest, result: Mapping[str, Any], ctx: AgentContext
+    ) -> Reply:
+        """§Person Token Response."""
+        token, expires_in = await ps.issue_person_token(
+            req, account_of(req, result), req.request["resource"], ctx
+        )
+        return Reply.json(200, {"person_token": token, "expires_in": expires_in})
+
+    def summary(self, req: PendingRequest) -> tuple[str, ...]:
+        return (f"The agent asks to be known to {req.request['resource']} as acting for you.",)
+
+
+class AuthTokenKind(RequestKind):
+    """§PS Token Endpoint: an auth token for the scopes of a resource token, which the
+    person may narrow (never widen); an R3 document is approved as a whole, each time."""
+
+    name = AUTH_TOKEN
+    title = "Access to a resource"
+    editable = frozenset({"scopes"})
+
+    async def apply(
+        self,
+        ps: Issuance,
+        req: PendingRequest,
+        account: str,
+        decision: Decision | None,
+        overrides: Mapping[str, Any],
+        *,
+        remember: bool,
+    ) -> dict[str, Any]:
+        r = req.request
+        requested = tuple(r.get("scopes", ()))
+        narrowed = overrides.get("scopes") or (decision.scopes if decision else None)
+        granted = (
+            requested if narrowed is None else tuple(s for s in requested if s in set(narrowed))
+        )
+        if (remember or narrowed is not None) and not r.get("r3"):
+            await ps.run(
+                ps.state.remember_consent,
+                account,
+                req.agent_iss,
+                req.agent_id,
+                r["resource"],
+                AUTH_TOKEN,
+                req.mission_s256,
+                granted,
+                ps.clock(),
+            )
+        return {"scopes": list(granted)}
+
+    async def complete(
+        self, ps: Issuance, req: PendingRequest, result: Mapping[str, Any], ctx: AgentContext
+    ) -> Reply:
+        """§PS Response: the auth token."""
+        token, expires_in = await ps.issue_auth_token(req, account_of(req, result), result, ctx)
+        return Reply.json(200, {"auth_token": token, "expires_in": expires_in})
+
+    def edit(self, req: PendingRequest, edits: Edits, now: float) -> dict[str, Any]:
+        if edits.scopes is None:
+            return {}
+        return {"scopes": [s for s in edits.scopes if s in req.request.get("scopes", ())]}
+
+    async def update(
+        self, ps: Issuance, req: PendingRequest, ctx: AgentContext, data: Mapping[str, Any]
+    ) -> PendingRequest:
+        """§Updated Request: a new resource token from the same resource for the same key."""
+        subject = PublicKey.from_jwk(req.subject_jwk)
+        rt = await ps.verify_resource_token(
+            str(data["resource_token"]), ctx, subject, req.account, req.subagent
+        )
+        if rt.iss != req.request["resource"]:
+            raise ProtocolError(
+                "invalid_resource_token", "the updated resource token is from another resource"
+            )
+        if rt.mission_s256 != req.mission_s256:
+            raise ProtocolError(
+                "invalid_resource_token", "the updated resource token names another mission"
+            )
+        ps.check_scopes(rt, req.resource)
+        justification = data.get("justification")
+        params = replace(
+            req.params,
+            justification=justification
+            if isinstance(justification, str)
+            else req.params.justification,
+        )
+        conversation = req.conversation
+        question = req.open_question
+        if question is not None:
+            conversation = (
+                *conversation[:-1],
+                {
+                    **question,
+                    "answer": justification or "",
+                    "updated_request": True,
+                    "answered_at": ps.clock(),
+                },
+            )
+        return req.evolve(
+            request=await ps.token_request_members(rt), params=params, conversation=conversation
+        )
+
+    def summary(self, req: PendingRequest) -> tuple[str, ...]:
+        r = req.request
+        lines = [f"The agent asks for access to {r['resource']}."]
+        if r.get("scopes"):
+            lines.append("Scopes: " + " ".join(r["scopes"]))
+        return tuple(lines)
+
+
+__all__ = ["AuthTokenKind", "PersonTokenKind"]
