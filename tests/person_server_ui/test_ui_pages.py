@@ -18,10 +18,10 @@ from aauth_agents.protocol.errors import ProtocolError
 from aauth_agents.protocol.requirement import parse_requirement
 from aauth_agents.servers.person_server import create_person_server, person_server_of
 from aauth_agents.servers.person_server.consent_view import (
-    DEFAULT,
     KINDS,
     consent_kind,
 )
+from aauth_agents.servers.person_server.kinds import KINDS as REQUEST_KINDS
 from aauth_agents.servers.person_server.ui import (
     PersonServerUI,
     create_person_server_with_ui,
@@ -165,8 +165,8 @@ async def test_templates_escape_what_they_show(ui_world: World) -> None:
         assert 'autocomplete="username" value="" required' in page.text
 
 
-def test_the_consent_page_of_each_kind_comes_from_one_table() -> None:
-    assert set(KINDS) <= {
+def test_the_consent_page_of_each_kind_comes_from_its_class() -> None:
+    assert set(KINDS) == set(REQUEST_KINDS) == {
         "person_token",
         "auth_token",
         "mission",
@@ -176,11 +176,14 @@ def test_the_consent_page_of_each_kind_comes_from_one_table() -> None:
         "question",
         "relay",
     }
-    for kind in ("permission", "mission_update", "mission_completion", "no_such_kind"):
-        assert consent_kind(kind) is DEFAULT and DEFAULT.shows_details
+    for kind in ("permission", "mission_update", "mission_completion", "relay", "question"):
+        assert consent_kind(kind).shows_details
     assert consent_kind("question").asks_answer
     assert consent_kind("auth_token").narrows_scopes
     assert not any(consent_kind(k).shows_details for k in ("person_token", "auth_token", "mission"))
+    assert not any(consent_kind(k).asks_answer for k in set(KINDS) - {"question"})
+    with pytest.raises(ProtocolError):
+        consent_kind("no_such_kind")
 
 
 async def test_a_question_from_the_agent_is_answered_on_the_consent_page(ui_world: World) -> None:

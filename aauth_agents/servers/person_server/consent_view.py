@@ -1,8 +1,9 @@
 """What the consent page shows and does for each kind of request, in one place.
 
 The consent page (``templates/consent.html``) is the same for every kind of request; what
-differs is looked up here, in :data:`KINDS` -- a table from the request's kind to a
-:class:`ConsentKind` -- and never decided by comparing kind names elsewhere:
+differs is said by the kind's class (:mod:`.kinds`: what the person may edit, whether it is
+a relay, whether its members are listed) and looked up here, in :data:`KINDS` -- a table from
+the request's kind to a :class:`ConsentKind` -- never decided by comparing kind names:
 
 * whether the kind's own members (update description, completion summary, permission
   action, question, relay URL, ...) are listed as "Details";
@@ -24,6 +25,8 @@ from typing import Any
 
 from ...protocol.r3 import is_digest
 from .interactions import Interactions, InteractionView, R3View
+from .kinds import KINDS as REQUEST_KINDS
+from .kinds import RequestKind, kind_of
 from .ui_pages import PageError
 from .ui_sessions import Session
 
@@ -104,21 +107,28 @@ class ConsentKind:
         return self.narrows_scopes and view.r3 is None
 
 
-#: The consent page of each kind of request (:class:`ConsentKind`); kinds not listed
-#: (``mission_update``, ``mission_completion``, ``permission``) use :data:`DEFAULT`.
-KINDS: Mapping[str, ConsentKind] = {
-    "person_token": ConsentKind(shows_details=False),
-    "auth_token": ConsentKind(shows_details=False, narrows_scopes=True, approve=_approve_scopes),
-    "mission": ConsentKind(shows_details=False),
-    "question": ConsentKind(asks_answer=True, approve=_approve_with_answer),
-    "relay": ConsentKind(approve=_approve_relay),
-}
-DEFAULT = ConsentKind()
+def _consent_kind(kind: RequestKind) -> ConsentKind:
+    """What the page does for a request kind, as its class says (:mod:`.kinds`)."""
+    asks_answer, narrows = "answer" in kind.editable, "scopes" in kind.editable
+    approve = (
+        _approve_relay
+        if kind.relayed
+        else _approve_with_answer
+        if asks_answer
+        else _approve_scopes
+        if narrows
+        else _approve
+    )
+    return ConsentKind(kind.lists_details, asks_answer, narrows, approve)
+
+
+#: The consent page of each kind of request, derived from the kind classes.
+KINDS: Mapping[str, ConsentKind] = {name: _consent_kind(k) for name, k in REQUEST_KINDS.items()}
 
 
 def consent_kind(kind: str) -> ConsentKind:
     """The :class:`ConsentKind` of requests of ``kind``."""
-    return KINDS.get(kind, DEFAULT)
+    return KINDS[kind_of(kind).name]
 
 
 def kind_label(kind: str) -> str:
@@ -172,7 +182,6 @@ def consent_context(view: InteractionView, provider_description: str | None) -> 
 
 
 __all__ = [
-    "DEFAULT",
     "KINDS",
     "MAX_QUESTION",
     "ConsentKind",

@@ -73,8 +73,9 @@ class ConsentPage:
     """How a request kind presents one request to the person: a ``title``, ``summary``
     lines (plain text, built from untrusted members: escape them), the request ``fields`` it
     shows, what the person may edit (``editable``, names of :class:`Edits` members), whether
-    they pick scopes one by one (``choose_scopes``) and whether approving needs an answer
-    (``asks_answer``)."""
+    they pick scopes one by one (``choose_scopes``), whether approving needs an answer
+    (``asks_answer``) and whether the request's own members are listed as details
+    (``lists_details``)."""
 
     kind: str
     title: str
@@ -83,6 +84,7 @@ class ConsentPage:
     editable: frozenset[str]
     choose_scopes: bool = False
     asks_answer: bool = False
+    lists_details: bool = True
 
 
 class MissionLog(Protocol):
@@ -110,6 +112,9 @@ class RequestKind:
     shown: ClassVar[tuple[tuple[str, str], ...]] = ()
     #: A relayed interaction or payment (§Interaction Endpoint), not a decision.
     relayed: ClassVar[bool] = False
+    #: The consent page lists the request's own members as details; kinds with a
+    #: presentation of their own (the scopes of a token, a mission) do not.
+    lists_details: ClassVar[bool] = True
 
     # -- deciding ------------------------------------------------------------------------------
 
@@ -191,6 +196,7 @@ class RequestKind:
             editable=self.editable,
             choose_scopes="scopes" in self.editable and not r.get("r3"),
             asks_answer="answer" in self.editable,
+            lists_details=self.lists_details,
         )
 
 

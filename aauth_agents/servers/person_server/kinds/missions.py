@@ -26,6 +26,7 @@ class MissionKind(RequestKind):
     (description, tools and resources among those proposed, expiry)."""
 
     name = MISSION
+    lists_details = False
     title = "A new mission"
     editable = frozenset(MISSION_EDITS)
     shown = (("description", "Mission"), ("tools", "Tools"), ("resources", "Resources"))

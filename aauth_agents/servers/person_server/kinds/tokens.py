@@ -24,6 +24,7 @@ class PersonTokenKind(RequestKind):
     issuance."""
 
     name = PERSON_TOKEN
+    lists_details = False
     title = "Sign in to a resource"
 
     async def apply(
@@ -68,6 +69,7 @@ class AuthTokenKind(RequestKind):
     person may narrow (never widen); an R3 document is approved as a whole, each time."""
 
     name = AUTH_TOKEN
+    lists_details = False
     title = "Access to a resource"
     editable = frozenset({"scopes"})
 
