@@ -85,6 +85,7 @@ from starlette.routing import BaseRoute, Route
 
 from ...protocol.errors import ProtocolError
 from ...protocol.interaction import InvalidInteractionCodeError
+from ...stores.states import APPROVED, COMPLETED, DENIED, OPEN
 from ...tokens import DWK_AGENT
 from . import csrf
 from .config import PersonServerConfig
@@ -298,7 +299,7 @@ class PersonServerUI:
             raise PageError.cannot_continue(exc, session) from exc
         callback = session.callbacks.get(pending_id)
         if error is not None:
-            outcome = "denied" if view.state == "denied" else (view.error or "server_error")
+            outcome = "denied" if view.state == DENIED else (view.error or "server_error")
             if callback:
                 return self._redirect(callback_redirect(callback, outcome), request)
             return self.pages.message(
@@ -416,7 +417,7 @@ class PersonServerUI:
         session = await self.session(request)
         view = await self._owned_view(request, session)
         assert session is not None
-        if view.state not in ("pending", "interacting"):
+        if view.state not in OPEN:
             return self._finished(request, view, session)
         if view.id not in session.arrived:  # arrived from the dashboard: remember when
             await self._link(session, view.id)
@@ -454,16 +455,16 @@ class PersonServerUI:
 
     def _finished(self, request: Request, view: InteractionView, session: Session) -> Response:
         text = {
-            "approved": "You approved this request. You can close this window.",
-            "completed": "This request is complete. You can close this window.",
-            "denied": "You denied this request. You can close this window.",
+            APPROVED: "You approved this request. You can close this window.",
+            COMPLETED: "This request is complete. You can close this window.",
+            DENIED: "You denied this request. You can close this window.",
         }.get(view.state, "This request has ended.")
         return self.pages.message(
             request,
             "Done",
             text,
             code=None
-            if view.state in ("approved", "completed", "denied")
+            if view.state in (APPROVED, COMPLETED, DENIED)
             else (view.error or view.state),
             session=session,
         )
