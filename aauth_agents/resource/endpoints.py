@@ -31,7 +31,6 @@ from ..protocol.scopes import is_identity_scope
 from ..protocol.wire import WireFormatError
 from ..tokens import DWK_ACCESS, DWK_AGENT, DWK_PERSON
 from . import events as ev
-from .caller import PERSON as PERSON_KIND
 from .config import INTERACTION, TrustedIssuerKeys, maybe_await
 from .outcomes import Execute
 from .pending import KIND_PER_CALL
@@ -160,7 +159,7 @@ class ResourceEndpoints:
             caller = await resource.verifier.averify(request)
         except AAuthError as exc:
             return Reply.error(exc)
-        if caller.kind != PERSON_KIND:
+        if not caller.presents_person_token:
             # §Authorization Endpoint Request: the agent MUST present a person token.
             return resource._challenge(Requirement.person_token(), caller, "person_token_required")
         try:

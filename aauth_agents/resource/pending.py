@@ -44,7 +44,6 @@ from ..stores import (
 )
 from ..tokens import AuthToken
 from . import events as ev
-from .caller import PERSON as PERSON_KIND
 from .caller import Caller
 from .held import HeldRequest, HeldResult
 from .outcomes import Execute, Outcome
@@ -336,7 +335,7 @@ class PendingRecords:
         renewed for the same person (the invocation stays held, nothing is re-sent)."""
         data = record.data
         if (
-            caller.kind == PERSON_KIND
+            caller.presents_person_token
             and now >= float(data.get("rt_exp", 0))
             and caller.person == (data.get("ps"), data.get("sub"))
         ):

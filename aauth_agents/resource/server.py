@@ -73,7 +73,6 @@ from ..tokens import (
     mint_resource_token,
 )
 from . import events as ev
-from .caller import PERSON as PERSON_KIND
 from .caller import Caller, Session
 from .config import ResourceConfig
 from .endpoints import ResourceEndpoints
@@ -274,7 +273,7 @@ class AAuthResource:
         if replayed is not None:
             return replayed
         await self._remember(caller)
-        if caller.kind == PERSON_KIND:
+        if caller.presents_person_token:
             await self._remember_person(caller)
         self.events.emit(ev.VERIFIED, caller.kind, caller=caller.label, iss=caller.issuer,
                          jti=caller.jti, method=request.method, path=request.target.path)
