@@ -33,7 +33,7 @@ from ..tokens import DWK_ACCESS, DWK_AGENT, DWK_PERSON
 from . import events as ev
 from .config import INTERACTION, TrustedIssuerKeys, maybe_await
 from .outcomes import Execute
-from .pending import KIND_PER_CALL
+from .pending_kinds import pending_kind
 from .requests import parse_authorization_request, parse_revocation_request
 from .verifier import is_signed
 
@@ -278,7 +278,7 @@ class ResourceEndpoints:
         record = await self.stores.pending.aget(record_id)
         if (
             record is None
-            or record.kind != KIND_PER_CALL
+            or not pending_kind(record.kind).holds_proposal
             or not isinstance(record.data.get("proposal"), str)
         ):
             return Reply.problem(404, "not_found", "no such R3 document")
