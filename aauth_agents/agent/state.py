@@ -30,6 +30,29 @@ T = TypeVar("T")
 
 
 @dataclass(frozen=True)
+class CredentialKind:
+    """What the kind of a token the agent presents (in ``Signature-Key``) tells the flow."""
+
+    #: The agent's own token, from its agent provider: it names no person.
+    agent: bool = False
+    #: Carries the person's ``sub``: person and auth tokens, both from the PS.
+    names_person: bool = False
+    #: A person token: when a resource refuses it, the PS is asked for a fresh one.
+    refreshed_when_refused: bool = False
+    #: An auth token: once a resource accepts it, it is the one presented there first.
+    grants_access: bool = False
+
+
+#: Each kind of :class:`HeldToken`, by name; a name not listed has none of the traits.
+CREDENTIAL_KINDS: Mapping[str, CredentialKind] = {
+    "agent": CredentialKind(agent=True),
+    "person": CredentialKind(names_person=True, refreshed_when_refused=True),
+    "auth": CredentialKind(names_person=True, grants_access=True),
+}
+_NO_TRAITS = CredentialKind()
+
+
+@dataclass(frozen=True)
 class HeldToken:
     """A token the agent presents in ``Signature-Key``: ``kind`` is ``agent``, ``person`` or
     ``auth``. ``raw`` and ``claims`` stay out of ``repr``. ``single_use``: presented only to
@@ -64,6 +87,33 @@ class HeldToken:
     def scopes(self) -> frozenset[str]:
         scope = self.claims.get("scope")
         return frozenset(scope.split()) if isinstance(scope, str) else frozenset()
+
+    @property
+    def traits(self) -> CredentialKind:
+        """What this token's ``kind`` tells the flow (:data:`CREDENTIAL_KINDS`)."""
+        return CREDENTIAL_KINDS.get(self.kind, _NO_TRAITS)
+
+    @property
+    def is_agent_token(self) -> bool:
+        """The agent's own token (from its agent provider; no person behind it)."""
+        return self.traits.agent
+
+    @property
+    def person_sub(self) -> str | None:
+        """The person's ``sub`` when the token names one (person and auth tokens)."""
+        return self.sub if self.traits.names_person else None
+
+    @property
+    def refreshed_when_refused(self) -> bool:
+        """A resource refusing this token calls for a fresh one from the PS (person
+        tokens)."""
+        return self.traits.refreshed_when_refused
+
+    @property
+    def reusable_auth(self) -> bool:
+        """An auth token the resource that accepted it is shown first from then on: any but
+        a single-use one (R3 §Per-Call Proposals)."""
+        return self.traits.grants_access and not self.single_use
 
     def usable(self, now: float, margin: float) -> bool:
         return self.exp - now > margin
@@ -293,9 +343,11 @@ class AgentState:
 
 
 __all__ = [
+    "CREDENTIAL_KINDS",
     "AgentState",
     "AsyncFlight",
     "AsyncFlights",
+    "CredentialKind",
     "Flight",
     "HeldToken",
     "Outcome",

@@ -8,7 +8,7 @@ moments the person must act, each with a Markdown rendering and ``answer`` / ``c
 
     async for prompt in prompts:                 # in the chat app's event loop
         await post_to_chat(prompt.markdown)      # the link and code, or the question
-        if prompt.kind == "clarification":
+        if isinstance(prompt, ClarificationPrompt):
             prompt.answer(await next_user_message())   # or prompt.cancel()
 
 The agent may run anywhere (another task, another thread, a sync client): prompts are handed

@@ -6,6 +6,7 @@ middleware (an MCP tool, a helper several calls deep), from :func:`current_calle
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from typing import Literal, TypeAlias
@@ -18,6 +19,22 @@ TokenKind: TypeAlias = Literal["agent", "person", "auth"]
 AGENT: TokenKind = "agent"
 PERSON: TokenKind = "person"
 AUTH: TokenKind = "auth"
+
+
+@dataclass(frozen=True)
+class _Presented:
+    """What the kind of token in ``Signature-Key`` says of the caller."""
+
+    agent_token: bool = False  # the agent's own token: ``issuer`` is its agent provider
+    person_token: bool = False  # a person token: the PS vouches for the person, grants nothing
+
+
+_PRESENTED: Mapping[str, _Presented] = {
+    AGENT: _Presented(agent_token=True),
+    PERSON: _Presented(person_token=True),
+    AUTH: _Presented(),
+}
+_NOTHING = _Presented()
 
 
 @dataclass(frozen=True)
@@ -66,6 +83,16 @@ class Caller:
         default=None, repr=False, compare=False
     )
     signature: VerifiedSignature | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def presents_person_token(self) -> bool:
+        """Signed under a person token (neither the agent's own token nor an auth token)."""
+        return _PRESENTED.get(self.kind, _NOTHING).person_token
+
+    @property
+    def presents_agent_token(self) -> bool:
+        """Signed under the agent's own token: ``issuer`` is its agent provider."""
+        return _PRESENTED.get(self.kind, _NOTHING).agent_token
 
     @property
     def label(self) -> str:

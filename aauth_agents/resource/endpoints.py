@@ -31,10 +31,9 @@ from ..protocol.scopes import is_identity_scope
 from ..protocol.wire import WireFormatError
 from ..tokens import DWK_ACCESS, DWK_AGENT, DWK_PERSON
 from . import events as ev
-from .caller import PERSON as PERSON_KIND
 from .config import INTERACTION, TrustedIssuerKeys, maybe_await
 from .outcomes import Execute
-from .pending import KIND_PER_CALL
+from .pending_kinds import pending_kind
 from .requests import parse_authorization_request, parse_revocation_request
 from .verifier import is_signed
 
@@ -160,7 +159,7 @@ class ResourceEndpoints:
             caller = await resource.verifier.averify(request)
         except AAuthError as exc:
             return Reply.error(exc)
-        if caller.kind != PERSON_KIND:
+        if not caller.presents_person_token:
             # §Authorization Endpoint Request: the agent MUST present a person token.
             return resource._challenge(Requirement.person_token(), caller, "person_token_required")
         try:
@@ -279,7 +278,7 @@ class ResourceEndpoints:
         record = await self.stores.pending.aget(record_id)
         if (
             record is None
-            or record.kind != KIND_PER_CALL
+            or not pending_kind(record.kind).holds_proposal
             or not isinstance(record.data.get("proposal"), str)
         ):
             return Reply.problem(404, "not_found", "no such R3 document")

@@ -27,7 +27,7 @@ from ..protocol.wire import WireFormatError
 from ..stores import INTERACTING, PENDING, Event, PendingRecord, advance
 from . import events as ev
 from .config import maybe_await
-from .pending import KIND_INTERACTION
+from .pending_kinds import pending_kind
 from .requests import parse_interaction_form
 
 if TYPE_CHECKING:
@@ -91,7 +91,7 @@ class InteractionPage:
     ) -> Reply:
         """GET: check the code and show the consent page; POST: the person's decision."""
         record = await self.stores.pending.aget_by_interaction(interaction_id)
-        if record is None or record.kind != KIND_INTERACTION:
+        if record is None or not pending_kind(record.kind).consent_page:
             return self.page(404, "Not found", "There is no such request.")
         if request.method.upper() == "POST":
             return await self._decision(request, record, starlette_request)

@@ -8,7 +8,9 @@ table in :mod:`aauth_agents.stores.states`); stores replace it by compare-and-se
 poll that loses a race answers 202 and the winner executes.
 
 :class:`PendingRecords` belongs to one :class:`~aauth_agents.resource.AAuthResource` and
-uses its shared steps (challenges, resource tokens, replay, remembering tokens).
+uses its shared steps (challenges, resource tokens, replay, remembering tokens). What sets
+one kind of record apart from another (interaction, approval, auth-token, per-call) lives
+in :mod:`~aauth_agents.resource.pending_kinds`.
 """
 
 from __future__ import annotations
@@ -21,9 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..httpsig import HttpRequest
 from ..protocol.deferred import STATUS_INTERACTING, STATUS_PENDING
-from ..protocol.errors import AAuthError, ConfigurationError, ProtocolError
-from ..protocol.interaction import generate_code, normalize_code
-from ..protocol.r3 import MCP_VOCABULARY, parameters_match, parse_r3_document
+from ..protocol.errors import AAuthError, ProtocolError
+from ..protocol.r3 import parameters_match, parse_r3_document
 from ..protocol.reply import NO_STORE as _NO_STORE
 from ..protocol.reply import Reply
 from ..protocol.requirement import Requirement
@@ -44,23 +45,25 @@ from ..stores import (
 )
 from ..tokens import AuthToken
 from . import events as ev
-from .caller import PERSON as PERSON_KIND
 from .caller import Caller
 from .held import HeldRequest, HeldResult
 from .outcomes import Execute, Outcome
+from .pending_kinds import (
+    INTERACTION,
+    KIND_APPROVAL,
+    KIND_AUTH_TOKEN,
+    KIND_INTERACTION,
+    KIND_PER_CALL,
+    TOKEN_KINDS,
+    PendingKind,
+    TokenCompleted,
+    pending_kind,
+)
 from .percall import read_mcp_call
 from .scopes import missing_scopes
-from .session import mint_session_token
 
 if TYPE_CHECKING:
     from .server import AAuthResource
-
-KIND_INTERACTION = "interaction"
-KIND_APPROVAL = "approval"
-KIND_AUTH_TOKEN = "auth-token"  # noqa: S105 (a requirement name)
-KIND_PER_CALL = "per-call"
-#: Pending kinds completed by presenting an auth token at the pending URL.
-TOKEN_KINDS = (KIND_AUTH_TOKEN, KIND_PER_CALL)
 
 
 class PendingRecords:
@@ -105,7 +108,7 @@ class PendingRecords:
         extra: Mapping[str, Any] | None = None,
     ) -> Reply:
         return await self.pend(
-            KIND_INTERACTION,
+            INTERACTION,
             caller,
             scopes,
             held,
@@ -116,7 +119,7 @@ class PendingRecords:
 
     async def pend(
         self,
-        kind: str,
+        kind: PendingKind,
         caller: Caller,
         scopes: Sequence[str],
         held: HeldRequest | None,
@@ -126,16 +129,11 @@ class PendingRecords:
         extra: Mapping[str, Any] | None = None,
         record_id: str | None = None,
     ) -> Reply:
-        """Create a pending record of ``kind`` holding ``held``; the 202 announcing it."""
+        """Create a pending record of ``kind`` holding ``held``; the 202 announcing it
+        (``requirement``, unless the kind announces itself)."""
         now = self.clock()
         record_id = record_id or secrets.token_urlsafe(24)
-        interaction_id = code = None
-        if kind == KIND_INTERACTION:
-            interaction_id = secrets.token_urlsafe(16)
-            shown = generate_code()
-            code = normalize_code(shown)
-            requirement = Requirement.interaction(self.interaction_url(interaction_id), shown)
-        assert requirement is not None
+        requirement, interaction_id, code = kind.announcement(self, requirement)
         data = {
             "held": held.to_json() if held else None,
             "scopes": list(scopes),
@@ -147,7 +145,7 @@ class PendingRecords:
         lifetime = self.config.pending_lifetime
         record = PendingRecord(
             id=record_id,
-            kind=kind,
+            kind=kind.name,
             state=PENDING,
             agent_jkt=caller.thumbprint,
             created_at=now,
@@ -159,7 +157,11 @@ class PendingRecords:
         )
         await self.stores.pending.acreate(record)
         self.events.emit(
-            ev.PENDING, kind, pending=record_id, caller=caller.label, scope=" ".join(scopes) or None
+            ev.PENDING,
+            kind.name,
+            pending=record_id,
+            caller=caller.label,
+            scope=" ".join(scopes) or None,
         )
         return self.reply(record)
 
@@ -183,10 +185,12 @@ class PendingRecords:
         resource's own page). An interaction record needs the authenticated ``subject``.
         False when there is nothing pending to resolve."""
         record = await self.stores.pending.aget(record_id)
-        if record is None or record.state not in OPEN or record.kind in TOKEN_KINDS:
+        if record is None or record.state not in OPEN:
             return False
-        if record.kind == KIND_INTERACTION and not subject:
-            raise ConfigurationError("approving an interaction needs the person's subject")
+        kind = pending_kind(record.kind)
+        if kind.token_completed:
+            return False
+        kind.check_approval(subject)
         data = dict(record.data, subject=subject)
         if scopes is not None:
             data["scopes"] = list(scopes)
@@ -252,7 +256,7 @@ class PendingRecords:
             return ended
         if record.state == EXECUTING:
             return self.reply(record)
-        if record.kind in TOKEN_KINDS:
+        if pending_kind(record.kind).token_completed:
             return await self.deferred(caller, record, now)
         if record.state != APPROVED:
             return self.reply(record)
@@ -265,7 +269,7 @@ class PendingRecords:
         if record.state == COMPLETED:
             stored = record.data.get("result")
             if (
-                record.kind in TOKEN_KINDS
+                pending_kind(record.kind).token_completed
                 and stored is not None
                 and [caller.issuer, caller.jti] == record.data.get("completed_by")
             ):
@@ -306,17 +310,16 @@ class PendingRecords:
                     status=403,
                 )
             )
-        if record.kind == KIND_PER_CALL:
-            refusal = self._approves(caller, token, record)
-            if refusal is not None:
-                return refusal
-        scopes = (
-            caller.scopes
-            if record.kind == KIND_PER_CALL
-            else self.resource._standing_scopes(caller)
-        )
+        kind = pending_kind(record.kind)
+        assert isinstance(kind, TokenCompleted)
+        refusal = kind.approves(self, caller, token, record)
+        if refusal is not None:
+            return refusal
         missing = missing_scopes(
-            scopes, list(data["scopes"]), self.config.scope_matcher, token.claims
+            kind.granted(self, caller),
+            list(data["scopes"]),
+            self.config.scope_matcher,
+            token.claims,
         )
         if missing:
             return self.resource._insufficient(caller, missing)
@@ -336,7 +339,7 @@ class PendingRecords:
         renewed for the same person (the invocation stays held, nothing is re-sent)."""
         data = record.data
         if (
-            caller.kind == PERSON_KIND
+            caller.presents_person_token
             and now >= float(data.get("rt_exp", 0))
             and caller.person == (data.get("ps"), data.get("sub"))
         ):
@@ -366,33 +369,9 @@ class PendingRecords:
     async def _finish_approved(
         self, caller: Caller, record: PendingRecord, now: float
     ) -> Reply | Execute:
-        headers: tuple[tuple[str, str], ...] = ()
         data = record.data
-        scopes = [str(s) for s in data.get("scopes", [])]
-        if record.kind == KIND_INTERACTION:
-            token, session = mint_session_token(
-                self.config.signing_key,
-                resource=self.config.identifier,
-                sub=str(data["subject"]),
-                agent_jkt=caller.thumbprint,
-                scopes=scopes,
-                now=now,
-                lifetime=self.config.session_lifetime,
-                account=data.get("account"),
-                agent=caller.agent,
-            )
-            self.events.emit(
-                ev.ISSUED,
-                "session_token",
-                subject=data["subject"],
-                jti=session.jti,
-                agent_jkt=caller.thumbprint,
-            )
-            await self.stores.revocations.aremember_token(
-                self.config.identifier, session.jti, session.expires_at
-            )
-            headers = (("AAuth-Access", token),)
-            caller = caller.with_session(session, self.config.identifier)
+        kind = pending_kind(record.kind)
+        caller, headers = await kind.approved(self, caller, record, now)
         executing = await self.stores.pending.areplace(
             advance(record, Event.CLAIM if data.get("held") else Event.DELIVER)
         )
@@ -401,9 +380,8 @@ class PendingRecords:
         if data.get("held"):
             return self._execute(caller, executing, headers)
         self.events.emit(ev.COMPLETED, record.kind, pending=record.id)
-        body: dict[str, Any] = {
-            "status": "authorized" if record.kind == KIND_INTERACTION else "approved"
-        }
+        body: dict[str, Any] = {"status": kind.approved_status}
+        scopes = [str(s) for s in data.get("scopes", [])]
         if scopes:
             body["scope"] = " ".join(scopes)
         return Reply.json(200, body, (_NO_STORE, *headers))
@@ -421,27 +399,6 @@ class PendingRecords:
         )
         return Reply.error(ProtocolError("invalid_auth_token", detail, status=403))
 
-    def _approves(self, caller: Caller, token: AuthToken, record: PendingRecord) -> Reply | None:
-        """``None`` when ``token`` approves the call held in per-call ``record``: it pins the
-        record's proposal (``r3_uri`` and ``r3_s256``, R3 §Per-Call Proposals, Flow step 2)
-        and lists its tool in ``r3_granted``; else the refusal."""
-        data = record.data
-        granted = token.r3_granted
-        if (
-            token.r3_uri != data.get("r3_uri")
-            or token.r3_s256 != data.get("r3_s256")
-            or granted is None
-            or granted.vocabulary != MCP_VOCABULARY
-            or not granted.covers({"tool": data.get("tool")})
-        ):
-            return self.refuse_per_call(
-                caller,
-                "per_call_other_call",
-                "the auth token does not approve this call",
-                pending=record.id,
-            )
-        return None
-
     async def presented(
         self, caller: Caller, token: AuthToken, request: HttpRequest, now: float
     ) -> Outcome:
@@ -452,15 +409,17 @@ class PendingRecords:
         record_id = self.proposal_id(token)
         assert record_id is not None
         record = await self.stores.pending.aget(record_id)
+        kind = pending_kind(record.kind) if record is not None else None
         if (
             record is None
-            or record.kind != KIND_PER_CALL
+            or not isinstance(kind, TokenCompleted)
+            or not kind.holds_proposal
             or not hmac.compare_digest(record.agent_jkt, caller.thumbprint)
         ):
             return self.refuse_per_call(
                 caller, "per_call_unknown", "the auth token approves no call held here"
             )
-        refusal = self._approves(caller, token, record)
+        refusal = kind.approves(self, caller, token, record)
         if refusal is not None:
             return refusal
         try:

@@ -73,20 +73,15 @@ from ..tokens import (
     mint_resource_token,
 )
 from . import events as ev
-from .caller import PERSON as PERSON_KIND
+from . import pending_kinds
 from .caller import Caller, Session
 from .config import ResourceConfig
 from .endpoints import ResourceEndpoints
 from .held import HeldRequest, HeldResult
 from .interaction import InteractionPage
 from .outcomes import Allow, Execute, Outcome
-from .pending import (
-    KIND_APPROVAL,
-    KIND_AUTH_TOKEN,
-    KIND_INTERACTION,
-    KIND_PER_CALL,
-    PendingRecords,
-)
+from .pending import PendingRecords
+from .pending_kinds import KIND_APPROVAL, KIND_AUTH_TOKEN, KIND_INTERACTION
 from .percall import ProposedCall, build_proposal, read_mcp_call
 from .policy import AGENT, AUTH, PER_CALL, PERSON, PUBLIC, SESSION, AccessRule
 from .scopes import missing_scopes
@@ -267,14 +262,14 @@ class AAuthResource:
         if refusal is not None:
             return refusal
         if rule.approval:
-            return await self.pending.pend(KIND_APPROVAL, caller, rule.scopes, held,
+            return await self.pending.pend(pending_kinds.APPROVAL, caller, rule.scopes, held,
                                            Requirement.approval(),
                                            self.config.approval_retry_after)
         replayed = await self._replayed(request, caller)
         if replayed is not None:
             return replayed
         await self._remember(caller)
-        if caller.kind == PERSON_KIND:
+        if caller.presents_person_token:
             await self._remember_person(caller)
         self.events.emit(ev.VERIFIED, caller.kind, caller=caller.label, iss=caller.issuer,
                          jti=caller.jti, method=request.method, path=request.target.path)
@@ -396,7 +391,7 @@ class AAuthResource:
         requirement = Requirement.auth_token(token)
         if rule.deferred and held is not None:
             return await self.pending.pend(
-                KIND_AUTH_TOKEN, caller, scopes, held, requirement,
+                pending_kinds.AUTH_TOKEN, caller, scopes, held, requirement,
                 self.config.deferred_retry_after,
                 extra={"ps": person.ps, "sub": person.sub, "mission_s256": person.mission_s256,
                        "person_exp": person.exp, "presented_jti": person.jti,
@@ -448,7 +443,7 @@ class AAuthResource:
         rt = self.mint_resource_token(caller.thumbprint, person, rule.scopes,
                                       r3_uri=r3_uri, r3_s256=proposal.s256)
         return await self.pending.pend(
-            KIND_PER_CALL, caller, rule.scopes, held, Requirement.auth_token(rt),
+            pending_kinds.PER_CALL, caller, rule.scopes, held, Requirement.auth_token(rt),
             self.config.deferred_retry_after, record_id=record_id,
             extra={"ps": person.ps, "sub": person.sub, "mission_s256": person.mission_s256,
                    "person_exp": person.exp, "presented_jti": person.jti,

@@ -45,7 +45,7 @@ from ..tokens import (
     async_token_key_resolver,
     token_key_resolver,
 )
-from .caller import AGENT, Caller
+from .caller import Caller
 from .config import ResourceConfig, TrustedIssuerKeys
 from .events import DENIED, EventSink
 from .session import SessionTokenError, verify_session_token
@@ -246,7 +246,7 @@ class ResourceVerifier:
         queries: list[dict[str, Any]] = [{
             "token": (caller.issuer, caller.jti),
             "agents": agents,
-            "person": caller.person if caller.kind != AGENT or caller.session else None,
+            "person": caller.person,
         }]
         if caller.session is not None:
             queries.append({"token": (self.config.identifier, caller.session.jti)})

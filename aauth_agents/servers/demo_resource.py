@@ -184,7 +184,7 @@ def describe_caller(caller: Caller) -> dict[str, Any]:
     return {
         "kind": caller.kind,
         "agent": caller.agent,
-        "agent_provider": caller.issuer if caller.kind == "agent" else None,
+        "agent_provider": caller.issuer if caller.presents_agent_token else None,
         "parent_agent": caller.parent_agent,
         "person": {"issuer": caller.person[0], "sub": caller.person[1]}
         if caller.person else None,

@@ -76,7 +76,7 @@ def agent_token_required(
     flow: TokenRequests, attempt: Attempt, requirement: Requirement
 ) -> Flow[HeldToken | None]:
     """§Agent Token Required: retry with the agent token -- unless that is what was sent."""
-    if attempt.credential.kind == "agent":
+    if attempt.credential.is_agent_token:
         return None  # nothing better to offer
     return flow.agent_credential()
     yield  # pragma: no cover
@@ -91,7 +91,7 @@ def person_token_required(
     flow.state.set_wants(resource, "person")
     if flow.identity.ps is None:
         raise NoPersonServerError(requirement)
-    refresh = attempt.credential.kind == "person"
+    refresh = attempt.credential.refreshed_when_refused
     token: HeldToken = yield from flow.person_token(attempt.call, resource, refresh=refresh)
     return token
 

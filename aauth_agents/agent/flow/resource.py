@@ -184,7 +184,7 @@ class AgentFlow(TokenRequests):
                 )
                 return final
             if status != 401:
-                if status < 400 and credential.kind == "auth":
+                if status < 400 and credential.reusable_auth:
                     self.state.use_auth_token(resource, credential)
                 return response
             requirement = self._requirement(response)
@@ -228,7 +228,7 @@ class AgentFlow(TokenRequests):
                 return credential
             return None
         if (
-            credential.kind != "agent"
+            not credential.is_agent_token
             and error.code in ("expired_jwt", "invalid_jwt", "unknown_key")
             and "stale" not in retried
         ):
@@ -270,7 +270,7 @@ class AgentFlow(TokenRequests):
         if final.status_code in (403, 408, 410):
             raise self._error(final)
         credential = party.credential
-        if final.status_code < 400 and credential.kind == "auth" and not credential.single_use:
+        if final.status_code < 400 and credential.reusable_auth:
             self.state.use_auth_token(party.info.resource, credential)
         return final
 

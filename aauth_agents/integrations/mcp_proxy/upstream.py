@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 import httpx
 
@@ -139,27 +139,29 @@ class Upstream:
             self.session_id = response.headers.get(MCP_SESSION_ID) or None
         if not isinstance(message, Request) or status == 202:
             return  # a notification or a response: accepted, nothing comes back
-        kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
-        if kind == JSON_TYPE:
-            body = await _read_bounded(response, self.max_message_bytes)
-            try:
-                answer = parse_message(body, max_bytes=self.max_message_bytes)
-            except WireError as exc:
-                raise UpstreamError(
-                    HTTP_ERROR,
-                    f"the MCP server answered with an invalid JSON-RPC message: {exc.message}",
-                    {"status": status},
-                ) from None
-            await self._deliver(answer, message)
-        elif kind == SSE_TYPE:
-            await self._stream(response, message)
-        else:
+        content_type = response.headers.get("content-type", "").split(";")[0].strip().lower()
+        read = _READERS.get(content_type)
+        if read is None:
             raise UpstreamError(
                 HTTP_ERROR,
                 "the MCP server answered with content type "
-                f"{kind or 'none'!r}, not JSON or an event stream",
+                f"{content_type or 'none'!r}, not JSON or an event stream",
                 {"status": status},
             )
+        await read(self, response, message)
+
+    async def _single(self, response: httpx.Response, message: Message | None) -> None:
+        """Deliver the one JSON-RPC message of a JSON body."""
+        body = await _read_bounded(response, self.max_message_bytes)
+        try:
+            answer = parse_message(body, max_bytes=self.max_message_bytes)
+        except WireError as exc:
+            raise UpstreamError(
+                HTTP_ERROR,
+                f"the MCP server answered with an invalid JSON-RPC message: {exc.message}",
+                {"status": response.status_code},
+            ) from None
+        await self._deliver(answer, message)
 
     async def _deliver(self, answer: Message, message: Message | None) -> bool:
         """Hand on ``answer``; True when it is the response to ``message``."""
@@ -254,6 +256,15 @@ class Upstream:
             log.info("ending the MCP session failed: %s", _describe(exc))
         finally:
             self.session_id = self.protocol_version = None
+
+
+#: How a response's content type is read: its messages delivered as they arrive.
+_READERS: Mapping[
+    str, Callable[[Upstream, httpx.Response, Message | None], Awaitable[object]]
+] = {
+    JSON_TYPE: Upstream._single,
+    SSE_TYPE: Upstream._stream,
+}
 
 
 async def _read_bounded(response: httpx.Response, limit: int) -> bytes:
