@@ -69,13 +69,10 @@ PERSON_SERVER = "https://ps.example"
 RESOURCE = "https://resource.example"
 AGENT_ID = "aauth:assistant@agent.example"
 PERSON = "alice"
-HOSTS = {"agent.example": "127.0.0.1", "ps.example": "127.0.0.1",
-         "resource.example": "127.0.0.1"}
-PARTIES = {AGENT_PROVIDER: "agent provider", PERSON_SERVER: "person server",
-           RESOURCE: "resource"}
+HOSTS = {"agent.example": "127.0.0.1", "ps.example": "127.0.0.1", "resource.example": "127.0.0.1"}
+PARTIES = {AGENT_PROVIDER: "agent provider", PERSON_SERVER: "person server", RESOURCE: "resource"}
 #: Claims shown in a token's decoded view.
 SHOWN_CLAIMS = ("iss", "sub", "aud", "ps", "scope", "parent_agent", "mission_s256", "exp")
-
 
 
 @dataclass
@@ -138,8 +135,9 @@ class Printer:
             self.say(f"    Signature-Input: {request.headers['signature-input']}")
         if b"subagent_token" in (request.content or b""):
             sub = json.loads(request.content)["subagent_token"]
-            self.say(f"    body: subagent_token for {peek(sub)[1].get('sub')} (signed by "
-                     "its parent)")
+            self.say(
+                f"    body: subagent_token for {peek(sub)[1].get('sub')} (signed by its parent)"
+            )
 
     def response(self, response: httpx.Response) -> None:
         self.say(f"  {_party(response.request.url)} -> agent   {response.status_code}")
@@ -159,8 +157,16 @@ class Person:
     before letting the agent change her files she asks it one clarifying question and waits
     for its answer. ``interactive``: the person at the terminal decides instead."""
 
-    def __init__(self, ps: PersonServer, site: OnItsLoop, password: str, printer: Printer, *,
-                 interactive: bool = False, stdin: IO[str] | None = None) -> None:
+    def __init__(
+        self,
+        ps: PersonServer,
+        site: OnItsLoop,
+        password: str,
+        printer: Printer,
+        *,
+        interactive: bool = False,
+        stdin: IO[str] | None = None,
+    ) -> None:
         self.ps, self.site, self.password, self.printer = ps, site, password, printer
         self.interactive = interactive
         self.stdin = stdin or sys.stdin
@@ -173,8 +179,10 @@ class Person:
 
     def show(self, view: InteractionView) -> None:
         say = self.printer.say
-        say(f"    person at the PS: reads the {view.kind.replace('_', ' ')} request"
-            f"{' (a new agent)' if view.new_agent else ''}")
+        say(
+            f"    person at the PS: reads the {view.kind.replace('_', ' ')} request"
+            f"{' (a new agent)' if view.new_agent else ''}"
+        )
         say(f"      agent {view.agent_id} from {view.provider_name or view.agent_issuer}")
         if view.resource is not None:
             say(f"      resource: {view.resource.name or view.resource.identifier}")
@@ -255,11 +263,13 @@ class Person:
                 deadline = time.monotonic() + 30
                 while time.monotonic() < deadline:
                     current = self.site.call(self.ps.interactions.get(view.id))
-                    if current is not None and current.clarifications and \
-                            current.clarifications[-1].answer is not None:
+                    if (
+                        current is not None
+                        and current.clarifications
+                        and current.clarifications[-1].answer is not None
+                    ):
                         answer = current.clarifications[-1].answer
-                        self.printer.say(f"    person: reads the answer {answer!r} and "
-                                         "approves")
+                        self.printer.say(f"    person: reads the answer {answer!r} and approves")
                         self.site.call(self.ps.interactions.approve(view.id, account))
                         return
                     time.sleep(0.05)
@@ -301,13 +311,18 @@ def _status(response: httpx.Response, printer: Printer) -> str:
     return f"{response.status_code} {detail}".strip()
 
 
-def run(out: TextIO = sys.stdout, *, interactive: bool = False,
-        stdin: IO[str] | None = None) -> int:
+def run(
+    out: TextIO = sys.stdout, *, interactive: bool = False, stdin: IO[str] | None = None
+) -> int:
     """Run the walkthrough; returns the exit status (0 when every step behaved)."""
     # The mapped egress is said below; every other step is printed as it happens. The
     # loggers' levels are put back afterwards.
-    names = ("aauth_agents.discovery", "aauth_agents.servers.demo_resource",
-             "aauth_agents.resource", "aauth_agents.ps")
+    names = (
+        "aauth_agents.discovery",
+        "aauth_agents.servers.demo_resource",
+        "aauth_agents.resource",
+        "aauth_agents.ps",
+    )
     levels = {name: logging.getLogger(name).level for name in names}
     for name in names:
         logging.getLogger(name).setLevel(logging.ERROR)
@@ -325,22 +340,32 @@ def _run(out: TextIO, interactive: bool, stdin: IO[str] | None) -> int:
     printer = Printer(out)
     say = printer.say
     say("aauth-agents demo: the AAuth ladder on loopback (draft-hardt-oauth-aauth-protocol-11)")
-    say("development mapping: agent.example, ps.example and resource.example connect to "
-        "127.0.0.1; discovery may fetch from loopback for these hosts only")
+    say(
+        "development mapping: agent.example, ps.example and resource.example connect to "
+        "127.0.0.1; discovery may fetch from loopback for these hosts only"
+    )
 
     targets: dict[str, str] = {}
     egress = EgressPolicy.for_mapped_hosts(HOSTS, allow_loopback=True)
-    ap = AgentProviderServer(AgentProviderConfig(issuer=AGENT_PROVIDER, ps=PERSON_SERVER,
-                                                 name="Demo assistant"))
+    ap = AgentProviderServer(
+        AgentProviderConfig(issuer=AGENT_PROVIDER, ps=PERSON_SERVER, name="Demo assistant")
+    )
     ps_discovery = AsyncDiscovery(transport=LateTransport(targets), egress=egress)
-    ps = PersonServer(PersonServerConfig(
-        issuer=PERSON_SERVER, discovery=ps_discovery, transport=LateTransport(targets),
-        name="Demo PS", password_log2_n=14))
+    ps = PersonServer(
+        PersonServerConfig(
+            issuer=PERSON_SERVER,
+            discovery=ps_discovery,
+            transport=LateTransport(targets),
+            name="Demo PS",
+            password_log2_n=14,
+        )
+    )
     ps_app = create_person_server(ps, routes=ui_routes(ps))  # with the person's pages
     password = secrets.token_urlsafe(12)
     ps.accounts.create_account(PERSON, password, claims={"name": "Alice Example"})
-    resource = demo_resource(RESOURCE, issuer_keys=AsyncDiscovery(
-        transport=LateTransport(targets), egress=egress))
+    resource = demo_resource(
+        RESOURCE, issuer_keys=AsyncDiscovery(transport=LateTransport(targets), egress=egress)
+    )
     ps_site = OnItsLoop(ps_app)
     walk = Walkthrough(printer)
     person = Person(ps, ps_site, password, printer, interactive=interactive, stdin=stdin)
@@ -355,9 +380,16 @@ def _run(out: TextIO, interactive: bool, stdin: IO[str] | None) -> int:
     return 1 if failed or person.errors else 0
 
 
-def _on_loopback(walk: Walkthrough, printer: Printer, person: Person, ap: AgentProviderServer,
-                 ps: PersonServer, ps_site: OnItsLoop, resource: Any,
-                 targets: dict[str, str]) -> None:
+def _on_loopback(
+    walk: Walkthrough,
+    printer: Printer,
+    person: Person,
+    ap: AgentProviderServer,
+    ps: PersonServer,
+    ps_site: OnItsLoop,
+    resource: Any,
+    targets: dict[str, str],
+) -> None:
     """Serve the three parties on loopback and walk the ladder against them."""
     say = printer.say
     with (
@@ -365,21 +397,35 @@ def _on_loopback(walk: Walkthrough, printer: Printer, person: Person, ap: AgentP
         LoopbackServer(ps_site) as ps_server,
         LoopbackServer(resource) as resource_server,
     ):
-        targets.update({AGENT_PROVIDER: ap_server.url, PERSON_SERVER: ps_server.url,
-                             RESOURCE: resource_server.url})
+        targets.update(
+            {
+                AGENT_PROVIDER: ap_server.url,
+                PERSON_SERVER: ps_server.url,
+                RESOURCE: resource_server.url,
+            }
+        )
         ap.config.connect = {PERSON_SERVER: ps_server.url}
         say(f"\nagent provider {AGENT_PROVIDER} on {ap_server.url}")
         say(f"person server  {PERSON_SERVER} on {ps_server.url} (person: {PERSON})")
         person.browser_origin = ps_server.url
         if person.interactive:
-            say(f"  the person signs in to the PS's pages as {PERSON} with password "
-                f"{person.password}")
+            say(
+                f"  the person signs in to the PS's pages as {PERSON} with password "
+                f"{person.password}"
+            )
         say(f"resource       {RESOURCE} on {resource_server.url}")
-        mapping = MappedTransport({AGENT_PROVIDER: ap_server.url,
-                                   PERSON_SERVER: ps_server.url,
-                                   RESOURCE: resource_server.url}, strict=True)
+        mapping = MappedTransport(
+            {
+                AGENT_PROVIDER: ap_server.url,
+                PERSON_SERVER: ps_server.url,
+                RESOURCE: resource_server.url,
+            },
+            strict=True,
+        )
         hooks: dict[str, list[Callable[..., Any]]] = {
-            "request": [printer.request], "response": [printer.response]}
+            "request": [printer.request],
+            "response": [printer.response],
+        }
         with (
             httpx.Client(**client_options(transport=mapping, event_hooks=hooks)) as http,
             httpx.Client(transport=mapping, event_hooks=hooks, timeout=30) as ap_http,
@@ -396,8 +442,10 @@ def _report(walk: Walkthrough, printer: Printer, started: float) -> list[Any]:
         mark = "ok  " if step.ok else "FAIL"
         say(f"{mark} {number:2}. {step.name:48} {step.expected:13} {_short(step.observed, 30)}")
     failed = [s for s in walk.steps if not s.ok]
-    say(f"\n{len(walk.steps) - len(failed)} of {len(walk.steps)} steps as expected "
-        f"in {time.monotonic() - started:.1f} s")
+    say(
+        f"\n{len(walk.steps) - len(failed)} of {len(walk.steps)} steps as expected "
+        f"in {time.monotonic() - started:.1f} s"
+    )
     return failed
 
 
@@ -409,9 +457,17 @@ class _Ladder:
     auth: AAuth
     mission_s256: str  # once the mission is approved
 
-    def __init__(self, walk: Walkthrough, printer: Printer, person: Person,
-                 ap: AgentProviderServer, ps: PersonServer, ps_site: OnItsLoop,
-                 http: httpx.Client, ap_http: httpx.Client) -> None:
+    def __init__(
+        self,
+        walk: Walkthrough,
+        printer: Printer,
+        person: Person,
+        ap: AgentProviderServer,
+        ps: PersonServer,
+        ps_site: OnItsLoop,
+        http: httpx.Client,
+        ap_http: httpx.Client,
+    ) -> None:
         self.walk, self.printer, self.person = walk, printer, person
         self.ap, self.ps, self.ps_site = ap, ps, ps_site
         self.http, self.ap_http = http, ap_http
@@ -421,14 +477,18 @@ class _Ladder:
 
     def climb(self) -> None:
         step = self.walk.step
-        if step("agent enrols its key at the agent provider", "enrolled",
-                self.enrol) != "enrolled":
+        if step("agent enrols its key at the agent provider", "enrolled", self.enrol) != "enrolled":
             return
         step("sub-agent token from the agent provider", "issued", self.subagent)
-        self.auth = AAuth(self.identity, justification="Keep your notes tidy at the demo resource",
-                          on_interaction=self.person.on_interaction,
-                          on_clarification=self.on_clarification, on_event=self.printer.event,
-                          prefer_wait=1, max_poll_seconds=30)
+        self.auth = AAuth(
+            self.identity,
+            justification="Keep your notes tidy at the demo resource",
+            on_interaction=self.person.on_interaction,
+            on_clarification=self.on_clarification,
+            on_event=self.printer.event,
+            prefer_wait=1,
+            max_poll_seconds=30,
+        )
         self.http.auth = self.auth
         step("agent identity: GET /whoami", "200", lambda: self.get("/whoami"))
         step("person identity: GET /profile (consent)", "200", lambda: self.get("/profile"))
@@ -436,8 +496,11 @@ class _Ladder:
         if self.child is not None:
             step("sub-agent via its parent: GET /files", "200", self.sub_agent_files)
         step("step-up: POST /files (files.write)", "201", self.write)
-        step("clarification: person asks, agent answers", "1 round",
-             lambda: f"{min(len(self.person.asked), len(self.answers))} round")
+        step(
+            "clarification: person asks, agent answers",
+            "1 round",
+            lambda: f"{min(len(self.person.asked), len(self.answers))} round",
+        )
         step("per-call: MCP delete_file, this call approved", "200", self.per_call)
         self.governance = self.auth.governance(self.http)
         step("mission proposed and approved", "approved", self.mission)
@@ -459,8 +522,7 @@ class _Ladder:
         return "enrolled" if identity.agent_id == AGENT_ID else identity.agent_id
 
     def subagent(self) -> str:
-        child = AgentProviderClient(AGENT_PROVIDER, self.ap_http).subagent(
-            self.identity, "search1")
+        child = AgentProviderClient(AGENT_PROVIDER, self.ap_http).subagent(self.identity, "search1")
         self.child = child
         self.printer.token("agent receives", child.agent_token, indent="    ")
         self.say("    (it acts through its parent at the PS, §Parent-Mediated Authorization)")
@@ -475,25 +537,40 @@ class _Ladder:
     def sub_agent_files(self) -> str:
         child = self.child
         assert child is not None
-        self.say(f"    sub-agent {child.agent_id}: its own key and tokens; the parent asks the "
-                 "PS for it, under the parent's consent")
-        worker = AAuth(child, parent=self.auth, on_event=self.printer.event, prefer_wait=1,
-                       max_poll_seconds=30)
+        self.say(
+            f"    sub-agent {child.agent_id}: its own key and tokens; the parent asks the "
+            "PS for it, under the parent's consent"
+        )
+        worker = AAuth(
+            child, parent=self.auth, on_event=self.printer.event, prefer_wait=1, max_poll_seconds=30
+        )
         return _status(self.http.get(RESOURCE + "/files", auth=worker), self.printer)
 
     def write(self) -> str:
         body = json.dumps({"name": "notes.txt", "content": "milk, eggs"}).encode()
-        return _status(self.http.post(RESOURCE + "/files", content=body,
-                                      headers={"content-type": "application/json"}),
-                       self.printer)
+        return _status(
+            self.http.post(
+                RESOURCE + "/files", content=body, headers={"content-type": "application/json"}
+            ),
+            self.printer,
+        )
 
     def per_call(self) -> str:
-        call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-                "params": {"name": "delete_file", "arguments": {"name": "welcome.txt"}}}
+        call = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "tools/call",
+            "params": {"name": "delete_file", "arguments": {"name": "welcome.txt"}},
+        }
         self.say("    MCP tools/call delete_file: held, with a proposal of this one call")
-        response = self.http.post(RESOURCE + "/mcp", content=json.dumps(call).encode(), headers={
-            "content-type": "application/json",
-            "accept": "application/json, text/event-stream"})
+        response = self.http.post(
+            RESOURCE + "/mcp",
+            content=json.dumps(call).encode(),
+            headers={
+                "content-type": "application/json",
+                "accept": "application/json, text/event-stream",
+            },
+        )
         if not response.is_success:
             return _status(response, self.printer)
         for line in response.text.splitlines():  # one JSON-RPC answer, as an SSE event
@@ -504,20 +581,27 @@ class _Ladder:
 
     def mission(self) -> str:
         approval = self.governance.propose_mission(
-            "Tidy up my notes at the demo resource", tools=["list_files", "write_file"],
-            resources=[RESOURCE])
+            "Tidy up my notes at the demo resource",
+            tools=["list_files", "write_file"],
+            resources=[RESOURCE],
+        )
         self.mission_s256 = approval.s256
         self.say(f"    mission approved: s256={approval.s256}")
         return "approved"
 
     def permission(self) -> str:
         result = self.governance.request_permission(
-            "delete welcome.txt", description="The welcome file is no longer needed")
+            "delete welcome.txt", description="The welcome file is no longer needed"
+        )
         return result.permission
 
     def audit(self) -> str:
-        self.governance.audit("write_file", description="Wrote notes.txt",
-                              parameters={"name": "notes.txt"}, result={"size": 10})
+        self.governance.audit(
+            "write_file",
+            description="Wrote notes.txt",
+            parameters={"name": "notes.txt"},
+            result={"size": 10},
+        )
         entries = self.ps_site.call(self.ps.mission_log(self.mission_s256))
         kinds = [entry.kind for entry in entries]
         self.say(f"    mission log at the PS: {', '.join(kinds)}")
@@ -528,32 +612,42 @@ class _Ladder:
         result = asyncio.run(self.ap.revoke_agent(AGENT_ID))
         unacknowledged = 0
         for call in result.calls:
-            self.say(f"  agent provider -> person server   POST {PERSON_SERVER}/revoke "
-                     f"{{iss, jti: {call.jti}}} signed with Signature-Key: jwks_uri")
-            self.say(f"  person server -> agent provider   {call.status or call.error} "
-                     f"{json.dumps(call.answer) if call.answer else ''}")
+            self.say(
+                f"  agent provider -> person server   POST {PERSON_SERVER}/revoke "
+                f"{{iss, jti: {call.jti}}} signed with Signature-Key: jwks_uri"
+            )
+            self.say(
+                f"  person server -> agent provider   {call.status or call.error} "
+                f"{json.dumps(call.answer) if call.answer else ''}"
+            )
             if call.answer:
                 unacknowledged += int(call.answer.get("revoked_auth_tokens", 0)) - int(
-                    call.answer.get("notified", 0))
+                    call.answer.get("notified", 0)
+                )
         if unacknowledged > 0:  # a resource refused a notification: the PS tries again
             self._retry_notifications(unacknowledged)
         refused = self.http.get(RESOURCE + "/files")
         return _status(refused, self.printer)
 
     def _retry_notifications(self, unacknowledged: int) -> None:
-        self.say(f"    person server: {unacknowledged} resource notification(s) not "
-                 "acknowledged; retrying")
+        self.say(
+            f"    person server: {unacknowledged} resource notification(s) not "
+            "acknowledged; retrying"
+        )
         second = int(time.time())
         while int(time.time()) == second:
             time.sleep(0.05)
         report = self.ps_site.call(self.ps.retry_revocations())
-        self.say(f"    person server: retried, {len(report.notified)} acknowledged, "
-                 f"{len(report.failed)} failed")
+        self.say(
+            f"    person server: retried, {len(report.notified)} acknowledged, "
+            f"{len(report.failed)} failed"
+        )
 
     def refresh(self) -> str:
         try:
             AgentProviderClient(AGENT_PROVIDER, self.ap_http).refresh(
-                self.identity.key, self.identity.agent_token)
+                self.identity.key, self.identity.agent_token
+            )
         except Exception as exc:
             return str(getattr(exc, "code", exc))
         return "refreshed"

@@ -90,7 +90,10 @@ def retarget(request: httpx.Request, scheme: str, host: str, port: int | None) -
     if scheme == "https":
         extensions.setdefault("sni_hostname", original_host)
     return httpx.Request(
-        request.method, url, headers=request.headers, stream=request.stream,
+        request.method,
+        url,
+        headers=request.headers,
+        stream=request.stream,
         extensions=extensions,
     )
 
@@ -123,8 +126,11 @@ class SyncASGITransport(httpx.BaseTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         body = request.read()
         async_request = httpx.Request(
-            request.method, request.url, headers=request.headers,
-            stream=httpx.ByteStream(body), extensions=request.extensions,
+            request.method,
+            request.url,
+            headers=request.headers,
+            stream=httpx.ByteStream(body),
+            extensions=request.extensions,
         )
 
         async def call() -> tuple[int, list[tuple[bytes, bytes]], bytes]:
@@ -161,8 +167,12 @@ def _parse_mapping(mapping: Mapping[str, Any]) -> dict[_Origin, Any]:
             raise ValueError(f"origin {key!r} is mapped twice")
         parsed[origin] = destination
         shown = destination if isinstance(destination, (str, httpx.URL)) else type(destination)
-        log.info("transport mapping: connections for %s go to %s; URL, Host header and "
-                 "signatures are unchanged", key, shown)
+        log.info(
+            "transport mapping: connections for %s go to %s; URL, Host header and "
+            "signatures are unchanged",
+            key,
+            shown,
+        )
     return parsed
 
 
@@ -217,8 +227,9 @@ class MappedTransport(httpx.BaseTransport):
         if route is not None:
             return route.handle_request(request)
         if self._fallback is None:
-            raise httpx.ConnectError(f"no transport mapping for {request.url.host}",
-                                     request=request)
+            raise httpx.ConnectError(
+                f"no transport mapping for {request.url.host}", request=request
+            )
         return self._fallback.handle_request(request)
 
     def close(self) -> None:
@@ -264,8 +275,9 @@ class AsyncMappedTransport(httpx.AsyncBaseTransport):
         if route is not None:
             return await route.handle_async_request(request)
         if self._fallback is None:
-            raise httpx.ConnectError(f"no transport mapping for {request.url.host}",
-                                     request=request)
+            raise httpx.ConnectError(
+                f"no transport mapping for {request.url.host}", request=request
+            )
         return await self._fallback.handle_async_request(request)
 
     async def aclose(self) -> None:

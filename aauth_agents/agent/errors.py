@@ -36,7 +36,7 @@ class AgentProtocolError(ProtocolError):
     CODE: ClassVar[str] = "server_error"
 
     def __init__(self, detail: str = "", *, status: int | None = None, **extra: Any):
-        super().__init__(self.CODE, detail, status=status, **extra)
+        super().__init__(detail, code=self.CODE, status=status, **extra)
 
 
 # -- §Token Endpoint Error Codes ---------------------------------------------------------------

@@ -240,7 +240,9 @@ class LocalAgentProvider:
     def metadata(self) -> AgentProviderMetadata:
         """``/.well-known/aauth-agent.json`` (§Agent Provider Metadata)."""
         return AgentProviderMetadata.build(
-            issuer=self.issuer, jwks_uri=self.issuer + JWKS_PATH, name=self.name,
+            issuer=self.issuer,
+            jwks_uri=self.issuer + JWKS_PATH,
+            name=self.name,
             callback_endpoint=self.callback_endpoint,
             localhost_callback_allowed=True if self.localhost_callback_allowed else None,
         )

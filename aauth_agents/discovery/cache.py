@@ -224,8 +224,9 @@ def check_metadata(issuer: str, document: Mapping[str, Any]) -> None:
         try:
             validate_https_url(document["jwks_uri"])
         except ValueError as exc:
-            raise DiscoveryError(f"the metadata of {issuer} has an invalid jwks_uri: {exc}"
-                                 ) from None
+            raise DiscoveryError(
+                f"the metadata of {issuer} has an invalid jwks_uri: {exc}"
+            ) from None
 
 
 def check_jwks(document: Mapping[str, Any]) -> None:
@@ -413,8 +414,7 @@ class DiscoveryCache:
             slot.last_error = error
             if slot.document is None:
                 raise
-            log.warning("%s; using the copy fetched %ds ago", error.detail,
-                        now - slot.fetched_at)
+            log.warning("%s; using the copy fetched %ds ago", error.detail, now - slot.fetched_at)
             return slot.document, False
         lifetime = freshness_lifetime(
             result.headers, now=now, default_ttl=self.default_ttl, max_ttl=self.max_ttl

@@ -120,8 +120,9 @@ class _DiscoveryBase(abc.ABC):
             pin=owns_connection if pin_connections is None else pin_connections,
         )
 
-    def _request(self, client: httpx.Client | httpx.AsyncClient, effect: Fetch,
-                 addresses: list[IPAddress]) -> httpx.Request:
+    def _request(
+        self, client: httpx.Client | httpx.AsyncClient, effect: Fetch, addresses: list[IPAddress]
+    ) -> httpx.Request:
         request = client.build_request("GET", effect.url, headers=_ACCEPT)
         if self._config.pin:
             request = retarget(request, "https", str(addresses[0]), request.url.port)
@@ -168,15 +169,22 @@ class Discovery(_DiscoveryBase):
         pin_connections: bool | None = None,
     ) -> None:
         owns = client is None and transport is None
-        super().__init__(owns_connection=owns, clock=clock, egress=egress, timeout=timeout,
-                         max_document_bytes=max_document_bytes, cache=cache,
-                         pin_connections=pin_connections)
+        super().__init__(
+            owns_connection=owns,
+            clock=clock,
+            egress=egress,
+            timeout=timeout,
+            max_document_bytes=max_document_bytes,
+            cache=cache,
+            pin_connections=pin_connections,
+        )
         self._owns_client = client is None
         if client is None:
             if transport is None:
                 transport = httpx.HTTPTransport(limits=httpx.Limits(max_keepalive_connections=0))
-            client = httpx.Client(transport=transport, timeout=timeout,
-                                  follow_redirects=False, trust_env=False)
+            client = httpx.Client(
+                transport=transport, timeout=timeout, follow_redirects=False, trust_env=False
+            )
         self._client = client
         self._single_flight = ThreadFlights()
 
@@ -256,17 +264,24 @@ class AsyncDiscovery(_DiscoveryBase):
         pin_connections: bool | None = None,
     ) -> None:
         owns = client is None and transport is None
-        super().__init__(owns_connection=owns, clock=clock, egress=egress, timeout=timeout,
-                         max_document_bytes=max_document_bytes, cache=cache,
-                         pin_connections=pin_connections)
+        super().__init__(
+            owns_connection=owns,
+            clock=clock,
+            egress=egress,
+            timeout=timeout,
+            max_document_bytes=max_document_bytes,
+            cache=cache,
+            pin_connections=pin_connections,
+        )
         self._owns_client = client is None
         if client is None:
             if transport is None:
                 transport = httpx.AsyncHTTPTransport(
                     limits=httpx.Limits(max_keepalive_connections=0)
                 )
-            client = httpx.AsyncClient(transport=transport, timeout=timeout,
-                                       follow_redirects=False, trust_env=False)
+            client = httpx.AsyncClient(
+                transport=transport, timeout=timeout, follow_redirects=False, trust_env=False
+            )
         self._client = client
         self._single_flight = AsyncFlights()
 
@@ -334,5 +349,11 @@ class AsyncDiscovery(_DiscoveryBase):
         await self.aclose()
 
 
-__all__ = ["DEFAULT_TIMEOUT", "MAX_DOCUMENT_BYTES", "AsyncDiscovery", "Discovery",
-           "adrive", "drive"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "MAX_DOCUMENT_BYTES",
+    "AsyncDiscovery",
+    "Discovery",
+    "adrive",
+    "drive",
+]

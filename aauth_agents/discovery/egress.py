@@ -151,9 +151,17 @@ class EgressPolicy:
         except ValueError as exc:
             raise ValueError(f"allow_networks: {exc}") from None
         object.__setattr__(self, "_networks", networks)
-        granted = [name for name in ("allow_loopback", "allow_private", "allow_link_local",
-                                     "allow_ip_literals", "allow_cross_origin_jwks")
-                   if getattr(self, name)]
+        granted = [
+            name
+            for name in (
+                "allow_loopback",
+                "allow_private",
+                "allow_link_local",
+                "allow_ip_literals",
+                "allow_cross_origin_jwks",
+            )
+            if getattr(self, name)
+        ]
         if networks:
             granted.append(f"allow_networks={[str(n) for n in networks]}")
         if granted:
@@ -187,8 +195,10 @@ class EgressPolicy:
         host = parsed.raw_host.decode("ascii")
         if issuer is not None and not self.allow_cross_origin_jwks:
             origin = _parse(issuer)
-            if origin is None or (host, parsed.port) != (origin.raw_host.decode("ascii"),
-                                                         origin.port):
+            if origin is None or (host, parsed.port) != (
+                origin.raw_host.decode("ascii"),
+                origin.port,
+            ):
                 raise EgressDeniedError(
                     f"refusing to fetch {url!r}: not on the origin of {issuer} "
                     "(cross-origin jwks_uri needs allow_cross_origin_jwks)"

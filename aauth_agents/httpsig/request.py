@@ -188,5 +188,4 @@ def component_value(request: HttpRequest, name: str) -> str:
     return value
 
 
-__all__ = ["DERIVED_COMPONENTS", "ComponentError", "HeadersInput", "HttpRequest",
-           "component_value"]
+__all__ = ["DERIVED_COMPONENTS", "ComponentError", "HeadersInput", "HttpRequest", "component_value"]

@@ -281,8 +281,7 @@ class SignatureVerifier:
         if self.require_body_digest and request.has_body:
             names.extend(BODY_COMPONENTS)
         names.extend(
-            n for n in self.additional_components
-            if request.has_body or n not in BODY_COMPONENTS
+            n for n in self.additional_components if request.has_body or n not in BODY_COMPONENTS
         )
         if "signature-key" in self.required_components:
             names.append("signature-key")
@@ -372,8 +371,11 @@ class SignatureVerifier:
             base = build_signature_base(request, covered, checked.signature_input.value)
             digest = base64.urlsafe_b64encode(hashlib.sha256(base).digest()).decode("ascii")
             replay_key: ReplayKey = (
-                thumbprint, checked.created, component_value(request, "@method"),
-                component_value(request, "@authority"), digest.rstrip("="),
+                thumbprint,
+                checked.created,
+                component_value(request, "@method"),
+                component_value(request, "@authority"),
+                digest.rstrip("="),
             )
         except ComponentError as exc:
             raise InvalidSignatureError(exc.detail) from exc

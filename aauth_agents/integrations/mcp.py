@@ -130,10 +130,13 @@ MCP_SESSION_HEADER = b"mcp-session-id"
 #: tool, and so the rule, and a covered digest lets the resource tell an MCP session's many
 #: POSTs within one second from replays of one another.
 MCP_SIGNATURE_COMPONENTS = ("content-type", "content-digest")
-_SESSION_NOT_FOUND = json.dumps({
-    "jsonrpc": "2.0", "id": "server-error",
-    "error": {"code": -32600, "message": "Session not found"},
-}).encode()
+_SESSION_NOT_FOUND = json.dumps(
+    {
+        "jsonrpc": "2.0",
+        "id": "server-error",
+        "error": {"code": -32600, "message": "Session not found"},
+    }
+).encode()
 
 
 # -- who calls a tool ----------------------------------------------------------------------------
@@ -173,8 +176,9 @@ def require_caller_from_context(
 # -- the tools a server publishes ------------------------------------------------------------------
 
 
-def declare_tools(server: McpServer[Any], tools: Mapping[str, AccessRule] | None = None, *,
-                  default: AccessRule) -> list[McpTool]:
+def declare_tools(
+    server: McpServer[Any], tools: Mapping[str, AccessRule] | None = None, *, default: AccessRule
+) -> list[McpTool]:
     """Every tool ``server`` has now, each with its rule: ``tools[name]``, else ``default``.
 
     Each tool's ``_meta`` gets its ``aauth.dev/access-mode`` annotation (R3), which
@@ -242,14 +246,25 @@ class McpServerApp:
     :attr:`endpoint` is the MCP endpoint alone, for a ``Route`` at any path of another app.
     """
 
-    def __init__(self, server: McpServer[Any], *, hosts: Iterable[str] = (),
-                 bind_sessions: bool = True, stateless_http: bool | None = None,
-                 json_response: bool | None = None, streamable_http_path: str | None = None,
-                 transport_security: TransportSecuritySettings | None = None) -> None:
+    def __init__(
+        self,
+        server: McpServer[Any],
+        *,
+        hosts: Iterable[str] = (),
+        bind_sessions: bool = True,
+        stateless_http: bool | None = None,
+        json_response: bool | None = None,
+        streamable_http_path: str | None = None,
+        transport_security: TransportSecuritySettings | None = None,
+    ) -> None:
         self.server = server
         options = http_options(
-            server, stateless_http=stateless_http, json_response=json_response,
-            streamable_http_path=streamable_http_path, transport_security=transport_security)
+            server,
+            stateless_http=stateless_http,
+            json_response=json_response,
+            streamable_http_path=streamable_http_path,
+            transport_security=transport_security,
+        )
         self.app = streamable_http_app(server, options)
         self.manager = server.session_manager
         self.path: str = options["streamable_http_path"]
@@ -271,8 +286,10 @@ class McpServerApp:
         origins = [f"https://{host}" for host in hosts]
         allowed_origins = list(dict.fromkeys([*settings.allowed_origins, *origins]))
         self.manager.security_settings = TransportSecuritySettings(
-            enable_dns_rebinding_protection=True, allowed_hosts=allowed_hosts,
-            allowed_origins=allowed_origins)
+            enable_dns_rebinding_protection=True,
+            allowed_hosts=allowed_hosts,
+            allowed_origins=allowed_origins,
+        )
 
     # -- running the session manager ----------------------------------------------------------
 
@@ -290,8 +307,10 @@ class McpServerApp:
         if self._live:
             return
         if self._starting is None:
-            log.info("no ASGI lifespan ran: starting the MCP session manager with the first "
-                     "request (stop it with aclose())")
+            log.info(
+                "no ASGI lifespan ran: starting the MCP session manager with the first "
+                "request (stop it with aclose())"
+            )
             loop = asyncio.get_running_loop()
             self._starting = loop.create_future()
             self._stop = asyncio.Event()
@@ -332,19 +351,32 @@ class McpServerApp:
         if scope["type"] == "http":
             await self._ensure_running()
         caller = _scope_caller(scope)
-        if scope["type"] != "http" or caller is None or not self.bind_sessions \
-                or self.manager.stateless:
+        if (
+            scope["type"] != "http"
+            or caller is None
+            or not self.bind_sessions
+            or self.manager.stateless
+        ):
             await app(scope, receive, send)
             return
         session = _header(scope, MCP_SESSION_HEADER)
         if session is not None:
             owner = self._owners.get(session)
             if owner is not None and not hmac.compare_digest(owner, caller.thumbprint):
-                log.warning("MCP session %s… refused: signed by another key than the one "
-                            "that opened it", session[:8])
-                await send({"type": "http.response.start", "status": 404, "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(_SESSION_NOT_FOUND)).encode())]})
+                log.warning(
+                    "MCP session %s… refused: signed by another key than the one that opened it",
+                    session[:8],
+                )
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 404,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(_SESSION_NOT_FOUND)).encode()),
+                        ],
+                    }
+                )
                 await send({"type": "http.response.body", "body": _SESSION_NOT_FOUND})
                 return
             await app(scope, receive, send)
@@ -407,26 +439,31 @@ def protect_mcp(
     config = resource.config if isinstance(resource, AAuthResource) else resource
     if not isinstance(config, ResourceConfig):
         raise ConfigurationError("resource must be a ResourceConfig or an AAuthResource")
-    app = McpServerApp(server, hosts=[urlsplit(config.identifier).netloc],
-                       bind_sessions=bind_sessions, **http)
+    app = McpServerApp(
+        server, hosts=[urlsplit(config.identifier).netloc], bind_sessions=bind_sessions, **http
+    )
     declared = declare_tools(server, tools, default=default)
     published = mcp_metadata(config.identifier + app.path, declared)
     if isinstance(resource, AAuthResource):
         document = resource.metadata()
         if any(document.get(name) != value for name, value in published.items()) or not set(
-                MCP_SIGNATURE_COMPONENTS) <= set(config.additional_signature_components):
+            MCP_SIGNATURE_COMPONENTS
+        ) <= set(config.additional_signature_components):
             raise ConfigurationError(
                 "the AAuthResource does not publish this MCP server's tools and "
                 "MCP_SIGNATURE_COMPONENTS: build it with extra_metadata=mcp_metadata(url, "
                 "declare_tools(...)) and additional_signature_components including "
-                "MCP_SIGNATURE_COMPONENTS, or pass a ResourceConfig")
+                "MCP_SIGNATURE_COMPONENTS, or pass a ResourceConfig"
+            )
     else:
         resource = replace(
-            config, extra_metadata={**config.extra_metadata, **published},
-            additional_signature_components=tuple(dict.fromkeys(
-                (*config.additional_signature_components, *MCP_SIGNATURE_COMPONENTS))))
-    policy = RoutePolicy([("*", app.path, mcp_policy(declared, default=default))],
-                         default=default)
+            config,
+            extra_metadata={**config.extra_metadata, **published},
+            additional_signature_components=tuple(
+                dict.fromkeys((*config.additional_signature_components, *MCP_SIGNATURE_COMPONENTS))
+            ),
+        )
+    policy = RoutePolicy([("*", app.path, mcp_policy(declared, default=default))], default=default)
     middleware = AAuthMiddleware(app, resource=resource, policy=policy)
     middleware.resource.check_rules(tool.rule for tool in declared)  # scopes it can grant
     return middleware
@@ -504,10 +541,16 @@ async def aauth_mcp_session(
     async with contextlib.AsyncExitStack() as stack:
         if http_client is None:
             assert auth is not None
-            http_client = await stack.enter_async_context(mcp_http_client(
-                auth, transport=transport, timeout=timeout, read_timeout=read_timeout))
-        read, write = await stack.enter_async_context(open_streamable_http(
-            url, http_client=http_client, terminate_on_close=terminate_on_close))
+            http_client = await stack.enter_async_context(
+                mcp_http_client(
+                    auth, transport=transport, timeout=timeout, read_timeout=read_timeout
+                )
+            )
+        read, write = await stack.enter_async_context(
+            open_streamable_http(
+                url, http_client=http_client, terminate_on_close=terminate_on_close
+            )
+        )
         session = await stack.enter_async_context(ClientSession(read, write, **session_options))
         await session.initialize()
         yield session

@@ -136,7 +136,6 @@ def parse_pending_action(body: bytes | str | Mapping[str, Any]) -> tuple[str, Ma
     return action, data
 
 
-
 _PREFERENCE_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
@@ -168,6 +167,7 @@ def format_prefer_wait(seconds: int) -> str:
     if isinstance(seconds, bool) or not isinstance(seconds, int) or not 0 <= seconds < 10**9:
         raise ValueError("Prefer: wait takes a non-negative integer of at most nine digits")
     return f"wait={seconds}"
+
 
 __all__ = [
     "CLARIFICATION_RESPONSE",

@@ -47,6 +47,8 @@ The whole tree (module in brackets when not this one)::
         └── ComponentError [httpsig.request], AccountError [servers.person_server]
 
 Catch :class:`AAuthError` for "anything AAuth refused"; a family for one kind of failure.
+Every constructor takes the human-readable ``detail`` first and the registry ``code`` (and
+``status``) by keyword: ``ProtocolError("the request was denied", code="denied")``.
 """
 
 from __future__ import annotations
@@ -157,7 +159,7 @@ class AAuthError(Exception):
 class ProtocolError(AAuthError):
     """An error of one of the AAuth endpoint registries; status from :data:`ERROR_STATUS`."""
 
-    def __init__(self, code: str, detail: str = "", *, status: int | None = None, **extra: Any):
+    def __init__(self, detail: str = "", *, code: str, status: int | None = None, **extra: Any):
         super().__init__(detail, code=code, status=status or ERROR_STATUS.get(code, 400))
         self.extra = extra
 

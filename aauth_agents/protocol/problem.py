@@ -72,7 +72,7 @@ class UnexpectedResponseError(ProtocolError):
     for a 401, no usable ``Signature-Error``. ``status`` is the response's."""
 
     def __init__(self, status: int, detail: str):
-        super().__init__("unexpected_response", detail, status=status)
+        super().__init__(detail, code="unexpected_response", status=status)
 
 
 class UnrecognizedSignatureError(SignatureError):
@@ -190,7 +190,7 @@ def error_from_response(
     if problem is None:
         return UnexpectedResponseError(status, f"HTTP {status} without an AAuth error body")
     extras = {k: v for k, v in problem.members.items() if k not in _RESERVED}
-    return ProtocolError(problem.error, problem.detail or "", status=status, **extras)
+    return ProtocolError(problem.detail or "", code=problem.error, status=status, **extras)
 
 
 __all__ = [

@@ -27,7 +27,7 @@ class WireFormatError(ProtocolError, ValueError):
     """Input that does not follow the wire format. ``what`` names the header or member."""
 
     def __init__(self, what: str, detail: str, *, code: str = "invalid_request"):
-        super().__init__(code, f"{what}: {detail}")
+        super().__init__(f"{what}: {detail}", code=code)
         self.what = what
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
-from typing import Literal, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 from ..httpsig import VerifiedSignature
 from ..tokens import AgentToken, AuthToken, PersonToken
@@ -104,23 +104,54 @@ class Caller:
         return f"jkt:{self.thumbprint}"
 
     def with_session(self, session: Session, resource: str) -> Caller:
-        return replace(self, session=session, person=(resource, session.sub),
-                       scopes=session.scopes, account=session.account)
+        return replace(
+            self,
+            session=session,
+            person=(resource, session.sub),
+            scopes=session.scopes,
+            account=session.account,
+        )
 
     @classmethod
-    def from_token(cls, token: AgentToken | PersonToken | AuthToken, thumbprint: str,
-                   signature: VerifiedSignature | None = None) -> Caller:
-        common = {"thumbprint": thumbprint, "issuer": token.iss, "jti": token.jti,
-                  "expires_at": token.exp, "token": token, "signature": signature}
+    def from_token(
+        cls,
+        token: AgentToken | PersonToken | AuthToken,
+        thumbprint: str,
+        signature: VerifiedSignature | None = None,
+    ) -> Caller:
+        common: dict[str, Any] = {
+            "thumbprint": thumbprint,
+            "issuer": token.iss,
+            "jti": token.jti,
+            "expires_at": token.exp,
+            "token": token,
+            "signature": signature,
+        }
         if isinstance(token, AgentToken):
-            return cls(kind=AGENT, agent=token.sub, parent_agent=token.parent_agent,
-                       agent_ps=token.ps, **common)  # type: ignore[arg-type]
+            return cls(
+                kind=AGENT,
+                agent=token.sub,
+                parent_agent=token.parent_agent,
+                agent_ps=token.ps,
+                **common,
+            )
         if isinstance(token, PersonToken):
-            return cls(kind=PERSON, person=token.person, mission_s256=token.mission_s256,
-                       tenant=token.tenant, **common)  # type: ignore[arg-type]
-        return cls(kind=AUTH, person=token.person, scopes=token.scopes,
-                   mission_s256=token.mission_s256, tenant=token.tenant,
-                   account=token.account, **common)  # type: ignore[arg-type]
+            return cls(
+                kind=PERSON,
+                person=token.person,
+                mission_s256=token.mission_s256,
+                tenant=token.tenant,
+                **common,
+            )
+        return cls(
+            kind=AUTH,
+            person=token.person,
+            scopes=token.scopes,
+            mission_s256=token.mission_s256,
+            tenant=token.tenant,
+            account=token.account,
+            **common,
+        )
 
 
 _CURRENT: ContextVar[Caller | None] = ContextVar("aauth_caller", default=None)

@@ -37,7 +37,6 @@ PersonAuthenticator = Callable[["Request"], "Awaitable[str | None] | str | None"
 AccountValidator = Callable[["Caller", str], "Awaitable[bool] | bool"]
 
 
-
 async def maybe_await(value: Any) -> Any:
     """The result of a hook that may be sync or async (:data:`PersonAuthenticator`,
     :data:`AccountValidator`)."""
@@ -120,8 +119,13 @@ class EndpointPaths:
     def __post_init__(self) -> None:
         for name in ("jwks", "authorization", "revocation", "pending", "interaction", "r3"):
             value = getattr(self, name)
-            if not isinstance(value, str) or not value.startswith("/") or value.endswith("/") \
-                    or "?" in value or "#" in value:
+            if (
+                not isinstance(value, str)
+                or not value.startswith("/")
+                or value.endswith("/")
+                or "?" in value
+                or "#" in value
+            ):
                 raise ConfigurationError(f"paths.{name} must be an absolute path: {value!r}")
 
 
@@ -207,8 +211,12 @@ class ResourceConfig:
             raise ConfigurationError("scope_descriptions keys must be scope tokens")
         if not 0 < self.resource_token_lifetime <= RESOURCE_TOKEN_MAX_LIFETIME:
             raise ConfigurationError("resource tokens live at most 5 minutes")
-        if self.signature_window <= 0 or self.pending_lifetime <= 0 \
-                or self.session_lifetime <= 0 or self.max_code_attempts < 1:
+        if (
+            self.signature_window <= 0
+            or self.pending_lifetime <= 0
+            or self.session_lifetime <= 0
+            or self.max_code_attempts < 1
+        ):
             raise ConfigurationError("windows, lifetimes and attempt limits must be positive")
         if self.purge_interval < 0:
             raise ConfigurationError("purge_interval must be 0 (off) or positive")

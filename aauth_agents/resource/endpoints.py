@@ -175,7 +175,7 @@ class ResourceEndpoints:
         if unknown:
             self.events.emit(ev.DENIED, "invalid_scope", caller=caller.label, scopes=unknown)
             return Reply.error(
-                ProtocolError("invalid_scope", "a requested scope is not offered here")
+                ProtocolError("a requested scope is not offered here", code="invalid_scope")
             )
         validator = self.config.account_validator
         if wanted.account is not None and (
@@ -183,7 +183,7 @@ class ResourceEndpoints:
         ):
             self.events.emit(ev.DENIED, "invalid_account", caller=caller.label)
             return Reply.error(
-                ProtocolError("invalid_account", "the account is not held by this person")
+                ProtocolError("the account is not held by this person", code="invalid_account")
             )
         replayed = await resource._replayed(request, caller)
         if replayed is not None:

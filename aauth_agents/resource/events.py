@@ -60,8 +60,13 @@ class EventSink:
         if self.hook is None and not logger.isEnabledFor(level):
             return
         event = ResourceEvent(kind, reason, self.clock(), detail)
-        logger.log(level, "%s %s %s", kind, reason,
-                   " ".join(f"{k}={v}" for k, v in detail.items() if v is not None))
+        logger.log(
+            level,
+            "%s %s %s",
+            kind,
+            reason,
+            " ".join(f"{k}={v}" for k, v in detail.items() if v is not None),
+        )
         if self.hook is not None:
             try:
                 self.hook(event)

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 _TOKEN_CHARS = frozenset(
-    "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+    "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+)
 
 
 def _b64(data: bytes) -> str:
@@ -56,9 +57,13 @@ class HeldRequest:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "method": self.method, "path": self.path, "raw_path": self.raw_path,
-            "query_string": self.query_string, "headers": [list(h) for h in self.headers],
-            "body": _b64(self.body), "root_path": self.root_path,
+            "method": self.method,
+            "path": self.path,
+            "raw_path": self.raw_path,
+            "query_string": self.query_string,
+            "headers": [list(h) for h in self.headers],
+            "body": _b64(self.body),
+            "root_path": self.root_path,
         }
 
     @classmethod
@@ -73,9 +78,12 @@ class HeldRequest:
         if not path.startswith("/"):
             raise ValueError("path must be absolute")
         return cls(
-            method=method, path=path, raw_path=_text(data, "raw_path"),
+            method=method,
+            path=path,
+            raw_path=_text(data, "raw_path"),
             query_string=_text(data, "query_string"),
-            headers=_pairs(data.get("headers"), "headers"), body=_unb64(data.get("body")),
+            headers=_pairs(data.get("headers"), "headers"),
+            body=_unb64(data.get("body")),
             root_path=_text(data, "root_path"),
         )
 
@@ -89,8 +97,11 @@ class HeldResult:
     body: bytes
 
     def to_json(self) -> dict[str, Any]:
-        return {"status": self.status, "headers": [list(h) for h in self.headers],
-                "body": _b64(self.body)}
+        return {
+            "status": self.status,
+            "headers": [list(h) for h in self.headers],
+            "body": _b64(self.body),
+        }
 
     @classmethod
     def from_json(cls, data: object) -> HeldResult:
@@ -99,8 +110,11 @@ class HeldResult:
         status = data.get("status")
         if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
             raise ValueError("status must be an HTTP status code")
-        return cls(status=status, headers=_pairs(data.get("headers"), "headers"),
-                   body=_unb64(data.get("body")))
+        return cls(
+            status=status,
+            headers=_pairs(data.get("headers"), "headers"),
+            body=_unb64(data.get("body")),
+        )
 
 
 def header_pairs(headers: Sequence[tuple[bytes, bytes]]) -> tuple[tuple[str, str], ...]:

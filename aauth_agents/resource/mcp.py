@@ -63,12 +63,15 @@ def mcp_metadata(mcp_url: str, tools: Iterable[McpTool]) -> dict[str, Any]:
         validate_https_url(mcp_url)
     except ValueError as exc:
         raise ConfigurationError(f"mcp_url: {exc}") from exc
-    return {"r3_vocabularies": {MCP_VOCABULARY: mcp_url},
-            "mcp_tools": [tool.describe() for tool in tools]}
+    return {
+        "r3_vocabularies": {MCP_VOCABULARY: mcp_url},
+        "mcp_tools": [tool.describe() for tool in tools],
+    }
 
 
-def mcp_policy(tools: Iterable[McpTool], *, default: AccessRule
-               ) -> Callable[[HttpRequest], AccessRule]:
+def mcp_policy(
+    tools: Iterable[McpTool], *, default: AccessRule
+) -> Callable[[HttpRequest], AccessRule]:
     """The rule function for the MCP endpoint: each ``tools/call`` requires its tool's rule."""
     return mcp_tool_rules({tool.name: tool.rule for tool in tools}, default=default)
 

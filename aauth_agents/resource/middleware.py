@@ -79,8 +79,7 @@ class AAuthMiddleware:
         serve_endpoints: bool = True,
     ) -> None:
         self.app = app
-        self.resource = resource if isinstance(resource, AAuthResource) else AAuthResource(
-            resource)
+        self.resource = resource if isinstance(resource, AAuthResource) else AAuthResource(resource)
         if isinstance(policy, RoutePolicy):
             if default is not None:
                 raise ConfigurationError("give default= to the RoutePolicy itself")
@@ -147,9 +146,12 @@ class AAuthMiddleware:
     def _held(self, scope: Scope, body: bytes) -> HeldRequest:
         raw_path = scope.get("raw_path") or scope["path"].encode("utf-8")
         return HeldRequest(
-            method=scope["method"], path=scope["path"], raw_path=raw_path.decode("latin-1"),
+            method=scope["method"],
+            path=scope["path"],
+            raw_path=raw_path.decode("latin-1"),
             query_string=scope.get("query_string", b"").decode("latin-1"),
-            headers=header_pairs(scope.get("headers", ())), body=body,
+            headers=header_pairs(scope.get("headers", ())),
+            body=body,
             root_path=scope.get("root_path", ""),
         )
 
@@ -171,10 +173,18 @@ class AAuthMiddleware:
         except ConnectionAbortedError:
             return
         host = self._host_header(scope)
-        if resource.config.check_host and not endpoint and host is not None \
-                and not self._own_host(host):
-            await _send_reply(send, Reply.problem(
-                421, "invalid_request", "the request is not addressed to this resource"))
+        if (
+            resource.config.check_host
+            and not endpoint
+            and host is not None
+            and not self._own_host(host)
+        ):
+            await _send_reply(
+                send,
+                Reply.problem(
+                    421, "invalid_request", "the request is not addressed to this resource"
+                ),
+            )
             return
         try:
             request = self._request(scope, body)
@@ -186,13 +196,13 @@ class AAuthMiddleware:
         if endpoint:
             from starlette.requests import Request
 
-            outcome = await resource.endpoint(request, path, Request(scope, _replay(
-                body, receive)))
+            outcome = await resource.endpoint(request, path, Request(scope, _replay(body, receive)))
         else:
             rule = resolve_rule(source, request)
             holds = rule.approval or rule.deferred or rule.level in ("session", "per-call")
-            outcome = await resource.authorize(request, rule,
-                                               self._held(scope, body) if holds else None)
+            outcome = await resource.authorize(
+                request, rule, self._held(scope, body) if holds else None
+            )
         if isinstance(outcome, Reply):
             await _send_reply(send, outcome, head)
         elif isinstance(outcome, Allow):
@@ -205,8 +215,7 @@ class AAuthMiddleware:
         default = ":443" if self._scheme == "https" else ":80"
         return host == self._host or host == self._host + default
 
-    async def _run(self, scope: Scope, receive: Receive, send: Send,
-                   caller: Caller | None) -> None:
+    async def _run(self, scope: Scope, receive: Receive, send: Send, caller: Caller | None) -> None:
         if caller is None:
             await self.app(scope, receive, send)
             return
@@ -218,16 +227,18 @@ class AAuthMiddleware:
         finally:
             _CURRENT.reset(token)
 
-    async def _execute(self, scope: Scope, receive: Receive, send: Send,
-                       execute: Execute) -> None:
+    async def _execute(self, scope: Scope, receive: Receive, send: Send, execute: Execute) -> None:
         """Run a held invocation once (§Deferred Delivery), store and send its response."""
         held = execute.held
         inner: Scope = {
-            **scope, "method": held.method, "path": held.path,
+            **scope,
+            "method": held.method,
+            "path": held.path,
             "raw_path": held.raw_path.encode("latin-1"),
             "query_string": held.query_string.encode("latin-1"),
             "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in held.headers],
-            "root_path": held.root_path, "state": dict(scope.get("state", {})),
+            "root_path": held.root_path,
+            "state": dict(scope.get("state", {})),
         }
         status = 500
         headers: list[tuple[str, str]] = []
@@ -244,14 +255,16 @@ class AAuthMiddleware:
         try:
             await self._run(inner, _replay(held.body, receive), capture, execute.caller)
         except Exception:
-            status, headers, chunks = 500, [("content-type", "application/problem+json")], [
-                b'{"error": "server_error", "detail": "the held request failed"}']
+            status, headers, chunks = (
+                500,
+                [("content-type", "application/problem+json")],
+                [b'{"error": "server_error", "detail": "the held request failed"}'],
+            )
         body = b"".join(chunks)
         headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
         result = HeldResult(status, tuple(headers), body)
         await self.resource.complete(execute, result)
-        await _send_reply(send, Reply(status, (*result.headers, *execute.response_headers),
-                                      body))
+        await _send_reply(send, Reply(status, (*result.headers, *execute.response_headers), body))
 
 
 async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:

@@ -281,12 +281,12 @@ class PendingRecords:
         if record.state == DENIED:
             if await self.stores.pending.areplace(advance(record, Event.DELIVER)) is None:
                 return gone
-            return Reply.error(ProtocolError("denied", "the request was denied"))
+            return Reply.error(ProtocolError("the request was denied", code="denied"))
         if record.state in LIVE and now >= record.expires_at:
             if await self.stores.pending.areplace(advance(record, Event.FAIL)) is None:
                 return gone
             self.events.emit(ev.EXPIRED, record.kind, pending=record.id)
-            return Reply.error(ProtocolError("expired", "the pending request expired"))
+            return Reply.error(ProtocolError("the pending request expired", code="expired"))
         return None
 
     async def deferred(self, caller: Caller, record: PendingRecord, now: float) -> Reply | Execute:
@@ -305,8 +305,8 @@ class PendingRecords:
             )
             return Reply.error(
                 ProtocolError(
-                    "invalid_auth_token",
                     "the auth token is not for the held request's person",
+                    code="invalid_auth_token",
                     status=403,
                 )
             )
@@ -397,7 +397,7 @@ class PendingRecords:
         self.events.emit(
             ev.DENIED, reason, caller=caller.label, iss=caller.issuer, jti=caller.jti, **fields
         )
-        return Reply.error(ProtocolError("invalid_auth_token", detail, status=403))
+        return Reply.error(ProtocolError(detail, code="invalid_auth_token", status=403))
 
     async def presented(
         self, caller: Caller, token: AuthToken, request: HttpRequest, now: float

@@ -57,7 +57,10 @@ LEVELS: Mapping[str, int] = {PUBLIC: 0, AGENT: 1, PERSON: 2, SESSION: 3, AUTH: 4
 #: The ``access_mode`` value (§Resource Metadata, R3 §Resource Metadata Extensions) each
 #: level corresponds to.
 ACCESS_MODES: Mapping[str, str] = {
-    AGENT: "agent-token", PERSON: "person-token", AUTH: "auth-token", SESSION: "session-token",
+    AGENT: "agent-token",
+    PERSON: "person-token",
+    AUTH: "auth-token",
+    SESSION: "session-token",
     PER_CALL: "per-call",
 }
 
@@ -103,10 +106,16 @@ class AccessRule:
         return cls(PERSON, approval=approval)
 
     @classmethod
-    def auth(cls, *scopes: str, deferred: bool = False, step_up: bool = True,
-             approval: bool = False) -> AccessRule:
-        return cls(AUTH, tuple(dict.fromkeys(scopes)), approval=approval, deferred=deferred,
-                   step_up=step_up)
+    def auth(
+        cls, *scopes: str, deferred: bool = False, step_up: bool = True, approval: bool = False
+    ) -> AccessRule:
+        return cls(
+            AUTH,
+            tuple(dict.fromkeys(scopes)),
+            approval=approval,
+            deferred=deferred,
+            step_up=step_up,
+        )
 
     @classmethod
     def session(cls, *scopes: str, approval: bool = False) -> AccessRule:
@@ -129,13 +138,19 @@ class AccessRule:
     def combine(self, other: AccessRule) -> AccessRule:
         """The stricter of two rules, scopes united (for a batch naming several tools)."""
         level = max(self.level, other.level, key=LEVELS.__getitem__)
-        scopes = tuple(dict.fromkeys((*self.scopes, *other.scopes))) if level in (
-            AUTH, SESSION, PER_CALL) else ()
-        return AccessRule(level, scopes,
-                          approval=level != PER_CALL and (self.approval or other.approval),
-                          deferred=level == AUTH and (self.deferred or other.deferred),
-                          step_up=self.step_up and other.step_up,
-                          display=self.display or other.display if level == PER_CALL else None)
+        scopes = (
+            tuple(dict.fromkeys((*self.scopes, *other.scopes)))
+            if level in (AUTH, SESSION, PER_CALL)
+            else ()
+        )
+        return AccessRule(
+            level,
+            scopes,
+            approval=level != PER_CALL and (self.approval or other.approval),
+            deferred=level == AUTH and (self.deferred or other.deferred),
+            step_up=self.step_up and other.step_up,
+            display=self.display or other.display if level == PER_CALL else None,
+        )
 
 
 #: A rule, or a function choosing one from the buffered request (e.g. per MCP tool).
@@ -208,8 +223,9 @@ class RoutePolicy:
         self._entries: list[_Entry] = []
         items: Iterable[tuple[str | Sequence[str], str, RuleSource]]
         if isinstance(rules, Mapping):
-            items = [((k[0], k[1], v) if isinstance(k, tuple) else ("*", k, v))
-                     for k, v in rules.items()]
+            items = [
+                ((k[0], k[1], v) if isinstance(k, tuple) else ("*", k, v)) for k, v in rules.items()
+            ]
         else:
             items = rules
         for method, pattern, rule in items:
@@ -225,9 +241,11 @@ class RoutePolicy:
         """The first entry matching, else the default."""
         upper = method.upper()
         for entry in self._entries:
-            if (entry.methods is None or upper in entry.methods
-                    or (upper == "HEAD" and "GET" in entry.methods)) and entry.regex.fullmatch(
-                        path):
+            if (
+                entry.methods is None
+                or upper in entry.methods
+                or (upper == "HEAD" and "GET" in entry.methods)
+            ) and entry.regex.fullmatch(path):
                 return entry.rule
         return self.default
 

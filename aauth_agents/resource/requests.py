@@ -42,7 +42,9 @@ def parse_authorization_request(body: bytes | None) -> AuthorizationRequest:
     scopes = parse_scope(scope)  # InvalidScopeError (invalid_scope) on bad syntax
     account = data.get("account")
     if account is not None and (
-        not isinstance(account, str) or not account or len(account) > MAX_ACCOUNT_LENGTH
+        not isinstance(account, str)
+        or not account
+        or len(account) > MAX_ACCOUNT_LENGTH
         or not account.isprintable()
     ):
         raise MalformedBodyError("account must be a short printable string")
@@ -80,8 +82,7 @@ def parse_interaction_form(body: bytes | None) -> InteractionDecision:
     """An ``application/x-www-form-urlencoded`` decision form."""
     try:
         text = (body or b"").decode("ascii")
-        fields = parse_qs(text, keep_blank_values=True, strict_parsing=bool(text),
-                          max_num_fields=8)
+        fields = parse_qs(text, keep_blank_values=True, strict_parsing=bool(text), max_num_fields=8)
     except (UnicodeDecodeError, ValueError) as exc:
         raise MalformedBodyError("not a form") from exc
     decision = fields.get("decision", [])

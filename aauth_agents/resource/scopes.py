@@ -71,9 +71,13 @@ def missing_scopes(
     for scope in required:
         if matcher(granted, scope):
             continue
-        if scope in IDENTITY_SCOPES and claims is not None and any(
-            claims.get(claim) not in (None, "", [], {})
-            for claim in IDENTITY_SCOPE_CLAIMS.get(scope, ())
+        if (
+            scope in IDENTITY_SCOPES
+            and claims is not None
+            and any(
+                claims.get(claim) not in (None, "", [], {})
+                for claim in IDENTITY_SCOPE_CLAIMS.get(scope, ())
+            )
         ):
             continue
         missing.append(scope)

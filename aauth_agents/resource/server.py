@@ -150,8 +150,9 @@ class AAuthResource:
     def is_endpoint(self, method: str, path: str) -> bool:
         return self.endpoints.is_endpoint(method, path)
 
-    async def endpoint(self, request: HttpRequest, path: str,
-                       starlette_request: Any = None) -> Reply | Execute:
+    async def endpoint(
+        self, request: HttpRequest, path: str, starlette_request: Any = None
+    ) -> Reply | Execute:
         """Serve one of the resource's own endpoints (``is_endpoint(method, path)``)."""
         return await self.endpoints.serve(request, path, starlette_request)
 
@@ -164,8 +165,9 @@ class AAuthResource:
     async def r3_document(self, request: HttpRequest, record_id: str) -> Reply:
         return await self.endpoints.r3_document(request, record_id)
 
-    async def interaction_page(self, request: HttpRequest, interaction_id: str,
-                               starlette_request: Any = None) -> Reply:
+    async def interaction_page(
+        self, request: HttpRequest, interaction_id: str, starlette_request: Any = None
+    ) -> Reply:
         return await self.interaction.serve(request, interaction_id, starlette_request)
 
     def check_rules(self, rules: Iterable[AccessRule]) -> None:
@@ -176,12 +178,16 @@ class AAuthResource:
                 self._described(rule.scopes)
 
     def _described(self, scopes: Iterable[str]) -> None:
-        unknown = [s for s in scopes
-                   if s not in self.config.scope_descriptions and not is_identity_scope(s)]
+        unknown = [
+            s
+            for s in scopes
+            if s not in self.config.scope_descriptions and not is_identity_scope(s)
+        ]
         if unknown:
             raise ConfigurationError(
                 f"scopes {unknown} are not in scope_descriptions; a resource token may "
-                "only carry described resource scopes (§Scopes)")
+                "only carry described resource scopes (§Scopes)"
+            )
 
     # -- pending records (:mod:`.pending`) ---------------------------------------------------
 
@@ -195,8 +201,9 @@ class AAuthResource:
         """The ``r3_uri`` of the proposal held with pending record ``record_id``."""
         return self.pending.r3_url(record_id)
 
-    async def resolve(self, record_id: str, *, subject: str | None = None,
-                      scopes: Sequence[str] | None = None) -> bool:
+    async def resolve(
+        self, record_id: str, *, subject: str | None = None, scopes: Sequence[str] | None = None
+    ) -> bool:
         """Approve a pending record (an approver's decision, or the person's at the
         resource's own page). An interaction record needs the authenticated ``subject``.
         False when there is nothing pending to resolve."""
@@ -238,8 +245,9 @@ class AAuthResource:
 
     # -- the decision for a protected route ---------------------------------------------------
 
-    async def authorize(self, request: HttpRequest, rule: AccessRule,
-                        held: HeldRequest | None = None) -> Outcome:
+    async def authorize(
+        self, request: HttpRequest, rule: AccessRule, held: HeldRequest | None = None
+    ) -> Outcome:
         """Apply ``rule`` to ``request``. ``held`` is the invocation to keep when the answer
         is a 202 that holds it (approval, deferred auth-token, interaction, per-call). An
         :class:`Execute` only under a per-call rule: the call, re-sent with the auth token
@@ -248,8 +256,11 @@ class AAuthResource:
         if rule.level == PUBLIC:
             return Allow(None)
         if not is_signed(request):
-            requirement = (Requirement.agent_token() if rule.level in (AGENT, SESSION)
-                           else Requirement.person_token())
+            requirement = (
+                Requirement.agent_token()
+                if rule.level in (AGENT, SESSION)
+                else Requirement.person_token()
+            )
             return self._challenge(requirement, None, "unsigned")
         try:
             caller = await self.verifier.averify(request)
@@ -262,83 +273,141 @@ class AAuthResource:
         if refusal is not None:
             return refusal
         if rule.approval:
-            return await self.pending.pend(pending_kinds.APPROVAL, caller, rule.scopes, held,
-                                           Requirement.approval(),
-                                           self.config.approval_retry_after)
+            return await self.pending.pend(
+                pending_kinds.APPROVAL,
+                caller,
+                rule.scopes,
+                held,
+                Requirement.approval(),
+                self.config.approval_retry_after,
+            )
         replayed = await self._replayed(request, caller)
         if replayed is not None:
             return replayed
         await self._remember(caller)
         if caller.presents_person_token:
             await self._remember_person(caller)
-        self.events.emit(ev.VERIFIED, caller.kind, caller=caller.label, iss=caller.issuer,
-                         jti=caller.jti, method=request.method, path=request.target.path)
+        self.events.emit(
+            ev.VERIFIED,
+            caller.kind,
+            caller=caller.label,
+            iss=caller.issuer,
+            jti=caller.jti,
+            method=request.method,
+            path=request.target.path,
+        )
         return Allow(caller)
 
-    async def _apply(self, caller: Caller, rule: AccessRule, request: HttpRequest,
-                     held: HeldRequest | None, now: float) -> Reply | None:
+    async def _apply(
+        self,
+        caller: Caller,
+        rule: AccessRule,
+        request: HttpRequest,
+        held: HeldRequest | None,
+        now: float,
+    ) -> Reply | None:
         if rule.level == AGENT:
             return None
         if rule.level == PERSON:
-            return None if caller.person is not None else self._challenge(
-                Requirement.person_token(), caller, "person_token_required")
+            return (
+                None
+                if caller.person is not None
+                else self._challenge(Requirement.person_token(), caller, "person_token_required")
+            )
         if rule.level == SESSION:
             if caller.session is None:
                 return await self.pending.pend_interaction(caller, rule.scopes, held)
-            missing = missing_scopes(caller.session.scopes, rule.scopes,
-                                     self.config.scope_matcher)
+            missing = missing_scopes(caller.session.scopes, rule.scopes, self.config.scope_matcher)
             return self._insufficient(caller, missing) if missing else None
         # AUTH
         token = caller.token
         if isinstance(token, AuthToken):
             standing = self._standing_scopes(caller)
-            missing = missing_scopes(standing, rule.scopes, self.config.scope_matcher,
-                                     token.claims)
+            missing = missing_scopes(standing, rule.scopes, self.config.scope_matcher, token.claims)
             if not missing:
                 return None
             if not rule.step_up:
                 return self._insufficient(caller, missing)
             record = await self.stores.person_tokens.afind(
-                caller.thumbprint, token.ps, token.sub, token.mission_s256, now=now)
+                caller.thumbprint, token.ps, token.sub, token.mission_s256, now=now
+            )
             if record is None:
-                return self._challenge(Requirement.person_token(), caller,
-                                       "step_up_needs_person_token", missing=list(missing))
+                return self._challenge(
+                    Requirement.person_token(),
+                    caller,
+                    "step_up_needs_person_token",
+                    missing=list(missing),
+                )
             # Keep what was granted: described resource scopes and identity scopes (§Scopes),
             # so the broader token still carries the identity claims the first one did.
-            granted = [s for s in standing
-                       if s in self.config.scope_descriptions or is_identity_scope(s)]
+            granted = [
+                s for s in standing if s in self.config.scope_descriptions or is_identity_scope(s)
+            ]
             scopes = tuple(dict.fromkeys((*granted, *rule.scopes)))
-            return await self._auth_challenge(caller, rule, held, record, scopes,
-                                              caller.account, "step_up", missing=list(missing))
+            return await self._auth_challenge(
+                caller, rule, held, record, scopes, caller.account, "step_up", missing=list(missing)
+            )
         if isinstance(token, PersonToken):
             await self._remember_person(caller)  # a later step-up names this person token
-            return await self._auth_challenge(caller, rule, held, self._person_record(caller),
-                                              rule.scopes, None, "auth_token_required")
+            return await self._auth_challenge(
+                caller,
+                rule,
+                held,
+                self._person_record(caller),
+                rule.scopes,
+                None,
+                "auth_token_required",
+            )
         return self._challenge(Requirement.person_token(), caller, "person_token_required")
 
     # -- challenges --------------------------------------------------------------------------
 
-    def _challenge(self, requirement: Requirement, caller: Caller | None, reason: str,
-                   **detail: Any) -> Reply:
-        self.events.emit(ev.CHALLENGED, reason, requirement=requirement.value,
-                         caller=caller.label if caller else None, **detail)
+    def _challenge(
+        self, requirement: Requirement, caller: Caller | None, reason: str, **detail: Any
+    ) -> Reply:
+        self.events.emit(
+            ev.CHALLENGED,
+            reason,
+            requirement=requirement.value,
+            caller=caller.label if caller else None,
+            **detail,
+        )
         error = requirement.value.replace("-", "_") + "_required"
-        return Reply.problem(401, error, f"this request needs requirement={requirement.value}",
-                             requirement.headers().items())
+        return Reply.problem(
+            401,
+            error,
+            f"this request needs requirement={requirement.value}",
+            requirement.headers().items(),
+        )
 
     def _insufficient(self, caller: Caller, missing: Sequence[str]) -> Reply:
         # The agent is not told which scope it lacked (seed 004, DESIGN.md Conventions).
-        self.events.emit(ev.DENIED, "insufficient_scope", caller=caller.label,
-                         iss=caller.issuer, jti=caller.jti, missing=list(missing))
-        return Reply.error(ProtocolError(
-            "insufficient_scope", "the presented authorization does not cover this request"))
+        self.events.emit(
+            ev.DENIED,
+            "insufficient_scope",
+            caller=caller.label,
+            iss=caller.issuer,
+            jti=caller.jti,
+            missing=list(missing),
+        )
+        return Reply.error(
+            ProtocolError(
+                "the presented authorization does not cover this request", code="insufficient_scope"
+            )
+        )
 
     def _person_record(self, caller: Caller) -> PersonTokenRecord:
         token = caller.token
         assert isinstance(token, PersonToken)
-        return PersonTokenRecord(agent_jkt=caller.thumbprint, ps=token.iss, sub=token.sub,
-                                 jti=token.jti, exp=token.exp, mission_s256=token.mission_s256,
-                                 tenant=token.tenant)
+        return PersonTokenRecord(
+            agent_jkt=caller.thumbprint,
+            ps=token.iss,
+            sub=token.sub,
+            jti=token.jti,
+            exp=token.exp,
+            mission_s256=token.mission_s256,
+            tenant=token.tenant,
+        )
 
     async def _remember_person(self, caller: Caller) -> None:
         """§Resource Token Structure, ``presented_jti``: keep the person token each agent key
@@ -348,8 +417,9 @@ class AAuthResource:
 
     async def _remember(self, caller: Caller) -> None:
         if self._remembered.add(("token", caller.issuer, caller.jti)):
-            await self.stores.revocations.aremember_token(caller.issuer, caller.jti,
-                                                          caller.expires_at)
+            await self.stores.revocations.aremember_token(
+                caller.issuer, caller.jti, caller.expires_at
+            )
 
     async def _replayed(self, request: HttpRequest, caller: Caller) -> Reply | None:
         """§Freshness and Replay, for state-changing requests that are let through."""
@@ -357,15 +427,23 @@ class AAuthResource:
         signature = caller.signature
         if replay is None or signature is None or request.method.upper() in SAFE_METHODS:
             return None
-        if await replay.acheck_and_store(signature.replay_key,
-                                         signature.created + self.config.signature_window):
+        if await replay.acheck_and_store(
+            signature.replay_key, signature.created + self.config.signature_window
+        ):
             return None
         self.events.emit(ev.DENIED, "replay", caller=caller.label)
         return Reply.error(InvalidSignatureError("the signature has been seen before"))
 
-    def mint_resource_token(self, agent_jkt: str, person: PersonTokenRecord,
-                            scopes: Sequence[str], account: str | None = None, *,
-                            r3_uri: str | None = None, r3_s256: str | None = None) -> str:
+    def mint_resource_token(
+        self,
+        agent_jkt: str,
+        person: PersonTokenRecord,
+        scopes: Sequence[str],
+        account: str | None = None,
+        *,
+        r3_uri: str | None = None,
+        r3_s256: str | None = None,
+    ) -> str:
         """A resource token (§Resource Token Structure) for the agent key ``agent_jkt``,
         resting on the verified person token ``person``: ``ps``, ``sub``, ``presented_jti``,
         ``mission_s256`` and ``tenant`` come from it; ``aud`` is the resource's AS, else the
@@ -374,28 +452,64 @@ class AAuthResource:
         self._described(scopes)
         aud = self.config.access_server or person.ps
         token = mint_resource_token(
-            self.config.signing_key, iss=self.config.identifier, aud=aud, agent_jkt=agent_jkt,
-            scope=scopes, ps=person.ps, sub=person.sub, presented_jti=person.jti,
-            mission_s256=person.mission_s256, tenant=person.tenant, account=account,
+            self.config.signing_key,
+            iss=self.config.identifier,
+            aud=aud,
+            agent_jkt=agent_jkt,
+            scope=scopes,
+            ps=person.ps,
+            sub=person.sub,
+            presented_jti=person.jti,
+            mission_s256=person.mission_s256,
+            tenant=person.tenant,
+            account=account,
             mission_expires_at=person.exp if person.mission_s256 else None,
-            r3_uri=r3_uri, r3_s256=r3_s256,
-            lifetime=self.config.resource_token_lifetime, clock=self.clock)
-        self.events.emit(ev.ISSUED, "resource_token", aud=aud, scope=" ".join(scopes),
-                         presented_jti=person.jti, agent_jkt=agent_jkt, r3_uri=r3_uri)
+            r3_uri=r3_uri,
+            r3_s256=r3_s256,
+            lifetime=self.config.resource_token_lifetime,
+            clock=self.clock,
+        )
+        self.events.emit(
+            ev.ISSUED,
+            "resource_token",
+            aud=aud,
+            scope=" ".join(scopes),
+            presented_jti=person.jti,
+            agent_jkt=agent_jkt,
+            r3_uri=r3_uri,
+        )
         return token
 
-    async def _auth_challenge(self, caller: Caller, rule: AccessRule, held: HeldRequest | None,
-                              person: PersonTokenRecord, scopes: Sequence[str],
-                              account: str | None, reason: str, **detail: Any) -> Reply:
+    async def _auth_challenge(
+        self,
+        caller: Caller,
+        rule: AccessRule,
+        held: HeldRequest | None,
+        person: PersonTokenRecord,
+        scopes: Sequence[str],
+        account: str | None,
+        reason: str,
+        **detail: Any,
+    ) -> Reply:
         token = self.mint_resource_token(caller.thumbprint, person, scopes, account)
         requirement = Requirement.auth_token(token)
         if rule.deferred and held is not None:
             return await self.pending.pend(
-                pending_kinds.AUTH_TOKEN, caller, scopes, held, requirement,
+                pending_kinds.AUTH_TOKEN,
+                caller,
+                scopes,
+                held,
+                requirement,
                 self.config.deferred_retry_after,
-                extra={"ps": person.ps, "sub": person.sub, "mission_s256": person.mission_s256,
-                       "person_exp": person.exp, "presented_jti": person.jti,
-                       "rt_exp": self.clock() + self.config.resource_token_lifetime})
+                extra={
+                    "ps": person.ps,
+                    "sub": person.sub,
+                    "mission_s256": person.mission_s256,
+                    "person_exp": person.exp,
+                    "presented_jti": person.jti,
+                    "rt_exp": self.clock() + self.config.resource_token_lifetime,
+                },
+            )
         return self._challenge(requirement, caller, reason, **detail)
 
     # -- per-call tools (R3 §Per-Call Proposals) ----------------------------------------------
@@ -408,8 +522,14 @@ class AAuthResource:
             return ()
         return caller.scopes
 
-    async def _per_call(self, caller: Caller, rule: AccessRule, request: HttpRequest,
-                        held: HeldRequest | None, now: float) -> Outcome:
+    async def _per_call(
+        self,
+        caller: Caller,
+        rule: AccessRule,
+        request: HttpRequest,
+        held: HeldRequest | None,
+        now: float,
+    ) -> Outcome:
         """A call of a per-call tool. With an auth token pinning one of our proposals it is
         that proposal's completion (:meth:`PendingRecords.presented`); otherwise it is a new
         invocation: held, with a proposal of its own (R3 §Per-Call Proposals, Flow step 1)."""
@@ -421,7 +541,8 @@ class AAuthResource:
             person: PersonTokenRecord | None = self._person_record(caller)
         elif isinstance(token, AuthToken):
             person = await self.stores.person_tokens.afind(
-                caller.thumbprint, token.ps, token.sub, token.mission_s256, now=now)
+                caller.thumbprint, token.ps, token.sub, token.mission_s256, now=now
+            )
         else:
             person = None
         if person is None:
@@ -440,25 +561,47 @@ class AAuthResource:
         readers = [[person.ps, DWK_PERSON]]
         if aud != person.ps:
             readers.append([aud, DWK_ACCESS])
-        rt = self.mint_resource_token(caller.thumbprint, person, rule.scopes,
-                                      r3_uri=r3_uri, r3_s256=proposal.s256)
+        rt = self.mint_resource_token(
+            caller.thumbprint, person, rule.scopes, r3_uri=r3_uri, r3_s256=proposal.s256
+        )
         return await self.pending.pend(
-            pending_kinds.PER_CALL, caller, rule.scopes, held, Requirement.auth_token(rt),
-            self.config.deferred_retry_after, record_id=record_id,
-            extra={"ps": person.ps, "sub": person.sub, "mission_s256": person.mission_s256,
-                   "person_exp": person.exp, "presented_jti": person.jti,
-                   "rt_exp": now + self.config.resource_token_lifetime, "tool": tool,
-                   "r3_uri": r3_uri, "r3_s256": proposal.s256, "readers": readers,
-                   "digested": sorted(proposal.digested),
-                   "proposal": base64.b64encode(proposal.document).decode("ascii")})
+            pending_kinds.PER_CALL,
+            caller,
+            rule.scopes,
+            held,
+            Requirement.auth_token(rt),
+            self.config.deferred_retry_after,
+            record_id=record_id,
+            extra={
+                "ps": person.ps,
+                "sub": person.sub,
+                "mission_s256": person.mission_s256,
+                "person_exp": person.exp,
+                "presented_jti": person.jti,
+                "rt_exp": now + self.config.resource_token_lifetime,
+                "tool": tool,
+                "r3_uri": r3_uri,
+                "r3_s256": proposal.s256,
+                "readers": readers,
+                "digested": sorted(proposal.digested),
+                "proposal": base64.b64encode(proposal.document).decode("ascii"),
+            },
+        )
 
     # -- revocation by the resource's operator -----------------------------------------------
 
     def _until(self, until: float | None) -> float:
         return until if until is not None else self.clock() + self.config.revocation_lifetime
 
-    async def revoke_token(self, iss: str, jti: str, *, until: float | None = None,
-                           reason: str = "operator", by: str | None = None) -> None:
+    async def revoke_token(
+        self,
+        iss: str,
+        jti: str,
+        *,
+        until: float | None = None,
+        reason: str = "operator",
+        by: str | None = None,
+    ) -> None:
         await self.stores.revocations.arevoke_token(iss, jti, self._until(until))
         self._remembered.discard(("token", iss, jti))
         self.events.emit(ev.REVOKED, reason, iss=iss, jti=jti, by=by)
@@ -473,7 +616,6 @@ class AAuthResource:
         """Every credential naming the person ``(iss, sub)``."""
         await self.stores.revocations.arevoke_person(iss, sub, self._until(until))
         self.events.emit(ev.REVOKED, "person", iss=iss, sub=sub)
-
 
 
 __all__ = [

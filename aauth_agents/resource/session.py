@@ -27,18 +27,31 @@ class SessionTokenError(ProtocolError):
     ``expired`` is True when it merely lapsed (the resource then starts a new interaction)."""
 
     def __init__(self, detail: str, *, expired: bool = False):
-        super().__init__("invalid_request", f"session token: {detail}", status=400)
+        super().__init__(f"session token: {detail}", code="invalid_request", status=400)
         self.expired = expired
 
 
 def mint_session_token(
-    key: PrivateKey, *, resource: str, sub: str, agent_jkt: str, scopes: Sequence[str],
-    now: float, lifetime: int, account: str | None = None, agent: str | None = None,
+    key: PrivateKey,
+    *,
+    resource: str,
+    sub: str,
+    agent_jkt: str,
+    scopes: Sequence[str],
+    now: float,
+    lifetime: int,
+    account: str | None = None,
+    agent: str | None = None,
 ) -> tuple[str, Session]:
     iat = int(now)
     claims: dict[str, object] = {
-        "iss": resource, "aud": resource, "sub": sub, "agent_jkt": agent_jkt,
-        "scope": " ".join(scopes), "jti": secrets.token_urlsafe(16), "iat": iat,
+        "iss": resource,
+        "aud": resource,
+        "sub": sub,
+        "agent_jkt": agent_jkt,
+        "scope": " ".join(scopes),
+        "jti": secrets.token_urlsafe(16),
+        "iat": iat,
         "exp": iat + lifetime,
     }
     if account is not None:
@@ -46,8 +59,13 @@ def mint_session_token(
     if agent is not None:
         claims["agent"] = agent
     token = encode_jws({"alg": key.alg, "typ": TYP_SESSION, "kid": key.kid}, claims, key)
-    session = Session(sub=sub, scopes=tuple(scopes), jti=str(claims["jti"]),
-                      expires_at=iat + lifetime, account=account)
+    session = Session(
+        sub=sub,
+        scopes=tuple(scopes),
+        jti=str(claims["jti"]),
+        expires_at=iat + lifetime,
+        account=account,
+    )
     return token, session
 
 
@@ -73,8 +91,14 @@ def verify_session_token(
     if claims.get("agent_jkt") != agent_jkt:
         raise SessionTokenError("bound to another agent key")
     exp, sub, jti = claims.get("exp"), claims.get("sub"), claims.get("jti")
-    if not isinstance(exp, int) or isinstance(exp, bool) or not isinstance(sub, str) \
-            or not sub or not isinstance(jti, str) or not jti:
+    if (
+        not isinstance(exp, int)
+        or isinstance(exp, bool)
+        or not isinstance(sub, str)
+        or not sub
+        or not isinstance(jti, str)
+        or not jti
+    ):
         raise SessionTokenError("malformed claims")
     if now >= exp:
         raise SessionTokenError("expired", expired=True)
@@ -84,8 +108,13 @@ def verify_session_token(
     except InvalidScopeError as exc:
         raise SessionTokenError("malformed scope") from exc
     account = claims.get("account")
-    return Session(sub=sub, scopes=scopes, jti=jti, expires_at=exp,
-                   account=account if isinstance(account, str) else None)
+    return Session(
+        sub=sub,
+        scopes=scopes,
+        jti=jti,
+        expires_at=exp,
+        account=account if isinstance(account, str) else None,
+    )
 
 
 __all__ = ["TYP_SESSION", "SessionTokenError", "mint_session_token", "verify_session_token"]

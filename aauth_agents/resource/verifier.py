@@ -58,8 +58,12 @@ class TokenRejectedError(SignatureError):
     and ``reason`` the failed check."""
 
     def __init__(self, error: SignatureError, token_error: TokenError):
-        super().__init__(error.detail, code=error.code, accept_schemes=error.accept_schemes,
-                         accept_algs=error.accept_algs)
+        super().__init__(
+            error.detail,
+            code=error.code,
+            accept_schemes=error.accept_schemes,
+            accept_algs=error.accept_algs,
+        )
         self.token_error = token_error.code
         self.reason = token_error.reason
 
@@ -72,7 +76,7 @@ class RevokedError(ProtocolError):
     matched -- ``token``, ``agent`` or ``person`` -- for the event hook, not the agent."""
 
     def __init__(self, which: str):
-        super().__init__("revoked", "the presented credential has been revoked", status=403)
+        super().__init__("the presented credential has been revoked", code="revoked", status=403)
         self.which = which
 
 
@@ -127,16 +131,20 @@ class _TokenCache:
         with self._lock:
             self._entries.clear()
 
-    def wrap(self, resolve: Callable[[SignatureKey], KeyResolution]
-             ) -> Callable[[SignatureKey], KeyResolution]:
+    def wrap(
+        self, resolve: Callable[[SignatureKey], KeyResolution]
+    ) -> Callable[[SignatureKey], KeyResolution]:
         def cached(key: SignatureKey) -> KeyResolution:
             return self.get(key) or self.put(key, resolve(key))
+
         return cached
 
-    def awrap(self, resolve: Callable[[SignatureKey], Awaitable[KeyResolution]]
-              ) -> Callable[[SignatureKey], Awaitable[KeyResolution]]:
+    def awrap(
+        self, resolve: Callable[[SignatureKey], Awaitable[KeyResolution]]
+    ) -> Callable[[SignatureKey], Awaitable[KeyResolution]]:
         async def cached(key: SignatureKey) -> KeyResolution:
             return self.get(key) or self.put(key, await resolve(key))
+
         return cached
 
 
@@ -146,8 +154,7 @@ class ResourceVerifier:
     def __init__(self, config: ResourceConfig, *, events: EventSink | None = None) -> None:
         self.config = config
         self.events = events or EventSink(config.event_hook, clock=config.clock)
-        self.keys = TrustedIssuerKeys(config.issuer_keys, config.trust,
-                                      own_as=config.access_server)
+        self.keys = TrustedIssuerKeys(config.issuer_keys, config.trust, own_as=config.access_server)
         self.signatures = SignatureVerifier(
             additional_components=config.additional_signature_components,
             window=config.signature_window,
@@ -157,10 +164,12 @@ class ResourceVerifier:
             require_query=config.require_query,
         )
         cache = self._cache = _TokenCache(config.token_cache_size, config.clock)
-        self._resolve = cache.wrap(token_key_resolver(
-            keys=self.keys, audience=config.identifier, clock=config.clock))
-        self._aresolve = cache.awrap(async_token_key_resolver(
-            keys=self.keys, audience=config.identifier, clock=config.clock))
+        self._resolve = cache.wrap(
+            token_key_resolver(keys=self.keys, audience=config.identifier, clock=config.clock)
+        )
+        self._aresolve = cache.awrap(
+            async_token_key_resolver(keys=self.keys, audience=config.identifier, clock=config.clock)
+        )
         self._session_keys = (config.signing_key.public_key, *config.previous_keys)
 
     # -- public ----------------------------------------------------------------------------
@@ -212,8 +221,9 @@ class ResourceVerifier:
             detail["matched"] = error.which
         if caller is not None:
             detail.update(caller=caller.label, iss=caller.issuer, jti=caller.jti)
-        self.events.emit(DENIED, "revoked" if isinstance(error, RevokedError) else error.code,
-                         **detail)
+        self.events.emit(
+            DENIED, "revoked" if isinstance(error, RevokedError) else error.code, **detail
+        )
         return error
 
     def _caller(self, verified: VerifiedSignature, request: HttpRequest) -> Caller:
@@ -232,8 +242,12 @@ class ResourceVerifier:
             return caller
         try:
             session = verify_session_token(
-                credential, keys=self._session_keys, resource=self.config.identifier,
-                agent_jkt=verified.thumbprint, now=self.config.clock())
+                credential,
+                keys=self._session_keys,
+                resource=self.config.identifier,
+                agent_jkt=verified.thumbprint,
+                now=self.config.clock(),
+            )
         except SessionTokenError as exc:
             if exc.expired:  # lapsed: the caller simply has no session any more
                 return caller
@@ -243,11 +257,13 @@ class ResourceVerifier:
     def _revocation_queries(self, caller: Caller) -> list[dict[str, Any]]:
         agents = [caller.thumbprint]
         agents += [a for a in (caller.agent, caller.parent_agent) if a]
-        queries: list[dict[str, Any]] = [{
-            "token": (caller.issuer, caller.jti),
-            "agents": agents,
-            "person": caller.person,
-        }]
+        queries: list[dict[str, Any]] = [
+            {
+                "token": (caller.issuer, caller.jti),
+                "agents": agents,
+                "person": caller.person,
+            }
+        ]
         if caller.session is not None:
             queries.append({"token": (self.config.identifier, caller.session.jti)})
         return queries

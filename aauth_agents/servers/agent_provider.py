@@ -249,8 +249,14 @@ class AgentProviderServer:
             if key is None:
                 key = PrivateKey.generate(ED25519, kid=f"ap-{secrets.token_hex(4)}")
                 write_private_key(store, KEY_FILE, key)
-        self.provider = LocalAgentProvider(config.issuer, key, ps=config.ps, clock=config.clock,
-                                           lifetime=config.lifetime, name=config.name)
+        self.provider = LocalAgentProvider(
+            config.issuer,
+            key,
+            ps=config.ps,
+            clock=config.clock,
+            lifetime=config.lifetime,
+            name=config.name,
+        )
         self.db = _Database(db_path)
         self._own_keys = StaticIssuerKeys().add(config.issuer, DWK_AGENT, key.public_key)
         self._purges = Every(self.clock, config.purge_interval)
@@ -267,10 +273,12 @@ class AgentProviderServer:
         than :data:`_TOKEN_RECORD_GRACE` seconds ago (no verifier accepts them any more, so
         neither a refresh nor a revocation needs them); returns how many."""
         now = self.clock()
-        counts = self.db.transaction([
-            ("DELETE FROM ap_enrollments WHERE expires <= ?", (now,)),
-            ("DELETE FROM ap_tokens WHERE exp <= ?", (now - _TOKEN_RECORD_GRACE,)),
-        ])
+        counts = self.db.transaction(
+            [
+                ("DELETE FROM ap_enrollments WHERE expires <= ?", (now,)),
+                ("DELETE FROM ap_tokens WHERE exp <= ?", (now - _TOKEN_RECORD_GRACE,)),
+            ]
+        )
         return sum(counts)
 
     def _housekeeping(self) -> None:
@@ -299,74 +307,103 @@ class AgentProviderServer:
         if existing is not None and existing.revoked is None:
             raise ConfigurationError(f"{agent_id} is already enrolled")
         code = secrets.token_urlsafe(24)
-        self.db.execute("INSERT INTO ap_enrollments VALUES (?, ?, ?, ?)",
-                        (code, agent_id, ps or self.provider.ps,
-                         self.clock() + self.config.enrollment_lifetime))
+        self.db.execute(
+            "INSERT INTO ap_enrollments VALUES (?, ?, ?, ?)",
+            (
+                code,
+                agent_id,
+                ps or self.provider.ps,
+                self.clock() + self.config.enrollment_lifetime,
+            ),
+        )
         log.info("enrolment code created for %s", agent_id)
         return code
 
     def agent(self, agent_id: str) -> AgentRecord | None:
-        rows = self.db.execute("SELECT agent_id, jkt, ps, parent, created, revoked "
-                               "FROM ap_agents WHERE agent_id = ?", (agent_id,))
+        rows = self.db.execute(
+            "SELECT agent_id, jkt, ps, parent, created, revoked FROM ap_agents WHERE agent_id = ?",
+            (agent_id,),
+        )
         return AgentRecord(*rows[0]) if rows else None
 
     def agents(self) -> list[AgentRecord]:
-        rows = self.db.execute("SELECT agent_id, jkt, ps, parent, created, revoked "
-                               "FROM ap_agents ORDER BY agent_id")
+        rows = self.db.execute(
+            "SELECT agent_id, jkt, ps, parent, created, revoked FROM ap_agents ORDER BY agent_id"
+        )
         return [AgentRecord(*row) for row in rows]
 
     async def revoke_agent(self, agent_id: str) -> RevocationResult:
         """Stop issuing tokens for ``agent_id`` and its sub-agents, and ask each PS named in
         their unexpired tokens to revoke them (§Token Revocation). Idempotent."""
-        rows = self.db.execute("SELECT agent_id FROM ap_agents WHERE agent_id = ? OR parent = ?",
-                               (agent_id, agent_id))
+        rows = self.db.execute(
+            "SELECT agent_id FROM ap_agents WHERE agent_id = ? OR parent = ?", (agent_id, agent_id)
+        )
         if not rows:
             raise ConfigurationError(f"{agent_id} is not enrolled here")
         now = self.clock()
         ids = [row[0] for row in rows]
-        self.db.transaction([
-            ("UPDATE ap_agents SET revoked = ? WHERE revoked IS NULL AND agent_id = ?",
-             (now, one)) for one in ids])
-        tokens = [row for one in ids for row in self.db.execute(
-            "SELECT jti, agent_id, ps FROM ap_tokens WHERE revoked IS NULL AND exp > ? "
-            "AND agent_id = ?", (now, one))]
+        self.db.transaction(
+            [
+                (
+                    "UPDATE ap_agents SET revoked = ? WHERE revoked IS NULL AND agent_id = ?",
+                    (now, one),
+                )
+                for one in ids
+            ]
+        )
+        tokens = [
+            row
+            for one in ids
+            for row in self.db.execute(
+                "SELECT jti, agent_id, ps FROM ap_tokens WHERE revoked IS NULL AND exp > ? "
+                "AND agent_id = ?",
+                (now, one),
+            )
+        ]
         result = RevocationResult(revoked_agents=ids)
         async with httpx.AsyncClient(
-                transport=AsyncMappedTransport(dict(self.config.connect)),
-                timeout=self.config.revocation_timeout, follow_redirects=False,
-                trust_env=False) as client:
+            transport=AsyncMappedTransport(dict(self.config.connect)),
+            timeout=self.config.revocation_timeout,
+            follow_redirects=False,
+            trust_env=False,
+        ) as client:
             for jti, owner, ps in tokens:
                 if ps is None:
-                    self.db.execute("UPDATE ap_tokens SET revoked = ? WHERE jti = ?",
-                                    (now, jti))
+                    self.db.execute("UPDATE ap_tokens SET revoked = ? WHERE jti = ?", (now, jti))
                     continue
                 outcome = await self._notify_ps(client, owner, jti, ps)
                 result.calls.append(outcome)
                 if outcome.ok:
-                    self.db.execute("UPDATE ap_tokens SET revoked = ? WHERE jti = ?",
-                                    (now, jti))
+                    self.db.execute("UPDATE ap_tokens SET revoked = ? WHERE jti = ?", (now, jti))
         log.info("revoked %s (%d agents, %d PS calls)", agent_id, len(ids), len(result.calls))
         return result
 
-    async def _notify_ps(self, client: httpx.AsyncClient, agent_id: str, jti: str,
-                         ps: str) -> RevocationOutcome:
+    async def _notify_ps(
+        self, client: httpx.AsyncClient, agent_id: str, jti: str, ps: str
+    ) -> RevocationOutcome:
         try:
             found = await client.get(ps + "/.well-known/" + PS_METADATA)
             metadata = found.json() if found.status_code == 200 else None
             if not isinstance(metadata, dict) or metadata.get("issuer") != ps:
-                return RevocationOutcome(agent_id, jti, ps, None,
-                                         f"no PS metadata for {ps} (HTTP {found.status_code})")
+                return RevocationOutcome(
+                    agent_id, jti, ps, None, f"no PS metadata for {ps} (HTTP {found.status_code})"
+                )
             endpoint = metadata.get("revocation_endpoint")
             if not isinstance(endpoint, str) or not endpoint.startswith(ps + "/"):
-                return RevocationOutcome(agent_id, jti, ps, None,
-                                         "the PS has no revocation endpoint")
+                return RevocationOutcome(
+                    agent_id, jti, ps, None, "the PS has no revocation endpoint"
+                )
             body = json.dumps({"iss": self.issuer, "jti": jti}).encode()
             headers = {"content-type": "application/json"}
             key = self.provider.key
             signed = sign_request(
-                HttpRequest("POST", endpoint, headers, body), key=key, clock=self.clock,
-                signature_key=SignatureKey.from_jwks_uri(id=self.issuer, dwk=DWK_AGENT,
-                                                         kid=str(key.kid)))
+                HttpRequest("POST", endpoint, headers, body),
+                key=key,
+                clock=self.clock,
+                signature_key=SignatureKey.from_jwks_uri(
+                    id=self.issuer, dwk=DWK_AGENT, kid=str(key.kid)
+                ),
+            )
             response = await client.post(endpoint, content=body, headers={**headers, **signed})
         except (AAuthError, httpx.HTTPError, ValueError) as exc:
             log.warning("revocation of %s at %s failed: %s", jti, ps, exc)
@@ -375,29 +412,46 @@ class AgentProviderServer:
             answer = response.json()
         except ValueError:
             answer = None
-        return RevocationOutcome(agent_id, jti, ps, response.status_code,
-                                 answer=answer if isinstance(answer, dict) else None)
+        return RevocationOutcome(
+            agent_id,
+            jti,
+            ps,
+            response.status_code,
+            answer=answer if isinstance(answer, dict) else None,
+        )
 
     # -- issuing ------------------------------------------------------------------------------
 
-    def _issue(self, public: PublicKey, agent_id: str, ps: str | None,
-               parent: str | None) -> dict[str, Any]:
+    def _issue(
+        self, public: PublicKey, agent_id: str, ps: str | None, parent: str | None
+    ) -> dict[str, Any]:
         token = self.provider.mint(public, agent_id, parent_agent=parent, ps=ps)
         claims = peek(token)[1]
-        self.db.execute("INSERT INTO ap_tokens VALUES (?, ?, ?, ?, NULL)",
-                        (claims["jti"], agent_id, claims.get("ps"), claims["exp"]))
-        return {"agent_id": agent_id, "agent_token": token,
-                "expires_in": int(claims["exp"] - self.clock())}
+        self.db.execute(
+            "INSERT INTO ap_tokens VALUES (?, ?, ?, ?, NULL)",
+            (claims["jti"], agent_id, claims.get("ps"), claims["exp"]),
+        )
+        return {
+            "agent_id": agent_id,
+            "agent_token": token,
+            "expires_in": int(claims["exp"] - self.clock()),
+        }
 
     def _verifier(self, scheme: str) -> SignatureVerifier:
-        return SignatureVerifier(clock=self.clock, window=self.config.signature_window,
-                                 accepted_schemes=(scheme,), require_body_digest=True)
+        return SignatureVerifier(
+            clock=self.clock,
+            window=self.config.signature_window,
+            accepted_schemes=(scheme,),
+            require_body_digest=True,
+        )
 
     async def _request(self, request: Request) -> HttpRequest:
         try:
             body = await read_body(request.stream(), self.config.max_body)
         except BodyTooLarge:
-            raise ProtocolError("invalid_request", "the body is too large", status=413) from None
+            raise ProtocolError(
+                "the body is too large", code="invalid_request", status=413
+            ) from None
         url = self.issuer + request.url.path
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
         return HttpRequest(request.method, url, headers, body or None)
@@ -407,56 +461,69 @@ class AgentProviderServer:
         try:
             return loads_json_object(request.body or b"")
         except ValueError as exc:
-            raise ProtocolError("invalid_request", f"the body is {exc}") from None
+            raise ProtocolError(f"the body is {exc}", code="invalid_request") from None
 
-    async def _verified_agent(self, http: HttpRequest) -> tuple[AgentToken, PublicKey,
-                                                                  AgentRecord]:
-        resolver = async_token_key_resolver(keys=self._own_keys, audience=None,
-                                            accept=(TYP_AGENT,), clock=self.clock)
+    async def _verified_agent(self, http: HttpRequest) -> tuple[AgentToken, PublicKey, AgentRecord]:
+        resolver = async_token_key_resolver(
+            keys=self._own_keys, audience=None, accept=(TYP_AGENT,), clock=self.clock
+        )
         verified = await self._verifier("jwt").averify(http, resolver)
         token: AgentToken = verified.context
         record = self.agent(token.sub)
         if record is None or record.thumbprint != verified.thumbprint:
-            raise ProtocolError("invalid_agent_token", "this key is not enrolled for "
-                                f"{token.sub}", status=403)
+            raise ProtocolError(
+                f"this key is not enrolled for {token.sub}", code="invalid_agent_token", status=403
+            )
         if record.revoked is not None:
-            raise ProtocolError("revoked", f"{token.sub} is revoked", status=403)
+            raise ProtocolError(f"{token.sub} is revoked", code="revoked", status=403)
         revoked = self.db.execute("SELECT revoked FROM ap_tokens WHERE jti = ?", (token.jti,))
         if revoked and revoked[0][0] is not None:
-            raise ProtocolError("revoked", "this agent token is revoked", status=403)
+            raise ProtocolError("this agent token is revoked", code="revoked", status=403)
         if record.parent is not None:
             parent = self.agent(record.parent)
             if parent is None or parent.revoked is not None:
-                raise ProtocolError("revoked", f"{record.parent} is revoked", status=403)
+                raise ProtocolError(f"{record.parent} is revoked", code="revoked", status=403)
         return token, verified.public_key, record
 
     async def handle_enroll(self, http: HttpRequest) -> dict[str, Any]:
         verified = await self._verifier("hwk").averify(http)
         code = self._json(http).get("code")
         if not isinstance(code, str) or not code:
-            raise ProtocolError("invalid_request", "code is required")
+            raise ProtocolError("code is required", code="invalid_request")
         now = self.clock()
-        rows = self.db.execute("SELECT agent_id, ps FROM ap_enrollments "
-                               "WHERE code = ? AND expires > ?", (code, now))
+        rows = self.db.execute(
+            "SELECT agent_id, ps FROM ap_enrollments WHERE code = ? AND expires > ?", (code, now)
+        )
         if not rows:
-            raise ProtocolError("invalid_code", "unknown, used or expired enrolment code",
-                                status=403)
+            raise ProtocolError(
+                "unknown, used or expired enrolment code", code="invalid_code", status=403
+            )
         agent_id, ps = rows[0]
         public = verified.public_key
         if public.same_key(self.provider.key.public_key):
-            raise ProtocolError("invalid_request", "not an agent key")
+            raise ProtocolError("not an agent key", code="invalid_request")
         existing = self.agent(agent_id)
         if existing is not None and existing.revoked is None:
-            raise ProtocolError("invalid_code", f"{agent_id} is already enrolled", status=403)
-        consumed = self.db.transaction([
-            ("DELETE FROM ap_enrollments WHERE code = ?", (code,)),
-            ("INSERT OR REPLACE INTO ap_agents VALUES (?, ?, ?, ?, NULL, ?, NULL)",
-             (agent_id, verified.thumbprint, json.dumps(public.to_jwk(kid=False)),
-              ps or self.provider.ps, now)),
-        ])
+            raise ProtocolError(f"{agent_id} is already enrolled", code="invalid_code", status=403)
+        consumed = self.db.transaction(
+            [
+                ("DELETE FROM ap_enrollments WHERE code = ?", (code,)),
+                (
+                    "INSERT OR REPLACE INTO ap_agents VALUES (?, ?, ?, ?, NULL, ?, NULL)",
+                    (
+                        agent_id,
+                        verified.thumbprint,
+                        json.dumps(public.to_jwk(kid=False)),
+                        ps or self.provider.ps,
+                        now,
+                    ),
+                ),
+            ]
+        )
         if consumed[0] != 1:  # a concurrent enrolment took the code first
-            raise ProtocolError("invalid_code", "unknown, used or expired enrolment code",
-                                status=403)
+            raise ProtocolError(
+                "unknown, used or expired enrolment code", code="invalid_code", status=403
+            )
         log.info("enrolled %s (key %s)", agent_id, verified.thumbprint)
         return self._issue(public, agent_id, ps or self.provider.ps, None)
 
@@ -467,31 +534,43 @@ class AgentProviderServer:
     async def handle_subagent(self, http: HttpRequest) -> dict[str, Any]:
         token, _, record = await self._verified_agent(http)
         if record.parent is not None:
-            raise ProtocolError("invalid_request", "a sub-agent cannot have sub-agents "
-                                "(§Sub-Agents, Single-Level Depth)", status=403)
+            raise ProtocolError(
+                "a sub-agent cannot have sub-agents (§Sub-Agents, Single-Level Depth)",
+                code="invalid_request",
+                status=403,
+            )
         data = self._json(http)
         name, jwk = data.get("name"), data.get("jwk")
         if not isinstance(name, str) or not isinstance(jwk, dict):
-            raise ProtocolError("invalid_request", 'the body is {"name": ..., "jwk": {...}}')
+            raise ProtocolError('the body is {"name": ..., "jwk": {...}}', code="invalid_request")
         try:
             public = PublicKey.from_jwk(jwk)
         except (AAuthError, ValueError) as exc:
-            raise ProtocolError("invalid_request", f"jwk: {exc}") from exc
-        local, _, domain = token.sub[len("aauth:"):].rpartition("@")
+            raise ProtocolError(f"jwk: {exc}", code="invalid_request") from exc
+        local, _, domain = token.sub[len("aauth:") :].rpartition("@")
         sub_id = f"aauth:{local}+{name}@{domain}"
         try:
             self.provider.check_agent_id(sub_id, parent_agent=token.sub)
         except ConfigurationError as exc:
-            raise ProtocolError("invalid_request", exc.detail) from exc
+            raise ProtocolError(exc.detail, code="invalid_request") from exc
         existing = self.agent(sub_id)
         if existing is not None and existing.revoked is not None:
-            raise ProtocolError("revoked", f"{sub_id} is revoked", status=403)
+            raise ProtocolError(f"{sub_id} is revoked", code="revoked", status=403)
         if existing is not None and existing.thumbprint != public.thumbprint():
-            raise ProtocolError("invalid_request", f"{sub_id} exists with another key",
-                                status=409)
-        self.db.execute("INSERT OR REPLACE INTO ap_agents VALUES (?, ?, ?, ?, ?, ?, NULL)",
-                        (sub_id, public.thumbprint(), json.dumps(public.to_jwk(kid=False)),
-                         record.ps, token.sub, self.clock()))
+            raise ProtocolError(
+                f"{sub_id} exists with another key", code="invalid_request", status=409
+            )
+        self.db.execute(
+            "INSERT OR REPLACE INTO ap_agents VALUES (?, ?, ?, ?, ?, ?, NULL)",
+            (
+                sub_id,
+                public.thumbprint(),
+                json.dumps(public.to_jwk(kid=False)),
+                record.ps,
+                token.sub,
+                self.clock(),
+            ),
+        )
         return self._issue(public, sub_id, record.ps, token.sub)
 
     # -- the app ------------------------------------------------------------------------------
@@ -505,21 +584,23 @@ class AgentProviderServer:
                 self._housekeeping()
                 try:
                     http = await self._request(request)
-                    return JSONResponse(await handler(http),
-                                        headers={"Cache-Control": "no-store"})
+                    return JSONResponse(await handler(http), headers={"Cache-Control": "no-store"})
                 except AAuthError as exc:
                     return _problem(exc)
                 except Exception:
                     log.exception("%s %s failed", request.method, request.url.path)
-                    return _problem(ProtocolError("server_error", "internal error"))
+                    return _problem(ProtocolError("internal error", code="server_error"))
+
             return run
 
-        app = Starlette(routes=[
-            *published.routes,
-            Route(ENROLL_PATH, endpoint(self.handle_enroll), methods=["POST"]),
-            Route(TOKEN_PATH, endpoint(self.handle_refresh), methods=["POST"]),
-            Route(SUBAGENT_PATH, endpoint(self.handle_subagent), methods=["POST"]),
-        ])
+        app = Starlette(
+            routes=[
+                *published.routes,
+                Route(ENROLL_PATH, endpoint(self.handle_enroll), methods=["POST"]),
+                Route(TOKEN_PATH, endpoint(self.handle_refresh), methods=["POST"]),
+                Route(SUBAGENT_PATH, endpoint(self.handle_subagent), methods=["POST"]),
+            ]
+        )
         app.state.agent_provider = self
         return app
 
@@ -539,22 +620,29 @@ class AgentProviderClient:
         self.client = client
         self.clock = clock
 
-    def _post(self, path: str, body: dict[str, Any], key: PrivateKey,
-              signature_key: SignatureKey) -> dict[str, Any]:
+    def _post(
+        self, path: str, body: dict[str, Any], key: PrivateKey, signature_key: SignatureKey
+    ) -> dict[str, Any]:
         url = self.issuer + path
         content = json.dumps(body).encode()
         headers = {"content-type": "application/json"}
-        signed = sign_request(HttpRequest("POST", url, headers, content), key=key,
-                              signature_key=signature_key, clock=self.clock)
+        signed = sign_request(
+            HttpRequest("POST", url, headers, content),
+            key=key,
+            signature_key=signature_key,
+            clock=self.clock,
+        )
         response = self.client.post(url, content=content, headers={**headers, **signed})
         try:
             data = response.json()
         except ValueError:
             data = {}
         if response.status_code != 200 or not isinstance(data.get("agent_token"), str):
-            raise ProtocolError(str(data.get("error") or "server_error"),
-                                str(data.get("detail") or f"HTTP {response.status_code}"),
-                                status=response.status_code)
+            raise ProtocolError(
+                str(data.get("detail") or f"HTTP {response.status_code}"),
+                code=str(data.get("error") or "server_error"),
+                status=response.status_code,
+            )
         return dict(data)
 
     def _identity(self, key: PrivateKey, token: str, refresh_margin: float) -> AgentIdentity:
@@ -566,32 +654,46 @@ class AgentProviderClient:
                 raise ConfigurationError("this provider refreshes the enrolled key only")
             return self.refresh(identity.key, identity.agent_token)
 
-        identity = AgentIdentity(key, token, token_source=source, refresh_margin=refresh_margin,
-                                 clock=self.clock)
+        identity = AgentIdentity(
+            key, token, token_source=source, refresh_margin=refresh_margin, clock=self.clock
+        )
         holder["identity"] = identity
         return identity
 
-    def enroll(self, code: str, key: PrivateKey | None = None, *,
-               refresh_margin: float = 300.0) -> AgentIdentity:
+    def enroll(
+        self, code: str, key: PrivateKey | None = None, *, refresh_margin: float = 300.0
+    ) -> AgentIdentity:
         """Enrol ``key`` (a fresh Ed25519 key by default) with the operator's one-time
         ``code``; the identity refreshes its token at the provider."""
         key = key or PrivateKey.generate()
-        data = self._post(ENROLL_PATH, {"code": code}, key,
-                          SignatureKey.from_public_key(key.public_key))
+        data = self._post(
+            ENROLL_PATH, {"code": code}, key, SignatureKey.from_public_key(key.public_key)
+        )
         return self._identity(key, data["agent_token"], refresh_margin)
 
     def refresh(self, key: PrivateKey, agent_token: str) -> str:
         """A fresh agent token for ``key``, presenting the current one."""
-        return str(self._post(TOKEN_PATH, {}, key, SignatureKey.from_jwt(agent_token))
-                   ["agent_token"])
+        return str(
+            self._post(TOKEN_PATH, {}, key, SignatureKey.from_jwt(agent_token))["agent_token"]
+        )
 
-    def subagent(self, parent: AgentIdentity, name: str, key: PrivateKey | None = None, *,
-                 refresh_margin: float = 300.0) -> AgentIdentity:
+    def subagent(
+        self,
+        parent: AgentIdentity,
+        name: str,
+        key: PrivateKey | None = None,
+        *,
+        refresh_margin: float = 300.0,
+    ) -> AgentIdentity:
         """A sub-agent of ``parent`` named ``name`` (the discriminator) with ``key`` (fresh by
         default); it refreshes its own token."""
         key = key or PrivateKey.generate()
-        data = self._post(SUBAGENT_PATH, {"name": name, "jwk": key.public_key.to_jwk(kid=False)},
-                          parent.key, SignatureKey.from_jwt(parent.current_token()))
+        data = self._post(
+            SUBAGENT_PATH,
+            {"name": name, "jwk": key.public_key.to_jwk(kid=False)},
+            parent.key,
+            SignatureKey.from_jwt(parent.current_token()),
+        )
         return self._identity(key, data["agent_token"], refresh_margin)
 
 

@@ -90,19 +90,23 @@ DESCRIPTION = (
     "(person token), and keeps a few text files for each person (auth token, `files.read` and "
     "`files.write`). The same operations are MCP tools at `/mcp`."
 )
-SCOPES: Mapping[str, str] = MappingProxyType({
-    "files.read": "Read your files at the demo resource",
-    "files.write": "Create and change your files at the demo resource",
-})
+SCOPES: Mapping[str, str] = MappingProxyType(
+    {
+        "files.read": "Read your files at the demo resource",
+        "files.write": "Create and change your files at the demo resource",
+    }
+)
 #: The rule of each MCP tool; ``initialize``, ``tools/list`` and the like need an agent token.
-TOOL_RULES: Mapping[str, AccessRule] = MappingProxyType({
-    "whoami": AccessRule.agent(),
-    "profile": AccessRule.person(),
-    "list_files": AccessRule.auth("files.read"),
-    "read_file": AccessRule.auth("files.read"),
-    "write_file": AccessRule.auth("files.write"),
-    "delete_file": AccessRule.per_call("files.write"),  # shown with delete_display
-})
+TOOL_RULES: Mapping[str, AccessRule] = MappingProxyType(
+    {
+        "whoami": AccessRule.agent(),
+        "profile": AccessRule.person(),
+        "list_files": AccessRule.auth("files.read"),
+        "read_file": AccessRule.auth("files.read"),
+        "write_file": AccessRule.auth("files.write"),
+        "delete_file": AccessRule.per_call("files.write"),  # shown with delete_display
+    }
+)
 WELCOME = {"welcome.txt": "Hello from the aauth-agents demo resource.\n"}
 
 _FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -118,8 +122,14 @@ class DemoFiles:
     Bounded: ``max_files`` per person, ``max_bytes`` per file, ``max_people`` folders (the
     least recently used folder is dropped past that). Thread-safe."""
 
-    def __init__(self, seed: Mapping[str, str] | None = None, *, max_files: int = 100,
-                 max_bytes: int = 64 * 1024, max_people: int = 10_000) -> None:
+    def __init__(
+        self,
+        seed: Mapping[str, str] | None = None,
+        *,
+        max_files: int = 100,
+        max_bytes: int = 64 * 1024,
+        max_people: int = 10_000,
+    ) -> None:
         self.seed = dict(WELCOME if seed is None else seed)
         self.max_files, self.max_bytes, self.max_people = max_files, max_bytes, max_people
         self._folders: OrderedDict[tuple[str, str], dict[str, str]] = OrderedDict()
@@ -146,8 +156,7 @@ class DemoFiles:
         """``[{"name", "size"}]``, by name."""
         with self._lock:
             folder = self._view(person)
-            return [{"name": name, "size": len(folder[name].encode())}
-                    for name in sorted(folder)]
+            return [{"name": name, "size": len(folder[name].encode())} for name in sorted(folder)]
 
     def read(self, person: tuple[str, str], name: str) -> str | None:
         with self._lock:
@@ -163,8 +172,9 @@ class DemoFiles:
         """Create or replace ``name``: ``{"name", "size", "created"}``; :class:`DemoFileError`
         for a bad name, oversized content or a full folder (nothing is written then)."""
         if not isinstance(name, str) or not _FILE_NAME.fullmatch(name):
-            raise DemoFileError("a file name is 1-64 of A-Z a-z 0-9 . _ - starting with a "
-                                "letter or digit")
+            raise DemoFileError(
+                "a file name is 1-64 of A-Z a-z 0-9 . _ - starting with a letter or digit"
+            )
         if not isinstance(content, str):
             raise DemoFileError("content is text")
         size = len(content.encode())
@@ -186,8 +196,7 @@ def describe_caller(caller: Caller) -> dict[str, Any]:
         "agent": caller.agent,
         "agent_provider": caller.issuer if caller.presents_agent_token else None,
         "parent_agent": caller.parent_agent,
-        "person": {"issuer": caller.person[0], "sub": caller.person[1]}
-        if caller.person else None,
+        "person": {"issuer": caller.person[0], "sub": caller.person[1]} if caller.person else None,
         "scopes": list(caller.scopes),
         "key_thumbprint": caller.thumbprint,
     }
@@ -200,8 +209,11 @@ def _person(caller: Caller) -> tuple[str, str]:
 
 
 def _problem(status: int, error: str, detail: str) -> Response:
-    return JSONResponse({"error": error, "detail": detail}, status_code=status,
-                        media_type="application/problem+json")
+    return JSONResponse(
+        {"error": error, "detail": detail},
+        status_code=status,
+        media_type="application/problem+json",
+    )
 
 
 class DemoResource:
@@ -213,8 +225,15 @@ class DemoResource:
     :class:`~aauth_agents.resource.AAuthMiddleware` every request passes. When the ASGI
     server runs no lifespan, ``await aclose()`` stops the MCP session manager."""
 
-    def __init__(self, *, middleware: AAuthMiddleware, files: DemoFiles, mcp: McpServer[Any],
-                 mcp_app: McpServerApp, tools: list[McpTool]) -> None:
+    def __init__(
+        self,
+        *,
+        middleware: AAuthMiddleware,
+        files: DemoFiles,
+        mcp: McpServer[Any],
+        mcp_app: McpServerApp,
+        tools: list[McpTool],
+    ) -> None:
         self.middleware = middleware
         self.resource: AAuthResource = middleware.resource
         self.files = files
@@ -232,10 +251,15 @@ class DemoResource:
 def _mcp_server(identifier: str, files: DemoFiles) -> McpServer[Any]:
     host = urlsplit(identifier).netloc
     server: McpServer[Any] = new_server(
-        NAME, instructions=DESCRIPTION, stateless_http=True, streamable_http_path=MCP_PATH,
-        log_level="WARNING", transport_security=TransportSecuritySettings(
-            enable_dns_rebinding_protection=True, allowed_hosts=[host],
-            allowed_origins=[identifier]))
+        NAME,
+        instructions=DESCRIPTION,
+        stateless_http=True,
+        streamable_http_path=MCP_PATH,
+        log_level="WARNING",
+        transport_security=TransportSecuritySettings(
+            enable_dns_rebinding_protection=True, allowed_hosts=[host], allowed_origins=[identifier]
+        ),
+    )
 
     @server.tool(description="Who the calling agent is (needs an agent token).")
     def whoami(ctx: AnyContext) -> dict[str, Any]:
@@ -260,8 +284,7 @@ def _mcp_server(identifier: str, files: DemoFiles) -> McpServer[Any]:
     def write_file(name: str, content: str, ctx: AnyContext) -> dict[str, Any]:
         return files.write(_person(require_caller_from_context(ctx)), name, content)
 
-    @server.tool(description="Delete one of the person's files (the person approves each "
-                             "call).")
+    @server.tool(description="Delete one of the person's files (the person approves each call).")
     def delete_file(name: str, ctx: AnyContext) -> dict[str, Any]:
         if not files.delete(_person(require_caller_from_context(ctx)), name):
             raise DemoFileError(f"no file named {name!r}")
@@ -287,7 +310,8 @@ def delete_display(files: DemoFiles) -> Callable[[ProposedCall], Display]:
         return Display(
             summary=f"Delete one of your files at the demo resource: {name}",
             detail=f"## Action\nDelete the file {shown}\n\n## Details\n{state}",
-            irreversible="A deleted file cannot be restored.")
+            irreversible="A deleted file cannot be restored.",
+        )
 
     return display
 
@@ -322,34 +346,52 @@ def demo_resource(
     files = files if files is not None else DemoFiles()
     server = _mcp_server(issuer, files)
     mcp_app = McpServerApp(server, hosts=[urlsplit(issuer).netloc])
-    rules = dict(TOOL_RULES, delete_file=AccessRule.per_call(
-        *TOOL_RULES["delete_file"].scopes, display=delete_display(files)))
+    rules = dict(
+        TOOL_RULES,
+        delete_file=AccessRule.per_call(
+            *TOOL_RULES["delete_file"].scopes, display=delete_display(files)
+        ),
+    )
     tools = declare_tools(server, rules, default=AccessRule.agent())
     config = ResourceConfig(
         identifier=issuer,
         signing_key=signing_key or PrivateKey.generate(kid="demo-resource-1"),
-        issuer_keys=issuer_keys, stores=stores, clock=clock, event_hook=event_hook,
-        trust=trust or TrustPolicy(), name=NAME, description=DESCRIPTION,
-        scope_descriptions=SCOPES, access_mode="agent-token",
+        issuer_keys=issuer_keys,
+        stores=stores,
+        clock=clock,
+        event_hook=event_hook,
+        trust=trust or TrustPolicy(),
+        name=NAME,
+        description=DESCRIPTION,
+        scope_descriptions=SCOPES,
+        access_mode="agent-token",
         deferred_retry_after=1,  # a held delete_file call is polled again after 1 s
         additional_signature_components=MCP_SIGNATURE_COMPONENTS,
-        extra_metadata=mcp_metadata(issuer + MCP_PATH, tools))
+        extra_metadata=mcp_metadata(issuer + MCP_PATH, tools),
+    )
 
-    app = Starlette(routes=[
-        *_rest_routes(files),
-        Route(MCP_PATH, mcp_app.endpoint, methods=["GET", "POST", "DELETE"]),
-    ], lifespan=mcp_app.lifespan)
-    policy = RoutePolicy([
-        ("GET", "/whoami", AccessRule.agent()),
-        ("GET", "/profile", AccessRule.person()),
-        ("GET", "/files", AccessRule.auth("files.read")),
-        ("GET", "/files/{name}", AccessRule.auth("files.read")),
-        ("POST", "/files", AccessRule.auth("files.write")),
-        ("*", MCP_PATH, mcp_policy(tools, default=AccessRule.agent())),
-    ], default=AccessRule.agent())
+    app = Starlette(
+        routes=[
+            *_rest_routes(files),
+            Route(MCP_PATH, mcp_app.endpoint, methods=["GET", "POST", "DELETE"]),
+        ],
+        lifespan=mcp_app.lifespan,
+    )
+    policy = RoutePolicy(
+        [
+            ("GET", "/whoami", AccessRule.agent()),
+            ("GET", "/profile", AccessRule.person()),
+            ("GET", "/files", AccessRule.auth("files.read")),
+            ("GET", "/files/{name}", AccessRule.auth("files.read")),
+            ("POST", "/files", AccessRule.auth("files.write")),
+            ("*", MCP_PATH, mcp_policy(tools, default=AccessRule.agent())),
+        ],
+        default=AccessRule.agent(),
+    )
     middleware = AAuthMiddleware(app, resource=config, policy=policy)
-    return DemoResource(middleware=middleware, files=files, mcp=server, mcp_app=mcp_app,
-                        tools=tools)
+    return DemoResource(
+        middleware=middleware, files=files, mcp=server, mcp_app=mcp_app, tools=tools
+    )
 
 
 def _rest_routes(files: DemoFiles) -> list[Route]:
@@ -379,8 +421,9 @@ def _rest_routes(files: DemoFiles) -> list[Route]:
         if set(body) != {"name", "content"}:
             return _problem(400, "invalid_request", 'the body is {"name": ..., "content": ...}')
         try:
-            written = files.write(_person(request.state.aauth), body.get("name", ""),
-                                  body.get("content", ""))
+            written = files.write(
+                _person(request.state.aauth), body.get("name", ""), body.get("content", "")
+            )
         except DemoFileError as exc:
             return _problem(400, "invalid_request", str(exc))
         return JSONResponse(written, status_code=201 if written["created"] else 200)
@@ -394,8 +437,9 @@ def _rest_routes(files: DemoFiles) -> list[Route]:
     ]
 
 
-def mapped_discovery(mapping: Mapping[str, str], *, clock: Clock = system_clock,
-                     timeout: float = 10.0) -> AsyncDiscovery:
+def mapped_discovery(
+    mapping: Mapping[str, str], *, clock: Clock = system_clock, timeout: float = 10.0
+) -> AsyncDiscovery:
     """Discovery for a development setup where other parties' identifiers are mapped
     (``{"https://ps.example": "http://127.0.0.1:8123"}``, the CLI's ``--map``).
 
@@ -415,8 +459,12 @@ def mapped_discovery(mapping: Mapping[str, str], *, clock: Clock = system_clock,
         except ValueError:
             addresses = system_resolver(target)
         table[host.lower()] = addresses
-        log.warning("discovery for %s connects to %s (%s); development only", origin,
-                    destination, ", ".join(addresses))
+        log.warning(
+            "discovery for %s connects to %s (%s); development only",
+            origin,
+            destination,
+            ", ".join(addresses),
+        )
     kinds = {classify(ipaddress.ip_address(a)) for addresses in table.values() for a in addresses}
 
     def resolve(host: str) -> list[str]:
@@ -428,10 +476,12 @@ def mapped_discovery(mapping: Mapping[str, str], *, clock: Clock = system_clock,
             raise OSError(f"{host} resolves to a non-public address; only mapped hosts may")
         return found
 
-    egress = EgressPolicy(resolver=resolve, allow_loopback="loopback" in kinds,
-                          allow_private="private" in kinds)
-    return AsyncDiscovery(transport=AsyncMappedTransport(dict(mapping)), egress=egress,
-                          clock=clock, timeout=timeout)
+    egress = EgressPolicy(
+        resolver=resolve, allow_loopback="loopback" in kinds, allow_private="private" in kinds
+    )
+    return AsyncDiscovery(
+        transport=AsyncMappedTransport(dict(mapping)), egress=egress, clock=clock, timeout=timeout
+    )
 
 
 __all__ = [

@@ -18,10 +18,36 @@ import nh3
 from markdown_it import MarkdownIt
 
 #: Tags the sanitizer keeps. No images, forms, frames, media or styles.
-ALLOWED_TAGS: frozenset[str] = frozenset({
-    "a", "p", "br", "hr", "em", "strong", "code", "pre", "blockquote", "ul", "ol", "li",
-    "h1", "h2", "h3", "h4", "h5", "h6", "del", "s", "table", "thead", "tbody", "tr", "th", "td",
-})
+ALLOWED_TAGS: frozenset[str] = frozenset(
+    {
+        "a",
+        "p",
+        "br",
+        "hr",
+        "em",
+        "strong",
+        "code",
+        "pre",
+        "blockquote",
+        "ul",
+        "ol",
+        "li",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "del",
+        "s",
+        "table",
+        "thead",
+        "tbody",
+        "tr",
+        "th",
+        "td",
+    }
+)
 ALLOWED_ATTRIBUTES: dict[str, set[str]] = {"a": {"href", "title"}, "ol": {"start"}}
 URL_SCHEMES: frozenset[str] = frozenset({"https", "http", "mailto"})
 #: Longest input rendered; longer text is cut (a page is no place for a novel).

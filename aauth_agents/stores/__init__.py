@@ -93,12 +93,14 @@ class Stores:
 
     def purge(self, now: float) -> int:
         """Forget expired entries everywhere; returns how many."""
-        return (self.pending.purge(now) + self.revocations.purge(now)
-                + self.person_tokens.purge(now))
+        return self.pending.purge(now) + self.revocations.purge(now) + self.person_tokens.purge(now)
 
     async def apurge(self, now: float) -> int:
-        return (await self.pending.apurge(now) + await self.revocations.apurge(now)
-                + await self.person_tokens.apurge(now))
+        return (
+            await self.pending.apurge(now)
+            + await self.revocations.apurge(now)
+            + await self.person_tokens.apurge(now)
+        )
 
 
 __all__ = [

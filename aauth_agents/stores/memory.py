@@ -51,8 +51,11 @@ class MemoryPendingStore:
             current = self._records.get(record.id)
             if current is None or current.version != record.version:
                 return None
-            stored = record.evolve(version=record.version + 1,
-                                   interaction_id=current.interaction_id, owner=current.owner)
+            stored = record.evolve(
+                version=record.version + 1,
+                interaction_id=current.interaction_id,
+                owner=current.owner,
+            )
             self._records[record.id] = stored
             return stored
 
@@ -62,11 +65,13 @@ class MemoryPendingStore:
 
     def open_for_owner(self, owner: str, now: float, limit: int = 100) -> list[PendingRecord]:
         with self._lock:
-            found = [r for r in self._records.values()
-                     if r.owner == owner and r.state in OPEN
-                     and r.expires_at > now]
+            found = [
+                r
+                for r in self._records.values()
+                if r.owner == owner and r.state in OPEN and r.expires_at > now
+            ]
         found.sort(key=lambda r: (r.created_at, r.id))
-        return found[:max(0, limit)]
+        return found[: max(0, limit)]
 
     def _forget(self, record_id: str) -> None:
         record = self._records.pop(record_id, None)
@@ -95,8 +100,9 @@ class MemoryPendingStore:
     async def adelete(self, record_id: str) -> None:
         self.delete(record_id)
 
-    async def aopen_for_owner(self, owner: str, now: float, limit: int = 100
-                              ) -> list[PendingRecord]:
+    async def aopen_for_owner(
+        self, owner: str, now: float, limit: int = 100
+    ) -> list[PendingRecord]:
         return self.open_for_owner(owner, now, limit)
 
     async def apurge(self, now: float) -> int:
@@ -202,8 +208,9 @@ class MemoryRevocationStore:
         return self.purge(now)
 
 
-def _person_key(agent_jkt: str, ps: str, sub: str, mission_s256: str | None
-                ) -> tuple[str, str, str, str]:
+def _person_key(
+    agent_jkt: str, ps: str, sub: str, mission_s256: str | None
+) -> tuple[str, str, str, str]:
     return (agent_jkt, ps, sub, mission_s256 or "")
 
 

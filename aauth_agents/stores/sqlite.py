@@ -109,8 +109,9 @@ class SQLiteDatabase:
             except sqlite3.OperationalError as exc:  # another process added it meanwhile
                 if "duplicate column" not in str(exc):
                     raise
-        self._conn.execute("CREATE INDEX IF NOT EXISTS aauth_pending_owner "
-                           "ON aauth_pending (owner, state)")
+        self._conn.execute(
+            "CREATE INDEX IF NOT EXISTS aauth_pending_owner ON aauth_pending (owner, state)"
+        )
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         with self._lock:
@@ -143,15 +144,26 @@ def _record(row: Any) -> PendingRecord | None:
     if row is None:
         return None
     return PendingRecord(
-        id=row[0], kind=row[1], state=row[2], agent_jkt=row[3], created_at=row[4],
-        expires_at=row[5], purge_at=row[6], interaction_id=row[7], code=row[8],
-        code_attempts=row[9], data=PendingRecord.load_data(row[10]), version=row[11],
+        id=row[0],
+        kind=row[1],
+        state=row[2],
+        agent_jkt=row[3],
+        created_at=row[4],
+        expires_at=row[5],
+        purge_at=row[6],
+        interaction_id=row[7],
+        code=row[8],
+        code_attempts=row[9],
+        data=PendingRecord.load_data(row[10]),
+        version=row[11],
         owner=row[12],
     )
 
 
-_PENDING_COLUMNS = ("id, kind, state, agent_jkt, created_at, expires_at, purge_at, "
-                    "interaction_id, code, code_attempts, data, version, owner")
+_PENDING_COLUMNS = (
+    "id, kind, state, agent_jkt, created_at, expires_at, purge_at, "
+    "interaction_id, code, code_attempts, data, version, owner"
+)
 
 
 class SQLitePendingStore:
@@ -165,31 +177,59 @@ class SQLitePendingStore:
             self.db.execute(
                 f"INSERT INTO aauth_pending ({_PENDING_COLUMNS}) "  # noqa: S608 (constants)
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (record.id, record.kind, record.state, record.agent_jkt, record.created_at,
-                 record.expires_at, record.purge_at, record.interaction_id, record.code,
-                 record.code_attempts, record.data_json(), record.version, record.owner),
+                (
+                    record.id,
+                    record.kind,
+                    record.state,
+                    record.agent_jkt,
+                    record.created_at,
+                    record.expires_at,
+                    record.purge_at,
+                    record.interaction_id,
+                    record.code,
+                    record.code_attempts,
+                    record.data_json(),
+                    record.version,
+                    record.owner,
+                ),
             )
         except sqlite3.IntegrityError as exc:
             raise KeyError(f"pending record {record.id!r} exists") from exc
 
     def get(self, record_id: str) -> PendingRecord | None:
-        return _record(self.db.fetchone(
-            f"SELECT {_PENDING_COLUMNS} FROM aauth_pending WHERE id = ?",  # noqa: S608
-            (record_id,)))
+        return _record(
+            self.db.fetchone(
+                f"SELECT {_PENDING_COLUMNS} FROM aauth_pending WHERE id = ?",  # noqa: S608
+                (record_id,),
+            )
+        )
 
     def get_by_interaction(self, interaction_id: str) -> PendingRecord | None:
-        return _record(self.db.fetchone(
-            f"SELECT {_PENDING_COLUMNS} FROM aauth_pending WHERE interaction_id = ?",  # noqa: S608
-            (interaction_id,)))
+        return _record(
+            self.db.fetchone(
+                f"SELECT {_PENDING_COLUMNS} FROM aauth_pending WHERE interaction_id = ?",  # noqa: S608
+                (interaction_id,),
+            )
+        )
 
     def replace(self, record: PendingRecord) -> PendingRecord | None:
         cursor = self.db.execute(
             "UPDATE aauth_pending SET kind = ?, state = ?, agent_jkt = ?, created_at = ?, "
             "expires_at = ?, purge_at = ?, code = ?, code_attempts = ?, data = ?, "
             "version = version + 1 WHERE id = ? AND version = ?",
-            (record.kind, record.state, record.agent_jkt, record.created_at, record.expires_at,
-             record.purge_at, record.code, record.code_attempts, record.data_json(),
-             record.id, record.version),
+            (
+                record.kind,
+                record.state,
+                record.agent_jkt,
+                record.created_at,
+                record.expires_at,
+                record.purge_at,
+                record.code,
+                record.code_attempts,
+                record.data_json(),
+                record.id,
+                record.version,
+            ),
         )
         if cursor.rowcount != 1:
             return None
@@ -202,7 +242,8 @@ class SQLitePendingStore:
         rows = self.db.fetchall(
             f"SELECT {_PENDING_COLUMNS} FROM aauth_pending WHERE owner = ? "  # noqa: S608
             "AND state IN (?, ?) AND expires_at > ? ORDER BY created_at, id LIMIT ?",
-            (owner, *sorted(OPEN), now, max(0, limit)))
+            (owner, *sorted(OPEN), now, max(0, limit)),
+        )
         return [r for r in map(_record, rows) if r is not None]
 
     def purge(self, now: float) -> int:
@@ -223,8 +264,9 @@ class SQLitePendingStore:
     async def adelete(self, record_id: str) -> None:
         await _in_thread(self.delete, record_id)
 
-    async def aopen_for_owner(self, owner: str, now: float, limit: int = 100
-                              ) -> list[PendingRecord]:
+    async def aopen_for_owner(
+        self, owner: str, now: float, limit: int = 100
+    ) -> list[PendingRecord]:
         return await _in_thread(self.open_for_owner, owner, now, limit)
 
     async def apurge(self, now: float) -> int:
@@ -240,7 +282,8 @@ class SQLiteRevocationStore:
 
     def _revoke(self, kind: str, a: str, b: str, until: float) -> bool:
         existed = self.db.fetchone(
-            "SELECT 1 FROM aauth_revoked WHERE kind = ? AND a = ? AND b = ?", (kind, a, b))
+            "SELECT 1 FROM aauth_revoked WHERE kind = ? AND a = ? AND b = ?", (kind, a, b)
+        )
         self.db.execute(
             "INSERT INTO aauth_revoked (kind, a, b, until) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (kind, a, b) DO UPDATE SET until = max(until, excluded.until)",
@@ -304,8 +347,7 @@ class SQLiteRevocationStore:
 
     def purge(self, now: float) -> int:
         revoked = self.db.execute("DELETE FROM aauth_revoked WHERE until <= ?", (now,)).rowcount
-        known = self.db.execute(
-            "DELETE FROM aauth_known_tokens WHERE until <= ?", (now,)).rowcount
+        known = self.db.execute("DELETE FROM aauth_known_tokens WHERE until <= ?", (now,)).rowcount
         return revoked + known
 
     async def arevoke_token(self, iss: str, jti: str, until: float) -> bool:
@@ -325,8 +367,7 @@ class SQLiteRevocationStore:
         agents: Sequence[str] = (),
         person: tuple[str, str] | None = None,
     ) -> str | None:
-        return await _in_thread(
-            self.is_revoked, now=now, token=token, agents=agents, person=person)
+        return await _in_thread(self.is_revoked, now=now, token=token, agents=agents, person=person)
 
     async def aremember_token(self, iss: str, jti: str, until: float) -> None:
         await _in_thread(self.remember_token, iss, jti, until)
@@ -348,8 +389,15 @@ class SQLitePersonTokenStore:
         self.db.execute(
             "INSERT OR REPLACE INTO aauth_person_tokens "
             "(agent_jkt, ps, sub, mission_s256, jti, tenant, exp) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (record.agent_jkt, record.ps, record.sub, record.mission_s256 or "", record.jti,
-             record.tenant, record.exp),
+            (
+                record.agent_jkt,
+                record.ps,
+                record.sub,
+                record.mission_s256 or "",
+                record.jti,
+                record.tenant,
+                record.exp,
+            ),
         )
 
     def find(
@@ -362,12 +410,18 @@ class SQLitePersonTokenStore:
         )
         if row is None:
             return None
-        return PersonTokenRecord(agent_jkt=agent_jkt, ps=ps, sub=sub, jti=row[0], exp=row[2],
-                                 mission_s256=mission_s256 or None, tenant=row[1])
+        return PersonTokenRecord(
+            agent_jkt=agent_jkt,
+            ps=ps,
+            sub=sub,
+            jti=row[0],
+            exp=row[2],
+            mission_s256=mission_s256 or None,
+            tenant=row[1],
+        )
 
     def purge(self, now: float) -> int:
-        return self.db.execute(
-            "DELETE FROM aauth_person_tokens WHERE exp <= ?", (now,)).rowcount
+        return self.db.execute("DELETE FROM aauth_person_tokens WHERE exp <= ?", (now,)).rowcount
 
     async def aput(self, record: PersonTokenRecord) -> None:
         await _in_thread(self.put, record)
@@ -392,8 +446,9 @@ class SQLiteReplayCache:
     ``aauth_replay``; shared by every process using the file. Expired entries are
     overwritten, and purged every ``purge_every`` stores."""
 
-    def __init__(self, db: SQLiteDatabase, *, clock: Clock = system_clock,
-                 purge_every: int = 1000) -> None:
+    def __init__(
+        self, db: SQLiteDatabase, *, clock: Clock = system_clock, purge_every: int = 1000
+    ) -> None:
         self.db = db
         self.clock = clock
         self.purge_every = purge_every

@@ -105,7 +105,7 @@ class InvalidTransitionError(ProtocolError):
     """A move :data:`TRANSITIONS` does not allow: a bug, answered as ``server_error``."""
 
     def __init__(self, state: str, event: Event) -> None:
-        super().__init__("server_error", f"a {state} request cannot {event.value}")
+        super().__init__(f"a {state} request cannot {event.value}", code="server_error")
         self.state = state
         self.event = event
 

@@ -56,9 +56,29 @@ Instant: TypeAlias = int | float | datetime | str
 #: Claims the minting functions set themselves; ``extra`` may not supply them.
 RESERVED_CLAIMS = frozenset(
     {
-        "iss", "dwk", "sub", "aud", "jti", "iat", "exp", "nbf", "cnf", "ps", "parent_agent",
-        "mission_s256", "tenant", "scope", "account", "presented_jti", "person_token_jti",
-        "agent_jkt", "interaction", "r3_uri", "r3_s256", "r3_granted", "r3_per_call",
+        "iss",
+        "dwk",
+        "sub",
+        "aud",
+        "jti",
+        "iat",
+        "exp",
+        "nbf",
+        "cnf",
+        "ps",
+        "parent_agent",
+        "mission_s256",
+        "tenant",
+        "scope",
+        "account",
+        "presented_jti",
+        "person_token_jti",
+        "agent_jkt",
+        "interaction",
+        "r3_uri",
+        "r3_s256",
+        "r3_granted",
+        "r3_per_call",
     }
 )
 
@@ -112,8 +132,9 @@ def _r3_pin(origin: str, r3_uri: str | None, r3_s256: str | None) -> dict[str, s
     return {"r3_uri": r3_uri, "r3_s256": r3_s256}
 
 
-def _r3_operations(name: str, value: R3Operations | Mapping[str, Any] | None
-                   ) -> dict[str, Any] | None:
+def _r3_operations(
+    name: str, value: R3Operations | Mapping[str, Any] | None
+) -> dict[str, Any] | None:
     if value is None:
         return None
     try:
@@ -277,7 +298,8 @@ def _interaction(value: Interaction | Mapping[str, Any] | None) -> dict[str, str
     if value is None:
         return None
     url, code = (
-        (value.url, value.code) if isinstance(value, Interaction)
+        (value.url, value.code)
+        if isinstance(value, Interaction)
         else (value.get("url"), value.get("code"))
     )
     try:
@@ -303,10 +325,12 @@ def _person_fields(
         raise ConfigurationError("the person token was not issued for this resource")
     ps = _from_person("ps", ps, person.iss if person else None, person)
     sub = _from_person("sub", sub, person.sub if person else None, person)
-    presented_jti = _from_person("presented_jti", presented_jti, person.jti if person else None,
-                                 person)
-    mission_s256 = _from_person("mission_s256", mission_s256,
-                                person.mission_s256 if person else None, person)
+    presented_jti = _from_person(
+        "presented_jti", presented_jti, person.jti if person else None, person
+    )
+    mission_s256 = _from_person(
+        "mission_s256", mission_s256, person.mission_s256 if person else None, person
+    )
     tenant = _from_person("tenant", tenant, person.tenant if person else None, person)
     return ps, sub, presented_jti, mission_s256, tenant
 
@@ -387,7 +411,8 @@ def mint_resource_token(
     At most 5 min, never past ``mission_expires_at``.
     """
     ps, sub, presented_jti, mission_s256, tenant = _person_fields(
-        iss, person, ps, sub, presented_jti, mission_s256, tenant)
+        iss, person, ps, sub, presented_jti, mission_s256, tenant
+    )
     if not is_s256(agent_jkt):
         raise ConfigurationError("agent_jkt must be an RFC 7638 SHA-256 thumbprint")
     iat, exp = _lifetime(

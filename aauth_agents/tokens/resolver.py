@@ -47,8 +47,15 @@ PRESENTABLE = (TYP_AGENT, TYP_PERSON, TYP_AUTH)
 class _Resolver:
     """Shared by the sync and async resolvers: everything except the key lookup."""
 
-    def __init__(self, keys: IssuerKeys, audience: str | None, accept: Iterable[str],
-                 clock: Clock, leeway: float, iat_skew: float) -> None:
+    def __init__(
+        self,
+        keys: IssuerKeys,
+        audience: str | None,
+        accept: Iterable[str],
+        clock: Clock,
+        leeway: float,
+        iat_skew: float,
+    ) -> None:
         self.accept = tuple(accept)
         if not self.accept or any(typ not in PRESENTABLE for typ in self.accept):
             raise ConfigurationError(f"accept must be a non-empty subset of {PRESENTABLE}")
@@ -67,8 +74,11 @@ class _Resolver:
         header, _ = peek(signature_key.jwt, code=code)
         typ = header.get("typ")
         if typ not in self.accept:
-            raise TokenError(f"a {_show(typ)} token is not accepted here; need {self.accept}",
-                             code=code, reason="typ")
+            raise TokenError(
+                f"a {_show(typ)} token is not accepted here; need {self.accept}",
+                code=code,
+                reason="typ",
+            )
         kind: _Kind = KINDS[str(typ)]
         return _precheck(signature_key.jwt, kind)
 
@@ -87,8 +97,13 @@ class _Resolver:
 
 
 def token_key_resolver(
-    *, keys: IssuerKeys, audience: str | None, accept: Iterable[str] = PRESENTABLE,
-    clock: Clock = system_clock, leeway: float = 0, iat_skew: float = IAT_SKEW,
+    *,
+    keys: IssuerKeys,
+    audience: str | None,
+    accept: Iterable[str] = PRESENTABLE,
+    clock: Clock = system_clock,
+    leeway: float = 0,
+    iat_skew: float = IAT_SKEW,
 ) -> Callable[[SignatureKey], KeyResolution]:
     """A Signature-Key resolver for ``scheme=jwt``: verifies the presented agent, person or
     auth token (those in ``accept``) and returns its ``cnf.jwk`` with the verified token as
@@ -105,8 +120,13 @@ def token_key_resolver(
 
 
 def async_token_key_resolver(
-    *, keys: IssuerKeys, audience: str | None, accept: Iterable[str] = PRESENTABLE,
-    clock: Clock = system_clock, leeway: float = 0, iat_skew: float = IAT_SKEW,
+    *,
+    keys: IssuerKeys,
+    audience: str | None,
+    accept: Iterable[str] = PRESENTABLE,
+    clock: Clock = system_clock,
+    leeway: float = 0,
+    iat_skew: float = IAT_SKEW,
 ) -> Callable[[SignatureKey], Awaitable[KeyResolution]]:
     """Async :func:`token_key_resolver`: the key lookup is awaited."""
     resolver = _Resolver(keys, audience, accept, clock, leeway, iat_skew)

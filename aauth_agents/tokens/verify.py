@@ -82,15 +82,39 @@ class _Kind:
         )
 
 
-AGENT = _Kind("agent token", TYP_AGENT, (DWK_AGENT,), "invalid_agent_token",
-              "expired_agent_token", AGENT_TOKEN_MAX_LIFETIME)
+AGENT = _Kind(
+    "agent token",
+    TYP_AGENT,
+    (DWK_AGENT,),
+    "invalid_agent_token",
+    "expired_agent_token",
+    AGENT_TOKEN_MAX_LIFETIME,
+)
 # The person token registry has no ``expired_`` code: expiry is invalid_person_token.
-PERSON = _Kind("person token", TYP_PERSON, (DWK_PERSON,), "invalid_person_token",
-               "invalid_person_token", PERSON_TOKEN_MAX_LIFETIME)
-RESOURCE = _Kind("resource token", TYP_RESOURCE, (DWK_RESOURCE,), "invalid_resource_token",
-                 "expired_resource_token", RESOURCE_TOKEN_MAX_LIFETIME)
-AUTH = _Kind("auth token", TYP_AUTH, (DWK_ACCESS, DWK_PERSON), "invalid_auth_token",
-             "expired_auth_token", AUTH_TOKEN_MAX_LIFETIME)
+PERSON = _Kind(
+    "person token",
+    TYP_PERSON,
+    (DWK_PERSON,),
+    "invalid_person_token",
+    "invalid_person_token",
+    PERSON_TOKEN_MAX_LIFETIME,
+)
+RESOURCE = _Kind(
+    "resource token",
+    TYP_RESOURCE,
+    (DWK_RESOURCE,),
+    "invalid_resource_token",
+    "expired_resource_token",
+    RESOURCE_TOKEN_MAX_LIFETIME,
+)
+AUTH = _Kind(
+    "auth token",
+    TYP_AUTH,
+    (DWK_ACCESS, DWK_PERSON),
+    "invalid_auth_token",
+    "expired_auth_token",
+    AUTH_TOKEN_MAX_LIFETIME,
+)
 KINDS: Mapping[str, _Kind] = {k.typ: k for k in (AGENT, PERSON, RESOURCE, AUTH)}
 
 
@@ -160,12 +184,12 @@ def _precheck(token: object, kind: _Kind, *, expected_iss: str | None = None) ->
 
 def _lookup_failed(pre: _Unverified, exc: AAuthError) -> NoReturn:
     if isinstance(exc, UnknownKeyError):
-        pre.kind.fail("unknown_key", f"{pre.iss} has no key {_show(pre.kid)}",
-                      signature_error="unknown_key")
+        pre.kind.fail(
+            "unknown_key", f"{pre.iss} has no key {_show(pre.kid)}", signature_error="unknown_key"
+        )
     # §Verification step 5: metadata failures keep their code; anything else is invalid_jwt.
     code = exc.code if exc.code in _DISCOVERY_CODES else "invalid_jwt"
-    pre.kind.fail("discovery", f"cannot obtain {pre.iss}'s key: {exc.detail}",
-                  signature_error=code)
+    pre.kind.fail("discovery", f"cannot obtain {pre.iss}'s key: {exc.detail}", signature_error=code)
 
 
 def _signature_failure(pre: _Unverified, key: PublicKey) -> TokenError | None:
@@ -254,8 +278,9 @@ def _times(pre: _Unverified, policy: _Policy) -> tuple[int, int]:
     return int(iat), int(exp)
 
 
-def _text(pre: _Unverified, name: str, reason: str = "claims", *, required: bool = True
-          ) -> str | None:
+def _text(
+    pre: _Unverified, name: str, reason: str = "claims", *, required: bool = True
+) -> str | None:
     value = pre.claims.get(name)
     if value is None and not required:
         return None
@@ -321,8 +346,7 @@ def _expect(pre: _Unverified, reason: str, value: str, expected: str | None) -> 
         pre.kind.fail(reason, f"{reason} {_show(value)} is not {_show(expected)}")
 
 
-def _agent(pre: _Unverified, policy: _Policy,
-           signing_key: PublicKey | None) -> AgentToken:
+def _agent(pre: _Unverified, policy: _Policy, signing_key: PublicKey | None) -> AgentToken:
     """§Agent Token Verification steps 2-7."""
     iat, exp = _times(pre, policy)
     cnf = _cnf(pre, signing_key)
@@ -336,14 +360,24 @@ def _agent(pre: _Unverified, policy: _Policy,
     if not is_agent_identifier(sub):
         pre.kind.fail("sub", f"sub is not an agent identifier: {_show(sub)}")
     return AgentToken(
-        raw=pre.raw, header=pre.header, claims=pre.claims, iss=pre.iss, dwk=pre.dwk,
-        jti=_required(pre, "jti"), iat=iat, exp=exp, sub=str(sub), cnf=cnf, ps=ps,
+        raw=pre.raw,
+        header=pre.header,
+        claims=pre.claims,
+        iss=pre.iss,
+        dwk=pre.dwk,
+        jti=_required(pre, "jti"),
+        iat=iat,
+        exp=exp,
+        sub=str(sub),
+        cnf=cnf,
+        ps=ps,
         parent_agent=parent,
     )
 
 
-def _person(pre: _Unverified, policy: _Policy, audience: str,
-            signing_key: PublicKey | None) -> PersonToken:
+def _person(
+    pre: _Unverified, policy: _Policy, audience: str, signing_key: PublicKey | None
+) -> PersonToken:
     """§Person Token Verification steps 2-6, then the structure's MUST NOTs."""
     iat, exp = _times(pre, policy)
     aud = _audience(pre, audience)
@@ -352,9 +386,18 @@ def _person(pre: _Unverified, policy: _Policy, audience: str,
     if forbidden:
         pre.kind.fail("claims", f"a person token MUST NOT contain {forbidden}")
     return PersonToken(
-        raw=pre.raw, header=pre.header, claims=pre.claims, iss=pre.iss, dwk=pre.dwk,
-        jti=_required(pre, "jti"), iat=iat, exp=exp, aud=aud, sub=_required(pre, "sub", "sub"),
-        cnf=cnf, mission_s256=_optional_s256(pre),
+        raw=pre.raw,
+        header=pre.header,
+        claims=pre.claims,
+        iss=pre.iss,
+        dwk=pre.dwk,
+        jti=_required(pre, "jti"),
+        iat=iat,
+        exp=exp,
+        aud=aud,
+        sub=_required(pre, "sub", "sub"),
+        cnf=cnf,
+        mission_s256=_optional_s256(pre),
         tenant=_text(pre, "tenant", required=False),
     )
 
@@ -413,9 +456,15 @@ def _presented_jti(pre: _Unverified) -> str:
     return value
 
 
-def _resource(pre: _Unverified, policy: _Policy, *,
-              audience: str | None, agent_jkt: str, ps: str | None = None,
-              person_sub: str | None = None) -> ResourceToken:
+def _resource(
+    pre: _Unverified,
+    policy: _Policy,
+    *,
+    audience: str | None,
+    agent_jkt: str,
+    ps: str | None = None,
+    person_sub: str | None = None,
+) -> ResourceToken:
     """§Resource Token Verification steps 2-5 (step 6-7 need the PS's records), or with
     ``ps`` / ``person_sub`` the agent's §Resource Challenge Verification."""
     iat, exp = _times(pre, policy)
@@ -431,17 +480,37 @@ def _resource(pre: _Unverified, policy: _Policy, *,
     _expect(pre, "sub", sub, person_sub)
     r3_uri, r3_s256 = _r3_pin(pre, pre.iss)
     return ResourceToken(
-        raw=pre.raw, header=pre.header, claims=pre.claims, iss=pre.iss, dwk=pre.dwk,
-        jti=_required(pre, "jti"), iat=iat, exp=exp, aud=aud, ps=token_ps, sub=sub,
-        presented_jti=_presented_jti(pre), agent_jkt=jkt, scopes=_scopes(pre),
-        account=_text(pre, "account", required=False), mission_s256=_optional_s256(pre),
-        tenant=_text(pre, "tenant", required=False), interaction=_interaction(pre),
-        r3_uri=r3_uri, r3_s256=r3_s256,
+        raw=pre.raw,
+        header=pre.header,
+        claims=pre.claims,
+        iss=pre.iss,
+        dwk=pre.dwk,
+        jti=_required(pre, "jti"),
+        iat=iat,
+        exp=exp,
+        aud=aud,
+        ps=token_ps,
+        sub=sub,
+        presented_jti=_presented_jti(pre),
+        agent_jkt=jkt,
+        scopes=_scopes(pre),
+        account=_text(pre, "account", required=False),
+        mission_s256=_optional_s256(pre),
+        tenant=_text(pre, "tenant", required=False),
+        interaction=_interaction(pre),
+        r3_uri=r3_uri,
+        r3_s256=r3_s256,
     )
 
 
-def _auth(pre: _Unverified, policy: _Policy, *, audience: str,
-          signing_key: PublicKey | None, person_sub: str | None = None) -> AuthToken:
+def _auth(
+    pre: _Unverified,
+    policy: _Policy,
+    *,
+    audience: str,
+    signing_key: PublicKey | None,
+    person_sub: str | None = None,
+) -> AuthToken:
     """§Auth Token Verification: JWT trust (1-4), request-context binding (5-7)."""
     iat, exp = _times(pre, policy)
     aud = _audience(pre, audience)
@@ -458,11 +527,26 @@ def _auth(pre: _Unverified, policy: _Policy, *, audience: str,
     if (r3_uri is None) != (granted is None) or (per_call is not None and r3_uri is None):
         pre.kind.fail("r3", "r3_uri, r3_s256 and r3_granted go together")
     return AuthToken(
-        raw=pre.raw, header=pre.header, claims=pre.claims, iss=pre.iss, dwk=pre.dwk,
-        jti=_required(pre, "jti"), iat=iat, exp=exp, aud=aud, ps=ps, sub=sub, cnf=cnf,
-        scopes=_scopes(pre), account=_text(pre, "account", required=False),
-        mission_s256=_optional_s256(pre), tenant=_text(pre, "tenant", required=False),
-        r3_uri=r3_uri, r3_s256=r3_s256, r3_granted=granted, r3_per_call=per_call,
+        raw=pre.raw,
+        header=pre.header,
+        claims=pre.claims,
+        iss=pre.iss,
+        dwk=pre.dwk,
+        jti=_required(pre, "jti"),
+        iat=iat,
+        exp=exp,
+        aud=aud,
+        ps=ps,
+        sub=sub,
+        cnf=cnf,
+        scopes=_scopes(pre),
+        account=_text(pre, "account", required=False),
+        mission_s256=_optional_s256(pre),
+        tenant=_text(pre, "tenant", required=False),
+        r3_uri=r3_uri,
+        r3_s256=r3_s256,
+        r3_granted=granted,
+        r3_per_call=per_call,
     )
 
 
@@ -470,8 +554,14 @@ def _auth(pre: _Unverified, policy: _Policy, *, audience: str,
 
 
 def verify_agent_token(
-    token: str, *, keys: IssuerKeys, signing_key: PublicKey | None, clock: Clock = system_clock,
-    leeway: float = 0, iat_skew: float = IAT_SKEW, max_lifetime: int | None = None,
+    token: str,
+    *,
+    keys: IssuerKeys,
+    signing_key: PublicKey | None,
+    clock: Clock = system_clock,
+    leeway: float = 0,
+    iat_skew: float = IAT_SKEW,
+    max_lifetime: int | None = None,
 ) -> AgentToken:
     """§Agent Token Verification. ``signing_key`` is the key that signed the HTTP request
     (step 5); ``None`` when ``cnf.jwk`` is itself that key (Signature-Key ``scheme=jwt``)."""
@@ -481,8 +571,14 @@ def verify_agent_token(
 
 
 async def averify_agent_token(
-    token: str, *, keys: IssuerKeys, signing_key: PublicKey | None, clock: Clock = system_clock,
-    leeway: float = 0, iat_skew: float = IAT_SKEW, max_lifetime: int | None = None,
+    token: str,
+    *,
+    keys: IssuerKeys,
+    signing_key: PublicKey | None,
+    clock: Clock = system_clock,
+    leeway: float = 0,
+    iat_skew: float = IAT_SKEW,
+    max_lifetime: int | None = None,
 ) -> AgentToken:
     """Async :func:`verify_agent_token`: only the key lookup is awaited."""
     pre = _precheck(token, AGENT)
@@ -491,8 +587,14 @@ async def averify_agent_token(
 
 
 def verify_person_token(
-    token: str, *, keys: IssuerKeys, audience: str, signing_key: PublicKey | None,
-    clock: Clock = system_clock, leeway: float = 0, iat_skew: float = IAT_SKEW,
+    token: str,
+    *,
+    keys: IssuerKeys,
+    audience: str,
+    signing_key: PublicKey | None,
+    clock: Clock = system_clock,
+    leeway: float = 0,
+    iat_skew: float = IAT_SKEW,
     max_lifetime: int | None = None,
 ) -> PersonToken:
     """§Person Token Verification at resource ``audience``."""
@@ -502,8 +604,14 @@ def verify_person_token(
 
 
 async def averify_person_token(
-    token: str, *, keys: IssuerKeys, audience: str, signing_key: PublicKey | None,
-    clock: Clock = system_clock, leeway: float = 0, iat_skew: float = IAT_SKEW,
+    token: str,
+    *,
+    keys: IssuerKeys,
+    audience: str,
+    signing_key: PublicKey | None,
+    clock: Clock = system_clock,
+    leeway: float = 0,
+    iat_skew: float = IAT_SKEW,
     max_lifetime: int | None = None,
 ) -> PersonToken:
     """Async :func:`verify_person_token`."""
@@ -513,8 +621,14 @@ async def averify_person_token(
 
 
 def verify_resource_token(
-    token: str, *, keys: IssuerKeys, audience: str, agent_jkt: str,
-    clock: Clock = system_clock, leeway: float = 0, iat_skew: float = IAT_SKEW,
+    token: str,
+    *,
+    keys: IssuerKeys,
+    audience: str,
+    agent_jkt: str,
+    clock: Clock = system_clock,
+    leeway: float = 0,
+    iat_skew: float = IAT_SKEW,
     max_lifetime: int | None = None,
 ) -> ResourceToken:
     """§Resource Token Verification steps 1-5 at the PS or AS ``audience``.
@@ -525,25 +639,39 @@ def verify_resource_token(
     """
     pre = _precheck(token, RESOURCE)
     _signed_key(keys, pre)
-    return _resource(pre, _policy(clock, leeway, iat_skew, max_lifetime),
-                     audience=audience, agent_jkt=agent_jkt)
+    return _resource(
+        pre, _policy(clock, leeway, iat_skew, max_lifetime), audience=audience, agent_jkt=agent_jkt
+    )
 
 
 async def averify_resource_token(
-    token: str, *, keys: IssuerKeys, audience: str, agent_jkt: str,
-    clock: Clock = system_clock, leeway: float = 0, iat_skew: float = IAT_SKEW,
+    token: str,
+    *,
+    keys: IssuerKeys,
+    audience: str,
+    agent_jkt: str,
+    clock: Clock = system_clock,
+    leeway: float = 0,
+    iat_skew: float = IAT_SKEW,
     max_lifetime: int | None = None,
 ) -> ResourceToken:
     """Async :func:`verify_resource_token`."""
     pre = _precheck(token, RESOURCE)
     await _asigned_key(keys, pre)
-    return _resource(pre, _policy(clock, leeway, iat_skew, max_lifetime),
-                     audience=audience, agent_jkt=agent_jkt)
+    return _resource(
+        pre, _policy(clock, leeway, iat_skew, max_lifetime), audience=audience, agent_jkt=agent_jkt
+    )
 
 
 def verify_auth_token(
-    token: str, *, keys: IssuerKeys, audience: str, signing_key: PublicKey | None,
-    clock: Clock = system_clock, leeway: float = 0, iat_skew: float = IAT_SKEW,
+    token: str,
+    *,
+    keys: IssuerKeys,
+    audience: str,
+    signing_key: PublicKey | None,
+    clock: Clock = system_clock,
+    leeway: float = 0,
+    iat_skew: float = IAT_SKEW,
     max_lifetime: int | None = None,
 ) -> AuthToken:
     """§Auth Token Verification (JWT trust + request-context binding) at resource
@@ -551,29 +679,50 @@ def verify_auth_token(
     caller's: see :attr:`AuthToken.person`."""
     pre = _precheck(token, AUTH)
     _signed_key(keys, pre)
-    return _auth(pre, _policy(clock, leeway, iat_skew, max_lifetime),
-                 audience=audience, signing_key=signing_key)
+    return _auth(
+        pre,
+        _policy(clock, leeway, iat_skew, max_lifetime),
+        audience=audience,
+        signing_key=signing_key,
+    )
 
 
 async def averify_auth_token(
-    token: str, *, keys: IssuerKeys, audience: str, signing_key: PublicKey | None,
-    clock: Clock = system_clock, leeway: float = 0, iat_skew: float = IAT_SKEW,
+    token: str,
+    *,
+    keys: IssuerKeys,
+    audience: str,
+    signing_key: PublicKey | None,
+    clock: Clock = system_clock,
+    leeway: float = 0,
+    iat_skew: float = IAT_SKEW,
     max_lifetime: int | None = None,
 ) -> AuthToken:
     """Async :func:`verify_auth_token`."""
     pre = _precheck(token, AUTH)
     await _asigned_key(keys, pre)
-    return _auth(pre, _policy(clock, leeway, iat_skew, max_lifetime), audience=audience,
-                 signing_key=signing_key)
+    return _auth(
+        pre,
+        _policy(clock, leeway, iat_skew, max_lifetime),
+        audience=audience,
+        signing_key=signing_key,
+    )
 
 
 # -- the agent's side -------------------------------------------------------------------------
 
 
 def check_resource_challenge(
-    resource_token: str, *, resource: str, agent_key: PublicKey, ps: str,
-    person_sub: str | None, keys: IssuerKeys | None = None, clock: Clock = system_clock,
-    leeway: float = 0, iat_skew: float = IAT_SKEW,
+    resource_token: str,
+    *,
+    resource: str,
+    agent_key: PublicKey,
+    ps: str,
+    person_sub: str | None,
+    keys: IssuerKeys | None = None,
+    clock: Clock = system_clock,
+    leeway: float = 0,
+    iat_skew: float = IAT_SKEW,
 ) -> ResourceToken:
     """§Resource Challenge Verification: the agent checks a resource token before sending it
     to its PS. ``iss`` must be ``resource`` (checked before any key is fetched), ``agent_jkt``
@@ -582,27 +731,53 @@ def check_resource_challenge(
     pre = _precheck(resource_token, RESOURCE, expected_iss=resource)
     if keys is not None:  # a SHOULD on the agent's side
         _signed_key(keys, pre)
-    return _resource(pre, _policy(clock, leeway, iat_skew), audience=None,
-                     agent_jkt=agent_key.thumbprint(), ps=ps, person_sub=person_sub)
+    return _resource(
+        pre,
+        _policy(clock, leeway, iat_skew),
+        audience=None,
+        agent_jkt=agent_key.thumbprint(),
+        ps=ps,
+        person_sub=person_sub,
+    )
 
 
 async def acheck_resource_challenge(
-    resource_token: str, *, resource: str, agent_key: PublicKey, ps: str,
-    person_sub: str | None, keys: IssuerKeys | None = None, clock: Clock = system_clock,
-    leeway: float = 0, iat_skew: float = IAT_SKEW,
+    resource_token: str,
+    *,
+    resource: str,
+    agent_key: PublicKey,
+    ps: str,
+    person_sub: str | None,
+    keys: IssuerKeys | None = None,
+    clock: Clock = system_clock,
+    leeway: float = 0,
+    iat_skew: float = IAT_SKEW,
 ) -> ResourceToken:
     """Async :func:`check_resource_challenge`."""
     pre = _precheck(resource_token, RESOURCE, expected_iss=resource)
     if keys is not None:  # a SHOULD on the agent's side
         await _asigned_key(keys, pre)
-    return _resource(pre, _policy(clock, leeway, iat_skew), audience=None,
-                     agent_jkt=agent_key.thumbprint(), ps=ps, person_sub=person_sub)
+    return _resource(
+        pre,
+        _policy(clock, leeway, iat_skew),
+        audience=None,
+        agent_jkt=agent_key.thumbprint(),
+        ps=ps,
+        person_sub=person_sub,
+    )
 
 
 def check_auth_token_response(
-    auth_token: str, *, resource_token: ResourceToken, resource: str, agent_key: PublicKey,
-    person_sub: str | None = None, keys: IssuerKeys | None = None, clock: Clock = system_clock,
-    leeway: float = 0, iat_skew: float = IAT_SKEW,
+    auth_token: str,
+    *,
+    resource_token: ResourceToken,
+    resource: str,
+    agent_key: PublicKey,
+    person_sub: str | None = None,
+    keys: IssuerKeys | None = None,
+    clock: Clock = system_clock,
+    leeway: float = 0,
+    iat_skew: float = IAT_SKEW,
 ) -> AuthToken:
     """§Auth Token Response Verification: ``iss`` is the resource token's ``aud`` (checked
     before any key is fetched), ``aud`` is ``resource``, ``cnf`` is ``agent_key``, ``sub`` is
@@ -611,21 +786,38 @@ def check_auth_token_response(
     pre = _precheck(auth_token, AUTH, expected_iss=resource_token.aud)
     if keys is not None:  # a SHOULD on the agent's side
         _signed_key(keys, pre)
-    return _auth(pre, _policy(clock, leeway, iat_skew), audience=resource,
-                 signing_key=agent_key, person_sub=person_sub or resource_token.sub)
+    return _auth(
+        pre,
+        _policy(clock, leeway, iat_skew),
+        audience=resource,
+        signing_key=agent_key,
+        person_sub=person_sub or resource_token.sub,
+    )
 
 
 async def acheck_auth_token_response(
-    auth_token: str, *, resource_token: ResourceToken, resource: str, agent_key: PublicKey,
-    person_sub: str | None = None, keys: IssuerKeys | None = None, clock: Clock = system_clock,
-    leeway: float = 0, iat_skew: float = IAT_SKEW,
+    auth_token: str,
+    *,
+    resource_token: ResourceToken,
+    resource: str,
+    agent_key: PublicKey,
+    person_sub: str | None = None,
+    keys: IssuerKeys | None = None,
+    clock: Clock = system_clock,
+    leeway: float = 0,
+    iat_skew: float = IAT_SKEW,
 ) -> AuthToken:
     """Async :func:`check_auth_token_response`."""
     pre = _precheck(auth_token, AUTH, expected_iss=resource_token.aud)
     if keys is not None:  # a SHOULD on the agent's side
         await _asigned_key(keys, pre)
-    return _auth(pre, _policy(clock, leeway, iat_skew), audience=resource,
-                 signing_key=agent_key, person_sub=person_sub or resource_token.sub)
+    return _auth(
+        pre,
+        _policy(clock, leeway, iat_skew),
+        audience=resource,
+        signing_key=agent_key,
+        person_sub=person_sub or resource_token.sub,
+    )
 
 
 __all__ = [

@@ -38,7 +38,7 @@ def test_unsupported_scheme_names_accepted_schemes() -> None:
 
 @pytest.mark.parametrize("code", sorted(ERROR_STATUS))
 def test_protocol_error_status_from_registry(code: str) -> None:
-    status, headers, body = ProtocolError(code, "why").to_response()
+    status, headers, body = ProtocolError("why", code=code).to_response()
     assert status == ERROR_STATUS[code]
     assert json.loads(body) == {"error": code, "detail": "why"}
     assert "Signature-Error" not in headers
@@ -46,7 +46,7 @@ def test_protocol_error_status_from_registry(code: str) -> None:
 
 def test_mission_terminated_extra_members() -> None:
     _, _, body = ProtocolError(
-        "mission_terminated", mission_status="terminated", termination_reason="expired"
+        code="mission_terminated", mission_status="terminated", termination_reason="expired"
     ).to_response()
     assert json.loads(body) == {
         "error": "mission_terminated",

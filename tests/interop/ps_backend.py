@@ -344,7 +344,7 @@ class AAuthPS:
         self._loop = asyncio.get_running_loop()
         error = self._injected(scope)
         if error is not None:
-            reply = Reply.error(ProtocolError(error, f"Mock error: {error}"))
+            reply = Reply.error(ProtocolError(f"Mock error: {error}", code=error))
             response = Response(reply.body, status_code=reply.status, headers=dict(reply.headers))
             await response(scope, receive, send)
             return

@@ -140,7 +140,7 @@ def test_form_fields_reads_what_a_browser_submits() -> None:
 def test_injected_errors_are_rendered_by_the_ps(backend: AAuthPS, error: str,
                                                 status: int) -> None:
     backend.configure(error=error, error_endpoint="token")
-    expected = Reply.error(ProtocolError(error, f"Mock error: {error}"))
+    expected = Reply.error(ProtocolError(f"Mock error: {error}", code=error))
     with httpx.Client(base_url=backend.url, headers={"host": "ps.example"}) as http:
         injected = http.post(MOCKIN_PATHS["auth_token"], json={})
         assert injected.status_code == expected.status == status

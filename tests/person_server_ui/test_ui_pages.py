@@ -94,9 +94,9 @@ async def test_an_unexpected_error_is_a_logged_500_page(
 
 
 def test_page_error_of_a_protocol_error_is_never_408() -> None:
-    expired = PageError.cannot_continue(ProtocolError("expired", "too late", status=408))
+    expired = PageError.cannot_continue(ProtocolError("too late", code="expired", status=408))
     assert (expired.status, expired.code, expired.message) == (410, "expired", "too late")
-    gone = PageError.cannot_continue(ProtocolError("gone", "finished", status=410))
+    gone = PageError.cannot_continue(ProtocolError("finished", code="gone", status=410))
     assert gone.status == 410 and gone.title == "Cannot continue"
 
 

@@ -233,7 +233,7 @@ def test_non_aauth_bodies(body: bytes | None) -> None:
 
 @pytest.mark.parametrize("code", sorted(ERROR_STATUS))
 def test_registry_codes_round_trip(code: str) -> None:
-    status, headers, body = ProtocolError(code, "why").to_response()
+    status, headers, body = ProtocolError("why", code=code).to_response()
     if status == 401:
         headers = {}
     err = error_from_response(status, headers, body)

@@ -145,9 +145,7 @@ class TokenRequests(DeferredResponses):
             raise NoPersonServerError(requirement)
         raw = requirement.resource_token
         assert raw is not None  # parse_requirement insists on it
-        resource_token = yield from self._check_challenge(
-            call, resource, raw, presented.person_sub
-        )
+        resource_token = yield from self._check_challenge(call, resource, raw, presented.person_sub)
         single_use = held and resource_token.r3_s256 is not None
         cached = self._cached_auth_token(resource, resource_token, single_use)
         if cached is not None and cached.raw != presented.raw:

@@ -259,9 +259,7 @@ class Upstream:
 
 
 #: How a response's content type is read: its messages delivered as they arrive.
-_READERS: Mapping[
-    str, Callable[[Upstream, httpx.Response, Message | None], Awaitable[object]]
-] = {
+_READERS: Mapping[str, Callable[[Upstream, httpx.Response, Message | None], Awaitable[object]]] = {
     JSON_TYPE: Upstream._single,
     SSE_TYPE: Upstream._stream,
 }

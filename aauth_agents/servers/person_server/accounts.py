@@ -44,8 +44,20 @@ MAX_USERNAME_LENGTH = 64
 
 #: OpenID Connect claims an account may carry, released for identity scopes (§Scopes).
 PROFILE_CLAIMS = (
-    "name", "family_name", "given_name", "middle_name", "nickname", "preferred_username",
-    "profile", "picture", "website", "gender", "birthdate", "zoneinfo", "locale", "updated_at",
+    "name",
+    "family_name",
+    "given_name",
+    "middle_name",
+    "nickname",
+    "preferred_username",
+    "profile",
+    "picture",
+    "website",
+    "gender",
+    "birthdate",
+    "zoneinfo",
+    "locale",
+    "updated_at",
 )
 SCOPE_CLAIMS: Mapping[str, tuple[str, ...]] = {
     "openid": (),
@@ -80,8 +92,10 @@ class PasswordHash:
     key: bytes
 
     def encode(self) -> str:
-        return (f"scrypt${self.log2_n}${self.r}${self.p}$"
-                f"{b64url_encode(self.salt)}${b64url_encode(self.key)}")
+        return (
+            f"scrypt${self.log2_n}${self.r}${self.p}$"
+            f"{b64url_encode(self.salt)}${b64url_encode(self.key)}"
+        )
 
 
 def _small_int(text: str, low: int, high: int, name: str) -> int:
@@ -117,7 +131,12 @@ def parse_password_hash(value: object) -> PasswordHash:
 def _derive(password: str, salt: bytes, log2_n: int, r: int, p: int, length: int) -> bytes:
     n = 1 << log2_n
     return hashlib.scrypt(
-        password.encode("utf-8"), salt=salt, n=n, r=r, p=p, dklen=length,
+        password.encode("utf-8"),
+        salt=salt,
+        n=n,
+        r=r,
+        p=p,
+        dklen=length,
         maxmem=256 * n * r + (1 << 20),
     )
 
@@ -204,8 +223,9 @@ class Accounts:
     so async callers use ``acreate_account`` / ``aauthenticate`` (a worker thread).
     """
 
-    def __init__(self, db: PSDatabase, *, clock: Clock = system_clock,
-                 log2_n: int = DEFAULT_LOG2_N) -> None:
+    def __init__(
+        self, db: PSDatabase, *, clock: Clock = system_clock, log2_n: int = DEFAULT_LOG2_N
+    ) -> None:
         if not MIN_LOG2_N <= log2_n <= 20:
             raise ConfigurationError(f"scrypt log2 N must be within {MIN_LOG2_N}..20")
         self.db = db
@@ -248,12 +268,15 @@ class Accounts:
             return None
         row = self.db.fetchone(
             "SELECT username, claims, tenant, created_at, disabled FROM ps_accounts "
-            "WHERE username = ?", (name,))
+            "WHERE username = ?",
+            (name,),
+        )
         if row is None:
             return None
         claims = loads_json(row[1])
-        return Account(row[0], claims if isinstance(claims, dict) else {}, row[2], row[3],
-                       bool(row[4]))
+        return Account(
+            row[0], claims if isinstance(claims, dict) else {}, row[2], row[3], bool(row[4])
+        )
 
     def exists(self, username: str) -> bool:
         return self.get(username) is not None
@@ -268,7 +291,8 @@ class Accounts:
         row = None
         if name is not None:
             row = self.db.fetchone(
-                "SELECT password_hash, disabled FROM ps_accounts WHERE username = ?", (name,))
+                "SELECT password_hash, disabled FROM ps_accounts WHERE username = ?", (name,)
+            )
         if row is None and self._dummy is None:
             # Verified against for unknown usernames, so a miss costs the same scrypt work.
             self._dummy = hash_password(secrets.token_urlsafe(16), log2_n=self.log2_n)
@@ -288,16 +312,26 @@ class Accounts:
     def set_password(self, username: str, password: str) -> None:
         name = normalize_username(username)
         encoded = hash_password(password, log2_n=self.log2_n)
-        if self.db.execute("UPDATE ps_accounts SET password_hash = ? WHERE username = ?",
-                           (encoded, name)) != 1:
+        if (
+            self.db.execute(
+                "UPDATE ps_accounts SET password_hash = ? WHERE username = ?", (encoded, name)
+            )
+            != 1
+        ):
             raise AccountError(f"no account {name!r}")
 
-    def set_claims(self, username: str, claims: Mapping[str, Any],
-                   *, tenant: str | None = None) -> Account:
+    def set_claims(
+        self, username: str, claims: Mapping[str, Any], *, tenant: str | None = None
+    ) -> Account:
         name = normalize_username(username)
         checked = _check_claims(claims)
-        if self.db.execute("UPDATE ps_accounts SET claims = ?, tenant = ? WHERE username = ?",
-                           (json.dumps(checked), tenant, name)) != 1:
+        if (
+            self.db.execute(
+                "UPDATE ps_accounts SET claims = ?, tenant = ? WHERE username = ?",
+                (json.dumps(checked), tenant, name),
+            )
+            != 1
+        ):
             raise AccountError(f"no account {name!r}")
         account = self.get(name)
         assert account is not None
@@ -305,15 +339,25 @@ class Accounts:
 
     def set_disabled(self, username: str, disabled: bool = True) -> None:
         name = normalize_username(username)
-        if self.db.execute("UPDATE ps_accounts SET disabled = ? WHERE username = ?",
-                           (int(disabled), name)) != 1:
+        if (
+            self.db.execute(
+                "UPDATE ps_accounts SET disabled = ? WHERE username = ?", (int(disabled), name)
+            )
+            != 1
+        ):
             raise AccountError(f"no account {name!r}")
 
-    async def acreate_account(self, username: str, password: str, *,
-                              claims: Mapping[str, Any] | None = None,
-                              tenant: str | None = None) -> Account:
-        return await self.db.run(self.create_account, username, password, claims=claims,
-                                 tenant=tenant)
+    async def acreate_account(
+        self,
+        username: str,
+        password: str,
+        *,
+        claims: Mapping[str, Any] | None = None,
+        tenant: str | None = None,
+    ) -> Account:
+        return await self.db.run(
+            self.create_account, username, password, claims=claims, tenant=tenant
+        )
 
     async def aauthenticate(self, username: str, password: str) -> Account | None:
         return await self.db.run(self.authenticate, username, password)

@@ -49,8 +49,9 @@ def _response(reply: Reply) -> Response:
 Handler = Callable[..., Awaitable[Reply]]
 
 
-def _endpoint(ps: PersonServer, handler: Handler, *params: str
-              ) -> Callable[[Request], Awaitable[Response]]:
+def _endpoint(
+    ps: PersonServer, handler: Handler, *params: str
+) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         try:
             body = await read_body(request.stream(), ps.config.max_body)
@@ -58,15 +59,16 @@ def _endpoint(ps: PersonServer, handler: Handler, *params: str
             args = [str(request.path_params[p]) for p in params]
             reply = await handler(http_request, *args)
         except BodyTooLarge:
-            reply = Reply.error(ProtocolError("invalid_request", "the body is too large",
-                                              status=413))
+            reply = Reply.error(
+                ProtocolError("the body is too large", code="invalid_request", status=413)
+            )
         except AAuthError as exc:
             if exc.status >= 500:
                 log.error("%s %s: %s", request.method, request.url.path, exc.detail)
             reply = Reply.error(exc)
         except Exception:
             log.exception("%s %s failed", request.method, request.url.path)
-            reply = Reply.error(ProtocolError("server_error", "internal error"))
+            reply = Reply.error(ProtocolError("internal error", code="server_error"))
         ps.housekeeping()
         return _response(reply)
 
@@ -84,17 +86,24 @@ def create_person_server(
     ps = config if isinstance(config, PersonServer) else PersonServer(config)
 
     async def metadata(request: Request) -> Response:
-        return Response(json.dumps(ps.metadata().to_json()), media_type="application/json",
-                        headers={"Cache-Control": "public, max-age=3600"})
+        return Response(
+            json.dumps(ps.metadata().to_json()),
+            media_type="application/json",
+            headers={"Cache-Control": "public, max-age=3600"},
+        )
 
     async def jwks(request: Request) -> Response:
         # Short-lived, so verifiers pick up a rotation; an unknown kid refetches anyway.
-        return Response(json.dumps(ps.jwks()), media_type="application/json",
-                        headers={"Cache-Control": "public, max-age=300"})
+        return Response(
+            json.dumps(ps.jwks()),
+            media_type="application/json",
+            headers={"Cache-Control": "public, max-age=300"},
+        )
 
     async def pending(request: Request) -> Response:
         handlers: dict[str, Handler] = {
-            "GET": ps.handle_poll, "POST": ps.handle_pending_post,
+            "GET": ps.handle_poll,
+            "POST": ps.handle_pending_post,
             "DELETE": ps.handle_pending_delete,
         }
         return await _endpoint(ps, handlers[request.method], "pending_id")(request)
@@ -107,8 +116,11 @@ def create_person_server(
         Route(paths["auth_token"], _endpoint(ps, ps.handle_auth_token), methods=["POST"]),
         Route(paths["pending"] + "/{pending_id}", pending, methods=["GET", "POST", "DELETE"]),
         Route(paths["mission"], _endpoint(ps, ps.handle_mission_proposal), methods=["POST"]),
-        Route(paths["mission"] + "/{s256}", _endpoint(ps, ps.handle_mission_action, "s256"),
-              methods=["POST"]),
+        Route(
+            paths["mission"] + "/{s256}",
+            _endpoint(ps, ps.handle_mission_action, "s256"),
+            methods=["POST"],
+        ),
         Route(paths["permission"], _endpoint(ps, ps.handle_permission), methods=["POST"]),
         Route(paths["audit"], _endpoint(ps, ps.handle_audit), methods=["POST"]),
         Route(paths["interaction"], _endpoint(ps, ps.handle_interaction), methods=["POST"]),

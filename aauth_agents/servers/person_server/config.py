@@ -66,14 +66,23 @@ def resolve_paths(overrides: Mapping[str, str]) -> dict[str, str]:
         if name in FIXED_PATHS:
             if path == PATHS[name]:
                 continue
-            raise ConfigurationError(f"paths: {name} is fixed by the specification at "
-                                     f"{PATHS[name]}")
-        if (not isinstance(path, str) or not path.startswith("/") or path.startswith("//")
-                or len(path) < 2 or path.endswith("/") or len(path) > 256
-                or any(c in path for c in "?#{}\\") or any(c.isspace() for c in path)
-                or not path.isascii()):
-            raise ConfigurationError(f"paths: {name} must be an absolute path such as "
-                                     f"/aauth/{name}, got {path!r}")
+            raise ConfigurationError(
+                f"paths: {name} is fixed by the specification at {PATHS[name]}"
+            )
+        if (
+            not isinstance(path, str)
+            or not path.startswith("/")
+            or path.startswith("//")
+            or len(path) < 2
+            or path.endswith("/")
+            or len(path) > 256
+            or any(c in path for c in "?#{}\\")
+            or any(c.isspace() for c in path)
+            or not path.isascii()
+        ):
+            raise ConfigurationError(
+                f"paths: {name} must be an absolute path such as /aauth/{name}, got {path!r}"
+            )
         resolved[name] = path
     seen: dict[str, str] = {}
     for name, path in resolved.items():
@@ -84,9 +93,12 @@ def resolve_paths(overrides: Mapping[str, str]) -> dict[str, str]:
         prefix = resolved[prefix_name] + "/"
         below = [n for n, p in resolved.items() if p.startswith(prefix)]
         if below:
-            raise ConfigurationError(f"paths: {', '.join(below)} would sit below the "
-                                     f"sub-paths of {prefix_name} ({prefix}...)")
+            raise ConfigurationError(
+                f"paths: {', '.join(below)} would sit below the "
+                f"sub-paths of {prefix_name} ({prefix}...)"
+            )
     return resolved
+
 
 #: §Person Server Metadata ``claims_supported``: ``sub`` plus what accounts can carry.
 DEFAULT_CLAIMS = ("sub", "tenant", *sorted(ACCOUNT_CLAIMS))
@@ -157,7 +169,8 @@ class PersonServerConfig:
     signing_key: PrivateKey | None = None
     key_alg: str = ED25519
     policy: ConsentPolicy | Callable[[ConsentRequest], Decision | Awaitable[Decision]] = field(
-        default_factory=InteractiveConsent)
+        default_factory=InteractiveConsent
+    )
     default_person: str | None = None
     discovery: AsyncDiscovery | None = None
     issuer_keys: IssuerKeys | None = None

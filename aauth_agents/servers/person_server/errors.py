@@ -14,24 +14,21 @@ from .state import Mission
 class InteractionError(ProtocolError):
     """A UI operation the protocol does not allow (wrong state, limit reached, ...)."""
 
-    def __init__(self, code: str, detail: str, *, status: int | None = None) -> None:
-        super().__init__(code, detail, status=status)
-
 
 def gone(detail: str = "the pending request is finished") -> ProtocolError:
     """§Pending URL Security: once a terminal response was sent, the pending URL is 410."""
-    return ProtocolError("gone", detail, status=410)
+    return ProtocolError(detail, code="gone", status=410)
 
 
 def not_found(detail: str = "no such pending request") -> ProtocolError:
-    return ProtocolError("not_found", detail, status=404)
+    return ProtocolError(detail, code="not_found", status=404)
 
 
 def mission_terminated(mission: Mission) -> ProtocolError:
     """§Mission Status Errors."""
     return ProtocolError(
-        "mission_terminated",
         "the mission has ended",
+        code="mission_terminated",
         mission_status="terminated",
         termination_reason=mission.termination_reason or "revoked",
     )

@@ -164,14 +164,21 @@ class R3View:
     @classmethod
     def from_request(cls, r3: Mapping[str, Any]) -> R3View:
         display = r3.get("display") or {}
-        operations = tuple(str(o.get("tool")) if "tool" in o else json.dumps(o)
-                           for o in r3.get("operations", ()))
-        return cls(uri=str(r3["uri"]), s256=str(r3["s256"]), per_call=bool(r3.get("per_call")),
-                   summary=display.get("summary"), detail=display.get("detail"),
-                   implications=display.get("implications"),
-                   data_accessed=display.get("data_accessed"),
-                   irreversible=display.get("irreversible"), operations=operations,
-                   parameters=dict(r3.get("parameters") or {}))
+        operations = tuple(
+            str(o.get("tool")) if "tool" in o else json.dumps(o) for o in r3.get("operations", ())
+        )
+        return cls(
+            uri=str(r3["uri"]),
+            s256=str(r3["s256"]),
+            per_call=bool(r3.get("per_call")),
+            summary=display.get("summary"),
+            detail=display.get("detail"),
+            implications=display.get("implications"),
+            data_accessed=display.get("data_accessed"),
+            irreversible=display.get("irreversible"),
+            operations=operations,
+            parameters=dict(r3.get("parameters") or {}),
+        )
 
 
 @dataclass(frozen=True)
@@ -302,9 +309,15 @@ class InteractionHost(Protocol):
     async def mission(self, s256: str) -> Mission | None: ...
     async def log_mission(self, s256: str, kind: str, entry: Mapping[str, Any]) -> int: ...
     async def can_clarify(self, req: PendingRequest) -> bool: ...
-    async def apply(self, req: PendingRequest, account: str, decision: Decision | None = None,
-                    overrides: Mapping[str, Any] | None = None, *, remember: bool = True
-                    ) -> dict[str, Any]: ...
+    async def apply(
+        self,
+        req: PendingRequest,
+        account: str,
+        decision: Decision | None = None,
+        overrides: Mapping[str, Any] | None = None,
+        *,
+        remember: bool = True,
+    ) -> dict[str, Any]: ...
 
 
 class Interactions:
@@ -324,42 +337,51 @@ class Interactions:
         for _ in range(10):
             record = await ps.run(ps.pending.get_by_interaction, interaction_id)
             if record is None:
-                raise InteractionError("invalid_code", "no such interaction")
+                raise InteractionError("no such interaction", code="invalid_code")
             req = PendingRequest.from_json(record.data)
             now = ps.clock()
             if record.state == FAILED and req.error == "invalid_code":
-                raise InteractionError("invalid_code", "this interaction has failed")
+                raise InteractionError("this interaction has failed", code="invalid_code")
             if record.state in OPEN and now >= record.expires_at:
                 await self._fail(record, req, "expired")
-                raise InteractionError("expired", "the request has expired")
+                raise InteractionError("the request has expired", code="expired")
             if record.state == COMPLETED and req.error == "expired":
-                raise InteractionError("expired", "the request has expired")
+                raise InteractionError("the request has expired", code="expired")
             if record.code is None or record.state not in OPEN:
-                raise InteractionError("invalid_code", "the code has already been used")
+                raise InteractionError("the code has already been used", code="invalid_code")
             if not codes_match(record.code, code):
                 attempts = record.code_attempts + 1
                 if attempts >= ps.config.code_attempts:
-                    failed = advance(record, Event.FAIL, code=None, code_attempts=attempts,
-                                     data=req.evolve(error="invalid_code").to_json())
+                    failed = advance(
+                        record,
+                        Event.FAIL,
+                        code=None,
+                        code_attempts=attempts,
+                        data=req.evolve(error="invalid_code").to_json(),
+                    )
                     if await ps.run(ps.pending.replace, failed) is None:
                         continue
                     ps.notifier.notify(record.id)
-                    ps.emit(ev.REJECTED, agent=req.agent_id,
-                            detail={"kind": req.kind, "reason": "too many wrong codes"})
+                    ps.emit(
+                        ev.REJECTED,
+                        agent=req.agent_id,
+                        detail={"kind": req.kind, "reason": "too many wrong codes"},
+                    )
                 else:
                     counted = record.evolve(code_attempts=attempts)
                     if await ps.run(ps.pending.replace, counted) is None:
                         continue
-                raise InteractionError("invalid_code", "the code does not match")
+                raise InteractionError("the code does not match", code="invalid_code")
             consumed = advance(record, Event.ARRIVE, code=None)
             stored = await ps.run(ps.pending.replace, consumed)
             if stored is None:
                 continue
             ps.notifier.notify(record.id)
-            ps.emit(ev.INTERACTING, agent=req.agent_id, account=req.account,
-                    detail={"kind": req.kind})
+            ps.emit(
+                ev.INTERACTING, agent=req.agent_id, account=req.account, detail={"kind": req.kind}
+            )
             return await self._view(stored, req)
-        raise InteractionError("server_error", "the interaction is changing too fast")
+        raise InteractionError("the interaction is changing too fast", code="server_error")
 
     async def check_callback(self, interaction_id: str, callback: str) -> str:
         """``callback`` if the metadata of the provider of the agent behind
@@ -369,12 +391,14 @@ class Interactions:
         ps = self._ps
         record = await ps.run(ps.pending.get_by_interaction, interaction_id)
         if record is None:
-            raise InteractionError("invalid_code", "no such interaction")
+            raise InteractionError("no such interaction", code="invalid_code")
         metadata = await ps.provider_metadata(PendingRequest.from_json(record.data).agent_iss)
         if not callback_allowed(callback, metadata):
-            raise InteractionError("invalid_request",
-                                   "the callback is not one the agent's provider publishes",
-                                   status=400)
+            raise InteractionError(
+                "the callback is not one the agent's provider publishes",
+                code="invalid_request",
+                status=400,
+            )
         return callback
 
     async def get(self, pending_id: str) -> InteractionView | None:
@@ -422,25 +446,33 @@ class Interactions:
         req = PendingRequest.from_json(record.data)
         self._require_open(record)
         if req.resource_interaction and req.resource_interaction.get("state") != "done":
-            raise InteractionError("invalid_request",
-                                   "the resource's own interaction has not completed yet")
+            raise InteractionError(
+                "the resource's own interaction has not completed yet", code="invalid_request"
+            )
         if account is None:
             account = req.account or await ps.default_account()
         if account is None:
-            raise InteractionError("invalid_request", "approving needs the person's account")
+            raise InteractionError("approving needs the person's account", code="invalid_request")
         found = await ps.run(ps.accounts.get, account)
         if found is None or found.disabled:
-            raise InteractionError("invalid_request", "unknown account")
+            raise InteractionError("unknown account", code="invalid_request")
         if req.account is not None and req.account != found.username:
-            raise InteractionError("access_denied", "this agent acts for another person",
-                                   status=403)
-        edits = Edits(scopes=scopes, description=description, tools=tools,
-                      resources=resources, expires_at=expires_at, answer=answer)
+            raise InteractionError(
+                "this agent acts for another person", code="access_denied", status=403
+            )
+        edits = Edits(
+            scopes=scopes,
+            description=description,
+            tools=tools,
+            resources=resources,
+            expires_at=expires_at,
+            answer=answer,
+        )
         overrides = kind_of(req.kind).overrides(req, edits, ps.clock())
         # Claim the record (executing), make the decision's effects once, then publish it.
         claimed = await ps.run(ps.pending.replace, advance(record, Event.CLAIM))
         if claimed is None:
-            raise InteractionError("invalid_request", "the request changed; reload it")
+            raise InteractionError("the request changed; reload it", code="invalid_request")
         try:
             await ps.bind(req.agent_iss, req.agent_id, found.username, "interaction")
             bound = req.evolve(account=found.username)
@@ -451,11 +483,16 @@ class Interactions:
         done = advance(claimed, Event.APPROVE, data=bound.evolve(result=result).to_json())
         stored = await ps.run(ps.pending.replace, done)
         if stored is None:
-            raise InteractionError("invalid_request", "the request changed meanwhile")
+            raise InteractionError("the request changed meanwhile", code="invalid_request")
         ps.notifier.notify(pending_id)
-        ps.emit(ev.APPROVED, agent=req.agent_id, account=found.username,
-                resource=req.resource.identifier if req.resource else None,
-                mission=req.mission_s256, detail={"kind": req.kind})
+        ps.emit(
+            ev.APPROVED,
+            agent=req.agent_id,
+            account=found.username,
+            resource=req.resource.identifier if req.resource else None,
+            mission=req.mission_s256,
+            detail={"kind": req.kind},
+        )
         return await self._view(stored, bound.evolve(result=result))
 
     async def deny(self, pending_id: str, reason: str | None = None) -> InteractionView:
@@ -468,8 +505,7 @@ class Interactions:
 
         record, req = await self._update(pending_id, mutate)
         await kind_of(req.kind).record_denial(self._ps, req, reason)
-        self._ps.emit(ev.DENIED, agent=req.agent_id, account=req.account,
-                      detail={"kind": req.kind})
+        self._ps.emit(ev.DENIED, agent=req.agent_id, account=req.account, detail={"kind": req.kind})
         return await self._view(record, req)
 
     async def abandon(self, pending_id: str) -> InteractionView:
@@ -477,66 +513,71 @@ class Interactions:
 
         def mutate(record: PendingRecord, req: PendingRequest) -> PendingRecord:
             self._require_open(record)
-            return advance(record, Event.FAIL, code=None,
-                           data=req.evolve(error="abandoned").to_json())
+            return advance(
+                record, Event.FAIL, code=None, data=req.evolve(error="abandoned").to_json()
+            )
 
         record, req = await self._update(pending_id, mutate)
-        self._ps.emit(ev.ABANDONED, agent=req.agent_id, account=req.account,
-                      detail={"kind": req.kind})
+        self._ps.emit(
+            ev.ABANDONED, agent=req.agent_id, account=req.account, detail={"kind": req.kind}
+        )
         return await self._view(record, req)
 
-    async def ask(self, pending_id: str, question: str,
-                  options: Sequence[str] | None = None) -> InteractionView:
+    async def ask(
+        self, pending_id: str, question: str, options: Sequence[str] | None = None
+    ) -> InteractionView:
         """Ask the agent a clarification question (§Clarification Required): its polls get
         ``requirement=clarification`` until it POSTs a ``clarification_response`` (or an
         updated request), which then shows in ``clarifications``."""
         ps = self._ps
         if not isinstance(question, str) or not question.strip():
-            raise InteractionError("invalid_request", "a question is non-empty Markdown text")
+            raise InteractionError("a question is non-empty Markdown text", code="invalid_request")
         if len(question) > 16_384:
-            raise InteractionError("invalid_request", "the question is too long")
+            raise InteractionError("the question is too long", code="invalid_request")
         record = await self._load(pending_id)
         req = PendingRequest.from_json(record.data)
         if not await ps.can_clarify(req):
-            raise InteractionError("invalid_request",
-                                   "the agent did not declare the clarification capability")
+            raise InteractionError(
+                "the agent did not declare the clarification capability", code="invalid_request"
+            )
 
         def mutate(record: PendingRecord, req: PendingRequest) -> PendingRecord:
             self._require_open(record)
             if req.open_question is not None:
-                raise InteractionError("invalid_request", "the agent has not answered yet")
+                raise InteractionError("the agent has not answered yet", code="invalid_request")
             if req.rounds >= ps.config.clarification_rounds:
                 raise InteractionError(
-                    "invalid_request",
-                    f"at most {ps.config.clarification_rounds} clarification rounds")
-            entry: dict[str, Any] = {"question": question, "answer": None,
-                                     "asked_at": ps.clock()}
+                    f"at most {ps.config.clarification_rounds} clarification rounds",
+                    code="invalid_request",
+                )
+            entry: dict[str, Any] = {"question": question, "answer": None, "asked_at": ps.clock()}
             if options:
                 entry["options"] = [str(o) for o in options]
-            return record.evolve(data=req.evolve(
-                conversation=(*req.conversation, entry)).to_json())
+            return record.evolve(data=req.evolve(conversation=(*req.conversation, entry)).to_json())
 
         record, req = await self._update(pending_id, mutate)
         ps.notifier.notify(pending_id)  # wake a long poll: the agent has a question to answer
         if req.mission_s256:
-            await ps.log_mission(req.mission_s256, "clarification_question",
-                                 {"question": question})
-        ps.emit(ev.CLARIFICATION_ASKED, agent=req.agent_id, account=req.account,
-                detail={"kind": req.kind, "round": req.rounds})
+            await ps.log_mission(req.mission_s256, "clarification_question", {"question": question})
+        ps.emit(
+            ev.CLARIFICATION_ASKED,
+            agent=req.agent_id,
+            account=req.account,
+            detail={"kind": req.kind, "round": req.rounds},
+        )
         return await self._view(record, req)
 
     async def answer(self, pending_id: str, account: str | None, text: str) -> InteractionView:
         """The person answers a question the agent asked through the interaction endpoint."""
         return await self.approve(pending_id, account, answer=text)
 
-    async def relay_engaged(self, pending_id: str, account: str | None = None
-                            ) -> InteractionView:
+    async def relay_engaged(self, pending_id: str, account: str | None = None) -> InteractionView:
         """The person (``account``, or the one the agent is bound to) opened a relayed
         interaction (§Interaction Response): the relay's pending URL resolves; the
         resource's own pending URL stays authoritative for completion."""
         record = await self._load(pending_id)
         if not kind_of(record.kind).relayed:
-            raise InteractionError("invalid_request", "not a relayed interaction")
+            raise InteractionError("not a relayed interaction", code="invalid_request")
         return await self.approve(pending_id, account)
 
     # -- resource-initiated interaction --------------------------------------------------------
@@ -551,9 +592,12 @@ class Interactions:
         def mutate(record: PendingRecord, req: PendingRequest) -> PendingRecord:
             self._require_open(record)
             if req.resource_interaction is None:
-                raise InteractionError("invalid_request", "no resource interaction")
-            return record.evolve(data=req.evolve(resource_interaction={
-                **req.resource_interaction, "nonce": nonce}).to_json())
+                raise InteractionError("no resource interaction", code="invalid_request")
+            return record.evolve(
+                data=req.evolve(
+                    resource_interaction={**req.resource_interaction, "nonce": nonce}
+                ).to_json()
+            )
 
         _, req = await self._update(pending_id, mutate)
         assert req.resource_interaction is not None
@@ -561,8 +605,9 @@ class Interactions:
         query = urlencode({"code": req.resource_interaction["code"], "callback": callback})
         return f"{req.resource_interaction['url']}?{query}"
 
-    async def resource_callback(self, pending_id: str, nonce: str,
-                                error: str | None = None) -> InteractionView:
+    async def resource_callback(
+        self, pending_id: str, nonce: str, error: str | None = None
+    ) -> InteractionView:
         """The resource redirected back. With ``error`` the request ends with the mapped
         polling error (``access_denied`` -> ``denied``, ``user_abandoned`` -> ``abandoned``,
         ``interaction_expired`` -> ``expired``, others -> ``server_error``); otherwise the
@@ -572,23 +617,44 @@ class Interactions:
         def mutate(record: PendingRecord, req: PendingRequest) -> PendingRecord:
             self._require_open(record)
             ri = req.resource_interaction
-            if ri is None or not ri.get("nonce") or not secrets.compare_digest(
-                    str(ri["nonce"]), nonce):
-                raise InteractionError("invalid_request", "unknown resource callback")
+            if (
+                ri is None
+                or not ri.get("nonce")
+                or not secrets.compare_digest(str(ri["nonce"]), nonce)
+            ):
+                raise InteractionError("unknown resource callback", code="invalid_request")
             if error is not None:
                 mapped = CALLBACK_ERRORS.get(error, "server_error")
                 if mapped == "denied":
-                    return advance(record, Event.DENY, code=None, data=req.evolve(
-                        reason="declined at the resource",
-                        resource_interaction={**ri, "state": "failed"}).to_json())
-                return advance(record, Event.FAIL, code=None, data=req.evolve(
-                    error=mapped, resource_interaction={**ri, "state": "failed"}).to_json())
-            return record.evolve(data=req.evolve(
-                resource_interaction={**ri, "state": "done", "nonce": None}).to_json())
+                    return advance(
+                        record,
+                        Event.DENY,
+                        code=None,
+                        data=req.evolve(
+                            reason="declined at the resource",
+                            resource_interaction={**ri, "state": "failed"},
+                        ).to_json(),
+                    )
+                return advance(
+                    record,
+                    Event.FAIL,
+                    code=None,
+                    data=req.evolve(
+                        error=mapped, resource_interaction={**ri, "state": "failed"}
+                    ).to_json(),
+                )
+            return record.evolve(
+                data=req.evolve(
+                    resource_interaction={**ri, "state": "done", "nonce": None}
+                ).to_json()
+            )
 
         record, req = await self._update(pending_id, mutate)
-        ps.emit(ev.INTERACTING, agent=req.agent_id,
-                detail={"kind": req.kind, "resource_interaction": error or "done"})
+        ps.emit(
+            ev.INTERACTING,
+            agent=req.agent_id,
+            detail={"kind": req.kind, "resource_interaction": error or "done"},
+        )
         return await self._view(record, req)
 
     # -- internals -----------------------------------------------------------------------------
@@ -596,48 +662,53 @@ class Interactions:
     async def _load(self, pending_id: str) -> PendingRecord:
         record = await self._ps.run(self._ps.pending.get, pending_id)
         if record is None:
-            raise InteractionError("not_found", "no such pending request", status=404)
+            raise InteractionError("no such pending request", code="not_found", status=404)
         return record
 
     @staticmethod
     def _require_open(record: PendingRecord) -> None:
         if record.state == COMPLETED:
-            raise InteractionError("gone", "the request is finished", status=410)
+            raise InteractionError("the request is finished", code="gone", status=410)
         if record.state not in OPEN:
-            raise InteractionError("invalid_request",
-                                   f"the request is already {public_state(record.state)}")
+            raise InteractionError(
+                f"the request is already {public_state(record.state)}", code="invalid_request"
+            )
 
-    async def _update(self, pending_id: str,
-                      mutate: Callable[[PendingRecord, PendingRequest], PendingRecord]
-                      ) -> tuple[PendingRecord, PendingRequest]:
+    async def _update(
+        self, pending_id: str, mutate: Callable[[PendingRecord, PendingRequest], PendingRecord]
+    ) -> tuple[PendingRecord, PendingRequest]:
         ps = self._ps
         for _ in range(20):
             record = await self._load(pending_id)
             req = PendingRequest.from_json(record.data)
             if record.state in OPEN and ps.clock() >= record.expires_at:
                 await self._fail(record, req, "expired")
-                raise InteractionError("expired", "the request has expired")
+                raise InteractionError("the request has expired", code="expired")
             new = mutate(record, req)
             stored = await ps.run(ps.pending.replace, new)
             if stored is not None:
                 ps.notifier.notify(pending_id)
                 return stored, PendingRequest.from_json(stored.data)
-        raise InteractionError("server_error", "the request is changing too fast")
+        raise InteractionError("the request is changing too fast", code="server_error")
 
     async def _fail(self, record: PendingRecord, req: PendingRequest, error: str) -> None:
         ps = self._ps
         failed = advance(record, Event.FAIL, code=None, data=req.evolve(error=error).to_json())
         if await ps.run(ps.pending.replace, failed) is not None:
             ps.notifier.notify(record.id)
-            ps.emit(ev.EXPIRED if error == "expired" else ev.REJECTED, agent=req.agent_id,
-                    detail={"kind": req.kind})
+            ps.emit(
+                ev.EXPIRED if error == "expired" else ev.REJECTED,
+                agent=req.agent_id,
+                detail={"kind": req.kind},
+            )
 
     async def _view(self, record: PendingRecord, req: PendingRequest) -> InteractionView:
         ps = self._ps
         descriptions = req.resource.scope_descriptions if req.resource else {}
         scopes = tuple(
             ScopeView(s, descriptions.get(s), s in IDENTITY_SCOPES)
-            for s in req.request.get("scopes", ()))
+            for s in req.request.get("scopes", ())
+        )
         kind = kind_of(req.kind)
         mission_view = None
         proposed = kind.proposed_mission(req)
@@ -646,32 +717,62 @@ class Interactions:
         elif req.mission_s256:
             mission = await ps.mission(req.mission_s256)
             if mission is not None:
-                mission_view = MissionView(mission.s256, mission.description,
-                                           mission.approved_tools, mission.approved_resources,
-                                           mission.state, mission.expires_at)
-        details = {k: v for k, v in req.request.items()
-                   if k not in ("scopes", "presented_jti", "rt_jti", "sub", "r3")}
+                mission_view = MissionView(
+                    mission.s256,
+                    mission.description,
+                    mission.approved_tools,
+                    mission.approved_resources,
+                    mission.state,
+                    mission.expires_at,
+                )
+        details = {
+            k: v
+            for k, v in req.request.items()
+            if k not in ("scopes", "presented_jti", "rt_jti", "sub", "r3")
+        }
         r3 = req.request.get("r3")
         conversation = tuple(
-            ClarificationView(str(c.get("question", "")), c.get("answer"),
-                              float(c.get("asked_at", 0)), c.get("answered_at"),
-                              bool(c.get("updated_request")))
-            for c in req.conversation)
+            ClarificationView(
+                str(c.get("question", "")),
+                c.get("answer"),
+                float(c.get("asked_at", 0)),
+                c.get("answered_at"),
+                bool(c.get("updated_request")),
+            )
+            for c in req.conversation
+        )
         limit = ps.config.clarification_rounds
         return InteractionView(
-            id=record.id, kind=req.kind, state=public_state(record.state),
-            requirement=req.requirement, agent_id=req.agent_id, agent_issuer=req.agent_iss,
-            provider_name=req.provider_name, provider_logo=req.provider_logo,
-            subagent=req.subagent, platform=req.params.platform, device=req.params.device,
-            login_hint=req.params.login_hint, prompt=req.params.prompt,
-            new_agent=req.new_agent, account=req.account, resource=req.resource,
-            scopes=scopes, justification=req.params.justification, mission=mission_view,
-            details=details, clarifications=conversation,
-            rounds_left=max(0, limit - req.rounds), can_clarify=await ps.can_clarify(req),
-            question_open=req.open_question is not None, withdrawn=req.withdrawn,
-            expires_at=record.expires_at, error=req.error,
-            resource_interaction=None if req.resource_interaction is None else {
-                k: v for k, v in req.resource_interaction.items() if k != "nonce"},
+            id=record.id,
+            kind=req.kind,
+            state=public_state(record.state),
+            requirement=req.requirement,
+            agent_id=req.agent_id,
+            agent_issuer=req.agent_iss,
+            provider_name=req.provider_name,
+            provider_logo=req.provider_logo,
+            subagent=req.subagent,
+            platform=req.params.platform,
+            device=req.params.device,
+            login_hint=req.params.login_hint,
+            prompt=req.params.prompt,
+            new_agent=req.new_agent,
+            account=req.account,
+            resource=req.resource,
+            scopes=scopes,
+            justification=req.params.justification,
+            mission=mission_view,
+            details=details,
+            clarifications=conversation,
+            rounds_left=max(0, limit - req.rounds),
+            can_clarify=await ps.can_clarify(req),
+            question_open=req.open_question is not None,
+            withdrawn=req.withdrawn,
+            expires_at=record.expires_at,
+            error=req.error,
+            resource_interaction=None
+            if req.resource_interaction is None
+            else {k: v for k, v in req.resource_interaction.items() if k != "nonce"},
             r3=R3View.from_request(r3) if isinstance(r3, Mapping) else None,
             consent=kind.describe(req),
         )

@@ -87,7 +87,8 @@ class SigningKeys:
     def _load_current(self) -> PrivateKey | None:
         row = self.db.fetchone(
             "SELECT private_jwk FROM ps_signing_keys WHERE retired_at IS NULL "
-            "AND private_jwk IS NOT NULL ORDER BY created_at DESC LIMIT 1")
+            "AND private_jwk IS NOT NULL ORDER BY created_at DESC LIMIT 1"
+        )
         if row is None:
             return None
         jwk = loads_json(row[0])
@@ -104,7 +105,8 @@ class SigningKeys:
             ).fetchone()
             if row is not None and not key.public_key.same_key(loads_json(row[1])):
                 raise ConfigurationError(
-                    f"kid {key.kid!r} already names a different PS signing key")
+                    f"kid {key.kid!r} already names a different PS signing key"
+                )
             conn.execute(
                 "UPDATE ps_signing_keys SET retired_at = ?, publish_until = ? "
                 "WHERE retired_at IS NULL AND kid != ?",
@@ -113,11 +115,15 @@ class SigningKeys:
             if row is None:
                 conn.execute(
                     "INSERT INTO ps_signing_keys (kid, public_jwk, private_jwk, created_at) "
-                    "VALUES (?, ?, ?, ?)", (key.kid, public, private, now))
+                    "VALUES (?, ?, ?, ?)",
+                    (key.kid, public, private, now),
+                )
             else:
                 conn.execute(
                     "UPDATE ps_signing_keys SET retired_at = NULL, publish_until = NULL "
-                    "WHERE kid = ?", (key.kid,))
+                    "WHERE kid = ?",
+                    (key.kid,),
+                )
         self._current = key
 
     def _reload(self) -> None:
@@ -125,11 +131,19 @@ class SigningKeys:
         rows = self.db.fetchall(
             "SELECT public_jwk, created_at, retired_at, publish_until FROM ps_signing_keys "
             "WHERE retired_at IS NULL OR publish_until > ? ORDER BY retired_at IS NOT NULL, "
-            "created_at DESC", (now,))
+            "created_at DESC",
+            (now,),
+        )
         published = []
         for public_jwk, created_at, retired_at, publish_until in rows:
-            published.append(PublishedKey(PublicKey.from_jwk(loads_json(public_jwk)),
-                                          created_at, retired_at, publish_until))
+            published.append(
+                PublishedKey(
+                    PublicKey.from_jwk(loads_json(public_jwk)),
+                    created_at,
+                    retired_at,
+                    publish_until,
+                )
+            )
         with self._lock:
             self._published = tuple(published)
 
@@ -180,7 +194,8 @@ class SigningKeys:
         """Forget retired keys no longer published; returns how many."""
         count = self.db.execute(
             "DELETE FROM ps_signing_keys WHERE retired_at IS NOT NULL AND publish_until <= ?",
-            (self.clock(),))
+            (self.clock(),),
+        )
         self._reload()
         return count
 

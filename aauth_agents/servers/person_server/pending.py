@@ -29,8 +29,11 @@ def _resource_info_json(info: ResourceInfo | None) -> dict[str, Any] | None:
     if info is None:
         return None
     return {
-        "identifier": info.identifier, "name": info.name, "description": info.description,
-        "access_mode": info.access_mode, "logo_uri": info.logo_uri,
+        "identifier": info.identifier,
+        "name": info.name,
+        "description": info.description,
+        "access_mode": info.access_mode,
+        "logo_uri": info.logo_uri,
         "scope_descriptions": dict(info.scope_descriptions),
         "revocation_endpoint": info.revocation_endpoint,
     }
@@ -40,8 +43,10 @@ def resource_info_from_json(data: Mapping[str, Any] | None) -> ResourceInfo | No
     if not data:
         return None
     return ResourceInfo(
-        identifier=str(data["identifier"]), name=data.get("name"),
-        description=data.get("description"), access_mode=data.get("access_mode"),
+        identifier=str(data["identifier"]),
+        name=data.get("name"),
+        description=data.get("description"),
+        access_mode=data.get("access_mode"),
         logo_uri=data.get("logo_uri"),
         scope_descriptions=dict(data.get("scope_descriptions") or {}),
         revocation_endpoint=data.get("revocation_endpoint"),
@@ -101,38 +106,57 @@ class PendingRequest:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "kind": self.kind, "agent_iss": self.agent_iss, "agent_id": self.agent_id,
-            "subject_jwk": dict(self.subject_jwk), "requirement": self.requirement,
-            "request": dict(self.request), "params": self.params.to_json(),
-            "account": self.account, "subagent": self.subagent,
-            "subagent_exp": self.subagent_exp, "mission_s256": self.mission_s256,
+            "kind": self.kind,
+            "agent_iss": self.agent_iss,
+            "agent_id": self.agent_id,
+            "subject_jwk": dict(self.subject_jwk),
+            "requirement": self.requirement,
+            "request": dict(self.request),
+            "params": self.params.to_json(),
+            "account": self.account,
+            "subagent": self.subagent,
+            "subagent_exp": self.subagent_exp,
+            "mission_s256": self.mission_s256,
             "resource": _resource_info_json(self.resource),
-            "provider_name": self.provider_name, "provider_logo": self.provider_logo,
-            "new_agent": self.new_agent, "interaction_url": self.interaction_url,
+            "provider_name": self.provider_name,
+            "provider_logo": self.provider_logo,
+            "new_agent": self.new_agent,
+            "interaction_url": self.interaction_url,
             "display_code": self.display_code,
             "conversation": [dict(c) for c in self.conversation],
             "result": None if self.result is None else dict(self.result),
-            "error": self.error, "reason": self.reason, "withdrawn": self.withdrawn,
-            "resource_interaction": None if self.resource_interaction is None
+            "error": self.error,
+            "reason": self.reason,
+            "withdrawn": self.withdrawn,
+            "resource_interaction": None
+            if self.resource_interaction is None
             else dict(self.resource_interaction),
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> PendingRequest:
         return cls(
-            kind=data["kind"], agent_iss=data["agent_iss"], agent_id=data["agent_id"],
-            subject_jwk=data["subject_jwk"], requirement=data["requirement"],
+            kind=data["kind"],
+            agent_iss=data["agent_iss"],
+            agent_id=data["agent_id"],
+            subject_jwk=data["subject_jwk"],
+            requirement=data["requirement"],
             request=data.get("request") or {},
             params=RequestParams.from_json(data.get("params") or {}),
-            account=data.get("account"), subagent=data.get("subagent"),
-            subagent_exp=data.get("subagent_exp"), mission_s256=data.get("mission_s256"),
+            account=data.get("account"),
+            subagent=data.get("subagent"),
+            subagent_exp=data.get("subagent_exp"),
+            mission_s256=data.get("mission_s256"),
             resource=resource_info_from_json(data.get("resource")),
-            provider_name=data.get("provider_name"), provider_logo=data.get("provider_logo"),
+            provider_name=data.get("provider_name"),
+            provider_logo=data.get("provider_logo"),
             new_agent=bool(data.get("new_agent")),
             interaction_url=data.get("interaction_url"),
             display_code=data.get("display_code"),
             conversation=tuple(data.get("conversation") or ()),
-            result=data.get("result"), error=data.get("error"), reason=data.get("reason"),
+            result=data.get("result"),
+            error=data.get("error"),
+            reason=data.get("reason"),
             withdrawn=bool(data.get("withdrawn")),
             resource_interaction=data.get("resource_interaction"),
         )
@@ -151,8 +175,7 @@ class Notifier:
             self._waiters.setdefault(key, set()).add(entry)
         return entry
 
-    def unregister(self, key: str, entry: tuple[asyncio.AbstractEventLoop, asyncio.Event]
-                   ) -> None:
+    def unregister(self, key: str, entry: tuple[asyncio.AbstractEventLoop, asyncio.Event]) -> None:
         with self._lock:
             waiters = self._waiters.get(key)
             if waiters is not None:
@@ -170,8 +193,7 @@ class Notifier:
                 continue
 
     @staticmethod
-    async def wait(entry: tuple[asyncio.AbstractEventLoop, asyncio.Event], timeout: float
-                   ) -> bool:
+    async def wait(entry: tuple[asyncio.AbstractEventLoop, asyncio.Event], timeout: float) -> bool:
         """True when notified before ``timeout`` seconds."""
         if timeout <= 0:
             return entry[1].is_set()
@@ -185,8 +207,7 @@ class Notifier:
 class PollLimiter:
     """At most ``burst`` polls of one pending URL per ``window`` seconds of ``clock``."""
 
-    def __init__(self, clock: Clock, *, burst: int, window: float, max_keys: int = 10_000
-                 ) -> None:
+    def __init__(self, clock: Clock, *, burst: int, window: float, max_keys: int = 10_000) -> None:
         self.clock, self.burst, self.window = clock, burst, window
         self.max_keys = max_keys
         self._lock = threading.Lock()

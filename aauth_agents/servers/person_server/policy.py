@@ -128,8 +128,9 @@ class Decision:
             raise ConfigurationError(f"unknown decision outcome {self.outcome!r}")
 
     @classmethod
-    def approve(cls, *, account: str | None = None,
-                scopes: tuple[str, ...] | None = None) -> Decision:
+    def approve(
+        cls, *, account: str | None = None, scopes: tuple[str, ...] | None = None
+    ) -> Decision:
         """Grant now. ``scopes`` narrows an auth token's scope (never widens: scopes outside
         the request are dropped); ``account`` names the person for an unbound agent."""
         return cls(APPROVE, account=account, scopes=None if scopes is None else tuple(scopes))

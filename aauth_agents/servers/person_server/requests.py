@@ -42,8 +42,9 @@ def _fail(what: str, detail: str) -> WireFormatError:
     return WireFormatError(what, detail)
 
 
-def parse_json_object(body: bytes | None, content_type: str | None = "application/json"
-                      ) -> dict[str, Any]:
+def parse_json_object(
+    body: bytes | None, content_type: str | None = "application/json"
+) -> dict[str, Any]:
     """A request body that is a JSON object sent as ``application/json``."""
     if content_type is not None:
         media = content_type.split(";", 1)[0].strip().lower()
@@ -58,8 +59,9 @@ def parse_json_object(body: bytes | None, content_type: str | None = "applicatio
     return value
 
 
-def _string(data: Mapping[str, Any], name: str, *, required: bool = False,
-            limit: int = MAX_SHORT) -> str | None:
+def _string(
+    data: Mapping[str, Any], name: str, *, required: bool = False, limit: int = MAX_SHORT
+) -> str | None:
     value = data.get(name)
     if value is None:
         if required:
@@ -78,8 +80,9 @@ def _required(data: Mapping[str, Any], name: str, limit: int = MAX_SHORT) -> str
     return value
 
 
-def _s256(data: Mapping[str, Any], name: str = "mission_s256", *,
-          required: bool = False) -> str | None:
+def _s256(
+    data: Mapping[str, Any], name: str = "mission_s256", *, required: bool = False
+) -> str | None:
     value = data.get(name)
     if value is None:
         if required:
@@ -116,8 +119,7 @@ class RequestParams:
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for name in ("justification", "login_hint", "tenant", "domain_hint", "platform",
-                     "device"):
+        for name in ("justification", "login_hint", "tenant", "domain_hint", "platform", "device"):
             value = getattr(self, name)
             if value is not None:
                 out[name] = value
@@ -131,18 +133,24 @@ class RequestParams:
     def from_json(cls, data: Mapping[str, Any]) -> RequestParams:
         caps = data.get("capabilities")
         return cls(
-            justification=data.get("justification"), login_hint=data.get("login_hint"),
-            tenant=data.get("tenant"), domain_hint=data.get("domain_hint"),
-            prompt=tuple(data.get("prompt", ())), platform=data.get("platform"),
-            device=data.get("device"), capabilities=None if caps is None else tuple(caps),
+            justification=data.get("justification"),
+            login_hint=data.get("login_hint"),
+            tenant=data.get("tenant"),
+            domain_hint=data.get("domain_hint"),
+            prompt=tuple(data.get("prompt", ())),
+            platform=data.get("platform"),
+            device=data.get("device"),
+            capabilities=None if caps is None else tuple(caps),
         )
 
 
 def parse_capabilities(value: Any) -> tuple[str, ...] | None:
     if value is None:
         return None
-    if not isinstance(value, list) or len(value) > MAX_LIST or not all(
-        isinstance(v, str) for v in value
+    if (
+        not isinstance(value, list)
+        or len(value) > MAX_LIST
+        or not all(isinstance(v, str) for v in value)
     ):
         raise _fail("capabilities", "must be an array of strings")
     return tuple(dict.fromkeys(v for v in value if v in CAPABILITY_VALUES))
@@ -156,8 +164,9 @@ def parse_request_params(data: Mapping[str, Any]) -> RequestParams:
     if raw_prompt is not None:
         values = raw_prompt.split(" ")
         if any(v not in PROMPT_VALUES for v in values):
-            raise _fail("prompt",
-                        f"values are space-separated, each one of {sorted(PROMPT_VALUES)}")
+            raise _fail(
+                "prompt", f"values are space-separated, each one of {sorted(PROMPT_VALUES)}"
+            )
         prompt = tuple(dict.fromkeys(values))
         if "none" in prompt and len(prompt) > 1:
             raise _fail("prompt", "none cannot be combined with other values")

@@ -37,7 +37,7 @@ class BindingConflictError(ProtocolError):
     different person to claim the same agent)."""
 
     def __init__(self, agent_id: str) -> None:
-        super().__init__("access_denied", f"{agent_id} acts for another person", status=403)
+        super().__init__(f"{agent_id} acts for another person", code="access_denied", status=403)
         self.agent_id = agent_id
 
 
@@ -149,10 +149,14 @@ class MissionLogEntry:
 
 
 _PT_COLUMNS = "jti, aud, sub, account, agent_id, requested_by, mission_s256, tenant, iat, exp"
-_AT_COLUMNS = ("jti, aud, sub, account, agent_id, requested_by, mission_s256, scope, iat, exp, "
-               "revoked_at, notified_at, notify_error")
-_MISSION_COLUMNS = ("s256, agent_iss, agent_id, account, blob, state, termination_reason, "
-                    "expires_at, capabilities, agent_capabilities, created_at, terminated_at")
+_AT_COLUMNS = (
+    "jti, aud, sub, account, agent_id, requested_by, mission_s256, scope, iat, exp, "
+    "revoked_at, notified_at, notify_error"
+)
+_MISSION_COLUMNS = (
+    "s256, agent_iss, agent_id, account, blob, state, termination_reason, "
+    "expires_at, capabilities, agent_capabilities, created_at, terminated_at"
+)
 
 
 def _mission(row: Any) -> Mission | None:
@@ -161,10 +165,18 @@ def _mission(row: Any) -> Mission | None:
     caps = loads_json(row[8])
     agent_caps = None if row[9] is None else loads_json(row[9])
     return Mission(
-        s256=row[0], agent_iss=row[1], agent_id=row[2], account=row[3], blob=bytes(row[4]),
-        state=row[5], termination_reason=row[6], expires_at=row[7],
-        capabilities=tuple(caps), agent_capabilities=None if agent_caps is None
-        else tuple(agent_caps), created_at=row[10], terminated_at=row[11],
+        s256=row[0],
+        agent_iss=row[1],
+        agent_id=row[2],
+        account=row[3],
+        blob=bytes(row[4]),
+        state=row[5],
+        termination_reason=row[6],
+        expires_at=row[7],
+        capabilities=tuple(caps),
+        agent_capabilities=None if agent_caps is None else tuple(agent_caps),
+        created_at=row[10],
+        terminated_at=row[11],
     )
 
 
@@ -183,17 +195,22 @@ class PSState:
     def binding(self, agent_iss: str, agent_id: str) -> Binding | None:
         row = self.db.fetchone(
             "SELECT agent_iss, agent_id, account, created_at, how FROM ps_bindings "
-            "WHERE agent_iss = ? AND agent_id = ?", (agent_iss, agent_id))
+            "WHERE agent_iss = ? AND agent_id = ?",
+            (agent_iss, agent_id),
+        )
         return None if row is None else Binding(*row)
 
-    def bind(self, agent_iss: str, agent_id: str, account: str, how: str, now: float
-             ) -> tuple[Binding, bool]:
+    def bind(
+        self, agent_iss: str, agent_id: str, account: str, how: str, now: float
+    ) -> tuple[Binding, bool]:
         """Bind the agent to ``account``; ``(binding, created)``. Raises
         :class:`BindingConflictError` when it is bound to someone else."""
         with self.db.transaction() as conn:
             row = conn.execute(
                 "SELECT agent_iss, agent_id, account, created_at, how FROM ps_bindings "
-                "WHERE agent_iss = ? AND agent_id = ?", (agent_iss, agent_id)).fetchone()
+                "WHERE agent_iss = ? AND agent_id = ?",
+                (agent_iss, agent_id),
+            ).fetchone()
             if row is not None:
                 existing = Binding(*row)
                 if existing.account != account:
@@ -201,24 +218,34 @@ class PSState:
                 return existing, False
             conn.execute(
                 "INSERT INTO ps_bindings (agent_iss, agent_id, account, created_at, how) "
-                "VALUES (?, ?, ?, ?, ?)", (agent_iss, agent_id, account, now, how))
+                "VALUES (?, ?, ?, ?, ?)",
+                (agent_iss, agent_id, account, now, how),
+            )
         return Binding(agent_iss, agent_id, account, now, how), True
 
     def unbind(self, agent_iss: str, agent_id: str) -> Binding | None:
         with self.db.transaction() as conn:
             row = conn.execute(
                 "SELECT agent_iss, agent_id, account, created_at, how FROM ps_bindings "
-                "WHERE agent_iss = ? AND agent_id = ?", (agent_iss, agent_id)).fetchone()
-            conn.execute("DELETE FROM ps_bindings WHERE agent_iss = ? AND agent_id = ?",
-                         (agent_iss, agent_id))
-            conn.execute("DELETE FROM ps_consents WHERE agent_iss = ? AND agent_id = ?",
-                         (agent_iss, agent_id))
+                "WHERE agent_iss = ? AND agent_id = ?",
+                (agent_iss, agent_id),
+            ).fetchone()
+            conn.execute(
+                "DELETE FROM ps_bindings WHERE agent_iss = ? AND agent_id = ?",
+                (agent_iss, agent_id),
+            )
+            conn.execute(
+                "DELETE FROM ps_consents WHERE agent_iss = ? AND agent_id = ?",
+                (agent_iss, agent_id),
+            )
         return None if row is None else Binding(*row)
 
     def bindings_for(self, account: str) -> list[Binding]:
         rows = self.db.fetchall(
             "SELECT agent_iss, agent_id, account, created_at, how FROM ps_bindings "
-            "WHERE account = ? ORDER BY created_at", (account,))
+            "WHERE account = ? ORDER BY created_at",
+            (account,),
+        )
         return [Binding(*row) for row in rows]
 
     # -- directed identifiers ------------------------------------------------------------------
@@ -227,7 +254,8 @@ class PSState:
         """The person's ``sub`` at ``resource``: random, stored, stable (§Directed
         Identifiers: unique within the issuer, never varying with the agent or its key)."""
         row = self.db.fetchone(
-            "SELECT sub FROM ps_subjects WHERE account = ? AND resource = ?", (account, resource))
+            "SELECT sub FROM ps_subjects WHERE account = ? AND resource = ?", (account, resource)
+        )
         if row is not None:
             return str(row[0])
         for _ in range(5):
@@ -236,31 +264,45 @@ class PSState:
                 self.db.execute(
                     "INSERT INTO ps_subjects (account, resource, sub, created_at) "
                     "VALUES (?, ?, ?, ?) ON CONFLICT (account, resource) DO NOTHING",
-                    (account, resource, candidate, now))
+                    (account, resource, candidate, now),
+                )
             except sqlite3.IntegrityError:  # the random sub collided: draw again
                 continue
             row = self.db.fetchone(
                 "SELECT sub FROM ps_subjects WHERE account = ? AND resource = ?",
-                (account, resource))
+                (account, resource),
+            )
             if row is not None:
                 return str(row[0])
         raise RuntimeError("could not allocate a directed identifier")
 
     def has_subject(self, account: str, resource: str) -> bool:
-        return self.db.fetchone(
-            "SELECT 1 FROM ps_subjects WHERE account = ? AND resource = ?",
-            (account, resource)) is not None
+        return (
+            self.db.fetchone(
+                "SELECT 1 FROM ps_subjects WHERE account = ? AND resource = ?", (account, resource)
+            )
+            is not None
+        )
 
     # -- consents ------------------------------------------------------------------------------
 
-    def consent_covers(self, account: str, agent_iss: str, agent_id: str, resource: str,
-                       kind: str, mission_s256: str | None, scopes: Iterable[str]) -> bool:
+    def consent_covers(
+        self,
+        account: str,
+        agent_iss: str,
+        agent_id: str,
+        resource: str,
+        kind: str,
+        mission_s256: str | None,
+        scopes: Iterable[str],
+    ) -> bool:
         """True when the scopes the person granted this agent at ``resource`` (for ``kind``,
         within ``mission_s256`` or outside any mission) include every one of ``scopes``."""
         rows = self.db.fetchall(
             "SELECT scope FROM ps_consents WHERE account = ? AND agent_iss = ? AND agent_id = ? "
             "AND resource = ? AND kind = ? AND mission_s256 = ?",
-            (account, agent_iss, agent_id, resource, kind, mission_s256 or ""))
+            (account, agent_iss, agent_id, resource, kind, mission_s256 or ""),
+        )
         if not rows:
             return False
         granted: set[str] = set()
@@ -268,14 +310,23 @@ class PSState:
             granted |= _scope_set(scope)
         return set(scopes) <= granted
 
-    def remember_consent(self, account: str, agent_iss: str, agent_id: str, resource: str,
-                         kind: str, mission_s256: str | None, scopes: Iterable[str],
-                         now: float) -> None:
+    def remember_consent(
+        self,
+        account: str,
+        agent_iss: str,
+        agent_id: str,
+        resource: str,
+        kind: str,
+        mission_s256: str | None,
+        scopes: Iterable[str],
+        now: float,
+    ) -> None:
         scope = " ".join(sorted(set(scopes)))
         self.db.execute(
             "INSERT OR IGNORE INTO ps_consents (account, agent_iss, agent_id, resource, kind, "
             "mission_s256, scope, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (account, agent_iss, agent_id, resource, kind, mission_s256 or "", scope, now))
+            (account, agent_iss, agent_id, resource, kind, mission_s256 or "", scope, now),
+        )
 
     # -- person tokens -------------------------------------------------------------------------
 
@@ -283,28 +334,46 @@ class PSState:
         self.db.execute(
             f"INSERT INTO ps_person_tokens ({_PT_COLUMNS}, retain_until) "  # noqa: S608
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (record.jti, record.aud, record.sub, record.account, record.agent_id,
-             record.requested_by, record.mission_s256, record.tenant, record.iat, record.exp,
-             retain_until))
+            (
+                record.jti,
+                record.aud,
+                record.sub,
+                record.account,
+                record.agent_id,
+                record.requested_by,
+                record.mission_s256,
+                record.tenant,
+                record.iat,
+                record.exp,
+                retain_until,
+            ),
+        )
 
     def person_token(self, jti: str, now: float) -> IssuedPersonToken | None:
         """The retained record of ``jti``, unless its retention window has passed."""
         row = self.db.fetchone(
             f"SELECT {_PT_COLUMNS} FROM ps_person_tokens "  # noqa: S608
-            "WHERE jti = ? AND retain_until > ?", (jti, now))
+            "WHERE jti = ? AND retain_until > ?",
+            (jti, now),
+        )
         return None if row is None else IssuedPersonToken(*row)
 
     def resources_since(self, requested_by: str, since: float) -> int:
         """How many distinct resources ``requested_by`` obtained person tokens for since."""
         row = self.db.fetchone(
-            "SELECT COUNT(DISTINCT aud) FROM ps_person_tokens WHERE requested_by = ? "
-            "AND iat >= ?", (requested_by, since))
+            "SELECT COUNT(DISTINCT aud) FROM ps_person_tokens WHERE requested_by = ? AND iat >= ?",
+            (requested_by, since),
+        )
         return int(row[0]) if row else 0
 
     def had_person_token(self, requested_by: str, resource: str) -> bool:
-        return self.db.fetchone(
-            "SELECT 1 FROM ps_person_tokens WHERE requested_by = ? AND aud = ? LIMIT 1",
-            (requested_by, resource)) is not None
+        return (
+            self.db.fetchone(
+                "SELECT 1 FROM ps_person_tokens WHERE requested_by = ? AND aud = ? LIMIT 1",
+                (requested_by, resource),
+            )
+            is not None
+        )
 
     # -- auth tokens ---------------------------------------------------------------------------
 
@@ -312,26 +381,40 @@ class PSState:
         self.db.execute(
             f"INSERT INTO ps_auth_tokens ({_AT_COLUMNS}) "  # noqa: S608
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (record.jti, record.aud, record.sub, record.account, record.agent_id,
-             record.requested_by, record.mission_s256, record.scope, record.iat, record.exp,
-             record.revoked_at, record.notified_at, record.notify_error))
+            (
+                record.jti,
+                record.aud,
+                record.sub,
+                record.account,
+                record.agent_id,
+                record.requested_by,
+                record.mission_s256,
+                record.scope,
+                record.iat,
+                record.exp,
+                record.revoked_at,
+                record.notified_at,
+                record.notify_error,
+            ),
+        )
 
     def auth_token(self, jti: str) -> IssuedAuthToken | None:
-        row = self.db.fetchone(
-            f"SELECT {_AT_COLUMNS} FROM ps_auth_tokens WHERE jti = ?", (jti,))  # noqa: S608
+        row = self.db.fetchone(f"SELECT {_AT_COLUMNS} FROM ps_auth_tokens WHERE jti = ?", (jti,))  # noqa: S608
         return None if row is None else IssuedAuthToken(*row)
 
     def _select_auth(self, where: str, params: Sequence[Any]) -> list[IssuedAuthToken]:
         rows = self.db.fetchall(
             f"SELECT {_AT_COLUMNS} FROM ps_auth_tokens WHERE {where} ORDER BY iat",  # noqa: S608
-            params)
+            params,
+        )
         return [IssuedAuthToken(*row) for row in rows]
 
     def live_auth_tokens_for_agent(self, agent_id: str, now: float) -> list[IssuedAuthToken]:
         """Unexpired auth tokens bound to ``agent_id``'s key or obtained by it for a
         sub-agent."""
         return self._select_auth(
-            "(agent_id = ? OR requested_by = ?) AND exp > ?", (agent_id, agent_id, now))
+            "(agent_id = ? OR requested_by = ?) AND exp > ?", (agent_id, agent_id, now)
+        )
 
     def live_auth_tokens_for_mission(self, s256: str, now: float) -> list[IssuedAuthToken]:
         return self._select_auth("mission_s256 = ? AND exp > ?", (s256, now))
@@ -345,8 +428,9 @@ class PSState:
         with self.db.transaction() as conn:
             for jti in jtis:
                 cursor = conn.execute(
-                    "UPDATE ps_auth_tokens SET revoked_at = ? WHERE jti = ? "
-                    "AND revoked_at IS NULL", (now, jti))
+                    "UPDATE ps_auth_tokens SET revoked_at = ? WHERE jti = ? AND revoked_at IS NULL",
+                    (now, jti),
+                )
                 if cursor.rowcount == 1:
                     newly.append(jti)
         return newly
@@ -354,12 +438,14 @@ class PSState:
     def mark_notified(self, jti: str, now: float, error: str | None) -> None:
         self.db.execute(
             "UPDATE ps_auth_tokens SET notified_at = ?, notify_error = ? WHERE jti = ?",
-            (None if error else now, error, jti))
+            (None if error else now, error, jti),
+        )
 
     def unnotified_revocations(self, now: float) -> list[IssuedAuthToken]:
         """Revoked, unexpired tokens whose resource has not acknowledged the revocation."""
         return self._select_auth(
-            "revoked_at IS NOT NULL AND notified_at IS NULL AND exp > ?", (now,))
+            "revoked_at IS NOT NULL AND notified_at IS NULL AND exp > ?", (now,)
+        )
 
     # -- missions ------------------------------------------------------------------------------
 
@@ -367,35 +453,54 @@ class PSState:
         self.db.execute(
             f"INSERT INTO ps_missions ({_MISSION_COLUMNS}) "  # noqa: S608
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (mission.s256, mission.agent_iss, mission.agent_id, mission.account, mission.blob,
-             mission.state, mission.termination_reason, mission.expires_at,
-             json.dumps(list(mission.capabilities)),
-             None if mission.agent_capabilities is None
-             else json.dumps(list(mission.agent_capabilities)),
-             mission.created_at, mission.terminated_at))
+            (
+                mission.s256,
+                mission.agent_iss,
+                mission.agent_id,
+                mission.account,
+                mission.blob,
+                mission.state,
+                mission.termination_reason,
+                mission.expires_at,
+                json.dumps(list(mission.capabilities)),
+                None
+                if mission.agent_capabilities is None
+                else json.dumps(list(mission.agent_capabilities)),
+                mission.created_at,
+                mission.terminated_at,
+            ),
+        )
 
     def mission(self, s256: str) -> Mission | None:
-        return _mission(self.db.fetchone(
-            f"SELECT {_MISSION_COLUMNS} FROM ps_missions WHERE s256 = ?", (s256,)))  # noqa: S608
+        query = f"SELECT {_MISSION_COLUMNS} FROM ps_missions WHERE s256 = ?"  # noqa: S608
+        return _mission(self.db.fetchone(query, (s256,)))
 
     def owned_mission(self, s256: str, agent_iss: str, agent_id: str) -> Mission | None:
         """The mission if it exists *and* this agent owns it -- one indexed lookup with both
         conditions, so "no such mission" and "not yours" take the same path (§Mission
         Endpoint Errors)."""
-        return _mission(self.db.fetchone(
-            f"SELECT {_MISSION_COLUMNS} FROM ps_missions "  # noqa: S608
-            "WHERE s256 = ? AND agent_iss = ? AND agent_id = ?", (s256, agent_iss, agent_id)))
+        return _mission(
+            self.db.fetchone(
+                f"SELECT {_MISSION_COLUMNS} FROM ps_missions "  # noqa: S608
+                "WHERE s256 = ? AND agent_iss = ? AND agent_id = ?",
+                (s256, agent_iss, agent_id),
+            )
+        )
 
     def missions_for_account(self, account: str) -> list[Mission]:
         rows = self.db.fetchall(
             f"SELECT {_MISSION_COLUMNS} FROM ps_missions WHERE account = ? "  # noqa: S608
-            "ORDER BY created_at", (account,))
+            "ORDER BY created_at",
+            (account,),
+        )
         return [m for m in (_mission(r) for r in rows) if m is not None]
 
     def missions_for_agent(self, agent_id: str) -> list[Mission]:
         rows = self.db.fetchall(
             f"SELECT {_MISSION_COLUMNS} FROM ps_missions WHERE agent_id = ? "  # noqa: S608
-            "ORDER BY created_at", (agent_id,))
+            "ORDER BY created_at",
+            (agent_id,),
+        )
         return [m for m in (_mission(r) for r in rows) if m is not None]
 
     def terminate_mission(self, s256: str, reason: str, now: float) -> Mission | None:
@@ -403,21 +508,28 @@ class PSState:
         (a terminated mission never returns to active, and keeps its first reason)."""
         changed = self.db.execute(
             "UPDATE ps_missions SET state = ?, termination_reason = ?, terminated_at = ? "
-            "WHERE s256 = ? AND state = ?", (TERMINATED, reason, now, s256, ACTIVE))
+            "WHERE s256 = ? AND state = ?",
+            (TERMINATED, reason, now, s256, ACTIVE),
+        )
         return self.mission(s256) if changed == 1 else None
 
-    def append_log(self, s256: str, kind: str, entry: bytes, now: float,
-                   entry_s256: str | None = None) -> int:
+    def append_log(
+        self, s256: str, kind: str, entry: bytes, now: float, entry_s256: str | None = None
+    ) -> int:
         with self.db.transaction() as conn:
             cursor = conn.execute(
                 "INSERT INTO ps_mission_log (s256, at, kind, entry, entry_s256) "
-                "VALUES (?, ?, ?, ?, ?)", (s256, now, kind, entry, entry_s256))
+                "VALUES (?, ?, ?, ?, ?)",
+                (s256, now, kind, entry, entry_s256),
+            )
             return int(cursor.lastrowid or 0)
 
     def mission_log(self, s256: str) -> list[MissionLogEntry]:
         rows = self.db.fetchall(
             "SELECT seq, at, kind, entry, entry_s256 FROM ps_mission_log WHERE s256 = ? "
-            "ORDER BY seq", (s256,))
+            "ORDER BY seq",
+            (s256,),
+        )
         return [MissionLogEntry(r[0], r[1], r[2], bytes(r[3]), r[4]) for r in rows]
 
     # -- agent tokens seen ----------------------------------------------------------------------
@@ -427,12 +539,14 @@ class PSState:
         can be recognized and traced to its agent (§Token Revocation)."""
         self.db.execute(
             "INSERT OR IGNORE INTO ps_agent_tokens (iss, jti, agent_id, exp) VALUES (?, ?, ?, ?)",
-            (iss, jti, agent_id, exp))
+            (iss, jti, agent_id, exp),
+        )
 
     def seen_agent_token(self, iss: str, jti: str) -> str | None:
         """The agent identifier of a remembered agent token, or ``None``."""
         row = self.db.fetchone(
-            "SELECT agent_id FROM ps_agent_tokens WHERE iss = ? AND jti = ?", (iss, jti))
+            "SELECT agent_id FROM ps_agent_tokens WHERE iss = ? AND jti = ?", (iss, jti)
+        )
         return None if row is None else str(row[0])
 
     # -- housekeeping --------------------------------------------------------------------------

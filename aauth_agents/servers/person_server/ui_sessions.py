@@ -66,8 +66,7 @@ class UISessions:
     def create(self, now: float, ttl: float, max_sessions: int) -> Session:
         """A new anonymous session; expired ones are purged and the least recently used
         dropped beyond ``max_sessions``."""
-        session = Session(id=secrets.token_urlsafe(32), csrf=new_token(),
-                          last_seen=now)
+        session = Session(id=secrets.token_urlsafe(32), csrf=new_token(), last_seen=now)
         with self.db.transaction() as conn:
             self._make_room(conn, now, max_sessions)
             self._insert(conn, session, now, ttl)
@@ -80,21 +79,26 @@ class UISessions:
         key = session_key(session_id)
         with self.db.transaction() as conn:
             row = conn.execute(
-                "SELECT csrf, account, login_seq, expires_at FROM ps_ui_sessions "
-                "WHERE id_s256 = ?", (key,)).fetchone()
+                "SELECT csrf, account, login_seq, expires_at FROM ps_ui_sessions WHERE id_s256 = ?",
+                (key,),
+            ).fetchone()
             if row is None:
                 return None
             if row[3] < now:
                 self._delete(conn, key)
                 return None
-            conn.execute("UPDATE ps_ui_sessions SET last_seen = ?, expires_at = ? "
-                         "WHERE id_s256 = ?", (now, now + ttl, key))
+            conn.execute(
+                "UPDATE ps_ui_sessions SET last_seen = ?, expires_at = ? WHERE id_s256 = ?",
+                (now, now + ttl, key),
+            )
             links = conn.execute(
                 "SELECT pending_id, interaction_id, callback, arrived "
                 "FROM ps_ui_session_links WHERE session_s256 = ? ORDER BY linked_at",
-                (key,)).fetchall()
-        session = Session(id=session_id, csrf=row[0], account=row[1], login_seq=row[2],
-                          last_seen=now)
+                (key,),
+            ).fetchall()
+        session = Session(
+            id=session_id, csrf=row[0], account=row[1], login_seq=row[2], last_seen=now
+        )
         for pending_id, interaction_id, callback, arrived in links:
             if interaction_id is not None:
                 session.interactions[interaction_id] = pending_id
@@ -103,8 +107,15 @@ class UISessions:
             session.arrived[pending_id] = int(arrived)
         return session
 
-    def link(self, session: Session, pending_id: str, now: float, *,
-             interaction_id: str | None = None, callback: str | None = None) -> None:
+    def link(
+        self,
+        session: Session,
+        pending_id: str,
+        now: float,
+        *,
+        interaction_id: str | None = None,
+        callback: str | None = None,
+    ) -> None:
         """Let ``session`` open ``pending_id`` from now on (arrived at the current
         ``login_seq``), remembering the interaction it came through and the agent's
         ``callback``. A second link to the same request keeps the first arrival."""
@@ -116,27 +127,40 @@ class UISessions:
                 "ON CONFLICT (session_s256, pending_id) DO UPDATE SET "
                 "interaction_id = COALESCE(excluded.interaction_id, interaction_id), "
                 "callback = COALESCE(excluded.callback, callback)",
-                (session.key, pending_id, interaction_id, callback, arrived, now))
+                (session.key, pending_id, interaction_id, callback, arrived, now),
+            )
             conn.execute(
                 "DELETE FROM ps_ui_session_links WHERE session_s256 = ? AND pending_id NOT IN "
                 "(SELECT pending_id FROM ps_ui_session_links WHERE session_s256 = ? "
-                "ORDER BY linked_at DESC LIMIT ?)", (session.key, session.key, MAX_LINKS))
+                "ORDER BY linked_at DESC LIMIT ?)",
+                (session.key, session.key, MAX_LINKS),
+            )
         session.arrived.setdefault(pending_id, arrived)
         if interaction_id is not None:
             session.interactions[interaction_id] = pending_id
         if callback is not None:
             session.callbacks.setdefault(pending_id, callback)
 
-    def sign_in(self, old: Session, account: str, now: float, ttl: float,
-                max_sessions: int) -> Session:
+    def sign_in(
+        self, old: Session, account: str, now: float, ttl: float, max_sessions: int
+    ) -> Session:
         """The session after ``account`` signed in: a new id and CSRF token (the old id is
         worthless from now on), the same links, ``login_seq`` one higher."""
-        new = Session(id=secrets.token_urlsafe(32), csrf=new_token(),
-                      account=account, login_seq=old.login_seq + 1, interactions=old.interactions,
-                      callbacks=old.callbacks, arrived=old.arrived, last_seen=now)
+        new = Session(
+            id=secrets.token_urlsafe(32),
+            csrf=new_token(),
+            account=account,
+            login_seq=old.login_seq + 1,
+            interactions=old.interactions,
+            callbacks=old.callbacks,
+            arrived=old.arrived,
+            last_seen=now,
+        )
         with self.db.transaction() as conn:
-            conn.execute("UPDATE ps_ui_session_links SET session_s256 = ? "
-                         "WHERE session_s256 = ?", (new.key, old.key))
+            conn.execute(
+                "UPDATE ps_ui_session_links SET session_s256 = ? WHERE session_s256 = ?",
+                (new.key, old.key),
+            )
             conn.execute("DELETE FROM ps_ui_sessions WHERE id_s256 = ?", (old.key,))
             self._make_room(conn, now, max_sessions)
             self._insert(conn, new, now, ttl)
@@ -162,18 +186,21 @@ class UISessions:
         conn.execute(
             "INSERT INTO ps_ui_sessions (id_s256, csrf, account, login_seq, created_at, "
             "last_seen, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (session.key, session.csrf, session.account, session.login_seq, now, now,
-             now + ttl))
+            (session.key, session.csrf, session.account, session.login_seq, now, now, now + ttl),
+        )
 
     @staticmethod
     def _delete(conn: sqlite3.Connection, key: str) -> None:
-        conn.execute("DELETE FROM ps_ui_session_links WHERE session_s256 = ?",
-                     (key,))
+        conn.execute("DELETE FROM ps_ui_session_links WHERE session_s256 = ?", (key,))
         conn.execute("DELETE FROM ps_ui_sessions WHERE id_s256 = ?", (key,))
 
     def _purge(self, conn: sqlite3.Connection, now: float) -> int:
-        keys = [k for (k,) in conn.execute(
-            "SELECT id_s256 FROM ps_ui_sessions WHERE expires_at < ?", (now,)).fetchall()]
+        keys = [
+            k
+            for (k,) in conn.execute(
+                "SELECT id_s256 FROM ps_ui_sessions WHERE expires_at < ?", (now,)
+            ).fetchall()
+        ]
         for key in keys:
             self._delete(conn, key)
         return len(keys)
@@ -184,9 +211,10 @@ class UISessions:
         extra = count - max(0, max_sessions - 1)
         if extra > 0:
             for (key,) in conn.execute(
-                    "SELECT id_s256 FROM ps_ui_sessions "
-                    "ORDER BY account IS NOT NULL, last_seen, created_at LIMIT ?",
-                    (extra,)).fetchall():
+                "SELECT id_s256 FROM ps_ui_sessions "
+                "ORDER BY account IS NOT NULL, last_seen, created_at LIMIT ?",
+                (extra,),
+            ).fetchall():
                 self._delete(conn, key)
 
 

@@ -56,7 +56,7 @@ def kind_of(name: str) -> RequestKind:
     (a pending record written by another version)."""
     kind = KINDS.get(name)
     if kind is None:
-        raise ProtocolError("server_error", f"unknown request kind {name!r}")
+        raise ProtocolError(f"unknown request kind {name!r}", code="server_error")
     return kind
 
 

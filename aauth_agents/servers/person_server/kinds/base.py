@@ -136,12 +136,14 @@ class RequestKind:
         self, ps: Issuance, req: PendingRequest, result: Mapping[str, Any], ctx: AgentContext
     ) -> Reply:
         """The ``200`` of an approved request, built when the agent collects it."""
-        raise ProtocolError("server_error", f"{self.name} requests have no response")
+        raise ProtocolError(f"{self.name} requests have no response", code="server_error")
 
     def refusal(self, req: PendingRequest, reason: str | None) -> Reply:
         """The terminal response of a refused request: ``403 denied`` (§Polling Error
         Codes)."""
-        return Reply.error(ProtocolError("denied", reason or "the person declined the request"))
+        return Reply.error(
+            ProtocolError(reason or "the person declined the request", code="denied")
+        )
 
     async def record_denial(self, ps: MissionLog, req: PendingRequest, reason: str | None) -> None:
         """Log a refusal where the kind keeps a record of it (the mission log)."""
@@ -150,7 +152,7 @@ class RequestKind:
         self, ps: Issuance, req: PendingRequest, ctx: AgentContext, data: Mapping[str, Any]
     ) -> PendingRequest:
         """§Updated Request: the request replaced by the agent while it is pending."""
-        raise ProtocolError("invalid_request", "only a token request can be updated")
+        raise ProtocolError("only a token request can be updated", code="invalid_request")
 
     # -- the person's edits --------------------------------------------------------------------
 
@@ -158,10 +160,10 @@ class RequestKind:
         """``edits`` checked against what this kind lets the person change: the overrides
         :meth:`apply` receives, or :class:`~..errors.InteractionError`."""
         if edits.scopes is not None and "scopes" not in self.editable:
-            raise InteractionError("invalid_request", "scopes narrow a token request only")
+            raise InteractionError("scopes narrow a token request only", code="invalid_request")
         changed = any(getattr(edits, name) is not None for name in MISSION_EDITS)
         if changed and not self.editable.issuperset(MISSION_EDITS):
-            raise InteractionError("invalid_request", "only a mission proposal is edited")
+            raise InteractionError("only a mission proposal is edited", code="invalid_request")
         return self.edit(req, edits, now)
 
     def edit(self, req: PendingRequest, edits: Edits, now: float) -> dict[str, Any]:

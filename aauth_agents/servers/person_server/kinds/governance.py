@@ -90,7 +90,7 @@ class QuestionKind(RequestKind):
     ) -> dict[str, Any]:
         answer = overrides.get("answer")
         if not isinstance(answer, str) or not answer:
-            raise ProtocolError("invalid_request", "a question is approved with an answer")
+            raise ProtocolError("a question is approved with an answer", code="invalid_request")
         if req.mission_s256:
             await ps.log_mission(
                 req.mission_s256,
@@ -107,7 +107,7 @@ class QuestionKind(RequestKind):
 
     def edit(self, req: PendingRequest, edits: Edits, now: float) -> dict[str, Any]:
         if not isinstance(edits.answer, str) or not edits.answer:
-            raise InteractionError("invalid_request", "a question is approved with an answer")
+            raise InteractionError("a question is approved with an answer", code="invalid_request")
         return {"answer": edits.answer}
 
     def summary(self, req: PendingRequest) -> tuple[str, ...]:

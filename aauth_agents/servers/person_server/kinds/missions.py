@@ -112,7 +112,7 @@ class MissionKind(RequestKind):
         out: dict[str, Any] = {}
         if edits.description is not None:
             if not isinstance(edits.description, str) or not edits.description:
-                raise InteractionError("invalid_request", "a description is Markdown text")
+                raise InteractionError("a description is Markdown text", code="invalid_request")
             out["description"] = edits.description
         if edits.tools is not None:
             proposed = {t["name"]: t for t in req.request.get("tools", ())}
@@ -122,7 +122,7 @@ class MissionKind(RequestKind):
             out["resources"] = [r for r in edits.resources if r in proposed_resources]
         if edits.expires_at is not None:
             if edits.expires_at <= now:
-                raise InteractionError("invalid_request", "expires_at is in the past")
+                raise InteractionError("expires_at is in the past", code="invalid_request")
             out["expires_at"] = float(edits.expires_at)
         return out
 

@@ -125,11 +125,11 @@ class AuthTokenKind(RequestKind):
         )
         if rt.iss != req.request["resource"]:
             raise ProtocolError(
-                "invalid_resource_token", "the updated resource token is from another resource"
+                "the updated resource token is from another resource", code="invalid_resource_token"
             )
         if rt.mission_s256 != req.mission_s256:
             raise ProtocolError(
-                "invalid_resource_token", "the updated resource token names another mission"
+                "the updated resource token names another mission", code="invalid_resource_token"
             )
         ps.check_scopes(rt, req.resource)
         justification = data.get("justification")

@@ -112,13 +112,13 @@ class Decisions(Deferred):
             return await self.denied(req, decision.reason)
         if "none" in prompt and decision.outcome in (INTERACTION, APPROVAL):
             raise ProtocolError(
-                "user_unreachable", "the person would have to be asked and prompt is none"
+                "the person would have to be asked and prompt is none", code="user_unreachable"
             )
         if decision.outcome == INTERACTION:
             if not await self.can_interact(req):
                 raise ProtocolError(
-                    "user_unreachable",
                     "the person must decide and the agent cannot drive an interaction",
+                    code="user_unreachable",
                 )
             record = await self.create_pending(req, ctx, requirement=INTERACTION)
             return self.initial_reply(record)

@@ -88,7 +88,7 @@ class Deferred(Outcomes):
             req = evolved
             break
         else:
-            raise ProtocolError("server_error", "no unused interaction code was found")
+            raise ProtocolError("no unused interaction code was found", code="server_error")
         self.emit(
             ev.PENDING,
             agent=req.agent_id,
@@ -214,7 +214,7 @@ class Deferred(Outcomes):
             if latest is None:
                 raise not_found()
             record, req = latest, PendingRequest.from_json(latest.data)
-        raise ProtocolError("server_error", "the pending request is changing too fast")
+        raise ProtocolError("the pending request is changing too fast", code="server_error")
 
     async def _terminal(
         self, record: PendingRecord, req: PendingRequest, ctx: AgentContext
@@ -228,7 +228,9 @@ class Deferred(Outcomes):
                 raise
             except Exception as exc:
                 log.exception("completing %s failed", record.id)
-                raise ProtocolError("server_error", "the request could not be completed") from exc
+                raise ProtocolError(
+                    "the request could not be completed", code="server_error"
+                ) from exc
         if record.state == DENIED:
             return await self.denied(req, req.reason, logged=True)
         code = req.error or "server_error"
@@ -237,7 +239,7 @@ class Deferred(Outcomes):
             "expired": "the request timed out",
             "invalid_code": "the interaction failed: too many wrong codes",
         }
-        return Reply.error(ProtocolError(code, req.reason or details.get(code, code)))
+        return Reply.error(ProtocolError(req.reason or details.get(code, code), code=code))
 
 
 __all__ = ["Deferred"]

@@ -109,7 +109,7 @@ class Endpoints(Decisions):
         parsed = parse_person_token_request(_body(request))
         if parsed.upstream_token is not None:
             raise ProtocolError(
-                "invalid_request", "upstream_token (call chaining) is not supported by this PS"
+                "upstream_token (call chaining) is not supported by this PS", code="invalid_request"
             )
         sub = await self.subagent(ctx, parsed.subagent_token)
         if parsed.mission_s256 is not None:
@@ -162,7 +162,9 @@ class Endpoints(Decisions):
             return
         count = await self.run(self.state.resources_since, agent_id, self.clock() - 86400)
         if count >= limit:
-            raise ProtocolError("slow_down", "too many distinct resources for this agent today")
+            raise ProtocolError(
+                "too many distinct resources for this agent today", code="slow_down"
+            )
 
     # -- /token --------------------------------------------------------------------------------
 
@@ -173,7 +175,7 @@ class Endpoints(Decisions):
         parsed = parse_auth_token_request(_body(request))
         if parsed.upstream_token is not None:
             raise ProtocolError(
-                "invalid_request", "upstream_token (call chaining) is not supported by this PS"
+                "upstream_token (call chaining) is not supported by this PS", code="invalid_request"
             )
         sub = await self.subagent(ctx, parsed.subagent_token)
         subject = sub.cnf if sub is not None else ctx.key
@@ -234,7 +236,7 @@ class Endpoints(Decisions):
         ctx = await self.verify_agent(request)
         await self.owned_record(pending_id, ctx)
         if not self.limiter.allow(pending_id):
-            return Reply.error(ProtocolError("slow_down", "poll less often (Retry-After)"))
+            return Reply.error(ProtocolError("poll less often (Retry-After)", code="slow_down"))
         return await self.answer_poll(pending_id, ctx, _wait(request))
 
     async def handle_pending_post(self, request: HttpRequest, pending_id: str) -> Reply:
@@ -247,11 +249,11 @@ class Endpoints(Decisions):
         if record.state == COMPLETED:
             raise gone()
         if record.state not in OPEN:
-            raise ProtocolError("invalid_request", "the request has already been decided")
+            raise ProtocolError("the request has already been decided", code="invalid_request")
         if action == CLARIFICATION_RESPONSE:
             question = req.open_question
             if question is None:
-                raise ProtocolError("invalid_request", "no clarification question is open")
+                raise ProtocolError("no clarification question is open", code="invalid_request")
             answered = {
                 **question,
                 "answer": data[CLARIFICATION_RESPONSE],
@@ -270,7 +272,7 @@ class Endpoints(Decisions):
             event = ev.REQUEST_UPDATED
         stored = await self.run(self.pending.replace, record.evolve(data=new_req.to_json()))
         if stored is None:
-            raise ProtocolError("invalid_request", "the request changed; poll and retry")
+            raise ProtocolError("the request changed; poll and retry", code="invalid_request")
         self.notifier.notify(pending_id)
         self.emit(event, agent=req.agent_id, account=req.account, detail={"kind": req.kind})
         return self.pending_reply(stored, new_req)
@@ -291,7 +293,7 @@ class Endpoints(Decisions):
                     ev.WITHDRAWN, agent=req.agent_id, account=req.account, detail={"kind": req.kind}
                 )
                 return Reply.empty(204)
-        raise ProtocolError("server_error", "the pending request is changing too fast")
+        raise ProtocolError("the pending request is changing too fast", code="server_error")
 
     # -- /mission ------------------------------------------------------------------------------
 
@@ -323,7 +325,7 @@ class Endpoints(Decisions):
         try:
             validate_s256(s256)
         except WireFormatError as exc:
-            raise ProtocolError("invalid_request", exc.detail) from exc
+            raise ProtocolError(exc.detail, code="invalid_request") from exc
         action, text = parse_mission_action(body)
         mission = await self.owned_mission(ctx.iss, ctx.agent_id, s256)
         kind, member = MISSION_ACTION_KINDS[action]
@@ -431,7 +433,7 @@ class Endpoints(Decisions):
         channel = self.config.relay_channel
         if channel is None:
             raise ProtocolError(
-                "interaction_unavailable", "this PS has no channel to reach the person"
+                "this PS has no channel to reach the person", code="interaction_unavailable"
             )
         req = self.new_request(
             RELAY,
@@ -463,7 +465,9 @@ class Endpoints(Decisions):
         )
         if not await resolve(channel(notice)):
             await self.run(self.pending.delete, record.id)
-            raise ProtocolError("interaction_unavailable", "the person cannot be reached right now")
+            raise ProtocolError(
+                "the person cannot be reached right now", code="interaction_unavailable"
+            )
         if wait:
             return await self.answer_poll(record.id, ctx, wait)
         return self.initial_reply(record)
@@ -509,7 +513,8 @@ class Endpoints(Decisions):
             await self.run(self.pending.delete, record.id)
         if not await self.can_interact(req):
             raise ProtocolError(
-                "user_unreachable", "the PS cannot reach the person and the agent cannot either"
+                "the PS cannot reach the person and the agent cannot either",
+                code="user_unreachable",
             )
         record = await self.create_pending(req, ctx, requirement=INTERACTION)
         return self.initial_reply(record)
@@ -523,14 +528,14 @@ class Endpoints(Decisions):
         iss, jti = parse_revocation_request(_body(request))
         if caller != iss:
             raise ProtocolError(
-                "access_denied", "only the issuer of a token may revoke it here", status=403
+                "only the issuer of a token may revoke it here", code="access_denied", status=403
             )
         outcome = await self.revoke_agent_token(iss, jti)
         if not outcome.known:
             return Reply.error(
                 ProtocolError(
-                    "not_found",
                     "this PS has not seen that token (it is refused from now on)",
+                    code="not_found",
                     status=404,
                 )
             )

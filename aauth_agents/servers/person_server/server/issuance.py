@@ -69,7 +69,7 @@ class Issuance(Verification):
         mission_expires = await self._mission_bound(req, s256)
         acct = await self.run(self.accounts.get, account)
         if acct is None:
-            raise ProtocolError("server_error", "the person's account is gone")
+            raise ProtocolError("the person's account is gone", code="server_error")
         now = self.clock()
         sub = await self.run(self.state.directed_sub, account, resource, now)
         jti = secrets.token_urlsafe(16)
@@ -141,7 +141,7 @@ class Issuance(Verification):
         mission_expires = await self._mission_bound(req, req.mission_s256)
         acct = await self.run(self.accounts.get, account)
         if acct is None:
-            raise ProtocolError("server_error", "the person's account is gone")
+            raise ProtocolError("the person's account is gone", code="server_error")
         scopes = tuple(result.get("scopes", r.get("scopes", ())))
         claims = acct.released_claims(tuple(s for s in scopes if s in IDENTITY_SCOPES))
         jti = secrets.token_urlsafe(16)

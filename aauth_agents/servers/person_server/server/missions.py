@@ -72,7 +72,7 @@ class Missions(Revocation):
         terminated here."""
         mission = await self.run(self.state.owned_mission, s256, agent_iss, agent_id)
         if mission is None:
-            raise ProtocolError("mission_not_found", "no such mission")
+            raise ProtocolError("no such mission", code="mission_not_found")
         return await self._check_active(mission)
 
     async def _check_active(self, mission: Mission) -> Mission:

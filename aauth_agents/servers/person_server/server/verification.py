@@ -74,8 +74,8 @@ class Verification(Missions):
             raise InvalidJWTError("the agent token has been revoked")
         if token.parent_agent is not None:
             raise ProtocolError(
-                "invalid_agent_token",
                 "a sub-agent never calls the person server: its parent requests on its behalf",
+                code="invalid_agent_token",
             )
         key = (token.iss, token.jti)
         with self._seen_lock:
@@ -100,20 +100,21 @@ class Verification(Missions):
                 subagent_token, keys=self.issuer_keys, signing_key=None, clock=self.clock
             )
         except TokenError as exc:
-            raise ProtocolError(exc.code, f"subagent_token: {exc.detail}") from exc
+            raise ProtocolError(f"subagent_token: {exc.detail}", code=exc.code) from exc
         if sub.parent_agent is None:
             raise ProtocolError(
-                "invalid_agent_token", "subagent_token is not a sub-agent's token (no parent_agent)"
+                "subagent_token is not a sub-agent's token (no parent_agent)",
+                code="invalid_agent_token",
             )
         if sub.parent_agent != ctx.agent_id:
             raise ProtocolError(
-                "invalid_agent_token", "subagent_token's parent_agent is not the signing agent"
+                "subagent_token's parent_agent is not the signing agent", code="invalid_agent_token"
             )
         revoked = await self.run(
             self.revocations.is_revoked, now=self.clock(), token=(sub.iss, sub.jti)
         )
         if revoked is not None:
-            raise ProtocolError("invalid_agent_token", "subagent_token has been revoked")
+            raise ProtocolError("subagent_token has been revoked", code="invalid_agent_token")
         return sub
 
     async def verify_resource_token(
@@ -135,21 +136,23 @@ class Verification(Missions):
                 max_lifetime=self.config.resource_token_max_lifetime,
             )
         except TokenError as exc:
-            raise ProtocolError(exc.code, exc.detail) from exc
+            raise ProtocolError(exc.detail, code=exc.code) from exc
         record = await self.run(self.state.person_token, rt.presented_jti, self.clock())
         if record is None:
             raise ProtocolError(
-                "unknown_person_token",
                 "the resource token names a person token this PS has no record of",
+                code="unknown_person_token",
             )
         self._check_against_record(rt, record, ctx)
         if record.requested_by != ctx.agent_id or record.agent_id != (subagent or ctx.agent_id):
             raise ProtocolError(
-                "invalid_resource_token", "the person token it names was issued to another agent"
+                "the person token it names was issued to another agent",
+                code="invalid_resource_token",
             )
         if account is None or record.account != account:
             raise ProtocolError(
-                "invalid_resource_token", "the person token it names is not this agent's person's"
+                "the person token it names is not this agent's person's",
+                code="invalid_resource_token",
             )
         if rt.mission_s256 is not None:
             await self.owned_mission(ctx.iss, ctx.agent_id, rt.mission_s256)
@@ -186,8 +189,8 @@ class Verification(Missions):
                 detail={"mismatch": mismatches},
             )
             raise ProtocolError(
-                "invalid_resource_token",
                 f"the resource token disagrees with the person token it names: {mismatches}",
+                code="invalid_resource_token",
             )
 
     def check_scopes(self, rt: ResourceToken, info: ResourceInfo | None) -> None:
@@ -197,7 +200,7 @@ class Verification(Missions):
         unsupported = [s for s in rt.scopes if s in IDENTITY_SCOPES and s not in supported]
         if unsupported:
             raise ProtocolError(
-                "invalid_scope", f"identity scopes this PS does not support: {unsupported}"
+                f"identity scopes this PS does not support: {unsupported}", code="invalid_scope"
             )
         if info is not None and info.scope_descriptions:
             undefined = [
@@ -207,8 +210,8 @@ class Verification(Missions):
             ]
             if undefined:
                 raise ProtocolError(
-                    "invalid_scope",
                     f"scopes the resource's metadata does not describe: {undefined}",
+                    code="invalid_scope",
                 )
 
     # -- R3 documents (draft-hardt-aauth-r3, exploratory) ---------------------------------------
@@ -220,7 +223,7 @@ class Verification(Missions):
         ) as response:
             if response.status_code != 200:
                 raise ProtocolError(
-                    "invalid_resource_token", f"r3_uri answered {response.status_code}"
+                    f"r3_uri answered {response.status_code}", code="invalid_resource_token"
                 )
             chunks: list[bytes] = []
             size = 0
@@ -228,8 +231,8 @@ class Verification(Missions):
                 size += len(chunk)
                 if size > MAX_DOCUMENT_BYTES:
                     raise ProtocolError(
-                        "invalid_resource_token",
                         f"the R3 document exceeds {MAX_DOCUMENT_BYTES} bytes",
+                        code="invalid_resource_token",
                     )
                 chunks.append(chunk)
         return b"".join(chunks)
@@ -258,19 +261,19 @@ class Verification(Missions):
         except (AAuthError, httpx.HTTPError, OSError, asyncio.TimeoutError) as exc:
             log.warning("cannot fetch the R3 document of %s: %s", rt.iss, exc)
             raise ProtocolError(
-                "invalid_resource_token", "the R3 document at r3_uri could not be fetched"
+                "the R3 document at r3_uri could not be fetched", code="invalid_resource_token"
             ) from exc
         if not hmac.compare_digest(r3_s256(body), rt.r3_s256):
             self.emit(ev.TAMPERING, resource=rt.iss, jti=rt.jti, detail={"mismatch": ["r3_s256"]})
             raise ProtocolError(
-                "invalid_resource_token",
                 "the R3 document does not match the resource token's r3_s256",
+                code="invalid_resource_token",
             )
         try:
             document = parse_r3_document(body)
         except WireFormatError as exc:
             raise ProtocolError(
-                "invalid_resource_token", f"the R3 document is malformed: {exc.detail}"
+                f"the R3 document is malformed: {exc.detail}", code="invalid_resource_token"
             ) from exc
         return {
             "uri": url,
