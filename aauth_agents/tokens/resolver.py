@@ -17,26 +17,24 @@ from typing import TypeAlias
 from ..clock import Clock, system_clock
 from ..httpsig.types import SCHEME_JWT, KeyResolution, SignatureKey
 from ..protocol.errors import ConfigurationError, TokenError, UnsupportedSchemeError
-from .issuer_keys import IssuerKeys
-from .jws import peek
-from .types import TYP_AGENT, TYP_AUTH, TYP_PERSON, AgentToken, AuthToken, PersonToken
-from .verify import (
+from .checks import (
     AGENT,
     AUTH,
-    IAT_SKEW,
     KINDS,
     PERSON,
-    _agent,
     _asigned_key,
-    _auth,
     _Kind,
-    _person,
     _policy,
     _precheck,
     _show,
     _signed_key,
     _Unverified,
 )
+from .claims import _agent, _auth, _person
+from .issuer_keys import IssuerKeys
+from .jws import peek
+from .types import TYP_AGENT, TYP_AUTH, TYP_PERSON, AgentToken, AuthToken, PersonToken
+from .verify import IAT_SKEW
 
 PresentedToken: TypeAlias = AgentToken | PersonToken | AuthToken
 
