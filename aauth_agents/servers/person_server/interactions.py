@@ -37,18 +37,17 @@ kinds of request -- what the person may edit, the proposed mission, how a refusa
 the consent page's :class:`~.kinds.ConsentPage` -- is asked of the request's kind
 (:mod:`.kinds`).
 
-Everything in a view that came from an agent or a resource (justification, descriptions,
-questions, answers, names) is raw, untrusted Markdown or text: the UI MUST sanitize it before
-rendering (§Untrusted Input).
+What a view holds -- :class:`InteractionView` and its parts -- and how one is built from a
+pending record live in :mod:`.interaction_views` (re-exported here). Everything in a view that
+came from an agent or a resource (justification, descriptions, questions, answers, names) is
+raw, untrusted Markdown or text: the UI MUST sanitize it before rendering (§Untrusted Input).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, ParamSpec, Protocol, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -56,7 +55,6 @@ from ...clock import Clock
 from ...protocol.identifiers import LOOPBACK_HOSTS
 from ...protocol.interaction import codes_match, normalize_code
 from ...protocol.metadata import AgentProviderMetadata
-from ...protocol.scopes import IDENTITY_SCOPES
 from ...stores import (
     COMPLETED,
     FAILED,
@@ -69,12 +67,20 @@ from ...stores import (
     release,
 )
 from . import events as ev
-from .accounts import Accounts
+from .accounts import Account, Accounts
 from .config import PersonServerConfig
 from .errors import InteractionError
-from .kinds import ConsentPage, Edits, kind_of
+from .interaction_views import (
+    ClarificationView,
+    InteractionView,
+    MissionView,
+    R3View,
+    ScopeView,
+    build_view,
+)
+from .kinds import Edits, kind_of
 from .pending import Notifier, PendingRequest
-from .policy import Decision, ResourceInfo
+from .policy import Decision
 from .state import Mission
 
 P = ParamSpec("P")
@@ -105,129 +111,6 @@ def code_interaction_id(code: str) -> str:
     code outside the alphabet."""
     digest = hashlib.sha256(normalize_code(code).encode()).hexdigest()
     return f"code:{digest}"
-
-
-@dataclass(frozen=True)
-class ScopeView:
-    """A requested scope and its description: the resource's ``scope_descriptions`` for
-    resource scopes; ``identity`` scopes ask for claims about the person (§Scopes)."""
-
-    scope: str
-    description: str | None
-    identity: bool
-
-
-@dataclass(frozen=True)
-class ClarificationView:
-    """One round of the clarification chat: the person's question and the agent's answer
-    (``None`` while open). ``updated_request`` when the agent answered with a new request."""
-
-    question: str
-    answer: str | None
-    asked_at: float
-    answered_at: float | None = None
-    updated_request: bool = False
-
-
-@dataclass(frozen=True)
-class MissionView:
-    """The mission a request belongs to (or the one proposed): description as approved,
-    tools, resources, state."""
-
-    s256: str | None
-    description: str
-    tools: tuple[Mapping[str, Any], ...]
-    resources: tuple[str, ...]
-    state: str
-    expires_at: float | None = None
-
-
-@dataclass(frozen=True)
-class R3View:
-    """The R3 document an auth token request references (R3, exploratory), as the resource
-    describes it: ``summary``, ``detail`` (Markdown), ``implications``, ``data_accessed``,
-    ``irreversible``; the ``operations`` (MCP tool names, or each operation as JSON) and,
-    for a per-call proposal (``per_call``), the ``parameters`` of that one call. All of it
-    is untrusted input from the resource (§Untrusted Input)."""
-
-    uri: str
-    s256: str
-    per_call: bool
-    summary: str | None
-    detail: str | None
-    implications: str | None
-    data_accessed: str | None
-    irreversible: str | None
-    operations: tuple[str, ...]
-    parameters: Mapping[str, Any]
-
-    @classmethod
-    def from_request(cls, r3: Mapping[str, Any]) -> R3View:
-        display = r3.get("display") or {}
-        operations = tuple(
-            str(o.get("tool")) if "tool" in o else json.dumps(o) for o in r3.get("operations", ())
-        )
-        return cls(
-            uri=str(r3["uri"]),
-            s256=str(r3["s256"]),
-            per_call=bool(r3.get("per_call")),
-            summary=display.get("summary"),
-            detail=display.get("detail"),
-            implications=display.get("implications"),
-            data_accessed=display.get("data_accessed"),
-            irreversible=display.get("irreversible"),
-            operations=operations,
-            parameters=dict(r3.get("parameters") or {}),
-        )
-
-
-@dataclass(frozen=True)
-class InteractionView:
-    """What the consent screen shows about one pending request.
-
-    ``id`` is the handle for every later call. ``state`` is ``pending``, ``interacting``,
-    ``approved``, ``denied``, ``failed`` or ``completed``. ``kind`` is ``person_token``,
-    ``auth_token``, ``mission``, ``mission_update``, ``mission_completion``, ``permission``,
-    ``question`` or ``relay``. ``r3`` is the R3 document (a per-call proposal: the one call
-    to approve) an auth token request references. ``new_agent`` is True when the agent is
-    not bound to anyone yet (a new-agent enrollment, §Agent-Person Binding: show the
-    provider's name and logo and the agent-supplied ``platform``/``device``). ``login_hint``
-    and ``prompt`` are the agent's OpenID Connect hints (``prompt`` containing ``login``:
-    sign the person in again). ``details`` holds the kind's own members (update
-    description, completion summary, permission action/parameters, question, relay URL).
-    """
-
-    id: str
-    kind: str
-    state: str
-    requirement: str
-    agent_id: str
-    agent_issuer: str
-    provider_name: str | None
-    provider_logo: str | None
-    subagent: str | None
-    platform: str | None
-    device: str | None
-    login_hint: str | None
-    prompt: tuple[str, ...]
-    new_agent: bool
-    account: str | None
-    resource: ResourceInfo | None
-    scopes: tuple[ScopeView, ...]
-    justification: str | None
-    mission: MissionView | None
-    details: Mapping[str, Any]
-    clarifications: tuple[ClarificationView, ...]
-    rounds_left: int
-    can_clarify: bool
-    question_open: bool
-    withdrawn: bool
-    expires_at: float
-    error: str | None = None
-    resource_interaction: Mapping[str, Any] | None = None
-    r3: R3View | None = None
-    #: How the request's kind presents it (:meth:`~.kinds.RequestKind.describe`).
-    consent: ConsentPage | None = None
 
 
 def callback_redirect(callback: str, outcome: str | None = None) -> str:
@@ -445,21 +328,7 @@ class Interactions:
         record = await self._load(pending_id)
         req = PendingRequest.from_json(record.data)
         self._require_open(record)
-        if req.resource_interaction and req.resource_interaction.get("state") != "done":
-            raise InteractionError(
-                "the resource's own interaction has not completed yet", code="invalid_request"
-            )
-        if account is None:
-            account = req.account or await ps.default_account()
-        if account is None:
-            raise InteractionError("approving needs the person's account", code="invalid_request")
-        found = await ps.run(ps.accounts.get, account)
-        if found is None or found.disabled:
-            raise InteractionError("unknown account", code="invalid_request")
-        if req.account is not None and req.account != found.username:
-            raise InteractionError(
-                "this agent acts for another person", code="access_denied", status=403
-            )
+        found = await self._approver(req, account)
         edits = Edits(
             scopes=scopes,
             description=description,
@@ -494,6 +363,29 @@ class Interactions:
             detail={"kind": req.kind},
         )
         return await self._view(stored, bound.evolve(result=result))
+
+    async def _approver(self, req: PendingRequest, account: str | None) -> Account:
+        """The person approving ``req``: ``account``, else the one the agent is bound to, else
+        the ``default_person``; never another person than the bound one (§Agent-Person
+        Binding). A resource-initiated interaction must have completed first
+        (§Resource-Initiated Interaction)."""
+        ps = self._ps
+        if req.resource_interaction and req.resource_interaction.get("state") != "done":
+            raise InteractionError(
+                "the resource's own interaction has not completed yet", code="invalid_request"
+            )
+        if account is None:
+            account = req.account or await ps.default_account()
+        if account is None:
+            raise InteractionError("approving needs the person's account", code="invalid_request")
+        found = await ps.run(ps.accounts.get, account)
+        if found is None or found.disabled:
+            raise InteractionError("unknown account", code="invalid_request")
+        if req.account is not None and req.account != found.username:
+            raise InteractionError(
+                "this agent acts for another person", code="access_denied", status=403
+            )
+        return found
 
     async def deny(self, pending_id: str, reason: str | None = None) -> InteractionView:
         """The person (or approver) refuses: the agent's next poll gets ``403 denied``
@@ -703,79 +595,7 @@ class Interactions:
             )
 
     async def _view(self, record: PendingRecord, req: PendingRequest) -> InteractionView:
-        ps = self._ps
-        descriptions = req.resource.scope_descriptions if req.resource else {}
-        scopes = tuple(
-            ScopeView(s, descriptions.get(s), s in IDENTITY_SCOPES)
-            for s in req.request.get("scopes", ())
-        )
-        kind = kind_of(req.kind)
-        mission_view = None
-        proposed = kind.proposed_mission(req)
-        if proposed is not None:
-            mission_view = MissionView(None, *proposed, "proposed")
-        elif req.mission_s256:
-            mission = await ps.mission(req.mission_s256)
-            if mission is not None:
-                mission_view = MissionView(
-                    mission.s256,
-                    mission.description,
-                    mission.approved_tools,
-                    mission.approved_resources,
-                    mission.state,
-                    mission.expires_at,
-                )
-        details = {
-            k: v
-            for k, v in req.request.items()
-            if k not in ("scopes", "presented_jti", "rt_jti", "sub", "r3")
-        }
-        r3 = req.request.get("r3")
-        conversation = tuple(
-            ClarificationView(
-                str(c.get("question", "")),
-                c.get("answer"),
-                float(c.get("asked_at", 0)),
-                c.get("answered_at"),
-                bool(c.get("updated_request")),
-            )
-            for c in req.conversation
-        )
-        limit = ps.config.clarification_rounds
-        return InteractionView(
-            id=record.id,
-            kind=req.kind,
-            state=public_state(record.state),
-            requirement=req.requirement,
-            agent_id=req.agent_id,
-            agent_issuer=req.agent_iss,
-            provider_name=req.provider_name,
-            provider_logo=req.provider_logo,
-            subagent=req.subagent,
-            platform=req.params.platform,
-            device=req.params.device,
-            login_hint=req.params.login_hint,
-            prompt=req.params.prompt,
-            new_agent=req.new_agent,
-            account=req.account,
-            resource=req.resource,
-            scopes=scopes,
-            justification=req.params.justification,
-            mission=mission_view,
-            details=details,
-            clarifications=conversation,
-            rounds_left=max(0, limit - req.rounds),
-            can_clarify=await ps.can_clarify(req),
-            question_open=req.open_question is not None,
-            withdrawn=req.withdrawn,
-            expires_at=record.expires_at,
-            error=req.error,
-            resource_interaction=None
-            if req.resource_interaction is None
-            else {k: v for k, v in req.resource_interaction.items() if k != "nonce"},
-            r3=R3View.from_request(r3) if isinstance(r3, Mapping) else None,
-            consent=kind.describe(req),
-        )
+        return await build_view(self._ps, record, req)
 
 
 __all__ = [
