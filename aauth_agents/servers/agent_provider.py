@@ -3,7 +3,7 @@ agent's key, agent and sub-agent tokens, metadata, JWKS, and the revocation call
 
 It builds on :class:`~aauth_agents.agent.provider.LocalAgentProvider` (which mints the tokens
 and enforces the identifier rules) and keeps what it must remember in SQLite (a data
-directory, or ``":memory:"``)::
+directory, or ``":memory:"``; :mod:`.agent_provider_store`)::
 
     ap = AgentProviderServer(AgentProviderConfig(
         issuer="https://agent.example", ps="https://ps.example", database="/var/lib/aauth-ap"))
@@ -45,9 +45,7 @@ import json
 import logging
 import os
 import secrets
-import sqlite3
-import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,6 +74,7 @@ from ..resource.body import BodyTooLarge, read_body
 from ..tokens import DWK_AGENT, TYP_AGENT, StaticIssuerKeys, async_token_key_resolver, peek
 from ..tokens.types import AgentToken
 from ..transport import AsyncMappedTransport
+from .agent_provider_store import AgentRecord, RevocationOutcome, RevocationResult, _Database
 
 log = logging.getLogger("aauth_agents.servers.agent_provider")
 
@@ -88,21 +87,6 @@ PS_METADATA = "aauth-person.json"
 
 #: How long past its ``exp`` an agent token's record is kept (beyond any verifier's leeway).
 _TOKEN_RECORD_GRACE = 300
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS ap_enrollments (
-    code TEXT PRIMARY KEY, agent_id TEXT NOT NULL, ps TEXT, expires REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS ap_agents (
-    agent_id TEXT PRIMARY KEY, jkt TEXT NOT NULL, jwk TEXT NOT NULL, ps TEXT,
-    parent TEXT, created REAL NOT NULL, revoked REAL
-);
-CREATE TABLE IF NOT EXISTS ap_tokens (
-    jti TEXT PRIMARY KEY, agent_id TEXT NOT NULL, ps TEXT, exp REAL NOT NULL,
-    revoked REAL
-);
-CREATE INDEX IF NOT EXISTS ap_tokens_agent ON ap_tokens (agent_id);
-"""
 
 
 @dataclass
@@ -149,77 +133,6 @@ class AgentProviderConfig:
             raise ConfigurationError("purge_interval must be 0 (off) or positive")
         if self.enrollment_lifetime <= 0:
             raise ConfigurationError("enrollment_lifetime must be positive")
-
-
-@dataclass(frozen=True)
-class AgentRecord:
-    """An enrolled agent (or sub-agent, with ``parent``)."""
-
-    agent_id: str
-    thumbprint: str
-    ps: str | None
-    parent: str | None
-    created: float
-    revoked: float | None
-
-
-@dataclass(frozen=True)
-class RevocationOutcome:
-    """One agent token the provider asked a PS to revoke: ``status`` is the HTTP status the
-    PS answered (``None`` when it could not be reached; ``error`` says why). ``ok`` for 200
-    (revoked) and 404 (the PS never saw the token: nothing to revoke there). ``answer`` is
-    the PS's JSON answer (this package's PS: ``revoked_auth_tokens``, ``notified``)."""
-
-    agent_id: str
-    jti: str
-    ps: str
-    status: int | None
-    error: str | None = None
-    answer: Mapping[str, Any] | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.status in (200, 404)
-
-
-@dataclass
-class RevocationResult:
-    revoked_agents: list[str] = field(default_factory=list)
-    calls: list[RevocationOutcome] = field(default_factory=list)
-
-
-class _Database:
-    def __init__(self, path: str) -> None:
-        self._lock = threading.Lock()
-        if path != ":memory:":
-            fresh = not Path(path).exists()
-            self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-            if fresh:
-                os.chmod(path, 0o600)
-        else:
-            self._conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._conn.executescript(_SCHEMA)
-
-    def execute(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return self._conn.execute(sql, tuple(args)).fetchall()
-
-    def transaction(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> list[int]:
-        with self._lock:
-            counts = []
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                for sql, args in statements:
-                    counts.append(self._conn.execute(sql, tuple(args)).rowcount)
-                self._conn.execute("COMMIT")
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            return counts
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
 
 
 def _problem(error: AAuthError) -> Response:
