@@ -346,13 +346,7 @@ def demo_resource(
     files = files if files is not None else DemoFiles()
     server = _mcp_server(issuer, files)
     mcp_app = McpServerApp(server, hosts=[urlsplit(issuer).netloc])
-    rules = dict(
-        TOOL_RULES,
-        delete_file=AccessRule.per_call(
-            *TOOL_RULES["delete_file"].scopes, display=delete_display(files)
-        ),
-    )
-    tools = declare_tools(server, rules, default=AccessRule.agent())
+    tools = declare_tools(server, _tool_rules(files), default=AccessRule.agent())
     config = ResourceConfig(
         identifier=issuer,
         signing_key=signing_key or PrivateKey.generate(kid="demo-resource-1"),
@@ -377,7 +371,27 @@ def demo_resource(
         ],
         lifespan=mcp_app.lifespan,
     )
-    policy = RoutePolicy(
+    middleware = AAuthMiddleware(app, resource=config, policy=_route_policy(tools))
+    return DemoResource(
+        middleware=middleware, files=files, mcp=server, mcp_app=mcp_app, tools=tools
+    )
+
+
+def _tool_rules(files: DemoFiles) -> dict[str, AccessRule]:
+    """The MCP tools' rules: :data:`TOOL_RULES`, with each ``delete_file`` call approved on
+    its own, shown with :func:`delete_display` (R3 §Per-Call Proposals)."""
+    return dict(
+        TOOL_RULES,
+        delete_file=AccessRule.per_call(
+            *TOOL_RULES["delete_file"].scopes, display=delete_display(files)
+        ),
+    )
+
+
+def _route_policy(tools: list[McpTool]) -> RoutePolicy:
+    """What each route needs (§Resource Access Modes): the REST routes by level, the MCP
+    endpoint by tool (:func:`~aauth_agents.integrations.mcp.mcp_policy`)."""
+    return RoutePolicy(
         [
             ("GET", "/whoami", AccessRule.agent()),
             ("GET", "/profile", AccessRule.person()),
@@ -387,10 +401,6 @@ def demo_resource(
             ("*", MCP_PATH, mcp_policy(tools, default=AccessRule.agent())),
         ],
         default=AccessRule.agent(),
-    )
-    middleware = AAuthMiddleware(app, resource=config, policy=policy)
-    return DemoResource(
-        middleware=middleware, files=files, mcp=server, mcp_app=mcp_app, tools=tools
     )
 
 
