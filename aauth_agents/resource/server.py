@@ -319,7 +319,15 @@ class AAuthResource:
                 return await self.pending.pend_interaction(caller, rule.scopes, held)
             missing = missing_scopes(caller.session.scopes, rule.scopes, self.config.scope_matcher)
             return self._insufficient(caller, missing) if missing else None
-        # AUTH
+        return await self._apply_auth(caller, rule, held, now)
+
+    async def _apply_auth(
+        self, caller: Caller, rule: AccessRule, held: HeldRequest | None, now: float
+    ) -> Reply | None:
+        """An ``auth`` rule (§Auth Token Required): an auth token covering its scopes passes;
+        one that does not gets a resource token for the broader scopes, resting on the person
+        token its key presented (when the rule allows step-up; §Scopes); a person token gets a
+        resource token to exchange; anything else is asked for a person token."""
         token = caller.token
         if isinstance(token, AuthToken):
             standing = self._standing_scopes(caller)
@@ -536,15 +544,7 @@ class AAuthResource:
         token = caller.token
         if isinstance(token, AuthToken) and self.pending.proposal_id(token) is not None:
             return await self.pending.presented(caller, token, request, now)
-        if isinstance(token, PersonToken):
-            await self._remember_person(caller)
-            person: PersonTokenRecord | None = self._person_record(caller)
-        elif isinstance(token, AuthToken):
-            person = await self.stores.person_tokens.afind(
-                caller.thumbprint, token.ps, token.sub, token.mission_s256, now=now
-            )
-        else:
-            person = None
+        person = await self._per_call_person(caller, now)
         if person is None:
             return self._challenge(Requirement.person_token(), caller, "person_token_required")
         if held is None:
@@ -587,6 +587,19 @@ class AAuthResource:
                 "proposal": base64.b64encode(proposal.document).decode("ascii"),
             },
         )
+
+    async def _per_call_person(self, caller: Caller, now: float) -> PersonTokenRecord | None:
+        """The person token a per-call proposal rests on: the one presented, or the one an
+        auth token's agent key presented before (``presented_jti``)."""
+        token = caller.token
+        if isinstance(token, PersonToken):
+            await self._remember_person(caller)
+            return self._person_record(caller)
+        if isinstance(token, AuthToken):
+            return await self.stores.person_tokens.afind(
+                caller.thumbprint, token.ps, token.sub, token.mission_s256, now=now
+            )
+        return None
 
     # -- revocation by the resource's operator -----------------------------------------------
 
