@@ -1,4 +1,4 @@
-"""The injectable clock: every time-dependent check takes one (DESIGN.md, Conventions)."""
+"""The injectable clock: every time-dependent check takes one (ARCHITECTURE.md, Conventions)."""
 
 from __future__ import annotations
 

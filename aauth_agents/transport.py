@@ -1,6 +1,6 @@
 """Send requests for chosen origins somewhere else without changing the requests.
 
-DESIGN.md, "Wire details": tests and demos keep real server identifiers
+ARCHITECTURE.md, "Wire details": tests and demos keep real server identifiers
 (``https://ps.example``) in everything that is signed or compared, and map them to loopback
 or to in-process ASGI apps *at the transport layer only*. A mapped request keeps its URL,
 its ``Host`` header (``ps.example``) and therefore its signed ``@authority`` and ``@path``,

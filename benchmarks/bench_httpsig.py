@@ -4,7 +4,7 @@ they wrap.
 Run: ``python benchmarks/bench_httpsig.py``. Prints, per algorithm, the time of
 ``sign_request``, ``SignatureVerifier.verify`` (key given), a full ``scheme=jwt`` verification
 (the agent token's JWS verified too) and agent-token minting / verification, each as a ratio
-of a bare sign or verify measured in this run (DESIGN.md, Tests), next to its goal. Exits 1
+of a bare sign or verify measured in this run (ARCHITECTURE.md, Speed), next to its goal. Exits 1
 when a ratio misses its goal.
 """
 

@@ -2,7 +2,7 @@
 
 Usage: ``python benchmarks/run.py [NAME ...]`` -- every benchmark when no name is given;
 ``--list`` prints the names. Each benchmark prints its rows (a ratio against a baseline
-measured in the same run, DESIGN.md "Tests", and its goal) and returns how many goals it
+measured in the same run, ARCHITECTURE.md "Speed", and its goal) and returns how many goals it
 missed; the runner exits 1 when any goal was missed.
 
 To add a benchmark, write a function returning the number of missed goals and add one line

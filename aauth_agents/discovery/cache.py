@@ -3,7 +3,7 @@
 Everything that decides lives here and does no I/O; :mod:`aauth_agents.discovery.client`
 executes the fetches (sync or async) and feeds the results back. A flow is a generator that
 yields :class:`Fetch` effects and receives :class:`FetchResult`s, the same shape as httpx's
-``Auth.auth_flow`` (DESIGN.md, "Examples to follow").
+``Auth.auth_flow`` (the model of ``sansio.py``).
 
 Rules implemented (AAuth §JWKS Discovery and Caching, §Metadata Documents; Signature-Key
 §Caching and Performance):

@@ -389,7 +389,7 @@ class AAuthResource:
         )
 
     def _insufficient(self, caller: Caller, missing: Sequence[str]) -> Reply:
-        # The agent is not told which scope it lacked (seed 004, DESIGN.md Conventions).
+        # The agent is not told which scope it lacked (ARCHITECTURE.md, Conventions).
         self.events.emit(
             ev.DENIED,
             "insufficient_scope",

@@ -1,6 +1,6 @@
 """The small protocols a resource keeps its state behind, and the records they hold.
 
-Four stores (DESIGN.md, Layers: "memory, SQLite and Redis backends behind small protocols"):
+Four stores (ARCHITECTURE.md, Layers: small protocols, sync and async twins):
 
 * :class:`PendingStore` -- pending records of ``202`` flows (§Deferred Responses), updated by
   compare-and-set on a ``version`` so that two concurrent polls never both execute a held

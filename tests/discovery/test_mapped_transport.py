@@ -1,4 +1,4 @@
-"""MappedTransport: the connection moves, the request does not (DESIGN.md, Wire details)."""
+"""MappedTransport: the connection moves, the request does not (ARCHITECTURE.md, Wire details)."""
 
 from __future__ import annotations
 

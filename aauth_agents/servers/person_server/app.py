@@ -3,7 +3,7 @@
 The app only moves bytes: it rebuilds each request as an
 :class:`~aauth_agents.httpsig.HttpRequest` addressed to the PS's own identifier -- the
 ``@authority`` every signature must cover is the issuer's host, whatever address the
-connection came in on (DESIGN.md: mapping an identifier to loopback changes only the
+connection came in on (ARCHITECTURE.md: mapping an identifier to loopback changes only the
 connection) -- and hands it to :class:`~aauth_agents.servers.person_server.PersonServer`.
 
 Endpoint paths come from ``config.paths`` (:data:`~.config.PATHS` unless overridden).

@@ -1,4 +1,4 @@
-"""Configuration of a person server: explicit objects with defaults (DESIGN.md, Conventions).
+"""Configuration of a person server: explicit objects with defaults (ARCHITECTURE.md, Conventions).
 
 Nothing here reads the environment; the CLI builds a :class:`PersonServerConfig`.
 """

@@ -1,4 +1,4 @@
-"""Audit events of the person server (DESIGN.md, Conventions: an event hook for audit).
+"""Audit events of the person server (ARCHITECTURE.md, Conventions: an event hook for audit).
 
 Each event names what happened and to whom -- never a token, a password or a key: ``jti``
 values and identifiers only. A hook that raises is logged and ignored; it cannot break a

@@ -2,7 +2,7 @@
 
 Every parser returns a typed value or raises :class:`~aauth_agents.protocol.WireFormatError`
 (``invalid_request``, 400; §Token Endpoint Error Codes) -- never anything else -- so a bad
-request is refused before it changes anything (DESIGN.md: bad input changes nothing).
+request is refused before it changes anything (ARCHITECTURE.md: bad input changes nothing).
 
 * request bodies: :func:`parse_json_object` (JSON object, ``application/json``), then one
   parser per endpoint (§Person Token Endpoint, §Agent Token Request, §Mission Creation,
