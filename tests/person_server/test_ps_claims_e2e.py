@@ -91,7 +91,7 @@ PERSON_OPTIONAL = {"mission_s256", "tenant"}
 RESOURCE_REQUIRED = {"iss", "dwk", "aud", "jti", "ps", "sub", "presented_jti", "agent_jkt",
                      "iat", "exp", "scope"}
 RESOURCE_OPTIONAL = {"account", "mission_s256", "tenant", "interaction"}
-#: The one claim outside -11's lists we accept, by design (ARCHITECTURE.md, Conventions): -11 renamed
+#: The one claim outside -11's lists we accept, by design: -11 renamed
 #: ``person_token_jti`` to ``presented_jti`` (its change log); the deployed reference and
 #: mockin 2.0 still read the old name, so both are emitted with the same value.
 RESOURCE_ALIASES = {"person_token_jti": "presented_jti"}
