@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from agent_testing import Agent, World
+from support.agent import Agent, World
 
 from aauth_agents.agent import AAuth
 

@@ -10,11 +10,11 @@ import anyio
 import httpx
 import httpx2
 import pytest
-from agent_testing import PS, RESOURCE, Agent, World
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from support.agent import PS, RESOURCE, Agent, World
 
 from aauth_agents.agent import (
     AAuth,

@@ -8,11 +8,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
-from agent_testing import PS, RESOURCE, Agent, World
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from support.agent import PS, RESOURCE, Agent, World
 
 from aauth_agents.agent import (
     CANCEL,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from agent_testing import AGENT_ID, PS, RESOURCE, Agent, World
+from support.agent import AGENT_ID, PS, RESOURCE, Agent, World
 
 from aauth_agents.agent import (
     MissionApproval,

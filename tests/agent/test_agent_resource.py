@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import anyio
 import pytest
-from agent_testing import PS, RESOURCE, Agent, World
+from support.agent import PS, RESOURCE, Agent, World
 
 from aauth_agents.agent import (
     ChallengeVerificationError,

@@ -13,11 +13,11 @@ from collections.abc import AsyncIterator, Iterator
 import anyio.to_thread
 import httpx
 import pytest
-from agent_testing import World
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from support.agent import World
 
 from aauth_agents.agent import client_options
 from aauth_agents.protocol import Requirement

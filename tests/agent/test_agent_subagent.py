@@ -13,7 +13,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from agent_testing import AGENT_ID, PS, RESOURCE, Agent, World
+from support.agent import AGENT_ID, PS, RESOURCE, Agent, World
 
 from aauth_agents.agent import (
     AAuth,

@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_testing import run_cli
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from support.cli import run_cli
 
 from aauth_agents.agent.provider import load_local_agent
 from aauth_agents.agent.storage import DirectoryKeyStore

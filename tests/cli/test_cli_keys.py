@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from cli_testing import SCRIPT, run_cli
+from support.cli import SCRIPT, run_cli
 
 from aauth_agents.agent.provider import load_local_agent
 from aauth_agents.agent.storage import DirectoryKeyStore, KeyringKeyStore

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cli_testing import cli_env, serve
+from support.cli import cli_env, serve
 
 from aauth_agents.httpsig import HttpRequest, SignatureKey, sign_request
 from aauth_agents.servers.agent_provider import AgentProviderClient

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from cli_testing import run_cli, serve
+from support.cli import run_cli, serve
 
 from aauth_agents.agent import AAuth, LocalAgentProvider
 from aauth_agents.keys import PrivateKey

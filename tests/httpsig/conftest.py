@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from httpsig_testing import NOW
+from support.httpsig import NOW
 
 from aauth_agents.clock import FrozenClock
 from aauth_agents.keys import ED25519, ES256, PrivateKey

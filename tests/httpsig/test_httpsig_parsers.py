@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 import pytest
-from httpsig_testing import NOW, fake_jwt
 from hypothesis import example, given
 from hypothesis import strategies as st
+from support.httpsig import NOW, fake_jwt
 
 from aauth_agents.clock import FrozenClock
 from aauth_agents.httpsig import (

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from http_sfv.dictionary import Dictionary
-from httpsig_testing import NOW, fake_jwt
+from support.httpsig import NOW, fake_jwt
 
 from aauth_agents.clock import FrozenClock
 from aauth_agents.httpsig import (

@@ -7,9 +7,9 @@ import hashlib
 from typing import Any
 
 import pytest
-from httpsig_testing import NOW, fake_jwt
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.httpsig import NOW, fake_jwt
 
 from aauth_agents.clock import FrozenClock
 from aauth_agents.httpsig import (

@@ -21,8 +21,8 @@ from mcp_types import (
     SamplingMessage,
     TextContent,
 )
-from mcp_world import RESOURCE, World, wire
 from pydantic import BaseModel
+from support.mcp import RESOURCE, World, wire
 
 from aauth_agents.integrations.mcp import (
     mcp_http_client,

@@ -15,7 +15,7 @@ import json
 from typing import Any
 
 import httpx
-from mcp_world import AGENT_ID, PS, RESOURCE, World, wire
+from support.mcp import AGENT_ID, PS, RESOURCE, World, wire
 
 from aauth_agents.integrations.mcp import aauth_mcp_session
 from aauth_agents.protocol import parse_requirement

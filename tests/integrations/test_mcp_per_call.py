@@ -19,7 +19,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from mcp_world import PASSWORD, PS, RESOURCE, World, wire, world_for
+from support.mcp import PASSWORD, PS, RESOURCE, World, wire, world_for
 
 from aauth_agents.integrations.mcp import (
     aauth_mcp_session,

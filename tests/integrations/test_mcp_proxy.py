@@ -34,7 +34,7 @@ from typing import Any
 import pytest
 from mcp import ClientSession, StdioServerParameters, types
 from mcp.client.stdio import stdio_client
-from mcp_world import wire
+from support.mcp import wire
 
 from aauth_agents.agent.provider import load_local_agent
 from aauth_agents.agent.storage import DirectoryKeyStore

@@ -10,11 +10,11 @@ from typing import Any
 
 import httpx
 import pytest
-from mcp_world import AP, RESOURCE, World, wire
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from support.mcp import AP, RESOURCE, World, wire
 
 from aauth_agents.agent import AAuth, LocalAgentProvider
 from aauth_agents.clock import FrozenClock

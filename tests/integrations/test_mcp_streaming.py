@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 from mcp import types
-from mcp_world import RESOURCE, World
 from pydantic import BaseModel
+from support.mcp import RESOURCE, World
 
 from aauth_agents.integrations.mcp import (
     aauth_mcp_session,

@@ -1,7 +1,7 @@
 """The agent client against @hellocoop/mockin 2.x, a real -11 person server in its own
 process, and a resource behind uvicorn that verifies mockin's tokens through discovery.
 Every scenario runs a second time against our own PS behind mockin's interface and layout
-(``[aauth-ps]`` in the test id; tests/interop/ps_backend.py).
+(``[aauth-ps]`` in the test id; tests/support/ps_backend.py).
 
 Person tokens, auth tokens, deferred interaction (``auto_approve: false`` and the person's
 ``GET /aauth/consent?code=...``), approval, clarification, governance calls and every injected
@@ -11,21 +11,14 @@ counting the requests that reach mockin.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
-import anyio
-import anyio.to_thread
-import httpx
 import pytest
+from support.agent import PS, RESOURCE
+from support.mockin import Setup
 
 from aauth_agents.agent import (
-    AAuth,
-    AgentIdentity,
     DeniedError,
     ExpiredAgentTokenError,
     ExpiredResourceTokenError,
@@ -36,32 +29,7 @@ from aauth_agents.agent import (
     ServerError,
     UserUnreachableError,
 )
-from aauth_agents.clock import system_clock
-from aauth_agents.discovery import AsyncDiscovery, EgressPolicy
-from aauth_agents.keys import PrivateKey
 from aauth_agents.protocol import mission_s256
-from aauth_agents.servers import LoopbackServer
-from aauth_agents.tokens import StaticIssuerKeys, mint_agent_token
-from aauth_agents.transport import AsyncMappedTransport
-
-
-def _agent_testing() -> Any:
-    """tests/agent/agent_testing.py (the resource used by the agent tests), loaded by path."""
-    loaded = sys.modules.get("agent_testing")
-    if loaded is not None:
-        return loaded
-    path = Path(__file__).parents[1] / "agent" / "agent_testing.py"
-    spec = importlib.util.spec_from_file_location("agent_testing", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["agent_testing"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-testing = _agent_testing()
-AP, PS, RESOURCE, AGENT_ID = testing.AP, testing.PS, testing.RESOURCE, testing.AGENT_ID
-
 
 #: Why the mission scenario must fail against our PS (kept as a strict xfail).
 MISSION_NEVER_PROPOSED = (
@@ -75,7 +43,7 @@ MISSION_NEVER_PROPOSED = (
 @pytest.fixture(params=["mockin", "aauth-ps"])
 def mockin(request: pytest.FixtureRequest) -> Iterator[Any]:
     """Every scenario against @hellocoop/mockin and against our PS behind the same
-    interface (tests/interop/ps_backend.py), each with its defaults restored."""
+    interface (tests/support/ps_backend.py), each with its defaults restored."""
     if request.param == "aauth-ps":
         server = request.getfixturevalue("aauth_ps_server")
         if request.node.originalname == "test_mission_flows_from_person_token_to_auth_token":
@@ -85,112 +53,6 @@ def mockin(request: pytest.FixtureRequest) -> Iterator[Any]:
         server = request.getfixturevalue("mockin_server")
     server.reset()
     yield server
-
-
-@pytest.fixture(params=["sync", "async"])
-def mode(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-class Setup:
-    """Agent provider keys trusted by mockin, a resource on uvicorn trusted by mockin, and
-    an agent whose agent token names mockin as its PS."""
-
-    def __init__(self, mockin: Any, mode: str) -> None:
-        self.mockin = mockin
-        self.mode = mode
-        self.ap_key = PrivateKey.generate()
-        mockin.trust(
-            AP,
-            {"issuer": AP, "jwks_uri": f"{AP}/.well-known/jwks.json"},
-            {"keys": [self.ap_key.public_key.to_jwk()]},
-        )
-        discovery = AsyncDiscovery(
-            transport=AsyncMappedTransport(mockin.mapping, strict=True),
-            egress=EgressPolicy.for_mapped_hosts({"ps.example": "127.0.0.1"}, allow_loopback=True),
-        )
-        keys = testing.ChainKeys(
-            StaticIssuerKeys({(AP, "aauth-agent.json"): [self.ap_key.public_key]}), discovery
-        )
-        self.resource = testing.TestResource(
-            key=PrivateKey.generate(), keys=keys, clock=system_clock
-        )
-        mockin.trust(RESOURCE, self.resource.metadata, self.resource.jwks)
-        self.agent_key = PrivateKey.generate()
-        token = mint_agent_token(
-            self.ap_key, iss=AP, sub=AGENT_ID, cnf=self.agent_key.public_key, ps=PS, lifetime=3600
-        )
-        self.identity = AgentIdentity(self.agent_key, token)
-        self.ps_hits: Counter[str] = Counter()
-        self.sleeps: list[float] = []
-        self.after_sleep: Callable[[], None] | None = None
-        self.clients: list[Any] = []
-
-    def sleep(self, seconds: float) -> None:
-        """Polls are not actually delayed; the wait is recorded."""
-        self.sleeps.append(seconds)
-        if self.after_sleep is not None:
-            self.after_sleep()
-
-    def auth(self, **options: Any) -> AAuth:
-        options.setdefault("sleep", self.sleep)
-        return AAuth(self.identity, **options)
-
-    def client(self, auth: httpx.Auth, resource_url: str) -> Any:
-        mapping = {**self.mockin.mapping, RESOURCE: resource_url}
-
-        def count(request: httpx.Request) -> None:
-            if request.url.host == "ps.example":
-                self.ps_hits[request.url.path] += 1
-
-        if self.mode == "sync":
-            client: Any = httpx.Client(
-                auth=auth,
-                event_hooks={"request": [count]},
-                transport=testing.MappedTransport(mapping, strict=True),
-            )
-        else:
-
-            async def acount(request: httpx.Request) -> None:
-                count(request)
-
-            client = httpx.AsyncClient(
-                auth=auth,
-                event_hooks={"request": [acount]},
-                transport=AsyncMappedTransport(mapping, strict=True),
-            )
-        self.clients.append(client)
-        return client
-
-    async def request(self, client: Any, method: str, url: str, **kw: Any) -> httpx.Response:
-        if isinstance(client, httpx.Client):
-            return await anyio.to_thread.run_sync(lambda: client.request(method, url, **kw))
-        response: httpx.Response = await client.request(method, url, **kw)
-        return response
-
-    async def governance(
-        self, auth: AAuth, client: Any, name: str, *args: Any, **kwargs: Any
-    ) -> Any:
-        if isinstance(client, httpx.Client):
-            gov = auth.governance(client)
-            return await anyio.to_thread.run_sync(lambda: getattr(gov, name)(*args, **kwargs))
-        return await getattr(auth.async_governance(client), name)(*args, **kwargs)
-
-
-@pytest.fixture
-def setup(mockin: Any, mode: str) -> Iterator[Setup]:
-    yield Setup(mockin, mode)
-
-
-@pytest.fixture
-async def resource_url(setup: Setup) -> AsyncIterator[str]:
-    with LoopbackServer(setup.resource.app) as server:
-        yield server.url
-        for client in setup.clients:
-            if isinstance(client, httpx.Client):
-                client.close()
-            else:
-                await client.aclose()
 
 
 async def test_person_and_auth_tokens_cached(setup: Setup, resource_url: str) -> None:

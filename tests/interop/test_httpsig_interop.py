@@ -13,14 +13,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from support.interop import NodePeer
 
 from aauth_agents.httpsig import HttpRequest, SignatureKey, SignatureVerifier, sign_request
 from aauth_agents.keys import ED25519, ES256, PrivateKey
 from aauth_agents.protocol.errors import SignatureError
 from aauth_agents.tokens import StaticIssuerKeys, mint_agent_token, token_key_resolver
-
-NodePeer = Any  # the session fixture's type lives in conftest.py
-
 
 AP = "https://agent.example"
 AGENT_ID = "aauth:assistant@agent.example"

@@ -1,4 +1,4 @@
-"""The adapter that runs our PS behind mockin's interface (ps_backend.py): trust, the
+"""The adapter that runs our PS behind mockin's interface (support/ps_backend.py): trust, the
 mapping of mockin's settings, reset, consent through the real pages, injected errors in the
 PS's own rendering -- and the mission scenario done as the spec requires (proposed and
 approved first), which mockin's version skips."""
@@ -11,9 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
-import test_agent_mockin as scenarios
-from ps_backend import ACCOUNT, ISSUER, MOCKIN_PATHS, AAuthPS, form_fields
-from test_agent_mockin import AP, RESOURCE, Setup
+from support.agent import AP, RESOURCE
+from support.mockin import Setup
+from support.ps_backend import ACCOUNT, ISSUER, MOCKIN_PATHS, AAuthPS, form_fields
 
 from aauth_agents.protocol.errors import InvalidJWTError, ProtocolError
 from aauth_agents.servers.person_server.pending import Reply
@@ -27,12 +27,8 @@ def backend(aauth_ps_server: AAuthPS) -> Iterator[AAuthPS]:
 
 @pytest.fixture
 def mockin(backend: AAuthPS) -> AAuthPS:
-    """The scenarios' ``setup`` and ``resource_url`` (test_agent_mockin.py), on our PS only."""
+    """The scenarios' ``setup`` and ``resource_url`` (conftest.py), on our PS only."""
     return backend
-
-
-#: The scenarios' own fixtures (test_agent_mockin.py); ``mockin`` above puts them on our PS.
-mode, setup, resource_url = scenarios.mode, scenarios.setup, scenarios.resource_url
 
 
 async def test_mission_proposed_approved_then_flows_to_the_auth_token(

@@ -1,7 +1,8 @@
 """Fixtures for the LangChain integration: the three parties on loopback
 (:class:`~aauth_agents.servers.stack.LocalStack`: agent provider, person server with its
-pages, the demo resource), a fresh agent per test, and the person -- scripted through the
-PS's interaction path, or in Debian's headless Chromium on the real consent pages.
+pages, the demo resource), a fresh agent per test (:class:`support.langchain.Party`), and the
+person -- scripted through the PS's interaction path, or in Debian's headless Chromium on the
+real consent pages (:class:`support.langchain.BrowserPerson`).
 
 Chromium is required (never skipped): CI installs Debian's ``chromium``; Playwright drives
 it through ``executable_path`` and never downloads a browser.
@@ -11,30 +12,14 @@ from __future__ import annotations
 
 import itertools
 import os
-import queue
-import threading
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Any
 
-import httpx
 import pytest
+from support.langchain import CHROMIUM, BrowserPerson, Party
 
-from aauth_agents.agent import AAuth, AgentIdentity, client_options
 from aauth_agents.servers.stack import LocalStack
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 _agents = itertools.count(1)
 
 
@@ -49,92 +34,6 @@ def mode(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@dataclass
-class Party:
-    """One test's agent at the stack: its identity, clients reaching the parties, and the
-    requests it sent (``sent``: ``(host, method, path)``)."""
-
-    stack: LocalStack
-    identity: AgentIdentity
-    sent: list[tuple[str, str, str]] = field(default_factory=list)
-    _clients: list[Any] = field(default_factory=list)
-
-    def record(self, request: httpx.Request) -> None:
-        path = request.url.raw_path.decode("ascii").split("?", 1)[0]  # as sent: still encoded
-        self.sent.append((request.url.host, request.method, path))
-
-    async def arecord(self, request: httpx.Request) -> None:
-        self.record(request)
-
-    def client(self) -> httpx.Client:
-        made = httpx.Client(
-            **client_options(
-                transport=self.stack.transport(), event_hooks={"request": [self.record]}
-            )
-        )
-        self._clients.append(made)
-        return made
-
-    def async_client(self) -> httpx.AsyncClient:
-        made = httpx.AsyncClient(
-            **client_options(
-                transport=self.stack.async_transport(), event_hooks={"request": [self.arecord]}
-            )
-        )
-        self._clients.append(made)
-        return made
-
-    def mcp_client(self) -> Any:
-        """The async client an MCP toolset sends through: ``async_client()`` on the MCP SDK
-        1.x line, its httpx2 twin (the same mapping, bridged) on 2.x."""
-        from aauth_agents.integrations.mcp_sdk import MCP2, http, http_transport
-
-        if not MCP2:
-            return self.async_client()
-        made = http.AsyncClient(
-            **client_options(
-                transport=http_transport(self.stack.async_transport()),
-                event_hooks={"request": [self.arecord]},
-            )
-        )
-        self._clients.append(made)
-        return made
-
-    def clients(self) -> dict[str, Any]:
-        """Both clients, as the tool factories take them."""
-        return {"http_client": self.client(), "async_http_client": self.async_client()}
-
-    def auth(self, **options: Any) -> AAuth:
-        options.setdefault("justification", "Help with your files")
-        return AAuth(self.identity, **options)
-
-    def approving(self, **options: Any) -> AAuth:
-        """An AAuth whose person approves every interaction through the PS's own path."""
-        return self.auth(on_interaction=self.stack.approve, **options)
-
-    def count(self, host: str, path_prefix: str, method: str | None = None) -> int:
-        return sum(
-            1
-            for h, m, p in self.sent
-            if h == host and p.startswith(path_prefix) and method in (None, m)
-        )
-
-    def pending_created(self) -> int:
-        """Pending requests the PS created for this agent (its audit events)."""
-        return sum(
-            1
-            for e in self.stack.events
-            if e.name == "pending" and e.agent == self.identity.agent_id
-        )
-
-    async def aclose(self) -> None:
-        for made in self._clients:
-            if hasattr(made, "aclose"):  # httpx.AsyncClient, httpx2.AsyncClient
-                await made.aclose()
-            else:
-                made.close()
-
-
 @pytest.fixture
 async def party(stack: LocalStack) -> Any:
     made = Party(stack, stack.enroll(f"aauth:agent{next(_agents)}@agent.example"))
@@ -142,69 +41,6 @@ async def party(stack: LocalStack) -> Any:
         yield made
     finally:
         await made.aclose()
-
-
-class BrowserPerson:
-    """The person in headless Chromium, on the PS's consent pages: opens the interaction
-    link, signs in (once: the session cookie stays), approves or denies. Runs in its own
-    thread (Playwright's sync API), so an agent can block in a tool meanwhile; each action
-    returns a future of the page's final message."""
-
-    def __init__(self, stack: LocalStack) -> None:
-        self.stack = stack
-        self._jobs: queue.Queue[tuple[str, str, Future[str]] | None] = queue.Queue()
-        self._ready: Future[None] = Future()
-        self._thread = threading.Thread(target=self._run, name="chromium-person", daemon=True)
-        self._thread.start()
-        self._ready.result(timeout=60)
-
-    def approve(self, url: str, code: str) -> Future[str]:
-        return self._submit("approve", f"{url}?code={code}")
-
-    def deny(self, url: str, code: str) -> Future[str]:
-        return self._submit("deny", f"{url}?code={code}")
-
-    def _submit(self, action: str, link: str) -> Future[str]:
-        done: Future[str] = Future()
-        self._jobs.put((action, link, done))
-        return done
-
-    def close(self) -> None:
-        self._jobs.put(None)
-        self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        from playwright.sync_api import sync_playwright
-
-        try:
-            with sync_playwright() as pw:
-                browser = pw.chromium.launch(
-                    executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-                )
-                page = browser.new_context().new_page()
-                page.set_default_timeout(20_000)
-                self._ready.set_result(None)
-                while (job := self._jobs.get()) is not None:
-                    action, link, done = job
-                    try:
-                        done.set_result(self._decide(page, action, link))
-                    except BaseException as exc:
-                        done.set_exception(exc)
-                browser.close()
-        except BaseException as exc:
-            if not self._ready.done():
-                self._ready.set_exception(exc)
-
-    def _decide(self, page: Any, action: str, link: str) -> str:
-        page.goto(self.stack.browser_url(link))
-        if page.locator("#signin").count():
-            page.fill("input[name=username]", self.stack.person)
-            page.fill("input[name=password]", self.stack.password)
-            page.click("button[name=signin]")
-        page.click(f"#{action}")
-        message = page.locator("#message")
-        message.wait_for()
-        return str(message.inner_text())
 
 
 @pytest.fixture(scope="module")
@@ -220,12 +56,3 @@ def browser_person(stack: LocalStack) -> Iterator[BrowserPerson]:
         yield person
     finally:
         person.close()
-
-
-def in_background(action: Callable[[str, str], Any]) -> Callable[[str, str], None]:
-    """An ``on_interaction`` callback that lets ``action`` happen while the agent polls."""
-
-    def callback(url: str, code: str) -> None:
-        threading.Thread(target=action, args=(url, code), daemon=True).start()
-
-    return callback

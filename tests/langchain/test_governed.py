@@ -9,10 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import Party
 from langchain_core.messages import ToolMessage
 from langchain_core.tools import BaseTool, tool
-from test_langgraph import CALL, Graph, interrupted, tool_messages
+from support.langchain import CALL, Graph, Party, interrupted, tool_messages
 
 from aauth_agents.agent import AAuth
 from aauth_agents.integrations.langchain import (

@@ -11,11 +11,11 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
-from conftest import BrowserPerson, Party, in_background
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import ToolMessage
 from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, Field, ValidationError
+from support.langchain import BrowserPerson, Party, in_background
 
 from aauth_agents.agent import DeniedError
 from aauth_agents.integrations.langchain import (

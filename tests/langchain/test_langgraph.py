@@ -17,67 +17,11 @@ import time
 from typing import Any
 
 import pytest
-from conftest import Party
-from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
-from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
-from langgraph.checkpoint.memory import InMemorySaver
-from langgraph.graph import START, MessagesState, StateGraph
-from langgraph.prebuilt import ToolNode, tools_condition
-from langgraph.types import Command
 from pydantic import ValidationError
+from support.langchain import CALL, Graph, Party, interrupted, tool_messages
 
 from aauth_agents.integrations.langchain import aauth_tool
 from aauth_agents.protocol.errors import ConfigurationError
-
-
-class Graph:
-    """A one-tool agent graph run sync or async, with its thread's config."""
-
-    def __init__(self, tools: list[Any], calls: list[dict[str, Any]], mode: str) -> None:
-        replies = [AIMessage("", tool_calls=[call]) for call in calls]
-        model = GenericFakeChatModel(messages=iter([*replies, AIMessage("Done.")]))
-
-        def agent(state: MessagesState) -> dict[str, Any]:
-            return {"messages": [model.invoke(state["messages"])]}
-
-        async def aagent(state: MessagesState) -> dict[str, Any]:
-            return {"messages": [await model.ainvoke(state["messages"])]}
-
-        builder = StateGraph(MessagesState)
-        builder.add_node("agent", agent if mode == "sync" else aagent)
-        builder.add_node("tools", ToolNode(tools))
-        builder.add_edge(START, "agent")
-        builder.add_conditional_edges("agent", tools_condition)
-        builder.add_edge("tools", "agent")
-        self.graph = builder.compile(checkpointer=InMemorySaver())
-        self.mode = mode
-        self.config: Any = {"configurable": {"thread_id": f"thread-{id(self)}"}}
-
-    async def run(self, value: Any) -> dict[str, Any]:
-        if self.mode == "sync":
-            import anyio.to_thread
-
-            result: dict[str, Any] = await anyio.to_thread.run_sync(
-                lambda: self.graph.invoke(value, self.config)
-            )
-            return result
-        return await self.graph.ainvoke(value, self.config)
-
-    async def start(self, text: str = "Show me my files") -> dict[str, Any]:
-        return await self.run({"messages": [HumanMessage(text)]})
-
-    async def resume(self, value: Any) -> dict[str, Any]:
-        return await self.run(Command(resume=value))
-
-
-def interrupted(result: dict[str, Any]) -> dict[str, Any]:
-    [interrupt] = result["__interrupt__"]
-    value: dict[str, Any] = interrupt.value
-    return value
-
-
-def tool_messages(result: dict[str, Any]) -> list[ToolMessage]:
-    return [m for m in result["messages"] if isinstance(m, ToolMessage)]
 
 
 def list_files(party: Party) -> Any:
@@ -90,9 +34,6 @@ def list_files(party: Party) -> Any:
         on_pending="interrupt",
         **party.clients(),
     )
-
-
-CALL = {"name": "list_files", "args": {}, "id": "call-1"}
 
 
 async def consented(party: Party) -> None:

@@ -14,9 +14,8 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from conftest import Party
 from langchain_core.messages import ToolMessage
-from test_langgraph import Graph, interrupted, tool_messages
+from support.langchain import Graph, Party, interrupted, tool_messages
 
 from aauth_agents.integrations.langchain import (
     AAuthMcpToolset,

@@ -17,7 +17,6 @@ from uuid import uuid4
 
 import pytest
 import yaml
-from conftest import Party
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from langchain_core.tools import BaseToolkit
@@ -25,6 +24,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from support.langchain import Party
 
 from aauth_agents.integrations.langchain import AAuthToolkit, OpenAPIError, OpenAPIOperation
 from aauth_agents.keys import PrivateKey

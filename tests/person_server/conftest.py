@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from ps_world import PASSWORD, World, make_world
+from support.ps import PASSWORD, World, make_world
 
 
 @pytest.fixture

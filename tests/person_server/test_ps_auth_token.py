@@ -7,7 +7,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from ps_world import DOCS, PASSWORD, PS, RES, Agent, World, problem
+from support.ps import DOCS, PASSWORD, PS, RES, Agent, World, problem
 
 from aauth_agents.protocol.requirement import parse_requirement
 from aauth_agents.servers.person_server import AutoApprove, Decision

@@ -31,11 +31,11 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from ps_world import AP, DOCS, HOSTS, NOW, PASSWORD, PS, RES
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from support.ps import AP, DOCS, HOSTS, NOW, PASSWORD, PS, RES
 
 from aauth_agents.agent import AAuth
 from aauth_agents.agent.provider import LocalAgentProvider

@@ -9,11 +9,11 @@ import json
 from typing import Any
 
 import httpx
-from ps_world import AP, HOSTS, PASSWORD, PS, World
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from support.ps import AP, HOSTS, PASSWORD, PS, World
 
 from aauth_agents.agent import AAuth
 from aauth_agents.discovery import AsyncDiscovery, EgressPolicy

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from ps_world import PASSWORD, World, problem
+from support.ps import PASSWORD, World, problem
 
 from aauth_agents.protocol.requirement import parse_requirement
 from aauth_agents.servers.person_server import (

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from ps_world import PASSWORD, PS, RES, World
+from support.ps import PASSWORD, PS, RES, World
 
 from aauth_agents.keys import PrivateKey
 from aauth_agents.protocol.metadata import PersonServerMetadata

@@ -8,7 +8,7 @@ import hashlib
 import json
 
 import pytest
-from ps_world import DOCS, PASSWORD, PS, RES, World, problem
+from support.ps import DOCS, PASSWORD, PS, RES, World, problem
 
 from aauth_agents.protocol.encoding import b64url_encode
 from aauth_agents.protocol.mission import verify_mission_approval

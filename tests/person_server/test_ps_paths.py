@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from ps_world import PASSWORD, PS, RES, World, problem
+from support.ps import PASSWORD, PS, RES, World, problem
 
 from aauth_agents.protocol import ConfigurationError
 from aauth_agents.protocol.requirement import parse_requirement

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from ps_world import PASSWORD, RES, Agent, World, problem
+from support.ps import PASSWORD, RES, Agent, World, problem
 
 from aauth_agents.protocol.requirement import parse_requirement
 from aauth_agents.servers.person_server import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from ps_world import PASSWORD, PS, RES, World
+from support.ps import PASSWORD, PS, RES, World
 
 from aauth_agents.protocol.encoding import b64url_decode
 from aauth_agents.protocol.mission import verify_mission_approval

@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from ps_world import PASSWORD, PS, RES, Agent, World, problem
+from support.ps import PASSWORD, PS, RES, Agent, World, problem
 
 from aauth_agents.protocol.requirement import parse_requirement
 from aauth_agents.servers.person_server import AutoApprove, InteractionError

@@ -4,7 +4,7 @@ missions, sub-agents, retention, and one test per rejection."""
 from __future__ import annotations
 
 import pytest
-from ps_world import DOCS, PASSWORD, PS, RES, World, problem
+from support.ps import DOCS, PASSWORD, PS, RES, World, problem
 
 from aauth_agents.protocol.requirement import parse_requirement
 from aauth_agents.servers.person_server import AutoApprove

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from ps_world import PS, RES, Agent, World, problem
+from support.ps import PS, RES, Agent, World, problem
 
 from aauth_agents.protocol.r3 import MAX_DOCUMENT_BYTES, MCP_VOCABULARY
 from aauth_agents.protocol.requirement import parse_requirement

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ps_world import AP, DOCS, PASSWORD, PS, RES, Agent, World, problem
+from support.ps import AP, DOCS, PASSWORD, PS, RES, Agent, World, problem
 
 from aauth_agents.httpsig import HttpRequest, SignatureKey, sign_request
 from aauth_agents.keys import PrivateKey
@@ -161,7 +161,7 @@ async def test_failed_notifications_are_retried(auto: World) -> None:
 
 
 async def test_resource_without_a_revocation_endpoint(bare: World) -> None:
-    from ps_world import Resource
+    from support.ps import Resource
 
     bare.resource = Resource(RES, bare.clock, revocation=False)
     bare.start(policy=AutoApprove(), default_person="alice")

@@ -15,11 +15,11 @@ from typing import Any
 
 import httpx
 import pytest
-from ps_world import AP, HOSTS, NOW, PASSWORD, PS, Agent, World, problem
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from support.ps import AP, HOSTS, NOW, PASSWORD, PS, Agent, World, problem
 
 from aauth_agents.agent import AAuth, AgentIdentity, DeniedError
 from aauth_agents.discovery import AsyncDiscovery, EgressPolicy

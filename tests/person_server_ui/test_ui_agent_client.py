@@ -7,13 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from conftest import start_ui
-from ps_world import AP, HOSTS, PS, make_world
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from test_ui_chromium import TIMEOUT, sign_in
+from support.ps import AP, HOSTS, PS, make_world
+from support.ui import TIMEOUT, sign_in, start_ui
 
 from aauth_agents.agent import AAuth
 from aauth_agents.discovery import AsyncDiscovery, EgressPolicy

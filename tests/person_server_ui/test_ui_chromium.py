@@ -9,12 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from conftest import Served, sign_in
-from ps_world import RES, Agent, problem
+from support.ps import RES, Agent, problem
+from support.ui import TIMEOUT, Served, sign_in
 
 from aauth_agents.protocol.requirement import parse_requirement
-
-TIMEOUT = 15_000  # ms, bounded waits for browser events
 
 
 async def ask(served: Served, **body: Any) -> tuple[Agent, httpx.Response, str, str]:

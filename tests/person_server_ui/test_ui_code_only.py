@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from ps_world import PASSWORD, PS, RES, Agent, World, make_world
+from support.ps import PASSWORD, PS, RES, Agent, World, make_world
 
 from aauth_agents.protocol.requirement import parse_requirement
 from aauth_agents.servers import LoopbackServer

@@ -4,30 +4,19 @@ on disk. httpx against the ASGI app; the agents sign real requests."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from conftest import start_ui
-from ps_world import AP_CALLBACK, DOCS, RES, World, make_world, problem
-from test_ui_http import ORIGIN, csrf, signed_in
+from support.ps import AP_CALLBACK, DOCS, RES, World, make_world, problem
+from support.ui import ORIGIN, client, csrf, signed_in, start_ui, waiting_ids
 
 from aauth_agents.protocol.requirement import parse_requirement
 from aauth_agents.servers.person_server import person_server_of
 from aauth_agents.servers.person_server.database import PSDatabase
 from aauth_agents.servers.person_server.ui import COOKIE, create_person_server_with_ui
 from aauth_agents.servers.person_server.ui_sessions import UISessions, session_key
-
-
-def client(world: World, cookies: dict[str, str] | None = None) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=world.app), base_url=ORIGIN,
-                             cookies=cookies)
-
-
-def waiting_ids(page: httpx.Response) -> list[str]:
-    return re.findall(r'class="box waiting" data-pending="([^"]+)"', page.text)
 
 
 async def bound_agent_asks(world: World, **body: Any) -> tuple[Any, httpx.Response]:

@@ -10,8 +10,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from conftest import start_ui
-from ps_world import AP, AP_CALLBACK, PASSWORD, PS, RES, World, make_world, problem
+from support.ps import AP, AP_CALLBACK, PASSWORD, PS, RES, World, make_world, problem
+from support.ui import ORIGIN, csrf, signed_in, start_ui
 
 from aauth_agents.agent.provider import LocalAgentProvider
 from aauth_agents.keys import PrivateKey
@@ -19,8 +19,6 @@ from aauth_agents.protocol.metadata import AgentProviderMetadata
 from aauth_agents.protocol.requirement import parse_requirement
 from aauth_agents.servers.person_server.ui import COOKIE
 from aauth_agents.tokens import peek
-
-ORIGIN = "http://127.0.0.1"
 
 
 @pytest.fixture
@@ -43,22 +41,6 @@ async def open_interaction(world: World, client: httpx.AsyncClient, **body: obje
     page = await client.get(f"{path}?code={requirement.code}")
     assert page.status_code == 303, page.text
     return pending, page, page.headers["location"]
-
-
-def csrf(page: httpx.Response) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
-    assert found, page.text
-    return found.group(1)
-
-
-async def signed_in(client: httpx.AsyncClient, next_url: str = "/dashboard",
-                    username: str = "alice") -> httpx.Response:
-    form = await client.get(f"/signin?next={next_url}")
-    response = await client.post("/signin", data={
-        "csrf": csrf(form), "username": username, "password": PASSWORD, "next": next_url},
-        headers={"origin": ORIGIN})
-    assert response.status_code == 303, response.text
-    return await client.get(response.headers["location"])
 
 
 async def test_security_headers_on_every_page(ui_world: World,

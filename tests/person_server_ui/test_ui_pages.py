@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from ps_world import PASSWORD, PS, RES, World, make_world
-from test_ui_http import ORIGIN, csrf, signed_in
+from support.ps import PASSWORD, PS, RES, World, make_world
+from support.ui import ORIGIN, csrf, signed_in
 
 from aauth_agents.protocol.errors import ProtocolError
 from aauth_agents.protocol.requirement import parse_requirement

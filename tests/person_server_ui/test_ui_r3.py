@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import re
 
-from ps_world import RES, World
-from test_ui_dashboard_sessions import client, waiting_ids
-from test_ui_http import ORIGIN, csrf, signed_in
+from support.ps import RES, World
+from support.ui import ORIGIN, client, csrf, signed_in, waiting_ids
 
 from aauth_agents.protocol.r3 import MCP_VOCABULARY, s256_of
 from aauth_agents.tokens import peek

@@ -1,21 +1,16 @@
-"""Fixtures for the prompt surfaces: an agent (``tests/agent``'s :class:`Agent`) behind
+"""Fixtures for the prompt surfaces: an agent (:class:`support.agent.Agent`) behind
 ``httpx.Client`` (``mode`` ``"sync"``: run in a worker thread) or ``httpx.AsyncClient``
 (``"async"``), and ``pause``, a real, short wait between its polls."""
 
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "agent"))
-
-from agent_testing import Agent
+from support.agent import Agent
 
 from aauth_agents.agent import client_options
 

@@ -8,16 +8,11 @@ across threads) and httpx.AsyncClient (agent and chat in one loop)."""
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "agent"))
-
-from agent_testing import PS, RESOURCE, Agent, World
+from support.agent import PS, RESOURCE, Agent, World
 
 from aauth_agents.agent import (
     ClarificationRequest,

@@ -3,7 +3,7 @@
 JupyterLab (with the ipywidgets extension) serves a notebook on 127.0.0.1; its cell runs an
 agent that fetches the demo resource's ``/files`` and asks its person through
 NotebookPrompts. The person server is the in-repo one with its consent pages
-(``tests/integrations/mcp_world.py``, ``consent_pages``). The agent is new there, so two
+(``tests/support/mcp.py``, ``consent_pages``). The agent is new there, so two
 interaction widgets appear in turn (its person token, then ``files.read``): for each, the
 test clicks the widget's link, signs in (the first time) and approves on the page that
 opens in a new tab, and the widget says *Approved*; the cell prints the resource's answer.
@@ -21,7 +21,6 @@ only connections are mapped). Screenshots of the widget go to ``$AAUTH_ARTIFACTS
 from __future__ import annotations
 
 import html
-import importlib.util
 import os
 import secrets
 import signal
@@ -37,31 +36,13 @@ from typing import Any
 import httpx
 import nbformat
 import pytest
-from notebook_testing import agent_cell
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "integrations"))
-
-from mcp_world import PASSWORD, PS, RESOURCE, World, world_for
+import support.ui as UI
+from support.mcp import PASSWORD, PS, RESOURCE, World, world_for
+from support.notebook import agent_cell
 
 from aauth_agents.servers.demo_resource import demo_resource
 from aauth_agents.transport import AsyncMappedTransport
 
-
-def _person_server_ui() -> Any:
-    """``tests/person_server_ui/conftest.py`` (its ``browser`` fixture and ``sign_in``),
-    loaded under a name of its own."""
-    name = "aauth_person_server_ui_conftest"
-    if name not in sys.modules:
-        path = Path(__file__).parents[1] / "person_server_ui" / "conftest.py"
-        spec = importlib.util.spec_from_file_location(name, path)
-        assert spec is not None and spec.loader is not None
-        sys.modules[name] = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(sys.modules[name])
-    return sys.modules[name]
-
-
-UI = _person_server_ui()
-browser = UI.browser
 TIMEOUT = 30_000  # ms, for each browser wait
 HOP_BY_HOP = {
     "host",

@@ -19,8 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from agent_testing import PS, RESOURCE, World
-from notebook_testing import Kernel, agent_cell
+from support.agent import PS, RESOURCE, World
+from support.notebook import Kernel, agent_cell
 
 from aauth_agents.clock import FrozenClock
 from aauth_agents.servers import LoopbackServer

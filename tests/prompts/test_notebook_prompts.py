@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from agent_testing import PS, RESOURCE, Agent, World
+from support.agent import PS, RESOURCE, Agent, World
 
 from aauth_agents.agent import (
     Answer,

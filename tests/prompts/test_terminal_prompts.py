@@ -295,8 +295,7 @@ async def test_without_a_terminal_a_question_is_cancelled_without_reading() -> N
     question and withdraws the request, touching no stdin."""
     import io
 
-    sys.path.insert(0, str(Path(__file__).parents[1] / "agent"))
-    from agent_testing import RESOURCE, Agent, World
+    from support.agent import RESOURCE, Agent, World
 
     from aauth_agents.agent import RequestCancelledError
 

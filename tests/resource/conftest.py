@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from resource_support import World
+from support.resource import World
 
 
 @pytest.fixture

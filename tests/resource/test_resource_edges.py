@@ -7,7 +7,7 @@ import logging
 from urllib.parse import urlsplit
 
 import pytest
-from resource_support import World
+from support.resource import World
 
 from aauth_agents.protocol import parse_requirement
 from aauth_agents.tokens import peek

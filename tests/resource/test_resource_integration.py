@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI, Request
-from resource_support import AGENT_ID, PERSON_SUB, PS, RESOURCE, SCOPES, Signer, World
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from support.resource import AGENT_ID, PERSON_SUB, PS, RESOURCE, SCOPES, Signer, World
 
 from aauth_agents.httpsig import HttpRequest, SignatureKey, sign_request
 from aauth_agents.protocol import parse_requirement

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import httpx
-from resource_support import (
+from support.resource import (
     AGENT_ID,
     MISSION_S256,
     NOW,
@@ -108,7 +108,7 @@ async def test_resource_token_never_outlives_the_mission(world: World) -> None:
 
 
 async def test_four_party_resource_tokens_go_to_the_access_server(world: World) -> None:
-    from resource_support import AS
+    from support.resource import AS
 
     app = world.app(world.resource(access_server=AS))
     async with world.client(app, world.signer(world.person_token())) as client:

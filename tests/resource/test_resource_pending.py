@@ -7,7 +7,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 import httpx
-from resource_support import PERSON_SUB, RESOURCE, World
+from support.resource import PERSON_SUB, RESOURCE, World
 
 from aauth_agents.protocol import parse_requirement
 from aauth_agents.stores import COMPLETED, FAILED, INTERACTING

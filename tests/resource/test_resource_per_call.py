@@ -21,11 +21,11 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from resource_support import AP, AS, PS, RESOURCE, World
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from support.resource import AP, AS, PS, RESOURCE, World
 
 from aauth_agents.httpsig import HttpRequest, SignatureKey, sign_request
 from aauth_agents.keys import PrivateKey

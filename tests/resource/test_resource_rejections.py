@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from resource_support import (
+from support.resource import (
     AP,
     AS,
     NOW,
@@ -132,7 +132,7 @@ async def test_v5_tampered_token(setup: tuple[World, Any, str]) -> None:
     header, _payload, signature = world.agent_token().split(".")
     claims = peek(world.agent_token())[1]
     claims["sub"] = "aauth:mallory@ap.example"
-    from resource_support import segment
+    from support.resource import segment
 
     tampered = f"{header}.{segment(claims)}.{signature}"
     refused(world, before, await send_signed(world, app, tampered), 401, "invalid_jwt",
@@ -273,7 +273,7 @@ async def test_a2_tampered_scope(setup: tuple[World, Any, str]) -> None:
     header, _, signature = world.auth_token().split(".")
     claims = peek(world.auth_token())[1]
     claims["scope"] = "data.read data.write"
-    from resource_support import segment
+    from support.resource import segment
 
     refused(world, before, await send_signed(world, app, f"{header}.{segment(claims)}.{signature}"),
             401, "invalid_jwt", "invalid_auth_token")

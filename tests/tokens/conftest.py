@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from tokens_support import World
+from support.tokens import World
 
 
 @pytest.fixture(params=["Ed25519", "ES256"])

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tokens_support import AS, NOW, PERSON_SUB, PS, RESOURCE, World, resign
+from support.tokens import AS, NOW, PERSON_SUB, PS, RESOURCE, World, resign
 
 from aauth_agents.keys import PrivateKey
 from aauth_agents.protocol.errors import TokenError

@@ -8,7 +8,7 @@ import json
 
 import jwt
 import pytest
-from tokens_support import forge, segment
+from support.tokens import forge, segment
 
 from aauth_agents.keys import PrivateKey
 from aauth_agents.protocol.encoding import b64url_decode, b64url_encode

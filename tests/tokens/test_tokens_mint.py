@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
-from tokens_support import (
+from support.tokens import (
     AGENT_ID,
     AP,
     AS,

@@ -12,8 +12,8 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from tokens_support import AGENT_ID, AP, AS, MISSION_S256, NOW, PERSON_SUB, PS, RESOURCE, World
-from tokens_support import forge as forge_token
+from support.tokens import AGENT_ID, AP, AS, MISSION_S256, NOW, PERSON_SUB, PS, RESOURCE, World
+from support.tokens import forge as forge_token
 
 from aauth_agents.httpsig.types import SignatureKey
 from aauth_agents.protocol.encoding import b64url_encode

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tokens_support import AS, MISSION_S256, PERSON_SUB, PS, RESOURCE, World, resign
+from support.tokens import AS, MISSION_S256, PERSON_SUB, PS, RESOURCE, World, resign
 
 from aauth_agents.protocol.errors import ConfigurationError, TokenError
 from aauth_agents.protocol.r3 import MCP_VOCABULARY, R3Operations

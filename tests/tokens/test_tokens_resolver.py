@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from tokens_support import AP, NOW, PS, RESOURCE, World, resign
+from support.tokens import AP, NOW, PS, RESOURCE, World, resign
 
 from aauth_agents.httpsig import HttpRequest, SignatureVerifier, sign_request
 from aauth_agents.httpsig.types import SignatureKey

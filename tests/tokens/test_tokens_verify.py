@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from tokens_support import (
+from support.tokens import (
     AGENT_ID,
     AP,
     AS,

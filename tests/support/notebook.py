@@ -3,8 +3,6 @@ fetches a resource, and a real ipykernel driven over the Jupyter protocol as a f
 drives it (jupyter_client): cells executed, the widgets' state followed on IOPub, widget
 events sent as ``comm_msg`` on the shell channel -- on a kernel subshell, as JupyterLab
 does, or on the main shell, as nbclient and the classic Notebook do.
-
-(The module name is unique so that it cannot collide with another test directory's helpers.)
 """
 
 from __future__ import annotations

@@ -8,9 +8,6 @@ rolling AAuth-Access session tokens and deferred auth-token deliveries; the PS i
 and auth tokens, deferred responses with interaction / approval / clarification, missions,
 permission, audit and question answers. The PS also takes ``subagent_token``
 (§Parent-Mediated Authorization): signed by the parent, tokens bound to the sub-agent's key.
-
-(The module name is unique so that it cannot collide with another test directory's helpers;
-``tests/interop`` loads it by path.)
 """
 
 from __future__ import annotations

@@ -11,8 +11,7 @@
   :class:`~aauth_agents.transport.AsyncMappedTransport` that records every request it sends.
 
 Identifiers stay real (``https://resource.example``, ``https://ps.example``,
-``https://agents.example``); only connections are mapped. (The module name is unique so it
-cannot collide with another test directory's helpers.)
+``https://agents.example``); only connections are mapped.
 """
 
 from __future__ import annotations

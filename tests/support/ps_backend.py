@@ -1,5 +1,6 @@
-"""Our person server behind the interface of the ``Mockin`` fixture (tests/interop/conftest.py),
-so the scenarios written against @hellocoop/mockin run unchanged against it.
+"""Our person server behind the interface of :class:`support.interop.Mockin` (the ``mockin``
+fixture of tests/interop/conftest.py), so the scenarios written against @hellocoop/mockin run
+unchanged against it.
 
 :class:`AAuthPS` serves a real :class:`~aauth_agents.servers.person_server.PersonServer`
 with the person's pages over loopback HTTP (:class:`~aauth_agents.servers.LoopbackServer`) as
@@ -54,7 +55,7 @@ from aauth_agents.servers.person_server.pending import Reply
 from aauth_agents.servers.person_server.policy import AUTH_TOKEN, PERMISSION, PERSON_TOKEN
 from aauth_agents.servers.person_server.ui import create_person_server_with_ui
 
-log = logging.getLogger("tests.interop.ps_backend")
+log = logging.getLogger("tests.support.ps_backend")
 
 ISSUER = "https://ps.example"
 ACCOUNT = "mock-person"

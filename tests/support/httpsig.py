@@ -1,4 +1,4 @@
-"""Helpers shared by the httpsig tests (imported by name: this directory is on sys.path)."""
+"""Helpers shared by the httpsig tests."""
 
 from __future__ import annotations
 
