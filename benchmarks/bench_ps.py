@@ -75,8 +75,9 @@ class Agent:
     def __init__(self, ap_key: PrivateKey, n: int) -> None:
         self.key = PrivateKey.generate("Ed25519")
         self.agent_id = f"aauth:bench{n}@agents.example"
-        self.token = mint_agent_token(ap_key, iss=AP, sub=self.agent_id,
-                                      cnf=self.key.public_key, ps=PS, lifetime=3 * 3600)
+        self.token = mint_agent_token(
+            ap_key, iss=AP, sub=self.agent_id, cnf=self.key.public_key, ps=PS, lifetime=3 * 3600
+        )
         self.signature_key = SignatureKey.from_jwt(self.token)
         self.person: dict[str, str] = {}
 
@@ -84,20 +85,24 @@ class Agent:
         content = json.dumps(body).encode()
         headers = {"content-type": "application/json"}
         request = HttpRequest("POST", PS + path, headers, content)
-        return content, {**headers, **sign_request(request, key=self.key,
-                                                   signature_key=self.signature_key)}
+        return content, {
+            **headers,
+            **sign_request(request, key=self.key, signature_key=self.signature_key),
+        }
 
 
-async def _send(client: httpx.AsyncClient, path: str, content: bytes,
-                headers: dict[str, str]) -> httpx.Response:
+async def _send(
+    client: httpx.AsyncClient, path: str, content: bytes, headers: dict[str, str]
+) -> httpx.Response:
     response = await client.post(PS + path, content=content, headers=headers)
     if response.status_code != 200:
         raise RuntimeError(f"{path}: {response.status_code} {response.text}")
     return response
 
 
-async def _run(url: str, agents: list[Agent], resource_key: PrivateKey, requests: int
-               ) -> tuple[float, list[float], float]:
+async def _run(
+    url: str, agents: list[Agent], resource_key: PrivateKey, requests: int
+) -> tuple[float, list[float], float]:
     """``(seconds, latencies, the load generator's CPU seconds)`` of the timed requests."""
     # One client (one keep-alive connection) per agent, like real agents: a single shared
     # pool of 50 connections costs the load generator more CPU per request than the PS
@@ -105,15 +110,20 @@ async def _run(url: str, agents: list[Agent], resource_key: PrivateKey, requests
     transport = {PS: url}
     async with contextlib.AsyncExitStack() as stack:
         clients = {
-            id(agent): await stack.enter_async_context(httpx.AsyncClient(
-                transport=AsyncMappedTransport(transport, strict=True), timeout=60,
-                limits=httpx.Limits(max_connections=1, max_keepalive_connections=1)))
+            id(agent): await stack.enter_async_context(
+                httpx.AsyncClient(
+                    transport=AsyncMappedTransport(transport, strict=True),
+                    timeout=60,
+                    limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+                )
+            )
             for agent in agents
         }
         for agent in agents:  # setup: a person token each (consent: auto-approve)
             content, headers = agent.signed("/person", {"resource": RESOURCE})
-            token = (await _send(clients[id(agent)], "/person", content, headers)
-                     ).json()["person_token"]
+            token = (await _send(clients[id(agent)], "/person", content, headers)).json()[
+                "person_token"
+            ]
             claims = peek(token)[1]
             agent.person = {"sub": claims["sub"], "jti": claims["jti"]}
 
@@ -121,9 +131,15 @@ async def _run(url: str, agents: list[Agent], resource_key: PrivateKey, requests
             out = []
             for _ in range(count):
                 rt = mint_resource_token(
-                    resource_key, iss=RESOURCE, aud=PS, agent_jkt=agent.key.thumbprint(),
-                    scope="data.read", ps=PS, sub=agent.person["sub"],
-                    presented_jti=agent.person["jti"])
+                    resource_key,
+                    iss=RESOURCE,
+                    aud=PS,
+                    agent_jkt=agent.key.thumbprint(),
+                    scope="data.read",
+                    ps=PS,
+                    sub=agent.person["sub"],
+                    presented_jti=agent.person["jti"],
+                )
                 out.append(agent.signed("/token", {"resource_token": rt}))
             return out
 
@@ -132,8 +148,9 @@ async def _run(url: str, agents: list[Agent], resource_key: PrivateKey, requests
         work = {id(a): prepared(a, per_agent) for a in agents}
         latencies: list[float] = []
 
-        async def worker(agent: Agent, batch: list[tuple[bytes, dict[str, str]]],
-                         timed: bool) -> None:
+        async def worker(
+            agent: Agent, batch: list[tuple[bytes, dict[str, str]]], timed: bool
+        ) -> None:
             client = clients[id(agent)]
             for content, headers in batch:
                 start = time.perf_counter()
@@ -148,13 +165,19 @@ async def _run(url: str, agents: list[Agent], resource_key: PrivateKey, requests
     return elapsed, latencies, cpu
 
 
-def _serve(directory: str, ap_jwk: dict[str, Any], resource_jwk: dict[str, Any],
-           conn: Connection) -> None:
+def _serve(
+    directory: str, ap_jwk: dict[str, Any], resource_jwk: dict[str, Any], conn: Connection
+) -> None:
     """The child process: the PS on uvicorn until the parent says stop."""
     keys = StaticIssuerKeys({(AP, DWK_AGENT): [ap_jwk], (RESOURCE, DWK_RESOURCE): [resource_jwk]})
-    config = PersonServerConfig(issuer=PS, database=Path(directory), issuer_keys=keys,
-                                policy=AutoApprove(), default_person="bench",
-                                password_log2_n=14)
+    config = PersonServerConfig(
+        issuer=PS,
+        database=Path(directory),
+        issuer_keys=keys,
+        policy=AutoApprove(),
+        default_person="bench",
+        password_log2_n=14,
+    )
     app = create_person_server(config)
     ps = app.state.person_server
     ps.accounts.create_account("bench", "benchmark password")
@@ -166,8 +189,9 @@ def _serve(directory: str, ap_jwk: dict[str, Any], resource_jwk: dict[str, Any],
         ps.close()
 
 
-def ps_token_rate(requests: int = REQUESTS, agents: int = AGENTS
-                  ) -> tuple[float, float, float, float, float]:
+def ps_token_rate(
+    requests: int = REQUESTS, agents: int = AGENTS
+) -> tuple[float, float, float, float, float]:
     """``(tokens per second, p50 seconds, p99 seconds, raw Ed25519 signs per second, the
     load generator's busy share of one core)`` -- a share near 1 means the numbers measure
     the client, not the PS."""
@@ -177,8 +201,11 @@ def ps_token_rate(requests: int = REQUESTS, agents: int = AGENTS
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe()
     with tempfile.TemporaryDirectory() as directory:
-        process = context.Process(target=_serve, daemon=True, args=(
-            directory, ap_key.public_key.to_jwk(), resource_key.public_key.to_jwk(), child))
+        process = context.Process(
+            target=_serve,
+            daemon=True,
+            args=(directory, ap_key.public_key.to_jwk(), resource_key.public_key.to_jwk(), child),
+        )
         process.start()
         try:
             if not parent.poll(60):
@@ -201,12 +228,16 @@ def benchmark() -> int:
     rate, p50, p99, sign_rate, busy = ps_token_rate()
     per_thousand = rate / (sign_rate / 1000)
     ok = per_thousand >= GOAL
-    print(f"ps-token-rate: {rate:7.1f} auth tokens/s with {AGENTS} concurrent agents "
-          f"(p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms; "
-          f"load generator busy {busy:.0%} of a core)")
-    print(f"  raw Ed25519 sign rate in this run: {sign_rate:9.0f}/s -> "
-          f"{per_thousand:.2f} tokens/s per 1000 signs/s, goal >= {GOAL} "
-          f"{'ok' if ok else 'MISSED'}")
+    print(
+        f"ps-token-rate: {rate:7.1f} auth tokens/s with {AGENTS} concurrent agents "
+        f"(p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms; "
+        f"load generator busy {busy:.0%} of a core)"
+    )
+    print(
+        f"  raw Ed25519 sign rate in this run: {sign_rate:9.0f}/s -> "
+        f"{per_thousand:.2f} tokens/s per 1000 signs/s, goal >= {GOAL} "
+        f"{'ok' if ok else 'MISSED'}"
+    )
     return 0 if ok else 1
 
 
@@ -218,9 +249,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.requests == REQUESTS and args.agents == AGENTS:
         return benchmark()
     rate, p50, p99, sign_rate, busy = ps_token_rate(args.requests, args.agents)
-    print(f"ps-token-rate: {rate:.1f} tokens/s, p50 {p50 * 1000:.1f} ms, "
-          f"p99 {p99 * 1000:.1f} ms; load generator busy {busy:.0%}; "
-          f"raw Ed25519 sign {sign_rate:.0f}/s")
+    print(
+        f"ps-token-rate: {rate:.1f} tokens/s, p50 {p50 * 1000:.1f} ms, "
+        f"p99 {p99 * 1000:.1f} ms; load generator busy {busy:.0%}; "
+        f"raw Ed25519 sign {sign_rate:.0f}/s"
+    )
     return 0
 
 

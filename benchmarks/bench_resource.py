@@ -52,16 +52,31 @@ async def _endpoint(request: Request) -> JSONResponse:
 def _apps() -> tuple[Starlette, Starlette, dict[str, str]]:
     ps_key = PrivateKey.generate("Ed25519", kid="ps-1")
     agent_key = PrivateKey.generate("Ed25519")
-    resource = AAuthResource(ResourceConfig(
-        identifier=RESOURCE, signing_key=PrivateKey.generate("Ed25519", kid="res-1"),
-        issuer_keys=StaticIssuerKeys({(PS, DWK_PERSON): [ps_key.public_key]}),
-        scope_descriptions={"data.read": "Read"}, stores=Stores.memory()))
+    resource = AAuthResource(
+        ResourceConfig(
+            identifier=RESOURCE,
+            signing_key=PrivateKey.generate("Ed25519", kid="res-1"),
+            issuer_keys=StaticIssuerKeys({(PS, DWK_PERSON): [ps_key.public_key]}),
+            scope_descriptions={"data.read": "Read"},
+            stores=Stores.memory(),
+        )
+    )
     bare = Starlette(routes=[Route("/data", _endpoint)])
     protected = Starlette(routes=[Route("/data", _endpoint)])
-    protected.add_middleware(AAuthMiddleware, resource=resource,
-                             policy=RoutePolicy({"/data": AccessRule.auth("data.read")}))
-    token = mint_auth_token(ps_key, iss=PS, aud=RESOURCE, ps=PS, sub="person-1",
-                            cnf=agent_key.public_key, scope="data.read")
+    protected.add_middleware(
+        AAuthMiddleware,
+        resource=resource,
+        policy=RoutePolicy({"/data": AccessRule.auth("data.read")}),
+    )
+    token = mint_auth_token(
+        ps_key,
+        iss=PS,
+        aud=RESOURCE,
+        ps=PS,
+        sub="person-1",
+        cnf=agent_key.public_key,
+        scope="data.read",
+    )
     request = HttpRequest("GET", RESOURCE + "/data", {"host": "resource.example"})
     signed = sign_request(request, key=agent_key, signature_key=SignatureKey.from_jwt(token))
     return bare, protected, signed
@@ -95,8 +110,10 @@ def benchmark() -> int:
     """Print the row for ``benchmarks/run.py``; 1 when the goal is missed."""
     ratio = protected_endpoint_rate()
     ok = ratio >= GOAL
-    print(f"{'protected-endpoint-rate':38} x{ratio:5.2f} of {'the unprotected endpoint':30} "
-          f"goal >= x{GOAL:<4} {'ok' if ok else 'MISSED'}")
+    print(
+        f"{'protected-endpoint-rate':38} x{ratio:5.2f} of {'the unprotected endpoint':30} "
+        f"goal >= x{GOAL:<4} {'ok' if ok else 'MISSED'}"
+    )
     return 0 if ok else 1
 
 

@@ -50,10 +50,12 @@ def _app() -> Starlette:
     async def read(request: Request) -> Response:
         return JSONResponse({"name": request.path_params["name"], "content": "hello"})
 
-    return Starlette(routes=[
-        Route("/.well-known/aauth-resource.json", well_known),
-        Route("/files/{name}", read),
-    ])
+    return Starlette(
+        routes=[
+            Route("/.well-known/aauth-resource.json", well_known),
+            Route("/files/{name}", read),
+        ]
+    )
 
 
 def _plain_tool(client: httpx.Client) -> StructuredTool:
@@ -64,15 +66,26 @@ def _plain_tool(client: httpx.Client) -> StructuredTool:
         response.raise_for_status()
         return response.text, {"status": response.status_code, "data": response.json()}
 
-    return StructuredTool.from_function(read, name="read_file", description="Read a file.",
-                                        args_schema=FileName,
-                                        response_format="content_and_artifact")
+    return StructuredTool.from_function(
+        read,
+        name="read_file",
+        description="Read a file.",
+        args_schema=FileName,
+        response_format="content_and_artifact",
+    )
 
 
 def _timer(tool: StructuredTool, names: itertools.count[int]) -> Callable[[int], float]:
     def run(n: int) -> float:
-        calls = [{"type": "tool_call", "id": f"c{i}", "name": "read_file",
-                  "args": {"name": f"file-{i}.txt"}} for i in itertools.islice(names, n)]
+        calls = [
+            {
+                "type": "tool_call",
+                "id": f"c{i}",
+                "name": "read_file",
+                "args": {"name": f"file-{i}.txt"},
+            }
+            for i in itertools.islice(names, n)
+        ]
         start = time.perf_counter()
         for call in calls:
             message = tool.invoke(call)
@@ -82,8 +95,9 @@ def _timer(tool: StructuredTool, names: itertools.count[int]) -> Callable[[int],
     return run
 
 
-def _requests(client: httpx.Client, names: itertools.count[int],
-              auth: Any = None) -> Callable[[int], float]:
+def _requests(
+    client: httpx.Client, names: itertools.count[int], auth: Any = None
+) -> Callable[[int], float]:
     def run(n: int) -> float:
         urls = [f"{RESOURCE}/files/file-{i}.txt" for i in itertools.islice(names, n)]
         start = time.perf_counter()
@@ -94,8 +108,9 @@ def _requests(client: httpx.Client, names: itertools.count[int],
     return run
 
 
-def _median_ratio(subject: Callable[[int], float], baseline: Callable[[int], float],
-                  batch: int, rounds: int) -> float:
+def _median_ratio(
+    subject: Callable[[int], float], baseline: Callable[[int], float], batch: int, rounds: int
+) -> float:
     subject(batch), baseline(batch)  # warm up: metadata cached, code paths hot
     ratios = []
     for _ in range(rounds):
@@ -110,16 +125,26 @@ def benchmark(batch: int = 20, rounds: int = 60) -> int:
     app = _app()
     auth = _warm_auth()
     plain = httpx.Client(transport=MappedTransport({RESOURCE: app}, strict=True))
-    signed = httpx.Client(transport=MappedTransport({RESOURCE: app}, strict=True),
-                          max_redirects=1000)
+    signed = httpx.Client(
+        transport=MappedTransport({RESOURCE: app}, strict=True), max_redirects=1000
+    )
     names = itertools.count()
     try:
-        subject = aauth_tool("read_file", "Read a file.", "GET", f"{RESOURCE}/files/{{name}}",
-                             args_schema=FileName, auth=auth, http_client=signed)
-        ratio = _median_ratio(_timer(subject, names), _timer(_plain_tool(plain), names),
-                              batch, rounds)
-        requests = _median_ratio(_requests(signed, names, auth), _requests(plain, names),
-                                 batch, rounds // 2)
+        subject = aauth_tool(
+            "read_file",
+            "Read a file.",
+            "GET",
+            f"{RESOURCE}/files/{{name}}",
+            args_schema=FileName,
+            auth=auth,
+            http_client=signed,
+        )
+        ratio = _median_ratio(
+            _timer(subject, names), _timer(_plain_tool(plain), names), batch, rounds
+        )
+        requests = _median_ratio(
+            _requests(signed, names, auth), _requests(plain, names), batch, rounds // 2
+        )
     finally:
         plain.close()
         signed.close()

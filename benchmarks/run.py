@@ -81,9 +81,7 @@ def _warm_auth() -> AAuth:
     return _warm_party()[0]
 
 
-def _warm_party(
-    scope: str = "data.read", clock: Any = None
-) -> tuple[AAuth, StaticIssuerKeys]:
+def _warm_party(scope: str = "data.read", clock: Any = None) -> tuple[AAuth, StaticIssuerKeys]:
     """:func:`_warm_auth` (on ``clock``, a frozen one by default), and the issuer keys a
     resource verifying its tokens needs (the agent provider's and the PS's)."""
     clock = clock if clock is not None else FrozenClock(NOW)
@@ -111,10 +109,12 @@ def _warm_party(
     )
     auth.flow.public_key  # noqa: B018 - registers the signing key with the caches
     auth.state.put_auth_token(RESOURCE, None, HeldToken.from_raw("auth", auth_token))
-    keys = StaticIssuerKeys({
-        ("https://agent.example", "aauth-agent.json"): [provider.public_key],
-        (PS, "aauth-person.json"): [ps.public_key],
-    })
+    keys = StaticIssuerKeys(
+        {
+            ("https://agent.example", "aauth-agent.json"): [provider.public_key],
+            (PS, "aauth-person.json"): [ps.public_key],
+        }
+    )
     return auth, keys
 
 

@@ -3,19 +3,16 @@ the modules of the ``support`` package (tests/support; ``pythonpath`` in pyproje
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
-from support.ui import CHROMIUM, CHROMIUM_ARGS
+from support.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium
 
 # Property tests assert behaviour, never time: a loaded CI machine must not turn a slow
 # example into a failure (hypothesis' default deadline is 200 ms per example).
-settings.register_profile(
-    "aauth", deadline=None, suppress_health_check=[HealthCheck.too_slow]
-)
+settings.register_profile("aauth", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("aauth")
 
 
@@ -23,18 +20,14 @@ settings.load_profile("aauth")
 async def browser() -> AsyncIterator[Any]:
     """A fresh headless Debian Chromium (its own temporary profile): the person's pages
     (tests/person_server_ui) and JupyterLab (tests/prompts)."""
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: the consent page tests need Debian's Chromium "
-                    "(apt-get install -y chromium)", pytrace=False)
-    try:
-        from playwright.async_api import async_playwright
-    except ImportError:
-        pytest.fail("the playwright package is missing (pip install playwright; the browser "
-                    "is Debian's chromium, never `playwright install`)", pytrace=False)
+    require_chromium()
+    from playwright.async_api import async_playwright
+
     async with async_playwright() as pw:
         # launch() gives every browser a fresh temporary profile (user data dir).
-        chromium = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
-                                            headless=True)
+        chromium = await pw.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
         try:
             yield chromium
         finally:

@@ -11,19 +11,17 @@ which is how a resource that needs an auth token refuses a person token
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TypeAlias
 
 from ..clock import Clock, system_clock
 from ..httpsig.types import SCHEME_JWT, KeyResolution, SignatureKey
 from ..protocol.errors import ConfigurationError, TokenError, UnsupportedSchemeError
 from .checks import (
-    AGENT,
-    AUTH,
     KINDS,
-    PERSON,
     _asigned_key,
     _Kind,
+    _Policy,
     _policy,
     _precheck,
     _show,
@@ -40,6 +38,14 @@ PresentedToken: TypeAlias = AgentToken | PersonToken | AuthToken
 
 #: Token types a request may be signed under (resource tokens carry no ``cnf``).
 PRESENTABLE = (TYP_AGENT, TYP_PERSON, TYP_AUTH)
+
+#: The claims phase of each token a request may present, given the recipient's audience
+#: (checked present for person and auth tokens when the resolver is built).
+_CLAIMS: Mapping[str, Callable[[_Unverified, _Policy, str], PresentedToken]] = {
+    TYP_AGENT: lambda pre, policy, audience: _agent(pre, policy, None),
+    TYP_PERSON: lambda pre, policy, audience: _person(pre, policy, audience, None),
+    TYP_AUTH: lambda pre, policy, audience: _auth(pre, policy, audience=audience, signing_key=None),
+}
 
 
 class _Resolver:
@@ -82,15 +88,7 @@ class _Resolver:
 
     def finish(self, pre: _Unverified) -> KeyResolution:
         policy = _policy(self.clock, self.leeway, self.iat_skew)
-        token: PresentedToken
-        if pre.kind is AGENT:
-            token = _agent(pre, policy, None)
-        elif pre.kind is PERSON:
-            assert self.audience is not None
-            token = _person(pre, policy, self.audience, None)
-        else:
-            assert pre.kind is AUTH and self.audience is not None
-            token = _auth(pre, policy, audience=self.audience, signing_key=None)
+        token = _CLAIMS[pre.kind.typ](pre, policy, self.audience or "")
         return KeyResolution(jwk=token.cnf.to_jwk(), context=token)
 
 

@@ -46,11 +46,11 @@ class Site:
         self.client = AgentProviderClient(AP, self.http)
 
     def verify(self, token: str) -> dict[str, Any]:
-        keys = StaticIssuerKeys().add_jwks(AP, DWK_AGENT, self.http.get(
-            f"{AP}/.well-known/jwks.json").json())
+        keys = StaticIssuerKeys().add_jwks(
+            AP, DWK_AGENT, self.http.get(f"{AP}/.well-known/jwks.json").json()
+        )
         claims = peek(token)[1]
-        verify_agent_token(token, keys=keys,
-                           signing_key=PublicKey.from_jwk(claims["cnf"]["jwk"]))
+        verify_agent_token(token, keys=keys, signing_key=PublicKey.from_jwk(claims["cnf"]["jwk"]))
         return claims
 
 
@@ -64,11 +64,21 @@ def site() -> Iterator[Site]:
     ap.close()
 
 
-def _raw_post(site: Site, path: str, body: bytes, key: PrivateKey, signature_key: SignatureKey,
-              components: list[str] | None = None) -> httpx.Response:
+def _raw_post(
+    site: Site,
+    path: str,
+    body: bytes,
+    key: PrivateKey,
+    signature_key: SignatureKey,
+    components: list[str] | None = None,
+) -> httpx.Response:
     headers = {"content-type": "application/json"}
-    signed = sign_request(HttpRequest("POST", AP + path, headers, body), key=key,
-                          signature_key=signature_key, components=components)
+    signed = sign_request(
+        HttpRequest("POST", AP + path, headers, body),
+        key=key,
+        signature_key=signature_key,
+        components=components,
+    )
     return site.http.post(AP + path, content=body, headers={**headers, **signed})
 
 
@@ -105,8 +115,14 @@ def test_unknown_code_and_unsigned_body_change_nothing(site: Site) -> None:
     key = PrivateKey.generate()
     body = json.dumps({"code": code}).encode()
     # The body is not covered: refused, and the code is still good.
-    response = _raw_post(site, "/enroll", body, key, SignatureKey.from_public_key(key.public_key),
-                         components=["@method", "@authority", "@path", "signature-key"])
+    response = _raw_post(
+        site,
+        "/enroll",
+        body,
+        key,
+        SignatureKey.from_public_key(key.public_key),
+        components=["@method", "@authority", "@path", "signature-key"],
+    )
     assert response.status_code == 401, response.text
     assert site.ap.agent(AGENT) is None
     # An agent token is not how one enrols (the key proves possession inline).
@@ -115,16 +131,24 @@ def test_unknown_code_and_unsigned_body_change_nothing(site: Site) -> None:
     assert site.client.enroll(code, key).agent_id == AGENT
 
 
-@pytest.mark.parametrize("body", [
-    b'{"code": "%s", "code": "%s"}',  # two parsers could read two different codes
-    b'["%s", "%s"]',
-    b'{"code": "%s", "n": NaN, "m": "%s"}',
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"code": "%s", "code": "%s"}',  # two parsers could read two different codes
+        b'["%s", "%s"]',
+        b'{"code": "%s", "n": NaN, "m": "%s"}',
+    ],
+)
 def test_enrolment_body_is_parsed_strictly(site: Site, body: bytes) -> None:
     code = site.ap.create_enrollment(AGENT)
     key = PrivateKey.generate()
-    response = _raw_post(site, "/enroll", body % (b"not-a-code", code.encode()), key,
-                         SignatureKey.from_public_key(key.public_key))
+    response = _raw_post(
+        site,
+        "/enroll",
+        body % (b"not-a-code", code.encode()),
+        key,
+        SignatureKey.from_public_key(key.public_key),
+    )
     assert response.status_code == 400, response.text
     assert response.json()["error"] == "invalid_request"
     assert site.ap.agent(AGENT) is None
@@ -205,17 +229,27 @@ def test_revocation_reaches_the_person_server() -> None:
     with LoopbackServer(ap.app()) as ap_server:
         discovery = AsyncDiscovery(
             transport=AsyncMappedTransport({AP: ap_server.url}, strict=True),
-            egress=EgressPolicy.for_mapped_hosts({"agent.example": "127.0.0.1"},
-                                                 allow_loopback=True))
-        ps_app = create_person_server(PersonServerConfig(
-            issuer=PS, discovery=discovery, policy=AutoApprove(), default_person="alice",
-            password_log2_n=14))
+            egress=EgressPolicy.for_mapped_hosts(
+                {"agent.example": "127.0.0.1"}, allow_loopback=True
+            ),
+        )
+        ps_app = create_person_server(
+            PersonServerConfig(
+                issuer=PS,
+                discovery=discovery,
+                policy=AutoApprove(),
+                default_person="alice",
+                password_log2_n=14,
+            )
+        )
         ps = ps_app.state.person_server
         ps.accounts.create_account("alice", "correct horse battery staple")
         with LoopbackServer(ps_app) as ps_server:
             ap.config.connect = {PS: ps_server.url}
-            http = httpx.Client(transport=MappedTransport(
-                {AP: ap_server.url, PS: ps_server.url}, strict=True), timeout=10)
+            http = httpx.Client(
+                transport=MappedTransport({AP: ap_server.url, PS: ps_server.url}, strict=True),
+                timeout=10,
+            )
             with http:
                 client = AgentProviderClient(AP, http)
                 identity = client.enroll(ap.create_enrollment(AGENT))
@@ -225,10 +259,11 @@ def test_revocation_reaches_the_person_server() -> None:
                     body = json.dumps({"description": "Say hello"}).encode()
                     headers = {"content-type": "application/json"}
                     signed = sign_request(
-                        HttpRequest("POST", f"{PS}/mission", headers, body), key=identity.key,
-                        signature_key=SignatureKey.from_jwt(identity.agent_token))
-                    return http.post(f"{PS}/mission", content=body, headers={**headers,
-                                                                              **signed})
+                        HttpRequest("POST", f"{PS}/mission", headers, body),
+                        key=identity.key,
+                        signature_key=SignatureKey.from_jwt(identity.agent_token),
+                    )
+                    return http.post(f"{PS}/mission", content=body, headers={**headers, **signed})
 
                 assert mission().status_code == 200
                 result = asyncio.run(ap.revoke_agent(AGENT))
@@ -252,14 +287,17 @@ def test_revocation_reaches_the_person_server() -> None:
 
 def test_housekeeping_forgets_expired_codes_and_token_records() -> None:
     clock = FrozenClock(time.time())
-    ap = AgentProviderServer(AgentProviderConfig(issuer=AP, ps=PS, clock=clock,
-                                                 purge_interval=1000))
+    ap = AgentProviderServer(
+        AgentProviderConfig(issuer=AP, ps=PS, clock=clock, purge_interval=1000)
+    )
 
     def rows(table: str) -> int:
         return int(ap.db.execute(f"SELECT COUNT(*) FROM {table}")[0][0])
 
-    with LoopbackServer(ap.app()) as server, httpx.Client(
-            transport=MappedTransport({AP: server.url}, strict=True), timeout=10) as http:
+    with (
+        LoopbackServer(ap.app()) as server,
+        httpx.Client(transport=MappedTransport({AP: server.url}, strict=True), timeout=10) as http,
+    ):
         client = AgentProviderClient(AP, http, clock=clock)
         ap.create_enrollment("aauth:late@agent.example")  # never used: expires after 900 s
         key = PrivateKey.generate()

@@ -25,8 +25,9 @@ AGENT = "aauth:cli@agent.example"
 
 
 def _get(identifier: str, url: str, path: str) -> httpx.Response:
-    with httpx.Client(transport=MappedTransport({identifier: url}, strict=True),
-                      timeout=10) as client:
+    with httpx.Client(
+        transport=MappedTransport({identifier: url}, strict=True), timeout=10
+    ) as client:
         return client.get(identifier + path)
 
 
@@ -52,8 +53,11 @@ def test_serve_ps_publishes_metadata_and_keeps_its_key(tmp_path: Path) -> None:
 
 def test_serve_ps_refuses_a_bad_issuer(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "aauth_agents.cli", "serve", "ps", "--issuer",
-         "http://ps.example"], env=cli_env(tmp_path), capture_output=True, timeout=60)
+        [sys.executable, "-m", "aauth_agents.cli", "serve", "ps", "--issuer", "http://ps.example"],
+        env=cli_env(tmp_path),
+        capture_output=True,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert b"--issuer" in result.stderr
 
@@ -71,8 +75,7 @@ def test_serve_ap_enrols_an_agent_the_ps_then_trusts(tmp_path: Path) -> None:
         assert metadata["jwks_uri"] == f"{AP}/.well-known/jwks.json"
         codes = [line.split(": ", 1)[1].strip() for line in lines if f"code      {AGENT}" in line]
         assert len(codes) == 1
-        with httpx.Client(transport=MappedTransport({AP: ap_url}, strict=True),
-                          timeout=10) as http:
+        with httpx.Client(transport=MappedTransport({AP: ap_url}, strict=True), timeout=10) as http:
             identity = AgentProviderClient(AP, http).enroll(codes[0])
             claims = peek(identity.agent_token)[1]
             assert claims["sub"] == AGENT and claims["ps"] == PS and claims["iss"] == AP
@@ -82,20 +85,21 @@ def test_serve_ap_enrols_an_agent_the_ps_then_trusts(tmp_path: Path) -> None:
         with serve("ps", ["--port", "0", *ps_args], tmp_path) as (ps_url, _):
             body = json.dumps({"description": "Say hello"}).encode()
             headers = {"content-type": "application/json"}
-            signed = sign_request(HttpRequest("POST", f"{PS}/mission", headers, body),
-                                  key=identity.key,
-                                  signature_key=SignatureKey.from_jwt(identity.agent_token))
-            with httpx.Client(transport=MappedTransport({PS: ps_url}, strict=True),
-                              timeout=10) as client:
-                response = client.post(f"{PS}/mission", content=body,
-                                       headers={**headers, **signed})
+            signed = sign_request(
+                HttpRequest("POST", f"{PS}/mission", headers, body),
+                key=identity.key,
+                signature_key=SignatureKey.from_jwt(identity.agent_token),
+            )
+            with httpx.Client(
+                transport=MappedTransport({PS: ps_url}, strict=True), timeout=10
+            ) as client:
+                response = client.post(f"{PS}/mission", content=body, headers={**headers, **signed})
             assert response.status_code == 200, response.text
             assert response.json()["mission"]
     # The provider key and the enrolled agent are kept under --data.
     with serve("ap", ["--port", "0", "--issuer", AP, "--data", str(data)], tmp_path) as (ap_url, _):
         again = [k["kid"] for k in _get(AP, ap_url, "/.well-known/jwks.json").json()["keys"]]
-        with httpx.Client(transport=MappedTransport({AP: ap_url}, strict=True),
-                          timeout=10) as http:
+        with httpx.Client(transport=MappedTransport({AP: ap_url}, strict=True), timeout=10) as http:
             fresh = AgentProviderClient(AP, http).refresh(identity.key, identity.agent_token)
     assert again == kids
     assert peek(fresh)[1]["sub"] == AGENT

@@ -32,8 +32,10 @@ def test_zero_is_never_and_negative_is_refused() -> None:
         Every(clock, -1)
 
 
-@given(st.integers(min_value=1, max_value=10_000),
-       st.lists(st.integers(min_value=0, max_value=5_000), max_size=40))
+@given(
+    st.integers(min_value=1, max_value=10_000),
+    st.lists(st.integers(min_value=0, max_value=5_000), max_size=40),
+)
 def test_never_due_twice_within_an_interval(interval: int, steps: list[int]) -> None:
     clock = FrozenClock(0)
     every = Every(clock, interval)

@@ -57,8 +57,10 @@ def test_demo_every_step_of_the_ladder_passes() -> None:
     assert "scope files.write: Create and change your files" in text
     assert "person: asks the agent" in text and "agent: answers" in text
     # R3 per-call: the person reads that one call, and it runs
-    assert "this call (R3 per-call proposal): Delete one of your files at the demo resource:" \
+    assert (
+        "this call (R3 per-call proposal): Delete one of your files at the demo resource:"
         " welcome.txt" in text
+    )
     assert "`welcome.txt` holds 43 bytes now" in text
     assert "tool result: {'name': 'welcome.txt', 'deleted': True}" in text
     assert "mission log at the PS:" in text and "audit" in text

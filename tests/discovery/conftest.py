@@ -56,30 +56,57 @@ class IssuerServer:
     async def _handle(self, request: Request) -> Response:
         path = request.url.path
         self.hits[path] += 1
-        self.seen.append({"host": request.headers.get("host", ""), "path": path,
-                          "query": request.url.query, "scheme": request.url.scheme})
+        self.seen.append(
+            {
+                "host": request.headers.get("host", ""),
+                "path": path,
+                "query": request.url.query,
+                "scheme": request.url.scheme,
+            }
+        )
         reply = self.replies.get(path)
         if reply is None:
             return Response(status_code=404)
-        return Response(reply.body, status_code=reply.status, headers=reply.headers,
-                        media_type="application/json")
+        return Response(
+            reply.body,
+            status_code=reply.status,
+            headers=reply.headers,
+            media_type="application/json",
+        )
 
-    def set(self, path: str, document: Any = None, *, status: int = 200,
-            headers: dict[str, str] | None = None, raw: bytes | None = None) -> None:
+    def set(
+        self,
+        path: str,
+        document: Any = None,
+        *,
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+        raw: bytes | None = None,
+    ) -> None:
         body = raw if raw is not None else json.dumps(document).encode()
         self.replies[path] = Reply(status, body, dict(headers or {}))
 
-    def set_metadata(self, *, headers: dict[str, str] | None = None, dwk: str = DWK,
-                     drop: tuple[str, ...] = (), **members: Any) -> dict[str, Any]:
-        document: dict[str, Any] = {"issuer": self.issuer,
-                                    "jwks_uri": f"{self.issuer}{JWKS_PATH}", **members}
+    def set_metadata(
+        self,
+        *,
+        headers: dict[str, str] | None = None,
+        dwk: str = DWK,
+        drop: tuple[str, ...] = (),
+        **members: Any,
+    ) -> dict[str, Any]:
+        document: dict[str, Any] = {
+            "issuer": self.issuer,
+            "jwks_uri": f"{self.issuer}{JWKS_PATH}",
+            **members,
+        }
         for name in drop:
             document.pop(name, None)
         self.set(f"/.well-known/{dwk}", document, headers=headers)
         return document
 
-    def set_jwks(self, keys: list[Any] | None = None, *,
-                 headers: dict[str, str] | None = None) -> None:
+    def set_jwks(
+        self, keys: list[Any] | None = None, *, headers: dict[str, str] | None = None
+    ) -> None:
         if keys is None:
             keys = [k.public_key.to_jwk() for k in self.signing_keys.values()]
         self.set(JWKS_PATH, {"keys": keys}, headers=headers)
@@ -158,17 +185,20 @@ async def make_front(kind: str, clock: FrozenClock) -> Any:
     kind; ``mapping`` defaults to the ``server`` fixture's app for ``https://ps.example``."""
     fronts: list[Front] = []
 
-    def make(mapping: dict[str, Any], *, egress: EgressPolicy | None = None,
-             **kwargs: Any) -> Front:
+    def make(
+        mapping: dict[str, Any], *, egress: EgressPolicy | None = None, **kwargs: Any
+    ) -> Front:
         kwargs.setdefault("clock", clock)
         egress = egress or loopback_policy()
         discovery: Discovery | AsyncDiscovery
         if kind == "sync":
-            discovery = Discovery(transport=MappedTransport(mapping, strict=True),
-                                  egress=egress, **kwargs)
+            discovery = Discovery(
+                transport=MappedTransport(mapping, strict=True), egress=egress, **kwargs
+            )
         else:
-            discovery = AsyncDiscovery(transport=AsyncMappedTransport(mapping, strict=True),
-                                       egress=egress, **kwargs)
+            discovery = AsyncDiscovery(
+                transport=AsyncMappedTransport(mapping, strict=True), egress=egress, **kwargs
+            )
         front = Front(kind, discovery)
         fronts.append(front)
         return front
@@ -187,7 +217,6 @@ def front(make_front: FrontFactory, server: IssuerServer) -> Front:
 def uvicorn_server() -> Callable[[Any], LoopbackServer]:
     """``with uvicorn_server(app) as running: running.url`` -- the package's loopback runner."""
     return LoopbackServer
-
 
 
 @pytest.fixture(name="loopback_policy")

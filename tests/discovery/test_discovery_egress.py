@@ -45,8 +45,9 @@ def test_classify(address: str, category: str) -> None:
     assert classify(ipaddress.ip_address(address)) == category
 
 
-@pytest.mark.parametrize("address", ["93.184.216.34", "2606:4700::6810:84e5", "::ffff:8.8.8.8",
-                                     "1.1.1.1"])
+@pytest.mark.parametrize(
+    "address", ["93.184.216.34", "2606:4700::6810:84e5", "::ffff:8.8.8.8", "1.1.1.1"]
+)
 def test_public_addresses_are_admitted(address: str) -> None:
     assert classify(ipaddress.ip_address(address)) == "global"
     policy = EgressPolicy.for_mapped_hosts({"ps.example": address})
@@ -60,17 +61,25 @@ def test_non_public_addresses_are_refused_by_default(address: str) -> None:
         policy.admit(f"{ISSUER}/x")
 
 
-@pytest.mark.parametrize(("address", "permission"), [
-    ("127.0.0.1", "allow_loopback"), ("::1", "allow_loopback"),
-    ("::ffff:127.0.0.1", "allow_loopback"), ("10.0.0.1", "allow_private"),
-    ("fd00::1", "allow_private"), ("::ffff:10.0.0.1", "allow_private"),
-    ("169.254.169.254", "allow_link_local"), ("fe80::1", "allow_link_local"),
-])
+@pytest.mark.parametrize(
+    ("address", "permission"),
+    [
+        ("127.0.0.1", "allow_loopback"),
+        ("::1", "allow_loopback"),
+        ("::ffff:127.0.0.1", "allow_loopback"),
+        ("10.0.0.1", "allow_private"),
+        ("fd00::1", "allow_private"),
+        ("::ffff:10.0.0.1", "allow_private"),
+        ("169.254.169.254", "allow_link_local"),
+        ("fe80::1", "allow_link_local"),
+    ],
+)
 def test_each_permission_admits_only_its_category(address: str, permission: str) -> None:
     allowed = EgressPolicy.for_mapped_hosts({"ps.example": address}, **{permission: True})
     assert allowed.admit(f"{ISSUER}/x")
-    others = {p: True for p in ("allow_loopback", "allow_private", "allow_link_local")
-              if p != permission}
+    others = {
+        p: True for p in ("allow_loopback", "allow_private", "allow_link_local") if p != permission
+    }
     refused = EgressPolicy.for_mapped_hosts({"ps.example": address}, **others)
     with pytest.raises(EgressDeniedError):
         refused.admit(f"{ISSUER}/x")
@@ -87,8 +96,9 @@ def test_unspecified_multicast_reserved_need_an_explicit_network(address: str) -
 
 
 def test_allow_networks_is_precise() -> None:
-    policy = EgressPolicy.for_mapped_hosts({"a.example": "10.20.1.2", "b.example": "10.21.0.1"},
-                                           allow_networks=("10.20.0.0/16",))
+    policy = EgressPolicy.for_mapped_hosts(
+        {"a.example": "10.20.1.2", "b.example": "10.21.0.1"}, allow_networks=("10.20.0.0/16",)
+    )
     assert policy.admit("https://a.example/")
     with pytest.raises(EgressDeniedError):
         policy.admit("https://b.example/")
@@ -117,12 +127,24 @@ def test_unresolvable_hosts_are_a_network_failure() -> None:
         EgressPolicy.for_mapped_hosts({}).admit(ISSUER)
 
 
-@pytest.mark.parametrize("url", [
-    "http://ps.example/.well-known/jwks.json", "ftp://ps.example/jwks", "//ps.example/jwks",
-    "https:///jwks", "https://user:pw@ps.example/jwks", "https://user@ps.example/jwks",
-    "https://ps.example:99999/jwks", "https://[::1/jwks", "file:///etc/passwd", "",
-    "https://ps.example\t/jwks", "https://ps.exa\nmple/jwks", "https://ps.example/\x00",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://ps.example/.well-known/jwks.json",
+        "ftp://ps.example/jwks",
+        "//ps.example/jwks",
+        "https:///jwks",
+        "https://user:pw@ps.example/jwks",
+        "https://user@ps.example/jwks",
+        "https://ps.example:99999/jwks",
+        "https://[::1/jwks",
+        "file:///etc/passwd",
+        "",
+        "https://ps.example\t/jwks",
+        "https://ps.exa\nmple/jwks",
+        "https://ps.example/\x00",
+    ],
+)
 def test_urls_are_checked_without_dns(url: str) -> None:
     def no_dns(host: str) -> list[str]:
         raise AssertionError("resolved a URL that should have been refused")
@@ -131,9 +153,17 @@ def test_urls_are_checked_without_dns(url: str) -> None:
         EgressPolicy(resolver=no_dns, allow_loopback=True, allow_private=True).admit(url)
 
 
-@pytest.mark.parametrize("url", ["https://93.184.216.34/jwks", "https://[2606:4700::1]/jwks",
-                                 "https://127.0.0.1/jwks", "https://2130706433/jwks",
-                                 "https://0x7f.1/jwks", "https://127.1/jwks"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://93.184.216.34/jwks",
+        "https://[2606:4700::1]/jwks",
+        "https://127.0.0.1/jwks",
+        "https://2130706433/jwks",
+        "https://0x7f.1/jwks",
+        "https://127.1/jwks",
+    ],
+)
 def test_ip_literals_need_permission(url: str) -> None:
     def no_dns(host: str) -> list[str]:
         raise AssertionError("an IP literal is not resolved")
@@ -144,9 +174,16 @@ def test_ip_literals_need_permission(url: str) -> None:
     assert permitted.admit(url)
 
 
-@pytest.mark.parametrize("url", ["https://127.0.0.1/jwks", "https://2130706433/jwks",
-                                 "https://0x7f.0.0.1/jwks", "https://[::ffff:7f00:1]/jwks",
-                                 "https://0/jwks"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://127.0.0.1/jwks",
+        "https://2130706433/jwks",
+        "https://0x7f.0.0.1/jwks",
+        "https://[::ffff:7f00:1]/jwks",
+        "https://0/jwks",
+    ],
+)
 def test_loopback_literal_still_needs_loopback_permission(url: str) -> None:
     with pytest.raises(EgressDeniedError, match=r"loopback|unspecified"):
         EgressPolicy(allow_ip_literals=True).admit(url)
@@ -167,12 +204,16 @@ async def test_async_admission_matches_sync() -> None:
 
 
 def test_cross_origin_check() -> None:
-    policy = EgressPolicy.for_mapped_hosts({"keys.example": "93.184.216.34",
-                                            "ps.example": "93.184.216.34"})
+    policy = EgressPolicy.for_mapped_hosts(
+        {"keys.example": "93.184.216.34", "ps.example": "93.184.216.34"}
+    )
     assert policy.admit("https://ps.example/jwks", issuer=ISSUER)
     assert policy.admit("https://ps.example:443/jwks", issuer=ISSUER)
-    for url in ("https://keys.example/jwks", "https://ps.example:8443/jwks",
-                "https://sub.ps.example/jwks"):
+    for url in (
+        "https://keys.example/jwks",
+        "https://ps.example:8443/jwks",
+        "https://sub.ps.example/jwks",
+    ):
         with pytest.raises(EgressDeniedError, match="cross-origin"):
             policy.admit(url, issuer=ISSUER)
 
@@ -186,32 +227,31 @@ def test_relaxed_policies_are_logged(caplog: pytest.LogCaptureFixture) -> None:
     assert "allow_loopback" in caplog.records[0].getMessage()
 
 
-@pytest.mark.parametrize("address", ["127.0.0.1", "::1", "10.0.0.1", "169.254.169.254",
-                                     "::ffff:127.0.0.1", "fe80::1"])
+@pytest.mark.parametrize(
+    "address", ["127.0.0.1", "::1", "10.0.0.1", "169.254.169.254", "::ffff:127.0.0.1", "fe80::1"]
+)
 async def test_discovery_refuses_before_any_request(
     make_front: Any, server: Any, address: str
 ) -> None:
-    front = make_front({ISSUER: server.app},
-                       egress=EgressPolicy.for_mapped_hosts({"ps.example": address}))
+    front = make_front(
+        {ISSUER: server.app}, egress=EgressPolicy.for_mapped_hosts({"ps.example": address})
+    )
     with pytest.raises(EgressDeniedError):
         await front.get_key()
     assert not server.hits
 
 
-async def test_discovery_refusal_is_not_cached_as_success(
-    make_front: Any, server: Any
-) -> None:
-    front = make_front({ISSUER: server.app},
-                       egress=EgressPolicy.for_mapped_hosts({"ps.example": "10.0.0.1"}))
+async def test_discovery_refusal_is_not_cached_as_success(make_front: Any, server: Any) -> None:
+    front = make_front(
+        {ISSUER: server.app}, egress=EgressPolicy.for_mapped_hosts({"ps.example": "10.0.0.1"})
+    )
     for _ in range(3):
         with pytest.raises(EgressDeniedError):
             await front.metadata()
     assert not server.hits
 
 
-async def test_jwks_uri_host_is_admitted_too(
-    make_front: Any, make_server: Any
-) -> None:
+async def test_jwks_uri_host_is_admitted_too(make_front: Any, make_server: Any) -> None:
     issuer, keys = make_server(), make_server("https://keys.example")
     issuer.set_metadata(jwks_uri="https://keys.example/.well-known/jwks.json")
     policy = EgressPolicy.for_mapped_hosts(

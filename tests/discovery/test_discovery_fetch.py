@@ -106,8 +106,12 @@ async def test_default_lifetime_is_one_hour(front: Any, server: Any, clock: Froz
 async def test_expires_counts_from_date(front: Any, server: Any, clock: FrozenClock) -> None:
     # Date and Expires from a server whose clock is a year off: only their difference counts
     date = clock.now - 365 * DAY
-    server.set_jwks(headers={"Date": formatdate(date, usegmt=True),
-                             "Expires": formatdate(date + 600, usegmt=True)})
+    server.set_jwks(
+        headers={
+            "Date": formatdate(date, usegmt=True),
+            "Expires": formatdate(date + 600, usegmt=True),
+        }
+    )
     await front.get_key()
     clock.advance(599)
     await front.get_key()
@@ -141,11 +145,23 @@ async def test_issuer_missing(front: Any, server: Any) -> None:
     assert caught.value.code == "issuer_missing"
 
 
-@pytest.mark.parametrize("claimed", [
-    "https://ps.example/", "https://PS.example", "https://Ps.Example", "https://other.example",
-    "http://ps.example", "https://ps.example:443", "https://ps.example.", " https://ps.example",
-    "", None, 42, ["https://ps.example"],
-])
+@pytest.mark.parametrize(
+    "claimed",
+    [
+        "https://ps.example/",
+        "https://PS.example",
+        "https://Ps.Example",
+        "https://other.example",
+        "http://ps.example",
+        "https://ps.example:443",
+        "https://ps.example.",
+        " https://ps.example",
+        "",
+        None,
+        42,
+        ["https://ps.example"],
+    ],
+)
 async def test_issuer_mismatch(front: Any, server: Any, claimed: Any) -> None:
     server.set_metadata(issuer=claimed)
     with pytest.raises(IssuerMismatchError) as caught:
@@ -154,10 +170,16 @@ async def test_issuer_mismatch(front: Any, server: Any, claimed: Any) -> None:
     assert server.hits[JWKS] == 0  # a mismatched document's jwks_uri is never followed
 
 
-@pytest.mark.parametrize("jwks_uri", [
-    "http://ps.example/.well-known/jwks.json", "ps.example/jwks", "/.well-known/jwks.json",
-    "file:///etc/passwd", 7,
-])
+@pytest.mark.parametrize(
+    "jwks_uri",
+    [
+        "http://ps.example/.well-known/jwks.json",
+        "ps.example/jwks",
+        "/.well-known/jwks.json",
+        "file:///etc/passwd",
+        7,
+    ],
+)
 async def test_jwks_uri_must_be_https(front: Any, server: Any, jwks_uri: Any) -> None:
     server.set_metadata(jwks_uri=jwks_uri)
     with pytest.raises(DiscoveryError) as caught:
@@ -173,32 +195,63 @@ async def test_metadata_without_jwks_uri(front: Any, server: Any) -> None:
         await front.get_key()
 
 
-@pytest.mark.parametrize("issuer", ["http://ps.example", "https://ps.example/", "https://PS.example",
-                                    "https://ps.example:8443", "https://127.0.0.1", "ps.example"])
+@pytest.mark.parametrize(
+    "issuer",
+    [
+        "http://ps.example",
+        "https://ps.example/",
+        "https://PS.example",
+        "https://ps.example:8443",
+        "https://127.0.0.1",
+        "ps.example",
+    ],
+)
 async def test_issuer_must_be_a_server_identifier(front: Any, server: Any, issuer: str) -> None:
     with pytest.raises(DiscoveryError):
         await front.metadata(issuer)
     assert not server.hits
 
 
-@pytest.mark.parametrize("dwk", ["", "..", "../jwks.json", "a/b", ".hidden", "Aauth.json",
-                                 "aauth-person.json?x", "a%2fb", "x" * 200])
+@pytest.mark.parametrize(
+    "dwk",
+    [
+        "",
+        "..",
+        "../jwks.json",
+        "a/b",
+        ".hidden",
+        "Aauth.json",
+        "aauth-person.json?x",
+        "a%2fb",
+        "x" * 200,
+    ],
+)
 async def test_dwk_must_be_a_plain_name(front: Any, server: Any, dwk: str) -> None:
     with pytest.raises(DiscoveryError):
         await front.metadata(ISSUER, dwk)
     assert not server.hits
 
 
-@pytest.mark.parametrize("dwk", ["aauth-agent.json", "aauth-resource.json", "aauth-access.json",
-                                 "example-configuration"])
+@pytest.mark.parametrize(
+    "dwk", ["aauth-agent.json", "aauth-resource.json", "aauth-access.json", "example-configuration"]
+)
 async def test_other_dwk_names(front: Any, server: Any, dwk: str) -> None:
     server.set_metadata(dwk=dwk)
     assert (await front.metadata(ISSUER, dwk))["issuer"] == ISSUER
 
 
-@pytest.mark.parametrize("body", [b"not json", b"[1, 2]", b'"https://ps.example"', b"",
-                                  b'{"issuer": "https://evil.example", "issuer": "https://ps.example"}',
-                                  b'{"issuer": NaN}', b"\xff\xfe{}"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"not json",
+        b"[1, 2]",
+        b'"https://ps.example"',
+        b"",
+        b'{"issuer": "https://evil.example", "issuer": "https://ps.example"}',
+        b'{"issuer": NaN}',
+        b"\xff\xfe{}",
+    ],
+)
 async def test_bad_documents(front: Any, server: Any, body: bytes) -> None:
     server.set(META, raw=body)
     with pytest.raises(DiscoveryError):
@@ -209,8 +262,12 @@ async def test_bad_documents(front: Any, server: Any, body: bytes) -> None:
 async def test_only_200_counts_and_redirects_are_not_followed(
     front: Any, server: Any, status: int
 ) -> None:
-    server.set(META, {"issuer": ISSUER}, status=status,
-               headers={"Location": "https://ps.example/elsewhere"})
+    server.set(
+        META,
+        {"issuer": ISSUER},
+        status=status,
+        headers={"Location": "https://ps.example/elsewhere"},
+    )
     server.set("/elsewhere", {"issuer": ISSUER})
     with pytest.raises(DiscoveryError, match=str(status)):
         await front.metadata()
@@ -229,15 +286,20 @@ async def test_document_size_is_limited(make_front: Any, server: Any) -> None:
 
 async def test_unusable_members_do_not_break_selection(front: Any, server: Any) -> None:
     good = server.signing_keys["k1"].public_key.to_jwk()
-    server.set_jwks(keys=[
-        {"kty": "AKP", "alg": "ML-DSA-65", "kid": "pq", "pub": "AAAA"},
-        {"kty": "RSA", "kid": "rsa", "n": "xyz", "e": "AQAB"},
-        {"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "kid": "legacy", "x": "AAAA"},
-        {"kty": "oct", "k": "c2VjcmV0", "kid": "hmac"},
-        "not a key", 17, None, [],
-        {"kid": ["k1"]},
-        good,
-    ])
+    server.set_jwks(
+        keys=[
+            {"kty": "AKP", "alg": "ML-DSA-65", "kid": "pq", "pub": "AAAA"},
+            {"kty": "RSA", "kid": "rsa", "n": "xyz", "e": "AQAB"},
+            {"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "kid": "legacy", "x": "AAAA"},
+            {"kty": "oct", "k": "c2VjcmV0", "kid": "hmac"},
+            "not a key",
+            17,
+            None,
+            [],
+            {"kid": ["k1"]},
+            good,
+        ]
+    )
     key = await front.get_key("k1")
     assert key.same_key(server.signing_keys["k1"].public_key)
     assert len(await front.jwks()) == 10  # published as-is, unusable members included
@@ -323,8 +385,10 @@ async def test_the_floor_is_per_issuer(
     make_front: Any, make_server: Any, loopback_policy: Any
 ) -> None:
     first, second = make_server(), make_server("https://as.example")
-    front = make_front({ISSUER: first.app, "https://as.example": second.app},
-                       egress=loopback_policy("ps.example", "as.example"))
+    front = make_front(
+        {ISSUER: first.app, "https://as.example": second.app},
+        egress=loopback_policy("ps.example", "as.example"),
+    )
     await front.get_key("k1")
     second.set_metadata(dwk="aauth-access.json")
     await front.get_key("k1", "https://as.example", "aauth-access.json")
@@ -383,9 +447,7 @@ async def test_stale_metadata_is_used_when_the_refetch_is_invalid(
     assert server.hits[META] == 2
 
 
-async def test_failures_back_off_exponentially(
-    front: Any, server: Any, clock: FrozenClock
-) -> None:
+async def test_failures_back_off_exponentially(front: Any, server: Any, clock: FrozenClock) -> None:
     server.set_jwks(headers={"Cache-Control": "max-age=60"})
     await front.get_key()
     server.fail(JWKS)
@@ -449,8 +511,9 @@ async def test_stale_copies_are_discarded_after_24h(
 async def test_egress_is_applied_before_fetching(make_front: Any, server: Any) -> None:
     from aauth_agents.discovery import EgressPolicy
 
-    front = make_front({ISSUER: server.app},
-                       egress=EgressPolicy.for_mapped_hosts({"ps.example": "127.0.0.1"}))
+    front = make_front(
+        {ISSUER: server.app}, egress=EgressPolicy.for_mapped_hosts({"ps.example": "127.0.0.1"})
+    )
     with pytest.raises(EgressDeniedError) as caught:
         await front.get_key()
     assert caught.value.code == "invalid_jwt"
@@ -469,8 +532,9 @@ async def test_cross_origin_jwks_needs_permission(
     with pytest.raises(EgressDeniedError, match="cross-origin"):
         await strict.get_key()
     assert keys.hits[JWKS] == 0
-    relaxed = make_front(mapping, egress=loopback_policy("ps.example", "keys.example",
-                                                         allow_cross_origin_jwks=True))
+    relaxed = make_front(
+        mapping, egress=loopback_policy("ps.example", "keys.example", allow_cross_origin_jwks=True)
+    )
     assert (await relaxed.get_key()).kid == "k1"
 
 
@@ -496,8 +560,11 @@ async def test_concurrent_first_fetches_share_one_request(front: Any, server: An
 async def test_async_discovery_get_key_answers_from_cache_only(
     server: Any, clock: FrozenClock, loopback_policy: Any
 ) -> None:
-    async with AsyncDiscovery(transport=AsyncMappedTransport({ISSUER: server.app}, strict=True),
-                              egress=loopback_policy(), clock=clock) as discovery:
+    async with AsyncDiscovery(
+        transport=AsyncMappedTransport({ISSUER: server.app}, strict=True),
+        egress=loopback_policy(),
+        clock=clock,
+    ) as discovery:
         with pytest.raises(DiscoveryError, match="aget_key"):
             discovery.get_key(ISSUER, DWK, "k1")
         assert not server.hits
@@ -506,23 +573,32 @@ async def test_async_discovery_get_key_answers_from_cache_only(
         assert discovery.refresh_key(ISSUER, DWK, "k1") is None
 
 
-async def test_sync_discovery_aget_key(server: Any, clock: FrozenClock,
-                                       loopback_policy: Any) -> None:
-    with Discovery(transport=MappedTransport({ISSUER: server.app}, strict=True),
-                   egress=loopback_policy(), clock=clock) as discovery:
+async def test_sync_discovery_aget_key(
+    server: Any, clock: FrozenClock, loopback_policy: Any
+) -> None:
+    with Discovery(
+        transport=MappedTransport({ISSUER: server.app}, strict=True),
+        egress=loopback_policy(),
+        clock=clock,
+    ) as discovery:
         key = await discovery.aget_key(ISSUER, DWK, "k1")
         assert key == discovery.get_key(ISSUER, DWK, "k1")
         assert await discovery.arefresh_key(ISSUER, DWK, "k1") is None
 
 
-def test_sync_and_async_can_share_one_cache(server: Any, clock: FrozenClock,
-                                            loopback_policy: Any) -> None:
+def test_sync_and_async_can_share_one_cache(
+    server: Any, clock: FrozenClock, loopback_policy: Any
+) -> None:
     cache = DiscoveryCache(clock=clock)
-    with Discovery(transport=MappedTransport({ISSUER: server.app}, strict=True),
-                   egress=loopback_policy(), cache=cache) as sync_discovery:
+    with Discovery(
+        transport=MappedTransport({ISSUER: server.app}, strict=True),
+        egress=loopback_policy(),
+        cache=cache,
+    ) as sync_discovery:
         sync_discovery.get_key(ISSUER, DWK, "k1")
-    async_discovery = AsyncDiscovery(transport=AsyncMappedTransport({ISSUER: server.app}),
-                                     egress=loopback_policy(), cache=cache)
+    async_discovery = AsyncDiscovery(
+        transport=AsyncMappedTransport({ISSUER: server.app}), egress=loopback_policy(), cache=cache
+    )
     assert async_discovery.get_key(ISSUER, DWK, "k1").kid == "k1"
     assert server.hits == {META: 1, JWKS: 1}
 
@@ -543,13 +619,16 @@ def test_cache_configuration_is_checked() -> None:
         DiscoveryCache(max_entries=0)
 
 
-async def test_the_cache_is_bounded(make_front: Any, make_server: Any, loopback_policy: Any,
-                                    clock: FrozenClock) -> None:
+async def test_the_cache_is_bounded(
+    make_front: Any, make_server: Any, loopback_policy: Any, clock: FrozenClock
+) -> None:
     hosts = [f"ps{i}.example" for i in range(3)]
     servers = {f"https://{h}": make_server(f"https://{h}") for h in hosts}
-    front = make_front({i: s.app for i, s in servers.items()},
-                       egress=loopback_policy(*hosts), cache=DiscoveryCache(clock=clock,
-                                                                            max_entries=2))
+    front = make_front(
+        {i: s.app for i, s in servers.items()},
+        egress=loopback_policy(*hosts),
+        cache=DiscoveryCache(clock=clock, max_entries=2),
+    )
     for issuer in servers:
         await front.metadata(issuer)
     assert front.discovery.cache.size() == 2

@@ -24,13 +24,16 @@ META = f"/.well-known/{DWK}"
 JWKS = "/.well-known/jwks.json"
 
 
-def discovery_for(kind: str, mapping: dict[str, Any], clock: FrozenClock,
-                  egress: EgressPolicy, **kwargs: Any) -> Discovery | AsyncDiscovery:
+def discovery_for(
+    kind: str, mapping: dict[str, Any], clock: FrozenClock, egress: EgressPolicy, **kwargs: Any
+) -> Discovery | AsyncDiscovery:
     if kind == "sync":
-        return Discovery(transport=MappedTransport(mapping, strict=True), clock=clock,
-                         egress=egress, **kwargs)
-    return AsyncDiscovery(transport=AsyncMappedTransport(mapping, strict=True), clock=clock,
-                          egress=egress, **kwargs)
+        return Discovery(
+            transport=MappedTransport(mapping, strict=True), clock=clock, egress=egress, **kwargs
+        )
+    return AsyncDiscovery(
+        transport=AsyncMappedTransport(mapping, strict=True), clock=clock, egress=egress, **kwargs
+    )
 
 
 async def get_key(discovery: Discovery | AsyncDiscovery, kid: str = "k1") -> Any:
@@ -81,8 +84,7 @@ async def test_connections_go_to_the_admitted_address(
         assert {seen["host"] for seen in server.seen} == {"ps.example"}
         await close(pinned)
 
-        elsewhere = EgressPolicy.for_mapped_hosts({"ps.example": "127.0.0.2"},
-                                                  allow_loopback=True)
+        elsewhere = EgressPolicy.for_mapped_hosts({"ps.example": "127.0.0.2"}, allow_loopback=True)
         misdirected = discovery_for(kind, mapping, clock, elsewhere, pin_connections=True)
         with pytest.raises(DiscoveryError, match="ConnectError"):
             await get_key(misdirected)  # went to 127.0.0.2, which nothing maps
@@ -122,8 +124,9 @@ async def test_streamed_documents_are_size_limited(
     # chunked, no Content-Length: the limit is enforced while reading
     with uvicorn_server(dripping_app(chunks=64, delay=0, chunk=b" " * 8192)) as running:
         mapping = {ISSUER: running.url}
-        discovery = discovery_for(kind, mapping, clock, loopback_policy(),
-                                  max_document_bytes=64 * 1024)
+        discovery = discovery_for(
+            kind, mapping, clock, loopback_policy(), max_document_bytes=64 * 1024
+        )
         with pytest.raises(DiscoveryError, match="larger than 65536"):
             await get_key(discovery)
         await close(discovery)

@@ -24,14 +24,16 @@ URL = "https://ps.example/.well-known/aauth-person.json?x=1&y=%2F"
 
 def echo_app() -> Starlette:
     async def echo(request: Request) -> JSONResponse:
-        return JSONResponse({
-            "host": request.headers.get("host"),
-            "path": request.url.path,
-            "raw_path": request.scope.get("raw_path", b"").decode(),
-            "query": request.url.query,
-            "method": request.method,
-            "body": (await request.body()).decode(),
-        })
+        return JSONResponse(
+            {
+                "host": request.headers.get("host"),
+                "path": request.url.path,
+                "raw_path": request.scope.get("raw_path", b"").decode(),
+                "query": request.url.query,
+                "method": request.method,
+                "body": (await request.body()).decode(),
+            }
+        )
 
     return Starlette(routes=[Route("/{path:path}", echo, methods=["GET", "POST"])])
 
@@ -43,8 +45,9 @@ def assert_unchanged(seen: dict[str, Any]) -> None:
 
 
 def test_sync_asgi_mapping_keeps_url_and_host() -> None:
-    with httpx.Client(transport=MappedTransport({"https://ps.example": echo_app()},
-                                                strict=True)) as client:
+    with httpx.Client(
+        transport=MappedTransport({"https://ps.example": echo_app()}, strict=True)
+    ) as client:
         response = client.get(URL)
         posted = client.post("https://ps.example/token", content=b"hello")
     assert response.status_code == 200
@@ -107,8 +110,9 @@ def test_app_exceptions_become_500() -> None:
         raise RuntimeError("boom")
 
     app = Starlette(routes=[Route("/", broken)])
-    with httpx.Client(transport=MappedTransport({"https://ps.example": app},
-                                                strict=True)) as client:
+    with httpx.Client(
+        transport=MappedTransport({"https://ps.example": app}, strict=True)
+    ) as client:
         assert client.get("https://ps.example/").status_code == 500
 
 
@@ -125,9 +129,17 @@ def test_retarget_changes_only_the_connection() -> None:
     assert "sni_hostname" not in plain.extensions
 
 
-@pytest.mark.parametrize("bad", ["https://ps.example/path", "https://ps.example?q=1",
-                                 "ftp://ps.example", "https://user@ps.example", "ps.example",
-                                 "http://127.0.0.1:99999"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "https://ps.example/path",
+        "https://ps.example?q=1",
+        "ftp://ps.example",
+        "https://user@ps.example",
+        "ps.example",
+        "http://127.0.0.1:99999",
+    ],
+)
 def test_origins_are_checked(bad: str) -> None:
     with pytest.raises(ValueError):
         origin_of(bad)
@@ -144,7 +156,9 @@ def test_destinations_are_checked() -> None:
 
 def test_parse_mapping_option() -> None:
     assert parse_mapping_option("https://ps.example=http://127.0.0.1:8123") == (
-        "https://ps.example", "http://127.0.0.1:8123")
+        "https://ps.example",
+        "http://127.0.0.1:8123",
+    )
     with pytest.raises(ValueError):
         parse_mapping_option("https://ps.example")
     with pytest.raises(ValueError):

@@ -55,13 +55,16 @@ def signed_raw(
     signature = Dictionary()
     signature[label] = key.sign(signature_base(with_key, components, params))
     return with_key.with_headers(
-        {"Signature-Input": serialize_signature_input(label, components, params),
-         "Signature": str(signature)}
+        {
+            "Signature-Input": serialize_signature_input(label, components, params),
+            "Signature": str(signature),
+        }
     )
 
 
-def reject(request: HttpRequest, verifier: SignatureVerifier | None = None,
-           resolver: Any = RESOLVER) -> SignatureError:
+def reject(
+    request: HttpRequest, verifier: SignatureVerifier | None = None, resolver: Any = RESOLVER
+) -> SignatureError:
     verifier = verifier or SignatureVerifier(clock=FrozenClock(NOW))
     with pytest.raises(SignatureError) as info:
         verifier.verify(request, resolver)
@@ -81,15 +84,16 @@ GET = HttpRequest("GET", "https://r.example/items")
 @pytest.mark.parametrize("header", ["signature", "signature-input", "signature-key"])
 def test_missing_header(ed_key: PrivateKey, header: str) -> None:
     request = signed(GET, ed_key)
-    stripped = HttpRequest(request.method, request.url,
-                           [(k, v) for k, v in request.headers if k != header])
+    stripped = HttpRequest(
+        request.method, request.url, [(k, v) for k, v in request.headers if k != header]
+    )
     assert reject(stripped).code == "invalid_request"
 
 
 def test_two_signature_key_members(ed_key: PrivateKey) -> None:
     request = signed(GET, ed_key)
     doubled = request.with_headers(
-        {"Signature-Key": f"{request.header('signature-key')}, other=jwt;jwt=\"x\""}
+        {"Signature-Key": f'{request.header("signature-key")}, other=jwt;jwt="x"'}
     )
     assert reject(doubled).code == "invalid_request"
 
@@ -150,7 +154,12 @@ def test_body_components_required_by_ps(ed_key: PrivateKey) -> None:
     error = reject(signed(request, ed_key, cover_body=False), verifier)
     assert error.code == "invalid_input"
     assert error.required_input == (
-        "@method", "@authority", "@path", "content-type", "content-digest", "signature-key"
+        "@method",
+        "@authority",
+        "@path",
+        "content-type",
+        "content-digest",
+        "signature-key",
     )
 
 
@@ -237,8 +246,11 @@ def test_hwk_when_only_jwt_is_accepted(ed_key: PrivateKey) -> None:
 
 @pytest.mark.parametrize(
     "sk",
-    [SignatureKey("x509", {"x5u": "https://a.example/c"}), SignatureKey("future-scheme", {}),
-     SignatureKey("jwks_uri", {"id": "https://a.example"})],  # bad params: still step 4 first
+    [
+        SignatureKey("x509", {"x5u": "https://a.example/c"}),
+        SignatureKey("future-scheme", {}),
+        SignatureKey("jwks_uri", {"id": "https://a.example"}),
+    ],  # bad params: still step 4 first
 )
 def test_unknown_or_unaccepted_scheme(ed_key: PrivateKey, sk: SignatureKey) -> None:
     error = reject(signed(GET, ed_key, signature_key=sk))
@@ -258,9 +270,11 @@ def test_jwt_without_resolver(ed_key: PrivateKey) -> None:
 
 @pytest.mark.parametrize(
     "params",
-    [{"kty": "OKP", "alg": "Ed25519", "crv": "Ed25519"},  # no x
-     {"kty": "OKP", "crv": "Ed25519", "x": "abc", "alg": "Ed25519", "kid": "k"},
-     {"kty": "OKP", "crv": "Ed25519", "x": "abc"}],  # no alg
+    [
+        {"kty": "OKP", "alg": "Ed25519", "crv": "Ed25519"},  # no x
+        {"kty": "OKP", "crv": "Ed25519", "x": "abc", "alg": "Ed25519", "kid": "k"},
+        {"kty": "OKP", "crv": "Ed25519", "x": "abc"},
+    ],  # no alg
 )
 def test_hwk_missing_material(ed_key: PrivateKey, params: dict[str, str]) -> None:
     verifier = SignatureVerifier(clock=FrozenClock(NOW), accepted_schemes=("hwk",))
@@ -270,9 +284,15 @@ def test_hwk_missing_material(ed_key: PrivateKey, params: dict[str, str]) -> Non
 
 @pytest.mark.parametrize(
     ("token_error", "code"),
-    [(TokenError("exp", code="expired_agent_token", reason="exp", signature_error="expired_jwt"),
-      "expired_jwt"),
-     (TokenError("sig", code="invalid_agent_token", reason="signature"), "invalid_jwt")],
+    [
+        (
+            TokenError(
+                "exp", code="expired_agent_token", reason="exp", signature_error="expired_jwt"
+            ),
+            "expired_jwt",
+        ),
+        (TokenError("sig", code="invalid_agent_token", reason="signature"), "invalid_jwt"),
+    ],
 )
 def test_resolver_token_error_is_converted(
     ed_key: PrivateKey, token_error: TokenError, code: str
@@ -325,17 +345,23 @@ def test_kty_or_crv_disagrees_with_alg(ed_key: PrivateKey, member: str, value: s
 
 @pytest.mark.parametrize(
     ("method", "url"),
-    [("POST", "https://r.example/items"), ("GET", "https://r.example/other"),
-     ("GET", "https://evil.example/items"), ("GET", "https://r.example:8443/items"),
-     ("GET", "https://r.example/items?admin=1"), ("GET", "http://r.example/items")],
+    [
+        ("POST", "https://r.example/items"),
+        ("GET", "https://r.example/other"),
+        ("GET", "https://evil.example/items"),
+        ("GET", "https://r.example:8443/items"),
+        ("GET", "https://r.example/items?admin=1"),
+        ("GET", "http://r.example/items"),
+    ],
 )
 def test_tampered_request_line(ed_key: PrivateKey, method: str, url: str) -> None:
     original = signed(HttpRequest("GET", "https://r.example/items"), ed_key)
     tampered = HttpRequest(method, url, original.headers)
     # http:// differs only in a component not covered by default; cover it to see it fail
     if url.startswith("http:"):
-        original = signed(HttpRequest("GET", "https://r.example/items"), ed_key,
-                          extra_components=["@scheme"])
+        original = signed(
+            HttpRequest("GET", "https://r.example/items"), ed_key, extra_components=["@scheme"]
+        )
         tampered = HttpRequest(method, url, original.headers)
     error = reject(tampered)
     assert error.code in ("invalid_signature", "invalid_input")

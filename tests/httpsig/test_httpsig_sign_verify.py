@@ -70,14 +70,25 @@ def test_default_components() -> None:
     get = HttpRequest("GET", "https://r.example/x")
     assert default_components(get) == ["@method", "@authority", "@path", "signature-key"]
     assert default_components(get, extra_components=["content-digest", "x-a", "signature-key"]) == [
-        "@method", "@authority", "@path", "x-a", "signature-key"
+        "@method",
+        "@authority",
+        "@path",
+        "x-a",
+        "signature-key",
     ]
     post = HttpRequest("POST", "https://r.example/x?", {"content-type": "a/b"}, b"1")
     assert default_components(post, cover_body=False) == [
-        "@method", "@authority", "@path", "signature-key"
+        "@method",
+        "@authority",
+        "@path",
+        "signature-key",
     ]
     assert default_components(post, extra_components=["content-digest"], cover_body=False) == [
-        "@method", "@authority", "@path", "content-digest", "signature-key"
+        "@method",
+        "@authority",
+        "@path",
+        "content-digest",
+        "signature-key",
     ]
 
 
@@ -128,7 +139,9 @@ def test_body_round_trip_with_required_digest(ed_key: PrivateKey) -> None:
     signed = _sign(request, ed_key, digest_algorithms=("sha-256", "sha-512"))
     verifier = SignatureVerifier(clock=FrozenClock(NOW), require_body_digest=True)
     assert verifier.verify(signed, unverified_jwt_cnf_resolver).components[-3:] == (
-        "content-type", "content-digest", "signature-key"
+        "content-type",
+        "content-digest",
+        "signature-key",
     )
 
 
@@ -143,9 +156,13 @@ def test_multiple_field_lines_are_combined(ed_key: PrivateKey) -> None:
     """Another signature added by an intermediary, on its own lines, does not disturb ours."""
     signed = _sign(HttpRequest("GET", "https://r.example/"), ed_key)
     extra = HttpRequest(
-        signed.method, signed.url,
-        [*signed.headers, ("Signature-Input", 'proxy=("@method");created=1'),
-         ("Signature", "proxy=:AAAA:")],
+        signed.method,
+        signed.url,
+        [
+            *signed.headers,
+            ("Signature-Input", 'proxy=("@method");created=1'),
+            ("Signature", "proxy=:AAAA:"),
+        ],
     )
     assert SignatureVerifier(clock=FrozenClock(NOW)).verify(extra, unverified_jwt_cnf_resolver)
 
@@ -184,8 +201,11 @@ async def test_averify_accepts_sync_and_async_resolvers(ed_key: PrivateKey) -> N
 
 
 def test_unverified_resolver_rejects_what_it_cannot_read() -> None:
-    for key in (SignatureKey("jwt", {"jwt": "abc"}), SignatureKey("jwt", {"jwt": "a.e30.c"}),
-                SignatureKey("hwk", {"kty": "OKP"})):
+    for key in (
+        SignatureKey("jwt", {"jwt": "abc"}),
+        SignatureKey("jwt", {"jwt": "a.e30.c"}),
+        SignatureKey("hwk", {"kty": "OKP"}),
+    ):
         with pytest.raises(InvalidJWTError):
             unverified_jwt_cnf_resolver(key)
 
@@ -208,8 +228,13 @@ _METHODS = st.sampled_from(["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", 
     authorization=st.none() | st.just("AAuth token"),
 )
 def test_sign_verify_round_trip(
-    alg: str, method: str, host: str, segments: list[str], query: str | None,
-    body: bytes | None, authorization: str | None,
+    alg: str,
+    method: str,
+    host: str,
+    segments: list[str],
+    query: str | None,
+    body: bytes | None,
+    authorization: str | None,
 ) -> None:
     url = f"https://{host}/{'/'.join(segments)}" + ("" if query is None else f"?{query}")
     headers = {"Content-Type": "application/octet-stream"}

@@ -38,7 +38,8 @@ ECC_P256_TEST_KEY = {
 
 # RFC 9421 Appendix B.2: the test-request message.
 TEST_REQUEST_DIGEST = (
-    "sha-512=:WZDPaVn/7XgHaAy8pmojAkGWoRx2UFChF41A2svX+TaPm+AbwAgBWnrIiYllu7BNNyealdVLvRwEmTHWXvJwew==:"
+    "sha-512=:WZDPaVn/7XgHaAy8pmojAkGWoRx2UFChF41A2svX+TaPm+"
+    "AbwAgBWnrIiYllu7BNNyealdVLvRwEmTHWXvJwew==:"
 )
 TEST_REQUEST = HttpRequest(
     "POST",
@@ -174,8 +175,11 @@ def test_header_fields_section_2_1() -> None:
 @pytest.mark.parametrize(
     ("url", "name", "value"),
     [
-        ("https://www.example.com/path?param=value", "@target-uri",
-         "https://www.example.com/path?param=value"),
+        (
+            "https://www.example.com/path?param=value",
+            "@target-uri",
+            "https://www.example.com/path?param=value",
+        ),
         ("https://WWW.Example.COM:443/path", "@authority", "www.example.com"),
         ("https://www.example.com:8443/path", "@authority", "www.example.com:8443"),
         ("http://www.example.com:80/", "@authority", "www.example.com"),
@@ -187,8 +191,11 @@ def test_header_fields_section_2_1() -> None:
         ("https://www.example.com/path?param=value", "@path", "/path"),
         ("https://www.example.com", "@path", "/"),
         ("https://www.example.com/a%2Fb/", "@path", "/a%2Fb/"),
-        ("https://www.example.com/path?param=value&foo=bar&baz=bat%2Dman", "@query",
-         "?param=value&foo=bar&baz=bat%2Dman"),
+        (
+            "https://www.example.com/path?param=value&foo=bar&baz=bat%2Dman",
+            "@query",
+            "?param=value&foo=bar&baz=bat%2Dman",
+        ),
         ("https://www.example.com/path?queryString", "@query", "?queryString"),
         ("https://www.example.com/path", "@query", "?"),
         ("https://www.example.com/path#frag", "@target-uri", "https://www.example.com/path"),
@@ -211,8 +218,17 @@ def test_underivable_components_are_errors(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["", "/relative", "ftp://a.example/", "https:///nohost", "https://a.example/a b",
-            "https://a.example/\n", "https://a.example:99999/", "https://a.example/é"]
+    "url",
+    [
+        "",
+        "/relative",
+        "ftp://a.example/",
+        "https:///nohost",
+        "https://a.example/a b",
+        "https://a.example/\n",
+        "https://a.example:99999/",
+        "https://a.example/é",
+    ],
 )
 def test_unusable_urls_are_errors(url: str) -> None:
     with pytest.raises(ComponentError):

@@ -23,8 +23,7 @@ BOB = ("https://ps.example", "bob")
 def test_each_person_has_a_folder_seeded_with_the_welcome_file() -> None:
     files = DemoFiles()
     assert files.write(ALICE, "a.txt", "hello") == {"name": "a.txt", "size": 5, "created": True}
-    assert files.write(ALICE, "a.txt", "héllo") == {"name": "a.txt", "size": 6,
-                                                     "created": False}
+    assert files.write(ALICE, "a.txt", "héllo") == {"name": "a.txt", "size": 6, "created": False}
     assert [f["name"] for f in files.list(ALICE)] == ["a.txt", "welcome.txt"]
     assert files.read(BOB, "a.txt") is None
     assert files.read(BOB, "welcome.txt") == WELCOME["welcome.txt"]
@@ -60,8 +59,10 @@ def test_limits() -> None:
 
 async def test_mapped_discovery_admits_loopback_for_mapped_hosts_only() -> None:
     discovery = mapped_discovery({"https://agents.example": "http://127.0.0.1:9"})
-    assert [str(a) for a in discovery.egress.admit(
-        "https://agents.example/.well-known/aauth-agent.json")] == ["127.0.0.1"]
+    assert [
+        str(a)
+        for a in discovery.egress.admit("https://agents.example/.well-known/aauth-agent.json")
+    ] == ["127.0.0.1"]
     with pytest.raises((EgressDeniedError, OSError)):  # localhost is not mapped
         discovery.egress.admit("https://localhost/.well-known/aauth-agent.json")
     with pytest.raises(EgressDeniedError):  # https only, as ever

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -33,17 +32,6 @@ from aauth_agents.resource import AccessRule, Display, ProposedCall, ResourceCon
 from aauth_agents.resource.mcp import ACCESS_MODE_META
 from aauth_agents.servers.demo_resource import demo_resource
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 TIMEOUT = 20_000  # ms
 SCOPES = {"notes.read": "Read your notes", "notes.send": "Send notes as you"}
 
@@ -108,22 +96,15 @@ def asking_world() -> Iterator[World]:
 
 
 @pytest.fixture
-async def page() -> AsyncIterator[Any]:
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium", pytrace=False)
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            context = await browser.new_context()
-            made = await context.new_page()
-            made.set_default_timeout(TIMEOUT)
-            yield made
-        finally:
-            await browser.close()
+async def page(browser: Any) -> AsyncIterator[Any]:
+    """A page of its own context in the suite's headless Chromium (tests/conftest.py)."""
+    context = await browser.new_context()
+    made = await context.new_page()
+    made.set_default_timeout(TIMEOUT)
+    try:
+        yield made
+    finally:
+        await context.close()
 
 
 class Person:

@@ -47,8 +47,11 @@ def mockin(request: pytest.FixtureRequest) -> Iterator[Any]:
     if request.param == "aauth-ps":
         server = request.getfixturevalue("aauth_ps_server")
         if request.node.originalname == "test_mission_flows_from_person_token_to_auth_token":
-            request.applymarker(pytest.mark.xfail(
-                strict=True, raises=MissionNotFoundError, reason=MISSION_NEVER_PROPOSED))
+            request.applymarker(
+                pytest.mark.xfail(
+                    strict=True, raises=MissionNotFoundError, reason=MISSION_NEVER_PROPOSED
+                )
+            )
     else:
         server = request.getfixturevalue("mockin_server")
     server.reset()

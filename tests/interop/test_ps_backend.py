@@ -32,7 +32,8 @@ def mockin(backend: AAuthPS) -> AAuthPS:
 
 
 async def test_mission_proposed_approved_then_flows_to_the_auth_token(
-        setup: Setup, resource_url: str) -> None:
+    setup: Setup, resource_url: str
+) -> None:
     """test_mission_flows_from_person_token_to_auth_token, with the mission proposed and
     approved first (§Person Token Endpoint: the PS MUST verify the mission exists)."""
     auth = setup.auth()
@@ -72,10 +73,15 @@ async def test_trust_and_reset(setup: Setup, resource_url: str) -> None:
     with pytest.raises(InvalidJWTError, match="not trusted"):
         await setup.request(client, "GET", f"{RESOURCE}/profile")
     # Trusted again through mockin's trusted_servers setting, effective at once.
-    backend.configure(trusted_servers={
-        AP: {"metadata": {"issuer": AP, "jwks_uri": f"{AP}/.well-known/jwks.json"},
-             "jwks": {"keys": [setup.ap_key.public_key.to_jwk()]}},
-        RESOURCE: {"metadata": setup.resource.metadata, "jwks": setup.resource.jwks}})
+    backend.configure(
+        trusted_servers={
+            AP: {
+                "metadata": {"issuer": AP, "jwks_uri": f"{AP}/.well-known/jwks.json"},
+                "jwks": {"keys": [setup.ap_key.public_key.to_jwk()]},
+            },
+            RESOURCE: {"metadata": setup.resource.metadata, "jwks": setup.resource.jwks},
+        }
+    )
     again = setup.client(setup.auth(), resource_url)
     assert (await setup.request(again, "GET", f"{RESOURCE}/profile")).status_code == 200
 
@@ -90,12 +96,14 @@ def test_configure_maps_mockins_settings_and_refuses_the_rest(backend: AAuthPS) 
 
 
 async def test_auto_approve_completes_an_interaction_nobody_opens(
-        setup: Setup, resource_url: str) -> None:
+    setup: Setup, resource_url: str
+) -> None:
     """mockin's default auto_approve: requirement=interaction is approved at once."""
     setup.mockin.configure(requirement="interaction")
     shown: list[tuple[str, str]] = []
-    client = setup.client(setup.auth(on_interaction=lambda url, code: shown.append((url, code))),
-                          resource_url)
+    client = setup.client(
+        setup.auth(on_interaction=lambda url, code: shown.append((url, code))), resource_url
+    )
     assert (await setup.request(client, "GET", f"{RESOURCE}/data")).status_code == 200
     assert [url for url, _ in shown] == [f"{ISSUER}/aauth/consent"]
 
@@ -121,20 +129,28 @@ async def test_consent_goes_through_the_real_pages(setup: Setup, resource_url: s
 
 
 def test_form_fields_reads_what_a_browser_submits() -> None:
-    html = ('<ul><li><input type="checkbox" form="decide" name="scope" value="a" checked>'
-            '<input type="checkbox" form="decide" name="scope" value="b"></li></ul>'
-            '<form id="decide"><input type="hidden" name="csrf" value="t">'
-            '<button name="action" value="approve"></button></form>'
-            '<form id="other"><input name="x" value="y"></form>')
+    html = (
+        '<ul><li><input type="checkbox" form="decide" name="scope" value="a" checked>'
+        '<input type="checkbox" form="decide" name="scope" value="b"></li></ul>'
+        '<form id="decide"><input type="hidden" name="csrf" value="t">'
+        '<button name="action" value="approve"></button></form>'
+        '<form id="other"><input name="x" value="y"></form>'
+    )
     assert form_fields(html, "decide") == [("scope", "a"), ("csrf", "t")]
     assert form_fields(html, "missing") is None
 
 
-@pytest.mark.parametrize(("error", "status"), [
-    ("invalid_request", 400), ("expired_resource_token", 400), ("denied", 403),
-    ("user_unreachable", 403), ("server_error", 500)])
-def test_injected_errors_are_rendered_by_the_ps(backend: AAuthPS, error: str,
-                                                status: int) -> None:
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        ("invalid_request", 400),
+        ("expired_resource_token", 400),
+        ("denied", 403),
+        ("user_unreachable", 403),
+        ("server_error", 500),
+    ],
+)
+def test_injected_errors_are_rendered_by_the_ps(backend: AAuthPS, error: str, status: int) -> None:
     backend.configure(error=error, error_endpoint="token")
     expected = Reply.error(ProtocolError(f"Mock error: {error}", code=error))
     with httpx.Client(base_url=backend.url, headers={"host": "ps.example"}) as http:

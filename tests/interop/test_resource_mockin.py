@@ -49,10 +49,12 @@ class Signer(httpx.Auth):
         self.key, self.token = key, token
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        model = HttpRequest(request.method, str(request.url), request.headers.multi_items(),
-                            request.content or None)
-        request.headers.update(sign_request(
-            model, key=self.key, signature_key=SignatureKey.from_jwt(self.token)))
+        model = HttpRequest(
+            request.method, str(request.url), request.headers.multi_items(), request.content or None
+        )
+        request.headers.update(
+            sign_request(model, key=self.key, signature_key=SignatureKey.from_jwt(self.token))
+        )
         yield request
 
 
@@ -60,37 +62,52 @@ class Signer(httpx.Auth):
 def setting(mockin: Any) -> Generator[dict[str, Any], None, None]:
     ap_key = PrivateKey.generate("Ed25519", kid="ap-1")
     agent_key = PrivateKey.generate("Ed25519")
-    agent_token = mint_agent_token(ap_key, iss=AP, sub="aauth:helper@agents.example",
-                                   cnf=agent_key.public_key, ps=PS)
-    mockin.trust(AP, {"issuer": AP, "jwks_uri": AP + "/jwks.json"},
-                 {"keys": [ap_key.public_key.to_jwk()]})
+    agent_token = mint_agent_token(
+        ap_key, iss=AP, sub="aauth:helper@agents.example", cnf=agent_key.public_key, ps=PS
+    )
+    mockin.trust(
+        AP, {"issuer": AP, "jwks_uri": AP + "/jwks.json"}, {"keys": [ap_key.public_key.to_jwk()]}
+    )
     discovery = AsyncDiscovery(
         transport=AsyncMappedTransport(mockin.mapping, strict=True),
-        egress=EgressPolicy.for_mapped_hosts({"ps.example": "127.0.0.1"}, allow_loopback=True))
-    resource = AAuthResource(ResourceConfig(
-        identifier=RESOURCE, signing_key=PrivateKey.generate("Ed25519", kid="res-1"),
-        issuer_keys=discovery, scope_descriptions={"notes.read": "Read your notes"}))
+        egress=EgressPolicy.for_mapped_hosts({"ps.example": "127.0.0.1"}, allow_loopback=True),
+    )
+    resource = AAuthResource(
+        ResourceConfig(
+            identifier=RESOURCE,
+            signing_key=PrivateKey.generate("Ed25519", kid="res-1"),
+            issuer_keys=discovery,
+            scope_descriptions={"notes.read": "Read your notes"},
+        )
+    )
     mockin.trust(RESOURCE, resource.metadata(), resource.jwks())
 
     async def notes(request: Request) -> JSONResponse:
         caller = request.state.aauth
-        return JSONResponse({"kind": caller.kind, "person": caller.person,
-                             "scopes": list(caller.scopes)})
+        return JSONResponse(
+            {"kind": caller.kind, "person": caller.person, "scopes": list(caller.scopes)}
+        )
 
     app = Starlette(routes=[Route("/notes", notes), Route("/me", notes)])
-    app.add_middleware(AAuthMiddleware, resource=resource, policy=RoutePolicy(
-        {"/notes": AccessRule.auth("notes.read"), "/me": AccessRule.person()}))
-    ps = httpx.Client(transport=MappedTransport(mockin.mapping, strict=True),
-                      auth=Signer(agent_key, agent_token), timeout=10)
+    app.add_middleware(
+        AAuthMiddleware,
+        resource=resource,
+        policy=RoutePolicy({"/notes": AccessRule.auth("notes.read"), "/me": AccessRule.person()}),
+    )
+    ps = httpx.Client(
+        transport=MappedTransport(mockin.mapping, strict=True),
+        auth=Signer(agent_key, agent_token),
+        timeout=10,
+    )
     metadata = ps.get(PS + "/.well-known/aauth-person.json").json()
-    yield {"app": app, "ps": ps, "metadata": metadata, "agent_key": agent_key,
-           "resource": resource}
+    yield {"app": app, "ps": ps, "metadata": metadata, "agent_key": agent_key, "resource": resource}
     ps.close()
 
 
 def _person_token(setting: dict[str, Any]) -> str:
-    response = setting["ps"].post(setting["metadata"]["person_token_endpoint"],
-                                  json={"resource": RESOURCE})
+    response = setting["ps"].post(
+        setting["metadata"]["person_token_endpoint"], json={"resource": RESOURCE}
+    )
     assert response.status_code == 200, response.text
     token: str = response.json()["person_token"]
     assert peek(token)[0]["typ"] == TYP_PERSON
@@ -98,8 +115,11 @@ def _person_token(setting: dict[str, Any]) -> str:
 
 
 def _client(setting: dict[str, Any], token: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=setting["app"]),
-                             base_url=RESOURCE, auth=Signer(setting["agent_key"], token))
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=setting["app"]),
+        base_url=RESOURCE,
+        auth=Signer(setting["agent_key"], token),
+    )
 
 
 def _tamper(token: str, **claims: Any) -> str:
@@ -122,33 +142,48 @@ async def test_mockin_person_and_auth_tokens_are_accepted(setting: dict[str, Any
     claims = peek(resource_token)[1]
     assert claims["presented_jti"] == claims["person_token_jti"] == peek(person)[1]["jti"]
 
-    exchanged = setting["ps"].post(setting["metadata"]["auth_token_endpoint"],
-                                   json={"resource_token": resource_token})
+    exchanged = setting["ps"].post(
+        setting["metadata"]["auth_token_endpoint"], json={"resource_token": resource_token}
+    )
     assert exchanged.status_code == 200, exchanged.text
     auth = exchanged.json()["auth_token"]
     assert peek(auth)[0]["typ"] == TYP_AUTH
     async with _client(setting, auth) as client:
         served = await client.get("/notes")
     assert served.status_code == 200, served.text
-    assert served.json() == {"kind": "auth", "person": [PS, peek(person)[1]["sub"]],
-                             "scopes": ["notes.read"]}
+    assert served.json() == {
+        "kind": "auth",
+        "person": [PS, peek(person)[1]["sub"]],
+        "scopes": ["notes.read"],
+    }
 
 
 async def test_tampered_mockin_tokens_are_rejected(setting: dict[str, Any]) -> None:
     person = _person_token(setting)
     async with _client(setting, person) as client:
         resource_token = parse_requirement(
-            (await client.get("/notes")).headers["aauth-requirement"]).resource_token
-    auth = setting["ps"].post(setting["metadata"]["auth_token_endpoint"],
-                              json={"resource_token": resource_token}).json()["auth_token"]
+            (await client.get("/notes")).headers["aauth-requirement"]
+        ).resource_token
+    auth = (
+        setting["ps"]
+        .post(setting["metadata"]["auth_token_endpoint"], json={"resource_token": resource_token})
+        .json()["auth_token"]
+    )
     cases = [
         (_tamper(person, sub="someone-else"), "/me", "invalid_jwt", "invalid_person_token"),
-        (_tamper(auth, scope="notes.read notes.write"), "/notes", "invalid_jwt",
-         "invalid_auth_token"),
-        (_tamper(auth, exp=int(time.time()) - 10), "/notes", "invalid_jwt",
-         "invalid_auth_token"),
-        (auth[:-4] + ("AAAA" if not auth.endswith("AAAA") else "BBBB"), "/notes",
-         "invalid_jwt", "invalid_auth_token"),
+        (
+            _tamper(auth, scope="notes.read notes.write"),
+            "/notes",
+            "invalid_jwt",
+            "invalid_auth_token",
+        ),
+        (_tamper(auth, exp=int(time.time()) - 10), "/notes", "invalid_jwt", "invalid_auth_token"),
+        (
+            auth[:-4] + ("AAAA" if not auth.endswith("AAAA") else "BBBB"),
+            "/notes",
+            "invalid_jwt",
+            "invalid_auth_token",
+        ),
     ]
     for token, path, signature_error, token_error in cases:
         async with _client(setting, token) as client:
@@ -174,10 +209,14 @@ class AgentSetting:
         self.mockin = mockin
         ap_key = PrivateKey.generate("Ed25519", kid="ap-1")
         self.agent_key = PrivateKey.generate("Ed25519")
-        token = mint_agent_token(ap_key, iss=AP, sub="aauth:helper@agents.example",
-                                 cnf=self.agent_key.public_key, ps=PS)
-        mockin.trust(AP, {"issuer": AP, "jwks_uri": AP + "/jwks.json"},
-                     {"keys": [ap_key.public_key.to_jwk()]})
+        token = mint_agent_token(
+            ap_key, iss=AP, sub="aauth:helper@agents.example", cnf=self.agent_key.public_key, ps=PS
+        )
+        mockin.trust(
+            AP,
+            {"issuer": AP, "jwks_uri": AP + "/jwks.json"},
+            {"keys": [ap_key.public_key.to_jwk()]},
+        )
         from aauth_agents.tokens import DWK_AGENT, StaticIssuerKeys
 
         class Keys:  # the agent provider pinned, the PS discovered
@@ -185,8 +224,10 @@ class AgentSetting:
                 self.pinned = StaticIssuerKeys({(AP, DWK_AGENT): [ap_key.public_key]})
                 self.discovery = AsyncDiscovery(
                     transport=AsyncMappedTransport(mockin.mapping, strict=True),
-                    egress=EgressPolicy.for_mapped_hosts({"ps.example": "127.0.0.1"},
-                                                         allow_loopback=True))
+                    egress=EgressPolicy.for_mapped_hosts(
+                        {"ps.example": "127.0.0.1"}, allow_loopback=True
+                    ),
+                )
 
             def get_key(self, iss: str, dwk: str, kid: str) -> Any:
                 return self.pinned.get_key(iss, dwk, kid)
@@ -199,31 +240,51 @@ class AgentSetting:
         def signed_in(request: Request) -> str | None:
             return "alice" if request.cookies.get("session") == "alice" else None
 
-        self.resource = AAuthResource(ResourceConfig(
-            identifier=RESOURCE, signing_key=PrivateKey.generate("Ed25519", kid="res-1"),
-            issuer_keys=Keys(), person_authenticator=signed_in,
-            scope_descriptions={"notes.read": "Read notes", "notes.write": "Write notes",
-                                "notes.delete": "Delete notes"}))
+        self.resource = AAuthResource(
+            ResourceConfig(
+                identifier=RESOURCE,
+                signing_key=PrivateKey.generate("Ed25519", kid="res-1"),
+                issuer_keys=Keys(),
+                person_authenticator=signed_in,
+                scope_descriptions={
+                    "notes.read": "Read notes",
+                    "notes.write": "Write notes",
+                    "notes.delete": "Delete notes",
+                },
+            )
+        )
         mockin.trust(RESOURCE, self.resource.metadata(), self.resource.jwks())
         self.executed: list[str] = []
 
         async def handler(request: Request) -> JSONResponse:
             caller = request.state.aauth
             self.executed.append(request.url.path)
-            return JSONResponse({"kind": caller.kind, "scopes": list(caller.scopes),
-                                 "session": caller.session.sub if caller.session else None,
-                                 "body": (await request.body()).decode()})
+            return JSONResponse(
+                {
+                    "kind": caller.kind,
+                    "scopes": list(caller.scopes),
+                    "session": caller.session.sub if caller.session else None,
+                    "body": (await request.body()).decode(),
+                }
+            )
 
         paths = ["/agent", "/person", "/notes", "/deferred", "/approve", "/session"]
         app = Starlette(routes=[Route(p, handler, methods=["GET", "POST"]) for p in paths])
-        app.add_middleware(AAuthMiddleware, resource=self.resource, policy=RoutePolicy([
-            ("*", "/person", AccessRule.person()),
-            ("GET", "/notes", AccessRule.auth("notes.read")),
-            ("POST", "/notes", AccessRule.auth("notes.write")),
-            ("*", "/deferred", AccessRule.auth("notes.delete", deferred=True)),
-            ("*", "/approve", AccessRule.agent(approval=True)),
-            ("*", "/session", AccessRule.session("notes.read")),
-        ], default=AccessRule.agent()))
+        app.add_middleware(
+            AAuthMiddleware,
+            resource=self.resource,
+            policy=RoutePolicy(
+                [
+                    ("*", "/person", AccessRule.person()),
+                    ("GET", "/notes", AccessRule.auth("notes.read")),
+                    ("POST", "/notes", AccessRule.auth("notes.write")),
+                    ("*", "/deferred", AccessRule.auth("notes.delete", deferred=True)),
+                    ("*", "/approve", AccessRule.agent(approval=True)),
+                    ("*", "/session", AccessRule.session("notes.read")),
+                ],
+                default=AccessRule.agent(),
+            ),
+        )
         self.app = app
         self.identity = AgentIdentity(self.agent_key, token)
         self.make_auth = AAuth
@@ -246,8 +307,9 @@ class AgentSetting:
 
     def person(self, url: str, code: str) -> None:
         """The person: opens the link, is signed in, approves."""
-        with httpx.Client(transport=MappedTransport({RESOURCE: self.server_url}),
-                          cookies={"session": "alice"}) as browser:
+        with httpx.Client(
+            transport=MappedTransport({RESOURCE: self.server_url}), cookies={"session": "alice"}
+        ) as browser:
             page = browser.get(url, params={"code": code})
             assert page.status_code == 200, page.text
             token = page.text.split('name="page_token" value="')[1].split('"')[0]
@@ -264,11 +326,16 @@ def test_agent_client_passes_every_challenge(mockin: Any) -> None:
     setting = AgentSetting(mockin)
     with LoopbackServer(setting.app) as server:
         setting.server_url = server.url
-        auth = setting.make_auth(setting.identity, sleep=setting.act_while_waiting,
-                                 on_interaction=setting.person, prefer_wait=None)
+        auth = setting.make_auth(
+            setting.identity,
+            sleep=setting.act_while_waiting,
+            on_interaction=setting.person,
+            prefer_wait=None,
+        )
         mapping = {**mockin.mapping, RESOURCE: server.url}
-        with httpx.Client(transport=MappedTransport(mapping, strict=True), auth=auth,
-                          timeout=20) as client:
+        with httpx.Client(
+            transport=MappedTransport(mapping, strict=True), auth=auth, timeout=20
+        ) as client:
             agent = client.get(RESOURCE + "/agent")
             person = client.get(RESOURCE + "/person")
             read = client.get(RESOURCE + "/notes")

@@ -11,12 +11,12 @@ it through ``executable_path`` and never downloads a browser.
 from __future__ import annotations
 
 import itertools
-import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from support.langchain import CHROMIUM, BrowserPerson, Party
+from support.browser import require_chromium
+from support.langchain import BrowserPerson, Party
 
 from aauth_agents.servers.stack import LocalStack
 
@@ -45,12 +45,7 @@ async def party(stack: LocalStack) -> Any:
 
 @pytest.fixture(scope="module")
 def browser_person(stack: LocalStack) -> Iterator[BrowserPerson]:
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(
-            f"{CHROMIUM} is missing: these tests need Debian's Chromium "
-            "(apt-get install -y chromium)",
-            pytrace=False,
-        )
+    require_chromium()
     person = BrowserPerson(stack)
     try:
         yield person

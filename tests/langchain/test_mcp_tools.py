@@ -53,8 +53,14 @@ async def test_a_langgraph_agent_lists_and_calls_mcp_tools_and_a_write_steps_up(
 ) -> None:
     tools = toolset.load() if mode == "sync" else await toolset.aload()
     by_name = {tool.name: tool for tool in tools}
-    assert set(by_name) == {"whoami", "profile", "list_files", "read_file", "write_file",
-                            "delete_file"}
+    assert set(by_name) == {
+        "whoami",
+        "profile",
+        "list_files",
+        "read_file",
+        "write_file",
+        "delete_file",
+    }
     assert by_name["read_file"].args == {"name": {"title": "Name", "type": "string"}}
     calls = [
         {"name": "list_files", "args": {}, "id": "call-1"},
@@ -96,8 +102,11 @@ async def test_a_per_call_tool_asks_the_person_for_that_call(
     written, deleted = tool_messages(done)
     assert written.status == deleted.status == "success", deleted.content
     assert text_of(deleted) == {"name": name, "deleted": True}
-    asked = [e.detail for e in party.stack.events
-             if e.name == "pending" and e.agent == party.identity.agent_id]
+    asked = [
+        e.detail
+        for e in party.stack.events
+        if e.name == "pending" and e.agent == party.identity.agent_id
+    ]
     assert [d["kind"] for d in asked] == ["person_token", "auth_token", "auth_token"]
 
 
@@ -202,8 +211,12 @@ async def test_the_lines_own_adapter_in_one_session(party: Party) -> None:
             {"type": "tool_call", "id": "c", "name": "list_files", "args": {}}
         )
         written = await tools["write_file"].ainvoke(
-            {"type": "tool_call", "id": "w", "name": "write_file",
-             "args": {"name": "adapter.txt", "content": "held"}}
+            {
+                "type": "tool_call",
+                "id": "w",
+                "name": "write_file",
+                "args": {"name": "adapter.txt", "content": "held"},
+            }
         )
         read = await tools["read_file"].ainvoke(
             {"type": "tool_call", "id": "r", "name": "read_file", "args": {"name": "adapter.txt"}}

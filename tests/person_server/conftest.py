@@ -12,8 +12,11 @@ async def world() -> AsyncIterator[World]:
     w = make_world()
     w.start()
     assert w.ps is not None
-    w.ps.accounts.create_account("alice", PASSWORD, claims={
-        "email": "alice@example.com", "email_verified": True, "name": "Alice Example"})
+    w.ps.accounts.create_account(
+        "alice",
+        PASSWORD,
+        claims={"email": "alice@example.com", "email_verified": True, "name": "Alice Example"},
+    )
     try:
         yield w
     finally:
@@ -38,9 +41,17 @@ async def auto() -> AsyncIterator[World]:
     w = make_world()
     w.start(policy=AutoApprove(), default_person="alice")
     assert w.ps is not None
-    w.ps.accounts.create_account("alice", PASSWORD, tenant=None, claims={
-        "email": "alice@example.com", "email_verified": True, "name": "Alice Example",
-        "phone_number": "+1 555 0100"})
+    w.ps.accounts.create_account(
+        "alice",
+        PASSWORD,
+        tenant=None,
+        claims={
+            "email": "alice@example.com",
+            "email_verified": True,
+            "name": "Alice Example",
+            "phone_number": "+1 555 0100",
+        },
+    )
     try:
         yield w
     finally:

@@ -14,8 +14,9 @@ from aauth_agents.servers.person_server import AutoApprove, Decision
 from aauth_agents.tokens import mint_resource_token, peek
 
 
-async def resource_token(world: World, agent: Agent, scope: str = "data.read",
-                         resource: str = RES, **body: Any) -> str:
+async def resource_token(
+    world: World, agent: Agent, scope: str = "data.read", resource: str = RES, **body: Any
+) -> str:
     person = await agent.person_token(resource, **body)
     target = world.resource if resource == RES else world.docs
     return await target.resource_token(person, agent.public, scope)
@@ -35,23 +36,33 @@ async def test_auth_token_three_party(auto: World) -> None:
     assert response.headers["cache-control"] == "no-store"
     body = response.json()
     assert set(body) == {"auth_token", "expires_in"}
-    claims = await auto.check_auth_token(body["auth_token"], agent.public, sub=sub,
-                                         scope="data.read data.write", not_after=agent.exp)
+    claims = await auto.check_auth_token(
+        body["auth_token"], agent.public, sub=sub, scope="data.read data.write", not_after=agent.exp
+    )
     assert body["expires_in"] == claims["exp"] - claims["iat"] == 3600
 
 
 async def test_identity_scopes_release_identity_claims(auto: World) -> None:
     agent = auto.agent()
     person = await agent.person_token()
-    rt = await auto.resource.resource_token(person, agent.public,
-                                            "openid email profile phone data.read")
+    rt = await auto.resource.resource_token(
+        person, agent.public, "openid email profile phone data.read"
+    )
     response = await token(agent, rt)
     assert response.status_code == 200, response.text
     await auto.check_auth_token(
-        response.json()["auth_token"], agent.public, sub=peek(person)[1]["sub"],
-        scope="openid email profile phone data.read", not_after=agent.exp,
-        extra={"email": "alice@example.com", "email_verified": True, "name": "Alice Example",
-               "phone_number": "+1 555 0100"})
+        response.json()["auth_token"],
+        agent.public,
+        sub=peek(person)[1]["sub"],
+        scope="openid email profile phone data.read",
+        not_after=agent.exp,
+        extra={
+            "email": "alice@example.com",
+            "email_verified": True,
+            "name": "Alice Example",
+            "phone_number": "+1 555 0100",
+        },
+    )
 
 
 async def test_account_and_tenant_are_copied(bare: World) -> None:
@@ -60,13 +71,18 @@ async def test_account_and_tenant_are_copied(bare: World) -> None:
     bare.ps.accounts.create_account("carol", PASSWORD, tenant="acme")
     agent = bare.agent()
     person = await agent.person_token()
-    rt = await bare.resource.resource_token(person, agent.public, "data.read",
-                                            account="carol@work")
+    rt = await bare.resource.resource_token(person, agent.public, "data.read", account="carol@work")
     response = await token(agent, rt)
     assert response.status_code == 200, response.text
-    await bare.check_auth_token(response.json()["auth_token"], agent.public,
-                                sub=peek(person)[1]["sub"], scope="data.read", tenant="acme",
-                                account="carol@work", not_after=agent.exp)
+    await bare.check_auth_token(
+        response.json()["auth_token"],
+        agent.public,
+        sub=peek(person)[1]["sub"],
+        scope="data.read",
+        tenant="acme",
+        account="carol@work",
+        not_after=agent.exp,
+    )
 
 
 async def test_lifetime_never_past_the_agent_token(auto: World) -> None:
@@ -81,7 +97,8 @@ async def test_lifetime_never_past_the_agent_token(auto: World) -> None:
 
 
 async def test_consent_first_time_then_remembered_and_asked_again_when_broader(
-        world: World) -> None:
+    world: World,
+) -> None:
     assert world.ps is not None
     agent = world.agent()
     world.ps.bind_agent(agent.agent_id, "alice")
@@ -97,7 +114,8 @@ async def test_consent_first_time_then_remembered_and_asked_again_when_broader(
     view = await _lookup(world, asked)
     assert [(s.scope, s.description, s.identity) for s in view.scopes] == [
         ("data.read", "Read your documents", False),
-        ("data.write", "Change your documents", False)]
+        ("data.write", "Change your documents", False),
+    ]
     assert view.justification == "**sync**"
     await world.ps.interactions.approve(view.id, "alice", scopes=["data.read"])
     granted = await agent.poll(asked)
@@ -115,8 +133,7 @@ async def test_consent_first_time_then_remembered_and_asked_again_when_broader(
 async def _lookup(world: World, response):  # type: ignore[no-untyped-def]
     assert world.ps is not None
     requirement = parse_requirement(response.headers["aauth-requirement"])
-    return await world.ps.interactions.lookup(requirement.url.rsplit("/", 1)[1],
-                                              requirement.code)
+    return await world.ps.interactions.lookup(requirement.url.rsplit("/", 1)[1], requirement.code)
 
 
 async def test_parent_mediated_sub_agent(auto: World) -> None:
@@ -132,16 +149,23 @@ async def test_parent_mediated_sub_agent(auto: World) -> None:
     # 3. The parent asks, signing with its key, naming the sub-agent.
     granted = await token(parent, rt, subagent_token=child.token)
     assert granted.status_code == 200, granted.text
-    await auto.check_auth_token(granted.json()["auth_token"], child.public,
-                                sub=peek(person)[1]["sub"], scope="data.read",
-                                not_after=min(parent.exp, child.exp))
+    await auto.check_auth_token(
+        granted.json()["auth_token"],
+        child.public,
+        sub=peek(person)[1]["sub"],
+        scope="data.read",
+        not_after=min(parent.exp, child.exp),
+    )
 
 
 async def test_sub_agent_may_not_call_the_ps(auto: World) -> None:
     parent = auto.agent("planner")
     child = auto.subagent(parent)
-    for path, body in (("/person", {"resource": RES}), ("/token", {"resource_token": "x"}),
-                       ("/mission", {"description": "x"})):
+    for path, body in (
+        ("/person", {"resource": RES}),
+        ("/token", {"resource_token": "x"}),
+        ("/mission", {"description": "x"}),
+    ):
         response = await child.post(path, body)
         assert response.status_code == 400 and problem(response) == "invalid_agent_token"
 
@@ -160,11 +184,13 @@ async def test_subagent_token_that_is_not_a_sub_agents_is_refused(auto: World) -
 
 
 async def test_resource_token_for_the_sub_agent_without_subagent_token_is_refused(
-        auto: World) -> None:
+    auto: World,
+) -> None:
     parent = auto.agent("planner")
     child = auto.subagent(parent)
-    person = (await parent.post("/person", {"resource": RES, "subagent_token": child.token})
-              ).json()["person_token"]
+    person = (
+        await parent.post("/person", {"resource": RES, "subagent_token": child.token})
+    ).json()["person_token"]
     rt = await auto.resource.resource_token(person, child.public)
     response = await token(parent, rt)  # agent_jkt is the child's, the signer is the parent
     assert response.status_code == 400 and problem(response) == "invalid_resource_token"
@@ -174,17 +200,46 @@ async def test_concurrent_requests_from_one_agent_are_independent(world: World) 
     assert world.ps is not None
     agent = world.agent()
     world.ps.bind_agent(agent.agent_id, "alice")
-    await world.ps.db.run(world.ps.state.remember_consent, "alice", "https://agents.example",
-                          agent.agent_id, RES, "person_token", None, (), world.clock())
-    await world.ps.db.run(world.ps.state.remember_consent, "alice", "https://agents.example",
-                          agent.agent_id, DOCS, "person_token", None, (), world.clock())
-    await world.ps.db.run(world.ps.state.remember_consent, "alice", "https://agents.example",
-                          agent.agent_id, RES, "auth_token", None, ("data.read",), world.clock())
+    await world.ps.db.run(
+        world.ps.state.remember_consent,
+        "alice",
+        "https://agents.example",
+        agent.agent_id,
+        RES,
+        "person_token",
+        None,
+        (),
+        world.clock(),
+    )
+    await world.ps.db.run(
+        world.ps.state.remember_consent,
+        "alice",
+        "https://agents.example",
+        agent.agent_id,
+        DOCS,
+        "person_token",
+        None,
+        (),
+        world.clock(),
+    )
+    await world.ps.db.run(
+        world.ps.state.remember_consent,
+        "alice",
+        "https://agents.example",
+        agent.agent_id,
+        RES,
+        "auth_token",
+        None,
+        ("data.read",),
+        world.clock(),
+    )
     person_res = await agent.person_token(RES)
     person_docs = await agent.person_token(DOCS)
-    rts = [await world.resource.resource_token(person_res, agent.public, "data.read"),
-           await world.docs.resource_token(person_docs, agent.public, "docs.read"),
-           await world.resource.resource_token(person_res, agent.public, "data.write")]
+    rts = [
+        await world.resource.resource_token(person_res, agent.public, "data.read"),
+        await world.docs.resource_token(person_docs, agent.public, "docs.read"),
+        await world.resource.resource_token(person_res, agent.public, "data.write"),
+    ]
     responses = await asyncio.gather(*(token(agent, rt) for rt in rts))
     assert [r.status_code for r in responses] == [200, 202, 202]
     assert responses[1].headers["location"] != responses[2].headers["location"]
@@ -248,8 +303,10 @@ async def test_resource_token_for_another_key(auto: World) -> None:
 async def test_unknown_person_token(auto: World) -> None:
     agent = auto.agent()
     rt = await resource_token(auto, agent)
-    response = await token(agent, auto.resource.reissue(rt, presented_jti="never-issued",
-                                                        person_token_jti="never-issued"))
+    response = await token(
+        agent,
+        auto.resource.reissue(rt, presented_jti="never-issued", person_token_jti="never-issued"),
+    )
     assert response.status_code == 400 and problem(response) == "unknown_person_token"
 
 
@@ -271,14 +328,12 @@ async def test_presented_jti_and_person_token_jti_disagree(auto: World) -> None:
     agent = auto.agent()
     rt = await resource_token(auto, agent)
     other = await agent.person_token()
-    response = await token(agent, auto.resource.reissue(
-        rt, person_token_jti=peek(other)[1]["jti"]))
+    response = await token(agent, auto.resource.reissue(rt, person_token_jti=peek(other)[1]["jti"]))
     assert response.status_code == 400 and problem(response) == "invalid_resource_token"
 
 
 @pytest.mark.parametrize("claim", ["sub", "tenant", "ps"])
-async def test_resource_token_disagreeing_with_the_person_token(auto: World, claim: str
-                                                                ) -> None:
+async def test_resource_token_disagreeing_with_the_person_token(auto: World, claim: str) -> None:
     agent = auto.agent()
     rt = await resource_token(auto, agent)
     value = {"sub": "0" * 32, "tenant": "evil", "ps": "https://other-ps.example"}[claim]
@@ -303,10 +358,17 @@ async def test_person_token_of_another_resource(auto: World) -> None:
     docs_person = await agent.person_token(DOCS)
     docs_claims = await auto.docs.verify_person_token(docs_person, agent.public)
     # The resource names a person token issued for another audience.
-    rt = mint_resource_token(auto.resource.key, iss=RES, aud=PS,
-                             agent_jkt=agent.public.thumbprint(), scope="data.read",
-                             ps=PS, sub=docs_claims.sub, presented_jti=docs_claims.jti,
-                             clock=auto.clock)
+    rt = mint_resource_token(
+        auto.resource.key,
+        iss=RES,
+        aud=PS,
+        agent_jkt=agent.public.thumbprint(),
+        scope="data.read",
+        ps=PS,
+        sub=docs_claims.sub,
+        presented_jti=docs_claims.jti,
+        clock=auto.clock,
+    )
     response = await token(agent, rt)
     assert response.status_code == 400 and problem(response) == "invalid_resource_token"
 
@@ -315,15 +377,24 @@ async def test_person_token_issued_to_another_agent(auto: World) -> None:
     one, two = auto.agent("one"), auto.agent("two")
     person = await one.person_token()
     claims = await auto.resource.verify_person_token(person, one.public)
-    rt = mint_resource_token(auto.resource.key, iss=RES, aud=PS,
-                             agent_jkt=two.public.thumbprint(), scope="data.read",
-                             ps=PS, sub=claims.sub, presented_jti=claims.jti, clock=auto.clock)
+    rt = mint_resource_token(
+        auto.resource.key,
+        iss=RES,
+        aud=PS,
+        agent_jkt=two.public.thumbprint(),
+        scope="data.read",
+        ps=PS,
+        sub=claims.sub,
+        presented_jti=claims.jti,
+        clock=auto.clock,
+    )
     response = await token(two, rt)
     assert response.status_code == 400 and problem(response) == "invalid_resource_token"
 
 
 async def test_person_token_records_outlive_the_token_by_the_resource_token_lifetime(
-        auto: World) -> None:
+    auto: World,
+) -> None:
     agent = auto.agent()
     person = await agent.person_token()
     auto.clock.advance(3500)
@@ -370,8 +441,17 @@ async def test_unbound_agent_cannot_use_someone_elses_person_token(world: World)
     assert world.ps is not None
     agent = world.agent()
     world.ps.bind_agent(agent.agent_id, "alice")
-    await world.ps.db.run(world.ps.state.remember_consent, "alice", "https://agents.example",
-                          agent.agent_id, RES, "person_token", None, (), world.clock())
+    await world.ps.db.run(
+        world.ps.state.remember_consent,
+        "alice",
+        "https://agents.example",
+        agent.agent_id,
+        RES,
+        "person_token",
+        None,
+        (),
+        world.clock(),
+    )
     rt = await resource_token(world, agent)
     await world.ps.unbind_agent(agent.agent_id)
     response = await token(agent, rt)
@@ -379,8 +459,10 @@ async def test_unbound_agent_cannot_use_someone_elses_person_token(world: World)
 
 
 async def test_a_policy_cannot_widen_the_scope(bare: World) -> None:
-    bare.start(policy=lambda request: Decision.approve(scopes=("data.read", "data.write")),
-               default_person="alice")
+    bare.start(
+        policy=lambda request: Decision.approve(scopes=("data.read", "data.write")),
+        default_person="alice",
+    )
     assert bare.ps is not None
     bare.ps.accounts.create_account("alice", PASSWORD)
     agent = bare.agent()

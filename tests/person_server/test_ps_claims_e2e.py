@@ -71,16 +71,29 @@ AGENT_LIFETIME = 1800
 #: Shorter still, so a mission's ``expires_at`` binds the tokens issued under it.
 MISSION_LIFETIME = 1200
 TENANT = "example-org"
-ALICE = {"email": "alice@example.com", "email_verified": True, "name": "Alice Example",
-         "given_name": "Alice", "phone_number": "+1 555 0100"}
+ALICE = {
+    "email": "alice@example.com",
+    "email_verified": True,
+    "name": "Alice Example",
+    "given_name": "Alice",
+    "phone_number": "+1 555 0100",
+}
 
 # -- the spec's claim lists ---------------------------------------------------------------------
 
 HEADER = {"alg", "typ", "kid"}
-TYP = {"agent": "aa-agent+jwt", "person": "aa-person+jwt", "resource": "aa-resource+jwt",
-       "auth": "aa-auth+jwt"}
-DWK = {"agent": "aauth-agent.json", "person": "aauth-person.json",
-       "resource": "aauth-resource.json", "auth": "aauth-person.json"}  # three-party: PS-issued
+TYP = {
+    "agent": "aa-agent+jwt",
+    "person": "aa-person+jwt",
+    "resource": "aa-resource+jwt",
+    "auth": "aa-auth+jwt",
+}
+DWK = {
+    "agent": "aauth-agent.json",
+    "person": "aauth-person.json",
+    "resource": "aauth-resource.json",
+    "auth": "aauth-person.json",
+}  # three-party: PS-issued
 #: §Agent Token Structure.
 AGENT_REQUIRED = {"iss", "dwk", "sub", "jti", "cnf", "iat", "exp"}
 AGENT_OPTIONAL = {"ps", "parent_agent"}
@@ -88,8 +101,19 @@ AGENT_OPTIONAL = {"ps", "parent_agent"}
 PERSON_REQUIRED = {"iss", "dwk", "aud", "sub", "cnf", "jti", "iat", "exp"}
 PERSON_OPTIONAL = {"mission_s256", "tenant"}
 #: §Resource Token Structure.
-RESOURCE_REQUIRED = {"iss", "dwk", "aud", "jti", "ps", "sub", "presented_jti", "agent_jkt",
-                     "iat", "exp", "scope"}
+RESOURCE_REQUIRED = {
+    "iss",
+    "dwk",
+    "aud",
+    "jti",
+    "ps",
+    "sub",
+    "presented_jti",
+    "agent_jkt",
+    "iat",
+    "exp",
+    "scope",
+}
 RESOURCE_OPTIONAL = {"account", "mission_s256", "tenant", "interaction"}
 #: The one claim outside -11's lists we accept, by design: -11 renamed
 #: ``person_token_jti`` to ``presented_jti`` (its change log); the deployed reference and
@@ -102,9 +126,24 @@ AUTH_OPTIONAL = {"scope", "account", "mission_s256", "tenant"}
 #: ``groups``/``roles`` from RFC 9068).
 OIDC_SCOPE_CLAIMS: Mapping[str, frozenset[str]] = {
     "openid": frozenset(),
-    "profile": frozenset({"name", "family_name", "given_name", "middle_name", "nickname",
-                          "preferred_username", "profile", "picture", "website", "gender",
-                          "birthdate", "zoneinfo", "locale", "updated_at"}),
+    "profile": frozenset(
+        {
+            "name",
+            "family_name",
+            "given_name",
+            "middle_name",
+            "nickname",
+            "preferred_username",
+            "profile",
+            "picture",
+            "website",
+            "gender",
+            "birthdate",
+            "zoneinfo",
+            "locale",
+            "updated_at",
+        }
+    ),
     "email": frozenset({"email", "email_verified"}),
     "address": frozenset({"address"}),
     "phone": frozenset({"phone_number", "phone_number_verified"}),
@@ -121,6 +160,7 @@ READ_SCOPES = ("data.read", "email", "profile")
 
 
 # -- small independent primitives --------------------------------------------------------------
+
 
 def b64d(value: str) -> bytes:
     assert "=" not in value and "+" not in value and "/" not in value, value
@@ -139,8 +179,9 @@ def jws_parts(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
 def thumbprint(jwk: Mapping[str, Any]) -> str:
     """RFC 7638 for an OKP key: the required members, sorted, no whitespace, SHA-256."""
     members = {"crv": jwk["crv"], "kty": jwk["kty"], "x": jwk["x"]}
-    return b64e(hashlib.sha256(json.dumps(members, separators=(",", ":"),
-                                          sort_keys=True).encode()).digest())
+    return b64e(
+        hashlib.sha256(json.dumps(members, separators=(",", ":"), sort_keys=True).encode()).digest()
+    )
 
 
 def unix(iso: str) -> int:
@@ -154,6 +195,7 @@ def origin(url: str) -> str:
 
 # -- the world: four servers on loopback -------------------------------------------------------
 
+
 class Late:
     """An ASGI app bound after its server started (the apps need each other's ports)."""
 
@@ -166,21 +208,40 @@ class Late:
 async def whoami(request: Request) -> JSONResponse:
     """What the middleware verified: the resource's own view of the caller."""
     caller = require_caller()
-    return JSONResponse({
-        "kind": caller.kind, "issuer": caller.issuer, "jti": caller.jti,
-        "person": list(caller.person) if caller.person else None, "scopes": list(caller.scopes),
-        "mission_s256": caller.mission_s256, "tenant": caller.tenant,
-        "thumbprint": caller.thumbprint})
+    return JSONResponse(
+        {
+            "kind": caller.kind,
+            "issuer": caller.issuer,
+            "jti": caller.jti,
+            "person": list(caller.person) if caller.person else None,
+            "scopes": list(caller.scopes),
+            "mission_s256": caller.mission_s256,
+            "tenant": caller.tenant,
+            "thumbprint": caller.thumbprint,
+        }
+    )
 
 
-def protected(identifier: str, clock: FrozenClock, mapping: Mapping[str, str],
-              scopes: Mapping[str, str], rules: Mapping[str, AccessRule]) -> Starlette:
-    resource = AAuthResource(ResourceConfig(
-        identifier=identifier, signing_key=PrivateKey.generate(kid="res-1"), clock=clock,
-        issuer_keys=AsyncDiscovery(transport=AsyncMappedTransport(mapping, strict=True),
-                                   egress=EGRESS, clock=clock),
-        scope_descriptions=dict(scopes), name=f"Resource at {identifier}",
-        stores=Stores.memory(clock=clock)))
+def protected(
+    identifier: str,
+    clock: FrozenClock,
+    mapping: Mapping[str, str],
+    scopes: Mapping[str, str],
+    rules: Mapping[str, AccessRule],
+) -> Starlette:
+    resource = AAuthResource(
+        ResourceConfig(
+            identifier=identifier,
+            signing_key=PrivateKey.generate(kid="res-1"),
+            clock=clock,
+            issuer_keys=AsyncDiscovery(
+                transport=AsyncMappedTransport(mapping, strict=True), egress=EGRESS, clock=clock
+            ),
+            scope_descriptions=dict(scopes),
+            name=f"Resource at {identifier}",
+            stores=Stores.memory(clock=clock),
+        )
+    )
     app = Starlette(routes=[Route(path, whoami) for path in rules])
     app.add_middleware(AAuthMiddleware, resource=resource, policy=RoutePolicy(dict(rules)))
     return app
@@ -226,22 +287,47 @@ def world() -> Iterator[World]:
     late = {name: Late() for name in (PS, AP, RES, DOCS)}
     servers = {name: LoopbackServer(app).start() for name, app in late.items()}
     mapping = {name: server.url for name, server in servers.items()}
-    ap = LocalAgentProvider(AP, PrivateKey.generate(kid="ap-1"), ps=PS, clock=clock,
-                            lifetime=AGENT_LIFETIME, name="Example Agents")
+    ap = LocalAgentProvider(
+        AP,
+        PrivateKey.generate(kid="ap-1"),
+        ps=PS,
+        clock=clock,
+        lifetime=AGENT_LIFETIME,
+        name="Example Agents",
+    )
     late[AP].app = ap.app()
-    late[RES].app = protected(RES, clock, mapping, {
-        "data.read": "Read your documents", "data.write": "Change your documents"}, {
-        "/me": AccessRule.person(), "/data": AccessRule.auth(*READ_SCOPES),
-        "/write": AccessRule.auth("data.write")})
-    late[DOCS].app = protected(DOCS, clock, mapping, {"docs.read": "Read your docs"}, {
-        "/me": AccessRule.person(), "/docs": AccessRule.auth("docs.read")})
+    late[RES].app = protected(
+        RES,
+        clock,
+        mapping,
+        {"data.read": "Read your documents", "data.write": "Change your documents"},
+        {
+            "/me": AccessRule.person(),
+            "/data": AccessRule.auth(*READ_SCOPES),
+            "/write": AccessRule.auth("data.write"),
+        },
+    )
+    late[DOCS].app = protected(
+        DOCS,
+        clock,
+        mapping,
+        {"docs.read": "Read your docs"},
+        {"/me": AccessRule.person(), "/docs": AccessRule.auth("docs.read")},
+    )
     decided: list[ConsentRequest] = []
-    app = create_person_server(PersonServerConfig(
-        issuer=PS, clock=clock, password_log2_n=14, mission_lifetime=MISSION_LIFETIME,
-        policy=consent(decided),
-        discovery=AsyncDiscovery(transport=AsyncMappedTransport(mapping, strict=True),
-                                 egress=EGRESS, clock=clock),
-        transport=AsyncMappedTransport(mapping, strict=True)))
+    app = create_person_server(
+        PersonServerConfig(
+            issuer=PS,
+            clock=clock,
+            password_log2_n=14,
+            mission_lifetime=MISSION_LIFETIME,
+            policy=consent(decided),
+            discovery=AsyncDiscovery(
+                transport=AsyncMappedTransport(mapping, strict=True), egress=EGRESS, clock=clock
+            ),
+            transport=AsyncMappedTransport(mapping, strict=True),
+        )
+    )
     late[PS].app = app
     ps: PersonServer = app.state.person_server
     ps.accounts.create_account("alice", PASSWORD, claims=ALICE, tenant=TENANT)
@@ -255,6 +341,7 @@ def world() -> Iterator[World]:
 
 
 # -- the agent, with either client -------------------------------------------------------------
+
 
 @dataclass
 class Exchange:
@@ -288,9 +375,18 @@ class Wire:
         body = json.loads(request.content) if request.content else None
         is_json = response.headers.get("content-type", "").split(";")[0].endswith("json")
         data = response.json() if is_json and response.content else None
-        self.exchanges.append(Exchange(request.method, str(request.url), credential, body,
-                                       response.status_code, response.headers, data,
-                                       self.clock()))
+        self.exchanges.append(
+            Exchange(
+                request.method,
+                str(request.url),
+                credential,
+                body,
+                response.status_code,
+                response.headers,
+                data,
+                self.clock(),
+            )
+        )
 
     def sync_hook(self, response: httpx.Response) -> None:
         response.read()
@@ -310,20 +406,28 @@ class Agent:
         self.agent_id = f"aauth:{name}@agents.example"
         self.wire = Wire(world.clock)
         clock = world.clock
-        self.auth = AAuth(world.ap.identity(self.key, self.agent_id), clock=clock,
-                          sleep=lambda seconds: clock.advance(max(float(seconds), 1.0)),
-                          justification=f"{name} needs it", prefer_wait=None)
+        self.auth = AAuth(
+            world.ap.identity(self.key, self.agent_id),
+            clock=clock,
+            sleep=lambda seconds: clock.advance(max(float(seconds), 1.0)),
+            justification=f"{name} needs it",
+            prefer_wait=None,
+        )
         self.runner: asyncio.Runner | None = None
         if mode == "sync":
             self.client: Any = httpx.Client(
-                auth=self.auth, transport=MappedTransport(world.mapping, strict=True),
-                event_hooks={"response": [self.wire.sync_hook]})
+                auth=self.auth,
+                transport=MappedTransport(world.mapping, strict=True),
+                event_hooks={"response": [self.wire.sync_hook]},
+            )
             self.governance: Any = self.auth.governance(self.client)
         else:
             self.runner = asyncio.Runner()
             self.client = httpx.AsyncClient(
-                auth=self.auth, transport=AsyncMappedTransport(world.mapping, strict=True),
-                event_hooks={"response": [self.wire.async_hook]})
+                auth=self.auth,
+                transport=AsyncMappedTransport(world.mapping, strict=True),
+                event_hooks={"response": [self.wire.async_hook]},
+            )
             self.governance = self.auth.async_governance(self.client)
 
     @property
@@ -359,8 +463,9 @@ def policy(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def agents(world: World, mode: str, policy: str,
-           request: pytest.FixtureRequest) -> Iterator[Callable[[str], Agent]]:
+def agents(
+    world: World, mode: str, policy: str, request: pytest.FixtureRequest
+) -> Iterator[Callable[[str], Agent]]:
     """Agents for this test, named ``{policy}-{test}-{mode}-{n}``; closed afterwards."""
     made: list[Agent] = []
     flow = request.node.originalname.removeprefix("test_").replace("_", "-")
@@ -375,6 +480,7 @@ def agents(world: World, mode: str, policy: str,
 
 
 # -- checking every token ----------------------------------------------------------------------
+
 
 @dataclass
 class Seen:
@@ -425,8 +531,9 @@ class Auditor:
         jwk = self.issuer_key(iss, claims["dwk"], header["kid"])
         assert jwk["kty"] == "OKP" and jwk["crv"] == jwk["alg"] == "Ed25519"
         signing_input, _, signature = token.rpartition(".")
-        Ed25519PublicKey.from_public_bytes(b64d(jwk["x"])).verify(b64d(signature),
-                                                                  signing_input.encode())
+        Ed25519PublicKey.from_public_bytes(b64d(jwk["x"])).verify(
+            b64d(signature), signing_input.encode()
+        )
         other = self.world.jtis.setdefault(claims["jti"], token)
         assert other == token, f"jti {claims['jti']} names two tokens"
         assert isinstance(claims["jti"], str) and claims["jti"]
@@ -443,8 +550,7 @@ class Auditor:
         assert thumbprint(jwk) == self.jkt
 
     @staticmethod
-    def check_times(claims: Mapping[str, Any], kind: str, at: float,
-                    *bounds: float | None) -> None:
+    def check_times(claims: Mapping[str, Any], kind: str, at: float, *bounds: float | None) -> None:
         """Integer NumericDates, not issued in the future, valid when received, at most the
         type's cap, and never past any bound (agent token exp, mission expires_at)."""
         iat, exp = claims["iat"], claims["exp"]
@@ -482,8 +588,9 @@ class Auditor:
         assert claims["exp"] - claims["iat"] == AGENT_LIFETIME
         self.seen.agent.append(claims)
 
-    def check_person(self, token: str, e: Exchange, resource: str, mission: str | None,
-                     not_after: float) -> dict[str, Any]:
+    def check_person(
+        self, token: str, e: Exchange, resource: str, mission: str | None, not_after: float
+    ) -> dict[str, Any]:
         """§Person Token Structure, for the ``resource`` (and ``mission``) the agent asked
         for; retained by the PS as §Person Token Endpoint requires."""
         claims = self.verified(token, "person", PS)
@@ -499,7 +606,12 @@ class Auditor:
         record = self.world.ps.state.person_token(claims["jti"], e.at)
         assert record is not None
         assert (record.aud, record.sub, record.mission_s256, record.tenant, record.exp) == (
-            resource, claims["sub"], mission, TENANT, claims["exp"])
+            resource,
+            claims["sub"],
+            mission,
+            TENANT,
+            claims["exp"],
+        )
         assert record.agent_id == self.agent.agent_id
         self.seen.person.append((claims, e))
         return claims
@@ -524,18 +636,23 @@ class Auditor:
         assert all(claims[name] == person[name] for name in copied)
         assert claims["agent_jkt"] == self.jkt
         self.check_times(claims, "resource", e.at, self.mission_end(claims.get("mission_s256")))
-        metadata = self.world.http.get(
-            f"{e.origin}/.well-known/aauth-resource.json").raise_for_status().json()
+        metadata = (
+            self.world.http.get(f"{e.origin}/.well-known/aauth-resource.json")
+            .raise_for_status()
+            .json()
+        )
         ps_metadata = self.world.http.get(f"{PS}/.well-known/aauth-person.json").json()
         identity = set(OIDC_SCOPE_CLAIMS) & set(ps_metadata["scopes_supported"])
         scopes = claims["scope"].split(" ")
-        assert scopes and all(s in metadata["scope_descriptions"] or s in identity
-                              for s in scopes), scopes
+        assert scopes and all(
+            s in metadata["scope_descriptions"] or s in identity for s in scopes
+        ), scopes
         self.seen.resource.append((claims, e))
         return claims
 
-    def check_auth(self, token: str, e: Exchange, rt: Mapping[str, Any],
-                   not_after: float) -> dict[str, Any]:
+    def check_auth(
+        self, token: str, e: Exchange, rt: Mapping[str, Any], not_after: float
+    ) -> dict[str, Any]:
         """§Auth Token Structure, issued by this PS for the resource token ``rt``: its
         ``sub``, ``aud`` (the resource), scope never broader, mission and tenant copied, and
         the identity claims the granted identity scopes release, all advertised."""
@@ -556,13 +673,15 @@ class Auditor:
         assert all(claims[name] == rt[name] for name in copied)
         self.check_sub(claims)
         self.check_cnf(claims)
-        self.check_times(claims, "auth", e.at, not_after,
-                         self.mission_end(claims.get("mission_s256")))
+        self.check_times(
+            claims, "auth", e.at, not_after, self.mission_end(claims.get("mission_s256"))
+        )
         self.seen.auth.append((claims, e))
         return claims
 
-    def check_mission(self, data: Mapping[str, Any], proposal: Mapping[str, Any],
-                      e: Exchange) -> str:
+    def check_mission(
+        self, data: Mapping[str, Any], proposal: Mapping[str, Any], e: Exchange
+    ) -> str:
         """§Mission Approval: ``s256`` is the digest of the exact bytes ``mission`` carries;
         the blob has the spec's members and names this PS and this agent."""
         assert set(data) <= {"s256", "mission", "capabilities", "person_tokens"}, data
@@ -611,11 +730,15 @@ class Auditor:
         if e.status == 200:  # the resource's verified caller is this token
             scope = claims.get("scope")
             assert e.data == {
-                "kind": "person" if typ == TYP["person"] else "auth", "issuer": PS,
-                "jti": claims["jti"], "person": [PS, claims["sub"]],
+                "kind": "person" if typ == TYP["person"] else "auth",
+                "issuer": PS,
+                "jti": claims["jti"],
+                "person": [PS, claims["sub"]],
                 "scopes": scope.split(" ") if scope else [],
-                "mission_s256": claims.get("mission_s256"), "tenant": claims["tenant"],
-                "thumbprint": self.jkt}, e.data
+                "mission_s256": claims.get("mission_s256"),
+                "tenant": claims["tenant"],
+                "thumbprint": self.jkt,
+            }, e.data
 
     def response(self, e: Exchange) -> None:
         requirement = e.headers.get("aauth-requirement")
@@ -631,8 +754,13 @@ class Auditor:
         not_after = self.agent_exp(made, e)
         if "person_token" in e.data:
             assert set(e.data) == {"person_token", "expires_in"}
-            claims = self.check_person(e.data["person_token"], e, made.body["resource"],
-                                       made.body.get("mission_s256"), not_after)
+            claims = self.check_person(
+                e.data["person_token"],
+                e,
+                made.body["resource"],
+                made.body.get("mission_s256"),
+                not_after,
+            )
             assert e.data["expires_in"] == claims["exp"] - claims["iat"]
         if "auth_token" in e.data:
             assert set(e.data) == {"auth_token", "expires_in"}
@@ -653,9 +781,11 @@ def audit(world: World, agent: Agent) -> Seen:
 
 def challenges(agent: Agent) -> list[str]:
     """The ``AAuth-Requirement`` values the resources answered with, in order."""
-    return [parse_requirement(e.headers["aauth-requirement"]).value
-            for e in agent.wire.exchanges
-            if "aauth-requirement" in e.headers and e.origin != PS]
+    return [
+        parse_requirement(e.headers["aauth-requirement"]).value
+        for e in agent.wire.exchanges
+        if "aauth-requirement" in e.headers and e.origin != PS
+    ]
 
 
 def check_policy_path(world: World, agent: Agent, policy: str, kinds: list[str]) -> None:
@@ -669,11 +799,11 @@ def check_policy_path(world: World, agent: Agent, policy: str, kinds: list[str])
     assert [r.kind for r in decided] == kinds
     assert len(waits) >= len(kinds)
     assert all(e.origin == PS and e.headers["location"] for e in waits)
-    assert {parse_requirement(e.headers["aauth-requirement"]).value for e in waits} == {
-        "approval"}
+    assert {parse_requirement(e.headers["aauth-requirement"]).value for e in waits} == {"approval"}
 
 
 # -- the flows ---------------------------------------------------------------------------------
+
 
 def test_person_identity(world: World, agents: Callable[[str], Agent], policy: str) -> None:
     """A resource that serves on identity alone (§Person Identity Access): one person token
@@ -694,7 +824,9 @@ def test_person_identity(world: World, agents: Callable[[str], Agent], policy: s
     if policy == "deferred":  # the person was shown each resource from its metadata
         asked = [r.resource for r in world.decided if r.agent_id == agent.agent_id]
         assert [(r.identifier, r.name) if r else None for r in asked] == [
-            (RES, f"Resource at {RES}"), (DOCS, f"Resource at {DOCS}")]
+            (RES, f"Resource at {RES}"),
+            (DOCS, f"Resource at {DOCS}"),
+        ]
 
     other = agents("2")  # another agent of alice's: the same person at the same resource
     assert other.get(f"{RES}/me").status_code == 200
@@ -718,17 +850,23 @@ def test_three_party(world: World, agents: Callable[[str], Agent], policy: str) 
     assert "email" not in at_docs
     assert at_res["sub"] != at_docs["sub"]
     assert [(p["aud"], p["sub"]) for p, _ in seen.person] == [
-        (a["aud"], a["sub"]) for a, _ in seen.auth]
+        (a["aud"], a["sub"]) for a, _ in seen.auth
+    ]
     # The agent token ends within the hour: the PS cut every token to fit it.
     [agent_token] = seen.agent
     assert all(c["exp"] == agent_token["exp"] for c, _ in seen.person + seen.auth)
     check_policy_path(world, agent, policy, ["person_token", "auth_token"] * 2)
     if policy == "deferred":
-        asked = [r for r in world.decided if r.agent_id == agent.agent_id
-                 and r.kind == "auth_token"]
-        assert [(r.resource.identifier if r.resource else None, r.scopes, r.justification)
-                for r in asked] == [(RES, READ_SCOPES, agent.auth.config.justification),
-                                    (DOCS, ("docs.read",), agent.auth.config.justification)]
+        asked = [
+            r for r in world.decided if r.agent_id == agent.agent_id and r.kind == "auth_token"
+        ]
+        assert [
+            (r.resource.identifier if r.resource else None, r.scopes, r.justification)
+            for r in asked
+        ] == [
+            (RES, READ_SCOPES, agent.auth.config.justification),
+            (DOCS, ("docs.read",), agent.auth.config.justification),
+        ]
 
 
 def test_step_up(world: World, agents: Callable[[str], Agent], policy: str) -> None:
@@ -763,45 +901,65 @@ def test_mission(world: World, agents: Callable[[str], Agent], policy: str) -> N
     step-up included), all ending by the mission's ``expires_at``; every token, permission
     and audit lands in the mission log."""
     agent = agents("1")
-    approval = agent.call(agent.governance.propose_mission, "# Report\n\nFetch the report.",
-                          tools=[{"name": "WebSearch", "description": "Search the web"}],
-                          resources=[RES])
+    approval = agent.call(
+        agent.governance.propose_mission,
+        "# Report\n\nFetch the report.",
+        tools=[{"name": "WebSearch", "description": "Search the web"}],
+        resources=[RES],
+    )
     assert agent.auth.mission_s256 == approval.s256
     assert agent.get(f"{RES}/data").status_code == 200
     assert agent.get(f"{RES}/write").status_code == 200
     assert agent.get(f"{DOCS}/docs").status_code == 200
-    mailed = agent.call(agent.governance.request_permission, "SendEmail",
-                        description="Mail the report to Bob")
+    mailed = agent.call(
+        agent.governance.request_permission, "SendEmail", description="Mail the report to Bob"
+    )
     searched = agent.call(agent.governance.request_permission, "WebSearch")
     assert mailed.granted and searched.granted
-    agent.call(agent.governance.audit, "FetchReport", description="Fetched the report",
-               result={"pages": 3})
+    agent.call(
+        agent.governance.audit, "FetchReport", description="Fetched the report", result={"pages": 3}
+    )
     # The mission's person token for RES came with the approval: no person-token challenge.
     assert challenges(agent) == ["auth-token", "auth-token", "person-token", "auth-token"]
     seen = audit(world, agent)
     [blob] = seen.missions
     end = unix(blob["expires_at"])
     assert [(p["aud"], p["mission_s256"]) for p, _ in seen.person] == [
-        (RES, approval.s256), (DOCS, approval.s256)]
+        (RES, approval.s256),
+        (DOCS, approval.s256),
+    ]
     assert [rt["mission_s256"] for rt, _ in seen.resource] == [approval.s256] * 3
     assert [(a["aud"], a["mission_s256"]) for a, _ in seen.auth] == [
-        (RES, approval.s256), (RES, approval.s256), (DOCS, approval.s256)]
+        (RES, approval.s256),
+        (RES, approval.s256),
+        (DOCS, approval.s256),
+    ]
     # The mission ends before the agent token does: every token under it is cut to fit.
     assert all(c["exp"] == end for c, _ in seen.person + seen.auth)
     assert dict(approval.mission) == blob
-    log = [(entry.kind, json.loads(entry.entry))
-           for entry in world.ps.state.mission_log(approval.s256)]
+    log = [
+        (entry.kind, json.loads(entry.entry)) for entry in world.ps.state.mission_log(approval.s256)
+    ]
     kinds = [kind for kind, _ in log]
     assert kinds[0] == "approved"
     for kind, tokens in (("person_token", seen.person), ("auth_token", seen.auth)):
         issued = [(e["resource"], e["jti"]) for k, e in log if k == kind]
         assert issued == [(c["aud"], c["jti"]) for c, _ in tokens]
-    assert {(kind, e.get("action"), e.get("permission")) for kind, e in log
-            if kind.startswith("permission")} == {
-        ("permission_request", "SendEmail", None), ("permission_response", "SendEmail", "granted"),
-        ("permission_request", "WebSearch", None), ("permission_response", "WebSearch", "granted")}
+    assert {
+        (kind, e.get("action"), e.get("permission"))
+        for kind, e in log
+        if kind.startswith("permission")
+    } == {
+        ("permission_request", "SendEmail", None),
+        ("permission_response", "SendEmail", "granted"),
+        ("permission_request", "WebSearch", None),
+        ("permission_response", "WebSearch", "granted"),
+    }
     [audited] = [e for kind, e in log if kind == "audit"]
     assert audited["action"] == "FetchReport" and audited["result"] == {"pages": 3}
-    check_policy_path(world, agent, policy,
-                      ["mission", "auth_token", "auth_token", "person_token", "auth_token",
-                       "permission"])
+    check_policy_path(
+        world,
+        agent,
+        policy,
+        ["mission", "auth_token", "auth_token", "person_token", "auth_token", "permission"],
+    )

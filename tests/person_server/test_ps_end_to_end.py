@@ -33,8 +33,7 @@ from aauth_agents.tokens import DWK_AGENT, peek
 from aauth_agents.transport import AsyncMappedTransport
 
 API = "https://api.example"
-EGRESS = EgressPolicy.for_mapped_hosts({**HOSTS, "api.example": "127.0.0.1"},
-                                       allow_loopback=True)
+EGRESS = EgressPolicy.for_mapped_hosts({**HOSTS, "api.example": "127.0.0.1"}, allow_loopback=True)
 
 
 async def test_agent_client_resource_and_person_server(bare: World) -> None:
@@ -46,28 +45,46 @@ async def test_agent_client_resource_and_person_server(bare: World) -> None:
         await holder["ps"](scope, receive, send)
 
     # The resource: real middleware, trusting PS and agent provider keys through discovery.
-    resource = AAuthResource(ResourceConfig(
-        identifier=API, signing_key=PrivateKey.generate(kid="api-1"), clock=clock,
-        issuer_keys=AsyncDiscovery(transport=AsyncMappedTransport(
-            {PS: ps_asgi, AP: ap_app}, strict=True), egress=EGRESS, clock=clock),
-        scope_descriptions={"data.read": "Read your data"}, name="The API",
-        description="An API for *tests*", stores=Stores.memory(clock=clock)))
+    resource = AAuthResource(
+        ResourceConfig(
+            identifier=API,
+            signing_key=PrivateKey.generate(kid="api-1"),
+            clock=clock,
+            issuer_keys=AsyncDiscovery(
+                transport=AsyncMappedTransport({PS: ps_asgi, AP: ap_app}, strict=True),
+                egress=EGRESS,
+                clock=clock,
+            ),
+            scope_descriptions={"data.read": "Read your data"},
+            name="The API",
+            description="An API for *tests*",
+            stores=Stores.memory(clock=clock),
+        )
+    )
 
     async def data(request: Request) -> JSONResponse:
         caller = current_caller()
-        return JSONResponse({"sub": caller.person[1] if caller.person else None,
-                             "scopes": list(caller.scopes)})
+        return JSONResponse(
+            {"sub": caller.person[1] if caller.person else None, "scopes": list(caller.scopes)}
+        )
 
     api = Starlette(routes=[Route("/data", data)])
-    api.add_middleware(AAuthMiddleware, resource=resource,
-                       policy=RoutePolicy({"/data": AccessRule.auth("data.read")}))
+    api.add_middleware(
+        AAuthMiddleware,
+        resource=resource,
+        policy=RoutePolicy({"/data": AccessRule.auth("data.read")}),
+    )
 
     # The PS, fetching the resource's and the provider's documents through discovery.
     mapping = {AP: ap_app, API: api}
-    ps_app = create_person_server(bare.config(
-        discovery=AsyncDiscovery(transport=AsyncMappedTransport(mapping, strict=True),
-                                 egress=EGRESS, clock=clock),
-        transport=AsyncMappedTransport({API: api}, strict=True)))
+    ps_app = create_person_server(
+        bare.config(
+            discovery=AsyncDiscovery(
+                transport=AsyncMappedTransport(mapping, strict=True), egress=EGRESS, clock=clock
+            ),
+            transport=AsyncMappedTransport({API: api}, strict=True),
+        )
+    )
     holder["ps"] = ps_app
     ps = ps_app.state.person_server
     bare.ps = ps
@@ -85,11 +102,17 @@ async def test_agent_client_resource_and_person_server(bare: World) -> None:
 
     agent_key = PrivateKey.generate()
     identity = bare.ap.identity(agent_key, "aauth:assistant@agents.example")
-    auth = AAuth(identity, clock=clock, on_interaction=person_at_the_link,
-                 sleep=lambda seconds: clock.advance(max(float(seconds), 1.0)),
-                 justification="Fetch the report", prefer_wait=None)
-    async with httpx.AsyncClient(auth=auth, transport=AsyncMappedTransport(
-            {PS: ps_app, API: api, AP: ap_app}, strict=True)) as client:
+    auth = AAuth(
+        identity,
+        clock=clock,
+        on_interaction=person_at_the_link,
+        sleep=lambda seconds: clock.advance(max(float(seconds), 1.0)),
+        justification="Fetch the report",
+        prefer_wait=None,
+    )
+    async with httpx.AsyncClient(
+        auth=auth, transport=AsyncMappedTransport({PS: ps_app, API: api, AP: ap_app}, strict=True)
+    ) as client:
         response = await client.get(f"{API}/data")
         assert response.status_code == 200, response.text
         assert response.json()["scopes"] == ["data.read"]
@@ -108,13 +131,18 @@ async def test_agent_client_resource_and_person_server(bare: World) -> None:
         body = json.dumps({"iss": AP, "jti": peek(identity.agent_token)[1]["jti"]}).encode()
         signed = sign_request(
             HttpRequest("POST", f"{PS}/revoke", {"content-type": "application/json"}, body),
-            key=bare.ap.key, clock=clock,
-            signature_key=SignatureKey.from_jwks_uri(id=AP, dwk=DWK_AGENT,
-                                                     kid=str(bare.ap.key.kid)))
-        async with httpx.AsyncClient(transport=AsyncMappedTransport(
-                {PS: ps_app}, strict=True)) as provider:
-            revoked = await provider.post(f"{PS}/revoke", content=body, headers={
-                "content-type": "application/json", **signed})
+            key=bare.ap.key,
+            clock=clock,
+            signature_key=SignatureKey.from_jwks_uri(
+                id=AP, dwk=DWK_AGENT, kid=str(bare.ap.key.kid)
+            ),
+        )
+        async with httpx.AsyncClient(
+            transport=AsyncMappedTransport({PS: ps_app}, strict=True)
+        ) as provider:
+            revoked = await provider.post(
+                f"{PS}/revoke", content=body, headers={"content-type": "application/json", **signed}
+            )
         assert revoked.status_code == 200, revoked.text
         assert revoked.json() == {"revoked_auth_tokens": 1, "notified": 1}
         refused = await client.get(f"{API}/data")

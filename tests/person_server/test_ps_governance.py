@@ -13,23 +13,25 @@ from aauth_agents.servers.person_server import (
     RelayNotice,
 )
 
-MISSION = {"description": "Tidy my inbox",
-           "tools": [{"name": "ReadMail", "description": "Read mail"}]}
+MISSION = {
+    "description": "Tidy my inbox",
+    "tools": [{"name": "ReadMail", "description": "Read mail"}],
+}
 
 
 async def _open(world: World, response):  # type: ignore[no-untyped-def]
     assert world.ps is not None
     requirement = parse_requirement(response.headers["aauth-requirement"])
-    return await world.ps.interactions.lookup(requirement.url.rsplit("/", 1)[1],
-                                              requirement.code)
+    return await world.ps.interactions.lookup(requirement.url.rsplit("/", 1)[1], requirement.code)
 
 
 # -- permission ----------------------------------------------------------------------------
 
 
 async def test_permission_granted(auto: World) -> None:
-    response = await auto.agent().post("/permission", {"action": "SendEmail",
-                                                       "parameters": {"to": "a@b"}})
+    response = await auto.agent().post(
+        "/permission", {"action": "SendEmail", "parameters": {"to": "a@b"}}
+    )
     assert response.status_code == 200 and response.json() == {"permission": "granted"}
 
 
@@ -47,14 +49,22 @@ async def test_permission_denied_by_policy(bare: World) -> None:
 async def test_permission_deferred_then_granted(world: World) -> None:
     assert world.ps is not None
     agent = world.agent()
-    pending = await agent.post("/permission", {"action": "SendEmail",
-                                               "description": "Send the itinerary",
-                                               "parameters": {"to": "alice@example.com"}})
+    pending = await agent.post(
+        "/permission",
+        {
+            "action": "SendEmail",
+            "description": "Send the itinerary",
+            "parameters": {"to": "alice@example.com"},
+        },
+    )
     assert pending.status_code == 202
     view = await _open(world, pending)
     assert view.kind == "permission"
-    assert view.details == {"action": "SendEmail", "description": "Send the itinerary",
-                            "parameters": {"to": "alice@example.com"}}
+    assert view.details == {
+        "action": "SendEmail",
+        "description": "Send the itinerary",
+        "parameters": {"to": "alice@example.com"},
+    }
     await world.ps.interactions.approve(view.id, "alice")
     granted = await agent.poll(pending)
     assert granted.status_code == 200 and granted.json() == {"permission": "granted"}
@@ -86,8 +96,15 @@ async def test_approved_tool_is_granted_without_asking(world: World) -> None:
     assert log.count("permission_request") == 2 and log.count("permission_response") == 1
 
 
-@pytest.mark.parametrize("body", [{}, {"action": ""}, {"action": "x", "parameters": [1]},
-                                  {"action": "x", "mission_s256": "short"}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"action": ""},
+        {"action": "x", "parameters": [1]},
+        {"action": "x", "mission_s256": "short"},
+    ],
+)
 async def test_malformed_permission_requests(auto: World, body: dict) -> None:
     response = await auto.agent().post("/permission", body)
     assert response.status_code == 400 and problem(response) == "invalid_request"
@@ -100,20 +117,37 @@ async def test_audit_is_recorded_in_the_mission_log(auto: World) -> None:
     assert auto.ps is not None
     agent = auto.agent()
     s256 = (await agent.post("/mission", MISSION)).json()["s256"]
-    response = await agent.post("/audit", {
-        "mission_s256": s256, "action": "WebSearch", "description": "Searched flights",
-        "parameters": {"q": "flights"}, "result": {"status": "completed"}})
+    response = await agent.post(
+        "/audit",
+        {
+            "mission_s256": s256,
+            "action": "WebSearch",
+            "description": "Searched flights",
+            "parameters": {"q": "flights"},
+            "result": {"status": "completed"},
+        },
+    )
     assert response.status_code == 201 and response.content == b""
     entry = (await auto.ps.mission_log(s256))[-1]
     assert entry.kind == "audit"
     assert {k: v for k, v in entry.data.items() if k != "at"} == {
-        "type": "audit", "action": "WebSearch", "description": "Searched flights",
-        "parameters": {"q": "flights"}, "result": {"status": "completed"}}
+        "type": "audit",
+        "action": "WebSearch",
+        "description": "Searched flights",
+        "parameters": {"q": "flights"},
+        "result": {"status": "completed"},
+    }
     assert any(e.name == "audit" and e.mission == s256 for e in auto.events)
 
 
-@pytest.mark.parametrize("body", [{"action": "x"}, {"mission_s256": "A" * 43},
-                                  {"mission_s256": "A" * 43, "action": "x", "result": "ok"}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"action": "x"},
+        {"mission_s256": "A" * 43},
+        {"mission_s256": "A" * 43, "action": "x", "result": "ok"},
+    ],
+)
 async def test_malformed_audit_requests(auto: World, body: dict) -> None:
     response = await auto.agent().post("/audit", body)
     assert response.status_code == 400 and problem(response) == "invalid_request"
@@ -127,8 +161,12 @@ async def test_audit_for_an_unknown_mission(auto: World) -> None:
 # -- interaction endpoint ------------------------------------------------------------------
 
 
-RELAY = {"type": "interaction", "url": "https://booking.example/confirm", "code": "X7K2-M9P4",
-         "description": "Confirm the payment"}
+RELAY = {
+    "type": "interaction",
+    "url": "https://booking.example/confirm",
+    "code": "X7K2-M9P4",
+    "description": "Confirm the payment",
+}
 
 
 async def test_relay_without_a_channel_is_unavailable(auto: World) -> None:
@@ -153,7 +191,11 @@ async def test_relay_through_the_person_channel(bare: World) -> None:
     assert len(notices) == 1
     notice = notices[0]
     assert (notice.type, notice.url, notice.code, notice.agent_id) == (
-        "payment", RELAY["url"], RELAY["code"], agent.agent_id)
+        "payment",
+        RELAY["url"],
+        RELAY["code"],
+        agent.agent_id,
+    )
     assert (await agent.poll(response)).status_code == 202
     await bare.ps.interactions.relay_engaged(notice.pending_id)
     done = await agent.poll(response)
@@ -178,8 +220,9 @@ async def test_relay_channel_that_cannot_reach_the_person(bare: World) -> None:
 async def test_question_answered_by_the_person_at_the_interaction_page(world: World) -> None:
     assert world.ps is not None
     agent = world.agent()
-    response = await agent.post("/interaction", {"type": "question",
-                                                 "question": "Refundable fare?"})
+    response = await agent.post(
+        "/interaction", {"type": "question", "question": "Refundable fare?"}
+    )
     assert response.status_code == 202
     view = await _open(world, response)
     assert view.kind == "question" and view.details["question"] == "Refundable fare?"
@@ -202,24 +245,31 @@ async def test_question_through_the_person_channel(bare: World) -> None:
 
 
 async def test_question_nobody_can_bring_to_the_person(auto: World) -> None:
-    response = await auto.agent().post("/interaction", {
-        "type": "question", "question": "?", "capabilities": ["clarification"]})
+    response = await auto.agent().post(
+        "/interaction", {"type": "question", "question": "?", "capabilities": ["clarification"]}
+    )
     # capabilities is not an interaction-endpoint member; the agent's are unknown -> 202
     assert response.status_code == 202
     agent = auto.agent("restricted")
-    mission = await agent.post("/mission", {"description": "x",
-                                            "capabilities": ["clarification"]})
+    mission = await agent.post("/mission", {"description": "x", "capabilities": ["clarification"]})
     s256 = mission.json()["s256"]
-    unreachable = await agent.post("/interaction", {"type": "question", "question": "?",
-                                                    "mission_s256": s256})
+    unreachable = await agent.post(
+        "/interaction", {"type": "question", "question": "?", "mission_s256": s256}
+    )
     assert unreachable.status_code == 403 and problem(unreachable) == "user_unreachable"
 
 
-@pytest.mark.parametrize("body", [
-    {}, {"type": "completion"}, {"type": "interaction"},
-    {"type": "interaction", "url": "http://insecure.example/x"},
-    {"type": "question"}, {"type": "interaction", "url": "https://a.example", "max_wait": 0},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"type": "completion"},
+        {"type": "interaction"},
+        {"type": "interaction", "url": "http://insecure.example/x"},
+        {"type": "question"},
+        {"type": "interaction", "url": "https://a.example", "max_wait": 0},
+    ],
+)
 async def test_malformed_interaction_requests(auto: World, body: dict) -> None:
     response = await auto.agent().post("/interaction", body)
     assert response.status_code == 400 and problem(response) == "invalid_request"

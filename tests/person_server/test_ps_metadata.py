@@ -11,9 +11,15 @@ from aauth_agents.protocol.scopes import IDENTITY_SCOPES
 from aauth_agents.servers.person_server import AutoApprove, PersonServer
 from aauth_agents.tokens import DWK_PERSON, averify_person_token, peek
 
-ENDPOINTS = ("auth_token_endpoint", "person_token_endpoint", "mission_endpoint",
-             "permission_endpoint", "audit_endpoint", "interaction_endpoint",
-             "revocation_endpoint")
+ENDPOINTS = (
+    "auth_token_endpoint",
+    "person_token_endpoint",
+    "mission_endpoint",
+    "permission_endpoint",
+    "audit_endpoint",
+    "interaction_endpoint",
+    "revocation_endpoint",
+)
 
 
 async def test_metadata_names_every_endpoint_it_serves(world: World) -> None:
@@ -24,7 +30,8 @@ async def test_metadata_names_every_endpoint_it_serves(world: World) -> None:
     assert metadata.jwks_uri == f"{PS}/.well-known/jwks.json"
     assert set(metadata.scopes_supported or ()) == IDENTITY_SCOPES
     assert {"sub", "email", "email_verified", "name", "tenant", "groups"} <= set(
-        metadata.claims_supported or ())
+        metadata.claims_supported or ()
+    )
     assert "mission_control_endpoint" not in document  # a companion specification's
     agent = world.agent()
     for name in ENDPOINTS:
@@ -55,8 +62,9 @@ async def test_key_rotation_keeps_the_old_key_until_its_tokens_expire(auto: Worl
     assert peek(new_token)[0]["kid"] == new_kid
     # A verifier that cached the old JWKS refetches on the unknown kid; both verify.
     for token in (old_token, new_token):
-        await averify_person_token(token, keys=auto.ps_discovery, audience=RES,
-                                   signing_key=agent.public, clock=auto.clock)
+        await averify_person_token(
+            token, keys=auto.ps_discovery, audience=RES, signing_key=agent.public, clock=auto.clock
+        )
     assert any(e.name == "key_rotated" for e in auto.events)
     auto.clock.advance(3600)  # every token the old key signed has expired
     jwks = (await auto.client.get(f"{PS}/.well-known/jwks.json")).json()
@@ -80,8 +88,9 @@ async def test_configured_key_rotates_on_restart(bare: World, tmp_path) -> None:
     second = bare.start(database=tmp_path, signing_key=configured)
     assert second.keys.current is configured
     assert [k.key.kid for k in second.keys.published()] == ["operator-1", generated]
-    row = second.db.fetchone("SELECT private_jwk FROM ps_signing_keys WHERE kid = ?",
-                             ("operator-1",))
+    row = second.db.fetchone(
+        "SELECT private_jwk FROM ps_signing_keys WHERE kid = ?", ("operator-1",)
+    )
     assert row == (None,)  # a configured private key is never written to the database
 
 
@@ -101,8 +110,12 @@ async def test_tokens_verify_against_the_published_jwks(auto: World) -> None:
 
 
 async def test_config_is_validated(bare: World) -> None:
-    for overrides in ({"issuer": "http://ps.example"}, {"auth_token_lifetime": 3601},
-                      {"person_token_lifetime": 0}, {"mission_lifetime": -1}):
+    for overrides in (
+        {"issuer": "http://ps.example"},
+        {"auth_token_lifetime": 3601},
+        {"person_token_lifetime": 0},
+        {"mission_lifetime": -1},
+    ):
         with pytest.raises(ValueError):
             bare.config(**overrides)
 

@@ -38,19 +38,30 @@ MOVED = {
 
 #: Metadata member of each endpoint (§Person Server Metadata).
 MEMBERS = {
-    "jwks": "jwks_uri", "person_token": "person_token_endpoint",
-    "auth_token": "auth_token_endpoint", "mission": "mission_endpoint",
-    "permission": "permission_endpoint", "audit": "audit_endpoint",
-    "interaction": "interaction_endpoint", "revocation": "revocation_endpoint",
+    "jwks": "jwks_uri",
+    "person_token": "person_token_endpoint",
+    "auth_token": "auth_token_endpoint",
+    "mission": "mission_endpoint",
+    "permission": "permission_endpoint",
+    "audit": "audit_endpoint",
+    "interaction": "interaction_endpoint",
+    "revocation": "revocation_endpoint",
 }
 
 #: (method, endpoint name, sub-path) of every protocol endpoint.
 ENDPOINTS = [
-    ("GET", "jwks", ""), ("POST", "person_token", ""), ("POST", "auth_token", ""),
-    ("GET", "pending", "/some-id"), ("POST", "pending", "/some-id"),
-    ("DELETE", "pending", "/some-id"), ("POST", "mission", ""),
-    ("POST", "mission", "/some-s256"), ("POST", "permission", ""), ("POST", "audit", ""),
-    ("POST", "interaction", ""), ("POST", "revocation", ""),
+    ("GET", "jwks", ""),
+    ("POST", "person_token", ""),
+    ("POST", "auth_token", ""),
+    ("GET", "pending", "/some-id"),
+    ("POST", "pending", "/some-id"),
+    ("DELETE", "pending", "/some-id"),
+    ("POST", "mission", ""),
+    ("POST", "mission", "/some-s256"),
+    ("POST", "permission", ""),
+    ("POST", "audit", ""),
+    ("POST", "interaction", ""),
+    ("POST", "revocation", ""),
 ]
 
 
@@ -64,8 +75,7 @@ def start(world: World, **overrides: Any) -> None:
 
 def starlette_404(response: httpx.Response) -> bool:
     """No route at all (not a PS answer, which is always JSON or problem+json)."""
-    return response.status_code == 404 and "json" not in response.headers.get(
-        "content-type", "")
+    return response.status_code == 404 and "json" not in response.headers.get("content-type", "")
 
 
 async def test_metadata_lists_the_moved_urls(bare: World) -> None:
@@ -104,19 +114,22 @@ async def test_tokens_and_the_interaction_url_at_the_moved_paths(bare: World) ->
     assert requirement.url is not None and requirement.code is not None
     assert requirement.url.startswith(f"{PS}/aauth/consent/")
     path = requirement.url.removeprefix(PS)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=bare.app),
-                                 base_url="http://127.0.0.1") as browser:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=bare.app), base_url="http://127.0.0.1"
+    ) as browser:
         page = await browser.get(f"{path}?code={requirement.code}")
         assert page.status_code == 303 and page.headers["location"].startswith("/consent/")
-        assert (await browser.get(f"/interact/{path.rsplit('/', 1)[1]}?code=x")
-                ).status_code == 404  # the old page path is gone too
+        assert (
+            await browser.get(f"/interact/{path.rsplit('/', 1)[1]}?code=x")
+        ).status_code == 404  # the old page path is gone too
     polled = await agent.get(pending.headers["location"])
     assert polled.status_code == 202 and polled.json()["status"] == "interacting"
 
 
 async def test_auto_approved_tokens_at_the_moved_paths(bare: World) -> None:
-    app = create_person_server(bare.config(paths=MOVED, policy=AutoApprove(),
-                                           default_person="alice"))
+    app = create_person_server(
+        bare.config(paths=MOVED, policy=AutoApprove(), default_person="alice")
+    )
     bare.app, bare.ps = app, person_server_of(app)
     bare.attach(app)
     bare.ps.accounts.create_account("alice", PASSWORD)
@@ -128,26 +141,30 @@ async def test_auto_approved_tokens_at_the_moved_paths(bare: World) -> None:
     resource_token = await bare.resource.resource_token(token, agent.public)
     granted = await agent.post(MOVED["auth_token"], {"resource_token": resource_token})
     assert granted.status_code == 200, granted.text
-    assert (await agent.post(PATHS["auth_token"], {"resource_token": resource_token})
-            ).status_code == 404
+    assert (
+        await agent.post(PATHS["auth_token"], {"resource_token": resource_token})
+    ).status_code == 404
 
 
-@pytest.mark.parametrize(("paths", "message"), [
-    ({"metadata": "/aauth/person.json"}, "fixed by the specification"),
-    ({"nope": "/aauth/nope"}, "unknown endpoint"),
-    ({"jwks": "aauth/jwks.json"}, "absolute path"),
-    ({"jwks": "//evil.example/jwks"}, "absolute path"),
-    ({"jwks": "/aauth/"}, "absolute path"),
-    ({"jwks": "/"}, "absolute path"),
-    ({"jwks": "/aauth/jwks?x=1"}, "absolute path"),
-    ({"jwks": "/aauth/{kid}"}, "absolute path"),
-    ({"jwks": "/aauth /jwks"}, "absolute path"),
-    ({"jwks": 5}, "absolute path"),
-    ({"audit": "/permission"}, "share /permission"),
-    ({"audit": "/x", "permission": "/x"}, "share /x"),
-    ({"audit": "/pending/audit"}, "below the sub-paths of pending"),
-    ({"interact": "/aauth", "jwks": "/aauth/interact/jwks"}, "below the sub-paths"),
-])
+@pytest.mark.parametrize(
+    ("paths", "message"),
+    [
+        ({"metadata": "/aauth/person.json"}, "fixed by the specification"),
+        ({"nope": "/aauth/nope"}, "unknown endpoint"),
+        ({"jwks": "aauth/jwks.json"}, "absolute path"),
+        ({"jwks": "//evil.example/jwks"}, "absolute path"),
+        ({"jwks": "/aauth/"}, "absolute path"),
+        ({"jwks": "/"}, "absolute path"),
+        ({"jwks": "/aauth/jwks?x=1"}, "absolute path"),
+        ({"jwks": "/aauth/{kid}"}, "absolute path"),
+        ({"jwks": "/aauth /jwks"}, "absolute path"),
+        ({"jwks": 5}, "absolute path"),
+        ({"audit": "/permission"}, "share /permission"),
+        ({"audit": "/x", "permission": "/x"}, "share /x"),
+        ({"audit": "/pending/audit"}, "below the sub-paths of pending"),
+        ({"interact": "/aauth", "jwks": "/aauth/interact/jwks"}, "below the sub-paths"),
+    ],
+)
 def test_bad_overrides_are_refused(paths: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         PersonServerConfig(issuer=PS, paths=paths)

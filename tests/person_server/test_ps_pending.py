@@ -50,10 +50,10 @@ async def test_prefer_wait_returns_as_soon_as_the_person_decides(world: World) -
         await world.ps.interactions.approve(view.id, "alice")
 
     polled, _ = await asyncio.gather(
-        agent.get(pending.headers["location"], headers={"Prefer": "wait=20"}), person())
+        agent.get(pending.headers["location"], headers={"Prefer": "wait=20"}), person()
+    )
     assert polled.status_code == 200, polled.text
-    await world.check_person_token(polled.json()["person_token"], agent.public,
-                                   not_after=agent.exp)
+    await world.check_person_token(polled.json()["person_token"], agent.public, not_after=agent.exp)
 
 
 async def test_prefer_wait_returns_when_the_person_asks_a_question(world: World) -> None:
@@ -69,13 +69,18 @@ async def test_prefer_wait_returns_when_the_person_asks_a_question(world: World)
         assert world.ps is not None
         await world.ps.interactions.ask(view.id, "Which folder?")
 
-    polled, _ = await asyncio.wait_for(asyncio.gather(
-        agent.get(pending.headers["location"], headers={"Prefer": "wait=30"}), person()), 20)
+    polled, _ = await asyncio.wait_for(
+        asyncio.gather(
+            agent.get(pending.headers["location"], headers={"Prefer": "wait=30"}), person()
+        ),
+        20,
+    )
     assert polled.status_code == 202
     assert parse_requirement(polled.headers["aauth-requirement"]).value == "clarification"
     assert polled.json()["clarification"] == "Which folder?"
     again = await asyncio.wait_for(
-        agent.get(pending.headers["location"], headers={"Prefer": "wait=30"}), 20)
+        agent.get(pending.headers["location"], headers={"Prefer": "wait=30"}), 20
+    )
     assert parse_requirement(again.headers["aauth-requirement"]).value == "clarification"
 
 
@@ -273,8 +278,9 @@ async def test_first_approval_binds_the_agent(world: World) -> None:
 async def test_clarification_round_trip(world: World) -> None:
     assert world.ps is not None
     agent = world.agent()
-    pending = await ask_person_token(world, agent, capabilities=["interaction", "clarification"],
-                                     justification="I need it")
+    pending = await ask_person_token(
+        world, agent, capabilities=["interaction", "clarification"], justification="I need it"
+    )
     view = await open_page(world, pending)
     assert view.can_clarify and view.rounds_left == 5
     await world.ps.interactions.ask(view.id, "Why *this* resource?")
@@ -284,14 +290,17 @@ async def test_clarification_round_trip(world: World) -> None:
     body = asked.json()
     assert body["status"] == "interacting" and body["clarification"] == "Why *this* resource?"
     assert 0 < body["timeout"] <= 600
-    answered = await agent.post(pending.headers["location"], {
-        "action": "clarification_response", "clarification_response": "It has your files."})
+    answered = await agent.post(
+        pending.headers["location"],
+        {"action": "clarification_response", "clarification_response": "It has your files."},
+    )
     assert answered.status_code == 202
     assert parse_requirement(answered.headers["aauth-requirement"]).value == "interaction"
     view = await world.ps.interactions.get(view.id)
     assert view is not None
     assert [(c.question, c.answer) for c in view.clarifications] == [
-        ("Why *this* resource?", "It has your files.")]
+        ("Why *this* resource?", "It has your files.")
+    ]
     assert view.rounds_left == 4 and not view.question_open
     await world.ps.interactions.approve(view.id, "alice")
     assert (await agent.poll(answered)).status_code == 200
@@ -304,8 +313,10 @@ async def test_at_most_five_clarification_rounds(world: World) -> None:
     view = await open_page(world, pending)
     for n in range(5):
         await world.ps.interactions.ask(view.id, f"question {n}")
-        response = await agent.post(pending.headers["location"], {
-            "action": "clarification_response", "clarification_response": f"answer {n}"})
+        response = await agent.post(
+            pending.headers["location"],
+            {"action": "clarification_response", "clarification_response": f"answer {n}"},
+        )
         assert response.status_code == 202
     with pytest.raises(InteractionError):
         await world.ps.interactions.ask(view.id, "one more")
@@ -331,12 +342,15 @@ async def test_no_clarification_without_the_capability(world: World) -> None:
         await world.ps.interactions.ask(view.id, "why?")
 
 
-@pytest.mark.parametrize("body", [
-    {"clarification_response": "no action"},
-    {"action": "guess", "clarification_response": "x"},
-    {"action": "clarification_response"},
-    {"action": "clarification_response", "clarification_response": "nobody asked"},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"clarification_response": "no action"},
+        {"action": "guess", "clarification_response": "x"},
+        {"action": "clarification_response"},
+        {"action": "clarification_response", "clarification_response": "nobody asked"},
+    ],
+)
 async def test_bad_posts_to_the_pending_url(world: World, body: dict) -> None:
     agent = world.agent()
     pending = await ask_person_token(world, agent, capabilities=["interaction", "clarification"])
@@ -348,18 +362,33 @@ async def test_updated_request_replaces_the_scope(world: World) -> None:
     assert world.ps is not None
     agent = world.agent()
     world.ps.bind_agent(agent.agent_id, "alice")
-    await world.ps.db.run(world.ps.state.remember_consent, "alice", "https://agents.example",
-                          agent.agent_id, RES, "person_token", None, (), world.clock())
+    await world.ps.db.run(
+        world.ps.state.remember_consent,
+        "alice",
+        "https://agents.example",
+        agent.agent_id,
+        RES,
+        "person_token",
+        None,
+        (),
+        world.clock(),
+    )
     person = await agent.person_token()
     rt = await world.resource.resource_token(person, agent.public, "data.read data.write")
-    pending = await agent.post("/token", {"resource_token": rt,
-                                          "capabilities": ["interaction", "clarification"]})
+    pending = await agent.post(
+        "/token", {"resource_token": rt, "capabilities": ["interaction", "clarification"]}
+    )
     view = await open_page(world, pending)
     await world.ps.interactions.ask(view.id, "Why write access?")
     smaller = await world.resource.resource_token(person, agent.public, "data.read")
-    updated = await agent.post(pending.headers["location"], {
-        "action": "updated_request", "resource_token": smaller,
-        "justification": "Read-only is enough."})
+    updated = await agent.post(
+        pending.headers["location"],
+        {
+            "action": "updated_request",
+            "resource_token": smaller,
+            "justification": "Read-only is enough.",
+        },
+    )
     assert updated.status_code == 202, updated.text
     view = await world.ps.interactions.get(view.id)
     assert view is not None
@@ -377,16 +406,25 @@ async def test_updated_request_from_another_resource_is_refused(world: World) ->
     agent = world.agent()
     world.ps.bind_agent(agent.agent_id, "alice")
     for resource in (RES, "https://docs.example"):
-        await world.ps.db.run(world.ps.state.remember_consent, "alice",
-                              "https://agents.example", agent.agent_id, resource,
-                              "person_token", None, (), world.clock())
+        await world.ps.db.run(
+            world.ps.state.remember_consent,
+            "alice",
+            "https://agents.example",
+            agent.agent_id,
+            resource,
+            "person_token",
+            None,
+            (),
+            world.clock(),
+        )
     person = await agent.person_token()
     rt = await world.resource.resource_token(person, agent.public, "data.read")
     pending = await agent.post("/token", {"resource_token": rt})
     docs_person = await agent.person_token("https://docs.example")
     other = await world.docs.resource_token(docs_person, agent.public, "docs.read")
-    response = await agent.post(pending.headers["location"], {
-        "action": "updated_request", "resource_token": other})
+    response = await agent.post(
+        pending.headers["location"], {"action": "updated_request", "resource_token": other}
+    )
     assert response.status_code == 400 and problem(response) == "invalid_resource_token"
 
 
@@ -435,8 +473,7 @@ async def test_approval_decided_later_by_an_approver(bare: World) -> None:
 
 
 async def test_approval_policy_with_initial_wait(bare: World) -> None:
-    bare.start(policy=ApprovalPolicy(lambda request: Decision.approve()),
-               default_person="alice")
+    bare.start(policy=ApprovalPolicy(lambda request: Decision.approve()), default_person="alice")
     assert bare.ps is not None
     bare.ps.accounts.create_account("alice", PASSWORD)
     agent = bare.agent()

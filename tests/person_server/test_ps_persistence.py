@@ -15,8 +15,7 @@ from aauth_agents.servers.person_server import AutoApprove, create_person_server
 from aauth_agents.tokens import peek
 
 
-async def test_restart_in_the_middle_of_an_interaction_loses_nothing(bare: World,
-                                                                     tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_restart_in_the_middle_of_an_interaction_loses_nothing(bare: World, tmp_path) -> None:  # type: ignore[no-untyped-def]
     ps = bare.start(database=tmp_path)
     ps.accounts.create_account("alice", PASSWORD, claims={"email": "alice@example.com"})
     agent = bare.agent()
@@ -39,17 +38,20 @@ async def test_restart_in_the_middle_of_an_interaction_loses_nothing(bare: World
     assert restarted is not ps and restarted.keys.current.kid == kid
     assert restarted.accounts.authenticate("alice", PASSWORD) is not None
     requirement = parse_requirement(pending.headers["aauth-requirement"])
-    view = await restarted.interactions.lookup(requirement.url.rsplit("/", 1)[1],
-                                               requirement.code)
+    view = await restarted.interactions.lookup(requirement.url.rsplit("/", 1)[1], requirement.code)
     assert view.kind == "auth_token" and view.justification == "backup"
     assert view.account == "alice" and not view.new_agent
     await restarted.interactions.approve(view.id, "alice")
     done = await agent.poll(pending)
     assert done.status_code == 200, done.text
     await bare.check_auth_token(
-        done.json()["auth_token"], agent.public, sub=peek(person)[1]["sub"],
-        scope="openid email data.read", extra={"email": "alice@example.com"},
-        not_after=agent.exp)
+        done.json()["auth_token"],
+        agent.public,
+        sub=peek(person)[1]["sub"],
+        scope="openid email data.read",
+        extra={"email": "alice@example.com"},
+        not_after=agent.exp,
+    )
     # The consents and the directed sub survived too: the next person token is immediate
     # and names the same person.
     again = await agent.person_token()
@@ -66,8 +68,7 @@ async def test_pending_approval_survives_a_restart(bare: World, tmp_path) -> Non
     await ps.aclose()
     restarted = bare.start(database=tmp_path)
     requirement = parse_requirement(proposed.headers["aauth-requirement"])
-    view = await restarted.interactions.lookup(requirement.url.rsplit("/", 1)[1],
-                                               requirement.code)
+    view = await restarted.interactions.lookup(requirement.url.rsplit("/", 1)[1], requirement.code)
     await restarted.interactions.approve(view.id, "alice")
     await restarted.aclose()
     again = bare.start(database=tmp_path)
@@ -99,17 +100,20 @@ async def test_over_uvicorn_on_loopback(bare: World) -> None:
         rt = await bare.resource.resource_token(person, agent.public, "data.read")
         granted = await agent.post("/token", {"resource_token": rt})
         assert granted.status_code == 200, granted.text
-        await bare.check_auth_token(granted.json()["auth_token"], agent.public,
-                                    sub=peek(person)[1]["sub"], scope="data.read",
-                                    not_after=agent.exp)
+        await bare.check_auth_token(
+            granted.json()["auth_token"],
+            agent.public,
+            sub=peek(person)[1]["sub"],
+            scope="data.read",
+            not_after=agent.exp,
+        )
         mission = await agent.post("/mission", {"description": "over the wire"})
         s256 = mission.json()["s256"]
         audited = await agent.post("/audit", {"mission_s256": s256, "action": "x"})
         assert audited.status_code == 201
 
 
-async def test_long_poll_over_uvicorn_wakes_on_a_decision_from_another_loop(
-        bare: World) -> None:
+async def test_long_poll_over_uvicorn_wakes_on_a_decision_from_another_loop(bare: World) -> None:
     """The person decides in this event loop while the agent's poll waits in uvicorn's."""
     app = create_person_server(bare.config())
     ps = app.state.person_server
@@ -120,14 +124,14 @@ async def test_long_poll_over_uvicorn_wakes_on_a_decision_from_another_loop(
         agent = bare.agent()
         pending = await agent.post("/person", {"resource": RES})
         requirement = parse_requirement(pending.headers["aauth-requirement"])
-        view = await ps.interactions.lookup(requirement.url.rsplit("/", 1)[1],
-                                            requirement.code)
+        view = await ps.interactions.lookup(requirement.url.rsplit("/", 1)[1], requirement.code)
 
         async def person() -> None:
             await asyncio.sleep(0.1)
             await ps.interactions.approve(view.id, "alice")
 
         polled, _ = await asyncio.gather(
-            agent.get(pending.headers["location"], headers={"Prefer": "wait=25"}), person())
+            agent.get(pending.headers["location"], headers={"Prefer": "wait=25"}), person()
+        )
         assert polled.status_code == 200, polled.text
         assert "person_token" in polled.json()

@@ -22,14 +22,16 @@ async def resource_initiated(world: World, agent: Agent):  # type: ignore[no-unt
     """A token request whose resource token carries an ``interaction`` claim."""
     person = await agent.person_token()
     rt = await world.resource.resource_token(
-        person, agent.public, "data.read",
-        interaction={"url": "https://resource.example/connect", "code": "RES-CODE-1"})
+        person,
+        agent.public,
+        "data.read",
+        interaction={"url": "https://resource.example/connect", "code": "RES-CODE-1"},
+    )
     pending = await agent.post("/token", {"resource_token": rt})
     assert pending.status_code == 202, pending.text
     assert world.ps is not None
     requirement = parse_requirement(pending.headers["aauth-requirement"])
-    view = await world.ps.interactions.lookup(requirement.url.rsplit("/", 1)[1],
-                                              requirement.code)
+    view = await world.ps.interactions.lookup(requirement.url.rsplit("/", 1)[1], requirement.code)
     return pending, view
 
 
@@ -37,8 +39,11 @@ async def test_resource_initiated_interaction_before_the_ps_consent(auto: World)
     assert auto.ps is not None
     agent = auto.agent()
     pending, view = await resource_initiated(auto, agent)  # even under AutoApprove
-    assert view.resource_interaction == {"url": "https://resource.example/connect",
-                                         "code": "RES-CODE-1", "state": "pending"}
+    assert view.resource_interaction == {
+        "url": "https://resource.example/connect",
+        "code": "RES-CODE-1",
+        "state": "pending",
+    }
     with pytest.raises(InteractionError):  # the resource's flow comes first
         await auto.ps.interactions.approve(view.id, "alice")
     redirect = await auto.ps.interactions.resource_redirect(view.id)
@@ -59,15 +64,19 @@ async def test_resource_initiated_interaction_before_the_ps_consent(auto: World)
     assert peek(granted.json()["auth_token"])[1]["scope"] == "data.read"
 
 
-@pytest.mark.parametrize(("error", "status", "code"), [
-    ("access_denied", 403, "denied"),
-    ("user_abandoned", 403, "abandoned"),
-    ("interaction_expired", 408, "expired"),
-    ("server_error", 500, "server_error"),
-    ("temporarily_unavailable", 500, "server_error"),
-])
-async def test_resource_callback_errors_map_to_polling_errors(auto: World, error: str,
-                                                              status: int, code: str) -> None:
+@pytest.mark.parametrize(
+    ("error", "status", "code"),
+    [
+        ("access_denied", 403, "denied"),
+        ("user_abandoned", 403, "abandoned"),
+        ("interaction_expired", 408, "expired"),
+        ("server_error", 500, "server_error"),
+        ("temporarily_unavailable", 500, "server_error"),
+    ],
+)
+async def test_resource_callback_errors_map_to_polling_errors(
+    auto: World, error: str, status: int, code: str
+) -> None:
     assert auto.ps is not None
     agent = auto.agent()
     pending, view = await resource_initiated(auto, agent)
@@ -82,15 +91,24 @@ async def test_prompt_consent_asks_again(world: World) -> None:
     assert world.ps is not None
     agent = world.agent()
     world.ps.bind_agent(agent.agent_id, "alice")
-    await world.ps.run(world.ps.state.remember_consent, "alice", "https://agents.example",
-                       agent.agent_id, RES, "person_token", None, (), world.clock())
+    await world.ps.run(
+        world.ps.state.remember_consent,
+        "alice",
+        "https://agents.example",
+        agent.agent_id,
+        RES,
+        "person_token",
+        None,
+        (),
+        world.clock(),
+    )
     assert (await agent.post("/person", {"resource": RES})).status_code == 200
-    again = await agent.post("/person", {"resource": RES, "prompt": "login consent",
-                                         "login_hint": "alice"})
+    again = await agent.post(
+        "/person", {"resource": RES, "prompt": "login consent", "login_hint": "alice"}
+    )
     assert again.status_code == 202
     requirement = parse_requirement(again.headers["aauth-requirement"])
-    view = await world.ps.interactions.lookup(requirement.url.rsplit("/", 1)[1],
-                                              requirement.code)
+    view = await world.ps.interactions.lookup(requirement.url.rsplit("/", 1)[1], requirement.code)
     assert view.prompt == ("login", "consent") and view.login_hint == "alice"
 
 
@@ -118,19 +136,20 @@ async def test_mark_interacting_consumes_the_code(world: World) -> None:
 async def test_clarification_options_reach_the_agent(world: World) -> None:
     assert world.ps is not None
     agent = world.agent()
-    pending = await agent.post("/person", {"resource": RES,
-                                           "capabilities": ["interaction", "clarification"]})
+    pending = await agent.post(
+        "/person", {"resource": RES, "capabilities": ["interaction", "clarification"]}
+    )
     requirement = parse_requirement(pending.headers["aauth-requirement"])
-    view = await world.ps.interactions.lookup(requirement.url.rsplit("/", 1)[1],
-                                              requirement.code)
+    view = await world.ps.interactions.lookup(requirement.url.rsplit("/", 1)[1], requirement.code)
     await world.ps.interactions.ask(view.id, "Which account?", options=["work", "home"])
     asked = await agent.poll(pending)
     assert asked.json()["options"] == ["work", "home"]
 
 
 async def test_database_in_worker_threads(bare: World, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    bare.start(policy=AutoApprove(), default_person="alice", database=tmp_path,
-               database_threads=True)
+    bare.start(
+        policy=AutoApprove(), default_person="alice", database=tmp_path, database_threads=True
+    )
     assert bare.ps is not None
     bare.ps.accounts.create_account("alice", PASSWORD)
     agent = bare.agent()
@@ -138,9 +157,13 @@ async def test_database_in_worker_threads(bare: World, tmp_path) -> None:  # typ
     rt = await bare.resource.resource_token(person, agent.public)
     granted = await agent.post("/token", {"resource_token": rt})
     assert granted.status_code == 200, granted.text
-    await bare.check_auth_token(granted.json()["auth_token"], agent.public,
-                                sub=peek(person)[1]["sub"], scope="data.read",
-                                not_after=agent.exp)
+    await bare.check_auth_token(
+        granted.json()["auth_token"],
+        agent.public,
+        sub=peek(person)[1]["sub"],
+        scope="data.read",
+        not_after=agent.exp,
+    )
 
 
 async def test_purge_forgets_finished_pending_records(world: World) -> None:
@@ -208,7 +231,8 @@ async def test_purge_forgets_expired_browser_sessions(world: World) -> None:
 
 
 async def test_no_token_or_password_in_events_or_logs(
-        auto: World, caplog: pytest.LogCaptureFixture) -> None:
+    auto: World, caplog: pytest.LogCaptureFixture
+) -> None:
     assert auto.ps is not None
     caplog.set_level(logging.DEBUG)
     agent = auto.agent()
@@ -223,5 +247,4 @@ async def test_no_token_or_password_in_events_or_logs(
         assert "eyJ" not in text
         for secret in secrets_seen:
             assert secret not in text
-    assert {e.name for e in auto.events} >= {"issued_person_token", "issued_auth_token",
-                                             "bound"}
+    assert {e.name for e in auto.events} >= {"issued_person_token", "issued_auth_token", "bound"}

@@ -49,8 +49,7 @@ async def test_first_person_token_needs_consent_showing_the_resource(world: Worl
     assert done.status_code == 200, done.text
     body = done.json()
     assert set(body) == {"person_token", "expires_in"}
-    claims = await world.check_person_token(body["person_token"], agent.public,
-                                            not_after=agent.exp)
+    claims = await world.check_person_token(body["person_token"], agent.public, not_after=agent.exp)
     assert body["expires_in"] == claims["exp"] - claims["iat"]
     gone = await agent.get(response.headers["location"])
     assert gone.status_code == 410
@@ -67,16 +66,19 @@ async def test_directed_sub_differs_per_resource_not_per_agent(bare: World) -> N
     bare.ps.accounts.create_account("bob", PASSWORD)
     a1, a2 = bare.agent("one"), bare.agent("two")
     s_res = (await bare.check_person_token(await a1.person_token(RES), a1.public))["sub"]
-    s_docs = (await bare.check_person_token(await a1.person_token(DOCS), a1.public,
-                                            resource=DOCS))["sub"]
-    s_res_other_agent = (await bare.check_person_token(await a2.person_token(RES),
-                                                       a2.public))["sub"]
+    s_docs = (await bare.check_person_token(await a1.person_token(DOCS), a1.public, resource=DOCS))[
+        "sub"
+    ]
+    s_res_other_agent = (await bare.check_person_token(await a2.person_token(RES), a2.public))[
+        "sub"
+    ]
     assert s_res != s_docs
     assert s_res == s_res_other_agent  # same person, same resource, another agent
     bob_agent = bare.agent("bobs")
     bare.ps.bind_agent(bob_agent.agent_id, "bob")
-    s_bob = (await bare.check_person_token(await bob_agent.person_token(RES),
-                                           bob_agent.public))["sub"]
+    s_bob = (await bare.check_person_token(await bob_agent.person_token(RES), bob_agent.public))[
+        "sub"
+    ]
     assert s_bob != s_res
 
 
@@ -104,8 +106,7 @@ async def test_denied_person_token(world: World) -> None:
     response = await agent.post("/person", {"resource": RES})
     requirement = parse_requirement(response.headers["aauth-requirement"])
     assert world.ps is not None
-    view = await world.ps.interactions.lookup(requirement.url.rsplit("/", 1)[1],
-                                              requirement.code)
+    view = await world.ps.interactions.lookup(requirement.url.rsplit("/", 1)[1], requirement.code)
     await world.ps.interactions.deny(view.id)
     denied = await agent.poll(response)
     assert denied.status_code == 403 and problem(denied) == "denied"
@@ -135,14 +136,17 @@ async def test_agent_without_interaction_capability_is_unreachable(world: World)
         ({"resource": RES, "justification": 7}, "invalid_request"),
     ],
 )
-async def test_malformed_person_token_requests_are_refused(world: World, body: dict,
-                                                           code: str) -> None:
+async def test_malformed_person_token_requests_are_refused(
+    world: World, body: dict, code: str
+) -> None:
     agent = world.agent()
     response = await agent.post("/person", body)
     assert response.status_code == 400 and problem(response) == code
     assert world.ps is not None
-    assert await world.ps.db.run(world.ps.state.binding, "https://agents.example",
-                                 agent.agent_id) is None
+    assert (
+        await world.ps.db.run(world.ps.state.binding, "https://agents.example", agent.agent_id)
+        is None
+    )
 
 
 async def test_unknown_mission_is_refused(world: World) -> None:
@@ -153,8 +157,9 @@ async def test_unknown_mission_is_refused(world: World) -> None:
 
 async def test_body_without_digest_coverage_is_refused(world: World) -> None:
     agent = world.agent()
-    response = await agent.post("/person", {"resource": RES},
-                                components=["@method", "@authority", "@path", "signature-key"])
+    response = await agent.post(
+        "/person", {"resource": RES}, components=["@method", "@authority", "@path", "signature-key"]
+    )
     assert response.status_code == 401
     assert response.headers["signature-error"].startswith("error=invalid_input")
     assert "content-digest" in response.headers["signature-error"]
@@ -162,8 +167,11 @@ async def test_body_without_digest_coverage_is_refused(world: World) -> None:
 
 async def test_body_not_json_is_refused(world: World) -> None:
     agent = world.agent()
-    response = await agent.post("/person", b"resource=https://resource.example",
-                                headers={"content-type": "application/x-www-form-urlencoded"})
+    response = await agent.post(
+        "/person",
+        b"resource=https://resource.example",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
     assert response.status_code == 400 and problem(response) == "invalid_request"
 
 
@@ -179,11 +187,16 @@ async def test_request_signed_for_another_authority_is_refused(world: World) -> 
 
     body = b'{"resource":"https://resource.example"}'
     signed = sign_request(
-        HttpRequest("POST", "https://other.example/person",
-                    {"content-type": "application/json"}, body),
-        key=agent.key, signature_key=SignatureKey.from_jwt(agent.token), clock=world.clock)
-    response = await world.client.post(f"{PS}/person", content=body, headers={
-        "content-type": "application/json", **signed})
+        HttpRequest(
+            "POST", "https://other.example/person", {"content-type": "application/json"}, body
+        ),
+        key=agent.key,
+        signature_key=SignatureKey.from_jwt(agent.token),
+        clock=world.clock,
+    )
+    response = await world.client.post(
+        f"{PS}/person", content=body, headers={"content-type": "application/json", **signed}
+    )
     assert response.status_code == 401
     assert response.headers["signature-error"] == "error=invalid_signature"
 

@@ -25,19 +25,22 @@ async def auth_token(world: World, agent: Agent, resource: str = RES, **person: 
     return str(response.json()["auth_token"])
 
 
-async def revoke(world: World, iss: str, jti: str, *, key: PrivateKey | None = None,
-                 caller: str = AP) -> Any:
+async def revoke(
+    world: World, iss: str, jti: str, *, key: PrivateKey | None = None, caller: str = AP
+) -> Any:
     """The agent provider's call: signed with its own key (Signature-Key jwks_uri)."""
     signer = key or world.ap.key
     body = json.dumps({"iss": iss, "jti": jti}).encode()
     url = f"{PS}/revoke"
     signed = sign_request(
-        HttpRequest("POST", url, {"content-type": "application/json"}, body), key=signer,
-        signature_key=SignatureKey.from_jwks_uri(id=caller, dwk=DWK_AGENT,
-                                                 kid=str(signer.kid)),
-        clock=world.clock)
-    return await world.client.post(url, content=body, headers={
-        "content-type": "application/json", **signed})
+        HttpRequest("POST", url, {"content-type": "application/json"}, body),
+        key=signer,
+        signature_key=SignatureKey.from_jwks_uri(id=caller, dwk=DWK_AGENT, kid=str(signer.kid)),
+        clock=world.clock,
+    )
+    return await world.client.post(
+        url, content=body, headers={"content-type": "application/json", **signed}
+    )
 
 
 def jtis(token: str) -> str:
@@ -107,11 +110,13 @@ async def test_malformed_revocation(auto: World) -> None:
     body = b'{"iss": "https://agents.example"}'
     signed = sign_request(
         HttpRequest("POST", f"{PS}/revoke", {"content-type": "application/json"}, body),
-        key=signer, signature_key=SignatureKey.from_jwks_uri(id=AP, dwk=DWK_AGENT,
-                                                             kid=str(signer.kid)),
-        clock=auto.clock)
-    response = await auto.client.post(f"{PS}/revoke", content=body,
-                                      headers={"content-type": "application/json", **signed})
+        key=signer,
+        signature_key=SignatureKey.from_jwks_uri(id=AP, dwk=DWK_AGENT, kid=str(signer.kid)),
+        clock=auto.clock,
+    )
+    response = await auto.client.post(
+        f"{PS}/revoke", content=body, headers={"content-type": "application/json", **signed}
+    )
     assert response.status_code == 400 and problem(response) == "invalid_request"
 
 
@@ -176,11 +181,13 @@ async def test_resource_without_a_revocation_endpoint(bare: World) -> None:
 async def test_sub_agent_tokens_are_revoked_with_the_parent(auto: World) -> None:
     parent = auto.agent("planner")
     child = auto.subagent(parent)
-    pt = (await parent.post("/person", {"resource": RES, "subagent_token": child.token})
-          ).json()["person_token"]
+    pt = (await parent.post("/person", {"resource": RES, "subagent_token": child.token})).json()[
+        "person_token"
+    ]
     rt = await auto.resource.resource_token(pt, child.public)
-    token = (await parent.post("/token", {"resource_token": rt,
-                                          "subagent_token": child.token})).json()["auth_token"]
+    token = (
+        await parent.post("/token", {"resource_token": rt, "subagent_token": child.token})
+    ).json()["auth_token"]
     response = await revoke(auto, AP, jtis(parent.token))
     assert response.status_code == 200
     assert auto.resource.revoked == [{"iss": PS, "jti": jtis(token)}]

@@ -52,8 +52,7 @@ PARENT_ID = "aauth:planner@agents.example"
 SUB_ID = "aauth:planner+search1@agents.example"
 DEEPER_ID = "aauth:planner+deep@agents.example"  # (one '+' only: the identifier grammar)
 LIFETIME = 1800  # agent tokens: shorter than a person or auth token's hour, so exp is bounded
-EGRESS = EgressPolicy.for_mapped_hosts({**HOSTS, "api.example": "127.0.0.1"},
-                                       allow_loopback=True)
+EGRESS = EgressPolicy.for_mapped_hosts({**HOSTS, "api.example": "127.0.0.1"}, allow_loopback=True)
 
 
 @dataclass
@@ -84,18 +83,30 @@ class Site:
     def auth(self, identity: AgentIdentity, **options: Any) -> AAuth:
         clock = self.world.clock
         options.setdefault("on_interaction", self.person_at_the_link)
-        return AAuth(identity, clock=clock, prefer_wait=None,
-                     sleep=lambda seconds: clock.advance(max(float(seconds), 1.0)), **options)
+        return AAuth(
+            identity,
+            clock=clock,
+            prefer_wait=None,
+            sleep=lambda seconds: clock.advance(max(float(seconds), 1.0)),
+            **options,
+        )
 
     def client(self) -> httpx.AsyncClient:
         async def record(request: httpx.Request) -> None:
             # a copy: an auth flow re-signs the same request object for its retries
-            self.sent.append(httpx.Request(request.method, request.url,
-                                           headers=request.headers.multi_items(),
-                                           content=request.content))
+            self.sent.append(
+                httpx.Request(
+                    request.method,
+                    request.url,
+                    headers=request.headers.multi_items(),
+                    content=request.content,
+                )
+            )
 
-        return httpx.AsyncClient(transport=AsyncMappedTransport(self.mapping, strict=True),
-                                 event_hooks={"request": [record]})
+        return httpx.AsyncClient(
+            transport=AsyncMappedTransport(self.mapping, strict=True),
+            event_hooks={"request": [record]},
+        )
 
     def to(self, origin: str) -> list[httpx.Request]:
         return [r for r in self.sent if str(r.url).startswith(origin)]
@@ -111,12 +122,21 @@ async def site(bare: World) -> AsyncIterator[Site]:
     async def ps_asgi(scope: Any, receive: Any, send: Any) -> None:  # late-bound PS app
         await holder["ps"](scope, receive, send)
 
-    resource = AAuthResource(ResourceConfig(
-        identifier=API, signing_key=PrivateKey.generate(kid="api-1"), clock=clock,
-        issuer_keys=AsyncDiscovery(transport=AsyncMappedTransport(
-            {PS: ps_asgi, AP: ap_app}, strict=True), egress=EGRESS, clock=clock),
-        scope_descriptions={"data.read": "Read your data"}, name="The API",
-        stores=Stores.memory(clock=clock)))
+    resource = AAuthResource(
+        ResourceConfig(
+            identifier=API,
+            signing_key=PrivateKey.generate(kid="api-1"),
+            clock=clock,
+            issuer_keys=AsyncDiscovery(
+                transport=AsyncMappedTransport({PS: ps_asgi, AP: ap_app}, strict=True),
+                egress=EGRESS,
+                clock=clock,
+            ),
+            scope_descriptions={"data.read": "Read your data"},
+            name="The API",
+            stores=Stores.memory(clock=clock),
+        )
+    )
     callers: list[Caller] = []
 
     async def served(request: Request) -> JSONResponse:
@@ -126,13 +146,23 @@ async def site(bare: World) -> AsyncIterator[Site]:
         return JSONResponse({"kind": caller.kind, "scopes": list(caller.scopes)})
 
     api = Starlette(routes=[Route("/profile", served), Route("/data", served)])
-    api.add_middleware(AAuthMiddleware, resource=resource, policy=RoutePolicy({
-        "/profile": AccessRule.person(), "/data": AccessRule.auth("data.read")}))
-    ps_app = create_person_server(bare.config(
-        discovery=AsyncDiscovery(transport=AsyncMappedTransport({AP: ap_app, API: api},
-                                                                strict=True),
-                                 egress=EGRESS, clock=clock),
-        transport=AsyncMappedTransport({API: api}, strict=True)))
+    api.add_middleware(
+        AAuthMiddleware,
+        resource=resource,
+        policy=RoutePolicy(
+            {"/profile": AccessRule.person(), "/data": AccessRule.auth("data.read")}
+        ),
+    )
+    ps_app = create_person_server(
+        bare.config(
+            discovery=AsyncDiscovery(
+                transport=AsyncMappedTransport({AP: ap_app, API: api}, strict=True),
+                egress=EGRESS,
+                clock=clock,
+            ),
+            transport=AsyncMappedTransport({API: api}, strict=True),
+        )
+    )
     holder["ps"] = ps_app
     ps = ps_app.state.person_server
     bare.ps = ps
@@ -151,8 +181,9 @@ def identities(site: Site) -> tuple[AgentIdentity, AgentIdentity]:
     return parent, sub
 
 
-def check_agent_token(token: str, key: PublicKey, agent_id: str, *, iat: int,
-                      parent_agent: str | None = None) -> dict[str, Any]:
+def check_agent_token(
+    token: str, key: PublicKey, agent_id: str, *, iat: int, parent_agent: str | None = None
+) -> dict[str, Any]:
     header, claims = peek(token)
     assert header == {"alg": "Ed25519", "typ": "aa-agent+jwt", "kid": "ap-1"}
     expected = {"iss", "dwk", "sub", "cnf", "ps", "jti", "iat", "exp"}
@@ -167,12 +198,25 @@ def check_agent_token(token: str, key: PublicKey, agent_id: str, *, iat: int,
     return claims
 
 
-def check_resource_token(token: str, key: PublicKey, *, person: dict[str, Any],
-                         now: int) -> dict[str, Any]:
+def check_resource_token(
+    token: str, key: PublicKey, *, person: dict[str, Any], now: int
+) -> dict[str, Any]:
     header, claims = peek(token)
     assert header == {"alg": "Ed25519", "typ": "aa-resource+jwt", "kid": "api-1"}
-    assert set(claims) == {"iss", "dwk", "aud", "jti", "agent_jkt", "ps", "sub",
-                           "presented_jti", "person_token_jti", "scope", "iat", "exp"}, claims
+    assert set(claims) == {
+        "iss",
+        "dwk",
+        "aud",
+        "jti",
+        "agent_jkt",
+        "ps",
+        "sub",
+        "presented_jti",
+        "person_token_jti",
+        "scope",
+        "iat",
+        "exp",
+    }, claims
     assert claims["iss"] == API and claims["dwk"] == "aauth-resource.json"
     assert claims["aud"] == PS and claims["ps"] == PS
     assert claims["agent_jkt"] == key.thumbprint()  # the sub-agent's key, not the parent's
@@ -183,17 +227,22 @@ def check_resource_token(token: str, key: PublicKey, *, person: dict[str, Any],
     return claims
 
 
-async def check_signed_by(request: httpx.Request, key: PublicKey, agent_token: str,
-                          clock: Any) -> tuple[str, ...]:
+async def check_signed_by(
+    request: httpx.Request, key: PublicKey, agent_token: str, clock: Any
+) -> tuple[str, ...]:
     """Verify ``request``'s signature ourselves: by ``key``, ``agent_token`` in
     Signature-Key; returns the covered components."""
+
     async def resolve(signature_key: SignatureKey) -> KeyResolution:
         assert signature_key.scheme == "jwt" and signature_key.jwt == agent_token
         return KeyResolution(jwk=key.to_jwk())
 
     verified = await SignatureVerifier(clock=clock, require_body_digest=True).averify(
-        HttpRequest(request.method, str(request.url), request.headers.multi_items(),
-                    request.content), resolve)
+        HttpRequest(
+            request.method, str(request.url), request.headers.multi_items(), request.content
+        ),
+        resolve,
+    )
     return verified.components
 
 
@@ -204,14 +253,15 @@ async def test_sub_agent_authorized_through_its_parent(site: Site) -> None:
     parent = site.auth(parent_identity, justification="Plan the trip")
     sub = site.auth(sub_identity, parent=parent)
     check_agent_token(parent_identity.agent_token, parent_key, PARENT_ID, iat=NOW + 100)
-    check_agent_token(sub_identity.agent_token, sub_key, SUB_ID, iat=NOW,
-                      parent_agent=PARENT_ID)
+    check_agent_token(sub_identity.agent_token, sub_key, SUB_ID, iat=NOW, parent_agent=PARENT_ID)
 
     async with site.client() as client:
         # The person consents to the parent: who may act at the API as them, then the scope.
         assert (await client.get(f"{API}/data", auth=parent)).status_code == 200
         assert [(v.kind, v.agent_id, v.subagent) for v in site.seen] == [
-            ("person_token", PARENT_ID, None), ("auth_token", PARENT_ID, None)]
+            ("person_token", PARENT_ID, None),
+            ("auth_token", PARENT_ID, None),
+        ]
         parent_sent = len(site.sent)
         parent_person = site.callers[-1]
         assert parent_person.thumbprint == parent_key.thumbprint()
@@ -231,25 +281,30 @@ async def test_sub_agent_authorized_through_its_parent(site: Site) -> None:
     # Only token requests went to the PS (its metadata and JWKS are the parent's, cached),
     # each signed by the parent, its agent token in Signature-Key, the body covered.
     assert [(r.method, str(r.url)) for r in to_ps] == [
-        ("POST", f"{PS}/person"), ("POST", f"{PS}/token")]
+        ("POST", f"{PS}/person"),
+        ("POST", f"{PS}/token"),
+    ]
     for request in to_ps:
-        covered = await check_signed_by(request, parent_key, parent_identity.agent_token,
-                                        clock)
+        covered = await check_signed_by(request, parent_key, parent_identity.agent_token, clock)
         assert {"content-type", "content-digest", "signature-key"} <= set(covered)
     person_body = json.loads(to_ps[0].content)
     token_body = json.loads(to_ps[1].content)
-    assert person_body == {"resource": API, "subagent_token": sub_identity.agent_token,
-                           "justification": "Plan the trip",
-                           "capabilities": ["interaction", "clarification"]}
-    assert set(token_body) == {"resource_token", "subagent_token", "justification",
-                               "capabilities"}
+    assert person_body == {
+        "resource": API,
+        "subagent_token": sub_identity.agent_token,
+        "justification": "Plan the trip",
+        "capabilities": ["interaction", "clarification"],
+    }
+    assert set(token_body) == {"resource_token", "subagent_token", "justification", "capabilities"}
     assert token_body["subagent_token"] == sub_identity.agent_token
 
     # Every request to the API was the sub-agent's, signed with its key (its metadata and
     # JWKS, fetched once into the sub-agent's caches, are not signed).
     to_api = [r for r in sent if str(r.url).startswith(API)]
     assert [str(r.url) for r in to_api if "signature" not in r.headers] == [
-        f"{API}/.well-known/aauth-resource.json", f"{API}/.well-known/jwks.json"]
+        f"{API}/.well-known/aauth-resource.json",
+        f"{API}/.well-known/jwks.json",
+    ]
     to_api = [r for r in to_api if "signature" in r.headers]
     presented = []
     for request in to_api:
@@ -257,16 +312,23 @@ async def test_sub_agent_authorized_through_its_parent(site: Site) -> None:
         assert jwt is not None
         await check_signed_by(request, sub_key, jwt, clock)
         presented.append((request.url.path, peek(jwt)[0]["typ"]))
-    assert presented == [("/profile", "aa-agent+jwt"), ("/profile", "aa-person+jwt"),
-                         ("/data", "aa-person+jwt"), ("/data", "aa-auth+jwt")]
+    assert presented == [
+        ("/profile", "aa-agent+jwt"),
+        ("/profile", "aa-person+jwt"),
+        ("/data", "aa-person+jwt"),
+        ("/data", "aa-auth+jwt"),
+    ]
 
     # The person token: for the API, bound to the sub-agent's key, at most until the
     # sub-agent's token expires; the same person (directed sub) as the parent's.
     person_token = sub.state.person_token(API, None, clock(), 0)
     assert person_token is not None
     person = await world.check_person_token(
-        person_token.raw, sub_key, resource=API,
-        not_after=min(parent_identity.expires_at, sub_identity.expires_at))
+        person_token.raw,
+        sub_key,
+        resource=API,
+        not_after=min(parent_identity.expires_at, sub_identity.expires_at),
+    )
     assert person["exp"] == NOW + LIFETIME  # the sub-agent's token bounds it
     assert person["iat"] == now
     assert parent_person.person == (PS, person["sub"])
@@ -279,8 +341,13 @@ async def test_sub_agent_authorized_through_its_parent(site: Site) -> None:
     auth_token = sub.state.current_auth_token(API, clock(), 0)
     assert auth_token is not None
     claims = await world.check_auth_token(
-        auth_token.raw, sub_key, resource=API, sub=person["sub"], scope="data.read",
-        not_after=min(parent_identity.expires_at, sub_identity.expires_at))
+        auth_token.raw,
+        sub_key,
+        resource=API,
+        sub=person["sub"],
+        scope="data.read",
+        not_after=min(parent_identity.expires_at, sub_identity.expires_at),
+    )
     assert claims["exp"] == NOW + LIFETIME and claims["iat"] == now
     assert claims["jti"] != person["jti"] and claims["jti"] != rt["jti"]
     # nothing the resource sees names the parent or marks a sub-agent
@@ -301,7 +368,9 @@ async def test_sub_agent_authorized_through_its_parent(site: Site) -> None:
     # The PS recorded the issuance for the sub-agent, requested by the parent.
     issued = [e for e in world.events if e.name.startswith("issued")]
     assert [(e.agent, e.jti) for e in issued[-2:]] == [
-        (SUB_ID, person["jti"]), (SUB_ID, claims["jti"])]
+        (SUB_ID, person["jti"]),
+        (SUB_ID, claims["jti"]),
+    ]
 
     # The parent's own tokens are its own: bound to its key, bounded by its agent token.
     parent_person_token = parent.state.person_token(API, None, clock(), 0)
@@ -318,20 +387,24 @@ async def test_consent_surfaces_for_the_parent(site: Site) -> None:
     parent_identity, sub_identity = identities(site)
     asked_sub: list[str] = []
     parent = site.auth(parent_identity)
-    sub = site.auth(sub_identity, parent=parent,
-                    on_interaction=lambda url, code: asked_sub.append(code))
+    sub = site.auth(
+        sub_identity, parent=parent, on_interaction=lambda url, code: asked_sub.append(code)
+    )
     async with site.client() as client:
         response = await client.get(f"{API}/data", auth=sub)
         assert response.status_code == 200, response.text
     # The person was asked, through the parent, about the parent on behalf of the sub-agent.
     assert [(v.kind, v.agent_id, v.subagent) for v in site.seen] == [
-        ("person_token", PARENT_ID, SUB_ID), ("auth_token", PARENT_ID, SUB_ID)]
+        ("person_token", PARENT_ID, SUB_ID),
+        ("auth_token", PARENT_ID, SUB_ID),
+    ]
     assert asked_sub == []
     polls = [r for r in site.to(PS) if "/pending/" in str(r.url)]
     assert polls
     for poll in polls:
-        await check_signed_by(poll, parent_identity.key.public_key,
-                              parent_identity.agent_token, site.world.clock)
+        await check_signed_by(
+            poll, parent_identity.key.public_key, parent_identity.agent_token, site.world.clock
+        )
 
 
 async def test_single_level_depth(site: Site) -> None:
@@ -344,17 +417,26 @@ async def test_single_level_depth(site: Site) -> None:
     with pytest.raises(ConfigurationError, match="itself a sub-agent"):
         world.ap.mint(deeper_key, DEEPER_ID, parent_agent=SUB_ID)
     # ...so mint one with its key, to see that neither the client nor the PS accept it.
-    deeper_token = mint_agent_token(world.ap.key, iss=AP, sub=DEEPER_ID,
-                                    cnf=deeper_key.public_key, ps=PS, parent_agent=SUB_ID,
-                                    clock=world.clock)
+    deeper_token = mint_agent_token(
+        world.ap.key,
+        iss=AP,
+        sub=DEEPER_ID,
+        cnf=deeper_key.public_key,
+        ps=PS,
+        parent_agent=SUB_ID,
+        clock=world.clock,
+    )
     deeper = AgentIdentity(deeper_key, deeper_token, clock=world.clock)
     with pytest.raises(ConfigurationError, match="Single-Level"):
         site.auth(deeper, parent=sub)
     # The PS refuses the sub-agent signing for its own "sub-agent".
-    as_parent = Agent(world, sub_identity.key, SUB_ID, sub_identity.agent_token,
-                      parent_agent=PARENT_ID)
-    for path, body in (("/person", {"resource": API, "subagent_token": deeper_token}),
-                       ("/token", {"resource_token": "x.y.z", "subagent_token": deeper_token})):
+    as_parent = Agent(
+        world, sub_identity.key, SUB_ID, sub_identity.agent_token, parent_agent=PARENT_ID
+    )
+    for path, body in (
+        ("/person", {"resource": API, "subagent_token": deeper_token}),
+        ("/token", {"resource_token": "x.y.z", "subagent_token": deeper_token}),
+    ):
         refused = await as_parent.post(path, body)
         assert refused.status_code == 400 and problem(refused) == "invalid_agent_token"
     assert not [e for e in world.events if e.name.startswith("issued")]
@@ -367,21 +449,22 @@ async def test_a_sub_agent_calling_the_ps_itself_is_refused(site: Site) -> None:
     with pytest.raises(ConfigurationError, match="MUST NOT"):
         AAuth(sub_identity)
     # ...and the PS refuses it at every token endpoint.
-    child = Agent(world, sub_identity.key, SUB_ID, sub_identity.agent_token,
-                  parent_agent=PARENT_ID)
+    child = Agent(world, sub_identity.key, SUB_ID, sub_identity.agent_token, parent_agent=PARENT_ID)
     person = await child.post("/person", {"resource": API})
     assert person.status_code == 400 and problem(person) == "invalid_agent_token"
     assert "sub-agent" in person.json()["detail"]
     token = await child.post("/token", {"resource_token": "x.y.z"})
     assert token.status_code == 400 and problem(token) == "invalid_agent_token"
     # A parent-mediated request the sub-agent signs itself (its own subagent_token) too.
-    itself = await child.post("/person", {"resource": API,
-                                          "subagent_token": sub_identity.agent_token})
+    itself = await child.post(
+        "/person", {"resource": API, "subagent_token": sub_identity.agent_token}
+    )
     assert itself.status_code == 400 and problem(itself) == "invalid_agent_token"
 
 
 async def test_revoking_the_parents_grant_fails_the_next_sub_agent_authorization(
-        site: Site) -> None:
+    site: Site,
+) -> None:
     parent_identity, sub_identity = identities(site)
     parent = site.auth(parent_identity)
     sub = site.auth(sub_identity, parent=parent)
@@ -401,7 +484,8 @@ async def test_revoking_the_parents_grant_fails_the_next_sub_agent_authorization
         with pytest.raises(DeniedError):
             await client.get(f"{API}/data", auth=sub)
     assert [(v.kind, v.agent_id, v.subagent, v.new_agent) for v in site.seen[-1:]] == [
-        ("person_token", PARENT_ID, SUB_ID, True)]
+        ("person_token", PARENT_ID, SUB_ID, True)
+    ]
 
 
 async def test_revoking_the_parents_agent_token_fails_the_sub_agent(site: Site) -> None:
@@ -416,11 +500,15 @@ async def test_revoking_the_parents_agent_token_fails_the_sub_agent(site: Site) 
         body = json.dumps({"iss": AP, "jti": jti}).encode()
         signed = sign_request(
             HttpRequest("POST", f"{PS}/revoke", {"content-type": "application/json"}, body),
-            key=world.ap.key, clock=world.clock,
-            signature_key=SignatureKey.from_jwks_uri(id=AP, dwk=DWK_AGENT,
-                                                     kid=str(world.ap.key.kid)))
-        revoked = await world.client.post(f"{PS}/revoke", content=body, headers={
-            "content-type": "application/json", **signed})
+            key=world.ap.key,
+            clock=world.clock,
+            signature_key=SignatureKey.from_jwks_uri(
+                id=AP, dwk=DWK_AGENT, kid=str(world.ap.key.kid)
+            ),
+        )
+        revoked = await world.client.post(
+            f"{PS}/revoke", content=body, headers={"content-type": "application/json", **signed}
+        )
         assert revoked.status_code == 200, revoked.text
         assert revoked.json() == {"revoked_auth_tokens": 1, "notified": 1}
         sub.clear_cache()

@@ -30,8 +30,7 @@ from aauth_agents.stores import Stores
 from aauth_agents.transport import AsyncMappedTransport
 
 API = "https://api.example"
-EGRESS = EgressPolicy.for_mapped_hosts({**HOSTS, "api.example": "127.0.0.1"},
-                                       allow_loopback=True)
+EGRESS = EgressPolicy.for_mapped_hosts({**HOSTS, "api.example": "127.0.0.1"}, allow_loopback=True)
 
 
 async def test_agent_client_consent_in_chromium(browser: Any) -> None:
@@ -43,22 +42,41 @@ async def test_agent_client_consent_in_chromium(browser: Any) -> None:
     async def ps_asgi(scope: Any, receive: Any, send: Any) -> None:
         await holder["ps"](scope, receive, send)
 
-    resource = AAuthResource(ResourceConfig(
-        identifier=API, signing_key=PrivateKey.generate(kid="api-1"), clock=clock,
-        issuer_keys=AsyncDiscovery(transport=AsyncMappedTransport(
-            {PS: ps_asgi, AP: ap_app}, strict=True), egress=EGRESS, clock=clock),
-        scope_descriptions={"data.read": "Read your **data**"}, name="The API",
-        description="An API for *tests*", stores=Stores.memory(clock=clock)))
+    resource = AAuthResource(
+        ResourceConfig(
+            identifier=API,
+            signing_key=PrivateKey.generate(kid="api-1"),
+            clock=clock,
+            issuer_keys=AsyncDiscovery(
+                transport=AsyncMappedTransport({PS: ps_asgi, AP: ap_app}, strict=True),
+                egress=EGRESS,
+                clock=clock,
+            ),
+            scope_descriptions={"data.read": "Read your **data**"},
+            name="The API",
+            description="An API for *tests*",
+            stores=Stores.memory(clock=clock),
+        )
+    )
 
     async def data(request: Request) -> JSONResponse:
         return JSONResponse({"scopes": list(current_caller().scopes)})
 
     api = Starlette(routes=[Route("/data", data)])
-    api.add_middleware(AAuthMiddleware, resource=resource,
-                       policy=RoutePolicy({"/data": AccessRule.auth("data.read")}))
-    start_ui(world, discovery=AsyncDiscovery(
-        transport=AsyncMappedTransport({AP: ap_app, API: api}, strict=True), egress=EGRESS,
-        clock=clock), transport=AsyncMappedTransport({API: api}, strict=True))
+    api.add_middleware(
+        AAuthMiddleware,
+        resource=resource,
+        policy=RoutePolicy({"/data": AccessRule.auth("data.read")}),
+    )
+    start_ui(
+        world,
+        discovery=AsyncDiscovery(
+            transport=AsyncMappedTransport({AP: ap_app, API: api}, strict=True),
+            egress=EGRESS,
+            clock=clock,
+        ),
+        transport=AsyncMappedTransport({API: api}, strict=True),
+    )
     holder["ps"] = world.app
     page = await browser.new_page()
     screens: list[str] = []
@@ -74,13 +92,19 @@ async def test_agent_client_consent_in_chromium(browser: Any) -> None:
                 await page.click("#approve")
                 await page.locator("#message").wait_for(timeout=TIMEOUT)
 
-            identity = world.ap.identity(PrivateKey.generate(),
-                                         "aauth:assistant@agents.example")
-            auth = AAuth(identity, clock=clock, on_interaction=person_at_the_link,
-                         sleep=lambda seconds: clock.advance(max(float(seconds), 1.0)),
-                         justification="Fetch the **report**", prefer_wait=None)
-            async with httpx.AsyncClient(auth=auth, transport=AsyncMappedTransport(
-                    {PS: server.url, API: api, AP: ap_app}, strict=True)) as client:
+            identity = world.ap.identity(PrivateKey.generate(), "aauth:assistant@agents.example")
+            auth = AAuth(
+                identity,
+                clock=clock,
+                on_interaction=person_at_the_link,
+                sleep=lambda seconds: clock.advance(max(float(seconds), 1.0)),
+                justification="Fetch the **report**",
+                prefer_wait=None,
+            )
+            async with httpx.AsyncClient(
+                auth=auth,
+                transport=AsyncMappedTransport({PS: server.url, API: api, AP: ap_app}, strict=True),
+            ) as client:
                 response = await client.get(f"{API}/data")
                 assert response.status_code == 200, response.text
                 assert response.json()["scopes"] == ["data.read"]

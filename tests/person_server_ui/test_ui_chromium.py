@@ -29,8 +29,10 @@ async def ask(served: Served, **body: Any) -> tuple[Agent, httpx.Response, str, 
 
 async def test_sign_in_read_ask_answer_approve(served: Served, browser: Any) -> None:
     agent, pending, url, code = await ask(
-        served, justification="I will **summarise** your notes.",
-        capabilities=["interaction", "clarification"])
+        served,
+        justification="I will **summarise** your notes.",
+        capabilities=["interaction", "clarification"],
+    )
     page = await browser.new_page()
     await page.goto(f"{url}?code={code.lower()}")  # case-insensitive
     assert "/consent/" in page.url and "code=" not in page.url
@@ -50,8 +52,10 @@ async def test_sign_in_read_ask_answer_approve(served: Served, browser: Any) -> 
     await page.locator("#waiting-0").wait_for(timeout=TIMEOUT)
     asked = await agent.poll(pending)
     assert asked.status_code == 202 and asked.json()["clarification"] == "Which notes exactly?"
-    answered = await agent.post(pending.headers["location"], {
-        "action": "clarification_response", "clarification_response": "Only *today's* notes."})
+    answered = await agent.post(
+        pending.headers["location"],
+        {"action": "clarification_response", "clarification_response": "Only *today's* notes."},
+    )
     assert answered.status_code == 202, answered.text
     answer = page.locator("#answer-0")
     await answer.wait_for(timeout=TIMEOUT)  # the page refreshes itself while waiting
@@ -62,8 +66,9 @@ async def test_sign_in_read_ask_answer_approve(served: Served, browser: Any) -> 
     assert "approved" in await page.locator("#message").inner_text()
     granted = await agent.poll(answered)
     assert granted.status_code == 200, granted.text
-    await served.world.check_person_token(granted.json()["person_token"], agent.public,
-                                          not_after=agent.exp)
+    await served.world.check_person_token(
+        granted.json()["person_token"], agent.public, not_after=agent.exp
+    )
 
 
 async def test_deny(served: Served, browser: Any) -> None:
@@ -78,8 +83,9 @@ async def test_deny(served: Served, browser: Any) -> None:
     assert refused.status_code == 403 and problem(refused) == "denied"
 
 
-async def test_deny_redirects_to_the_agents_callback_with_the_error(served: Served,
-                                                                    browser: Any) -> None:
+async def test_deny_redirects_to_the_agents_callback_with_the_error(
+    served: Served, browser: Any
+) -> None:
     agent, pending, url, code = await ask(served)
     callback = f"{served.url}/agent-callback?state=1"  # a loopback callback (a local agent)
     page = await browser.new_page()
@@ -140,16 +146,19 @@ async def test_six_wrong_codes_end_the_interaction(served: Served, browser: Any)
     assert problem(failed) == "invalid_code"
 
 
-XSS = ("Hello <script>window.__xss = 1</script> "
-       '<img src="x" onerror="window.__xss = 2"> '
-       "[click me](javascript:window.__xss=3) "
-       "<a href=\"javascript:window.__xss=4\" onclick=\"window.__xss=5\">raw</a> "
-       "![pic](https://example.invalid/x.png)")
+XSS = (
+    "Hello <script>window.__xss = 1</script> "
+    '<img src="x" onerror="window.__xss = 2"> '
+    "[click me](javascript:window.__xss=3) "
+    '<a href="javascript:window.__xss=4" onclick="window.__xss=5">raw</a> '
+    "![pic](https://example.invalid/x.png)"
+)
 
 
 async def test_script_in_the_justification_is_inert(served: Served, browser: Any) -> None:
-    agent, pending, url, code = await ask(served, justification=XSS,
-                                          capabilities=["interaction", "clarification"])
+    agent, pending, url, code = await ask(
+        served, justification=XSS, capabilities=["interaction", "clarification"]
+    )
     page = await browser.new_page()
     await page.goto(f"{url}?code={code}")
     await sign_in(page)
@@ -158,15 +167,21 @@ async def test_script_in_the_justification_is_inert(served: Served, browser: Any
     text = await box.inner_text()
     assert "<script>window.__xss = 1</script>" in text  # shown as text, not run
     assert await page.evaluate("document.querySelectorAll('script').length") == 0
-    assert await page.evaluate(
-        "document.querySelectorAll('#justification img, #justification [onerror],"
-        " #justification [onclick]').length") == 0
+    assert (
+        await page.evaluate(
+            "document.querySelectorAll('#justification img, #justification [onerror],"
+            " #justification [onclick]').length"
+        )
+        == 0
+    )
     hrefs = await page.evaluate(
-        "Array.from(document.querySelectorAll('a')).map(a => a.getAttribute('href'))")
+        "Array.from(document.querySelectorAll('a')).map(a => a.getAttribute('href'))"
+    )
     assert not any(h and h.strip().lower().startswith("javascript:") for h in hrefs)
     handlers = await page.evaluate(
         "Array.from(document.querySelectorAll('*')).flatMap(e => Array.from(e.attributes)"
-        ".map(a => a.name)).filter(n => n.startsWith('on'))")
+        ".map(a => a.name)).filter(n => n.startsWith('on'))"
+    )
     assert handlers == []
     # Click whatever links exist in the justification: nothing runs.
     for link in await box.locator("a").all():
@@ -177,28 +192,38 @@ async def test_script_in_the_justification_is_inert(served: Served, browser: Any
     await page.click("#ask button[value=ask]")
     await page.locator("#waiting-0").wait_for(timeout=TIMEOUT)
     await agent.poll(pending)
-    await agent.post(pending.headers["location"], {
-        "action": "clarification_response", "clarification_response": XSS})
+    await agent.post(
+        pending.headers["location"],
+        {"action": "clarification_response", "clarification_response": XSS},
+    )
     await page.locator("#answer-0").wait_for(timeout=TIMEOUT)
     assert await page.evaluate("document.querySelectorAll('script, img').length") == 0
     assert await page.evaluate("window.__xss === undefined")
 
 
-async def test_mission_approval_then_dashboard_terminate_and_revoke(served: Served,
-                                                                    browser: Any) -> None:
+async def test_mission_approval_then_dashboard_terminate_and_revoke(
+    served: Served, browser: Any
+) -> None:
     world = served.world
     assert world.ps is not None
     agent = world.agent()
-    proposed = await agent.post("/mission", {
-        "description": "# Plan a trip\n\nBook *flights* and a hotel.",
-        "tools": [{"name": "WebSearch", "description": "Search the web"}],
-        "resources": [RES]})
+    proposed = await agent.post(
+        "/mission",
+        {
+            "description": "# Plan a trip\n\nBook *flights* and a hotel.",
+            "tools": [{"name": "WebSearch", "description": "Search the web"}],
+            "resources": [RES],
+        },
+    )
     assert proposed.status_code == 202, proposed.text
     requirement = parse_requirement(proposed.headers["aauth-requirement"])
     assert requirement.url is not None and requirement.code is not None
     page = await browser.new_page()
-    await page.goto(served.url + requirement.url.removeprefix("https://ps.example")
-                    + f"?code={requirement.code}")
+    await page.goto(
+        served.url
+        + requirement.url.removeprefix("https://ps.example")
+        + f"?code={requirement.code}"
+    )
     await sign_in(page)
     mission = page.locator("#mission")
     await mission.wait_for(timeout=TIMEOUT)
@@ -250,7 +275,8 @@ async def test_dashboard_review_and_approve(served: Served, browser: Any) -> Non
     assert "approved" in await page.locator("#message").inner_text()
     granted = await agent.poll(pending)
     assert granted.status_code == 200, granted.text
-    await world.check_person_token(granted.json()["person_token"], agent.public,
-                                   not_after=agent.exp)
+    await world.check_person_token(
+        granted.json()["person_token"], agent.public, not_after=agent.exp
+    )
     await page.goto(f"{served.url}/dashboard")
     await page.locator("#nothing-waiting").wait_for(timeout=TIMEOUT)

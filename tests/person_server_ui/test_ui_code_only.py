@@ -60,13 +60,16 @@ def as_typed(code: str) -> str:
 
 async def approve(client: httpx.AsyncClient, consent: str) -> httpx.Response:
     form = await client.get(consent)
-    signed = await client.post("/signin", data={
-        "csrf": csrf(form), "username": "alice", "password": PASSWORD, "next": consent},
-        headers={"origin": ORIGIN})
+    signed = await client.post(
+        "/signin",
+        data={"csrf": csrf(form), "username": "alice", "password": PASSWORD, "next": consent},
+        headers={"origin": ORIGIN},
+    )
     assert signed.status_code == 303, signed.text
     page = await client.get(consent)
-    decided = await client.post(consent, data={"csrf": csrf(page), "action": "approve"},
-                                headers={"origin": ORIGIN})
+    decided = await client.post(
+        consent, data={"csrf": csrf(page), "action": "approve"}, headers={"origin": ORIGIN}
+    )
     assert decided.status_code == 303, decided.text
     return await client.get(decided.headers["location"])
 
@@ -82,14 +85,14 @@ async def test_one_url_and_the_code_finds_the_interaction(world: World) -> None:
         assert consent.startswith("/consent/") and "code" not in consent
         again = await client.get("/interact", params={"code": code})  # a reload
         assert again.status_code == 303 and again.headers["location"] == consent
-        assert (await agent.get(pending.headers["location"])).json() == {
-            "status": "interacting"}
+        assert (await agent.get(pending.headers["location"])).json() == {"status": "interacting"}
         done = await approve(client, consent)
         assert done.status_code == 200 and "approved" in done.text
     granted = await agent.get(pending.headers["location"])
     assert granted.status_code == 200, granted.text
-    await world.check_person_token(granted.json()["person_token"], agent.public,
-                                   not_after=agent.exp)
+    await world.check_person_token(
+        granted.json()["person_token"], agent.public, not_after=agent.exp
+    )
 
 
 async def test_codes_are_single_use(world: World) -> None:
@@ -101,19 +104,24 @@ async def test_codes_are_single_use(world: World) -> None:
     assert used.status_code == 410 and 'id="error-code">invalid_code<' in used.text
 
 
-async def test_wrong_codes_never_end_an_interaction_but_are_rate_limited(
-        world: World) -> None:
+async def test_wrong_codes_never_end_an_interaction_but_are_rate_limited(world: World) -> None:
     agent, pending, _, code = await ask(world)
     async with http_browser(world) as client:
         # More wrong codes than code_attempts (5): no interaction can count them ...
-        for wrong in ("AAAA-AAAA", "BBBB-BBBB", "not a code!", "ZZZZ-ZZZZ", "CCCC-CCCC",
-                      "DDDD-DDDD", "EEEE-EEEE"):
+        for wrong in (
+            "AAAA-AAAA",
+            "BBBB-BBBB",
+            "not a code!",
+            "ZZZZ-ZZZZ",
+            "CCCC-CCCC",
+            "DDDD-DDDD",
+            "EEEE-EEEE",
+        ):
             response = await client.get("/interact", params={"code": wrong})
             assert response.status_code == 410, response.text
         # ... the interaction is still alive and opens with its own code ...
         assert (await client.get("/interact", params={"code": code})).status_code == 303
-        assert (await agent.get(pending.headers["location"])).json() == {
-            "status": "interacting"}
+        assert (await agent.get(pending.headers["location"])).json() == {"status": "interacting"}
         # ... while this address has used up its budget (code_failures=8).
         assert (await client.get("/interact", params={"code": "FFFF-FFFF"})).status_code == 410
         _, _, _, fresh = await ask(world)
@@ -136,15 +144,18 @@ def repeated_codes(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     yield drawn
 
 
-async def test_a_code_in_use_is_never_handed_out_again(world: World,
-                                                       repeated_codes: list[str]) -> None:
+async def test_a_code_in_use_is_never_handed_out_again(
+    world: World, repeated_codes: list[str]
+) -> None:
     first_agent, first, _, first_code = await ask(world)
     second_agent, second, _, second_code = await ask(world)
     # The second draw and its alias-equal variant were taken; the fourth draw was used.
     assert first_code == "7KQ2-M9XD" and second_code == "H4RT-W2NB"
     assert repeated_codes == ["7KQ2-M9XD", "7KQ2-M9XD", "7kq2m9xd", "H4RT-W2NB"]
-    for code, agent, pending in ((first_code, first_agent, first),
-                                 (second_code, second_agent, second)):
+    for code, agent, pending in (
+        (first_code, first_agent, first),
+        (second_code, second_agent, second),
+    ):
         async with http_browser(world) as client:
             opened = await client.get("/interact", params={"code": code})
             assert opened.status_code == 303

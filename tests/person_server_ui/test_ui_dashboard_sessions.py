@@ -35,8 +35,7 @@ async def test_dashboard_lists_what_waits_and_review_approves(ui_world: World) -
     pending_id = pending.headers["location"].rsplit("/", 1)[1]
     # An auth token request too: its scope is shown.
     person = await agent.post("/person", {"resource": DOCS})
-    view = await ui_world.ps.interactions.lookup(
-        *_link(person))
+    view = await ui_world.ps.interactions.lookup(*_link(person))
     await ui_world.ps.interactions.approve(view.id, "alice")
     token = (await agent.poll(person)).json()["person_token"]
     rt = await ui_world.docs.resource_token(token, agent.public, "docs.read")
@@ -49,19 +48,22 @@ async def test_dashboard_lists_what_waits_and_review_approves(ui_world: World) -
         page = await signed_in(alice)
         ids = waiting_ids(page)
         assert ids[0] == pending_id and len(ids) == 2
-        item = page.text[page.text.index(f'data-pending="{pending_id}"'):]
-        item = item[:item.index("</li>")]
+        item = page.text[page.text.index(f'data-pending="{pending_id}"') :]
+        item = item[: item.index("</li>")]
         assert agent.agent_id in item and "Example Data" in item and RES in item
         assert "needs interaction" in item and "2024-10-29 16:00 UTC" in item
         assert f'href="/consent/{pending_id}"' in item
-        docs_item = page.text[page.text.index(f'data-pending="{ids[1]}"'):]
-        assert '<code class="scope">docs.read</code>' in docs_item[:docs_item.index("</li>")]
+        docs_item = page.text[page.text.index(f'data-pending="{ids[1]}"') :]
+        assert '<code class="scope">docs.read</code>' in docs_item[: docs_item.index("</li>")]
         # Review: the consent page without the code.
         consent = await alice.get(f"/consent/{pending_id}")
         assert consent.status_code == 200 and 'id="approve"' in consent.text
         assert "for the report" in consent.text
-        approved = await alice.post(f"/consent/{pending_id}", data={
-            "csrf": csrf(consent), "action": "approve"}, headers={"origin": ORIGIN})
+        approved = await alice.post(
+            f"/consent/{pending_id}",
+            data={"csrf": csrf(consent), "action": "approve"},
+            headers={"origin": ORIGIN},
+        )
         assert approved.status_code == 303
         done = await agent.poll(pending)
         assert done.status_code == 200, done.text
@@ -89,8 +91,11 @@ async def test_only_the_owner_opens_a_request_without_its_code(ui_world: World) 
         assert not_yours.status_code == missing.status_code == 404
         assert not_yours.text == missing.text  # "not yours" and "does not exist" alike
         page = await bob.get("/dashboard")
-        refused = await bob.post(f"/consent/{pending_id}", data={
-            "csrf": csrf(page), "action": "approve"}, headers={"origin": ORIGIN})
+        refused = await bob.post(
+            f"/consent/{pending_id}",
+            data={"csrf": csrf(page), "action": "approve"},
+            headers={"origin": ORIGIN},
+        )
         assert refused.status_code == 404
         assert (await anonymous.get(f"/consent/{pending_id}")).status_code == 404
     assert (await agent.poll(pending)).json() == {"status": "pending"}
@@ -105,8 +110,11 @@ async def test_prompt_login_from_the_dashboard_asks_to_sign_in_again(ui_world: W
         assert 'id="signin"' in page.text and 'id="approve"' not in page.text
         again = await signed_in(alice, f"/consent/{pending_id}")
         assert 'id="approve"' in again.text
-        await alice.post(f"/consent/{pending_id}", data={
-            "csrf": csrf(again), "action": "deny"}, headers={"origin": ORIGIN})
+        await alice.post(
+            f"/consent/{pending_id}",
+            data={"csrf": csrf(again), "action": "deny"},
+            headers={"origin": ORIGIN},
+        )
     assert problem(await agent.poll(pending)) == "denied"
 
 
@@ -121,8 +129,9 @@ async def test_a_restart_keeps_the_browser_signed_in_and_its_request(tmp_path: P
         pending = await agent.post("/person", {"resource": RES})
         url, code = _link(pending)
         async with client(world) as browser:
-            opened = await browser.get(f"/interact/{url}",
-                                       params={"code": code, "callback": AP_CALLBACK})
+            opened = await browser.get(
+                f"/interact/{url}", params={"code": code, "callback": AP_CALLBACK}
+            )
             consent = opened.headers["location"]
             page = await signed_in(browser, consent)
             assert 'id="approve"' in page.text
@@ -131,8 +140,9 @@ async def test_a_restart_keeps_the_browser_signed_in_and_its_request(tmp_path: P
         files = [p for p in tmp_path.iterdir() if p.is_file()]
         assert files and not any(sid.encode() in p.read_bytes() for p in files)
         assert world.ps is not None
-        assert world.ps.db.fetchone("SELECT account FROM ps_ui_sessions WHERE id_s256 = ?",
-                                    (session_key(sid),)) == ("alice",)
+        assert world.ps.db.fetchone(
+            "SELECT account FROM ps_ui_sessions WHERE id_s256 = ?", (session_key(sid),)
+        ) == ("alice",)
         await world.ps.aclose()
         # The PS comes back on the same file.
         app = create_person_server_with_ui(world.config(database=tmp_path))
@@ -142,14 +152,14 @@ async def test_a_restart_keeps_the_browser_signed_in_and_its_request(tmp_path: P
             page = await browser.get(consent)
             assert page.status_code == 200 and 'id="approve"' in page.text
             assert "Signed in as <b>alice</b>" in page.text
-            approved = await browser.post(consent, data={
-                "csrf": csrf(page), "action": "approve"}, headers={"origin": ORIGIN})
+            approved = await browser.post(
+                consent, data={"csrf": csrf(page), "action": "approve"}, headers={"origin": ORIGIN}
+            )
             assert approved.status_code == 303
             assert approved.headers["location"] == AP_CALLBACK  # the callback survived too
         done = await agent.poll(pending)
         assert done.status_code == 200, done.text
-        assert not any(sid.encode() in p.read_bytes() for p in tmp_path.iterdir()
-                       if p.is_file())
+        assert not any(sid.encode() in p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
     finally:
         await world.close()
 
@@ -163,8 +173,9 @@ async def test_sessions_slide_and_then_expire(ui_world: World) -> None:
             assert (await alice.get("/dashboard")).status_code == 200
         ui_world.clock.advance(ui.session_ttl + 1)
         assert (await alice.get("/dashboard")).status_code == 303
-        refused = await alice.post("/signout", data={"csrf": csrf(page)},
-                                   headers={"origin": ORIGIN})
+        refused = await alice.post(
+            "/signout", data={"csrf": csrf(page)}, headers={"origin": ORIGIN}
+        )
         assert refused.status_code == 403
     assert ui.sessions.count() == 0
 

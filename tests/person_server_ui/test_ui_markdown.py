@@ -11,15 +11,51 @@ from hypothesis import strategies as st
 
 from aauth_agents.servers.markdown import render_markdown, render_text
 
-PIECES = st.sampled_from([
-    "<script>", "</script>", "<SCRIPT src=x>", "<img src=x onerror=alert(1)>", "onerror=",
-    "onload=", "javascript:", "JaVaScRiPt:", "java\tscript:", "&#106;avascript:", "[a](",
-    "](javascript:alert(1))", "![i](https://x/y.png)", "<a href='javascript:x'>", "<svg onload=1>",
-    "<iframe>", "\"", "'", "<", ">", "`", "*", "_", "\n", "\n\n", "    ", "<style>", "data:",
-    "vbscript:", "<!--", "-->", "<![CDATA[", "](", ")", "[", "]", "<", " ", "http://x", "&",
-])
+PIECES = st.sampled_from(
+    [
+        "<script>",
+        "</script>",
+        "<SCRIPT src=x>",
+        "<img src=x onerror=alert(1)>",
+        "onerror=",
+        "onload=",
+        "javascript:",
+        "JaVaScRiPt:",
+        "java\tscript:",
+        "&#106;avascript:",
+        "[a](",
+        "](javascript:alert(1))",
+        "![i](https://x/y.png)",
+        "<a href='javascript:x'>",
+        "<svg onload=1>",
+        "<iframe>",
+        '"',
+        "'",
+        "<",
+        ">",
+        "`",
+        "*",
+        "_",
+        "\n",
+        "\n\n",
+        "    ",
+        "<style>",
+        "data:",
+        "vbscript:",
+        "<!--",
+        "-->",
+        "<![CDATA[",
+        "](",
+        ")",
+        "[",
+        "]",
+        "<",
+        " ",
+        "http://x",
+        "&",
+    ]
+)
 TEXT = st.lists(st.one_of(PIECES, st.text(max_size=8)), max_size=30).map("".join)
-
 
 
 class _Elements(HTMLParser):
@@ -66,8 +102,10 @@ def test_markdown_still_renders() -> None:
 
 
 def test_raw_html_is_text() -> None:
-    assert render_markdown("<script>alert(1)</script>") == \
-        "<p>&lt;script&gt;alert(1)&lt;/script&gt;</p>\n"
+    assert (
+        render_markdown("<script>alert(1)</script>")
+        == "<p>&lt;script&gt;alert(1)&lt;/script&gt;</p>\n"
+    )
     assert "href" not in render_markdown("[x](javascript:alert(1))")
     assert "<img" not in render_markdown("![x](https://example.com/x.png)")
     assert render_markdown(None) == "" and render_markdown("") == ""

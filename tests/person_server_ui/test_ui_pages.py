@@ -166,16 +166,20 @@ async def test_templates_escape_what_they_show(ui_world: World) -> None:
 
 
 def test_the_consent_page_of_each_kind_comes_from_its_class() -> None:
-    assert set(KINDS) == set(REQUEST_KINDS) == {
-        "person_token",
-        "auth_token",
-        "mission",
-        "mission_update",
-        "mission_completion",
-        "permission",
-        "question",
-        "relay",
-    }
+    assert (
+        set(KINDS)
+        == set(REQUEST_KINDS)
+        == {
+            "person_token",
+            "auth_token",
+            "mission",
+            "mission_update",
+            "mission_completion",
+            "permission",
+            "question",
+            "relay",
+        }
+    )
     for kind in ("permission", "mission_update", "mission_completion", "relay", "question"):
         assert consent_kind(kind).shows_details
     assert consent_kind("question").asks_answer

@@ -13,8 +13,9 @@ from aauth_agents.protocol import parse_requirement
 from aauth_agents.tokens import peek
 
 
-async def test_logs_and_events_never_carry_tokens(world: World,
-                                                  caplog: pytest.LogCaptureFixture) -> None:
+async def test_logs_and_events_never_carry_tokens(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG, logger="aauth_agents")
     app = world.app(world.resource())
     person, auth = world.person_token(), world.auth_token()
@@ -41,8 +42,16 @@ async def test_websockets_are_refused_unless_public(world: World) -> None:
     async def send(message: dict[str, object]) -> None:
         sent.append(message)
 
-    scope = {"type": "websocket", "path": "/agent", "raw_path": b"/agent", "headers": [],
-             "query_string": b"", "root_path": "", "scheme": "wss", "subprotocols": []}
+    scope = {
+        "type": "websocket",
+        "path": "/agent",
+        "raw_path": b"/agent",
+        "headers": [],
+        "query_string": b"",
+        "root_path": "",
+        "scheme": "wss",
+        "subprotocols": [],
+    }
     await app(scope, receive, send)  # type: ignore[arg-type]
     assert sent == [{"type": "websocket.close", "code": 1008}]
 
@@ -50,8 +59,9 @@ async def test_websockets_are_refused_unless_public(world: World) -> None:
 async def test_body_limit(world: World) -> None:
     app = world.app(world.resource(max_body_bytes=10))
     async with world.client(app, world.signer(world.agent_token())) as client:
-        response = await client.post("/agent", content=b"x" * 11,
-                                     headers={"content-type": "text/plain"})
+        response = await client.post(
+            "/agent", content=b"x" * 11, headers={"content-type": "text/plain"}
+        )
     assert response.status_code == 413 and world.calls == 0
 
 
@@ -93,8 +103,9 @@ async def test_step_up_keeps_the_identity_scopes(world: World) -> None:
     app = world.app(world.resource())
     async with world.client(app, world.signer(world.person_token())) as client:
         await client.get("/person")
-    async with world.client(app, world.signer(world.auth_token(
-            scope="data.read openid email"))) as client:
+    async with world.client(
+        app, world.signer(world.auth_token(scope="data.read openid email"))
+    ) as client:
         response = await client.post("/data", json={})
     token = parse_requirement(response.headers["aauth-requirement"]).resource_token
     assert token is not None and peek(token)[1]["scope"] == "data.read openid email data.write"
@@ -117,8 +128,9 @@ async def test_resource_app_serves_only_the_published_endpoints(world: World) ->
     from aauth_agents.resource import resource_app
 
     app = resource_app(world.resource())
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="https://resource.example") as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="https://resource.example"
+    ) as client:
         assert (await client.get("/.well-known/jwks.json")).json()["keys"][0]["kid"] == "res-1"
         assert (await client.get("/anything")).status_code == 404
 

@@ -39,15 +39,21 @@ from aauth_agents.transport import AsyncMappedTransport, MappedTransport
 
 def _signed(world: World, token: str, path: str = "/x") -> HttpRequest:
     request = HttpRequest("GET", RESOURCE + path, {"host": "resource.example"})
-    return request.with_headers(sign_request(
-        request, key=world.agent_key, signature_key=SignatureKey.from_jwt(token),
-        clock=world.clock))
+    return request.with_headers(
+        sign_request(
+            request,
+            key=world.agent_key,
+            signature_key=SignatureKey.from_jwt(token),
+            clock=world.clock,
+        )
+    )
 
 
 def test_sync_verifier_returns_the_caller(world: World) -> None:
     verifier = ResourceVerifier(world.config())
-    caller = verifier.verify(_signed(world, world.auth_token(scope="data.read data.write",
-                                                             account="w1")))
+    caller = verifier.verify(
+        _signed(world, world.auth_token(scope="data.read data.write", account="w1"))
+    )
     assert caller.kind == "auth" and caller.person == (PS, PERSON_SUB)
     assert caller.scopes == ("data.read", "data.write") and caller.account == "w1"
     assert caller.tenant == "acme" and caller.thumbprint == world.agent_key.thumbprint()
@@ -142,8 +148,10 @@ async def test_sqlite_backed_resource_survives_a_restart(tmp_path: Path) -> None
 
 
 async def test_mcp_tools_in_metadata_and_policy(world: World) -> None:
-    tools = [McpTool("search", AccessRule.person()),
-             McpTool("delete_doc", AccessRule.auth("data.delete"))]
+    tools = [
+        McpTool("search", AccessRule.person()),
+        McpTool("delete_doc", AccessRule.auth("data.delete")),
+    ]
     assert tools[1].meta() == {"aauth.dev/access-mode": "auth-token"}
     resource = world.resource(extra_metadata=mcp_metadata(RESOURCE + "/mcp", tools))
     calls: list[str] = []
@@ -153,22 +161,36 @@ async def test_mcp_tools_in_metadata_and_policy(world: World) -> None:
         return JSONResponse({"jsonrpc": "2.0", "id": 1, "result": {}})
 
     app = Starlette(routes=[Route("/mcp", mcp, methods=["POST"])])
-    app.add_middleware(AAuthMiddleware, resource=resource, policy=RoutePolicy(
-        {"/mcp": mcp_policy(tools, default=AccessRule.agent())}))
+    app.add_middleware(
+        AAuthMiddleware,
+        resource=resource,
+        policy=RoutePolicy({"/mcp": mcp_policy(tools, default=AccessRule.agent())}),
+    )
 
     def call(name: str) -> bytes:
-        return json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-                           "params": {"name": name, "arguments": {}}}).encode()
+        return json.dumps(
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "tools/call",
+                "params": {"name": name, "arguments": {}},
+            }
+        ).encode()
 
     async with world.client(app, world.signer(world.person_token())) as client:
         document = (await client.get("/.well-known/aauth-resource.json")).json()
-        ok = await client.post("/mcp", content=call("search"),
-                               headers={"content-type": "application/json"})
-        refused = await client.post("/mcp", content=call("delete_doc"),
-                                    headers={"content-type": "application/json"})
+        ok = await client.post(
+            "/mcp", content=call("search"), headers={"content-type": "application/json"}
+        )
+        refused = await client.post(
+            "/mcp", content=call("delete_doc"), headers={"content-type": "application/json"}
+        )
     assert document["r3_vocabularies"] == {"urn:aauth:vocabulary:mcp": RESOURCE + "/mcp"}
-    assert document["mcp_tools"][1] == {"tool": "delete_doc", "access_mode": "auth-token",
-                                        "scopes": ["data.delete"]}
+    assert document["mcp_tools"][1] == {
+        "tool": "delete_doc",
+        "access_mode": "auth-token",
+        "scopes": ["data.delete"],
+    }
     assert ok.status_code == 200 and refused.status_code == 401 and calls == ["search"]
 
 
@@ -176,8 +198,11 @@ def test_unknown_scopes_in_rules_are_refused_at_start_up(world: World) -> None:
     from aauth_agents.protocol.errors import ConfigurationError
 
     with pytest.raises(ConfigurationError):
-        AAuthMiddleware(Starlette(), resource=world.resource(),
-                        policy=RoutePolicy({"/x": AccessRule.auth("undescribed")}))
+        AAuthMiddleware(
+            Starlette(),
+            resource=world.resource(),
+            policy=RoutePolicy({"/x": AccessRule.auth("undescribed")}),
+        )
 
 
 def test_protected_app_over_uvicorn_on_loopback() -> None:
@@ -196,8 +221,9 @@ def test_protected_app_over_uvicorn_on_loopback() -> None:
             unsigned = client.get(RESOURCE + "/agent")
             served = client.get(RESOURCE + "/agent", auth=agent)
             metadata = client.get(RESOURCE + "/.well-known/aauth-resource.json")
-            person = Signer(live.agent_key, live.person_token(not_after=time.time() + 3600),
-                            system_clock)  # type: ignore[arg-type]
+            person = Signer(
+                live.agent_key, live.person_token(not_after=time.time() + 3600), system_clock
+            )  # type: ignore[arg-type]
             challenge = client.get(RESOURCE + "/data", auth=person)
     assert unsigned.status_code == 401 and served.status_code == 200
     assert served.json()["agent"] == AGENT_ID

@@ -90,8 +90,13 @@ async def test_person_token_gets_a_resource_token_challenge(world: World) -> Non
     async with world.client(app) as client:
         jwks = (await client.get("/.well-known/jwks.json")).json()
     keys = StaticIssuerKeys().add_jwks(RESOURCE, "aauth-resource.json", jwks)
-    verified = verify_resource_token(requirement.resource_token, keys=keys, audience=PS,
-                                     agent_jkt=world.agent_key.thumbprint(), clock=world.clock)
+    verified = verify_resource_token(
+        requirement.resource_token,
+        keys=keys,
+        audience=PS,
+        agent_jkt=world.agent_key.thumbprint(),
+        clock=world.clock,
+    )
     assert verified.presented_jti == "pt-1"
     assert world.kinds("issued")[0].reason == "resource_token"
 
@@ -194,11 +199,13 @@ async def test_signature_failure_is_a_401_with_signature_error(world: World) -> 
 
 
 async def test_body_reaches_the_app_unchanged_and_digest_is_enforced(world: World) -> None:
-    app = world.app(world.resource(additional_signature_components=["content-type",
-                                                                     "content-digest"]))
+    app = world.app(
+        world.resource(additional_signature_components=["content-type", "content-digest"])
+    )
     async with world.client(app, world.signer(world.agent_token())) as client:
-        response = await client.post("/agent", content=b'{"a": [1, 2]}',
-                                     headers={"content-type": "application/json"})
+        response = await client.post(
+            "/agent", content=b'{"a": [1, 2]}', headers={"content-type": "application/json"}
+        )
     assert response.json()["body"] == '{"a": [1, 2]}'
     # a body changed after signing fails the covered content-digest
     signer = world.signer(world.agent_token())
@@ -207,10 +214,15 @@ async def test_body_reaches_the_app_unchanged_and_digest_is_enforced(world: Worl
         request._content = b'{"a": [1, 3]}'
         request.stream = httpx.ByteStream(request._content)
 
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=RESOURCE,
-                                 auth=signer, event_hooks={"request": [tamper]}) as client:
-        tampered = await client.post("/agent", content=b'{"a": [1, 2]}',
-                                     headers={"content-type": "application/json"})
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url=RESOURCE,
+        auth=signer,
+        event_hooks={"request": [tamper]},
+    ) as client:
+        tampered = await client.post(
+            "/agent", content=b'{"a": [1, 2]}', headers={"content-type": "application/json"}
+        )
     assert tampered.status_code == 401
     assert parse_signature_error(tampered.headers["signature-error"]).code == "invalid_signature"
 
@@ -219,8 +231,9 @@ async def test_replayed_state_changing_request_is_refused(world: World) -> None:
     app = world.app(world.resource())
     async with world.client(app, world.signer(world.agent_token())) as client:
         first = await client.post("/agent", content=b"x", headers={"content-type": "text/plain"})
-        again = client.build_request("POST", "/agent", content=b"x",
-                                     headers={**first.request.headers})
+        again = client.build_request(
+            "POST", "/agent", content=b"x", headers={**first.request.headers}
+        )
         replayed = await client.send(again, auth=None)
     assert first.status_code == 200
     assert replayed.status_code == 401 and world.calls == 1
@@ -229,9 +242,11 @@ async def test_replayed_state_changing_request_is_refused(world: World) -> None:
 
 async def test_request_for_another_host_is_refused(world: World) -> None:
     app = world.app(world.resource())
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="https://other.example",
-                                 auth=world.signer(world.agent_token())) as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
+        base_url="https://other.example",
+        auth=world.signer(world.agent_token()),
+    ) as client:
         response = await client.get("/agent")
     assert response.status_code == 421 and world.calls == 0
 

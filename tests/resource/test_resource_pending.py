@@ -91,8 +91,9 @@ async def test_approval_holds_until_resolved(world: World) -> None:
     resource = world.resource()
     app = world.app(resource)
     async with world.client(app, world.signer(world.agent_token())) as client:
-        held = await client.put("/approve", content=b"payload",
-                                headers={"content-type": "text/plain"})
+        held = await client.put(
+            "/approve", content=b"payload", headers={"content-type": "text/plain"}
+        )
         _assert_202(held, "approval")
         pending = _pending_path(held)
         _assert_202(await client.get(pending), "approval")
@@ -157,12 +158,10 @@ async def test_two_party_interaction_issues_a_session_token(world: World) -> Non
         assert (await browser.get(page, params={"code": code})).status_code == 410
         page_token = consent.text.split('name="page_token" value="')[1].split('"')[0]
         # the code alone authorizes nothing: nobody is signed in
-        anonymous = await browser.post(page, data={"decision": "approve",
-                                                   "page_token": page_token})
+        anonymous = await browser.post(page, data={"decision": "approve", "page_token": page_token})
         assert anonymous.status_code == 401
         browser.cookies.set("session", "alice", domain="resource.example")
-        approved = await browser.post(page, data={"decision": "approve",
-                                                  "page_token": page_token})
+        approved = await browser.post(page, data={"decision": "approve", "page_token": page_token})
         assert approved.status_code == 200
     async with world.client(app, world.signer(world.agent_token())) as client:
         done = await client.get(pending)
@@ -170,8 +169,7 @@ async def test_two_party_interaction_issues_a_session_token(world: World) -> Non
     session_token = done.headers["aauth-access"]
     assert done.json()["session"] == "alice" and world.calls == 1
     async with world.client(app, world.signer(world.agent_token())) as client:
-        response = await client.get("/session",
-                                    headers={"authorization": f"AAuth {session_token}"})
+        response = await client.get("/session", headers={"authorization": f"AAuth {session_token}"})
         assert response.status_code == 200 and response.json()["session"] == "alice"
         assert response.json()["person"] == [RESOURCE, "alice"]
     # bound to the agent's key: another key cannot use it
@@ -184,10 +182,12 @@ async def test_two_party_interaction_issues_a_session_token(world: World) -> Non
 async def test_interaction_denied_redirects_to_the_callback(world: World) -> None:
     app = world.app(world.resource(person_authenticator=_signed_in))
     pending, page, code = await _start_session(world, app)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url=RESOURCE) as browser:
-        consent = await browser.get(page, params={
-            "code": code, "callback": "https://agent.example/cb?x=1"})
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url=RESOURCE
+    ) as browser:
+        consent = await browser.get(
+            page, params={"code": code, "callback": "https://agent.example/cb?x=1"}
+        )
         page_token = consent.text.split('name="page_token" value="')[1].split('"')[0]
         denied = await browser.post(page, data={"decision": "deny", "page_token": page_token})
     assert denied.status_code == 303
@@ -199,10 +199,12 @@ async def test_interaction_denied_redirects_to_the_callback(world: World) -> Non
 async def test_wrong_codes_terminally_fail_the_interaction(world: World) -> None:
     app = world.app(world.resource(person_authenticator=_signed_in, max_code_attempts=3))
     pending, page, code = await _start_session(world, app)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url=RESOURCE) as browser:
-        statuses = [(await browser.get(page, params={"code": "ZZZZ-ZZZZ"})).status_code
-                    for _ in range(3)]
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url=RESOURCE
+    ) as browser:
+        statuses = [
+            (await browser.get(page, params={"code": "ZZZZ-ZZZZ"})).status_code for _ in range(3)
+        ]
         assert statuses == [400, 400, 410]
         assert (await browser.get(page, params={"code": code})).status_code == 410
     async with world.client(app, world.signer(world.agent_token())) as client:
@@ -212,8 +214,9 @@ async def test_wrong_codes_terminally_fail_the_interaction(world: World) -> None
 async def test_polling_shows_interacting_once_the_person_arrived(world: World) -> None:
     app = world.app(world.resource(person_authenticator=_signed_in))
     pending, page, code = await _start_session(world, app)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url=RESOURCE) as browser:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url=RESOURCE
+    ) as browser:
         await browser.get(page, params={"code": code})
     async with world.client(app, world.signer(world.agent_token())) as client:
         polled = await client.get(pending)
@@ -224,8 +227,9 @@ async def test_polling_shows_interacting_once_the_person_arrived(world: World) -
 async def test_authorization_endpoint_issues_a_resource_token(world: World) -> None:
     app = world.app(world.resource())
     async with world.client(app, world.signer(world.person_token())) as client:
-        response = await client.post("/aauth/authorize",
-                                     json={"scope": "data.read data.write", "account": "w1"})
+        response = await client.post(
+            "/aauth/authorize", json={"scope": "data.read data.write", "account": "w1"}
+        )
         assert response.status_code == 400 and response.json()["error"] == "invalid_account"
         response = await client.post("/aauth/authorize", json={"scope": "data.read"})
     assert response.status_code == 200 and response.headers["cache-control"] == "no-store"
@@ -241,8 +245,9 @@ async def test_authorization_endpoint_binds_an_account(world: World) -> None:
 
     app = world.app(world.resource(account_validator=holds))
     async with world.client(app, world.signer(world.person_token())) as client:
-        response = await client.post("/aauth/authorize",
-                                     json={"scope": "data.read", "account": "workspace-1"})
+        response = await client.post(
+            "/aauth/authorize", json={"scope": "data.read", "account": "workspace-1"}
+        )
     from aauth_agents.tokens import peek
 
     assert peek(response.json()["resource_token"])[1]["account"] == "workspace-1"
@@ -259,14 +264,16 @@ async def test_authorization_endpoint_refusals_write_nothing(world: World) -> No
 
 
 async def test_authorization_endpoint_in_interaction_mode(world: World) -> None:
-    app = world.app(world.resource(authorization_mode="interaction",
-                                   person_authenticator=_signed_in))
+    app = world.app(
+        world.resource(authorization_mode="interaction", person_authenticator=_signed_in)
+    )
     async with world.client(app, world.signer(world.person_token())) as client:
         held = await client.post("/aauth/authorize", json={"scope": "data.read"})
     _assert_202(held, "interaction")
     requirement = parse_requirement(held.headers["aauth-requirement"])
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=RESOURCE,
-                                 cookies={"session": "alice"}) as browser:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url=RESOURCE, cookies={"session": "alice"}
+    ) as browser:
         page = urlsplit(requirement.url or "").path
         consent = await browser.get(page, params={"code": requirement.code})
         token = consent.text.split('name="page_token" value="')[1].split('"')[0]
@@ -282,8 +289,9 @@ async def test_a_revoked_session_token_is_refused(world: World) -> None:
     resource = world.resource(person_authenticator=_signed_in)
     app = world.app(resource)
     pending, page, code = await _start_session(world, app)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=RESOURCE,
-                                 cookies={"session": "alice"}) as browser:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url=RESOURCE, cookies={"session": "alice"}
+    ) as browser:
         consent = await browser.get(page, params={"code": code})
         token = consent.text.split('name="page_token" value="')[1].split('"')[0]
         await browser.post(page, data={"decision": "approve", "page_token": token})
@@ -292,6 +300,5 @@ async def test_a_revoked_session_token_is_refused(world: World) -> None:
         from aauth_agents.tokens import peek
 
         await resource.revoke_token(RESOURCE, peek(session_token)[1]["jti"])
-        refused = await client.get("/session",
-                                   headers={"authorization": f"AAuth {session_token}"})
+        refused = await client.get("/session", headers={"authorization": f"AAuth {session_token}"})
     assert refused.status_code == 403 and refused.json()["error"] == "revoked"

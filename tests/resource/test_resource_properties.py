@@ -33,13 +33,16 @@ from aauth_agents.resource import (
     verify_session_token,
 )
 
-scope_token = st.text(alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E,
-                                             blacklist_characters='"\\'), min_size=1,
-                      max_size=12)
+scope_token = st.text(
+    alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E, blacklist_characters='"\\'),
+    min_size=1,
+    max_size=12,
+)
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=10),
     lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=6), c, max_size=3),
-    max_leaves=8)
+    max_leaves=8,
+)
 some_bytes = st.binary(max_size=200) | json_values.map(lambda v: json.dumps(v).encode())
 
 
@@ -59,7 +62,8 @@ def test_wildcard_matcher_only_widens_exact(granted: set[str], required: str) ->
     if matcher(granted, required) and not exact_scope_matcher(granted, required):
         assert "*" in granted or any(
             g.endswith(":*") and required.startswith(g[:-1]) and len(required) > len(g) - 1
-            for g in granted)
+            for g in granted
+        )
 
 
 @given(st.sets(scope_token, max_size=6), scope_token)
@@ -95,8 +99,7 @@ def test_compile_path_returns_a_regex_or_a_configuration_error(pattern: str) -> 
     assert isinstance(regex, re.Pattern)
 
 
-@given(st.lists(st.text(alphabet="abcxyz09-._~", min_size=1, max_size=6), min_size=1,
-                max_size=4))
+@given(st.lists(st.text(alphabet="abcxyz09-._~", min_size=1, max_size=6), min_size=1, max_size=4))
 def test_literal_patterns_match_themselves_only(segments: list[str]) -> None:
     path = "/" + "/".join(segments)
     regex = compile_path(path)
@@ -132,8 +135,7 @@ def test_authorization_request_parser(body: bytes) -> None:
     assert parsed.scopes and all(" " not in s for s in parsed.scopes)
 
 
-@given(st.lists(scope_token, min_size=1, max_size=4), st.none() | st.text(min_size=1,
-                                                                           max_size=20))
+@given(st.lists(scope_token, min_size=1, max_size=4), st.none() | st.text(min_size=1, max_size=20))
 def test_authorization_request_round_trip(scopes: list[str], account: str | None) -> None:
     body = {"scope": " ".join(scopes)}
     if account is not None:
@@ -173,11 +175,15 @@ def test_held_request_parser(data: object) -> None:
     assert HeldRequest.from_json(held.to_json()) == held
 
 
-@given(st.sampled_from(["GET", "POST", "DELETE"]), st.text(max_size=20),
-       st.lists(st.tuples(st.text(max_size=8), st.text(max_size=8)), max_size=3),
-       st.binary(max_size=50))
-def test_held_request_round_trip(method: str, path: str, headers: list[tuple[str, str]],
-                                 body: bytes) -> None:
+@given(
+    st.sampled_from(["GET", "POST", "DELETE"]),
+    st.text(max_size=20),
+    st.lists(st.tuples(st.text(max_size=8), st.text(max_size=8)), max_size=3),
+    st.binary(max_size=50),
+)
+def test_held_request_round_trip(
+    method: str, path: str, headers: list[tuple[str, str]], body: bytes
+) -> None:
     held = HeldRequest(method, "/" + path, "/" + path, "", tuple(headers), body)
     assert HeldRequest.from_json(json.loads(json.dumps(held.to_json()))) == held
 
@@ -201,8 +207,10 @@ def test_mcp_tool_calls_never_raises(body: bytes) -> None:
 def test_mcp_batch_requires_the_strictest(tools: list[str]) -> None:
     rules = {"read_doc": AccessRule.person(), "delete_doc": AccessRule.auth("docs.delete")}
     rule_for = mcp_tool_rules(rules, default=AccessRule.agent())
-    batch = [{"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": t}}
-             for i, t in enumerate(tools)]
+    batch = [
+        {"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": t}}
+        for i, t in enumerate(tools)
+    ]
     rule = rule_for(HttpRequest("POST", "https://r.example/mcp", {}, json.dumps(batch).encode()))
     if "delete_doc" in tools:
         assert rule.level == "auth" and rule.scopes == ("docs.delete",)
@@ -218,25 +226,43 @@ KEY = PrivateKey.generate("Ed25519", kid="res-1")
 @given(st.text(max_size=300))
 def test_session_token_verifier_never_raises_untyped(token: str) -> None:
     try:
-        verify_session_token(token, keys=[KEY.public_key], resource="https://r.example",
-                             agent_jkt="j", now=0)
+        verify_session_token(
+            token, keys=[KEY.public_key], resource="https://r.example", agent_jkt="j", now=0
+        )
     except SessionTokenError:
         return
     raise AssertionError("random text verified as a session token")
 
 
 def test_session_token_round_trip_and_binding() -> None:
-    token, session = mint_session_token(KEY, resource="https://r.example", sub="alice",
-                                        agent_jkt="jkt", scopes=["a"], now=100, lifetime=60)
-    assert verify_session_token(token, keys=[KEY.public_key], resource="https://r.example",
-                                agent_jkt="jkt", now=159) == session
+    token, session = mint_session_token(
+        KEY,
+        resource="https://r.example",
+        sub="alice",
+        agent_jkt="jkt",
+        scopes=["a"],
+        now=100,
+        lifetime=60,
+    )
+    assert (
+        verify_session_token(
+            token, keys=[KEY.public_key], resource="https://r.example", agent_jkt="jkt", now=159
+        )
+        == session
+    )
     for kwargs in ({"agent_jkt": "other"}, {"resource": "https://x.example"}):
-        args = {"keys": [KEY.public_key], "resource": "https://r.example", "agent_jkt": "jkt",
-                "now": 100, **kwargs}
+        args = {
+            "keys": [KEY.public_key],
+            "resource": "https://r.example",
+            "agent_jkt": "jkt",
+            "now": 100,
+            **kwargs,
+        }
         with pytest.raises(SessionTokenError) as refused:
             verify_session_token(token, **args)  # type: ignore[arg-type]
         assert not refused.value.expired
     with pytest.raises(SessionTokenError) as lapsed:
-        verify_session_token(token, keys=[KEY.public_key], resource="https://r.example",
-                             agent_jkt="jkt", now=160)
+        verify_session_token(
+            token, keys=[KEY.public_key], resource="https://r.example", agent_jkt="jkt", now=160
+        )
     assert lapsed.value.expired

@@ -49,8 +49,13 @@ def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stores]:
 
 def record(record_id: str = "p1", **kw: object) -> PendingRecord:
     args: dict[str, object] = {
-        "id": record_id, "kind": "approval", "state": PENDING, "agent_jkt": "jkt-1",
-        "created_at": NOW, "expires_at": NOW + 600, "purge_at": NOW + 600,
+        "id": record_id,
+        "kind": "approval",
+        "state": PENDING,
+        "agent_jkt": "jkt-1",
+        "created_at": NOW,
+        "expires_at": NOW + 600,
+        "purge_at": NOW + 600,
         "data": {"scope": "read", "nested": {"a": [1, 2]}},
     }
     args.update(kw)
@@ -129,8 +134,7 @@ async def test_pending_async_twins(stores: Stores) -> None:
     await pending.acreate(record(interaction_id="i1"))
     got = await pending.aget("p1")
     assert got is not None and await pending.aget_by_interaction("i1") == got
-    results = await asyncio.gather(*(pending.areplace(advance(got, Event.CLAIM))
-                                     for _ in range(8)))
+    results = await asyncio.gather(*(pending.areplace(advance(got, Event.CLAIM)) for _ in range(8)))
     assert sum(r is not None for r in results) == 1
     assert pending.get("p1") is not None and pending.get("p1").state == EXECUTING  # type: ignore[union-attr]
     await pending.adelete("p1")
@@ -144,13 +148,23 @@ async def test_a_per_call_record_survives_its_life(stores: Stores) -> None:
     unchanged from either store at every step: held, claimed once, completed."""
     document = '{"vocabulary":"urn:aauth:vocabulary:mcp","display":{"summary":"Löschen ✓"}}'
     data = {
-        "held": {"method": "POST", "path": "/mcp", "raw_path": "/mcp", "query_string": "",
-                 "headers": [["content-type", "application/json"]], "body": "e30=",
-                 "root_path": ""},
-        "scopes": ["files.write"], "tool": "delete_file", "digested": ["text"],
-        "r3_uri": "https://resource.example/aauth/r3/p1", "r3_s256": "A" * 43,
+        "held": {
+            "method": "POST",
+            "path": "/mcp",
+            "raw_path": "/mcp",
+            "query_string": "",
+            "headers": [["content-type", "application/json"]],
+            "body": "e30=",
+            "root_path": "",
+        },
+        "scopes": ["files.write"],
+        "tool": "delete_file",
+        "digested": ["text"],
+        "r3_uri": "https://resource.example/aauth/r3/p1",
+        "r3_s256": "A" * 43,
         "readers": [["https://ps.example", "aauth-person.json"]],
-        "proposal": base64.b64encode(document.encode()).decode(), "mission_s256": None,
+        "proposal": base64.b64encode(document.encode()).decode(),
+        "mission_s256": None,
         "rt_exp": NOW + 300.5,
     }
     pending = stores.pending
@@ -158,19 +172,23 @@ async def test_a_per_call_record_survives_its_life(stores: Stores) -> None:
     held = await pending.aget("p1")
     assert held is not None and held.data == data and held.kind == "per-call"
     assert base64.b64decode(held.data["proposal"]).decode() == document
-    claims = [advance(held, Event.CLAIM, data=dict(held.data, completed_by=["iss", "jti"]))
-              for _ in range(4)]
+    claims = [
+        advance(held, Event.CLAIM, data=dict(held.data, completed_by=["iss", "jti"]))
+        for _ in range(4)
+    ]
     won = [r for r in await asyncio.gather(*(pending.areplace(c) for c in claims)) if r]
     assert len(won) == 1
-    result = {"status": 200, "headers": [["content-type", "application/json"]],
-              "body": "eyJvayI6dHJ1ZX0="}
+    result = {
+        "status": 200,
+        "headers": [["content-type", "application/json"]],
+        "body": "eyJvayI6dHJ1ZX0=",
+    }
     data = dict(won[0].data, result=result, held=None)
     done = await pending.areplace(advance(won[0], Event.DELIVER, purge_at=NOW + 3600, data=data))
     assert done is not None
     again = pending.get("p1")
     assert again == done and again.data["result"] == result and again.data["held"] is None
-    assert again.data["completed_by"] == ["iss", "jti"] and again.data["readers"] == \
-        data["readers"]
+    assert again.data["completed_by"] == ["iss", "jti"] and again.data["readers"] == data["readers"]
 
 
 def test_pending_open_for_owner(stores: Stores) -> None:
@@ -280,8 +298,13 @@ async def test_revocation_async_twins(stores: Stores) -> None:
 
 def person(**kw: object) -> PersonTokenRecord:
     args: dict[str, object] = {
-        "agent_jkt": "jkt-1", "ps": "https://ps.example", "sub": "s1", "jti": "pt-1",
-        "exp": NOW + 100, "mission_s256": None, "tenant": None,
+        "agent_jkt": "jkt-1",
+        "ps": "https://ps.example",
+        "sub": "s1",
+        "jti": "pt-1",
+        "exp": NOW + 100,
+        "mission_s256": None,
+        "tenant": None,
     }
     args.update(kw)
     return PersonTokenRecord(**args)  # type: ignore[arg-type]
@@ -306,8 +329,10 @@ def test_person_token_records(stores: Stores) -> None:
 
 async def test_person_token_async_twins(stores: Stores) -> None:
     await stores.person_tokens.aput(person())
-    assert await stores.person_tokens.afind("jkt-1", "https://ps.example", "s1", None,
-                                            now=NOW) == person()
+    assert (
+        await stores.person_tokens.afind("jkt-1", "https://ps.example", "s1", None, now=NOW)
+        == person()
+    )
     assert await stores.person_tokens.apurge(NOW + 1000) == 1
 
 
@@ -320,8 +345,10 @@ def test_replay_store(stores: Stores) -> None:
     key = ("jkt", int(NOW), "POST", "resource.example", "/x")
     assert replay.check_and_store(key, NOW + 60) is True
     assert replay.check_and_store(key, NOW + 60) is False
-    assert replay.check_and_store(("jkt", int(NOW), "POST", "resource.example", "/y"),
-                                  NOW + 60) is True
+    assert (
+        replay.check_and_store(("jkt", int(NOW), "POST", "resource.example", "/y"), NOW + 60)
+        is True
+    )
 
 
 async def test_replay_store_async_and_expiry(stores: Stores) -> None:
@@ -334,12 +361,17 @@ async def test_replay_store_async_and_expiry(stores: Stores) -> None:
 
 
 @settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=st.recursive(
-    st.none() | st.booleans() | st.integers(-2**53, 2**53) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=8), children, max_size=4),
-    max_leaves=12,
-), text=st.text(max_size=40))
+@given(
+    data=st.recursive(
+        st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=20),
+        lambda children: (
+            st.lists(children, max_size=4)
+            | st.dictionaries(st.text(max_size=8), children, max_size=4)
+        ),
+        max_leaves=12,
+    ),
+    text=st.text(max_size=40),
+)
 def test_pending_data_round_trips_any_json(stores: Stores, data: object, text: str) -> None:
     """Whatever JSON a record holds, and whatever text its fields carry, comes back equal."""
     import uuid

@@ -977,8 +977,9 @@ class World:
         options.setdefault("sleep", self.sleep)
         return AAuth(self.identity, **options)
 
-    def sub_auth(self, parent: AAuth, identity: AgentIdentity | None = None,
-                 **options: Any) -> AAuth:
+    def sub_auth(
+        self, parent: AAuth, identity: AgentIdentity | None = None, **options: Any
+    ) -> AAuth:
         """The AAuth of a sub-agent acting through ``parent``."""
         options.setdefault("clock", self.clock)
         options.setdefault("sleep", self.sleep)

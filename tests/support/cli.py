@@ -56,15 +56,20 @@ LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")
 
 
 @contextmanager
-def serve(party: str, args: Sequence[str], home: Path,
-          env: Mapping[str, str] | None = None) -> Iterator[tuple[str, list[str]]]:
+def serve(
+    party: str, args: Sequence[str], home: Path, env: Mapping[str, str] | None = None
+) -> Iterator[tuple[str, list[str]]]:
     """Start ``aauth-agents serve PARTY ARGS``; yield its URL and the stdout lines printed up
     to and including the listening line and what follows it; terminate it afterwards (it must
     stop within 15 s of SIGTERM)."""
     process = subprocess.Popen(
         [sys.executable, "-m", "aauth_agents.cli", "serve", party, *args],
-        env=cli_env(home, env), cwd=home, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True)
+        env=cli_env(home, env),
+        cwd=home,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     lines: queue.Queue[str | None] = queue.Queue()
 
     def pump() -> None:

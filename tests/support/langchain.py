@@ -24,18 +24,7 @@ from langgraph.types import Command
 
 from aauth_agents.agent import AAuth, AgentIdentity, client_options
 from aauth_agents.servers.stack import LocalStack
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
+from support.browser import CHROMIUM, CHROMIUM_ARGS
 
 
 @dataclass

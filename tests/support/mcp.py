@@ -35,8 +35,7 @@ PS = "https://ps.example"
 RESOURCE = "https://resource.example"
 AGENT_ID = "aauth:assistant@agents.example"
 PASSWORD = "correct horse battery staple"
-HOSTS = {"agents.example": "127.0.0.1", "ps.example": "127.0.0.1",
-         "resource.example": "127.0.0.1"}
+HOSTS = {"agents.example": "127.0.0.1", "ps.example": "127.0.0.1", "resource.example": "127.0.0.1"}
 
 
 def wire(model: Any) -> dict[str, Any]:
@@ -104,8 +103,9 @@ class World:
     _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     def __post_init__(self) -> None:
-        self.provider = LocalAgentProvider(AP, PrivateKey.generate(kid="ap-1"), ps=PS,
-                                           name="Example Agents")
+        self.provider = LocalAgentProvider(
+            AP, PrivateKey.generate(kid="ap-1"), ps=PS, name="Example Agents"
+        )
 
     # -- the parties ---------------------------------------------------------------------------
 
@@ -114,7 +114,8 @@ class World:
         ps: Any = self.mockin.url if self.mockin is not None else self._ps_late
         return AsyncDiscovery(
             transport=AsyncMappedTransport({AP: self.provider.app(), PS: ps}, strict=True),
-            egress=egress())
+            egress=egress(),
+        )
 
     def start_ps(self) -> None:
         if self.mockin is not None:
@@ -132,11 +133,15 @@ class World:
             mapping = {AP: self.provider.app(), RESOURCE: self._resource_late}
             asking = self.consent_pages
             config = PersonServerConfig(
-                issuer=PS, policy=InteractiveConsent() if asking else AutoApprove(),
-                default_person=None if asking else "alice", password_log2_n=14,
-                discovery=AsyncDiscovery(transport=AsyncMappedTransport(mapping, strict=True),
-                                         egress=egress()),
-                transport=AsyncMappedTransport({RESOURCE: self._resource_late}, strict=True))
+                issuer=PS,
+                policy=InteractiveConsent() if asking else AutoApprove(),
+                default_person=None if asking else "alice",
+                password_log2_n=14,
+                discovery=AsyncDiscovery(
+                    transport=AsyncMappedTransport(mapping, strict=True), egress=egress()
+                ),
+                transport=AsyncMappedTransport({RESOURCE: self._resource_late}, strict=True),
+            )
             app = (create_person_server_with_ui if asking else create_person_server)(config)
             app.state.person_server.accounts.create_account("alice", PASSWORD)
             server = self._stack.enter_context(LoopbackServer(app))
@@ -145,8 +150,13 @@ class World:
             metadata = client.get(PS + "/.well-known/aauth-person.json").json()
         self.token_path = httpx.URL(metadata["auth_token_endpoint"]).path
 
-    def serve(self, app: Any, *, metadata: dict[str, Any] | None = None,
-              jwks: dict[str, Any] | None = None) -> str:
+    def serve(
+        self,
+        app: Any,
+        *,
+        metadata: dict[str, Any] | None = None,
+        jwks: dict[str, Any] | None = None,
+    ) -> str:
         """Serve the resource on uvicorn; mockin is told its metadata and JWKS."""
         server = self._stack.enter_context(LoopbackServer(app))
         self.resource_url = self._resource_late.target = server.url
@@ -169,31 +179,32 @@ class World:
 
     def transport(self) -> Recording:
         """The agent's transport: the resource and the PS, nothing else."""
-        return Recording(AsyncMappedTransport(
-            {RESOURCE: self.resource_url, PS: self.ps_url}, strict=True))
+        return Recording(
+            AsyncMappedTransport({RESOURCE: self.resource_url, PS: self.ps_url}, strict=True)
+        )
 
     def plain_client(self) -> httpx.Client:
         """An unsigned client reaching the resource."""
-        return httpx.Client(transport=MappedTransport({RESOURCE: self.resource_url},
-                                                      strict=True), timeout=20)
+        return httpx.Client(
+            transport=MappedTransport({RESOURCE: self.resource_url}, strict=True), timeout=20
+        )
 
     def count_token_exchanges(self, transport: Recording) -> int:
         """Requests the agent sent to the PS's auth token endpoint."""
         return transport.count("ps.example", self.token_path)
 
     def resource_events(self, kind: str, reason: str | None = None) -> list[ResourceEvent]:
-        return [e for e in self.events
-                if e.kind == kind and (reason is None or e.reason == reason)]
+        return [e for e in self.events if e.kind == kind and (reason is None or e.reason == reason)]
 
     def hook(self) -> Callable[[ResourceEvent], None]:
         return self.events.append
 
 
 @contextlib.contextmanager
-def world_for(ps_kind: str, mockin: Any = None, *, consent_pages: bool = False
-              ) -> Iterator[World]:
-    world = World(ps_kind, mockin=mockin if ps_kind == "mockin" else None,
-                  consent_pages=consent_pages)
+def world_for(ps_kind: str, mockin: Any = None, *, consent_pages: bool = False) -> Iterator[World]:
+    world = World(
+        ps_kind, mockin=mockin if ps_kind == "mockin" else None, consent_pages=consent_pages
+    )
     try:
         world.start_ps()
         yield world

@@ -65,8 +65,12 @@ DOCS = "https://docs.example"
 NOW = 1_730_217_600
 PASSWORD = "correct horse battery staple"
 
-HOSTS = {"ps.example": "127.0.0.1", "agents.example": "127.0.0.1",
-         "resource.example": "127.0.0.1", "docs.example": "127.0.0.1"}
+HOSTS = {
+    "ps.example": "127.0.0.1",
+    "agents.example": "127.0.0.1",
+    "resource.example": "127.0.0.1",
+    "docs.example": "127.0.0.1",
+}
 
 
 def egress() -> EgressPolicy:
@@ -77,11 +81,18 @@ class Resource:
     """A resource: metadata, JWKS, resource tokens, and a revocation endpoint that checks the
     caller's HTTP signature against the PS's published keys."""
 
-    def __init__(self, issuer: str, clock: FrozenClock, *, name: str = "Example Data",
-                 description: str = "**Example** stores your documents.",
-                 access_mode: str = "auth-token",
-                 scope_descriptions: Mapping[str, str] | None = None,
-                 revocation: bool = True, revocation_status: int = 200) -> None:
+    def __init__(
+        self,
+        issuer: str,
+        clock: FrozenClock,
+        *,
+        name: str = "Example Data",
+        description: str = "**Example** stores your documents.",
+        access_mode: str = "auth-token",
+        scope_descriptions: Mapping[str, str] | None = None,
+        revocation: bool = True,
+        revocation_status: int = 200,
+    ) -> None:
         self.issuer = issuer
         self.clock = clock
         self.key = PrivateKey.generate(kid="res-1")
@@ -94,18 +105,25 @@ class Resource:
         self.r3_delay = 0.0
         self.ps_discovery: AsyncDiscovery | None = None
         self.metadata = ResourceMetadata.build(
-            issuer=issuer, jwks_uri=f"{issuer}/.well-known/jwks.json", name=name,
-            description=description, access_mode=access_mode,
-            scope_descriptions=dict(scope_descriptions or {
-                "data.read": "Read your documents", "data.write": "Change your documents"}),
+            issuer=issuer,
+            jwks_uri=f"{issuer}/.well-known/jwks.json",
+            name=name,
+            description=description,
+            access_mode=access_mode,
+            scope_descriptions=dict(
+                scope_descriptions
+                or {"data.read": "Read your documents", "data.write": "Change your documents"}
+            ),
             revocation_endpoint=f"{issuer}/revoke" if revocation else None,
         ).to_json()
-        self.app = Starlette(routes=[
-            Route("/.well-known/aauth-resource.json", self._metadata, methods=["GET"]),
-            Route("/.well-known/jwks.json", self._jwks, methods=["GET"]),
-            Route("/revoke", self._revoke, methods=["POST"]),
-            Route("/aauth/r3/{id}", self._r3, methods=["GET"]),
-        ])
+        self.app = Starlette(
+            routes=[
+                Route("/.well-known/aauth-resource.json", self._metadata, methods=["GET"]),
+                Route("/.well-known/jwks.json", self._jwks, methods=["GET"]),
+                Route("/revoke", self._revoke, methods=["POST"]),
+                Route("/aauth/r3/{id}", self._r3, methods=["GET"]),
+            ]
+        )
 
     async def _metadata(self, request: Request) -> Response:
         return JSONResponse(self.metadata)
@@ -113,12 +131,14 @@ class Resource:
     async def _jwks(self, request: Request) -> Response:
         return JSONResponse({"keys": [self.key.public_key.to_jwk()]})
 
-    def publish(self, document: bytes | Mapping[str, Any], doc_id: str = "p1"
-                ) -> tuple[str, str]:
+    def publish(self, document: bytes | Mapping[str, Any], doc_id: str = "p1") -> tuple[str, str]:
         """Serve ``document`` (bytes as given, or compact JSON) at ``/aauth/r3/{doc_id}``;
         returns its ``(r3_uri, r3_s256)``."""
-        data = document if isinstance(document, bytes) else json.dumps(
-            document, separators=(",", ":")).encode()
+        data = (
+            document
+            if isinstance(document, bytes)
+            else json.dumps(document, separators=(",", ":")).encode()
+        )
         self.documents[doc_id] = data
         return f"{self.issuer}/aauth/r3/{doc_id}", r3_s256(data)
 
@@ -132,16 +152,20 @@ class Resource:
             await asyncio.sleep(self.r3_delay)
         found = self.documents.get(request.path_params["id"])
         if found is None or self.r3_status != 200:
-            return JSONResponse({"error": "not_found"}, status_code=self.r3_status
-                                if self.r3_status != 200 else 404)
+            return JSONResponse(
+                {"error": "not_found"}, status_code=self.r3_status if self.r3_status != 200 else 404
+            )
         return Response(found, media_type="application/json")
 
     async def _ps_signed(self, request: Request, body: bytes) -> str | None:
         """The signer of ``request`` when it is the PS (``scheme=jwks_uri``), else None."""
         assert self.ps_discovery is not None
         http_request = HttpRequest(
-            request.method, self.issuer + request.url.path,
-            [(k.decode(), v.decode()) for k, v in request.headers.raw], body or None)
+            request.method,
+            self.issuer + request.url.path,
+            [(k.decode(), v.decode()) for k, v in request.headers.raw],
+            body or None,
+        )
         discovery = self.ps_discovery
 
         async def resolve(key: SignatureKey) -> KeyResolution:
@@ -160,8 +184,11 @@ class Resource:
         assert self.ps_discovery is not None
         body = await request.body()
         http_request = HttpRequest(
-            "POST", self.issuer + request.url.path,
-            [(k.decode(), v.decode()) for k, v in request.headers.raw], body)
+            "POST",
+            self.issuer + request.url.path,
+            [(k.decode(), v.decode()) for k, v in request.headers.raw],
+            body,
+        )
         discovery = self.ps_discovery
 
         async def resolve(key: SignatureKey) -> KeyResolution:
@@ -169,8 +196,9 @@ class Resource:
             public = await discovery.aget_key(PS, DWK_PERSON, str(key.params["kid"]))
             return KeyResolution(jwk=public.to_jwk())
 
-        verifier = SignatureVerifier(clock=self.clock, require_body_digest=True,
-                                     accepted_schemes=("jwks_uri",))
+        verifier = SignatureVerifier(
+            clock=self.clock, require_body_digest=True, accepted_schemes=("jwks_uri",)
+        )
         try:
             await verifier.averify(http_request, resolve)
         except Exception as exc:  # recorded, then refused
@@ -182,20 +210,38 @@ class Resource:
 
     async def verify_person_token(self, token: str, agent_key: PublicKey) -> Any:
         assert self.ps_discovery is not None
-        return await averify_person_token(token, keys=self.ps_discovery, audience=self.issuer,
-                                          signing_key=agent_key, clock=self.clock)
+        return await averify_person_token(
+            token,
+            keys=self.ps_discovery,
+            audience=self.issuer,
+            signing_key=agent_key,
+            clock=self.clock,
+        )
 
-    async def resource_token(self, person_token: str, agent_key: PublicKey,
-                             scope: str = "data.read", **extra: Any) -> str:
+    async def resource_token(
+        self, person_token: str, agent_key: PublicKey, scope: str = "data.read", **extra: Any
+    ) -> str:
         """A resource token for ``agent_key`` from a person token this resource verified."""
         person = await self.verify_person_token(person_token, agent_key)
-        return mint_resource_token(self.key, iss=self.issuer, aud=PS,
-                                   agent_jkt=agent_key.thumbprint(), scope=scope, person=person,
-                                   clock=self.clock, **extra)
+        return mint_resource_token(
+            self.key,
+            iss=self.issuer,
+            aud=PS,
+            agent_jkt=agent_key.thumbprint(),
+            scope=scope,
+            person=person,
+            clock=self.clock,
+            **extra,
+        )
 
-
-    def reissue(self, token: str, *, drop: tuple[str, ...] = (), key: PrivateKey | None = None,
-                **changes: Any) -> str:
+    def reissue(
+        self,
+        token: str,
+        *,
+        drop: tuple[str, ...] = (),
+        key: PrivateKey | None = None,
+        **changes: Any,
+    ) -> str:
         """``token`` with claims changed or dropped, signed again (by this resource)."""
         header, claims = peek(token)
         for name in drop:
@@ -226,22 +272,36 @@ class Agent:
     def refresh(self) -> None:
         self.token = self.world.ap.mint(self.key, self.agent_id, parent_agent=self.parent_agent)
 
-    async def request(self, method: str, url: str, body: Any = None, *,
-                      headers: Mapping[str, str] | None = None,
-                      components: list[str] | None = None,
-                      token: str | None = None) -> httpx.Response:
+    async def request(
+        self,
+        method: str,
+        url: str,
+        body: Any = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        components: list[str] | None = None,
+        token: str | None = None,
+    ) -> httpx.Response:
         if not url.startswith("https://"):
             url = PS + url
-        content = None if body is None else (
-            body if isinstance(body, bytes) else json.dumps(body).encode())
+        content = (
+            None
+            if body is None
+            else (body if isinstance(body, bytes) else json.dumps(body).encode())
+        )
         base = {"content-type": "application/json"} if content is not None else {}
         base.update(headers or {})
         http_request = HttpRequest(method, url, base, content)
-        signed = sign_request(http_request, key=self.key,
-                              signature_key=SignatureKey.from_jwt(token or self.token),
-                              clock=self.world.clock, components=components)
-        return await self.world.client.request(method, url, content=content,
-                                               headers={**base, **signed})
+        signed = sign_request(
+            http_request,
+            key=self.key,
+            signature_key=SignatureKey.from_jwt(token or self.token),
+            clock=self.world.clock,
+            components=components,
+        )
+        return await self.world.client.request(
+            method, url, content=content, headers={**base, **signed}
+        )
 
     async def post(self, path: str, body: Any, **kwargs: Any) -> httpx.Response:
         return await self.request("POST", path, body, **kwargs)
@@ -278,15 +338,21 @@ class World:
     _closers: list[Any] = field(default_factory=list)
 
     def config(self, **overrides: Any) -> PersonServerConfig:
-        transport = AsyncMappedTransport({AP: self.ap.app(), RES: self.resource.app,
-                                          DOCS: self.docs.app}, strict=True)
+        transport = AsyncMappedTransport(
+            {AP: self.ap.app(), RES: self.resource.app, DOCS: self.docs.app}, strict=True
+        )
         discovery = AsyncDiscovery(transport=transport, egress=egress(), clock=self.clock)
         self._closers.append(discovery)
         revocation_transport = AsyncMappedTransport(
-            {RES: self.resource.app, DOCS: self.docs.app}, strict=True)
+            {RES: self.resource.app, DOCS: self.docs.app}, strict=True
+        )
         values: dict[str, Any] = {
-            "issuer": PS, "discovery": discovery, "transport": revocation_transport,
-            "clock": self.clock, "events": self.events.append, "password_log2_n": 14,
+            "issuer": PS,
+            "discovery": discovery,
+            "transport": revocation_transport,
+            "clock": self.clock,
+            "events": self.events.append,
+            "password_log2_n": 14,
         }
         values.update(overrides)
         return PersonServerConfig(**values)
@@ -304,11 +370,14 @@ class World:
         """Route the agents' and resources' connections for ``https://ps.example`` to
         ``destination`` (an ASGI app or an ``http://127.0.0.1:PORT`` origin)."""
         self.client = httpx.AsyncClient(
-            transport=AsyncMappedTransport({PS: destination}, strict=True), timeout=30)
+            transport=AsyncMappedTransport({PS: destination}, strict=True), timeout=30
+        )
         self._closers.append(self.client)
         self.ps_discovery = AsyncDiscovery(
-            transport=AsyncMappedTransport({PS: destination}, strict=True), egress=egress(),
-            clock=self.clock)
+            transport=AsyncMappedTransport({PS: destination}, strict=True),
+            egress=egress(),
+            clock=self.clock,
+        )
         self._closers.append(self.ps_discovery)
         self.resource.ps_discovery = self.ps_discovery
         self.docs.ps_discovery = self.ps_discovery
@@ -322,9 +391,13 @@ class World:
         key = PrivateKey.generate()
         local = parent.agent_id.split(":", 1)[1].split("@", 1)[0]
         agent_id = f"aauth:{local}+{discriminator}@agents.example"
-        return Agent(self, key, agent_id,
-                     self.ap.mint(key, agent_id, parent_agent=parent.agent_id),
-                     parent_agent=parent.agent_id)
+        return Agent(
+            self,
+            key,
+            agent_id,
+            self.ap.mint(key, agent_id, parent_agent=parent.agent_id),
+            parent_agent=parent.agent_id,
+        )
 
     async def close(self) -> None:
         for closer in reversed(self._closers):
@@ -335,16 +408,28 @@ class World:
 
     # -- verifying what the PS issued ----------------------------------------------------------
 
-    async def check_person_token(self, token: str, agent_key: PublicKey, *, resource: str = RES,
-                                 mission: str | None = None, tenant: str | None = None,
-                                 not_after: float | None = None) -> dict[str, Any]:
+    async def check_person_token(
+        self,
+        token: str,
+        agent_key: PublicKey,
+        *,
+        resource: str = RES,
+        mission: str | None = None,
+        tenant: str | None = None,
+        not_after: float | None = None,
+    ) -> dict[str, Any]:
         """Verify a person token as its resource would and check every claim."""
         assert self.ps_discovery is not None
         header, claims = peek(token)
         assert header == {"alg": "Ed25519", "typ": "aa-person+jwt", "kid": header["kid"]}
         assert self.ps is not None and header["kid"] == self.ps.keys.current.kid
-        verified = await averify_person_token(token, keys=self.ps_discovery, audience=resource,
-                                              signing_key=agent_key, clock=self.clock)
+        verified = await averify_person_token(
+            token,
+            keys=self.ps_discovery,
+            audience=resource,
+            signing_key=agent_key,
+            clock=self.clock,
+        )
         expected = {"iss", "dwk", "aud", "sub", "cnf", "jti", "iat", "exp"}
         expected |= {"mission_s256"} if mission else set()
         expected |= {"tenant"} if tenant else set()
@@ -362,20 +447,38 @@ class World:
         assert verified.sub == claims["sub"]
         return claims
 
-    async def check_auth_token(self, token: str, agent_key: PublicKey, *, resource: str = RES,
-                               sub: str, scope: str | None, mission: str | None = None,
-                               tenant: str | None = None, account: str | None = None,
-                               extra: Mapping[str, Any] | None = None,
-                               not_after: float | None = None) -> dict[str, Any]:
+    async def check_auth_token(
+        self,
+        token: str,
+        agent_key: PublicKey,
+        *,
+        resource: str = RES,
+        sub: str,
+        scope: str | None,
+        mission: str | None = None,
+        tenant: str | None = None,
+        account: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+        not_after: float | None = None,
+    ) -> dict[str, Any]:
         """Verify an auth token as its resource would and check every claim."""
         assert self.ps_discovery is not None
         header, claims = peek(token)
         assert header == {"alg": "Ed25519", "typ": "aa-auth+jwt", "kid": header["kid"]}
-        await averify_auth_token(token, keys=self.ps_discovery, audience=resource,
-                                 signing_key=agent_key, clock=self.clock)
+        await averify_auth_token(
+            token,
+            keys=self.ps_discovery,
+            audience=resource,
+            signing_key=agent_key,
+            clock=self.clock,
+        )
         expected = {"iss", "dwk", "aud", "jti", "ps", "sub", "cnf", "iat", "exp"}
-        for name, value in (("scope", scope), ("mission_s256", mission), ("tenant", tenant),
-                            ("account", account)):
+        for name, value in (
+            ("scope", scope),
+            ("mission_s256", mission),
+            ("tenant", tenant),
+            ("account", account),
+        ):
             if value is not None:
                 expected.add(name)
         expected |= set(extra or {})
@@ -398,15 +501,29 @@ class World:
 
 def make_world() -> World:
     clock = FrozenClock(NOW)
-    ap = LocalAgentProvider(AP, PrivateKey.generate(kid="ap-1"), ps=PS, clock=clock,
-                            name="Example Agents", callback_endpoint=AP_CALLBACK,
-                            localhost_callback_allowed=True)
-    return World(clock=clock, ap=ap, resource=Resource(RES, clock),
-                 docs=Resource(DOCS, clock, name="Docs", access_mode="person-token",
-                               scope_descriptions={"docs.read": "Read docs"}))
+    ap = LocalAgentProvider(
+        AP,
+        PrivateKey.generate(kid="ap-1"),
+        ps=PS,
+        clock=clock,
+        name="Example Agents",
+        callback_endpoint=AP_CALLBACK,
+        localhost_callback_allowed=True,
+    )
+    return World(
+        clock=clock,
+        ap=ap,
+        resource=Resource(RES, clock),
+        docs=Resource(
+            DOCS,
+            clock,
+            name="Docs",
+            access_mode="person-token",
+            scope_descriptions={"docs.read": "Read docs"},
+        ),
+    )
 
 
 def problem(response: httpx.Response) -> str:
-    assert response.headers["content-type"].startswith("application/problem+json"), \
-        response.text
+    assert response.headers["content-type"].startswith("application/problem+json"), response.text
     return str(response.json()["error"])

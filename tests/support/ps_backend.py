@@ -167,6 +167,7 @@ class AAuthPS:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[None]] = set()  # the mock person's acts in progress
         self._cache = DiscoveryCache()
+
         async def app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
             await self._dispatch(scope, receive, send)  # a function: uvicorn sees ASGI 3
 
@@ -200,16 +201,26 @@ class AAuthPS:
         self.directory.trusted = {}
         self._cache = DiscoveryCache()
         self._discovery = AsyncDiscovery(
-            transport=httpx.ASGITransport(app=self.directory.app), cache=self._cache,
-            egress=EgressPolicy(resolver=self.directory.resolve, allow_loopback=True))
+            transport=httpx.ASGITransport(app=self.directory.app),
+            cache=self._cache,
+            egress=EgressPolicy(resolver=self.directory.resolve, allow_loopback=True),
+        )
         config = PersonServerConfig(
-            issuer=ISSUER, discovery=self._discovery, policy=self._decide,
-            default_person=ACCOUNT, relay_channel=self._relay, events=self._on_event,
-            paths=MOCKIN_PATHS, code_only_interaction=True,
-            pending_lifetime=PENDING_LIFETIME, password_log2_n=14,
+            issuer=ISSUER,
+            discovery=self._discovery,
+            policy=self._decide,
+            default_person=ACCOUNT,
+            relay_channel=self._relay,
+            events=self._on_event,
+            paths=MOCKIN_PATHS,
+            code_only_interaction=True,
+            pending_lifetime=PENDING_LIFETIME,
+            password_log2_n=14,
             # mockin answers every request at once (no Prefer: wait) with Retry-After: 0.
-            max_wait=0, retry_after=0,
-            name="aauth-agents Person Server (mockin layout)")
+            max_wait=0,
+            retry_after=0,
+            name="aauth-agents Person Server (mockin layout)",
+        )
         app = create_person_server_with_ui(config)
         ps = person_server_of(app)
         ps.accounts.create_account(ACCOUNT, PASSWORD, claims={"name": "Mock Person"})
@@ -264,8 +275,9 @@ class AAuthPS:
             if s["permission"] == "denied":
                 return Decision.deny(s["permission_reason"] or "Mock denial")
             return Decision.approve()
-        requirement = {PERSON_TOKEN: s["person_requirement"],
-                       AUTH_TOKEN: s["requirement"]}.get(request.kind)
+        requirement = {PERSON_TOKEN: s["person_requirement"], AUTH_TOKEN: s["requirement"]}.get(
+            request.kind
+        )
         if requirement == "interaction":
             return Decision.interaction()  # approved at once by _on_event if auto_approve
         if requirement == "approval":
@@ -309,9 +321,13 @@ class AAuthPS:
     def _on_event(self, event: PSEvent) -> None:
         """mockin's ``auto_approve``: an interaction it asks for is approved at once."""
         detail = event.detail or {}
-        if (event.name == ev.PENDING and detail.get("requirement") == "interaction"
-                and detail.get("kind") in (PERSON_TOKEN, AUTH_TOKEN)
-                and self.settings["auto_approve"] and self.ps is not None):
+        if (
+            event.name == ev.PENDING
+            and detail.get("requirement") == "interaction"
+            and detail.get("kind") in (PERSON_TOKEN, AUTH_TOKEN)
+            and self.settings["auto_approve"]
+            and self.ps is not None
+        ):
             self._spawn(self.ps.interactions.approve(str(detail["pending"]), None))
 
     def _spawn(self, work: Awaitable[Any]) -> None:
@@ -335,7 +351,8 @@ class AAuthPS:
         assert self.ps is not None
         paths = self.ps.config.paths
         endpoint = {paths["auth_token"]: "token", paths["person_token"]: "person"}.get(
-            scope.get("path", ""))
+            scope.get("path", "")
+        )
         if endpoint is None:
             return None
         scoped = self.settings["error_endpoint"]
@@ -364,4 +381,3 @@ class AAuthPS:
             asyncio.run_coroutine_threadsafe(close(), self._loop).result(timeout=10)
         else:
             ps.close()
-

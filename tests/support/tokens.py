@@ -98,7 +98,10 @@ class World:
     def agent_token(self, **kw: Any) -> str:
         key = kw.pop("issuer_key", self.ap_key)
         args: dict[str, Any] = {
-            "iss": AP, "sub": AGENT_ID, "cnf": self.agent_key.public_key, "ps": PS,
+            "iss": AP,
+            "sub": AGENT_ID,
+            "cnf": self.agent_key.public_key,
+            "ps": PS,
             "clock": self.clock,
         }
         args.update(kw)
@@ -106,9 +109,15 @@ class World:
 
     def person_token(self, **kw: Any) -> str:
         args: dict[str, Any] = {
-            "iss": PS, "aud": RESOURCE, "sub": PERSON_SUB, "cnf": self.agent_key.public_key,
-            "not_after": NOW + 86_400, "mission_s256": MISSION_S256, "tenant": "acme",
-            "jti": "pt-1", "clock": self.clock,
+            "iss": PS,
+            "aud": RESOURCE,
+            "sub": PERSON_SUB,
+            "cnf": self.agent_key.public_key,
+            "not_after": NOW + 86_400,
+            "mission_s256": MISSION_S256,
+            "tenant": "acme",
+            "jti": "pt-1",
+            "clock": self.clock,
         }
         args.update(kw)
         return mint_person_token(self.ps_key, **args)
@@ -117,22 +126,34 @@ class World:
         from aauth_agents.tokens import verify_person_token
 
         return verify_person_token(
-            self.person_token(), keys=self.keys, audience=RESOURCE,
-            signing_key=self.agent_key.public_key, clock=self.clock,
+            self.person_token(),
+            keys=self.keys,
+            audience=RESOURCE,
+            signing_key=self.agent_key.public_key,
+            clock=self.clock,
         )
 
     def resource_token(self, **kw: Any) -> str:
         args: dict[str, Any] = {
-            "iss": RESOURCE, "aud": PS, "agent_jkt": self.jkt, "scope": "read write",
-            "person": self.person(), "clock": self.clock,
+            "iss": RESOURCE,
+            "aud": PS,
+            "agent_jkt": self.jkt,
+            "scope": "read write",
+            "person": self.person(),
+            "clock": self.clock,
         }
         args.update(kw)
         return mint_resource_token(self.res_key, **args)
 
     def auth_token(self, **kw: Any) -> str:
         args: dict[str, Any] = {
-            "iss": PS, "aud": RESOURCE, "ps": PS, "sub": PERSON_SUB,
-            "cnf": self.agent_key.public_key, "scope": "read", "mission_s256": MISSION_S256,
+            "iss": PS,
+            "aud": RESOURCE,
+            "ps": PS,
+            "sub": PERSON_SUB,
+            "cnf": self.agent_key.public_key,
+            "scope": "read",
+            "mission_s256": MISSION_S256,
             "clock": self.clock,
         }
         args.update(kw)

@@ -19,17 +19,6 @@ from aauth_agents.servers.person_server.ui import (
 )
 from support.ps import PASSWORD, World
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 TIMEOUT = 15_000  # ms, bounded waits for browser events
 ORIGIN = "http://127.0.0.1"
 

@@ -20,8 +20,14 @@ from aauth_agents.tokens import (
 
 
 def challenge(w: World, token: str, **kw: Any) -> ResourceToken:
-    args: dict[str, Any] = {"resource": RESOURCE, "agent_key": w.agent_key.public_key, "ps": PS,
-                            "person_sub": PERSON_SUB, "keys": w.keys, "clock": w.clock}
+    args: dict[str, Any] = {
+        "resource": RESOURCE,
+        "agent_key": w.agent_key.public_key,
+        "ps": PS,
+        "person_sub": PERSON_SUB,
+        "keys": w.keys,
+        "clock": w.clock,
+    }
     args.update(kw)
     return check_resource_challenge(token, **args)
 
@@ -42,10 +48,12 @@ def test_challenge_aud_may_be_an_as(ed_world: World) -> None:
 
 @pytest.mark.parametrize(
     ("kw", "reason"),
-    [({"resource": "https://other.example"}, "iss"),  # step 3
-     ({"agent_key": PrivateKey.generate().public_key}, "agent_jkt"),  # step 4
-     ({"ps": "https://other-ps.example"}, "ps"),  # step 5
-     ({"person_sub": "someone-else"}, "sub")],  # step 5
+    [
+        ({"resource": "https://other.example"}, "iss"),  # step 3
+        ({"agent_key": PrivateKey.generate().public_key}, "agent_jkt"),  # step 4
+        ({"ps": "https://other-ps.example"}, "ps"),  # step 5
+        ({"person_sub": "someone-else"}, "sub"),
+    ],  # step 5
 )
 def test_challenge_rejections(ed_world: World, kw: dict[str, Any], reason: str) -> None:
     with pytest.raises(TokenError) as exc:
@@ -77,8 +85,14 @@ def test_challenge_not_a_resource_token(ed_world: World) -> None:
 
 async def test_challenge_async(ed_world: World) -> None:
     rt = await acheck_resource_challenge(
-        ed_world.resource_token(), resource=RESOURCE, agent_key=ed_world.agent_key.public_key,
-        ps=PS, person_sub=PERSON_SUB, keys=ed_world.keys, clock=ed_world.clock)
+        ed_world.resource_token(),
+        resource=RESOURCE,
+        agent_key=ed_world.agent_key.public_key,
+        ps=PS,
+        person_sub=PERSON_SUB,
+        keys=ed_world.keys,
+        clock=ed_world.clock,
+    )
     assert rt.sub == PERSON_SUB
 
 
@@ -86,9 +100,13 @@ async def test_challenge_async(ed_world: World) -> None:
 
 
 def response(w: World, token: str, rt: ResourceToken, **kw: Any) -> Any:
-    args: dict[str, Any] = {"resource_token": rt, "resource": RESOURCE,
-                            "agent_key": w.agent_key.public_key, "keys": w.keys,
-                            "clock": w.clock}
+    args: dict[str, Any] = {
+        "resource_token": rt,
+        "resource": RESOURCE,
+        "agent_key": w.agent_key.public_key,
+        "keys": w.keys,
+        "clock": w.clock,
+    }
     args.update(kw)
     return check_auth_token_response(token, **args)
 
@@ -103,12 +121,14 @@ def test_response_ok(world: World, aud: str) -> None:
 
 @pytest.mark.parametrize(
     ("mint_kw", "kw", "reason"),
-    [({"iss": AS}, {}, "iss"),  # step 2: iss is the resource token's aud (PS)
-     ({"aud": "https://other.example"}, {}, "aud"),  # step 3
-     ({}, {"resource": "https://other.example"}, "aud"),
-     ({"cnf": PrivateKey.generate().public_key}, {}, "cnf_mismatch"),  # step 4
-     ({"sub": "someone-else"}, {}, "sub"),  # step 5
-     ({}, {"person_sub": "someone-else"}, "sub")],
+    [
+        ({"iss": AS}, {}, "iss"),  # step 2: iss is the resource token's aud (PS)
+        ({"aud": "https://other.example"}, {}, "aud"),  # step 3
+        ({}, {"resource": "https://other.example"}, "aud"),
+        ({"cnf": PrivateKey.generate().public_key}, {}, "cnf_mismatch"),  # step 4
+        ({"sub": "someone-else"}, {}, "sub"),  # step 5
+        ({}, {"person_sub": "someone-else"}, "sub"),
+    ],
 )
 def test_response_rejections(
     ed_world: World, mint_kw: dict[str, Any], kw: dict[str, Any], reason: str
@@ -139,6 +159,11 @@ def test_response_person_token_is_not_an_auth_token(ed_world: World) -> None:
 async def test_response_async(ed_world: World) -> None:
     rt = challenge(ed_world, ed_world.resource_token())
     auth = await acheck_auth_token_response(
-        ed_world.auth_token(), resource_token=rt, resource=RESOURCE,
-        agent_key=ed_world.agent_key.public_key, keys=ed_world.keys, clock=ed_world.clock)
+        ed_world.auth_token(),
+        resource_token=rt,
+        resource=RESOURCE,
+        agent_key=ed_world.agent_key.public_key,
+        keys=ed_world.keys,
+        clock=ed_world.clock,
+    )
     assert auth.sub == PERSON_SUB

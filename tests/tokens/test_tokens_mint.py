@@ -73,7 +73,11 @@ def test_resource_token_copies_person_token(world: World) -> None:
 
 def test_resource_token_without_person_record(world: World) -> None:
     token = world.resource_token(
-        person=None, ps=PS, sub="s", presented_jti="pt-9", scope=["a", "b", "a"],
+        person=None,
+        ps=PS,
+        sub="s",
+        presented_jti="pt-9",
+        scope=["a", "b", "a"],
         interaction=Interaction("https://resource.example/interact", "ABCD"),
     )
     claims = peek(token)[1]
@@ -85,8 +89,13 @@ def test_resource_token_without_person_record(world: World) -> None:
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("ps", "https://other-ps.example"), ("sub", "someone-else"), ("presented_jti", "pt-2"),
-     ("mission_s256", "A" * 43), ("tenant", "other")],
+    [
+        ("ps", "https://other-ps.example"),
+        ("sub", "someone-else"),
+        ("presented_jti", "pt-2"),
+        ("mission_s256", "A" * 43),
+        ("tenant", "other"),
+    ],
 )
 def test_resource_token_refuses_disagreeing_with_person(
     world: World, name: str, value: str
@@ -123,8 +132,12 @@ def test_auth_token_identity_claims_via_extra(world: World) -> None:
 
 @pytest.mark.parametrize(
     ("mint", "cap"),
-    [("agent_token", 86_400), ("person_token", 3600), ("resource_token", 300),
-     ("auth_token", 3600)],
+    [
+        ("agent_token", 86_400),
+        ("person_token", 3600),
+        ("resource_token", 300),
+        ("auth_token", 3600),
+    ],
 )
 def test_lifetime_caps(ed_world: World, mint: str, cap: int) -> None:
     minted = getattr(ed_world, mint)(lifetime=cap)
@@ -146,8 +159,13 @@ def test_person_token_never_outlives_agent_token(ed_world: World) -> None:
 
 @pytest.mark.parametrize(
     "expires_at",
-    [NOW + 120, float(NOW + 120), "2024-10-29T16:02:00Z", "2024-10-29T16:02:00+00:00",
-     datetime.fromtimestamp(NOW + 120, tz=timezone.utc)],
+    [
+        NOW + 120,
+        float(NOW + 120),
+        "2024-10-29T16:02:00Z",
+        "2024-10-29T16:02:00+00:00",
+        datetime.fromtimestamp(NOW + 120, tz=timezone.utc),
+    ],
 )
 def test_mission_clamp(ed_world: World, expires_at: object) -> None:
     for mint in ("person_token", "resource_token", "auth_token"):
@@ -176,9 +194,16 @@ def test_auth_token_not_after(ed_world: World) -> None:
 
 @pytest.mark.parametrize(
     "kw",
-    [{"iss": "http://ap.example"}, {"iss": "https://AP.example"}, {"sub": "assistant@ap.example"},
-     {"ps": "https://ps.example/"}, {"parent_agent": "boss"}, {"jti": ""},
-     {"extra": {"cnf": {}}}, {"extra": {"exp": 1}}],
+    [
+        {"iss": "http://ap.example"},
+        {"iss": "https://AP.example"},
+        {"sub": "assistant@ap.example"},
+        {"ps": "https://ps.example/"},
+        {"parent_agent": "boss"},
+        {"jti": ""},
+        {"extra": {"cnf": {}}},
+        {"extra": {"exp": 1}},
+    ],
 )
 def test_agent_token_bad_input(ed_world: World, kw: dict[str, object]) -> None:
     with pytest.raises(ConfigurationError):
@@ -187,8 +212,14 @@ def test_agent_token_bad_input(ed_world: World, kw: dict[str, object]) -> None:
 
 @pytest.mark.parametrize(
     "kw",
-    [{"aud": "https://resource.example:8443"}, {"sub": ""}, {"mission_s256": "abc"},
-     {"extra": {"scope": "read"}}, {"extra": {"account": "x"}}, {"tenant": ""}],
+    [
+        {"aud": "https://resource.example:8443"},
+        {"sub": ""},
+        {"mission_s256": "abc"},
+        {"extra": {"scope": "read"}},
+        {"extra": {"account": "x"}},
+        {"tenant": ""},
+    ],
 )
 def test_person_token_bad_input(ed_world: World, kw: dict[str, object]) -> None:
     with pytest.raises(ConfigurationError):
@@ -197,9 +228,14 @@ def test_person_token_bad_input(ed_world: World, kw: dict[str, object]) -> None:
 
 @pytest.mark.parametrize(
     "kw",
-    [{"agent_jkt": "not-a-thumbprint"}, {"scope": "a  b"}, {"scope": ["a b"]},
-     {"aud": "ps.example"}, {"interaction": {"url": "http://x.example", "code": "1"}},
-     {"interaction": {"url": "https://x.example"}}],
+    [
+        {"agent_jkt": "not-a-thumbprint"},
+        {"scope": "a  b"},
+        {"scope": ["a b"]},
+        {"aud": "ps.example"},
+        {"interaction": {"url": "http://x.example", "code": "1"}},
+        {"interaction": {"url": "https://x.example"}},
+    ],
 )
 def test_resource_token_bad_input(ed_world: World, kw: dict[str, object]) -> None:
     with pytest.raises(ConfigurationError):
@@ -209,7 +245,11 @@ def test_resource_token_bad_input(ed_world: World, kw: dict[str, object]) -> Non
 def test_resource_token_needs_the_person(ed_world: World) -> None:
     with pytest.raises(ConfigurationError):
         mint_resource_token(
-            ed_world.res_key, iss=RESOURCE, aud=PS, agent_jkt=ed_world.jkt, scope="read",
+            ed_world.res_key,
+            iss=RESOURCE,
+            aud=PS,
+            agent_jkt=ed_world.jkt,
+            scope="read",
             clock=ed_world.clock,
         )
 

@@ -35,20 +35,34 @@ from aauth_agents.tokens import (
 
 WORLD = World("Ed25519")
 AGENT_JWK = WORLD.agent_key.public_key.to_jwk(kid=False)
-ISSUER_KEYS = {"ap-1": WORLD.ap_key, "ps-1": WORLD.ps_key, "res-1": WORLD.res_key,
-               "as-1": WORLD.as_key}
+ISSUER_KEYS = {
+    "ap-1": WORLD.ap_key,
+    "ps-1": WORLD.ps_key,
+    "res-1": WORLD.res_key,
+    "as-1": WORLD.as_key,
+}
 RESOURCE_TOKEN = check_resource_challenge(
-    WORLD.resource_token(), resource=RESOURCE, agent_key=WORLD.agent_key.public_key, ps=PS,
-    person_sub=PERSON_SUB, keys=WORLD.keys, clock=WORLD.clock)
+    WORLD.resource_token(),
+    resource=RESOURCE,
+    agent_key=WORLD.agent_key.public_key,
+    ps=PS,
+    person_sub=PERSON_SUB,
+    keys=WORLD.keys,
+    clock=WORLD.clock,
+)
 
 R3_URI = RESOURCE + "/aauth/r3/p1"
 R3_GRANT = {"vocabulary": "urn:aauth:vocabulary:mcp", "operations": [{"tool": "send_note"}]}
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=8)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text(max_size=8)
     | st.floats(allow_nan=False, allow_infinity=False),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
-                                                                 max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 
@@ -69,8 +83,12 @@ CLAIM_ALTERNATIVES: dict[str, list[Any]] = {
     "iat": [NOW, NOW - 30, NOW + 3, NOW + 100, 1e400],
     "exp": [NOW + 60, NOW + 300, NOW + 3600, NOW, NOW + 10**6],
     "nbf": [NOW, NOW + 100],
-    "cnf": [{"jwk": AGENT_JWK}, {"jwk": {**AGENT_JWK, "alg": "EdDSA"}},
-            {"jwk": {"kty": "EC", "x": "a"}}, {"jwk": {**AGENT_JWK, "x": "AAAA"}}],
+    "cnf": [
+        {"jwk": AGENT_JWK},
+        {"jwk": {**AGENT_JWK, "alg": "EdDSA"}},
+        {"jwk": {"kty": "EC", "x": "a"}},
+        {"jwk": {**AGENT_JWK, "x": "AAAA"}},
+    ],
     "ps": [PS, AS, "https://ps.example/"],
     "parent_agent": ["aauth:boss@ap.example", "boss"],
     "scope": ["read", "read write", "a  b", ""],
@@ -82,23 +100,41 @@ CLAIM_ALTERNATIVES: dict[str, list[Any]] = {
     "agent_jkt": [WORLD.jkt, "A" * 43],
     "interaction": [{"url": "https://resource.example/i", "code": "C"}, {"url": "http://x"}],
     # R3: the pin, and grants in the vocabulary format
-    "r3_uri": [R3_URI, "https://other.example/r3/1", "http://resource.example/r3/1",
-               "https://resource.example:444/r3"],
+    "r3_uri": [
+        R3_URI,
+        "https://other.example/r3/1",
+        "http://resource.example/r3/1",
+        "https://resource.example:444/r3",
+    ],
     "r3_s256": [MISSION_S256, "short"],
-    "r3_granted": [R3_GRANT, {"vocabulary": "urn:aauth:vocabulary:mcp", "operations": [{}]},
-                   {"vocabulary": "mcp", "operations": []}, {"operations": []}],
+    "r3_granted": [
+        R3_GRANT,
+        {"vocabulary": "urn:aauth:vocabulary:mcp", "operations": [{}]},
+        {"vocabulary": "mcp", "operations": []},
+        {"operations": []},
+    ],
     "r3_per_call": [R3_GRANT, {"vocabulary": "urn:x", "operations": "all"}],
 }
 #: Valid tokens of every type, as (header, claims), to mutate.
-BASES = [peek(t) for t in (WORLD.agent_token(), WORLD.person_token(), WORLD.resource_token(),
-                           WORLD.auth_token(), WORLD.auth_token(iss=AS),
-                           WORLD.resource_token(r3_uri=R3_URI, r3_s256=MISSION_S256),
-                           WORLD.auth_token(r3_uri=R3_URI, r3_s256=MISSION_S256,
-                                            r3_granted=R3_GRANT, r3_per_call=R3_GRANT))]
+BASES = [
+    peek(t)
+    for t in (
+        WORLD.agent_token(),
+        WORLD.person_token(),
+        WORLD.resource_token(),
+        WORLD.auth_token(),
+        WORLD.auth_token(iss=AS),
+        WORLD.resource_token(r3_uri=R3_URI, r3_s256=MISSION_S256),
+        WORLD.auth_token(
+            r3_uri=R3_URI, r3_s256=MISSION_S256, r3_granted=R3_GRANT, r3_per_call=R3_GRANT
+        ),
+    )
+]
 
 
-def _mutate(draw: st.DrawFn, target: dict[str, Any], alternatives: dict[str, list[Any]],
-            max_changes: int) -> None:
+def _mutate(
+    draw: st.DrawFn, target: dict[str, Any], alternatives: dict[str, list[Any]], max_changes: int
+) -> None:
     for name in draw(st.sets(st.sampled_from(sorted(alternatives)), max_size=max_changes)):
         action = draw(st.sampled_from(["drop", "alternative", "alternative", "json"]))
         if action == "drop":
@@ -129,20 +165,35 @@ signing = WORLD.agent_key.public_key
 resolve = token_key_resolver(keys=WORLD.keys, audience=RESOURCE, clock=WORLD.clock)
 
 VERIFIERS: dict[str, Callable[[str], Any]] = {
-    TYP_AGENT: lambda t: verify_agent_token(t, keys=WORLD.keys, signing_key=signing,
-                                            clock=WORLD.clock),
-    TYP_PERSON: lambda t: verify_person_token(t, keys=WORLD.keys, audience=RESOURCE,
-                                              signing_key=signing, clock=WORLD.clock),
-    TYP_RESOURCE: lambda t: verify_resource_token(t, keys=WORLD.keys, audience=PS,
-                                                  agent_jkt=WORLD.jkt, clock=WORLD.clock),
-    TYP_AUTH: lambda t: verify_auth_token(t, keys=WORLD.keys, audience=RESOURCE,
-                                          signing_key=signing, clock=WORLD.clock),
+    TYP_AGENT: lambda t: verify_agent_token(
+        t, keys=WORLD.keys, signing_key=signing, clock=WORLD.clock
+    ),
+    TYP_PERSON: lambda t: verify_person_token(
+        t, keys=WORLD.keys, audience=RESOURCE, signing_key=signing, clock=WORLD.clock
+    ),
+    TYP_RESOURCE: lambda t: verify_resource_token(
+        t, keys=WORLD.keys, audience=PS, agent_jkt=WORLD.jkt, clock=WORLD.clock
+    ),
+    TYP_AUTH: lambda t: verify_auth_token(
+        t, keys=WORLD.keys, audience=RESOURCE, signing_key=signing, clock=WORLD.clock
+    ),
     "challenge": lambda t: check_resource_challenge(
-        t, resource=RESOURCE, agent_key=signing, ps=PS, person_sub=PERSON_SUB, keys=None,
-        clock=WORLD.clock),
+        t,
+        resource=RESOURCE,
+        agent_key=signing,
+        ps=PS,
+        person_sub=PERSON_SUB,
+        keys=None,
+        clock=WORLD.clock,
+    ),
     "response": lambda t: check_auth_token_response(
-        t, resource_token=RESOURCE_TOKEN, resource=RESOURCE, agent_key=signing, keys=None,
-        clock=WORLD.clock),
+        t,
+        resource_token=RESOURCE_TOKEN,
+        resource=RESOURCE,
+        agent_key=signing,
+        keys=None,
+        clock=WORLD.clock,
+    ),
     "resolver": lambda t: resolve(SignatureKey("jwt", {"jwt": t})).context,
 }
 
@@ -216,6 +267,12 @@ def test_verifiers_random_signed_tokens(token: tuple[dict[str, Any], dict[str, A
 
 def test_the_strategy_reaches_acceptance() -> None:
     """Sanity: the plausible values above do make valid tokens of every type."""
-    for token in (WORLD.agent_token(), WORLD.person_token(), WORLD.resource_token(),
-                  WORLD.auth_token(), forge(*BASES[-2]), forge(*BASES[-1])):
+    for token in (
+        WORLD.agent_token(),
+        WORLD.person_token(),
+        WORLD.resource_token(),
+        WORLD.auth_token(),
+        forge(*BASES[-2]),
+        forge(*BASES[-1]),
+    ):
         assert check_all(token) >= 1

@@ -32,8 +32,11 @@ def jwt_key(token: str) -> SignatureKey:
 
 def test_resolves_each_presentable_type(world: World) -> None:
     resolve = token_key_resolver(keys=world.keys, audience=RESOURCE, clock=world.clock)
-    for token, cls in ((world.agent_token(), AgentToken), (world.person_token(), PersonToken),
-                       (world.auth_token(), AuthToken)):
+    for token, cls in (
+        (world.agent_token(), AgentToken),
+        (world.person_token(), PersonToken),
+        (world.auth_token(), AuthToken),
+    ):
         resolution = resolve(jwt_key(token))
         assert isinstance(resolution.context, cls)
         assert world.agent_key.public_key.same_key(resolution.jwk)
@@ -49,8 +52,9 @@ async def test_async_resolver(world: World) -> None:
 
 
 def test_auth_only_refuses_person_token(ed_world: World) -> None:
-    resolve = token_key_resolver(keys=ed_world.keys, audience=RESOURCE, accept=(TYP_AUTH,),
-                                 clock=ed_world.clock)
+    resolve = token_key_resolver(
+        keys=ed_world.keys, audience=RESOURCE, accept=(TYP_AUTH,), clock=ed_world.clock
+    )
     with pytest.raises(TokenError) as exc:
         resolve(jwt_key(ed_world.person_token()))
     assert (exc.value.reason, exc.value.code) == ("typ", "invalid_auth_token")
@@ -58,8 +62,9 @@ def test_auth_only_refuses_person_token(ed_world: World) -> None:
 
 
 def test_agent_tokens_need_no_audience(ed_world: World) -> None:
-    resolve = token_key_resolver(keys=ed_world.keys, audience=None, accept=(TYP_AGENT,),
-                                 clock=ed_world.clock)
+    resolve = token_key_resolver(
+        keys=ed_world.keys, audience=None, accept=(TYP_AGENT,), clock=ed_world.clock
+    )
     assert resolve(jwt_key(ed_world.agent_token())).context.iss == AP
 
 
@@ -97,8 +102,11 @@ def test_failures_become_signature_errors(ed_world: World) -> None:
 
 def test_cnf_problems_surface_through_the_resolver(ed_world: World) -> None:
     resolve = token_key_resolver(keys=ed_world.keys, audience=RESOURCE, clock=ed_world.clock)
-    incomplete = resign(ed_world.auth_token(), ed_world.ps_key,
-                        claims={"cnf": {"jwk": {"kty": "OKP", "alg": "Ed25519"}}})
+    incomplete = resign(
+        ed_world.auth_token(),
+        ed_world.ps_key,
+        claims={"cnf": {"jwk": {"kty": "OKP", "alg": "Ed25519"}}},
+    )
     with pytest.raises(TokenError) as exc:
         resolve(jwt_key(incomplete))
     assert exc.value.reason == "cnf_incomplete"
@@ -106,8 +114,11 @@ def test_cnf_problems_surface_through_the_resolver(ed_world: World) -> None:
 
 @pytest.mark.parametrize(
     "key",
-    [SignatureKey("jwt", {}), SignatureKey("jwt", {"jwt": "x.y.z"}),
-     SignatureKey("jwt", {"jwt": 5})],
+    [
+        SignatureKey("jwt", {}),
+        SignatureKey("jwt", {"jwt": "x.y.z"}),
+        SignatureKey("jwt", {"jwt": 5}),
+    ],
 )
 def test_malformed_jwt_parameter(ed_world: World, key: SignatureKey) -> None:
     resolve = token_key_resolver(keys=ed_world.keys, audience=RESOURCE, clock=ed_world.clock)
@@ -129,15 +140,20 @@ def test_other_schemes(ed_world: World, scheme: str) -> None:
 
 def signed_request(world: World, token: str, *, key: PrivateKey | None = None) -> HttpRequest:
     request = HttpRequest("GET", "https://resource.example/docs")
-    headers = sign_request(request, key=key or world.agent_key,
-                           signature_key=SignatureKey.from_jwt(token), clock=world.clock)
+    headers = sign_request(
+        request,
+        key=key or world.agent_key,
+        signature_key=SignatureKey.from_jwt(token),
+        clock=world.clock,
+    )
     return request.with_headers(headers)
 
 
 def test_httpsig_verifier_with_token_resolver(world: World) -> None:
     verifier = SignatureVerifier(clock=world.clock)
-    resolve = token_key_resolver(keys=world.keys, audience=RESOURCE, accept=(TYP_AUTH,),
-                                 clock=world.clock)
+    resolve = token_key_resolver(
+        keys=world.keys, audience=RESOURCE, accept=(TYP_AUTH,), clock=world.clock
+    )
     verified = verifier.verify(signed_request(world, world.auth_token()), resolve)
     assert isinstance(verified.context, AuthToken)
     assert verified.thumbprint == world.agent_key.thumbprint()
@@ -145,8 +161,9 @@ def test_httpsig_verifier_with_token_resolver(world: World) -> None:
 
 async def test_httpsig_verifier_rejections(ed_world: World) -> None:
     verifier = SignatureVerifier(clock=ed_world.clock)
-    resolve = async_token_key_resolver(keys=ed_world.keys, audience=RESOURCE,
-                                       accept=(TYP_AUTH,), clock=ed_world.clock)
+    resolve = async_token_key_resolver(
+        keys=ed_world.keys, audience=RESOURCE, accept=(TYP_AUTH,), clock=ed_world.clock
+    )
     # a person token where an auth token is required
     with pytest.raises(SignatureError) as exc:
         await verifier.averify(signed_request(ed_world, ed_world.person_token()), resolve)

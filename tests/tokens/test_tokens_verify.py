@@ -55,8 +55,9 @@ from aauth_agents.tokens import (
 
 def test_agent_round_trip(world: World) -> None:
     token = world.agent_token(parent_agent="aauth:boss@ap.example")
-    agent = verify_agent_token(token, keys=world.keys, signing_key=world.agent_key.public_key,
-                               clock=world.clock)
+    agent = verify_agent_token(
+        token, keys=world.keys, signing_key=world.agent_key.public_key, clock=world.clock
+    )
     assert isinstance(agent, AgentToken)
     assert (agent.iss, agent.sub, agent.agent, agent.ps) == (AP, AGENT_ID, AGENT_ID, PS)
     assert agent.parent_agent == "aauth:boss@ap.example" and agent.is_subagent
@@ -66,8 +67,13 @@ def test_agent_round_trip(world: World) -> None:
 
 
 def test_person_round_trip(world: World) -> None:
-    person = verify_person_token(world.person_token(), keys=world.keys, audience=RESOURCE,
-                                 signing_key=world.agent_key.public_key, clock=world.clock)
+    person = verify_person_token(
+        world.person_token(),
+        keys=world.keys,
+        audience=RESOURCE,
+        signing_key=world.agent_key.public_key,
+        clock=world.clock,
+    )
     assert isinstance(person, PersonToken)
     assert person.person == (PS, PERSON_SUB) and person.aud == RESOURCE
     assert person.mission_s256 == MISSION_S256 and person.tenant == "acme"
@@ -78,8 +84,9 @@ def test_resource_round_trip(world: World) -> None:
     token = world.resource_token(
         account="acct", interaction={"url": "https://resource.example/i", "code": "XY12"}
     )
-    rt = verify_resource_token(token, keys=world.keys, audience=PS, agent_jkt=world.jkt,
-                               clock=world.clock)
+    rt = verify_resource_token(
+        token, keys=world.keys, audience=PS, agent_jkt=world.jkt, clock=world.clock
+    )
     assert isinstance(rt, ResourceToken)
     assert (rt.iss, rt.aud, rt.ps, rt.sub) == (RESOURCE, PS, PS, PERSON_SUB)
     assert rt.person == (PS, PERSON_SUB) and rt.presented_jti == "pt-1"
@@ -91,10 +98,16 @@ def test_resource_round_trip(world: World) -> None:
 
 @pytest.mark.parametrize(("iss", "dwk"), [(PS, None), (AS, None), (PS, DWK_ACCESS)])
 def test_auth_round_trip(world: World, iss: str, dwk: str | None) -> None:
-    token = world.auth_token(iss=iss, dwk=dwk, account="acct", tenant="acme",
-                             extra={"email": "p@example.com"})
-    auth = verify_auth_token(token, keys=world.keys, audience=RESOURCE,
-                             signing_key=world.agent_key.public_key, clock=world.clock)
+    token = world.auth_token(
+        iss=iss, dwk=dwk, account="acct", tenant="acme", extra={"email": "p@example.com"}
+    )
+    auth = verify_auth_token(
+        token,
+        keys=world.keys,
+        audience=RESOURCE,
+        signing_key=world.agent_key.public_key,
+        clock=world.clock,
+    )
     assert isinstance(auth, AuthToken)
     assert auth.person == (iss, PERSON_SUB) and auth.ps == PS and auth.aud == RESOURCE
     assert auth.scopes == ("read",) and auth.account == "acct" and auth.tenant == "acme"
@@ -105,24 +118,40 @@ def test_auth_round_trip(world: World, iss: str, dwk: str | None) -> None:
 
 async def test_async_round_trips(world: World) -> None:
     signing = world.agent_key.public_key
-    agent = await averify_agent_token(world.agent_token(), keys=world.keys, signing_key=signing,
-                                      clock=world.clock)
-    person = await averify_person_token(world.person_token(), keys=world.keys,
-                                        audience=RESOURCE, signing_key=signing,
-                                        clock=world.clock)
-    rt = await averify_resource_token(world.resource_token(), keys=world.keys, audience=PS,
-                                      agent_jkt=world.jkt, clock=world.clock)
-    auth = await averify_auth_token(world.auth_token(), keys=world.keys, audience=RESOURCE,
-                                    signing_key=signing, clock=world.clock)
-    assert (agent.sub, person.sub, rt.sub, auth.sub) == (AGENT_ID, PERSON_SUB, PERSON_SUB,
-                                                         PERSON_SUB)
+    agent = await averify_agent_token(
+        world.agent_token(), keys=world.keys, signing_key=signing, clock=world.clock
+    )
+    person = await averify_person_token(
+        world.person_token(),
+        keys=world.keys,
+        audience=RESOURCE,
+        signing_key=signing,
+        clock=world.clock,
+    )
+    rt = await averify_resource_token(
+        world.resource_token(), keys=world.keys, audience=PS, agent_jkt=world.jkt, clock=world.clock
+    )
+    auth = await averify_auth_token(
+        world.auth_token(),
+        keys=world.keys,
+        audience=RESOURCE,
+        signing_key=signing,
+        clock=world.clock,
+    )
+    assert (agent.sub, person.sub, rt.sub, auth.sub) == (
+        AGENT_ID,
+        PERSON_SUB,
+        PERSON_SUB,
+        PERSON_SUB,
+    )
 
 
 async def test_async_rejects_like_sync(ed_world: World) -> None:
     token = resign(ed_world.auth_token(), ed_world.ps_key, header={"kid": "gone"})
     with pytest.raises(TokenError) as exc:
-        await averify_auth_token(token, keys=ed_world.keys, audience=RESOURCE,
-                                 signing_key=None, clock=ed_world.clock)
+        await averify_auth_token(
+            token, keys=ed_world.keys, audience=RESOURCE, signing_key=None, clock=ed_world.clock
+        )
     assert exc.value.reason == "unknown_key"
 
 
@@ -132,27 +161,52 @@ Verify = Callable[[World, str], Any]
 
 TYPES: dict[str, tuple[str, int, str, str, Verify]] = {
     # name: (mint method, cap, invalid code, expired code, verify)
-    "agent": ("agent_token", 86_400, "invalid_agent_token", "expired_agent_token",
-              lambda w, t: verify_agent_token(t, keys=w.keys,
-                                              signing_key=w.agent_key.public_key,
-                                              clock=w.clock)),
-    "person": ("person_token", 3600, "invalid_person_token", "invalid_person_token",
-               lambda w, t: verify_person_token(t, keys=w.keys, audience=RESOURCE,
-                                                signing_key=w.agent_key.public_key,
-                                                clock=w.clock)),
-    "resource": ("resource_token", 300, "invalid_resource_token", "expired_resource_token",
-                 lambda w, t: verify_resource_token(t, keys=w.keys, audience=PS,
-                                                    agent_jkt=w.jkt, clock=w.clock)),
-    "auth": ("auth_token", 3600, "invalid_auth_token", "expired_auth_token",
-             lambda w, t: verify_auth_token(t, keys=w.keys, audience=RESOURCE,
-                                            signing_key=w.agent_key.public_key,
-                                            clock=w.clock)),
+    "agent": (
+        "agent_token",
+        86_400,
+        "invalid_agent_token",
+        "expired_agent_token",
+        lambda w, t: verify_agent_token(
+            t, keys=w.keys, signing_key=w.agent_key.public_key, clock=w.clock
+        ),
+    ),
+    "person": (
+        "person_token",
+        3600,
+        "invalid_person_token",
+        "invalid_person_token",
+        lambda w, t: verify_person_token(
+            t, keys=w.keys, audience=RESOURCE, signing_key=w.agent_key.public_key, clock=w.clock
+        ),
+    ),
+    "resource": (
+        "resource_token",
+        300,
+        "invalid_resource_token",
+        "expired_resource_token",
+        lambda w, t: verify_resource_token(
+            t, keys=w.keys, audience=PS, agent_jkt=w.jkt, clock=w.clock
+        ),
+    ),
+    "auth": (
+        "auth_token",
+        3600,
+        "invalid_auth_token",
+        "expired_auth_token",
+        lambda w, t: verify_auth_token(
+            t, keys=w.keys, audience=RESOURCE, signing_key=w.agent_key.public_key, clock=w.clock
+        ),
+    ),
 }
 
 
 def issuer(world: World, kind: str) -> PrivateKey:
-    return {"agent": world.ap_key, "person": world.ps_key, "resource": world.res_key,
-            "auth": world.ps_key}[kind]
+    return {
+        "agent": world.ap_key,
+        "person": world.ps_key,
+        "resource": world.res_key,
+        "auth": world.ps_key,
+    }[kind]
 
 
 def mint(world: World, kind: str, **kw: Any) -> str:
@@ -202,7 +256,8 @@ def test_common_rejections(
     _, _, invalid, expired, _ = TYPES[kind]
     assert err.code == (expired if reason == "exp" else invalid)
     assert err.signature_error == {"exp": "expired_jwt", "unknown_key": "unknown_key"}.get(
-        reason, "invalid_jwt")
+        reason, "invalid_jwt"
+    )
 
 
 @pytest.mark.parametrize("kind", list(TYPES))
@@ -246,8 +301,9 @@ def test_tampering(world: World, kind: str) -> None:
 @pytest.mark.parametrize("kind", list(TYPES))
 def test_issuer_key_of_another_algorithm(world: World, kind: str) -> None:
     """The JWKS key under that kid is ES256 but the token claims Ed25519 (or vice versa)."""
-    other = PrivateKey.generate("ES256" if world.alg == "Ed25519" else "Ed25519",
-                                kid=issuer(world, kind).kid)
+    other = PrivateKey.generate(
+        "ES256" if world.alg == "Ed25519" else "Ed25519", kid=issuer(world, kind).kid
+    )
     token = resign(mint(world, kind), other, header={"alg": other.alg})
     assert rejected(world, kind, token).reason == "alg"
 
@@ -267,14 +323,24 @@ class RecordingKeys:
         return self.get_key(iss, dwk, kid)
 
 
-@pytest.mark.parametrize("iss", ["http://evil.example", "https://10.0.0.1", "https://a.example:8443",
-                                 "https://EVIL.example", 5, None])
+@pytest.mark.parametrize(
+    "iss",
+    [
+        "http://evil.example",
+        "https://10.0.0.1",
+        "https://a.example:8443",
+        "https://EVIL.example",
+        5,
+        None,
+    ],
+)
 def test_malformed_iss_is_never_fetched(ed_world: World, iss: object) -> None:
     keys = RecordingKeys(ed_world.keys)
     token = resign(ed_world.auth_token(), ed_world.ps_key, claims={"iss": iss})
     with pytest.raises(TokenError) as exc:
-        verify_auth_token(token, keys=keys, audience=RESOURCE, signing_key=None,
-                          clock=ed_world.clock)
+        verify_auth_token(
+            token, keys=keys, audience=RESOURCE, signing_key=None, clock=ed_world.clock
+        )
     assert exc.value.reason == "iss" and keys.calls == []
 
 
@@ -288,8 +354,13 @@ def test_wrong_dwk_is_never_fetched(ed_world: World) -> None:
 
 def test_lookup_uses_iss_dwk_kid(ed_world: World) -> None:
     keys = RecordingKeys(ed_world.keys)
-    verify_auth_token(ed_world.auth_token(iss=AS), keys=keys, audience=RESOURCE,
-                      signing_key=None, clock=ed_world.clock)
+    verify_auth_token(
+        ed_world.auth_token(iss=AS),
+        keys=keys,
+        audience=RESOURCE,
+        signing_key=None,
+        clock=ed_world.clock,
+    )
     assert keys.calls == [(AS, DWK_ACCESS, "as-1")]
 
 
@@ -306,11 +377,13 @@ class FailingKeys:
 
 @pytest.mark.parametrize(
     ("error", "reason", "signature_error"),
-    [(UnknownKeyError("no such kid"), "unknown_key", "unknown_key"),
-     (IssuerMismatchError("issuer differs"), "discovery", "issuer_mismatch"),
-     (IssuerMissingError("no issuer"), "discovery", "issuer_missing"),
-     (DiscoveryError("connection refused"), "discovery", "invalid_jwt"),
-     (UnsupportedAlgorithmError("alg EdDSA"), "discovery", "invalid_jwt")],
+    [
+        (UnknownKeyError("no such kid"), "unknown_key", "unknown_key"),
+        (IssuerMismatchError("issuer differs"), "discovery", "issuer_mismatch"),
+        (IssuerMissingError("no issuer"), "discovery", "issuer_missing"),
+        (DiscoveryError("connection refused"), "discovery", "invalid_jwt"),
+        (UnsupportedAlgorithmError("alg EdDSA"), "discovery", "invalid_jwt"),
+    ],
 )
 async def test_discovery_errors(
     ed_world: World, error: Exception, reason: str, signature_error: str
@@ -328,12 +401,12 @@ async def test_discovery_errors(
 def test_leeway_and_max_lifetime(ed_world: World) -> None:
     token = ed_world.agent_token(lifetime=86_400)
     ed_world.clock.now = NOW + 86_400
-    verify_agent_token(token, keys=ed_world.keys, signing_key=None, clock=ed_world.clock,
-                       leeway=10)
+    verify_agent_token(token, keys=ed_world.keys, signing_key=None, clock=ed_world.clock, leeway=10)
     ed_world.clock.now = NOW
     with pytest.raises(TokenError) as exc:
-        verify_agent_token(token, keys=ed_world.keys, signing_key=None, clock=ed_world.clock,
-                           max_lifetime=3600)
+        verify_agent_token(
+            token, keys=ed_world.keys, signing_key=None, clock=ed_world.clock, max_lifetime=3600
+        )
     assert exc.value.reason == "lifetime"
 
 
@@ -348,12 +421,17 @@ CNF_CASES: list[tuple[str, Any, str]] = [
     ("no jwk", {"jkt": "abc"}, "cnf_missing"),
     ("jwk not an object", {"jwk": "x"}, "cnf_missing"),
     ("no kty", {"jwk": {"crv": "Ed25519", "x": ED["x"], "alg": "Ed25519"}}, "cnf_incomplete"),
-    ("OKP without x", {"jwk": {"kty": "OKP", "crv": "Ed25519", "alg": "Ed25519"}},
-     "cnf_incomplete"),
-    ("OKP without crv", {"jwk": {"kty": "OKP", "x": ED["x"], "alg": "Ed25519"}},
-     "cnf_incomplete"),
-    ("EC without y", {"jwk": {"kty": "EC", "crv": "P-256", "x": ED["x"], "alg": "ES256"}},
-     "cnf_incomplete"),
+    (
+        "OKP without x",
+        {"jwk": {"kty": "OKP", "crv": "Ed25519", "alg": "Ed25519"}},
+        "cnf_incomplete",
+    ),
+    ("OKP without crv", {"jwk": {"kty": "OKP", "x": ED["x"], "alg": "Ed25519"}}, "cnf_incomplete"),
+    (
+        "EC without y",
+        {"jwk": {"kty": "EC", "crv": "P-256", "x": ED["x"], "alg": "ES256"}},
+        "cnf_incomplete",
+    ),
     ("RSA without e", {"jwk": {"kty": "RSA", "n": "abc", "alg": "RS256"}}, "cnf_incomplete"),
     ("symmetric kty", {"jwk": {"kty": "oct", "k": "abc"}}, "cnf_invalid"),
     ("unknown kty", {"jwk": {"kty": "PQ", "pub": "abc", "alg": "ML-DSA-44"}}, "cnf_invalid"),
@@ -361,8 +439,11 @@ CNF_CASES: list[tuple[str, Any, str]] = [
     ("x empty", {"jwk": {**ED, "x": "", "alg": "Ed25519"}}, "cnf_incomplete"),
     ("no alg", {"jwk": ED}, "cnf_invalid"),
     ("EdDSA", {"jwk": {**ED, "alg": "EdDSA"}}, "cnf_invalid"),
-    ("RSA (complete but unsupported)", {"jwk": {"kty": "RSA", "n": "abc", "e": "AQAB",
-                                                 "alg": "RS256"}}, "cnf_invalid"),
+    (
+        "RSA (complete but unsupported)",
+        {"jwk": {"kty": "RSA", "n": "abc", "e": "AQAB", "alg": "RS256"}},
+        "cnf_invalid",
+    ),
     ("kty/alg disagree", {"jwk": {**ED, "alg": "ES256"}}, "cnf_invalid"),
     ("x not base64url", {"jwk": {**ED, "x": "!!!", "alg": "Ed25519"}}, "cnf_invalid"),
     ("x short", {"jwk": {**ED, "x": "AAAA", "alg": "Ed25519"}}, "cnf_invalid"),
@@ -384,15 +465,15 @@ def test_cnf_mismatch_es256_signer(ed_world: World, kind: str) -> None:
     """The request was signed by a different key than the token binds."""
     token = mint(ed_world, kind)
     verify: Verify = {
-        "agent": lambda w, t: verify_agent_token(t, keys=w.keys,
-                                                 signing_key=w.other_key.public_key,
-                                                 clock=w.clock),
-        "person": lambda w, t: verify_person_token(t, keys=w.keys, audience=RESOURCE,
-                                                   signing_key=w.other_key.public_key,
-                                                   clock=w.clock),
-        "auth": lambda w, t: verify_auth_token(t, keys=w.keys, audience=RESOURCE,
-                                               signing_key=w.other_key.public_key,
-                                               clock=w.clock),
+        "agent": lambda w, t: verify_agent_token(
+            t, keys=w.keys, signing_key=w.other_key.public_key, clock=w.clock
+        ),
+        "person": lambda w, t: verify_person_token(
+            t, keys=w.keys, audience=RESOURCE, signing_key=w.other_key.public_key, clock=w.clock
+        ),
+        "auth": lambda w, t: verify_auth_token(
+            t, keys=w.keys, audience=RESOURCE, signing_key=w.other_key.public_key, clock=w.clock
+        ),
     }[kind]
     with pytest.raises(TokenError) as exc:
         verify(ed_world, token)
@@ -402,14 +483,24 @@ def test_cnf_mismatch_es256_signer(ed_world: World, kind: str) -> None:
 def test_cnf_kid_is_ignored(ed_world: World) -> None:
     jwk = {**ed_world.agent_key.public_key.to_jwk(), "kid": "agent-local-name"}
     token = resign(ed_world.auth_token(), ed_world.ps_key, claims={"cnf": {"jwk": jwk}})
-    verify_auth_token(token, keys=ed_world.keys, audience=RESOURCE,
-                      signing_key=ed_world.agent_key.public_key, clock=ed_world.clock)
+    verify_auth_token(
+        token,
+        keys=ed_world.keys,
+        audience=RESOURCE,
+        signing_key=ed_world.agent_key.public_key,
+        clock=ed_world.clock,
+    )
 
 
 def test_es256_cnf(ed_world: World) -> None:
     token = ed_world.auth_token(cnf=ed_world.other_key.public_key)
-    auth = verify_auth_token(token, keys=ed_world.keys, audience=RESOURCE,
-                             signing_key=ed_world.other_key.public_key, clock=ed_world.clock)
+    auth = verify_auth_token(
+        token,
+        keys=ed_world.keys,
+        audience=RESOURCE,
+        signing_key=ed_world.other_key.public_key,
+        clock=ed_world.clock,
+    )
     assert auth.cnf.alg == "ES256"
 
 
@@ -418,9 +509,15 @@ def test_es256_cnf(ed_world: World) -> None:
 
 @pytest.mark.parametrize(
     ("claims", "reason"),
-    [({"ps": "https://ps.example/"}, "ps"), ({"ps": "ps.example"}, "ps"), ({"ps": 1}, "ps"),
-     ({"parent_agent": "boss@ap.example"}, "parent_agent"), ({"parent_agent": 3}, "parent_agent"),
-     ({"sub": "Assistant@ap.example"}, "sub"), ({"sub": None}, "sub")],
+    [
+        ({"ps": "https://ps.example/"}, "ps"),
+        ({"ps": "ps.example"}, "ps"),
+        ({"ps": 1}, "ps"),
+        ({"parent_agent": "boss@ap.example"}, "parent_agent"),
+        ({"parent_agent": 3}, "parent_agent"),
+        ({"sub": "Assistant@ap.example"}, "sub"),
+        ({"sub": None}, "sub"),
+    ],
 )
 def test_agent_claims(ed_world: World, claims: dict[str, Any], reason: str) -> None:
     token = resign(ed_world.agent_token(), ed_world.ap_key, claims=claims)
@@ -443,15 +540,17 @@ def test_agent_ignores_unknown_claims(ed_world: World) -> None:
 
 @pytest.mark.parametrize(
     ("change", "reason"),
-    [({"claims": {"aud": "https://other.example"}}, "aud"),
-     ({"claims": {"aud": [RESOURCE]}}, "aud"),
-     ({"drop": ["aud"]}, "aud"),
-     ({"claims": {"scope": "read"}}, "claims"),
-     ({"claims": {"account": "acct"}}, "claims"),
-     ({"drop": ["sub"]}, "sub"),
-     ({"claims": {"sub": ""}}, "sub"),
-     ({"claims": {"mission_s256": "short"}}, "claims"),
-     ({"claims": {"tenant": 5}}, "claims")],
+    [
+        ({"claims": {"aud": "https://other.example"}}, "aud"),
+        ({"claims": {"aud": [RESOURCE]}}, "aud"),
+        ({"drop": ["aud"]}, "aud"),
+        ({"claims": {"scope": "read"}}, "claims"),
+        ({"claims": {"account": "acct"}}, "claims"),
+        ({"drop": ["sub"]}, "sub"),
+        ({"claims": {"sub": ""}}, "sub"),
+        ({"claims": {"mission_s256": "short"}}, "claims"),
+        ({"claims": {"tenant": 5}}, "claims"),
+    ],
 )
 def test_person_claims(ed_world: World, change: dict[str, Any], reason: str) -> None:
     token = resign(ed_world.person_token(), ed_world.ps_key, **change)
@@ -478,21 +577,23 @@ def test_other_tokens_are_not_person_tokens(ed_world: World, kind: str) -> None:
 
 @pytest.mark.parametrize(
     ("change", "reason"),
-    [({"claims": {"aud": "https://other-ps.example"}}, "aud"),
-     ({"claims": {"agent_jkt": "A" * 43}}, "agent_jkt"),
-     ({"drop": ["agent_jkt"]}, "agent_jkt"),
-     ({"claims": {"person_token_jti": "pt-other"}}, "claims"),
-     ({"drop": ["presented_jti", "person_token_jti"]}, "claims"),
-     ({"drop": ["ps"]}, "ps"),
-     ({"claims": {"ps": "https://ps.example:444"}}, "ps"),
-     ({"drop": ["sub"]}, "sub"),
-     ({"claims": {"scope": "read  write"}}, "claims"),
-     ({"claims": {"scope": ["read"]}}, "claims"),
-     ({"claims": {"mission_s256": 42}}, "claims"),
-     ({"claims": {"account": ""}}, "claims"),
-     ({"claims": {"interaction": {"url": "http://x.example/i", "code": "1"}}}, "claims"),
-     ({"claims": {"interaction": {"url": "https://x.example/i"}}}, "claims"),
-     ({"claims": {"interaction": "https://x.example/i"}}, "claims")],
+    [
+        ({"claims": {"aud": "https://other-ps.example"}}, "aud"),
+        ({"claims": {"agent_jkt": "A" * 43}}, "agent_jkt"),
+        ({"drop": ["agent_jkt"]}, "agent_jkt"),
+        ({"claims": {"person_token_jti": "pt-other"}}, "claims"),
+        ({"drop": ["presented_jti", "person_token_jti"]}, "claims"),
+        ({"drop": ["ps"]}, "ps"),
+        ({"claims": {"ps": "https://ps.example:444"}}, "ps"),
+        ({"drop": ["sub"]}, "sub"),
+        ({"claims": {"scope": "read  write"}}, "claims"),
+        ({"claims": {"scope": ["read"]}}, "claims"),
+        ({"claims": {"mission_s256": 42}}, "claims"),
+        ({"claims": {"account": ""}}, "claims"),
+        ({"claims": {"interaction": {"url": "http://x.example/i", "code": "1"}}}, "claims"),
+        ({"claims": {"interaction": {"url": "https://x.example/i"}}}, "claims"),
+        ({"claims": {"interaction": "https://x.example/i"}}, "claims"),
+    ],
 )
 def test_resource_claims(ed_world: World, change: dict[str, Any], reason: str) -> None:
     token = resign(ed_world.resource_token(), ed_world.res_key, **change)
@@ -507,8 +608,12 @@ def test_resource_either_jti_name(ed_world: World, drop: str) -> None:
 
 def test_resource_without_scope(ed_world: World) -> None:
     """Companion specifications may replace scope with another authorization claim."""
-    token = resign(ed_world.resource_token(), ed_world.res_key, drop=["scope"],
-                   claims={"authorization_details": [{"type": "x"}]})
+    token = resign(
+        ed_world.resource_token(),
+        ed_world.res_key,
+        drop=["scope"],
+        claims={"authorization_details": [{"type": "x"}]},
+    )
     rt = TYPES["resource"][4](ed_world, token)
     assert rt.scopes == () and rt.claims["authorization_details"] == [{"type": "x"}]
 
@@ -516,22 +621,34 @@ def test_resource_without_scope(ed_world: World) -> None:
 def test_resource_agent_jkt_of_subagent(ed_world: World) -> None:
     """Parent-mediated: agent_jkt is checked against the sub-agent's key, not the signer's."""
     sub_agent = PrivateKey.generate()
-    token = ed_world.resource_token(person=None, ps=PS, sub=PERSON_SUB, presented_jti="pt-1",
-                                    agent_jkt=sub_agent.thumbprint())
+    token = ed_world.resource_token(
+        person=None, ps=PS, sub=PERSON_SUB, presented_jti="pt-1", agent_jkt=sub_agent.thumbprint()
+    )
     with pytest.raises(TokenError):
-        verify_resource_token(token, keys=ed_world.keys, audience=PS, agent_jkt=ed_world.jkt,
-                              clock=ed_world.clock)
-    verify_resource_token(token, keys=ed_world.keys, audience=PS,
-                          agent_jkt=sub_agent.thumbprint(), clock=ed_world.clock)
+        verify_resource_token(
+            token, keys=ed_world.keys, audience=PS, agent_jkt=ed_world.jkt, clock=ed_world.clock
+        )
+    verify_resource_token(
+        token,
+        keys=ed_world.keys,
+        audience=PS,
+        agent_jkt=sub_agent.thumbprint(),
+        clock=ed_world.clock,
+    )
 
 
 def test_resource_token_to_an_as(ed_world: World) -> None:
     token = ed_world.resource_token(aud=AS)
-    assert verify_resource_token(token, keys=ed_world.keys, audience=AS, agent_jkt=ed_world.jkt,
-                                 clock=ed_world.clock).aud == AS
+    assert (
+        verify_resource_token(
+            token, keys=ed_world.keys, audience=AS, agent_jkt=ed_world.jkt, clock=ed_world.clock
+        ).aud
+        == AS
+    )
     with pytest.raises(TokenError):
-        verify_resource_token(token, keys=ed_world.keys, audience=PS, agent_jkt=ed_world.jkt,
-                              clock=ed_world.clock)
+        verify_resource_token(
+            token, keys=ed_world.keys, audience=PS, agent_jkt=ed_world.jkt, clock=ed_world.clock
+        )
 
 
 # -- auth token ------------------------------------------------------------------------------
@@ -539,15 +656,17 @@ def test_resource_token_to_an_as(ed_world: World) -> None:
 
 @pytest.mark.parametrize(
     ("change", "reason"),
-    [({"claims": {"aud": "https://other.example"}}, "aud"),
-     ({"drop": ["aud"]}, "aud"),
-     ({"drop": ["sub"]}, "sub"),
-     ({"claims": {"sub": 7}}, "sub"),
-     ({"drop": ["ps"]}, "ps"),
-     ({"claims": {"ps": "https://other-ps.example"}}, "ps"),  # PS-issued: ps must be iss
-     ({"claims": {"ps": "http://ps.example"}}, "ps"),
-     ({"claims": {"scope": 5}}, "claims"),
-     ({"claims": {"mission_s256": "x"}}, "claims")],
+    [
+        ({"claims": {"aud": "https://other.example"}}, "aud"),
+        ({"drop": ["aud"]}, "aud"),
+        ({"drop": ["sub"]}, "sub"),
+        ({"claims": {"sub": 7}}, "sub"),
+        ({"drop": ["ps"]}, "ps"),
+        ({"claims": {"ps": "https://other-ps.example"}}, "ps"),  # PS-issued: ps must be iss
+        ({"claims": {"ps": "http://ps.example"}}, "ps"),
+        ({"claims": {"scope": 5}}, "claims"),
+        ({"claims": {"mission_s256": "x"}}, "claims"),
+    ],
 )
 def test_auth_claims(ed_world: World, change: dict[str, Any], reason: str) -> None:
     token = resign(ed_world.auth_token(), ed_world.ps_key, **change)
@@ -563,16 +682,18 @@ def test_as_issued_auth_token_names_another_ps(ed_world: World) -> None:
 def test_auth_token_dwk_must_match_issuer_role(ed_world: World) -> None:
     """An AS key is published under aauth-access.json only: a token claiming the person dwk
     is looked up there and not found."""
-    token = resign(ed_world.auth_token(iss=AS), ed_world.as_key,
-                   claims={"dwk": DWK_PERSON, "ps": AS})
+    token = resign(
+        ed_world.auth_token(iss=AS), ed_world.as_key, claims={"dwk": DWK_PERSON, "ps": AS}
+    )
     assert rejected(ed_world, "auth", token).reason == "unknown_key"
 
 
 def test_forged_auth_token_by_agent(ed_world: World) -> None:
     """An agent signing its own auth token with its own key: unknown to the PS's JWKS."""
     _, claims = peek(ed_world.auth_token())
-    token = forge({"alg": "Ed25519", "typ": "aa-auth+jwt", "kid": "ps-1"}, claims,
-                  ed_world.agent_key)
+    token = forge(
+        {"alg": "Ed25519", "typ": "aa-auth+jwt", "kid": "ps-1"}, claims, ed_world.agent_key
+    )
     assert rejected(ed_world, "auth", token).reason == "signature"
 
 
@@ -614,21 +735,27 @@ def stale_key(world: World, alg: str | None = None) -> PublicKey:
 
 
 async def test_refresh_cures_a_rekeyed_issuer(world: World) -> None:
-    for stale in (stale_key(world), stale_key(world, "ES256" if world.alg == "Ed25519"
-                                              else "Ed25519")):
+    for stale in (
+        stale_key(world),
+        stale_key(world, "ES256" if world.alg == "Ed25519" else "Ed25519"),
+    ):
         keys = RotatingKeys(stale, world.ps_key.public_key)
-        verify_auth_token(world.auth_token(), keys=keys, audience=RESOURCE, signing_key=None,
-                          clock=world.clock)
-        await averify_auth_token(world.auth_token(), keys=keys, audience=RESOURCE,
-                                 signing_key=None, clock=world.clock)
+        verify_auth_token(
+            world.auth_token(), keys=keys, audience=RESOURCE, signing_key=None, clock=world.clock
+        )
+        await averify_auth_token(
+            world.auth_token(), keys=keys, audience=RESOURCE, signing_key=None, clock=world.clock
+        )
         assert keys.refreshes == 2
 
 
 @pytest.mark.parametrize(
     ("fresh", "reason", "signature_error"),
-    [(None, "signature", "invalid_jwt"),  # the once-a-minute floor: nothing refetched
-     ("other", "signature", "invalid_jwt"),  # refreshed, still wrong
-     (UnknownKeyError("kid gone"), "unknown_key", "unknown_key")],  # kid no longer published
+    [
+        (None, "signature", "invalid_jwt"),  # the once-a-minute floor: nothing refetched
+        ("other", "signature", "invalid_jwt"),  # refreshed, still wrong
+        (UnknownKeyError("kid gone"), "unknown_key", "unknown_key"),
+    ],  # kid no longer published
 )
 async def test_refresh_that_does_not_help(
     ed_world: World, fresh: Any, reason: str, signature_error: str
@@ -637,11 +764,13 @@ async def test_refresh_that_does_not_help(
     keys = RotatingKeys(stale_key(ed_world), fresh_key)
     token = ed_world.person_token()
     with pytest.raises(TokenError) as sync:
-        verify_person_token(token, keys=keys, audience=RESOURCE, signing_key=None,
-                            clock=ed_world.clock)
+        verify_person_token(
+            token, keys=keys, audience=RESOURCE, signing_key=None, clock=ed_world.clock
+        )
     with pytest.raises(TokenError) as asynchronous:
-        await averify_person_token(token, keys=keys, audience=RESOURCE, signing_key=None,
-                                   clock=ed_world.clock)
+        await averify_person_token(
+            token, keys=keys, audience=RESOURCE, signing_key=None, clock=ed_world.clock
+        )
     for exc in (sync, asynchronous):
         assert (exc.value.reason, exc.value.signature_error) == (reason, signature_error)
     assert keys.refreshes == 2
@@ -651,8 +780,9 @@ def test_no_refresh_for_claim_failures(ed_world: World) -> None:
     keys = RotatingKeys(ed_world.ps_key.public_key, None)
     token = resign(ed_world.auth_token(), ed_world.ps_key, claims={"aud": "https://x.example"})
     with pytest.raises(TokenError):
-        verify_auth_token(token, keys=keys, audience=RESOURCE, signing_key=None,
-                          clock=ed_world.clock)
+        verify_auth_token(
+            token, keys=keys, audience=RESOURCE, signing_key=None, clock=ed_world.clock
+        )
     assert keys.refreshes == 0
 
 
@@ -666,8 +796,9 @@ def test_hs256_signed_with_the_issuer_public_key(ed_world: World) -> None:
 
     _, claims = peek(ed_world.auth_token())
     secret = json.dumps(ed_world.ps_key.public_key.to_jwk()).encode()
-    signing_input = f"{segment({'alg': 'HS256', 'typ': 'aa-auth+jwt', 'kid': 'ps-1'})}." \
-                    f"{segment(claims)}"
+    signing_input = (
+        f"{segment({'alg': 'HS256', 'typ': 'aa-auth+jwt', 'kid': 'ps-1'})}.{segment(claims)}"
+    )
     mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
     err = rejected(ed_world, "auth", f"{signing_input}.{b64url_encode(mac)}")
     assert (err.reason, err.signature_error) == ("alg", "invalid_jwt")
