@@ -43,16 +43,16 @@ def drive(
     flow: Generator[Any, Any, T],
     execute: Execute,
     outward: Outward | None = None,
-    before: Any = None,
+    before: Callable[[], Any] | None = None,
 ) -> Generator[Any, Any, T]:
     """Run ``flow``, executing its effects with ``execute``; yields what ``outward`` picks
-    out of an effect and sends back the answer. Returns the flow's value. ``before`` is an
-    effect executed first (its error is not the flow's: it propagates)."""
+    out of an effect and sends back the answer. Returns the flow's value. ``before`` is
+    called first (its error is not the flow's: it propagates)."""
     value: Any = None
     error: BaseException | None = None
     try:
         if before is not None:
-            execute(before)
+            before()
         while True:
             try:
                 effect = flow.send(value) if error is None else flow.throw(error)
@@ -83,14 +83,14 @@ async def adrive(
     execute: AsyncExecute,
     outward: Outward | None = None,
     result: Result | None = None,
-    before: Any = None,
+    before: Callable[[], Awaitable[Any]] | None = None,
 ) -> AsyncGenerator[Any, Any]:
     """:func:`drive` for async code; the flow's value is stored in ``result``."""
     value: Any = None
     error: BaseException | None = None
     try:
         if before is not None:
-            await execute(before)
+            await before()
         while True:
             try:
                 effect = flow.send(value) if error is None else flow.throw(error)

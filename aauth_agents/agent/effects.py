@@ -208,8 +208,9 @@ def drive_sync(
     """Run ``flow``; yields each request to send and receives its response (httpx's
     ``sync_auth_flow`` shape). Returns the flow's value. ``read`` is a request whose body
     is read first (the one the flow was made for)."""
-    before = Read(read) if read is not None else None
-    return drive(flow, partial(_sync_step, runtime), _request_of, before)
+    return drive(
+        flow, partial(_sync_step, runtime), _request_of, read.read if read is not None else None
+    )
 
 
 def drive_async(
@@ -220,7 +221,7 @@ def drive_async(
 ) -> AsyncGenerator[httpx.Request, httpx.Response]:
     """:func:`drive_sync` for async code (httpx's ``async_auth_flow`` shape). An async
     generator cannot return a value: it is stored in ``result``."""
-    before = Read(read) if read is not None else None
+    before = read.aread if read is not None else None
     return adrive(flow, partial(_async_step, runtime), _request_of, result, before)
 
 
