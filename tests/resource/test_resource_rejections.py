@@ -17,10 +17,9 @@ from support.resource import (
     PS,
     RESOURCE,
     World,
-    forge,
-    resign,
     send_signed,
 )
+from support.tokens import forge, resign, segment
 
 from aauth_agents.httpsig import SignatureKey
 from aauth_agents.keys import PrivateKey
@@ -156,7 +155,6 @@ async def test_v5_tampered_token(setup: tuple[World, Any, str]) -> None:
     header, _payload, signature = world.agent_token().split(".")
     claims = peek(world.agent_token())[1]
     claims["sub"] = "aauth:mallory@ap.example"
-    from support.resource import segment
 
     tampered = f"{header}.{segment(claims)}.{signature}"
     refused(
@@ -382,7 +380,6 @@ async def test_a2_tampered_scope(setup: tuple[World, Any, str]) -> None:
     header, _, signature = world.auth_token().split(".")
     claims = peek(world.auth_token())[1]
     claims["scope"] = "data.read data.write"
-    from support.resource import segment
 
     refused(
         world,

@@ -271,34 +271,6 @@ def default_policy() -> RoutePolicy:
     )
 
 
-def segment(value: Any) -> str:
-    return b64url_encode(json.dumps(value, separators=(",", ":")).encode())
-
-
-def forge(header: dict[str, Any], claims: dict[str, Any], key: PrivateKey) -> str:
-    """A compact JWS over any header and claims, signed with ``key``."""
-    signing_input = f"{segment(header)}.{segment(claims)}"
-    return f"{signing_input}.{b64url_encode(key.sign(signing_input.encode()))}"
-
-
-def resign(
-    token: str,
-    key: PrivateKey,
-    *,
-    header: dict[str, Any] | None = None,
-    claims: dict[str, Any] | None = None,
-    drop: Iterable[str] = (),
-) -> str:
-    from aauth_agents.tokens import peek
-
-    h, c = peek(token)
-    h.update(header or {})
-    c.update(claims or {})
-    for name in drop:
-        c.pop(name, None)
-    return forge(h, c, key)
-
-
 async def send_signed(
     world: World,
     app: Any,
