@@ -8,6 +8,7 @@ error, 3 an AAuth error (its code is printed), 4 a network error.
 from __future__ import annotations
 
 import argparse
+import logging
 import re
 import sys
 from collections.abc import Callable, Mapping
@@ -198,6 +199,16 @@ def event_printer(err: IO[str]) -> Callable[[Any], None]:
         print(f"* {text}", file=err, flush=True)
 
     return show
+
+
+def log_to(err: IO[str], level: int = logging.INFO) -> None:
+    """Log to ``err``: aauth_agents at ``level``, everything else from WARNING."""
+    logging.basicConfig(
+        level=logging.WARNING,
+        stream=err,
+        format="aauth-agents: %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("aauth_agents").setLevel(level)
 
 
 def fail(err: IO[str], message: str) -> None:

@@ -19,6 +19,7 @@ from .common import (
     event_printer,
     fail,
     guarded,
+    log_to,
     positive,
     store,
 )
@@ -99,12 +100,7 @@ def mcp_proxy(args: argparse.Namespace, env: Mapping[str, str], err: IO[str]) ->
     if url.scheme not in ("http", "https") or not url.host:
         raise Failure(EXIT_USAGE, f"not an http(s) URL: {args.url}")
     messages = _claim_stdout()
-    logging.basicConfig(
-        level=logging.WARNING,
-        stream=err,
-        format="aauth-agents: %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("aauth_agents").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    log_to(err, logging.DEBUG if args.verbose else logging.INFO)
     from ..integrations.mcp_proxy import proxy_for_agent
 
     identity = None

@@ -17,6 +17,7 @@ from .common import (
     add_map_option,
     guarded,
     issuer_type,
+    log_to,
     port_type,
 )
 
@@ -165,26 +166,24 @@ def _resource_key(path: str | None, err: IO[str]) -> Any:
     return key
 
 
-def _serve_resource(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
-    import logging
-
-    # Before FastMCP is imported: its logging.basicConfig() then changes nothing.
-    logging.basicConfig(
-        level=logging.WARNING,
-        stream=err,
-        format="aauth-agents: %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("aauth_agents").setLevel(logging.INFO)
-    from ..servers.demo_resource import demo_resource, mapped_discovery
-
+def _mapped(args: argparse.Namespace, err: IO[str], reached: str = "") -> dict[str, str]:
+    """The ``--map`` options, each announced on ``err``: a development setting."""
     maps = dict(args.maps)
     for origin, destination in maps.items():
         print(
-            f"aauth-agents: WARNING --map: {origin} is reached at {destination}, for its "
-            "metadata and JWKS only; loopback is admitted for it (development)",
+            f"aauth-agents: WARNING --map: {origin} is reached at {destination}{reached}; "
+            "loopback is admitted for it (development)",
             file=err,
             flush=True,
         )
+    return maps
+
+
+def _serve_resource(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    log_to(err)  # before FastMCP is imported: its logging.basicConfig() then changes nothing
+    from ..servers.demo_resource import demo_resource, mapped_discovery
+
+    maps = _mapped(args, err, ", for its metadata and JWKS only")
     key = _resource_key(args.key_file, err)
     app = demo_resource(args.issuer, issuer_keys=mapped_discovery(maps), signing_key=key)
     return serve_app(
@@ -255,22 +254,8 @@ def serve_app(
 
 
 def _serve_setup(args: argparse.Namespace, err: IO[str]) -> dict[str, str]:
-    import logging
-
-    logging.basicConfig(
-        level=logging.WARNING,
-        stream=err,
-        format="aauth-agents: %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("aauth_agents").setLevel(logging.INFO)
-    maps = dict(args.maps)
-    for origin, destination in maps.items():
-        print(
-            f"aauth-agents: WARNING --map: {origin} is reached at {destination}; loopback "
-            "is admitted for it (development)",
-            file=err,
-            flush=True,
-        )
+    log_to(err)
+    maps = _mapped(args, err)
     if args.data is None:
         print(
             "aauth-agents: no --data: keys and state are kept in memory for this run",
