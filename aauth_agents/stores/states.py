@@ -12,7 +12,8 @@ person server test states with the constants and the sets (:data:`OPEN`, ...) be
     PENDING ──ARRIVE──▶ INTERACTING          (the person reached the interaction page)
     PENDING / INTERACTING ──APPROVE──▶ APPROVED ──CLAIM──▶ EXECUTING ──DELIVER──▶ COMPLETED
     PENDING / INTERACTING ──DENY──▶ DENIED ──DELIVER──▶ COMPLETED
-    PENDING / INTERACTING / EXECUTING ──CLAIM──▶ EXECUTING ──APPROVE──▶ APPROVED (PS)
+    PENDING / INTERACTING ──CLAIM──▶ EXECUTING ──APPROVE──▶ APPROVED  (the PS applying a decision)
+    PENDING ──CLAIM──▶ EXECUTING ──DELIVER──▶ COMPLETED  (a held call an auth token completes)
     any live state ──FAIL──▶ FAILED ──DELIVER──▶ COMPLETED
     any state but COMPLETED ──WITHDRAW──▶ COMPLETED   (§Cancel Request)
 
