@@ -142,15 +142,12 @@ class PendingRecords:
             "agent": caller.agent,
             **(extra or {}),
         }
-        lifetime = self.config.pending_lifetime
-        record = PendingRecord(
-            id=record_id,
-            kind=kind.name,
-            state=PENDING,
-            agent_jkt=caller.thumbprint,
-            created_at=now,
-            expires_at=now + lifetime,
-            purge_at=now + lifetime + 3600,
+        record = PendingRecord.open(
+            record_id,
+            kind.name,
+            caller.thumbprint,
+            now,
+            self.config.pending_lifetime,
             interaction_id=interaction_id,
             code=code,
             data=data,

@@ -31,6 +31,10 @@ from typing import Any, Protocol, runtime_checkable
 
 from ..httpsig.verify import ReplayKey
 from ..protocol.encoding import loads_json_object
+from .states import PENDING
+
+#: Seconds a store keeps a record after its pending phase ended.
+_PURGE_AFTER = 3600.0
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,24 @@ class PendingRecord:
     data: Mapping[str, Any] = field(default_factory=dict)
     version: int = 0
     owner: str | None = None
+
+    @classmethod
+    def open(
+        cls, id: str, kind: str, agent_jkt: str, now: float, lifetime: float, **fields: Any
+    ) -> PendingRecord:
+        """A new record, ``pending`` for ``lifetime`` seconds from ``now``; a store may forget
+        it an hour after that (a completed deferred delivery moves ``purge_at`` later)."""
+        expires_at = now + lifetime
+        return cls(
+            id=id,
+            kind=kind,
+            state=PENDING,
+            agent_jkt=agent_jkt,
+            created_at=now,
+            expires_at=expires_at,
+            purge_at=expires_at + _PURGE_AFTER,
+            **fields,
+        )
 
     def evolve(self, **changes: Any) -> PendingRecord:
         """A copy with ``changes`` applied (``version`` is the store's business). The state

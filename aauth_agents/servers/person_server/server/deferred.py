@@ -65,14 +65,12 @@ class Deferred(Outcomes):
             evolved = req
             if requirement == INTERACTION:
                 interaction_id, code, evolved = self._interaction(req)
-            record = PendingRecord(
-                id=secrets.token_urlsafe(24),
-                kind=req.kind,
-                state=PENDING,
-                agent_jkt=ctx.jkt,
-                created_at=now,
-                expires_at=now + life,
-                purge_at=now + life + 3600,
+            record = PendingRecord.open(
+                secrets.token_urlsafe(24),
+                req.kind,
+                ctx.jkt,
+                now,
+                life,
                 interaction_id=interaction_id,
                 code=code,
                 data=evolved.to_json(),
