@@ -238,14 +238,18 @@ async def test_mission_approval_then_dashboard_terminate_and_revoke(
     missions = page.locator("#missions")
     assert "Plan a trip" in await missions.inner_text()
     await page.click("#missions summary")
-    assert "approved" in await missions.inner_text()
-    await page.click("#missions button:has-text('Terminate')")
+    assert "You approved the mission." in await missions.inner_text()
+    # Ending the mission asks first.
+    await page.click("#missions button:has-text('End mission')")
+    await page.locator("#confirm").wait_for(timeout=TIMEOUT)
+    await page.click("#do-it")
     await page.locator("#missions").wait_for(timeout=TIMEOUT)
-    assert "terminated (revoked)" in await page.locator("#missions").inner_text()
+    assert "Ended: you ended it" in await page.locator("#missions").inner_text()
     ended = await world.ps.mission(s256)
     assert ended is not None and ended.state == "terminated"
-    # Revoke the agent: its binding is gone.
-    await page.click("#agents button:has-text('Revoke')")
+    # Disconnect the agent (after a confirmation): its binding is gone.
+    await page.click("#agents button:has-text('Disconnect')")
+    await page.click("#do-it")
     await page.locator("#no-agents").wait_for(timeout=TIMEOUT)
     assert await world.ps.run(world.ps.state.bindings_for, "alice") == []
 

@@ -51,7 +51,8 @@ async def test_dashboard_lists_what_waits_and_review_approves(ui_world: World) -
         item = page.text[page.text.index(f'data-pending="{pending_id}"') :]
         item = item[: item.index("</li>")]
         assert agent.agent_id in item and "Example Data" in item and RES in item
-        assert "needs interaction" in item and "2024-10-29 16:00 UTC" in item
+        assert "wants to sign in as you at" in item
+        assert '<time datetime="2024-10-29T16:00:00Z">29 Oct 2024, 16:00 UTC</time>' in item
         assert f'href="/consent/{pending_id}"' in item
         docs_item = page.text[page.text.index(f'data-pending="{ids[1]}"') :]
         assert '<code class="scope">docs.read</code>' in docs_item[: docs_item.index("</li>")]

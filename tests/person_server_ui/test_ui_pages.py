@@ -63,7 +63,7 @@ async def test_page_errors_render_in_a_bare_person_server_app(bare_app_world: Wo
         no_code = await browser.get("/interact/some-id")
         assert no_code.status_code == 400
         assert 'id="error-code">invalid_code<' in no_code.text
-        assert "<title>Invalid code</title>" in no_code.text
+        assert "<title>Invalid code · aauth-agents Person Server</title>" in no_code.text
         assert_page_headers(no_code)
         unknown = await browser.get("/consent/no-such-request")
         assert unknown.status_code == 404 and 'id="error-code">not_found<' in unknown.text
@@ -126,10 +126,17 @@ async def test_links_and_forms_follow_the_routes_at_a_moved_interact_path() -> N
         assert requirement.url is not None and requirement.url.startswith(f"{PS}/aauth/consent/")
         async with client(app) as browser:
             dashboard = await signed_in(browser)
-            [review] = re.findall(r'class="review" href="([^"]+)"', dashboard.text)
+            [review] = re.findall(r'class="review[^"]*" href="([^"]+)"', dashboard.text)
             consent = await browser.get(review)
             assert consent.status_code == 200 and 'id="approve"' in consent.text
-            targets = set(_targets(dashboard) + _targets(consent))
+            assert 'method="get" action="/dashboard/revoke"' in dashboard.text
+            [binding] = await world.ps.run(world.ps.state.bindings_for, "alice")
+            confirm = await browser.get(
+                "/dashboard/revoke",
+                params={"agent_iss": binding.agent_iss, "agent_id": binding.agent_id},
+            )
+            assert confirm.status_code == 200
+            targets = set(_targets(dashboard) + _targets(consent) + _targets(confirm))
             assert ("POST", review) in targets and ("GET", "/ui.css") in targets
             assert ("POST", "/dashboard/unbind") in targets and len(targets) >= 6
             for method, path in sorted(targets):
@@ -202,9 +209,13 @@ async def test_a_question_from_the_agent_is_answered_on_the_consent_page(ui_worl
         )
         consent = opened.headers["location"]
         page = await signed_in(browser, consent)
-        assert '<b id="kind">question</b>' in page.text
-        assert "<tr><th>question</th><td><p>Refundable <em>fare</em>?</p>\n</td></tr>" in page.text
-        assert '<textarea name="answer" rows="3" maxlength="2000"></textarea>' in page.text
+        assert "Example Agents</span> has a question for you</h1>" in page.text
+        assert (
+            '<tr><th scope="row">Question</th><td><p>Refundable <em>fare</em>?</p>\n</td></tr>'
+            in page.text
+        )
+        assert '<textarea id="answer" name="answer" rows="3" maxlength="2000">' in page.text
+        assert ">Send answer</button>" in page.text
         answered = await browser.post(
             consent,
             data={"csrf": csrf(page), "action": "approve", "answer": "Yes, refundable."},

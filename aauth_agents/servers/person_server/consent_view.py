@@ -136,6 +136,12 @@ def kind_label(kind: str) -> str:
     return kind.replace("_", " ")
 
 
+def agent_name(provider_name: str | None, agent_id: str) -> str:
+    """What the person calls an agent: its provider's ``name`` (§Agent Provider Metadata),
+    else its identifier."""
+    return provider_name or agent_id
+
+
 @dataclass(frozen=True)
 class Parameter:
     """One parameter of an R3 per-call proposal as shown: a digest by its ``excerpt`` and
@@ -163,14 +169,17 @@ def consent_context(view: InteractionView, provider_description: str | None) -> 
     """The context of ``consent.html`` for ``view``; ``provider_description`` is the agent
     provider's (untrusted Markdown) description, if any."""
     kind = consent_kind(view.kind)
+    page = view.consent
+    assert page is not None, "build_view describes every request"
     details = (
-        [(k, str(v)) for k, v in view.details.items() if k in DETAIL_MEMBERS]
+        [(f.label, str(f.value)) for f in page.fields if f.name in DETAIL_MEMBERS]
         if kind.shows_details
         else []
     )
     return {
         "view": view,
         "kind": kind,
+        "consent": page,
         "label": kind_label(view.kind),
         "choose_scopes": kind.offers_scopes(view),
         "offer_scopes": kind.offers_scopes(view) and bool(view.scopes),
@@ -186,6 +195,7 @@ __all__ = [
     "MAX_QUESTION",
     "ConsentKind",
     "Parameter",
+    "agent_name",
     "consent_context",
     "consent_kind",
     "kind_label",

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from ...protocol.scopes import IDENTITY_SCOPES
 from ...stores import PendingRecord, public_state
 from .config import PersonServerConfig
-from .kinds import ConsentPage, kind_of
+from .kinds import ConsentPage, Terms, kind_of
 from .pending import PendingRequest
 from .policy import ResourceInfo
 from .state import Mission
@@ -161,6 +161,11 @@ class ViewHost(Protocol):
     async def can_clarify(self, req: PendingRequest) -> bool: ...
 
 
+def terms_of(config: PersonServerConfig) -> Terms:
+    """How long what a person approves lasts at this server."""
+    return Terms(config.person_token_lifetime, config.auth_token_lifetime, config.mission_lifetime)
+
+
 def _scope_views(req: PendingRequest) -> tuple[ScopeView, ...]:
     """The requested scopes with the resource's descriptions (§Scopes)."""
     descriptions = req.resource.scope_descriptions if req.resource else {}
@@ -249,7 +254,7 @@ async def build_view(host: ViewHost, record: PendingRecord, req: PendingRequest)
         error=req.error,
         resource_interaction=_resource_interaction(req),
         r3=R3View.from_request(r3) if isinstance(r3, Mapping) else None,
-        consent=kind_of(req.kind).describe(req),
+        consent=kind_of(req.kind).describe(req, terms_of(host.config)),
     )
 
 
@@ -261,4 +266,5 @@ __all__ = [
     "ScopeView",
     "ViewHost",
     "build_view",
+    "terms_of",
 ]

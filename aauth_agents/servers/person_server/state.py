@@ -51,6 +51,20 @@ class Binding:
 
 
 @dataclass(frozen=True)
+class Consent:
+    """A decision the person made and the PS remembers: this agent may have ``scopes`` of
+    ``kind`` at ``resource`` (within ``mission_s256``, or outside any mission)."""
+
+    agent_iss: str
+    agent_id: str
+    resource: str
+    kind: str
+    mission_s256: str | None
+    scopes: tuple[str, ...]
+    created_at: float
+
+
+@dataclass(frozen=True)
 class IssuedPersonToken:
     """The retained record of a person token (§Person Token Endpoint): enough to answer
     §Resource Token Verification step 6. ``agent_id`` is the agent whose key ``cnf`` binds
@@ -328,6 +342,18 @@ class PSState:
             (account, agent_iss, agent_id, resource, kind, mission_s256 or "", scope, now),
         )
 
+    def consents_for(self, account: str) -> list[Consent]:
+        """Every decision ``account`` made that the PS remembers, oldest first."""
+        rows = self.db.fetchall(
+            "SELECT agent_iss, agent_id, resource, kind, mission_s256, scope, created_at "
+            "FROM ps_consents WHERE account = ? ORDER BY created_at",
+            (account,),
+        )
+        return [
+            Consent(iss, sub, res, kind, mission or None, tuple(sorted(_scope_set(scope))), at)
+            for iss, sub, res, kind, mission, scope, at in rows
+        ]
+
     # -- person tokens -------------------------------------------------------------------------
 
     def record_person_token(self, record: IssuedPersonToken, retain_until: float) -> None:
@@ -565,6 +591,7 @@ __all__ = [
     "TERMINATED",
     "Binding",
     "BindingConflictError",
+    "Consent",
     "IssuedAuthToken",
     "IssuedPersonToken",
     "Mission",

@@ -1,7 +1,11 @@
 """The person's side of the person server, in a browser: interaction page, sign-in, consent,
 clarification chat, callback redirect and dashboard (§User Interaction).
 
-Plain HTML forms and one small stylesheet; no JavaScript at all. The pages are Jinja2
+Plain HTML forms and one small stylesheet (one column, usable from 360 px wide, visible
+keyboard focus, a skip link); no JavaScript at all. Every page names the server
+(``config.name``) and speaks the person's language: what an agent wants, what approving
+allows and for how long (the request kind's :meth:`~.kinds.RequestKind.wants` and
+:meth:`~.kinds.RequestKind.allows`). The pages are Jinja2
 templates (``templates/``), autoescaped, rendered by :mod:`.ui_pages`, which also sets the
 headers every page carries: a strict Content-Security-Policy (``default-src 'none';
 style-src 'self'; img-src https:; form-action 'self'``, plus the agent's callback origin on a
@@ -52,10 +56,14 @@ Routes (:func:`ui_routes`):
 * ``GET /interact/callback/{pending_id}/{nonce}`` -- return from a resource's own interaction
   (§Resource-Initiated Interaction).
 * ``GET/POST /signin``, ``POST /signout`` -- password sign-in against ``ps.accounts`` (scrypt).
-* ``GET /dashboard`` -- "Waiting for you": the open requests of the person's agents (agent,
-  resource, scope, requirement, since when), each with a Review link to its consent page;
-  connected agents (revoke: unbind, which revokes their auth tokens), missions with their
-  logs (terminate); ``POST /dashboard/unbind``, ``POST /dashboard/terminate``.
+* ``GET /dashboard`` -- "Waiting for you": the open requests of the person's agents, each
+  in words ("<agent> wants access to <site>") with a Review link to its consent page; the
+  person's agents with what each may do at which site and until when; missions with a
+  readable log. Disconnecting an agent (``GET /dashboard/revoke``) or ending a mission
+  (``GET /dashboard/end``) shows a confirmation page first; only its form's ``POST
+  /dashboard/unbind`` / ``POST /dashboard/terminate`` changes anything (:mod:`.ui_dashboard`,
+  words from :mod:`.dashboard_view`).
+* ``GET /`` -- what this server is (its ``name`` and identifier) and where to go.
 * ``GET /ui.css``.
 
 Sessions are opaque random ids (cookie ``aauth_ps_session``: HttpOnly, SameSite=Lax, Path=/,
@@ -72,8 +80,6 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any
 
 from starlette.applications import Starlette
@@ -89,40 +95,20 @@ from ...stores.states import APPROVED, COMPLETED, DENIED, OPEN
 from ...tokens import DWK_AGENT
 from . import csrf
 from .config import PersonServerConfig
-from .consent_view import MAX_QUESTION, consent_context, consent_kind, kind_label
+from .consent_view import MAX_QUESTION, agent_name, consent_context, consent_kind
 from .interactions import (
     InteractionError,
     InteractionView,
     callback_redirect,
     code_interaction_id,
 )
-from .pending import PendingRequest
-from .policy import ResourceInfo
 from .server import PersonServer
+from .ui_dashboard import SITE_NAME, DashboardPages
 from .ui_pages import PageError, Pages, secure, url_path
 from .ui_sessions import Session, UISessions
 
 COOKIE = "aauth_ps_session"
-#: The most requests the dashboard lists under "Waiting for you".
-WAITING_LIMIT = 100
-#: The member of a mission log entry the dashboard shows (the first that is text).
-LOG_TEXT = ("description", "summary", "question", "clarification", "answer", "reason", "action")
-
 Form = Mapping[str, str]
-
-
-@dataclass(frozen=True)
-class Waiting:
-    """One open request on the dashboard."""
-
-    id: str
-    agent_id: str
-    label: str
-    resource: ResourceInfo | None
-    scopes: str
-    summary: str | None
-    requirement: str
-    created: datetime
 
 
 class PersonServerUI:
@@ -144,8 +130,14 @@ class PersonServerUI:
         self.code_failures = code_failures
         self.code_window = code_window
         self.sessions = UISessions(ps.db)
-        self.pages = Pages(csrf_field=csrf.hidden_field)
+        self.pages = Pages(
+            csrf_field=csrf.hidden_field,
+            agent_name=agent_name,
+            site_name=ps.config.name or SITE_NAME,
+            server_id=ps.issuer,
+        )
         self._failures: dict[str, list[float]] = {}
+        self.dashboard = DashboardPages(self)
 
     # -- sessions ------------------------------------------------------------------------------
 
@@ -541,57 +533,6 @@ class PersonServerUI:
             )
         await self.ps.interactions.ask(view.id, question)
 
-    # -- dashboard -------------------------------------------------------------------------------
-
-    def _signin_first(self, request: Request) -> Response:
-        dashboard = url_path(request, "dashboard")
-        return self._redirect(f"{url_path(request, 'signin_form')}?next={dashboard}", request)
-
-    async def dashboard(self, request: Request) -> Response:
-        session = await self.session(request)
-        if session is None or session.account is None:
-            return self._signin_first(request)
-        ps = self.ps
-        account = session.account
-        records = await ps.run(ps.pending.open_for_owner, account, self._now(), WAITING_LIMIT)
-        bindings = await ps.run(ps.state.bindings_for, account)
-        missions = []
-        for mission in await ps.missions_for(account):
-            log = await ps.mission_log(mission.s256)
-            missions.append((mission, [(e.seq, e.kind, _log_text(e.data)) for e in log]))
-        return self.pages.page(
-            request,
-            "dashboard.html",
-            title="Your agents",
-            session=session,
-            waiting=[_waiting(r.id, r.data, r.created_at) for r in records],
-            bindings=bindings,
-            missions=missions,
-        )
-
-    async def unbind(self, request: Request) -> Response:
-        session, form = await csrf.checked_post(request, self.session)
-        if session.account is None:
-            return self._signin_first(request)
-        ps = self.ps
-        binding = await ps.run(
-            ps.state.binding, form.get("agent_iss", ""), form.get("agent_id", "")
-        )
-        if binding is None or binding.account != session.account:
-            raise PageError(404, "Not found", "No such agent.", code="not_found", session=session)
-        await ps.unbind_agent(binding.agent_id, issuer=binding.agent_iss)
-        return self._redirect(url_path(request, "dashboard"), request)
-
-    async def terminate(self, request: Request) -> Response:
-        session, form = await csrf.checked_post(request, self.session)
-        if session.account is None:
-            return self._signin_first(request)
-        mission = await self.ps.mission(form.get("s256", ""))
-        if mission is None or mission.account != session.account:
-            raise PageError(404, "Not found", "No such mission.", code="not_found", session=session)
-        await self.ps.terminate_mission(mission.s256, "revoked")
-        return self._redirect(url_path(request, "dashboard"), request)
-
     async def css(self, request: Request) -> Response:
         response = secure(Response(self.pages.css, media_type="text/css"))
         response.headers["Cache-Control"] = "public, max-age=3600"
@@ -615,6 +556,7 @@ class PersonServerUI:
         link = interact if self.ps.config.code_only_interaction else interact + "/{interaction_id}"
         back = interact + "/callback/{pending_id}/{nonce}"
         return [
+            route("/", self.dashboard.home, "GET", "home"),
             route(back, self.resource_return, "GET", "resource_return"),
             route(link, self.interact, "GET", "interact"),
             route("/consent/{pending_id}", self.consent_page, "GET", "consent"),
@@ -622,9 +564,11 @@ class PersonServerUI:
             route("/signin", self.signin_page, "GET", "signin_form"),
             route("/signin", self.signin, "POST", "signin"),
             route("/signout", self.signout, "POST", "signout"),
-            route("/dashboard", self.dashboard, "GET", "dashboard"),
-            route("/dashboard/unbind", self.unbind, "POST", "unbind"),
-            route("/dashboard/terminate", self.terminate, "POST", "terminate"),
+            route("/dashboard", self.dashboard.dashboard, "GET", "dashboard"),
+            route("/dashboard/revoke", self.dashboard.revoke_page, "GET", "revoke_confirm"),
+            route("/dashboard/end", self.dashboard.end_page, "GET", "end_confirm"),
+            route("/dashboard/unbind", self.dashboard.unbind, "POST", "unbind"),
+            route("/dashboard/terminate", self.dashboard.terminate, "POST", "terminate"),
             route("/ui.css", self.css, "GET", "ui_css"),
         ]
 
@@ -638,32 +582,6 @@ def _code_refused(exc: InteractionError) -> PageError:
     # (and the retry would see the code already spent).
     status = 410 if exc.code in ("expired", "invalid_code") else exc.status
     return PageError(status, "Cannot continue", text, code=exc.code)
-
-
-def _waiting(pending_id: str, data: Mapping[str, Any], created_at: float) -> Waiting:
-    """A request waiting for the person (§Deferred Responses), for the dashboard."""
-    req = PendingRequest.from_json(data)
-    r3 = req.request.get("r3")
-    summary = (r3.get("display") or {}).get("summary") if isinstance(r3, Mapping) else None
-    return Waiting(
-        id=pending_id,
-        agent_id=req.agent_id,
-        label=kind_label(req.kind),
-        resource=req.resource,
-        scopes=" ".join(str(s) for s in req.request.get("scopes", ())),
-        # What the resource says this call does (R3).
-        summary=summary if isinstance(summary, str) else None,
-        requirement=req.requirement,
-        created=datetime.fromtimestamp(created_at, timezone.utc),
-    )
-
-
-def _log_text(data: Mapping[str, Any]) -> str:
-    for key in LOG_TEXT:
-        value = data.get(key)
-        if isinstance(value, str):
-            return value
-    return ""
 
 
 def ui_routes(ps: PersonServer, **options: Any) -> list[BaseRoute]:

@@ -3,10 +3,11 @@
 Pages are Jinja2 templates (``templates/``, package data) rendered through Starlette's
 :class:`~starlette.templating.Jinja2Templates` with autoescape on: every value is escaped
 unless it is :class:`~markupsafe.Markup` -- which only the ``markdown`` filter
-(:func:`~aauth_agents.servers.markdown.render_markdown`, sanitized) and ``csrf_field``
-produce. ``None`` renders as nothing. ``url_for(name, **params)`` in a template gives the
-*path* of a named route (links stay on whatever origin the browser used), so the configured
-paths hold in every link and form.
+(:func:`~aauth_agents.servers.markdown.render_markdown`, sanitized), the ``when`` filter (a
+time as ``<time>``, its text escaped) and ``csrf_field`` produce. ``None`` renders as
+nothing. ``url_for(name, **params)`` in a template gives the *path* of a named route (links
+stay on whatever origin the browser used), so the configured paths hold in every link and
+form.
 
 Templates are written one element a line; :class:`OneLine` drops every line break and the
 indentation after it when a template is loaded, so pages go out as one line, as before. Text
@@ -39,6 +40,7 @@ from starlette.templating import Jinja2Templates
 
 from ...protocol.errors import ProtocolError
 from ..markdown import render_markdown
+from .formats import iso8601, readable_time
 
 if TYPE_CHECKING:
     from .ui_sessions import Session
@@ -105,6 +107,13 @@ def _markdown(text: str | None) -> Markup:
     return Markup(render_markdown(text))  # noqa: S704 -- sanitized by render_markdown
 
 
+def _when(moment: float | None) -> Markup:
+    """A time as ``<time datetime=RFC 3339>7 Dec 2026, 15:04 UTC</time>``."""
+    if moment is None:
+        return Markup("")
+    return Markup('<time datetime="{}">{}</time>').format(iso8601(moment), readable_time(moment))
+
+
 def _finalize(value: Any) -> Any:
     return "" if value is None else value
 
@@ -139,6 +148,7 @@ class Pages:
         )
         env.globals.update(globals, url_for=_url_for)
         env.filters["markdown"] = _markdown
+        env.filters["when"] = _when
         self.templates = Jinja2Templates(env=env)
         self.css = (
             files(__package__ or __name__)

@@ -28,7 +28,17 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from ....protocol.errors import ProtocolError
-from .base import EDITS, MISSION_EDITS, ConsentField, ConsentPage, Edits, RequestKind
+from .base import (
+    EDITS,
+    MISSION_EDITS,
+    ConsentField,
+    ConsentPage,
+    Edits,
+    RequestKind,
+    Terms,
+    Wants,
+    duration_words,
+)
 from .governance import PermissionKind, QuestionKind, RelayKind
 from .missions import MissionCompletionKind, MissionKind, MissionUpdateKind
 from .tokens import AuthTokenKind, PersonTokenKind
@@ -76,5 +86,8 @@ __all__ = [
     "QuestionKind",
     "RelayKind",
     "RequestKind",
+    "Terms",
+    "Wants",
+    "duration_words",
     "kind_of",
 ]

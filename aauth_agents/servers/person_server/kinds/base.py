@@ -12,7 +12,9 @@ request, registered with the server (:data:`~.KINDS`), each knowing
   :meth:`RequestKind.overrides` (§Mission Creation: the approved mission MAY differ from the
   proposal; §PS Token Endpoint: the scope is never broader than requested);
 * how it is shown on the consent page -- :meth:`RequestKind.describe` returns a
-  :class:`ConsentPage` (§User Interaction).
+  :class:`ConsentPage` (§User Interaction): in plain words, what the agent wants
+  (:meth:`RequestKind.wants`) and what approving allows, for how long
+  (:meth:`RequestKind.allows`, with the server's :class:`Terms`).
 
 Dispatch is a lookup in the registry, never a test of the kind's name. The server is
 passed to each method as ``ps``: what a kind may use of it is the server up to its issuance
@@ -56,6 +58,44 @@ class Edits:
 
 
 @dataclass(frozen=True)
+class Terms:
+    """How long what the person approves lasts, in seconds (the server's configuration):
+    each person token, each auth token, and a mission (``None``: until it ends)."""
+
+    person_token: int = 3600
+    auth_token: int = 3600
+    mission: int | None = None
+
+
+@dataclass(frozen=True)
+class Wants:
+    """What an agent asks, in words for the person: "<agent> ``verb`` ``target``" --
+    ``target`` (a resource's name, an action) is untrusted text, escaped when shown."""
+
+    verb: str
+    target: str | None = None
+
+
+def duration_words(seconds: float) -> str:
+    """``seconds`` as a person says it: "1 hour", "10 minutes", "2 days"."""
+    for size, unit in ((86400, "day"), (3600, "hour"), (60, "minute")):
+        if seconds >= size:
+            count = round(seconds / size)
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    count = max(1, round(seconds))
+    return f"{count} second{'' if count == 1 else 's'}"
+
+
+def resource_name(req: PendingRequest) -> str:
+    """The name of the resource a request is about: its metadata's ``name``, else its
+    identifier."""
+    info = req.resource
+    if info is not None and info.name:
+        return info.name
+    return str(req.request.get("resource") or (info.identifier if info else "") or "a resource")
+
+
+@dataclass(frozen=True)
 class ConsentField:
     """One member of the request as the consent page shows it. ``markdown``: untrusted
     Markdown from the agent or the resource, to sanitize before rendering (§Untrusted Input).
@@ -85,6 +125,13 @@ class ConsentPage:
     choose_scopes: bool = False
     asks_answer: bool = False
     lists_details: bool = True
+    #: What the agent wants, in plain words.
+    wants: Wants = Wants("asks you to decide")
+    #: What approving allows and for how long, one plain sentence a line.
+    allows: tuple[str, ...] = ()
+    #: The labels of the two buttons.
+    approve_label: str = "Approve"
+    deny_label: str = "Deny"
 
 
 class MissionLog(Protocol):
@@ -115,6 +162,11 @@ class RequestKind:
     #: The consent page lists the request's own members as details; kinds with a
     #: presentation of their own (the scopes of a token, a mission) do not.
     lists_details: ClassVar[bool] = True
+    #: What a remembered consent of this kind lets the agent do at a resource, in words.
+    remembered: ClassVar[str] = "may act at"
+    #: The labels of the approve and deny buttons.
+    approve_label: ClassVar[str] = "Approve"
+    deny_label: ClassVar[str] = "Deny"
 
     # -- deciding ------------------------------------------------------------------------------
 
@@ -182,8 +234,17 @@ class RequestKind:
         """Plain-text lines saying what is asked (untrusted members: escape them)."""
         return ()
 
-    def describe(self, req: PendingRequest) -> ConsentPage:
-        """What the consent page shows about ``req`` (§User Interaction)."""
+    def wants(self, req: PendingRequest) -> Wants:
+        """What the agent asks, in plain words (the page's heading)."""
+        return Wants("asks you to decide")
+
+    def allows(self, req: PendingRequest, terms: Terms) -> tuple[str, ...]:
+        """What approving allows and for how long, in plain sentences."""
+        return ()
+
+    def describe(self, req: PendingRequest, terms: Terms | None = None) -> ConsentPage:
+        """What the consent page shows about ``req`` (§User Interaction); ``terms`` are the
+        server's lifetimes (defaults when not given)."""
         r = req.request
         fields = tuple(
             ConsentField(name, label, r[name], editable=name in self.editable)
@@ -199,6 +260,10 @@ class RequestKind:
             choose_scopes="scopes" in self.editable and not r.get("r3"),
             asks_answer="answer" in self.editable,
             lists_details=self.lists_details,
+            wants=self.wants(req),
+            allows=self.allows(req, terms or Terms()),
+            approve_label=self.approve_label,
+            deny_label=self.deny_label,
         )
 
 
@@ -210,5 +275,9 @@ __all__ = [
     "Edits",
     "MissionLog",
     "RequestKind",
+    "Terms",
+    "Wants",
     "account_of",
+    "duration_words",
+    "resource_name",
 ]

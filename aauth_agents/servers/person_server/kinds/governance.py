@@ -12,7 +12,7 @@ from ....protocol.reply import Reply
 from ..errors import InteractionError
 from ..pending import PendingRequest
 from ..policy import PERMISSION, QUESTION, RELAY, Decision
-from .base import Edits, MissionLog, RequestKind
+from .base import Edits, MissionLog, RequestKind, Terms, Wants
 
 if TYPE_CHECKING:
     from ..server.core import AgentContext
@@ -68,6 +68,12 @@ class PermissionKind(RequestKind):
     def summary(self, req: PendingRequest) -> tuple[str, ...]:
         return (f"The agent asks permission to {req.request.get('action')}.",)
 
+    def wants(self, req: PendingRequest) -> Wants:
+        return Wants("asks permission to", str(req.request.get("action") or "act"))
+
+    def allows(self, req: PendingRequest, terms: Terms) -> tuple[str, ...]:
+        return ("Approving lets the agent do this, this time. Your answer is kept in the log.",)
+
 
 class QuestionKind(RequestKind):
     """§Interaction Request ``type: question``: the person answers; approving needs the
@@ -76,6 +82,8 @@ class QuestionKind(RequestKind):
     name = QUESTION
     title = "A question from the agent"
     editable = frozenset({"answer"})
+    approve_label = "Send answer"
+    deny_label = "Don't answer"
     shown = (("question", "Question"), ("description", "Description"))
 
     async def apply(
@@ -113,6 +121,12 @@ class QuestionKind(RequestKind):
     def summary(self, req: PendingRequest) -> tuple[str, ...]:
         return ("The agent has a question for you.",)
 
+    def wants(self, req: PendingRequest) -> Wants:
+        return Wants("has a question for you")
+
+    def allows(self, req: PendingRequest, terms: Terms) -> tuple[str, ...]:
+        return ("Your answer goes to the agent and nowhere else.",)
+
 
 class RelayKind(RequestKind):
     """§Interaction Request ``type: interaction`` / ``payment`` (§Relaying Through the
@@ -123,6 +137,7 @@ class RelayKind(RequestKind):
     title = "An interaction to complete"
     shown = (("description", "Description"), ("url", "Where"))
     relayed = True
+    approve_label = "I'll do it"
 
     async def apply(
         self,
@@ -143,6 +158,13 @@ class RelayKind(RequestKind):
 
     def summary(self, req: PendingRequest) -> tuple[str, ...]:
         return (f"The agent needs you to complete a {req.request.get('type')}.",)
+
+    def wants(self, req: PendingRequest) -> Wants:
+        what = "a payment" if req.request.get("type") == "payment" else "a step"
+        return Wants(f"needs you to complete {what} at another site")
+
+    def allows(self, req: PendingRequest, terms: Terms) -> tuple[str, ...]:
+        return ("Nothing is paid or shared from here: you finish it at the site named below.",)
 
 
 __all__ = ["PermissionKind", "QuestionKind", "RelayKind"]

@@ -14,7 +14,7 @@ from ..formats import compact, iso8601
 from ..pending import PendingRequest
 from ..policy import MISSION, MISSION_COMPLETION, MISSION_UPDATE, Decision
 from ..state import ACTIVE, Mission
-from .base import MISSION_EDITS, Edits, RequestKind
+from .base import MISSION_EDITS, Edits, RequestKind, Terms, Wants, duration_words
 
 if TYPE_CHECKING:
     from ..server.core import AgentContext
@@ -139,6 +139,21 @@ class MissionKind(RequestKind):
     def summary(self, req: PendingRequest) -> tuple[str, ...]:
         return ("The agent proposes a mission to work on for you.",)
 
+    def wants(self, req: PendingRequest) -> Wants:
+        return Wants("wants to start a mission for you")
+
+    def allows(self, req: PendingRequest, terms: Terms) -> tuple[str, ...]:
+        until = (
+            f"for up to {duration_words(terms.mission)}"
+            if terms.mission is not None
+            else "until it reports the mission done"
+        )
+        return (
+            f"Approving lets the agent work on this mission {until}, with the tools and "
+            "sites listed. It asks you before anything else.",
+            "You can end the mission from your dashboard at any time.",
+        )
+
 
 class MissionUpdateKind(RequestKind):
     """§Mission Update: a new description appended to the mission log once approved."""
@@ -173,6 +188,12 @@ class MissionUpdateKind(RequestKind):
     def summary(self, req: PendingRequest) -> tuple[str, ...]:
         return ("The agent asks to change its mission.",)
 
+    def wants(self, req: PendingRequest) -> Wants:
+        return Wants("wants to change its mission")
+
+    def allows(self, req: PendingRequest, terms: Terms) -> tuple[str, ...]:
+        return ("Approving adds this change to the mission; the agent goes on with it.",)
+
 
 class MissionCompletionKind(RequestKind):
     """§Mission Completion: the agent reports the mission done; approved, it ends."""
@@ -203,6 +224,12 @@ class MissionCompletionKind(RequestKind):
 
     def summary(self, req: PendingRequest) -> tuple[str, ...]:
         return ("The agent reports its mission complete.",)
+
+    def wants(self, req: PendingRequest) -> Wants:
+        return Wants("says its mission is done")
+
+    def allows(self, req: PendingRequest, terms: Terms) -> tuple[str, ...]:
+        return ("Approving ends the mission: the agent can no longer act under it.",)
 
 
 __all__ = ["MissionCompletionKind", "MissionKind", "MissionUpdateKind"]

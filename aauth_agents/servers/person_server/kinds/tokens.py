@@ -12,7 +12,7 @@ from ....protocol.errors import ProtocolError
 from ....protocol.reply import Reply
 from ..pending import PendingRequest
 from ..policy import AUTH_TOKEN, PERSON_TOKEN, Decision
-from .base import Edits, RequestKind, account_of
+from .base import Edits, RequestKind, Terms, Wants, account_of, duration_words, resource_name
 
 if TYPE_CHECKING:
     from ..server.core import AgentContext
@@ -26,6 +26,7 @@ class PersonTokenKind(RequestKind):
     name = PERSON_TOKEN
     lists_details = False
     title = "Sign in to a resource"
+    remembered = "may sign in as you at"
 
     async def apply(
         self,
@@ -63,6 +64,18 @@ class PersonTokenKind(RequestKind):
     def summary(self, req: PendingRequest) -> tuple[str, ...]:
         return (f"The agent asks to be known to {req.request['resource']} as acting for you.",)
 
+    def wants(self, req: PendingRequest) -> Wants:
+        return Wants("wants to sign in as you at", resource_name(req))
+
+    def allows(self, req: PendingRequest, terms: Terms) -> tuple[str, ...]:
+        name = resource_name(req)
+        return (
+            f"{name} will know the agent acts for you. It sees an identifier made for you "
+            "at this site only, not your password.",
+            f"Each sign-in lasts up to {duration_words(terms.person_token)}. You can "
+            "disconnect the agent from your dashboard at any time.",
+        )
+
 
 class AuthTokenKind(RequestKind):
     """§PS Token Endpoint: an auth token for the scopes of a resource token, which the
@@ -71,6 +84,7 @@ class AuthTokenKind(RequestKind):
     name = AUTH_TOKEN
     lists_details = False
     title = "Access to a resource"
+    remembered = "may use"
     editable = frozenset({"scopes"})
 
     async def apply(
@@ -153,6 +167,21 @@ class AuthTokenKind(RequestKind):
             )
         return req.evolve(
             request=await ps.token_request_members(rt), params=params, conversation=conversation
+        )
+
+    def wants(self, req: PendingRequest) -> Wants:
+        return Wants("wants access to", resource_name(req))
+
+    def allows(self, req: PendingRequest, terms: Terms) -> tuple[str, ...]:
+        name = resource_name(req)
+        r3 = req.request.get("r3")
+        if isinstance(r3, Mapping) and r3.get("per_call"):
+            return (f"Approving lets the agent make this one call at {name}, once.",)
+        lasts = duration_words(terms.auth_token)
+        return (
+            f"Approving lets the agent use {name} as you, within what is listed below.",
+            f"Its access lasts up to {lasts} at a time. It may renew it without asking you "
+            "again until you disconnect it from your dashboard.",
         )
 
     def summary(self, req: PendingRequest) -> tuple[str, ...]:

@@ -1,0 +1,348 @@
+"""What the person's dashboard says, in plain words: the requests waiting for them, each of their
+agents with what it may do at which site and until when (§Agent-Person Binding: the
+person's view of their bindings and remembered consent), and their missions with a
+readable log (§Mission Log).
+
+:func:`dashboard_context` builds the context of ``dashboard.html``; :func:`log_line` words
+one mission log entry. Names come from metadata the PS already fetches (an agent
+provider's ``name``, a resource's ``name``), falling back to identifiers; everything taken
+from an agent or a resource is untrusted text, escaped or sanitized by the templates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .consent_view import agent_name
+from .interaction_views import terms_of
+from .kinds import Wants, kind_of
+from .pending import PendingRequest
+from .policy import ResourceInfo
+from .server import PersonServer
+from .state import ACTIVE, Binding, Consent, IssuedAuthToken, Mission, MissionLogEntry
+
+#: How a mission ended, in words (``termination_reason``, §Mission Management).
+ENDINGS = {
+    "revoked": "you ended it",
+    "completed": "done",
+    "expired": "it expired",
+    "administrative": "the server's administrator ended it",
+    "superseded": "a newer mission replaced it",
+}
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """One open request on the dashboard (§Deferred Responses): who asks what, in words."""
+
+    id: str
+    agent_id: str
+    agent: str
+    wants: Wants
+    title: str
+    resource: ResourceInfo | None
+    scopes: tuple[str, ...]
+    summary: str | None
+    created: float
+    expires: float
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What the person allowed an agent at one site: ``words`` ("may use"), the site,
+    the scopes with their descriptions, and since when."""
+
+    words: str
+    resource: str
+    resource_name: str
+    scopes: tuple[tuple[str, str | None], ...]
+    mission_s256: str | None
+    since: float
+
+
+@dataclass(frozen=True)
+class Access:
+    """Access an agent holds now at one site: its latest unexpired, unrevoked auth token."""
+
+    resource: str
+    resource_name: str
+    scope: str | None
+    until: float
+
+
+@dataclass(frozen=True)
+class AgentCard:
+    """One connected agent: its binding, name, grants, current access and missions."""
+
+    binding: Binding
+    name: str
+    grants: tuple[Grant, ...]
+    access: tuple[Access, ...]
+    active_missions: int
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One mission log entry in words; ``detail`` is the entry's own text (untrusted
+    Markdown from the agent, sanitized when shown)."""
+
+    seq: int
+    at: float
+    words: str
+    detail: str | None
+
+
+@dataclass(frozen=True)
+class MissionCard:
+    """One mission: who works on it, its state in words, its log."""
+
+    mission: Mission
+    agent: str
+    state: str
+    active: bool
+    log: tuple[LogLine, ...]
+
+
+#: Each mission log kind: a sentence (``{member}`` filled from the entry) and the member
+#: shown beneath it as the agent's or person's own words.
+LOG_WORDS: Mapping[str, tuple[str, str | None]] = {
+    "approved": ("You approved the mission.", None),
+    "person_token_request": ("Asked to sign in as you at {resource}.", None),
+    "person_token": ("Signed in as you at {resource}.", None),
+    "auth_token_request": ("Asked for access to {resource}.", None),
+    "auth_token": ("Was given access to {resource}.", None),
+    "clarification_question": ("You asked the agent a question.", "question"),
+    "clarification": ("You asked a question and the agent answered.", "answer"),
+    "update_proposed": ("Proposed a change to the mission.", "description"),
+    "update": ("The mission was changed.", "description"),
+    "completion_proposed": ("Reported the mission done.", "summary"),
+    "completion": ("The mission was completed.", "summary"),
+    "permission_request": ("Asked permission to {action}.", "description"),
+    "permission_response": ("Permission to {action}: {permission}.", "reason"),
+    "question_answer": ("You answered a question.", "answer"),
+    "audit": ("Reported doing {action}.", "description"),
+    "interaction_request": ("Asked you to complete a step at another site.", "description"),
+    "terminated": ("The mission ended: {reason}.", None),
+}
+
+
+class _Members(dict[str, str]):
+    """An entry's members for ``str.format_map``: text as is, anything missing as "?"."""
+
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+def log_line(entry: MissionLogEntry) -> LogLine:
+    """``entry`` in words (§Mission Log); an unknown kind is named as it is."""
+    data = entry.data
+    sentence, member = LOG_WORDS.get(entry.kind, (entry.kind.replace("_", " ").capitalize(), None))
+    members = _Members({k: str(v) for k, v in data.items() if isinstance(v, str | int)})
+    if "reason" in members:
+        members["reason"] = ENDINGS.get(members["reason"], members["reason"])
+    detail = data.get(member) if member else None
+    return LogLine(
+        entry.seq,
+        entry.at,
+        sentence.format_map(members),
+        detail if isinstance(detail, str) and detail else None,
+    )
+
+
+def mission_state(mission: Mission, now: float) -> str:
+    """A mission's state in words."""
+    if mission.active_at(now):
+        return "Active"
+    if mission.state == ACTIVE:  # past its expires_at, not yet swept
+        return "Ended: it expired"
+    reason = mission.termination_reason or "ended"
+    return "Ended: " + ENDINGS.get(reason, reason)
+
+
+def waiting(pending_id: str, data: Mapping[str, Any], created: float, expires: float) -> Waiting:
+    """A request waiting for the person, in the words of its kind's consent page."""
+    req = PendingRequest.from_json(data)
+    r3 = req.request.get("r3")
+    summary = (r3.get("display") or {}).get("summary") if isinstance(r3, Mapping) else None
+    page = kind_of(req.kind).describe(req)
+    return Waiting(
+        id=pending_id,
+        agent_id=req.agent_id,
+        agent=agent_name(req.provider_name, req.agent_id),
+        wants=page.wants,
+        title=page.title,
+        resource=req.resource,
+        scopes=tuple(str(s) for s in req.request.get("scopes", ())),
+        # What the resource says this call does (R3).
+        summary=summary if isinstance(summary, str) else None,
+        created=created,
+        expires=expires,
+    )
+
+
+class _Names:
+    """Names of agents and resources from their metadata, each fetched once per page."""
+
+    def __init__(self, ps: PersonServer) -> None:
+        self.ps = ps
+        self.agents: dict[str, str | None] = {}
+        self.resources: dict[str, ResourceInfo | None] = {}
+
+    async def agent(self, iss: str, agent_id: str) -> str:
+        if iss not in self.agents:
+            meta = await self.ps.provider_metadata(iss)
+            self.agents[iss] = meta.name if meta is not None else None
+        return agent_name(self.agents[iss], agent_id)
+
+    async def resource(self, resource: str) -> ResourceInfo | None:
+        if resource not in self.resources:
+            self.resources[resource] = await self.ps.resource_info(resource)
+        return self.resources[resource]
+
+    async def resource_name(self, resource: str) -> str:
+        info = await self.resource(resource)
+        return (info.name if info is not None else None) or resource
+
+
+async def _grant(names: _Names, consent: Consent) -> Grant:
+    info = await names.resource(consent.resource)
+    descriptions = info.scope_descriptions if info is not None else {}
+    return Grant(
+        kind_of(consent.kind).remembered,
+        consent.resource,
+        await names.resource_name(consent.resource),
+        tuple((s, descriptions.get(s)) for s in consent.scopes),
+        consent.mission_s256,
+        consent.created_at,
+    )
+
+
+async def _access(names: _Names, tokens: Iterable[IssuedAuthToken]) -> tuple[Access, ...]:
+    latest: dict[str, IssuedAuthToken] = {}
+    for token in tokens:
+        if token.aud not in latest or token.exp > latest[token.aud].exp:
+            latest[token.aud] = token
+    return tuple(
+        [Access(t.aud, await names.resource_name(t.aud), t.scope, t.exp) for t in latest.values()]
+    )
+
+
+async def _agent_card(
+    names: _Names,
+    binding: Binding,
+    consents: Sequence[Consent],
+    tokens: Sequence[IssuedAuthToken],
+    missions: Sequence[Mission],
+    now: float,
+) -> AgentCard:
+    mine = (binding.agent_iss, binding.agent_id)
+    return AgentCard(
+        binding,
+        await names.agent(*mine),
+        tuple([await _grant(names, c) for c in consents if (c.agent_iss, c.agent_id) == mine]),
+        await _access(
+            names,
+            (t for t in tokens if binding.agent_id in (t.agent_id, t.requested_by)),
+        ),
+        sum(1 for m in missions if (m.agent_iss, m.agent_id) == mine and m.active_at(now)),
+    )
+
+
+@dataclass(frozen=True)
+class Confirm:
+    """A confirmation page: its ``title``, what will happen (``effects``, one sentence a
+    line), the form's hidden ``fields`` and the ``button`` that does it."""
+
+    title: str
+    effects: tuple[str, ...]
+    fields: Mapping[str, str]
+    button: str
+
+
+async def agent_label(ps: PersonServer, iss: str, agent_id: str) -> str:
+    """An agent's name from its provider's metadata, else its identifier."""
+    return await _Names(ps).agent(iss, agent_id)
+
+
+def disconnect_confirm(binding: Binding, name: str) -> Confirm:
+    """Disconnecting an agent (§Agent-Person Binding, §Token Revocation), said first."""
+    return Confirm(
+        f"Disconnect {name}?",
+        (
+            f"{name} will no longer be able to act for you anywhere.",
+            "Access it holds now is revoked at each site, and what you allowed it before "
+            "is forgotten.",
+            "If it asks again later, you will be asked again, as for a new agent.",
+        ),
+        {"agent_iss": binding.agent_iss, "agent_id": binding.agent_id},
+        "Disconnect",
+    )
+
+
+def end_confirm(mission: Mission) -> Confirm:
+    """Ending a mission (§Mission Management), said first."""
+    return Confirm(
+        "End this mission?",
+        (
+            "The agent can no longer act under this mission, and access it got for the "
+            "mission is revoked.",
+            "This cannot be undone: the agent must propose a new mission.",
+        ),
+        {"s256": mission.s256},
+        "End mission",
+    )
+
+
+async def dashboard_context(
+    ps: PersonServer, account: str, waiting_now: Sequence[Waiting], now: float
+) -> dict[str, Any]:
+    """The context of ``dashboard.html`` for ``account`` at ``now``."""
+    names = _Names(ps)
+    bindings = await ps.run(ps.state.bindings_for, account)
+    consents = await ps.run(ps.state.consents_for, account)
+    tokens = [
+        t
+        for t in await ps.run(ps.state.auth_tokens_for_account, account)
+        if t.revoked_at is None and t.exp > now
+    ]
+    missions = await ps.missions_for(account)
+    agents = [await _agent_card(names, b, consents, tokens, missions, now) for b in bindings]
+    cards = []
+    for mission in reversed(missions):  # the newest first
+        log = await ps.mission_log(mission.s256)
+        cards.append(
+            MissionCard(
+                mission,
+                await names.agent(mission.agent_iss, mission.agent_id),
+                mission_state(mission, now),
+                mission.active_at(now),
+                tuple(log_line(e) for e in log),
+            )
+        )
+    return {
+        "waiting": waiting_now,
+        "agents": agents,
+        "missions": cards,
+        "terms": terms_of(ps.config),
+    }
+
+
+__all__ = [
+    "LOG_WORDS",
+    "Access",
+    "AgentCard",
+    "Confirm",
+    "Grant",
+    "LogLine",
+    "MissionCard",
+    "Waiting",
+    "agent_label",
+    "dashboard_context",
+    "disconnect_confirm",
+    "end_confirm",
+    "log_line",
+    "mission_state",
+    "waiting",
+]
