@@ -247,7 +247,11 @@ async def test_mission_approval_then_dashboard_terminate_and_revoke(
     assert "Ended: you ended it" in await page.locator("#missions").inner_text()
     ended = await world.ps.mission(s256)
     assert ended is not None and ended.state == "terminated"
-    # Disconnect the agent (after a confirmation): its binding is gone.
+    # Disconnecting asks first; Cancel changes nothing; confirmed, the binding is gone.
+    await page.click("#agents button:has-text('Disconnect')")
+    await page.click("#cancel")
+    assert agent.agent_id in await page.locator("#agents").inner_text()
+    assert len(await world.ps.run(world.ps.state.bindings_for, "alice")) == 1
     await page.click("#agents button:has-text('Disconnect')")
     await page.click("#do-it")
     await page.locator("#no-agents").wait_for(timeout=TIMEOUT)

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from support.ps import PASSWORD, PS, RES, World, make_world
-from support.ui import ORIGIN, csrf, signed_in
+from support.ui import ORIGIN, assert_page_headers, csrf, signed_in
 
 from aauth_agents.protocol.errors import ProtocolError
 from aauth_agents.protocol.requirement import parse_requirement
@@ -34,14 +34,6 @@ MOVED = {"interact": "/aauth/consent"}
 
 def client(app: object) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=ORIGIN)
-
-
-def assert_page_headers(response: httpx.Response) -> None:
-    assert response.headers["content-type"] == "text/html; charset=utf-8"
-    csp = response.headers["content-security-policy"]
-    assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
-    assert response.headers["x-frame-options"] == "DENY"
-    assert response.headers["cache-control"] == "no-store"
 
 
 @pytest.fixture

@@ -74,6 +74,15 @@ async def signed_in(
     return await client.get(response.headers["location"])
 
 
+def assert_page_headers(response: httpx.Response) -> None:
+    """``response`` is a person page with the headers every page carries."""
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    csp = response.headers["content-security-policy"]
+    assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
+    assert response.headers["x-frame-options"] == "DENY"
+    assert response.headers["cache-control"] == "no-store"
+
+
 def client(world: World, cookies: dict[str, str] | None = None) -> httpx.AsyncClient:
     return httpx.AsyncClient(
         transport=httpx.ASGITransport(app=world.app), base_url=ORIGIN, cookies=cookies

@@ -46,8 +46,8 @@ Routes (:func:`ui_routes`):
   parameters, approved as a whole), scopes with their descriptions, the justification,
   mission and details -- all untrusted text rendered with
   :func:`~aauth_agents.servers.markdown.render_markdown` or escaped -- and the
-  clarification chat (the page refreshes itself with ``<meta http-equiv=refresh>`` while a
-  question is open).
+  clarification chat (while a question is open the page refreshes itself with a ``Refresh``
+  header, which the person can turn off).
   ``POST /consent/{pending_id}`` with ``action`` = ``approve`` | ``deny`` | ``ask``
   (``question``) | ``abandon``, each only for the signed-in person (§PS Approval Endpoint
   Authentication: a denial too); after the decision the browser goes to the agent's checked

@@ -58,7 +58,7 @@ class DashboardPages:
         return self.ui.pages.page(
             request,
             "dashboard.html",
-            title="Your agents",
+            title="Your dashboard",
             session=session,
             **await dashboard_context(ps, account, waiting_now, now),
         )

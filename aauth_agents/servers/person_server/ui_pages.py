@@ -169,13 +169,25 @@ class Pages:
         session: Session | None = None,
         **context: Any,
     ) -> Response:
-        """``template`` (which extends ``base.html``) as a page."""
+        """``template`` (which extends ``base.html``) as a page. A page with ``refresh``
+        reloads itself every ``refresh`` seconds (a ``Refresh`` header: no script, no
+        ``<meta>`` refresh) and says so, with a link that turns it off (``?refresh=off``,
+        WCAG 2.2.1) and one that checks now."""
+        stopped = refresh is not None and request.query_params.get("refresh") == "off"
         response = self.templates.TemplateResponse(
             request,
             template,
-            {"title": title, "refresh": refresh, "session": session, **context},
+            {
+                "title": title,
+                "refresh": None if stopped else refresh,
+                "refresh_stopped": stopped,
+                "session": session,
+                **context,
+            },
             status_code=status,
         )
+        if refresh is not None and not stopped:
+            response.headers["Refresh"] = str(refresh)
         return secure(response, form_targets)
 
     def message(

@@ -25,7 +25,7 @@ class PersonTokenKind(RequestKind):
 
     name = PERSON_TOKEN
     lists_details = False
-    title = "Sign in to a resource"
+    title = "Sign in to a site"
     remembered = "may sign in as you at"
 
     async def apply(
@@ -83,7 +83,7 @@ class AuthTokenKind(RequestKind):
 
     name = AUTH_TOKEN
     lists_details = False
-    title = "Access to a resource"
+    title = "Access to a site"
     remembered = "may use"
     editable = frozenset({"scopes"})
 
