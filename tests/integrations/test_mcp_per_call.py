@@ -182,8 +182,8 @@ async def test_the_person_approves_each_call_seeing_its_arguments(
     }
 
     connect, call_one, call_two = person.seen
-    assert connect["kind"] == "person token" and "summary" not in connect
-    assert call_one["kind"] == "auth token"
+    assert connect["kind"] == "Sign in to a site" and "summary" not in connect
+    assert call_one["kind"] == "Access to a site"
     assert call_one["summary"] == "Send a note as you to bob@example.com"
     assert "bob@example.com" in call_one["detail"] and "Lunch at noon?" in call_one["detail"]
     # the agent's text forged no heading and no link: the resource's sections only
