@@ -76,7 +76,8 @@ async def approved(world: World, agent: Agent, pending: httpx.Response) -> httpx
 
 async def scene(world: World) -> httpx.Response:
     """Alice's agent, with a sign-in remembered at DOCS, access there, a mission, and a
-    request for more waiting; a new agent's request for her to open by link (returned)."""
+    request for access to RES waiting; a new agent's request for her to open by link
+    (returned)."""
     assert world.ps is not None
     agent = world.agent()
     world.ps.bind_agent(agent.agent_id, "alice")
@@ -92,7 +93,12 @@ async def scene(world: World) -> httpx.Response:
         },
     )
     await approved(world, agent, mission)
-    waiting = await agent.post("/person", {"resource": RES, "justification": "Weekly report"})
+    # Waiting: access to RES with two scopes (the consent page offers a checkbox each).
+    signed = await approved(world, agent, await agent.post("/person", {"resource": RES}))
+    rt = await world.resource.resource_token(
+        signed.json()["person_token"], agent.public, "data.read data.write"
+    )
+    waiting = await agent.post("/token", {"resource_token": rt, "justification": "Weekly report"})
     assert waiting.status_code == 202, waiting.text
     newcomer = world.agent("newcomer")
     asked = await newcomer.post(
@@ -144,7 +150,8 @@ async def test_every_page_passes_axe_at_desk_and_phone_width(
     await audit(page, "dashboard", width)
     await page.locator("#waiting a.review").first.click()
     await page.locator("#decide").wait_for(timeout=TIMEOUT)
-    await audit(page, "consent-from-dashboard", width)
+    assert await page.locator("#scopes input[type=checkbox]").count() == 2
+    await audit(page, "consent-scopes", width)
     await page.goto(base + "/dashboard")
     await page.click("#agents button.revoke")
     await page.locator("#confirm").wait_for(timeout=TIMEOUT)

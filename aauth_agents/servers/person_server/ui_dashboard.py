@@ -128,8 +128,7 @@ class DashboardPages:
     async def home(self, request: Request) -> Response:
         """``GET /``: what this server is and where to go."""
         session = await self.ui.session(request)
-        name = self.ps.config.name or SITE_NAME
-        return self.ui.pages.page(request, "home.html", title=name, session=session)
+        return self.ui.pages.page(request, "home.html", title="Home", session=session)
 
 
 __all__ = ["SITE_NAME", "WAITING_LIMIT", "DashboardPages"]

@@ -150,7 +150,7 @@ class MissionKind(RequestKind):
         )
         return (
             f"Approving lets the agent work on this mission {until}, with the tools and "
-            "sites listed. It asks you before anything else.",
+            "sites listed.",
             "You can end the mission from your dashboard at any time.",
         )
 

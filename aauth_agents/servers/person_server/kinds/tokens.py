@@ -72,8 +72,8 @@ class PersonTokenKind(RequestKind):
         return (
             f"{name} will know the agent acts for you. It sees an identifier made for you "
             "at this site only, not your password.",
-            f"Each sign-in lasts up to {duration_words(terms.person_token)}. You can "
-            "disconnect the agent from your dashboard at any time.",
+            f"Each sign-in lasts up to {duration_words(terms.person_token)}. It may sign in "
+            "again without asking you until you disconnect it from your dashboard.",
         )
 
 
@@ -175,11 +175,16 @@ class AuthTokenKind(RequestKind):
     def allows(self, req: PendingRequest, terms: Terms) -> tuple[str, ...]:
         name = resource_name(req)
         r3 = req.request.get("r3")
+        lasts = duration_words(terms.auth_token)
         if isinstance(r3, Mapping) and r3.get("per_call"):
             return (f"Approving lets the agent make this one call at {name}, once.",)
-        lasts = duration_words(terms.auth_token)
+        if isinstance(r3, Mapping):  # approved as a whole, each time (never remembered)
+            return (
+                f"Approving lets the agent do what {name} describes on this page, as you.",
+                f"Its access lasts up to {lasts}. It asks you again next time.",
+            )
         return (
-            f"Approving lets the agent use {name} as you, within what is listed below.",
+            f"Approving lets the agent use {name} as you, only for what this page lists.",
             f"Its access lasts up to {lasts} at a time. It may renew it without asking you "
             "again until you disconnect it from your dashboard.",
         )
