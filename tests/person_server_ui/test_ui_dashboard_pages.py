@@ -84,6 +84,7 @@ async def test_disconnecting_an_agent_asks_first(ui_world: World) -> None:
         assert confirm.status_code == 200
         assert_page_headers(confirm)
         assert "<h1>Disconnect Example Agents?</h1>" in confirm.text
+        assert f'<p class="muted" id="about">Agent {agent.agent_id}, from' in confirm.text
         assert "no longer be able to act for you" in confirm.text
         assert 'action="/dashboard/unbind"' in confirm.text
         # Asking changed nothing, and cancelling goes back without a change.
@@ -146,6 +147,7 @@ async def test_ending_a_mission_asks_first_and_the_log_reads_as_words(ui_world: 
         assert "You approved the mission." in missions
         confirm = await alice.get("/dashboard/end", params={"s256": s256})
         assert "<h1>End this mission?</h1>" in confirm.text
+        assert "<p>Plan a <em>trip</em></p>" in confirm.text
         mission = await ui_world.ps.mission(s256)
         assert mission is not None and mission.state == "active"  # asking changed nothing
         done = await alice.post(

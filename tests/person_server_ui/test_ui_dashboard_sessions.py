@@ -55,7 +55,8 @@ async def test_dashboard_lists_what_waits_and_review_approves(ui_world: World) -
         assert '<time datetime="2024-10-29T16:00:00Z">29 Oct 2024, 16:00 UTC</time>' in item
         assert f'href="/consent/{pending_id}"' in item
         docs_item = page.text[page.text.index(f'data-pending="{ids[1]}"') :]
-        assert '<code class="scope">docs.read</code>' in docs_item[: docs_item.index("</li>")]
+        docs_item = docs_item[: docs_item.index("</li>")]
+        assert 'It asks to: Read docs <code class="scope muted">docs.read</code>' in docs_item
         # Review: the consent page without the code.
         consent = await alice.get(f"/consent/{pending_id}")
         assert consent.status_code == 200 and 'id="approve"' in consent.text

@@ -35,7 +35,8 @@ ENDINGS = {
 
 @dataclass(frozen=True)
 class Waiting:
-    """One open request on the dashboard (§Deferred Responses): who asks what, in words."""
+    """One open request on the dashboard (§Deferred Responses): who asks what, in words;
+    ``scopes`` with the resource's descriptions."""
 
     id: str
     agent_id: str
@@ -43,7 +44,7 @@ class Waiting:
     wants: Wants
     title: str
     resource: ResourceInfo | None
-    scopes: tuple[str, ...]
+    scopes: tuple[tuple[str, str | None], ...]
     summary: str | None
     created: float
     expires: float
@@ -174,7 +175,10 @@ def waiting(pending_id: str, data: Mapping[str, Any], created: float, expires: f
         wants=page.wants,
         title=page.title,
         resource=req.resource,
-        scopes=tuple(str(s) for s in req.request.get("scopes", ())),
+        scopes=tuple(
+            (str(s), req.resource.scope_descriptions.get(s) if req.resource else None)
+            for s in req.request.get("scopes", ())
+        ),
         # What the resource says this call does (R3).
         summary=summary if isinstance(summary, str) else None,
         created=created,
@@ -253,12 +257,15 @@ async def _agent_card(
 @dataclass(frozen=True)
 class Confirm:
     """A confirmation page: its ``title``, what will happen (``effects``, one sentence a
-    line), the form's hidden ``fields`` and the ``button`` that does it."""
+    line), the form's hidden ``fields`` and the ``button`` that does it; ``about`` says
+    which one (plain text), ``described`` shows it in its own untrusted Markdown."""
 
     title: str
     effects: tuple[str, ...]
     fields: Mapping[str, str]
     button: str
+    about: str | None = None
+    described: str | None = None
 
 
 async def agent_label(ps: PersonServer, iss: str, agent_id: str) -> str:
@@ -278,6 +285,7 @@ def disconnect_confirm(binding: Binding, name: str) -> Confirm:
         ),
         {"agent_iss": binding.agent_iss, "agent_id": binding.agent_id},
         "Disconnect",
+        about=f"Agent {binding.agent_id}, from {binding.agent_iss}",
     )
 
 
@@ -292,6 +300,8 @@ def end_confirm(mission: Mission) -> Confirm:
         ),
         {"s256": mission.s256},
         "End mission",
+        about=f"Agent {mission.agent_id}",
+        described=mission.description,
     )
 
 
