@@ -144,7 +144,8 @@ class AAuth(httpx.Auth):
     signed and relayed to the PS is unchanged. When ``network`` is not given and
     ``trust_env`` is true (the default, as httpx reads its proxy variables), the network file
     ``$AAUTH_AGENTS_NETWORK`` names is used, if that variable is set (``aauth-agents dev``
-    prints it); ``trust_env=False`` ignores the environment.
+    prints it; a variable naming no file is a ``ConfigurationError``); ``trust_env=False``
+    ignores the environment.
 
     ``parent`` -- for a sub-agent (its agent token carries ``parent_agent``, §Sub-Agents): the
     :class:`AAuth` of that parent, a top-level agent with the same PS. The sub-agent never

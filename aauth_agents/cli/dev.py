@@ -108,6 +108,7 @@ def dev(args: argparse.Namespace, env: Mapping[str, str], out: IO[str], err: IO[
         return _add(args, env, out)
     log_to(err, level=logging.WARNING)
     from ..servers.dev import DevStack, import_app
+    from ..servers.stack import PERSON_SERVER
 
     apps = [(identifier, import_app(spec)) for identifier, spec in args.apps]
     password = env.get("AAUTH_AGENTS_PASSWORD")
@@ -127,6 +128,13 @@ def dev(args: argparse.Namespace, env: Mapping[str, str], out: IO[str], err: IO[
             print(
                 f"aauth-agents: created the agent {stack.agent.agent_id} in {stack.directory}",
                 file=out,
+            )
+        if stack.agent.provider.ps != PERSON_SERVER:
+            print(
+                f"aauth-agents: WARNING the agent's person server is {stack.agent.provider.ps}"
+                f", not {PERSON_SERVER}: its requests go there (`keys init --force --ps "
+                f"{PERSON_SERVER}` makes this stack's PS the agent's)",
+                file=err,
             )
         print(
             "aauth-agents dev: running (Ctrl-C stops). Paste into another shell:\n",

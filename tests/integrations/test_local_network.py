@@ -130,3 +130,23 @@ def test_app_options() -> None:
     for bad in ("module", "http://x.example=m:a", "https://x.example/=m:a"):
         with pytest.raises(ValueError):
             parse_app_option(bad)
+
+
+def test_aauth_reads_the_network_from_the_environment_unless_told_not_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aauth_agents.agent.provider import init_local_agent
+    from aauth_agents.agent.storage import DirectoryKeyStore
+
+    agent = init_local_agent(DirectoryKeyStore(tmp_path / "keys"), "aauth:me@agent.example")
+    file = LocalNetwork({"https://ps.example": "http://127.0.0.1:9"}).save(tmp_path / "n.json")
+    monkeypatch.setenv(ENV_NETWORK, str(file))
+    picked = AAuth(agent.identity())
+    assert picked.network is not None and picked.network.file == file
+    assert picked.derive().network is picked.network
+    assert AAuth(agent.identity(), trust_env=False).network is None
+    explicit = LocalNetwork()
+    assert AAuth(agent.identity(), network=explicit).network is explicit
+    monkeypatch.setenv(ENV_NETWORK, str(tmp_path / "gone.json"))
+    with pytest.raises(ConfigurationError):  # a variable naming nothing is a mistake
+        AAuth(agent.identity())
