@@ -323,7 +323,12 @@ class Interactions:
 
         arrived, req = await self._update(pending_id, mutate)
         if record.state != INTERACTING:
-            ps.emit(ev.INTERACTING, agent=req.agent_id, account=account, detail={"kind": req.kind})
+            ps.emit(
+                ev.INTERACTING,
+                agent=req.agent_id,
+                account=account or req.account,
+                detail={"kind": req.kind},
+            )
         return await self._view(arrived, req)
 
     @staticmethod
