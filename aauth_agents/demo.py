@@ -228,6 +228,7 @@ class Person:
         self.seen.append(view)
         self.show(view)
         account = self._sign_in()
+        self.site.call(self.ps.interactions.mark_interacting(view.id, account))
         if self.interactive:
             choice = self._prompt("approve [y], deny [n], or ask the agent a question [?]: ")
             if choice.startswith("?"):

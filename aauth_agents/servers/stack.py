@@ -219,16 +219,18 @@ class LocalStack:
         return self._ps_site.call(coroutine, timeout)
 
     def open(self, url: str, code: str) -> Any:
-        """The person opens the interaction link (the code is consumed): its view."""
+        """The person opens the interaction link: its view (nothing is spent; the decision
+        consumes the code, §Interaction Code Format)."""
         interaction_id = httpx.URL(url).path.rstrip("/").rsplit("/", 1)[-1]
         return self.call(self.ps.interactions.lookup(interaction_id, code))
 
     def approve(self, url: str, code: str) -> Any:
-        """The person opens the link, signs in and approves."""
+        """The person opens the link, signs in, looks at the request and approves."""
         view = self.open(url, code)
         account = self.call(self.ps.accounts.aauthenticate(self.person, self.password))
         if account is None:
             raise RuntimeError("the person could not sign in")
+        self.call(self.ps.interactions.mark_interacting(view.id, account.username))
         return self.call(self.ps.interactions.approve(view.id, account.username))
 
     def deny(self, url: str, code: str, reason: str = "the person said no") -> Any:
