@@ -103,6 +103,7 @@ class LocalNetwork(Mapping[str, Destination]):
         self._apps: dict[str, Destination] = {}  # in-process, never written to the file
         self._urls: dict[str, Destination] = {}
         self._stamp: tuple[int, int, int] | None = None
+        self._egress: EgressPolicy | None = None
         self._refresh()
         for identifier, destination in (parties or {}).items():
             self.add(identifier, destination)
@@ -220,7 +221,14 @@ class LocalNetwork(Mapping[str, Destination]):
     def egress(self) -> EgressPolicy:
         """Egress admission where a mapped host resolves to its destination's addresses
         (loopback or private admitted for it) and any other host must resolve to public
-        addresses only (or, ``strict``, does not resolve). Read at each fetch."""
+        addresses only (or, ``strict``, does not resolve). Read at each fetch; one policy
+        per network, so its relaxation is logged once."""
+        with self._lock:
+            if self._egress is None:
+                self._egress = self._build_egress()
+            return self._egress
+
+    def _build_egress(self) -> EgressPolicy:
 
         def resolve(host: str) -> list[str]:
             for identifier, destination in self.items():
