@@ -45,8 +45,8 @@ import httpx
 
 from .agent import AAuth, AgentIdentity, client_options
 from .agent.events import FlowEvent, RequestSent, ResponseReceived
-from .discovery import AsyncDiscovery, EgressPolicy
 from .httpsig import parse_signature_key
+from .network import LocalNetwork
 from .servers import LoopbackServer
 from .servers.agent_provider import (
     AgentProviderClient,
@@ -60,16 +60,14 @@ from .servers.person_server import (
     create_person_server,
     ui_routes,
 )
-from .servers.stack import LateTransport, OnItsLoop
+from .servers.stack import OnItsLoop
 from .tokens import peek
-from .transport import MappedTransport
 
 AGENT_PROVIDER = "https://agent.example"
 PERSON_SERVER = "https://ps.example"
 RESOURCE = "https://resource.example"
 AGENT_ID = "aauth:assistant@agent.example"
 PERSON = "alice"
-HOSTS = {"agent.example": "127.0.0.1", "ps.example": "127.0.0.1", "resource.example": "127.0.0.1"}
 PARTIES = {AGENT_PROVIDER: "agent provider", PERSON_SERVER: "person server", RESOURCE: "resource"}
 #: Claims shown in a token's decoded view.
 SHOWN_CLAIMS = ("iss", "sub", "aud", "ps", "scope", "parent_agent", "mission_s256", "exp")
@@ -230,6 +228,7 @@ class Person:
         self.seen.append(view)
         self.show(view)
         account = self._sign_in()
+        self.site.call(self.ps.interactions.mark_interacting(view.id, account))
         if self.interactive:
             choice = self._prompt("approve [y], deny [n], or ask the agent a question [?]: ")
             if choice.startswith("?"):
@@ -345,17 +344,16 @@ def _run(out: TextIO, interactive: bool, stdin: IO[str] | None) -> int:
         "127.0.0.1; discovery may fetch from loopback for these hosts only"
     )
 
-    targets: dict[str, str] = {}
-    egress = EgressPolicy.for_mapped_hosts(HOSTS, allow_loopback=True)
+    network = LocalNetwork(strict=True)  # the parties, added as they start
     ap = AgentProviderServer(
         AgentProviderConfig(issuer=AGENT_PROVIDER, ps=PERSON_SERVER, name="Demo assistant")
     )
-    ps_discovery = AsyncDiscovery(transport=LateTransport(targets), egress=egress)
+    ps_discovery = network.discovery()
     ps = PersonServer(
         PersonServerConfig(
             issuer=PERSON_SERVER,
             discovery=ps_discovery,
-            transport=LateTransport(targets),
+            transport=network.async_transport(),
             name="Demo PS",
             password_log2_n=14,
         )
@@ -363,14 +361,12 @@ def _run(out: TextIO, interactive: bool, stdin: IO[str] | None) -> int:
     ps_app = create_person_server(ps, routes=ui_routes(ps))  # with the person's pages
     password = secrets.token_urlsafe(12)
     ps.accounts.create_account(PERSON, password, claims={"name": "Alice Example"})
-    resource = demo_resource(
-        RESOURCE, issuer_keys=AsyncDiscovery(transport=LateTransport(targets), egress=egress)
-    )
+    resource = demo_resource(RESOURCE, issuer_keys=network.discovery())
     ps_site = OnItsLoop(ps_app)
     walk = Walkthrough(printer)
     person = Person(ps, ps_site, password, printer, interactive=interactive, stdin=stdin)
     try:
-        _on_loopback(walk, printer, person, ap, ps, ps_site, resource, targets)
+        _on_loopback(walk, printer, person, ap, ps, ps_site, resource, network)
     finally:
         ap.close()
         ps.close()
@@ -388,7 +384,7 @@ def _on_loopback(
     ps: PersonServer,
     ps_site: OnItsLoop,
     resource: Any,
-    targets: dict[str, str],
+    network: LocalNetwork,
 ) -> None:
     """Serve the three parties on loopback and walk the ladder against them."""
     say = printer.say
@@ -397,13 +393,9 @@ def _on_loopback(
         LoopbackServer(ps_site) as ps_server,
         LoopbackServer(resource) as resource_server,
     ):
-        targets.update(
-            {
-                AGENT_PROVIDER: ap_server.url,
-                PERSON_SERVER: ps_server.url,
-                RESOURCE: resource_server.url,
-            }
-        )
+        network.add(AGENT_PROVIDER, ap_server.url)
+        network.add(PERSON_SERVER, ps_server.url)
+        network.add(RESOURCE, resource_server.url)
         ap.config.connect = {PERSON_SERVER: ps_server.url}
         say(f"\nagent provider {AGENT_PROVIDER} on {ap_server.url}")
         say(f"person server  {PERSON_SERVER} on {ps_server.url} (person: {PERSON})")
@@ -414,14 +406,7 @@ def _on_loopback(
                 f"{person.password}"
             )
         say(f"resource       {RESOURCE} on {resource_server.url}")
-        mapping = MappedTransport(
-            {
-                AGENT_PROVIDER: ap_server.url,
-                PERSON_SERVER: ps_server.url,
-                RESOURCE: resource_server.url,
-            },
-            strict=True,
-        )
+        mapping = network.transport()
         hooks: dict[str, list[Callable[..., Any]]] = {
             "request": [printer.request],
             "response": [printer.response],

@@ -23,6 +23,9 @@ are not mapped go to ``fallback`` (a normal network transport unless ``strict=Tr
 refuses them). When the destination is ``https``, the TLS server name stays the original
 host, so certificates are checked against the identifier, not against the loopback address.
 
+The mapping is read when each request is sent, not copied: a mapping that grows after the
+transport was made (a :class:`~aauth_agents.network.LocalNetwork`) is followed.
+
 Each mapped origin gets its own connection pool: a TLS connection made for one identifier is
 never reused for another that happens to map to the same address.
 
@@ -159,21 +162,87 @@ def _url_destination(value: str | httpx.URL) -> _Origin:
         raise ValueError(f"a mapping destination must be an origin URL: {exc}") from None
 
 
-def _parse_mapping(mapping: Mapping[str, Any]) -> dict[_Origin, Any]:
-    parsed: dict[_Origin, Any] = {}
-    for key, destination in mapping.items():
-        origin = origin_of(key)
-        if origin in parsed:
-            raise ValueError(f"origin {key!r} is mapped twice")
-        parsed[origin] = destination
-        shown = destination if isinstance(destination, (str, httpx.URL)) else type(destination)
-        log.info(
-            "transport mapping: connections for %s go to %s; URL, Host header and "
-            "signatures are unchanged",
-            key,
-            shown,
+def _check_destination(origin: str, destination: Any, transport_type: type) -> None:
+    if isinstance(destination, (str, httpx.URL)):
+        _url_destination(destination)
+    elif not isinstance(destination, transport_type) and not callable(destination):
+        raise TypeError(f"cannot map {origin} to {destination!r}")
+
+
+class _Routes:
+    """The live view of a mapping both transports share: the mapping is read at each
+    request (it may grow after the transport was made), and the transport built for each
+    destination is kept (``make`` builds one for a URL target or an ASGI app)."""
+
+    def __init__(
+        self, mapping: Mapping[str, Any], transport_type: type, make: Callable[[Any], Any]
+    ) -> None:
+        seen: set[_Origin] = set()
+        for key, destination in mapping.items():  # refuse a bad mapping up front
+            origin = origin_of(key)
+            if origin in seen:
+                raise ValueError(f"origin {key!r} is mapped twice")
+            seen.add(origin)
+            _check_destination(key, destination, transport_type)
+        self.mapping = mapping
+        self._type = transport_type
+        self._make = make
+        self._origins: dict[str, _Origin] = {}
+        self._built: dict[tuple[_Origin, Any], tuple[Any, Any]] = {}
+        self._lock = threading.Lock()
+
+    def _origin(self, key: str) -> _Origin | None:
+        origin = self._origins.get(key)
+        if origin is None:
+            try:
+                origin = origin_of(key)
+            except ValueError:
+                log.warning("transport mapping: %r is not an origin; ignored", key)
+                return None
+            self._origins[key] = origin
+        return origin
+
+    def find(self, url: httpx.URL) -> _Mapped | Any | None:
+        """The route for ``url``'s origin now: a :class:`_Mapped` URL target, a transport,
+        or ``None`` when the origin is not mapped."""
+        wanted = _request_origin(url)
+        for key, destination in list(self.mapping.items()):
+            if self._origin(key) == wanted:
+                return self._route(key, wanted, destination)
+        return None
+
+    def _route(self, key: str, origin: _Origin, destination: Any) -> _Mapped | Any:
+        if isinstance(destination, self._type):
+            return destination
+        target = (
+            _url_destination(destination)
+            if isinstance(destination, (str, httpx.URL))
+            else destination
         )
-    return parsed
+        with self._lock:
+            built = self._built.get((origin, id(target) if callable(target) else target))
+            if built is None:
+                if not isinstance(target, tuple) and not callable(target):
+                    raise TypeError(f"cannot map {key} to {destination!r}")
+                transport = self._make(target)
+                route = _Mapped(target, transport) if isinstance(target, tuple) else transport
+                built = (target, route)  # the target is kept: its id() stays its own
+                self._built[(origin, id(target) if callable(target) else target)] = built
+                shown = destination if isinstance(target, tuple) else type(destination)
+                log.info(
+                    "transport mapping: connections for %s go to %s; URL, Host header and "
+                    "signatures are unchanged",
+                    key,
+                    shown,
+                )
+        return built[1]
+
+    def built(self) -> list[Any]:
+        """Every transport made so far (to close them)."""
+        with self._lock:
+            routes = [route for _, route in self._built.values()]
+            self._built.clear()
+        return [route.transport if isinstance(route, _Mapped) else route for route in routes]
 
 
 class _Mapped:
@@ -195,6 +264,11 @@ class MappedTransport(httpx.BaseTransport):
     (``"http://127.0.0.1:8123"``), ASGI apps (run through :class:`SyncASGITransport`) or
     ``httpx.BaseTransport`` instances. ``verify`` is passed to the network transports
     created for URL destinations.
+
+    The transport keeps ``mapping`` itself, not a copy: it is read when each request is
+    sent, so parties added to it later (a dict that grows, a
+    :class:`~aauth_agents.network.LocalNetwork`) are reached from then on. The transport
+    made for each destination is kept for the next request.
     """
 
     def __init__(
@@ -205,27 +279,21 @@ class MappedTransport(httpx.BaseTransport):
         strict: bool = False,
         verify: Any = True,
     ) -> None:
-        self._routes: dict[_Origin, _Mapped | httpx.BaseTransport] = {}
-        for origin, destination in _parse_mapping(mapping).items():
-            if isinstance(destination, (str, httpx.URL)):
-                self._routes[origin] = _Mapped(
-                    _url_destination(destination), httpx.HTTPTransport(verify=verify)
-                )
-            elif isinstance(destination, httpx.BaseTransport):
-                self._routes[origin] = destination
-            elif callable(destination):
-                self._routes[origin] = SyncASGITransport(destination)
-            else:
-                raise TypeError(f"cannot map {origin} to {destination!r}")
+        def make(target: Any) -> httpx.BaseTransport:
+            if isinstance(target, tuple):
+                return httpx.HTTPTransport(verify=verify)
+            return SyncASGITransport(target)
+
+        self._routes = _Routes(mapping, httpx.BaseTransport, make)
         self._fallback = None if strict else fallback or httpx.HTTPTransport(verify=verify)
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        route = self._routes.get(_request_origin(request.url))
+        route = self._routes.find(request.url)
         if isinstance(route, _Mapped):
             transport: httpx.BaseTransport = route.transport
             return transport.handle_request(route.prepare(request))
         if route is not None:
-            return route.handle_request(request)
+            return route.handle_request(request)  # type: ignore[no-any-return]
         if self._fallback is None:
             raise httpx.ConnectError(
                 f"no transport mapping for {request.url.host}", request=request
@@ -233,15 +301,16 @@ class MappedTransport(httpx.BaseTransport):
         return self._fallback.handle_request(request)
 
     def close(self) -> None:
-        for route in self._routes.values():
-            (route.transport if isinstance(route, _Mapped) else route).close()
+        for transport in self._routes.built():
+            transport.close()
         if self._fallback is not None:
             self._fallback.close()
 
 
 class AsyncMappedTransport(httpx.AsyncBaseTransport):
-    """``httpx.AsyncClient`` twin of :class:`MappedTransport`; ASGI apps are served by
-    :class:`httpx.ASGITransport` (app exceptions become 500 responses, like a server)."""
+    """``httpx.AsyncClient`` twin of :class:`MappedTransport` (the mapping is read at each
+    request too); ASGI apps are served by :class:`httpx.ASGITransport` (app exceptions
+    become 500 responses, like a server)."""
 
     def __init__(
         self,
@@ -251,29 +320,21 @@ class AsyncMappedTransport(httpx.AsyncBaseTransport):
         strict: bool = False,
         verify: Any = True,
     ) -> None:
-        self._routes: dict[_Origin, _Mapped | httpx.AsyncBaseTransport] = {}
-        for origin, destination in _parse_mapping(mapping).items():
-            if isinstance(destination, (str, httpx.URL)):
-                self._routes[origin] = _Mapped(
-                    _url_destination(destination), httpx.AsyncHTTPTransport(verify=verify)
-                )
-            elif isinstance(destination, httpx.AsyncBaseTransport):
-                self._routes[origin] = destination
-            elif callable(destination):
-                self._routes[origin] = httpx.ASGITransport(
-                    app=destination, raise_app_exceptions=False
-                )
-            else:
-                raise TypeError(f"cannot map {origin} to {destination!r}")
+        def make(target: Any) -> httpx.AsyncBaseTransport:
+            if isinstance(target, tuple):
+                return httpx.AsyncHTTPTransport(verify=verify)
+            return httpx.ASGITransport(app=target, raise_app_exceptions=False)
+
+        self._routes = _Routes(mapping, httpx.AsyncBaseTransport, make)
         self._fallback = None if strict else fallback or httpx.AsyncHTTPTransport(verify=verify)
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        route = self._routes.get(_request_origin(request.url))
+        route = self._routes.find(request.url)
         if isinstance(route, _Mapped):
             transport: httpx.AsyncBaseTransport = route.transport
             return await transport.handle_async_request(route.prepare(request))
         if route is not None:
-            return await route.handle_async_request(request)
+            return await route.handle_async_request(request)  # type: ignore[no-any-return]
         if self._fallback is None:
             raise httpx.ConnectError(
                 f"no transport mapping for {request.url.host}", request=request
@@ -281,8 +342,8 @@ class AsyncMappedTransport(httpx.AsyncBaseTransport):
         return await self._fallback.handle_async_request(request)
 
     async def aclose(self) -> None:
-        for route in self._routes.values():
-            await (route.transport if isinstance(route, _Mapped) else route).aclose()
+        for transport in self._routes.built():
+            await transport.aclose()
         if self._fallback is not None:
             await self._fallback.aclose()
 

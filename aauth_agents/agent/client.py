@@ -46,6 +46,7 @@ import httpx
 from ..clock import Clock, system_clock
 from ..httpsig import SignatureKey
 from ..keys import PrivateKey
+from ..network import LocalNetwork
 from ..protocol.errors import ConfigurationError
 from ..protocol.headers import serialize_capabilities
 from ..protocol.mission import validate_s256
@@ -136,6 +137,16 @@ class AAuth(httpx.Auth):
     more (a ping, a notification) never waits on another one's consent -- what a proxy
     carrying many callers' requests wants.
 
+    ``network`` -- a :class:`~aauth_agents.network.LocalNetwork` (development: identifiers
+    mapped to loopback): :meth:`client` and :meth:`async_client` connect through it when no
+    ``transport`` is given, and the interaction link the person is given (``on_interaction``,
+    ``prompts``) is the one a browser on this machine reaches (its ``browser_url``); what is
+    signed and relayed to the PS is unchanged. When ``network`` is not given and
+    ``trust_env`` is true (the default, as httpx reads its proxy variables), the network file
+    ``$AAUTH_AGENTS_NETWORK`` names is used, if that variable is set (``aauth-agents dev``
+    prints it; a variable naming no file is a ``ConfigurationError``); ``trust_env=False``
+    ignores the environment.
+
     ``parent`` -- for a sub-agent (its agent token carries ``parent_agent``, §Sub-Agents): the
     :class:`AAuth` of that parent, a top-level agent with the same PS. The sub-agent never
     calls the PS: the parent's flow makes its person-token and auth-token requests
@@ -175,8 +186,14 @@ class AAuth(httpx.Auth):
         verify_token_signatures: bool = True,
         metadata_ttl: float = 3600,
         anticipate: bool = True,
+        network: LocalNetwork | None = None,
+        trust_env: bool = True,
     ) -> None:
         _check_arguments(identity, parent, max_poll_seconds, prefer_wait)
+        if network is None and trust_env:
+            network = LocalNetwork.from_env()
+        #: The local network clients connect through (``None``: the real one).
+        self.network = network
         _check_prompts(prompts, on_interaction, on_clarification)
         if parent is not None and mission_s256 is None:
             mission_s256 = parent.mission_s256
@@ -189,6 +206,7 @@ class AAuth(httpx.Auth):
             **_consent(justification, login_hint, tenant, domain_hint, prompt, platform, device),
             mission_s256=_checked_mission(mission_s256),
             on_interaction=_interaction(prompts, on_interaction),
+            browser_url=network.browser_url if network is not None else None,
             on_clarification=_clarification(prompts, on_clarification),
             events=on_event is not None,
             max_poll_seconds=float(max_poll_seconds),
@@ -305,6 +323,7 @@ class AAuth(httpx.Auth):
             changes["on_clarification"] = _clarification(prompts, on_clarification)
         view = object.__new__(AAuth)
         view.identity, view.parent, view.state = self.identity, self.parent, self.state
+        view.network = self.network
         view._root = self._root
         view.config = copy.copy(self.config)  # (replace() would serialise the capabilities)
         for name, value in changes.items():
@@ -340,11 +359,16 @@ class AAuth(httpx.Auth):
     def client(self, **options: Any) -> httpx.Client:
         """An ``httpx.Client`` signing with this agent (``auth=self``) with
         :func:`client_options`; ``options`` go to ``httpx.Client`` (``transport``,
-        ``timeout``, ``headers``, ...)."""
+        ``timeout``, ``headers``, ...). Without a ``transport``, it connects through
+        :attr:`network` when there is one."""
+        if "transport" not in options and self.network is not None:
+            options["transport"] = self.network.transport()
         return httpx.Client(**client_options(auth=self, **options))
 
     def async_client(self, **options: Any) -> httpx.AsyncClient:
         """:meth:`client` as an ``httpx.AsyncClient``."""
+        if "transport" not in options and self.network is not None:
+            options["transport"] = self.network.async_transport()
         return httpx.AsyncClient(**client_options(auth=self, **options))
 
     def httpx2(self) -> AAuthHttpx2:

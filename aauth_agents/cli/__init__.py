@@ -1,13 +1,17 @@
-"""The ``aauth-agents`` command line. The one place that reads the environment.
+"""The ``aauth-agents`` command line. The one place that reads the environment
+(besides ``AAuth``'s ``trust_env``, which reads ``$AAUTH_AGENTS_NETWORK``).
 
 ``aauth-agents keys init``  create an agent key and its self-hosted provider key
 ``aauth-agents keys show``  print the agent id and key thumbprint (and what a PS needs)
 ``aauth-agents fetch URL``  one AAuth request from the shell, every challenge handled
 ``aauth-agents mcp-proxy URL``  a stdio MCP server forwarding to an AAuth-protected MCP server
 ``aauth-agents demo``       the whole AAuth ladder on loopback, step by step
+``aauth-agents dev [--app module:app]``  agent provider, PS, demo resource and your apps on
+                           loopback, with the environment an agent needs printed
 ``aauth-agents serve resource --issuer https://HOST``  run the demo resource (REST and MCP)
 ``aauth-agents serve ps --issuer https://HOST``        run a person server
 ``aauth-agents serve ap --issuer https://HOST``        run an agent provider
+``aauth-agents serve ap --dir DIR``                    serve the provider `keys init` wrote
 
 Keys live in a directory (``--dir``; default ``$AAUTH_AGENTS_DIR``, else a per-user config
 directory) or in the OS keychain (``--keyring SERVICE``). Exit status: 0 success (a 2xx
@@ -25,7 +29,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from . import demo, fetch, keys, mcp_proxy, serve
+from . import demo, dev, fetch, keys, mcp_proxy, serve
 from .common import (
     ENV_DIR,
     EXIT_AAUTH,
@@ -51,7 +55,7 @@ class Command(Protocol):
 
 
 #: The commands, in the order ``--help`` lists them.
-COMMANDS: tuple[Command, ...] = (demo, keys, fetch, mcp_proxy, serve)
+COMMANDS: tuple[Command, ...] = (demo, dev, keys, fetch, mcp_proxy, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,7 +7,7 @@ import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from .common import (
     EXIT_HTTP,
@@ -23,6 +23,9 @@ from .common import (
     positive,
     store,
 )
+
+if TYPE_CHECKING:
+    from ..network import LocalNetwork
 
 NAME = "fetch"
 
@@ -52,7 +55,9 @@ def register(commands: Subparsers) -> None:
     add_map_option(
         fetch,
         "connect to the second origin for requests to the first; what is signed and "
-        "compared is unchanged (repeatable)",
+        "compared is unchanged (repeatable; added to the network $AAUTH_AGENTS_NETWORK "
+        "names, which `aauth-agents dev` prints). The interaction link shown is the one a "
+        "browser on this machine reaches",
     )
     fetch.add_argument("--justification", help="why the agent asks (shown to the person)")
     fetch.add_argument(
@@ -95,6 +100,17 @@ def _read_data(value: str | None, stdin: IO[bytes]) -> bytes | None:
     return value.encode("utf-8")
 
 
+def _network(args: argparse.Namespace, env: Mapping[str, str]) -> LocalNetwork | None:
+    """``$AAUTH_AGENTS_NETWORK`` (``aauth-agents dev``) with the ``--map`` options on top;
+    ``None`` when there is neither."""
+    from ..network import LocalNetwork
+
+    network = LocalNetwork.from_env(env)
+    if not args.maps:
+        return network
+    return LocalNetwork({**(network.origins() if network else {}), **dict(args.maps)})
+
+
 def fetch(
     args: argparse.Namespace,
     env: Mapping[str, str],
@@ -106,7 +122,6 @@ def fetch(
     import httpx
 
     from ..agent.provider import load_identity
-    from ..transport import MappedTransport
 
     url = httpx.URL(args.url)
     if url.scheme not in ("http", "https") or not url.host:
@@ -140,10 +155,11 @@ def fetch(
         prompts=prompts,
         on_event=verbose,
         max_poll_seconds=args.max_wait,
+        network=_network(args, env),
+        trust_env=False,
     )
-    transport = MappedTransport(dict(args.maps))
     timeout = httpx.Timeout(args.timeout, connect=min(args.timeout, 10.0))
-    with auth.client(transport=transport, timeout=timeout) as client:
+    with auth.client(timeout=timeout) as client:
         response = client.request(method, url, headers=args.headers, content=body)
     if verbose is not None:
         verbose(f"{response.status_code} {response.reason_phrase}")

@@ -12,6 +12,7 @@ from typing import IO, Any, Literal
 from .common import (
     EXIT_NETWORK,
     EXIT_OK,
+    EXIT_USAGE,
     Failure,
     Subparsers,
     add_map_option,
@@ -45,10 +46,18 @@ def register(commands: Subparsers) -> None:
         help="run an agent provider",
         description="Run an agent provider as https://HOST: metadata and JWKS, enrolment "
         "with one-time codes (--enroll prints one per agent), token refresh, sub-agents, "
-        "stored in SQLite under --data (in memory without it). Prints the URL it listens on.",
+        "stored in SQLite under --data (in memory without it). With --dir DIR instead: "
+        "serve the self-hosted provider `keys init` wrote there (its metadata and JWKS at "
+        "its issuer), so resources verify the agent tokens the agent mints itself. Prints "
+        "the URL it listens on.",
     )
-    for party, what in ((ps, "person server"), (ap, "agent provider")):
-        _add_party_options(party, what)
+    _add_party_options(ps, "person server")
+    _add_party_options(ap, "agent provider", required=False)
+    ap.add_argument(
+        "--dir",
+        metavar="DIR",
+        help="serve the self-hosted agent provider of the `keys init` agent in DIR",
+    )
     ps.add_argument(
         "--auto-approve",
         action="store_true",
@@ -117,10 +126,10 @@ def _add_listen_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_party_options(party: argparse.ArgumentParser, what: str) -> None:
+def _add_party_options(party: argparse.ArgumentParser, what: str, *, required: bool = True) -> None:
     party.add_argument(
         "--issuer",
-        required=True,
+        required=required,
         type=issuer_type,
         metavar="https://HOST",
         help=f"the {what}'s identifier (the Host agents sign for)",
@@ -144,6 +153,11 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
         return guarded(lambda: _serve_resource(args, sys.stdout, err), err)
     if args.serve_command == "ps":
         return guarded(lambda: _serve_ps(args, env, sys.stdout, err), err)
+    if args.dir is not None:
+        return guarded(lambda: _serve_local_provider(args, sys.stdout, err), err)
+    if args.issuer is None:
+        print("aauth-agents: serve ap needs --issuer https://HOST or --dir DIR", file=err)
+        return EXIT_USAGE
     return guarded(lambda: _serve_ap(args, sys.stdout, err), err)
 
 
@@ -349,3 +363,26 @@ def _serve_ap(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         return serve_app(ap.app(), args, out, lines)
     finally:
         ap.close()
+
+
+def _serve_local_provider(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    """§Agent Token: the provider of a self-hosted agent publishes its metadata and JWKS;
+    the agent mints its own tokens, so nothing else is served."""
+    from ..agent.provider import load_local_agent
+    from ..agent.storage import DirectoryKeyStore
+
+    log_to(err)
+    if args.enroll or args.data or args.maps or args.ps:
+        raise Failure(
+            EXIT_USAGE, "--dir serves a keys-init provider: no --enroll, --data, --map or --ps"
+        )
+    agent = load_local_agent(DirectoryKeyStore(Path(args.dir).expanduser()))
+    issuer = agent.provider.issuer
+    if args.issuer is not None and args.issuer != issuer:
+        raise Failure(EXIT_USAGE, f"the provider in {args.dir} is {issuer}, not {args.issuer}")
+    args.issuer = issuer
+    lines = [
+        f"metadata  {issuer}/.well-known/aauth-agent.json",
+        f"agent     {agent.agent_id} (its tokens are minted by the agent itself)",
+    ]
+    return serve_app(agent.provider.app(), args, out, lines)

@@ -5,26 +5,35 @@ or denies; the decision resolves the pending record (:mod:`.pending`).
 Pages come from Jinja2 templates (``templates/``, autoescaped), are never cached or framed
 and load nothing (``Content-Security-Policy: default-src 'none'``). The code is checked in
 constant time; a wrong code counts against its record (§Interaction Code Format), and a
-decision needs the page token of the page the person saw and a signed-in person
-(:attr:`ResourceConfig.person_authenticator`).
+decision needs the page token of the page the person saw and, to approve, a signed-in
+person (:attr:`ResourceConfig.person_authenticator`).
+
+The code is a correlation identifier (§Interaction Code Format): opening the page stores
+nothing and spends nothing, so a link preview (a cookie-less ``GET`` or ``HEAD``), a second
+browser or a re-opened tab show the same request while it waits. The page token is derived
+from the record's code (an HMAC of the record id keyed with it), so it is the same on every
+showing and dies with the code when the decision consumes it
+(:data:`~aauth_agents.stores.states.CODE_ENDS`); the agent's ``callback`` travels in the form.
+A ``GET`` by a person the authenticator recognises marks the record ``interacting``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
-import secrets
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from ..httpsig import HttpRequest
+from ..protocol.encoding import b64url_encode
 from ..protocol.errors import ConfigurationError
 from ..protocol.identifiers import LOOPBACK_HOSTS
 from ..protocol.interaction import codes_match
 from ..protocol.reply import NO_STORE as _NO_STORE
 from ..protocol.reply import Reply
 from ..protocol.wire import WireFormatError
-from ..stores import INTERACTING, PENDING, Event, PendingRecord, advance
+from ..stores import OPEN, PENDING, Event, PendingRecord, advance
 from . import events as ev
 from .config import maybe_await
 from .pending_kinds import pending_kind
@@ -101,22 +110,28 @@ class InteractionPage:
         now = self.clock()
         if now >= record.expires_at:
             return self.page(408, "Expired", "This request has expired.")
-        if record.state != PENDING or record.code is None:
+        if record.state not in OPEN or record.code is None:
             return self.page(410, "Already used", "This code has been used or is no longer valid.")
         refusal = await self._check_code(record, query.get("code", ""))
         if refusal is not None:
             return refusal
-        page_token = secrets.token_urlsafe(24)
         callback = query.get("callback")
         kept = callback if _safe_callback(callback) else None
-        interacting = await self.stores.pending.areplace(
-            advance(
-                record, Event.ARRIVE, data=dict(record.data, page_token=page_token, callback=kept)
-            )
-        )
-        if interacting is None:
-            return self.page(410, "Already used", "This code has just been used.")
-        return self._consent(interacting, page_token)
+        if (
+            request.method.upper() == "GET"
+            and record.state == PENDING
+            and await self._person(starlette_request)
+        ):  # the signed-in person is here: the agent's polls say interacting
+            record = await self.stores.pending.areplace(advance(record, Event.ARRIVE)) or record
+        return self._consent(record, _page_token(record), kept)
+
+    async def _person(self, starlette_request: Any) -> str | None:
+        """The person signed in at the resource, if any."""
+        authenticate = self.config.person_authenticator
+        if authenticate is None or starlette_request is None:
+            return None
+        subject = await maybe_await(authenticate(starlette_request))
+        return str(subject) if subject else None
 
     async def _check_code(self, record: PendingRecord, presented: str) -> Reply | None:
         """``None`` when ``presented`` is the record's code; else count the attempt (the
@@ -140,7 +155,7 @@ class InteractionPage:
             410 if failed else 400, "Invalid code", "That code is not valid for this request."
         )
 
-    def _consent(self, record: PendingRecord, page_token: str) -> Reply:
+    def _consent(self, record: PendingRecord, page_token: str, callback: str | None) -> Reply:
         name = self.config.name or self.config.identifier
         describe = self.config.scope_descriptions
         return self.page(
@@ -152,6 +167,7 @@ class InteractionPage:
             scopes=[(s, describe.get(s, "")) for s in record.data.get("scopes", [])],
             action=self.resource.interaction_url(record.interaction_id or ""),
             page_token=page_token,
+            callback=callback,
         )
 
     async def _decision(
@@ -161,25 +177,19 @@ class InteractionPage:
             form = parse_interaction_form(request.body)
         except WireFormatError as exc:
             return self.page(400, "Bad request", exc.detail)
-        expected = record.data.get("page_token")
         if (
-            record.state != INTERACTING
-            or not isinstance(expected, str)
-            or not hmac.compare_digest(expected.encode(), form.page_token.encode())
+            record.state not in OPEN
+            or record.code is None
+            or not hmac.compare_digest(_page_token(record).encode(), form.page_token.encode())
         ):
             return self.page(410, "Already used", "This page is no longer valid.")
         if self.clock() >= record.expires_at:
             return self.page(408, "Expired", "This request has expired.")
-        callback = record.data.get("callback")
+        callback = form.callback if _safe_callback(form.callback) else None
         if form.decision == "deny":
             await self.resource.reject(record.id)
             return self._finish(callback, "access_denied", "You denied the request.")
-        authenticate = self.config.person_authenticator
-        subject = (
-            await maybe_await(authenticate(starlette_request))
-            if authenticate is not None and starlette_request is not None
-            else None
-        )
+        subject = await self._person(starlette_request)
         if not subject:
             return self.page(
                 401, "Sign in required", "Sign in to this service, then approve again."
@@ -195,6 +205,14 @@ class InteractionPage:
                 target += ("&" if urlsplit(callback).query else "?") + urlencode({"error": error})
             return Reply(303, (("Location", target), _NO_STORE), b"")
         return self.page(200, "Thank you", text)
+
+
+def _page_token(record: PendingRecord) -> str:
+    """The page token of ``record`` while it has a code: the same on every showing, and
+    worthless once the decision consumed the code."""
+    assert record.code is not None
+    digest = hmac.new(record.code.encode(), record.id.encode(), hashlib.sha256).digest()
+    return b64url_encode(digest)
 
 
 def _query_pairs(query: str) -> list[tuple[str, str]]:

@@ -72,10 +72,11 @@ def parse_revocation_request(body: bytes | None) -> RevocationRequest:
 @dataclass(frozen=True)
 class InteractionDecision:
     """The person's answer on the interaction page: ``approve`` or ``deny``, with the
-    one-time page token the page was rendered with."""
+    page token the page was rendered with and the agent's ``callback`` it carried."""
 
     decision: str
     page_token: str
+    callback: str | None = None
 
 
 def parse_interaction_form(body: bytes | None) -> InteractionDecision:
@@ -91,7 +92,10 @@ def parse_interaction_form(body: bytes | None) -> InteractionDecision:
         raise MalformedBodyError("decision must be approve or deny")
     if len(token) != 1 or not token[0]:
         raise MalformedBodyError("page_token is required")
-    return InteractionDecision(decision[0], token[0])
+    callback = fields.get("callback", [])
+    if len(callback) > 1:
+        raise MalformedBodyError("at most one callback")
+    return InteractionDecision(decision[0], token[0], callback[0] if callback else None)
 
 
 __all__ = [

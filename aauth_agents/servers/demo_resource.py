@@ -33,7 +33,6 @@ identifiers are mapped to loopback.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import re
 import threading
@@ -49,7 +48,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ..clock import Clock, system_clock
-from ..discovery import AsyncDiscovery, EgressPolicy, classify, system_resolver
+from ..discovery import AsyncDiscovery
 from ..integrations.mcp import (
     MCP_SIGNATURE_COMPONENTS,
     McpServerApp,
@@ -79,7 +78,6 @@ from ..resource import (
 )
 from ..stores import Stores
 from ..tokens import IssuerKeys
-from ..transport import AsyncMappedTransport, origin_of
 
 log = logging.getLogger("aauth_agents.servers.demo_resource")
 
@@ -457,41 +455,13 @@ def mapped_discovery(
     changes. Egress admission still applies: a mapped host resolves to its destination's
     addresses, and loopback or private destinations are admitted *for mapped hosts only*
     (logged as a warning); any other host must resolve to public addresses only, as without
-    a mapping. An empty mapping is plain :class:`AsyncDiscovery`."""
+    a mapping (:meth:`~aauth_agents.network.LocalNetwork.discovery`). An empty mapping is
+    plain :class:`AsyncDiscovery`."""
     if not mapping:
         return AsyncDiscovery(clock=clock, timeout=timeout)
-    table: dict[str, list[str]] = {}
-    for origin, destination in mapping.items():
-        host = origin_of(origin)[1]
-        target = origin_of(destination)[1]
-        try:
-            addresses = [str(ipaddress.ip_address(target.strip("[]")))]
-        except ValueError:
-            addresses = system_resolver(target)
-        table[host.lower()] = addresses
-        log.warning(
-            "discovery for %s connects to %s (%s); development only",
-            origin,
-            destination,
-            ", ".join(addresses),
-        )
-    kinds = {classify(ipaddress.ip_address(a)) for addresses in table.values() for a in addresses}
+    from ..network import LocalNetwork
 
-    def resolve(host: str) -> list[str]:
-        mapped = table.get(host.lower())
-        if mapped is not None:
-            return list(mapped)
-        found = system_resolver(host)
-        if any(classify(ipaddress.ip_address(a.split("%", 1)[0])) != "global" for a in found):
-            raise OSError(f"{host} resolves to a non-public address; only mapped hosts may")
-        return found
-
-    egress = EgressPolicy(
-        resolver=resolve, allow_loopback="loopback" in kinds, allow_private="private" in kinds
-    )
-    return AsyncDiscovery(
-        transport=AsyncMappedTransport(dict(mapping)), egress=egress, clock=clock, timeout=timeout
-    )
+    return LocalNetwork(mapping).discovery(clock=clock, timeout=timeout)
 
 
 __all__ = [

@@ -1,7 +1,8 @@
 """Run an ASGI app with uvicorn on 127.0.0.1 in a background thread.
 
 Used by the demo and by tests that need a real HTTP server: the port is chosen by the OS
-(``port=0``), the server only ever listens on loopback, and leaving the ``with`` block stops it.
+(``port=0``, the default) or given, the server only ever listens on loopback, and leaving
+the ``with`` block stops it.
 """
 
 from __future__ import annotations
@@ -17,11 +18,18 @@ import uvicorn
 class LoopbackServer:
     """``with LoopbackServer(app) as server: server.url`` -- ``http://127.0.0.1:PORT``."""
 
-    def __init__(self, app: Any, *, startup_timeout: float = 10.0, log_level: str = "warning"):
+    def __init__(
+        self,
+        app: Any,
+        *,
+        port: int = 0,
+        startup_timeout: float = 10.0,
+        log_level: str = "warning",
+    ):
         config = uvicorn.Config(
             app,
             host="127.0.0.1",
-            port=0,
+            port=port,
             log_level=log_level,
             lifespan="off",
             access_log=False,
@@ -41,7 +49,8 @@ class LoopbackServer:
         while not self._server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 self.stop()
-                raise RuntimeError("uvicorn did not start on 127.0.0.1")
+                where = f"127.0.0.1:{self._server.config.port}"
+                raise RuntimeError(f"uvicorn did not start on {where} (is the port in use?)")
             time.sleep(0.01)
         self.port = self._server.servers[0].sockets[0].getsockname()[1]
         return self

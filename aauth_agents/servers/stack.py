@@ -10,7 +10,8 @@ identifier (only connections are mapped, :mod:`aauth_agents.transport`):
   (:func:`~aauth_agents.servers.demo_resource.demo_resource`);
 
 and serves any other party added with :meth:`LocalStack.add` (a self-hosted agent provider,
-your own resource) -- every party finds every other through the one mapping, which grows as
+your own resource) -- every party finds every other through the one
+:class:`~aauth_agents.network.LocalNetwork` (:attr:`LocalStack.network`), which grows as
 parties are added. The person can decide through the PS's own interaction path
 (:meth:`LocalStack.approve`, :meth:`~LocalStack.deny`, :meth:`~LocalStack.ask`), exactly
 what the consent page calls, or in a browser at :meth:`LocalStack.browser_url`.
@@ -28,15 +29,15 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections import deque
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine
 from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
 
 from ..agent import AgentIdentity, client_options
-from ..discovery import AsyncDiscovery, EgressPolicy
-from ..transport import origin_of, retarget
+from ..discovery import AsyncDiscovery
+from ..network import LocalNetwork
 from .loopback import LoopbackServer
 from .person_server.events import PSEvent
 
@@ -45,46 +46,6 @@ T = TypeVar("T")
 AGENT_PROVIDER = "https://agent.example"
 PERSON_SERVER = "https://ps.example"
 RESOURCE = "https://resource.example"
-
-
-class LateTransport(httpx.AsyncBaseTransport):
-    """Connections for each identifier go to the loopback origin ``targets`` holds for it
-    when the request is sent (parties start one after another and find each other later;
-    the mapping may grow)."""
-
-    def __init__(self, targets: Mapping[str, str]) -> None:
-        self.targets = targets
-        self._inner = httpx.AsyncHTTPTransport()
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        origin = f"{request.url.scheme}://{request.url.host}"
-        target = self.targets.get(origin)
-        if target is None:
-            raise httpx.ConnectError(f"{origin} is not one of the local parties")
-        scheme, host, port = origin_of(target)
-        return await self._inner.handle_async_request(retarget(request, scheme, host, port))
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-
-class _SyncLateTransport(httpx.BaseTransport):
-    """:class:`LateTransport` for ``httpx.Client``."""
-
-    def __init__(self, targets: Mapping[str, str]) -> None:
-        self.targets = targets
-        self._inner = httpx.HTTPTransport()
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        origin = f"{request.url.scheme}://{request.url.host}"
-        target = self.targets.get(origin)
-        if target is None:
-            raise httpx.ConnectError(f"{origin} is not one of the local parties")
-        scheme, host, port = origin_of(target)
-        return self._inner.handle_request(retarget(request, scheme, host, port))
-
-    def close(self) -> None:
-        self._inner.close()
 
 
 class OnItsLoop:
@@ -110,7 +71,13 @@ class LocalStack:
     """An agent provider, a person server with its pages, and the demo resource on loopback
     (see the module docstring). ``person`` / ``password`` -- the PS's one account (a random
     password when not given: :attr:`password`); ``ps_options`` go to
-    :class:`~aauth_agents.servers.person_server.PersonServerConfig`."""
+    :class:`~aauth_agents.servers.person_server.PersonServerConfig`.
+
+    ``network`` -- the :class:`~aauth_agents.network.LocalNetwork` the parties share (default:
+    a new one reaching only them); ``port`` -- a base port: the PS listens on it, the
+    agent provider on the next, the demo resource on the one after (0: any free ports);
+    ``enrolment=False`` -- no enrolling agent provider (serve a self-hosted one with
+    :meth:`add`); ``demo=False`` -- no demo resource."""
 
     def __init__(
         self,
@@ -118,6 +85,10 @@ class LocalStack:
         person: str = "alice",
         password: str | None = None,
         person_name: str = "Alice Example",
+        network: LocalNetwork | None = None,
+        port: int = 0,
+        enrolment: bool = True,
+        demo: bool = True,
         **ps_options: Any,
     ) -> None:
         from .agent_provider import AgentProviderConfig, AgentProviderServer
@@ -132,12 +103,16 @@ class LocalStack:
         )
         self.person = person
         self.password = password or secrets.token_urlsafe(12)
-        #: identifier -> loopback origin, for every party served (grows with :meth:`add`).
-        self.mapping: dict[str, str] = {}
-        self._hosts: dict[str, str] = {}
+        #: Every party served, by identifier (grows with :meth:`add`).
+        self.network = network if network is not None else LocalNetwork(strict=True)
+        self.port = port
         self._servers: list[LoopbackServer] = []
-        self.ap = AgentProviderServer(
-            AgentProviderConfig(issuer=AGENT_PROVIDER, ps=PERSON_SERVER, name="Local agents")
+        self.ap = (
+            AgentProviderServer(
+                AgentProviderConfig(issuer=AGENT_PROVIDER, ps=PERSON_SERVER, name="Local agents")
+            )
+            if enrolment
+            else None
         )
         ps_options.setdefault("password_log2_n", 14)
         ps_options.setdefault("name", "Local person server")
@@ -148,46 +123,42 @@ class LocalStack:
             PersonServerConfig(
                 issuer=PERSON_SERVER,
                 discovery=self.discovery(),
-                transport=LateTransport(self.mapping),
+                transport=self.network.async_transport(),
                 **ps_options,
             )
         )
         self.ps.accounts.create_account(person, self.password, claims={"name": person_name})
         self._ps_site = OnItsLoop(create_person_server(self.ps, routes=ui_routes(self.ps)))
-        self._resource_app = demo_resource(RESOURCE, issuer_keys=self.discovery())
+        self._resource_app = demo_resource(RESOURCE, issuer_keys=self.discovery()) if demo else None
 
     # -- parties ---------------------------------------------------------------------------
 
+    @property
+    def mapping(self) -> dict[str, str]:
+        """Identifier -> loopback origin, for every party served."""
+        return self.network.origins()
+
     def discovery(self) -> AsyncDiscovery:
         """Discovery reaching the local parties (loopback admitted for their hosts only)."""
-        return AsyncDiscovery(transport=LateTransport(self.mapping), egress=self._egress())
+        return self.network.discovery()
 
-    def _egress(self) -> EgressPolicy:
-        hosts = self._hosts
-
-        def resolve(host: str) -> list[str]:  # read at each fetch: the mapping grows
-            address = hosts.get(host.lower())
-            if address is None:
-                raise OSError(f"{host} is not one of the local parties")
-            return [address]
-
-        return EgressPolicy(resolver=resolve, allow_loopback=True)
-
-    def add(self, identifier: str, app: Any) -> str:
-        """Serve ``app`` as the party ``identifier`` (``https://host``); returns its
-        loopback origin. Every party reaches it from now on."""
-        server = LoopbackServer(app).start()
+    def add(self, identifier: str, app: Any, *, port: int = 0) -> str:
+        """Serve ``app`` as the party ``identifier`` (``https://host``) on ``port`` (0: any);
+        returns its loopback origin. Every party reaches it from now on."""
+        server = LoopbackServer(app, port=port).start()
         self._servers.append(server)
-        self.mapping[identifier] = server.url
-        self._hosts[httpx.URL(identifier).host] = "127.0.0.1"
+        self.network.add(identifier, server.url)
         return server.url
 
     def start(self) -> LocalStack:
+        base = self.port
         try:
-            self.add(AGENT_PROVIDER, self.ap.app())
-            self.add(PERSON_SERVER, self._ps_site)
-            self.add(RESOURCE, self._resource_app)
-            self.ap.config.connect = {PERSON_SERVER: self.mapping[PERSON_SERVER]}
+            self.add(PERSON_SERVER, self._ps_site, port=base)
+            if self.ap is not None:
+                self.add(AGENT_PROVIDER, self.ap.app(), port=base and base + 1)
+                self.ap.config.connect = {PERSON_SERVER: self.mapping[PERSON_SERVER]}
+            if self._resource_app is not None:
+                self.add(RESOURCE, self._resource_app, port=base and base + 2)
             # One request, so the person can act on the PS's loop from the start.
             with httpx.Client(transport=self.transport()) as client:
                 client.get(f"{PERSON_SERVER}/.well-known/aauth-person.json").raise_for_status()
@@ -200,7 +171,8 @@ class LocalStack:
         for server in reversed(self._servers):
             server.stop()
         self._servers.clear()
-        self.ap.close()
+        if self.ap is not None:
+            self.ap.close()
         self.ps.close()
 
     def __enter__(self) -> LocalStack:
@@ -218,17 +190,19 @@ class LocalStack:
 
     def transport(self) -> httpx.BaseTransport:
         """An ``httpx.Client`` transport reaching every local party."""
-        return _SyncLateTransport(self.mapping)
+        return self.network.transport()
 
     def async_transport(self) -> httpx.AsyncBaseTransport:
         """An ``httpx.AsyncClient`` transport reaching every local party."""
-        return LateTransport(self.mapping)
+        return self.network.async_transport()
 
     def enroll(self, agent_id: str = "aauth:assistant@agent.example") -> AgentIdentity:
         """A new agent enrolled at the agent provider (a one-time code, then the agent's
         own key proves itself, §Agent Token Acquisition)."""
         from .agent_provider import AgentProviderClient
 
+        if self.ap is None:
+            raise RuntimeError("this stack has no enrolment agent provider (enrolment=False)")
         code = self.ap.create_enrollment(agent_id)
         with httpx.Client(**client_options(transport=self.transport())) as client:
             return AgentProviderClient(AGENT_PROVIDER, client).enroll(code)
@@ -238,25 +212,25 @@ class LocalStack:
     def browser_url(self, url: str) -> str:
         """``url`` of a local party (an interaction link) as a browser on this machine
         reaches it: the same path and query on the party's loopback origin."""
-        parsed = httpx.URL(url)
-        origin = self.mapping[f"{parsed.scheme}://{parsed.host}"]
-        return origin + parsed.raw_path.decode("ascii")
+        return self.network.browser_url(url)
 
     def call(self, coroutine: Coroutine[Any, Any, T], timeout: float = 20.0) -> T:
         """Run ``coroutine`` on the PS's event loop (``stack.call(stack.ps.mission_log(s))``)."""
         return self._ps_site.call(coroutine, timeout)
 
     def open(self, url: str, code: str) -> Any:
-        """The person opens the interaction link (the code is consumed): its view."""
+        """The person opens the interaction link: its view (nothing is spent; the decision
+        consumes the code, §Interaction Code Format)."""
         interaction_id = httpx.URL(url).path.rstrip("/").rsplit("/", 1)[-1]
         return self.call(self.ps.interactions.lookup(interaction_id, code))
 
     def approve(self, url: str, code: str) -> Any:
-        """The person opens the link, signs in and approves."""
+        """The person opens the link, signs in, looks at the request and approves."""
         view = self.open(url, code)
         account = self.call(self.ps.accounts.aauthenticate(self.person, self.password))
         if account is None:
             raise RuntimeError("the person could not sign in")
+        self.call(self.ps.interactions.mark_interacting(view.id, account.username))
         return self.call(self.ps.interactions.approve(view.id, account.username))
 
     def deny(self, url: str, code: str, reason: str = "the person said no") -> Any:
@@ -292,7 +266,6 @@ __all__ = [
     "AGENT_PROVIDER",
     "PERSON_SERVER",
     "RESOURCE",
-    "LateTransport",
     "LocalStack",
     "OnItsLoop",
 ]

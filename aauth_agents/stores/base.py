@@ -49,9 +49,10 @@ class PendingRecord:
     ``interaction_id`` names the record in the interaction page URL, ``code`` is the
     normalized interaction code. ``data`` holds the rest as JSON (the held invocation, the
     scope, the stored result...). ``version`` increases with every successful replace.
-    ``owner`` is the person account the request waits for, when one is known at creation (a
-    person server lists it on that person's dashboard); like ``interaction_id`` it is fixed
-    when the record is created.
+    ``owner`` is the person account the request waits for (a person server lists it on that
+    person's dashboard): known at creation, or claimed later by the person who opened it; a
+    store sets it once -- a replace may give a record without an owner one, never change it.
+    ``code`` lives until the request is decided (:mod:`.states`).
     """
 
     id: str
@@ -141,7 +142,7 @@ class PendingStore(Protocol):
 
     def replace(self, record: PendingRecord) -> PendingRecord | None:
         """The stored record (new version) or ``None`` when someone else changed it first or
-        it is gone."""
+        it is gone. ``owner`` is kept once set (a record without one takes ``record.owner``)."""
         ...
 
     def delete(self, record_id: str) -> None: ...

@@ -54,7 +54,8 @@ class MemoryPendingStore:
             stored = record.evolve(
                 version=record.version + 1,
                 interaction_id=current.interaction_id,
-                owner=current.owner,
+                # Set once: a record without an owner may be claimed, never handed on.
+                owner=current.owner if current.owner is not None else record.owner,
             )
             self._records[record.id] = stored
             return stored

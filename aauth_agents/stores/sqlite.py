@@ -213,10 +213,12 @@ class SQLitePendingStore:
         )
 
     def replace(self, record: PendingRecord) -> PendingRecord | None:
-        cursor = self.db.execute(
+        # The owner is set once: a record without one may be claimed, never handed on.
+        rows = self.db.fetchall(
             "UPDATE aauth_pending SET kind = ?, state = ?, agent_jkt = ?, created_at = ?, "
             "expires_at = ?, purge_at = ?, code = ?, code_attempts = ?, data = ?, "
-            "version = version + 1 WHERE id = ? AND version = ?",
+            "owner = COALESCE(owner, ?), version = version + 1 WHERE id = ? AND version = ? "
+            "RETURNING owner",
             (
                 record.kind,
                 record.state,
@@ -227,13 +229,14 @@ class SQLitePendingStore:
                 record.code,
                 record.code_attempts,
                 record.data_json(),
+                record.owner,
                 record.id,
                 record.version,
             ),
         )
-        if cursor.rowcount != 1:
+        if len(rows) != 1:
             return None
-        return record.evolve(version=record.version + 1)
+        return record.evolve(version=record.version + 1, owner=rows[0][0])
 
     def delete(self, record_id: str) -> None:
         self.db.execute("DELETE FROM aauth_pending WHERE id = ?", (record_id,))

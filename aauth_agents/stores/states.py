@@ -9,13 +9,18 @@ person server test states with the constants and the sets (:data:`OPEN`, ...) be
 
 ::
 
-    PENDING ──ARRIVE──▶ INTERACTING          (the person reached the interaction page)
+    PENDING ──ARRIVE──▶ INTERACTING          (the signed-in person is at the interaction page)
     PENDING / INTERACTING ──APPROVE──▶ APPROVED ──CLAIM──▶ EXECUTING ──DELIVER──▶ COMPLETED
     PENDING / INTERACTING ──DENY──▶ DENIED ──DELIVER──▶ COMPLETED
     PENDING / INTERACTING ──CLAIM──▶ EXECUTING ──APPROVE──▶ APPROVED  (the PS applying a decision)
     PENDING ──CLAIM──▶ EXECUTING ──DELIVER──▶ COMPLETED  (a held call an auth token completes)
     any live state ──FAIL──▶ FAILED ──DELIVER──▶ COMPLETED
     any state but COMPLETED ──WITHDRAW──▶ COMPLETED   (§Cancel Request)
+
+An interaction code (§Interaction Code Format) lives as long as the request can still be
+decided: ``ARRIVE`` and ``CLAIM`` keep it (the person may re-open the link; a claim may be
+released), and :func:`advance` drops it on every move to a decided or ended state
+(:data:`CODE_ENDS`), so a code is consumed by the decision and rejected ever after.
 
 ``EXECUTING`` is held by exactly one party at a time (stores replace records by
 compare-and-set on ``version``): a poll executing the held invocation (§Deferred Delivery),
@@ -35,7 +40,7 @@ if TYPE_CHECKING:
     from .base import PendingRecord
 
 PENDING = "pending"  # waiting: for the person, an approver, or an auth token
-INTERACTING = "interacting"  # the person arrived at the interaction page (code consumed)
+INTERACTING = "interacting"  # the person is at the interaction page (code still correlates)
 APPROVED = "approved"  # resolved; the next poll completes it
 DENIED = "denied"  # rejected; the next poll answers 403 denied
 EXECUTING = "executing"  # one party is acting on the record right now
@@ -47,12 +52,14 @@ PENDING_STATES = frozenset({PENDING, INTERACTING, APPROVED, DENIED, EXECUTING, C
 OPEN = frozenset({PENDING, INTERACTING})
 #: Not yet terminal and not decided against: a pending lifetime still applies.
 LIVE = frozenset({PENDING, INTERACTING, APPROVED, EXECUTING})
+#: Decided or ended: a record entering one of these states no longer has an interaction code.
+CODE_ENDS = frozenset({APPROVED, DENIED, COMPLETED, FAILED})
 
 
 class Event(enum.Enum):
     """What happens to a pending record."""
 
-    ARRIVE = "arrive"  # the person reached the interaction (the code is consumed)
+    ARRIVE = "arrive"  # the person engaged with the interaction (the code stays until decided)
     APPROVE = "approve"  # the person, an approver or a policy said yes
     DENY = "deny"  # ... said no
     CLAIM = "claim"  # one party takes the record to act on it exactly once
@@ -113,10 +120,14 @@ class InvalidTransitionError(ProtocolError):
 
 def advance(record: PendingRecord, event: Event, **changes: Any) -> PendingRecord:
     """``record`` moved by ``event`` (with ``changes`` to its other fields), or
-    :class:`InvalidTransitionError`. The store's compare-and-set decides whether it lands."""
+    :class:`InvalidTransitionError`. The store's compare-and-set decides whether it lands.
+    A move into :data:`CODE_ENDS` consumes the interaction code (§Interaction Code Format:
+    single use; any later presentation is ``invalid_code``)."""
     following = TRANSITIONS.get(record.state, {}).get(event)
     if following is None:
         raise InvalidTransitionError(record.state, event)
+    if following in CODE_ENDS:
+        changes["code"] = None
     return replace(record, state=following, **changes)
 
 
@@ -134,6 +145,7 @@ def public_state(state: str) -> str:
 
 __all__ = [
     "APPROVED",
+    "CODE_ENDS",
     "COMPLETED",
     "DENIED",
     "EXECUTING",

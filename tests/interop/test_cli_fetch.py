@@ -157,6 +157,7 @@ def cli_env(home: Path) -> dict[str, str]:
         "HOME": str(home),
         "XDG_CONFIG_HOME": str(home / ".config"),
         "LANG": "C.UTF-8",
+        "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
         "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
     }
 
@@ -328,7 +329,8 @@ def test_interaction_is_shown_and_completes_after_consent(world: World) -> None:
     assert consented.is_set(), "".join(lines)
     assert process.returncode == 0, "".join(lines)
     assert json.loads(stdout)["data"] == [1, 2, 3]
-    assert "https://ps.example/" in "".join(lines)
+    # the link shown is the one a browser on this machine reaches (--map's loopback origin)
+    assert f'"url": "{world.mockin.url}/' in "".join(lines), "".join(lines)
 
 
 def test_an_unreachable_resource_is_a_network_error(world: World) -> None:

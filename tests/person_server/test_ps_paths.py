@@ -4,6 +4,7 @@ follow the interact path, and bad overrides are refused with a typed error."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -117,8 +118,22 @@ async def test_tokens_and_the_interaction_url_at_the_moved_paths(bare: World) ->
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=bare.app), base_url="http://127.0.0.1"
     ) as browser:
-        page = await browser.get(f"{path}?code={requirement.code}")
-        assert page.status_code == 303 and page.headers["location"].startswith("/consent/")
+        page = await browser.get(f"{path}?code={requirement.code}")  # signed out
+        assert page.status_code == 200 and f'action="{path}"' in page.text
+        token = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert token is not None
+        signed = await browser.post(
+            path,
+            data={
+                "csrf": token.group(1),
+                "code": requirement.code,
+                "username": "alice",
+                "password": PASSWORD,
+            },
+            headers={"origin": "http://127.0.0.1"},
+        )
+        assert signed.status_code == 303 and signed.headers["location"].startswith("/consent/")
+        assert 'id="approve"' in (await browser.get(signed.headers["location"])).text
         assert (
             await browser.get(f"/interact/{path.rsplit('/', 1)[1]}?code=x")
         ).status_code == 404  # the old page path is gone too

@@ -34,8 +34,11 @@ def link(response: httpx.Response) -> tuple[str, str]:
 
 
 async def open_page(world: World, response: httpx.Response):  # type: ignore[no-untyped-def]
+    """The person opens the link (the code finds the request) and, signed in, looks at it
+    (the agent sees ``interacting``)."""
     assert world.ps is not None
-    return await world.ps.interactions.lookup(*link(response))
+    view = await world.ps.interactions.lookup(*link(response))
+    return await world.ps.interactions.mark_interacting(view.id)
 
 
 async def test_prefer_wait_returns_as_soon_as_the_person_decides(world: World) -> None:
@@ -160,14 +163,26 @@ async def test_server_error(world: World) -> None:
     assert polled.status_code == 500 and problem(polled) == "server_error"
 
 
-async def test_code_is_single_use(world: World) -> None:
+@pytest.mark.parametrize("decision", ["approve", "deny", "abandon"])
+async def test_the_decision_spends_the_code(world: World, decision: str) -> None:
+    """§Interaction Code Format: the code correlates the link with the request -- opening
+    it again (another browser, a preview) finds the same request and spends nothing --
+    until the person decides; every later presentation is ``invalid_code``."""
     assert world.ps is not None
     agent = world.agent()
     pending = await ask_person_token(world, agent)
     view = await open_page(world, pending)
+    again = await world.ps.interactions.lookup(*link(pending))
+    assert again.id == view.id and again.state == "interacting"
+    if decision == "approve":
+        await world.ps.interactions.approve(view.id, "alice")
+    else:
+        await getattr(world.ps.interactions, decision)(view.id)
     with pytest.raises(InteractionError) as raised:
         await world.ps.interactions.lookup(*link(pending))
     assert raised.value.code == "invalid_code" and raised.value.status == 410
+    record = await world.ps.pending.aget(view.id)
+    assert record is not None and record.code is None
     assert (await world.ps.interactions.get(view.id)) is not None
 
 
@@ -182,7 +197,7 @@ async def test_code_is_case_hyphen_and_alias_insensitive(world: World) -> None:
     stored = await world.ps.pending.areplace(record.evolve(code="A0B1C2D1"))
     assert stored is not None
     view = await world.ps.interactions.lookup(interaction_id, " a-o-b-i-c2-dl ")
-    assert view.state == "interacting"
+    assert view.id == record.id and view.state == "pending"  # found; nothing spent
 
 
 async def test_too_many_wrong_codes_fail_the_interaction(world: World) -> None:

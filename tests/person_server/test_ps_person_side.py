@@ -1,6 +1,6 @@
-"""The person's side beyond the basics: resource-initiated interaction and its callback
-errors, ``prompt``, ``mark_interacting``, clarification options, threads for the database,
-purging, and that no token or password reaches an event or a log line."""
+"""The person's side beyond the basics: resource-initiated interaction and its callback errors,
+``prompt``, ``mark_interacting`` (engaging and claiming), clarification options, threads for the
+database, purging, and that no token or password reaches an event or a log line."""
 
 from __future__ import annotations
 
@@ -117,7 +117,7 @@ async def test_prompt_none_never_asks(world: World) -> None:
     assert response.status_code == 403 and problem(response) == "user_unreachable"
 
 
-async def test_mark_interacting_consumes_the_code(world: World) -> None:
+async def test_mark_interacting_keeps_the_code_until_the_decision(world: World) -> None:
     assert world.ps is not None
     agent = world.agent()
     pending = await agent.post("/person", {"resource": RES})
@@ -128,9 +128,43 @@ async def test_mark_interacting_consumes_the_code(world: World) -> None:
     view = await world.ps.interactions.mark_interacting(record.id)
     assert view.state == "interacting"
     assert (await agent.poll(pending)).json() == {"status": "interacting"}
+    # The link still finds the request (another browser, a closed tab) ...
+    found = await world.ps.interactions.lookup(interaction_id, requirement.code)
+    assert found.id == record.id
+    await world.ps.interactions.deny(record.id)
+    # ... until the decision spends the code.
     with pytest.raises(InteractionError) as raised:
         await world.ps.interactions.lookup(interaction_id, requirement.code)
     assert raised.value.code == "invalid_code"
+
+
+async def test_the_person_who_engages_claims_a_new_agents_request(world: World) -> None:
+    """A new agent's request (no binding, no ``default_person``) becomes the request of the
+    signed-in person who engages with it: listed for them, refused to anyone else."""
+    assert world.ps is not None
+    world.ps.accounts.create_account("bob", PASSWORD)
+    agent = world.agent()
+    pending = await agent.post("/person", {"resource": RES})
+    record = await world.ps.run(
+        world.ps.pending.get_by_interaction,
+        parse_requirement(pending.headers["aauth-requirement"]).url.rsplit("/", 1)[1],
+    )
+    assert record is not None and record.owner is None
+    now = world.clock()
+    assert await world.ps.pending.aopen_for_owner("alice", now) == []
+    await world.ps.interactions.mark_interacting(record.id, "alice")
+    assert [r.id for r in await world.ps.pending.aopen_for_owner("alice", now)] == [record.id]
+    for decide in (
+        world.ps.interactions.mark_interacting(record.id, "bob"),
+        world.ps.interactions.approve(record.id, "bob"),
+    ):
+        with pytest.raises(InteractionError) as raised:
+            await decide
+        assert raised.value.code == "access_denied" and raised.value.status == 403
+    assert await world.ps.pending.aopen_for_owner("bob", now) == []
+    assert (await agent.poll(pending)).json() == {"status": "interacting"}
+    await world.ps.interactions.approve(record.id, "alice")
+    assert (await agent.poll(pending)).status_code == 200
 
 
 async def test_clarification_options_reach_the_agent(world: World) -> None:

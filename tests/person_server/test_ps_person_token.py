@@ -34,7 +34,7 @@ async def test_first_person_token_needs_consent_showing_the_resource(world: Worl
     assert world.ps is not None
     interaction_id = requirement.url.rsplit("/", 1)[1]
     view = await world.ps.interactions.lookup(interaction_id, requirement.code.lower())
-    assert view.kind == "person_token" and view.state == "interacting"
+    assert view.kind == "person_token" and view.state == "pending"  # the code finds it
     assert view.resource is not None
     assert view.resource.name == "Example Data"
     assert view.resource.description == "**Example** stores your documents."
@@ -42,6 +42,8 @@ async def test_first_person_token_needs_consent_showing_the_resource(world: Worl
     assert view.justification == "# Why\nto read"
     assert view.new_agent and view.account is None
     assert view.provider_name == "Example Agents"
+    assert (await agent.poll(response)).json() == {"status": "pending"}
+    await world.ps.interactions.mark_interacting(view.id, "alice")  # signed in, looking
     polled = await agent.poll(response)
     assert polled.status_code == 202 and polled.json() == {"status": "interacting"}
     await world.ps.interactions.approve(view.id, "alice")

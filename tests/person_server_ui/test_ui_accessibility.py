@@ -125,13 +125,18 @@ async def test_every_page_passes_axe_at_desk_and_phone_width(
     )
     page = await context.new_page()
     base = served.url
+    url, code = link_of(asked)
+    link = base + url.removeprefix("https://ps.example") + f"?code={code}"
+    # The new agent's link in a browser that has never been here: the request, signed out.
+    await page.goto(link)
+    await page.locator("#signin").wait_for(timeout=TIMEOUT)
+    await audit(page, "link-signed-out", width)
     await page.goto(base + "/")
     await audit(page, "home", width)
     await page.goto(base + "/signin")
     await audit(page, "signin", width)
-    # The new agent's link, signed out: what is asked, then sign-in.
-    url, code = link_of(asked)
-    await page.goto(base + url.removeprefix("https://ps.example") + f"?code={code}")
+    # The link again, with a session now: the consent page asks her to sign in.
+    await page.goto(link)
     await page.locator("#signin").wait_for(timeout=TIMEOUT)
     await audit(page, "consent-signin", width)
     await sign_in(page)
@@ -148,7 +153,9 @@ async def test_every_page_passes_axe_at_desk_and_phone_width(
     await page.goto(base + "/dashboard")
     await page.locator("#missions").wait_for(timeout=TIMEOUT)
     await audit(page, "dashboard", width)
-    await page.locator("#waiting a.review").first.click()
+    # Both wait for her: the new agent's request she opened, and her agent's.
+    assert await page.locator("#waiting li").count() == 2
+    await page.locator("#waiting li", has_text="wants access to").locator("a.review").click()
     await page.locator("#decide").wait_for(timeout=TIMEOUT)
     assert await page.locator("#scopes input[type=checkbox]").count() == 2
     await audit(page, "consent-scopes", width)

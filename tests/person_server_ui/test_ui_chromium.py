@@ -35,13 +35,15 @@ async def test_sign_in_read_ask_answer_approve(served: Served, browser: Any) -> 
     )
     page = await browser.new_page()
     await page.goto(f"{url}?code={code.lower()}")  # case-insensitive
-    assert "/consent/" in page.url and "code=" not in page.url
     assert await page.locator("#signin").is_visible()
-    # The agent sees the person arrived.
-    assert (await agent.poll(pending)).json() == {"status": "interacting"}
+    # Signed out is not engaged: the agent still sees pending.
+    assert (await agent.poll(pending)).json() == {"status": "pending"}
     await sign_in(page)
     justification = page.locator("#justification")
     await justification.wait_for(timeout=TIMEOUT)
+    assert "/consent/" in page.url and "code=" not in page.url
+    # The agent sees the person arrived.
+    assert (await agent.poll(pending)).json() == {"status": "interacting"}
     assert await justification.inner_text() == "I will summarise your notes."
     assert await page.locator("#justification strong").inner_text() == "summarise"
     assert "Example Data" in await page.locator("#resource").inner_text()
@@ -110,23 +112,23 @@ async def test_expired_code(served: Served, browser: Any) -> None:
 
 
 async def test_reused_code(served: Served, browser: Any) -> None:
+    """The link opens the request in any browser until the person decides; after the
+    decision the code is spent (§Interaction Code Format) and the link is refused."""
     agent, pending, url, code = await ask(served)
-    first = await browser.new_context()
-    page = await (first).new_page()
+    page = await (await browser.new_context()).new_page()
     await page.goto(f"{url}?code={code}")
+    await sign_in(page)
+    await page.locator("#approve").wait_for(timeout=TIMEOUT)
     assert "/consent/" in page.url
-    # Someone else (another browser session) with the same code.
-    other = await browser.new_context()
-    page2 = await other.new_page()
+    await page.click("#approve")
+    await page.locator("#message").wait_for(timeout=TIMEOUT)
+    assert (await agent.poll(pending)).status_code == 200
+    # Someone else (another browser session) with the same code, after the decision.
+    page2 = await (await browser.new_context()).new_page()
     response = await page2.goto(f"{url}?code={code}")
     assert response is not None and response.status == 410
     assert await page2.locator("#error-code").inner_text() == "invalid_code"
     assert not await page2.locator("#signin").count()
-    # The first person still decides.
-    await sign_in(page)
-    await page.click("#approve")
-    await page.locator("#message").wait_for(timeout=TIMEOUT)
-    assert (await agent.poll(pending)).status_code == 200
 
 
 async def test_six_wrong_codes_end_the_interaction(served: Served, browser: Any) -> None:

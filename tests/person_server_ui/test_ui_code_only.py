@@ -1,6 +1,6 @@
-"""Code-only interaction URLs (``code_only_interaction``): one fixed URL for every
-interaction, the person's ``?code=`` alone finds it. Codes stay unique, single use and
-case-/hyphen-/alias-insensitive; wrong codes are limited per client address only."""
+"""Code-only interaction URLs (``code_only_interaction``): one fixed URL for every interaction, the
+person's ``?code=`` alone finds it. Codes stay unique, single use (the person's decision spends
+them) and case-/hyphen-/alias-insensitive; wrong codes are limited per client address only."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from support.ps import PASSWORD, PS, RES, Agent, World, make_world
+from support.ui import open_link
 
 from aauth_agents.protocol.requirement import parse_requirement
 from aauth_agents.servers import LoopbackServer
@@ -79,12 +80,26 @@ async def test_one_url_and_the_code_finds_the_interaction(world: World) -> None:
     _, _, other_url, other_code = await ask(world)
     assert url == other_url == f"{PS}/interact" and code != other_code
     async with http_browser(world) as client:
-        opened = await client.get("/interact", params={"code": as_typed(code)})
-        assert opened.status_code == 303, opened.text
-        consent = opened.headers["location"]
+        # A browser without a session sees the request signed out; nothing is spent.
+        shown = await client.get("/interact", params={"code": as_typed(code)})
+        assert shown.status_code == 200 and 'id="signin"' in shown.text, shown.text
+        assert (await agent.get(pending.headers["location"])).json() == {"status": "pending"}
+        signed = await client.post(
+            "/interact",
+            data={
+                "csrf": csrf(shown),
+                "code": as_typed(code),
+                "username": "alice",
+                "password": PASSWORD,
+            },
+            headers={"origin": ORIGIN},
+        )
+        assert signed.status_code == 303, signed.text
+        consent = signed.headers["location"]
         assert consent.startswith("/consent/") and "code" not in consent
         again = await client.get("/interact", params={"code": code})  # a reload
         assert again.status_code == 303 and again.headers["location"] == consent
+        assert 'id="approve"' in (await client.get(consent)).text
         assert (await agent.get(pending.headers["location"])).json() == {"status": "interacting"}
         done = await approve(client, consent)
         assert done.status_code == 200 and "approved" in done.text
@@ -95,11 +110,15 @@ async def test_one_url_and_the_code_finds_the_interaction(world: World) -> None:
     )
 
 
-async def test_codes_are_single_use(world: World) -> None:
+async def test_the_decision_spends_the_code(world: World) -> None:
+    """§Interaction Code Format: single use -- the code opens the request in any browser
+    until the person decides; after that every presentation is ``invalid_code``."""
     _, _, _, code = await ask(world)
-    async with http_browser(world) as first:
-        assert (await first.get("/interact", params={"code": code})).status_code == 303
-    async with http_browser(world) as second:
+    async with http_browser(world) as first, http_browser(world) as second:
+        assert (await first.get("/interact", params={"code": code})).status_code == 200
+        assert (await second.get("/interact", params={"code": code})).status_code == 200
+        opened = await open_link(first, f"/interact?code={code}")
+        await approve(first, opened.headers["location"])
         used = await second.get("/interact", params={"code": code})
     assert used.status_code == 410 and 'id="error-code">invalid_code<' in used.text
 
@@ -120,8 +139,8 @@ async def test_wrong_codes_never_end_an_interaction_but_are_rate_limited(world: 
             response = await client.get("/interact", params={"code": wrong})
             assert response.status_code == 410, response.text
         # ... the interaction is still alive and opens with its own code ...
-        assert (await client.get("/interact", params={"code": code})).status_code == 303
-        assert (await agent.get(pending.headers["location"])).json() == {"status": "interacting"}
+        assert (await client.get("/interact", params={"code": code})).status_code == 200
+        assert (await agent.get(pending.headers["location"])).json() == {"status": "pending"}
         # ... while this address has used up its budget (code_failures=8).
         assert (await client.get("/interact", params={"code": "FFFF-FFFF"})).status_code == 410
         _, _, _, fresh = await ask(world)
@@ -157,8 +176,7 @@ async def test_a_code_in_use_is_never_handed_out_again(
         (second_code, second_agent, second),
     ):
         async with http_browser(world) as client:
-            opened = await client.get("/interact", params={"code": code})
-            assert opened.status_code == 303
+            opened = await open_link(client, f"/interact?code={code}")
             await approve(client, opened.headers["location"])
         assert (await agent.get(pending.headers["location"])).status_code == 200
 
@@ -176,11 +194,12 @@ async def test_code_only_page_in_chromium(world: World, browser: Any) -> None:
     with LoopbackServer(world.app) as server:
         page = await browser.new_page()
         await page.goto(f"{server.url}/interact?code={as_typed(code)}")
-        assert "/consent/" in page.url and "code=" not in page.url
+        await page.locator("#agent").wait_for(timeout=15_000)  # the request, signed out
         await page.fill("input[name=username]", "alice")
         await page.fill("input[name=password]", PASSWORD)
         await page.click("button[name=signin]")
         await page.locator("#approve").wait_for(timeout=15_000)
+        assert "/consent/" in page.url and "code=" not in page.url
         await page.click("#approve")
         await page.locator("#message").wait_for(timeout=15_000)
         assert "approved" in await page.locator("#message").inner_text()

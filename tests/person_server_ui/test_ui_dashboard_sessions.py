@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from support.ps import AP_CALLBACK, DOCS, RES, World, make_world, problem
-from support.ui import ORIGIN, client, csrf, signed_in, start_ui, waiting_ids
+from support.ui import ORIGIN, client, csrf, open_link, signed_in, start_ui, waiting_ids
 
 from aauth_agents.protocol.requirement import parse_requirement
 from aauth_agents.servers.person_server import person_server_of
@@ -131,9 +131,7 @@ async def test_a_restart_keeps_the_browser_signed_in_and_its_request(tmp_path: P
         pending = await agent.post("/person", {"resource": RES})
         url, code = _link(pending)
         async with client(world) as browser:
-            opened = await browser.get(
-                f"/interact/{url}", params={"code": code, "callback": AP_CALLBACK}
-            )
+            opened = await open_link(browser, f"/interact/{url}", code=code, callback=AP_CALLBACK)
             consent = opened.headers["location"]
             page = await signed_in(browser, consent)
             assert 'id="approve"' in page.text

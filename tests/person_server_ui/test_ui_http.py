@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 from support.ps import AP, AP_CALLBACK, PASSWORD, PS, RES, World, make_world, problem
-from support.ui import ORIGIN, csrf, signed_in, start_ui
+from support.ui import ORIGIN, csrf, open_link, signed_in, start_ui
 
 from aauth_agents.agent.provider import LocalAgentProvider
 from aauth_agents.keys import PrivateKey
@@ -23,10 +23,13 @@ from aauth_agents.tokens import peek
 
 @pytest.fixture
 async def browser(ui_world: World) -> AsyncIterator[httpx.AsyncClient]:
-    """A cookie-keeping client playing the person's browser (plain http on loopback)."""
+    """A cookie-keeping client playing the person's browser (plain http on loopback), one
+    that has been to the PS before: it holds an (anonymous) session, so an interaction link
+    redirects it to the consent page (test_ui_links.py has the browser without one)."""
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=ui_world.app), base_url=ORIGIN
     ) as client:
+        await client.get("/signin")
         yield client
 
 
@@ -40,8 +43,7 @@ async def open_interaction(
     requirement = parse_requirement(pending.headers["aauth-requirement"])
     assert requirement.url is not None and requirement.code is not None
     path = requirement.url.removeprefix("https://ps.example")
-    page = await client.get(f"{path}?code={requirement.code}")
-    assert page.status_code == 303, page.text
+    page = await open_link(client, f"{path}?code={requirement.code}")
     return pending, page, page.headers["location"]
 
 
@@ -161,7 +163,12 @@ async def test_approve_needs_sign_in_and_code_is_not_in_the_consent_url(
         consent, data={"csrf": csrf(page), "action": "approve"}, headers={"origin": ORIGIN}
     )
     assert response.status_code == 303 and response.headers["location"] == consent
+    # Nobody signed in has engaged yet: the agent still sees pending, the code is unspent.
     view = await ui_world.ps.interactions.get(consent.rsplit("/", 1)[1])  # type: ignore[union-attr]
+    assert view is not None and view.state == "pending"
+    page = await signed_in(browser, consent)
+    assert 'id="approve"' in page.text
+    view = await ui_world.ps.interactions.get(view.id)
     assert view is not None and view.state == "interacting"
 
 
@@ -388,7 +395,7 @@ async def test_deny_needs_sign_in_too(ui_world: World, browser: httpx.AsyncClien
     )
     assert response.status_code == 303 and response.headers["location"] == consent
     view = await ui_world.ps.interactions.get(consent.rsplit("/", 1)[1])  # type: ignore[union-attr]
-    assert view is not None and view.state == "interacting"
+    assert view is not None and view.state == "pending"
 
 
 async def _auth_token_consent(

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from support.ps import PASSWORD, PS, RES, World, make_world
-from support.ui import ORIGIN, assert_page_headers, csrf, signed_in
+from support.ui import ORIGIN, assert_page_headers, csrf, open_link, signed_in
 
 from aauth_agents.protocol.errors import ProtocolError
 from aauth_agents.protocol.requirement import parse_requirement
@@ -196,9 +196,7 @@ async def test_a_question_from_the_agent_is_answered_on_the_consent_page(ui_worl
     requirement = parse_requirement(asked.headers["aauth-requirement"])
     assert requirement.url is not None and requirement.code is not None
     async with client(ui_world.app) as browser:
-        opened = await browser.get(
-            requirement.url.removeprefix(PS), params={"code": requirement.code}
-        )
+        opened = await open_link(browser, requirement.url.removeprefix(PS), code=requirement.code)
         consent = opened.headers["location"]
         page = await signed_in(browser, consent)
         assert "Example Agents</span> has a question for you</h1>" in page.text

@@ -243,9 +243,10 @@ async def open_the_link(context: Any, widget: Any, name: str) -> Any:
     consent = await opened.value
     signin, review = consent.locator("input[name=username]"), consent.locator("#approve")
     await signin.or_(review).first.wait_for(timeout=TIMEOUT)
-    assert consent.url.startswith(f"{PS}/consent/"), consent.url
-    if await signin.count():
+    if await signin.count():  # signed out: the request is shown at the link itself
         await UI.sign_in(consent)
+    await review.wait_for(timeout=TIMEOUT)
+    assert consent.url.startswith(f"{PS}/consent/"), consent.url
     return consent
 
 

@@ -27,7 +27,8 @@ from aauth_agents.agent.storage import DirectoryKeyStore
 from aauth_agents.prompts import TerminalPrompts
 from aauth_agents.servers.stack import LocalStack
 
-LINK = re.compile(r"Open:\s+(https://ps\.example/\S+)\?code=([0-9A-Z-]+)")
+# --map: the link shown is the PS's loopback origin, where a browser here reaches it
+LINK = re.compile(r"Open:\s+(http://127\.0\.0\.1:\d+/\S+)\?code=([0-9A-Z-]+)")
 
 
 @dataclass
@@ -61,6 +62,7 @@ class Terminal:
             "PATH": os.environ.get("PATH", ""),
             "HOME": str(self.home),
             "LANG": "C.UTF-8",
+            "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
             "TERM": "xterm-256color",
             "BROWSER": f"{sys.executable} {browser} %s",
             "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
@@ -130,7 +132,7 @@ def test_the_link_the_qr_code_and_the_browser_then_approval(terminal: Terminal) 
         child.expect("Waiting for you to decide")  # the live status line
         child.expect(r"\d+:\d\d left")
         child.send("\r")
-        child.expect("Opening https://ps.example/interact/")
+        child.expect("Opening http://127.0.0.1:")
         deadline = time.monotonic() + 10
         while not terminal.opened.exists() and time.monotonic() < deadline:
             time.sleep(0.05)

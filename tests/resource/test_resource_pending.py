@@ -4,13 +4,14 @@ session tokens (§Deferred Responses, §Deferred Delivery, §Approval Pending,
 
 from __future__ import annotations
 
+import html
 from urllib.parse import urlsplit
 
 import httpx
 from support.resource import PERSON_SUB, RESOURCE, World
 
 from aauth_agents.protocol import parse_requirement
-from aauth_agents.stores import COMPLETED, FAILED, INTERACTING
+from aauth_agents.stores import COMPLETED, FAILED, INTERACTING, PENDING
 
 
 def _pending_path(response: httpx.Response) -> str:
@@ -154,15 +155,24 @@ async def test_two_party_interaction_issues_a_session_token(world: World) -> Non
         consent = await browser.get(page, params={"code": code.lower()})  # case-insensitive
         assert consent.status_code == 200 and "Approve" in consent.text
         assert "aauth:assistant@ap.example" in consent.text
-        # single use: the same code again is refused
-        assert (await browser.get(page, params={"code": code})).status_code == 410
         page_token = consent.text.split('name="page_token" value="')[1].split('"')[0]
+        # Opening it again (a link preview, another browser) shows the same request, and
+        # nobody signed in has engaged: the agent still sees pending.
+        again = await browser.get(page, params={"code": code})
+        assert again.status_code == 200 and f'value="{page_token}"' in again.text
+        assert (await browser.head(page, params={"code": code})).status_code == 200
+        record = world.stores.pending.get(pending.rsplit("/", 1)[1])
+        assert record is not None and record.state == PENDING and record.code is not None
         # the code alone authorizes nothing: nobody is signed in
         anonymous = await browser.post(page, data={"decision": "approve", "page_token": page_token})
         assert anonymous.status_code == 401
         browser.cookies.set("session", "alice", domain="resource.example")
         approved = await browser.post(page, data={"decision": "approve", "page_token": page_token})
         assert approved.status_code == 200
+        # The decision spent the code: the link and the page are refused from now on.
+        assert (await browser.get(page, params={"code": code})).status_code == 410
+        twice = await browser.post(page, data={"decision": "deny", "page_token": page_token})
+        assert twice.status_code == 410
     async with world.client(app, world.signer(world.agent_token())) as client:
         done = await client.get(pending)
     assert done.status_code == 200, done.text
@@ -189,7 +199,11 @@ async def test_interaction_denied_redirects_to_the_callback(world: World) -> Non
             page, params={"code": code, "callback": "https://agent.example/cb?x=1"}
         )
         page_token = consent.text.split('name="page_token" value="')[1].split('"')[0]
-        denied = await browser.post(page, data={"decision": "deny", "page_token": page_token})
+        # The page carries the callback in its form (nothing is stored when it is shown).
+        callback = html.unescape(consent.text.split('name="callback" value="')[1].split('"')[0])
+        denied = await browser.post(
+            page, data={"decision": "deny", "page_token": page_token, "callback": callback}
+        )
     assert denied.status_code == 303
     assert denied.headers["location"] == "https://agent.example/cb?x=1&error=access_denied"
     async with world.client(app, world.signer(world.agent_token())) as client:
@@ -217,6 +231,10 @@ async def test_polling_shows_interacting_once_the_person_arrived(world: World) -
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url=RESOURCE
     ) as browser:
+        await browser.get(page, params={"code": code})  # signed out: not engaged yet
+        async with world.client(app, world.signer(world.agent_token())) as client:
+            assert (await client.get(pending)).json()["status"] == "pending"
+        browser.cookies.set("session", "alice", domain="resource.example")
         await browser.get(page, params={"code": code})
     async with world.client(app, world.signer(world.agent_token())) as client:
         polled = await client.get(pending)

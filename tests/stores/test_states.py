@@ -23,7 +23,7 @@ from aauth_agents.stores import (
     public_state,
     release,
 )
-from aauth_agents.stores.states import TRANSITIONS
+from aauth_agents.stores.states import CODE_ENDS, TRANSITIONS
 
 
 def record(state: str = PENDING) -> PendingRecord:
@@ -51,6 +51,29 @@ def test_a_move_follows_the_table_or_raises_and_changes_nothing(state: str, even
     else:
         after = advance(before, event, code=None)
         assert (after.state, after.code, after.version) == (following, None, before.version)
+
+
+@given(st.sampled_from(sorted(PENDING_STATES)), st.sampled_from(list(Event)))
+def test_the_code_lives_until_the_request_is_decided(state: str, event: Event) -> None:
+    """§Interaction Code Format: the code correlates while the request can still be decided
+    (arriving and claiming keep it) and is consumed by any move to a decided or ended state,
+    whatever the caller passes."""
+    following = TRANSITIONS[state].get(event)
+    if following is None:
+        return
+    after = advance(record(state), event, code="ABCD")
+    assert after.code == (None if following in CODE_ENDS else "ABCD")
+
+
+def test_arriving_keeps_the_code_and_the_decision_consumes_it() -> None:
+    interacting = advance(advance(record(), Event.ARRIVE), Event.ARRIVE)
+    assert (interacting.state, interacting.code) == (INTERACTING, "ABCD")
+    claimed = advance(interacting, Event.CLAIM)
+    assert claimed.code == "ABCD" and release(claimed, interacting).code == "ABCD"
+    for event in (Event.APPROVE, Event.DENY, Event.FAIL, Event.WITHDRAW):
+        assert advance(interacting, event).code is None
+    assert advance(claimed, Event.APPROVE).code is None
+    assert CODE_ENDS == PENDING_STATES - OPEN - {EXECUTING}
 
 
 def test_the_protocol_paths() -> None:

@@ -193,7 +193,7 @@ async def test_a_per_call_record_survives_its_life(stores: Stores) -> None:
 
 def test_pending_open_for_owner(stores: Stores) -> None:
     """Only the owner's records that still wait (pending or interacting, not past
-    ``expires_at``), oldest first; the owner is fixed at creation."""
+    ``expires_at``), oldest first; an owner, once set, never changes."""
     pending = stores.pending
     pending.create(record("b", owner="alice", created_at=NOW + 2))
     pending.create(record("a", owner="alice", created_at=NOW + 1, state=INTERACTING))
@@ -208,8 +208,19 @@ def test_pending_open_for_owner(stores: Stores) -> None:
     got = pending.get("b")
     assert got is not None and got.owner == "alice"
     # A replace never moves a record to another person.
-    assert pending.replace(got.evolve(owner="bob")) is not None
+    moved = pending.replace(got.evolve(owner="bob"))
+    assert moved is not None and moved.owner == "alice"
     assert pending.get("b").owner == "alice"  # type: ignore[union-attr]
+    # A record without an owner is claimed once, by the first replace that names one.
+    unowned = pending.get("f")
+    assert unowned is not None and unowned.owner is None
+    assert pending.open_for_owner("carol", NOW) == []
+    claimed = pending.replace(unowned.evolve(owner="carol"))
+    assert claimed is not None and claimed.owner == "carol"
+    again = pending.replace(claimed.evolve(owner="bob"))
+    assert again is not None and again.owner == "carol"
+    assert pending.replace(again.evolve(owner=None)).owner == "carol"  # type: ignore[union-attr]
+    assert [r.id for r in pending.open_for_owner("carol", NOW)] == ["f"]
     done = pending.get("b")
     assert done is not None and pending.replace(advance(done, Event.CLAIM)) is not None
     assert [r.id for r in pending.open_for_owner("alice", NOW)] == ["a"]

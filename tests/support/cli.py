@@ -19,13 +19,16 @@ SCRIPT = Path(sys.executable).parent / "aauth-agents"
 
 def cli_env(home: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """A clean environment: HOME and the XDG directories inside ``home``; nothing from the
-    caller's key configuration leaks in."""
+    caller's key configuration leaks in (``PYTHONPATH`` does: it says which package is
+    tested)."""
     env = {
         "PATH": os.environ.get("PATH", ""),
         "HOME": str(home),
         "XDG_CONFIG_HOME": str(home / ".config"),
         "XDG_DATA_HOME": str(home / ".local" / "share"),
         "LANG": "C.UTF-8",
+        # the package under test: a checkout run with PYTHONPATH=$PWD imports itself
+        "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
         # keyring never reaches a real keychain from the tests unless a test says so
         "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
     }

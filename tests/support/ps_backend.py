@@ -229,12 +229,18 @@ class AAuthPS:
             self._close(old, old_discovery)
 
     def consent(self, code: str) -> int:
-        """The person's browser: open the interaction URL with ``code``, sign in, approve;
-        the status of the last page (``200`` once approved)."""
+        """The person's browser: open the interaction URL with ``code`` (signed out: the
+        request and a sign-in form), sign in, approve; the status of the last page (``200``
+        once approved)."""
         assert self.ps is not None
         with httpx.Client(base_url=self.url, timeout=10) as browser:
             origin = {"origin": self.url}
-            opened = browser.get(self.ps.config.paths["interact"], params={"code": code})
+            link = self.ps.config.paths["interact"]
+            opened = browser.get(link, params={"code": code})
+            signin = form_fields(opened.text, "signin") if opened.status_code == 200 else None
+            if signin is not None:  # signed out: the request is shown; sign in right there
+                fields = dict(signin) | {"username": ACCOUNT, "password": PASSWORD}
+                opened = browser.post(link, data=fields, headers=origin)
             if opened.status_code != 303:
                 return opened.status_code
             consent = opened.headers["location"]

@@ -1,9 +1,8 @@
-"""The person's pages: a PS with the UI mounted in a world of real parts (:mod:`support.ps`),
-the person's browser as httpx against the ASGI app (``ORIGIN``, :func:`client`,
-:func:`signed_in`, :func:`csrf`, :func:`waiting_ids`), and Debian's headless Chromium driven by
+"""The person's pages: a PS with the UI mounted in a world of real parts (:mod:`support.ps`), the
+person's browser as httpx against the ASGI app (``ORIGIN``, :func:`client`, :func:`signed_in`,
+:func:`open_link`, :func:`csrf`, :func:`waiting_ids`), and Debian's headless Chromium driven by
 Playwright (``CHROMIUM``, ``CHROMIUM_ARGS``, :func:`sign_in`, ``TIMEOUT``; the ``browser``
-fixture is in tests/conftest.py).
-"""
+fixture is in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +13,7 @@ import httpx
 
 from aauth_agents.servers.person_server import person_server_of
 from aauth_agents.servers.person_server.ui import (
+    COOKIE,
     PersonServerUI,
     create_person_server_with_ui,
 )
@@ -81,6 +81,18 @@ def assert_page_headers(response: httpx.Response) -> None:
     assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
     assert response.headers["x-frame-options"] == "DENY"
     assert response.headers["cache-control"] == "no-store"
+
+
+async def open_link(client: httpx.AsyncClient, link: str, **params: str) -> httpx.Response:
+    """Open an interaction link in a browser that has been to the PS before (it has a
+    session, anonymous here): the link is linked to that session and the browser redirected
+    to the consent page (303). A browser without a session sees the request signed out
+    instead (tests/person_server_ui/test_ui_links.py)."""
+    if COOKIE not in client.cookies:
+        await client.get("/signin")
+    response = await client.get(link, params=params or None)
+    assert response.status_code == 303, response.text
+    return response
 
 
 def client(world: World, cookies: dict[str, str] | None = None) -> httpx.AsyncClient:

@@ -51,6 +51,9 @@ class AgentConfig:
     device: str | None = None
     mission_s256: str | None = None
     on_interaction: Callable[[InteractionRequest], Any] | None = None
+    #: An interaction URL as the person's browser reaches it (a local network's
+    #: ``browser_url``); ``None``: as the server sent it.
+    browser_url: Callable[[str], str] | None = None
     on_clarification: Callable[[ClarificationRequest], Any] | None = None
     events: bool = False
     max_poll_seconds: float = 600.0

@@ -231,6 +231,8 @@ def _interaction(
             "the person must visit an interaction URL, and there is no on_interaction "
             "callback or person server relay to take them there"
         )
+    if flow.config.browser_url is not None:  # the one place the person's link is rewritten
+        url = flow.config.browser_url(url)
     yield from flow._emit(InteractionRequired(url, code, pending_url=location))
     request = InteractionRequest(
         url,

@@ -22,10 +22,12 @@ What the UI adds (as ``routes`` of :func:`create_person_server`):
   With ``PersonServerConfig.code_only_interaction`` it is one fixed ``GET /interact?code=...``
   whose interaction id is ``code_interaction_id(code)`` (``PersonServerConfig.paths``
   may move ``/interact`` and every protocol endpoint; the metadata path is fixed).
-  Call ``await ps.interactions.lookup(interaction_id, code)`` once (it consumes the code and
-  enforces the attempt limit; map :class:`InteractionError` ``.code``/``.status`` to the
-  page), keep the returned ``view.id`` in the person's session, and use
-  ``ps.interactions.get(view.id)`` afterwards.
+  Call ``await ps.interactions.lookup(interaction_id, code)`` (it enforces the attempt
+  limit and spends nothing: the decision consumes the code; map :class:`InteractionError`
+  ``.code``/``.status`` to the page), keep the returned ``view.id`` in the person's
+  session, and use ``ps.interactions.get(view.id)`` afterwards; once the person is signed
+  in and sees it, ``mark_interacting(view.id, account)`` (the agent sees ``interacting``;
+  a new agent's request becomes theirs).
 * Sign-in: ``await ps.accounts.aauthenticate(username, password)`` (scrypt; ``None`` on any
   failure). Only then ``approve(view.id, account.username, ...)`` / ``deny(view.id)`` /
   ``abandon(view.id)`` / ``ask(view.id, question)``; CSRF tokens on those forms.

@@ -9,6 +9,10 @@
   origin -- not the issuer: the UI may be reached over loopback http), from a live session,
   with that session's token in the form. Anything else is refused with a
   :class:`~.ui_pages.PageError` (403, code ``csrf``) before the form does anything.
+* :func:`checked_sessionless_post` -- the one form posted before any session exists: signing
+  in on the signed-out view of an interaction link (:mod:`.ui_links`), which makes no
+  session until the person signs in. The same origin check, and the token is
+  double-submitted: the page set it in a cookie and put it in the form; both must match.
 """
 
 from __future__ import annotations
@@ -73,6 +77,22 @@ async def checked_post(
         raise PageError(
             403, "Session expired", "Your session has expired; open the link again.", code="csrf"
         )
+    values = await _form(request)
+    _check_token(values, session.csrf)
+    return session, values
+
+
+async def checked_sessionless_post(request: Request, cookie: str) -> dict[str, str]:
+    """The form of a POST made without a session: same origin, and the token of the form
+    equal to the one in the ``cookie`` the page set (a double-submitted token)."""
+    if not _same_origin(request):
+        raise PageError(403, "Refused", "This form came from another site.", code="csrf")
+    values = await _form(request)
+    _check_token(values, request.cookies.get(cookie, ""))
+    return values
+
+
+async def _form(request: Request) -> dict[str, str]:
     try:
         form = await request.form(max_files=0, max_fields=MAX_FIELDS, max_part_size=MAX_FIELD)
     except Exception as exc:
@@ -81,10 +101,21 @@ async def checked_post(
         ) from exc
     values = {k: v for k, v in form.items() if isinstance(v, str)}
     values["scope"] = " ".join(v for v in form.getlist("scope") if isinstance(v, str))
+    return values
+
+
+def _check_token(values: dict[str, str], expected: str) -> None:
     token = values.get(FIELD, "")
-    if not secrets.compare_digest(token.encode(), session.csrf.encode()):
+    if not expected or not secrets.compare_digest(token.encode(), expected.encode()):
         raise PageError(403, "Refused", "The form has expired; reload the page.", code="csrf")
-    return session, values
 
 
-__all__ = ["FIELD", "MAX_FIELD", "checked_post", "hidden_field", "new_token", "origin_of"]
+__all__ = [
+    "FIELD",
+    "MAX_FIELD",
+    "checked_post",
+    "checked_sessionless_post",
+    "hidden_field",
+    "new_token",
+    "origin_of",
+]

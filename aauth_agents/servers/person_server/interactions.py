@@ -5,9 +5,12 @@ the protocol rules those pages must not get wrong:
 
 * :meth:`Interactions.lookup` -- the interaction page is reached at ``{url}?code=...``
   (§User Interaction). The code is compared case-, hyphen- and alias-insensitively
-  (§Interaction Code Format), consumed on first success (single use), and after
-  ``code_attempts`` wrong codes the pending request fails for good (``invalid_code``).
-  Arriving marks the request ``interacting`` for the polling agent (§Pending Response).
+  (§Interaction Code Format); after ``code_attempts`` wrong codes the pending request fails
+  for good (``invalid_code``). A right code changes nothing: it correlates the link with
+  the request until the person's decision consumes it (see :meth:`~Interactions.lookup`).
+* :meth:`Interactions.mark_interacting` -- the signed-in person is at the consent screen:
+  the polling agent sees ``interacting`` (§Pending Response), and a request no person was
+  known for yet becomes that person's (its ``owner``: their dashboard lists it).
 * :func:`code_interaction_id` -- the interaction id to look up when one fixed URL serves
   every interaction (``code_only_interaction``): the code alone finds it (a wrong code names
   no interaction, so no per-interaction attempt limit applies).
@@ -58,6 +61,7 @@ from ...protocol.metadata import AgentProviderMetadata
 from ...stores import (
     COMPLETED,
     FAILED,
+    INTERACTING,
     OPEN,
     Event,
     PendingRecord,
@@ -215,7 +219,20 @@ class Interactions:
     # -- reading -------------------------------------------------------------------------------
 
     async def lookup(self, interaction_id: str, code: str) -> InteractionView:
-        """The pending request behind ``{url}?code=...``; consumes the code."""
+        """The pending request behind ``{url}?code=...``, while it can still be decided.
+
+        §Interaction Code Format calls the code a correlation identifier, not an
+        authorization credential: it finds the request; deciding it needs the
+        authenticated person (§PS Approval Endpoint Authentication). So a right code is
+        checked here and changes nothing -- a link preview, a second browser or a re-opened
+        tab find the same request -- and the code is *consumed* when the person decides
+        (approve, deny, abandon) or the request otherwise ends: every move to a decided or
+        ended state drops it (:data:`~aauth_agents.stores.states.CODE_ENDS`). "Once the user
+        arrives ... with a valid code and the code is consumed, the server MUST reject any
+        later presentation" holds from that moment: the code is single use (one decision),
+        and any later presentation is ``invalid_code``. A wrong code counts toward
+        ``code_attempts`` and the request fails for good at the limit (``invalid_code``);
+        an expired request says ``expired``."""
         ps = self._ps
         for _ in range(10):
             record = await ps.run(ps.pending.get_by_interaction, interaction_id)
@@ -255,15 +272,7 @@ class Interactions:
                     if await ps.run(ps.pending.replace, counted) is None:
                         continue
                 raise InteractionError("the code does not match", code="invalid_code")
-            consumed = advance(record, Event.ARRIVE, code=None)
-            stored = await ps.run(ps.pending.replace, consumed)
-            if stored is None:
-                continue
-            ps.notifier.notify(record.id)
-            ps.emit(
-                ev.INTERACTING, agent=req.agent_id, account=req.account, detail={"kind": req.kind}
-            )
-            return await self._view(stored, req)
+            return await self._view(record, req)
         raise InteractionError("the interaction is changing too fast", code="server_error")
 
     async def check_callback(self, interaction_id: str, callback: str) -> str:
@@ -291,16 +300,46 @@ class Interactions:
             return None
         return await self._view(record, PendingRequest.from_json(record.data))
 
-    async def mark_interacting(self, pending_id: str) -> InteractionView:
-        """Report ``status: interacting`` to the polling agent (the person is engaged); the
-        interaction code is consumed if it was not yet."""
+    async def mark_interacting(
+        self, pending_id: str, account: str | None = None
+    ) -> InteractionView:
+        """The person is engaged: the polling agent sees ``status: interacting``
+        (§Pending Response). With ``account`` (the signed-in person at the consent screen) a
+        request no person was known for -- a new agent's -- becomes theirs (its ``owner``,
+        listed on their dashboard); one waiting for another person is refused
+        (``access_denied``, 403) and left as it was. The code is kept: only the decision
+        consumes it (:meth:`lookup`). Changes nothing when already done."""
+        ps = self._ps
+        record = await self._load(pending_id)
+        req = PendingRequest.from_json(record.data)
+        self._require_person(record, req, account)
+        if record.state == INTERACTING and (account is None or record.owner is not None):
+            return await self._view(record, req)
 
         def mutate(record: PendingRecord, req: PendingRequest) -> PendingRecord:
             self._require_open(record)
-            return advance(record, Event.ARRIVE, code=None)
+            self._require_person(record, req, account)
+            return advance(record, Event.ARRIVE, owner=record.owner or req.account or account)
 
-        record, req = await self._update(pending_id, mutate)
-        return await self._view(record, req)
+        arrived, req = await self._update(pending_id, mutate)
+        if record.state != INTERACTING:
+            ps.emit(
+                ev.INTERACTING,
+                agent=req.agent_id,
+                account=account or req.account,
+                detail={"kind": req.kind},
+            )
+        return await self._view(arrived, req)
+
+    @staticmethod
+    def _require_person(record: PendingRecord, req: PendingRequest, account: str | None) -> None:
+        """Refuse ``account`` when the request waits for another person (§Agent-Person
+        Binding: the agent is bound to them, or they claimed it first)."""
+        waits_for = req.account or record.owner
+        if account is not None and waits_for is not None and waits_for != account:
+            raise InteractionError(
+                "this request is waiting for another person", code="access_denied", status=403
+            )
 
     # -- deciding ------------------------------------------------------------------------------
 
@@ -328,7 +367,7 @@ class Interactions:
         record = await self._load(pending_id)
         req = PendingRequest.from_json(record.data)
         self._require_open(record)
-        found = await self._approver(req, account)
+        found = await self._approver(req, account, record.owner)
         edits = Edits(
             scopes=scopes,
             description=description,
@@ -364,26 +403,30 @@ class Interactions:
         )
         return await self._view(stored, bound.evolve(result=result))
 
-    async def _approver(self, req: PendingRequest, account: str | None) -> Account:
-        """The person approving ``req``: ``account``, else the one the agent is bound to, else
-        the ``default_person``; never another person than the bound one (§Agent-Person
-        Binding). A resource-initiated interaction must have completed first
-        (§Resource-Initiated Interaction)."""
+    async def _approver(
+        self, req: PendingRequest, account: str | None, owner: str | None
+    ) -> Account:
+        """The person approving ``req``: ``account``, else the one the agent is bound to,
+        else the request's ``owner``, else the ``default_person``; never another person than
+        the bound one or the one who claimed the request (§Agent-Person Binding). A
+        resource-initiated interaction must have completed first (§Resource-Initiated
+        Interaction)."""
         ps = self._ps
         if req.resource_interaction and req.resource_interaction.get("state") != "done":
             raise InteractionError(
                 "the resource's own interaction has not completed yet", code="invalid_request"
             )
         if account is None:
-            account = req.account or await ps.default_account()
+            account = req.account or owner or await ps.default_account()
         if account is None:
             raise InteractionError("approving needs the person's account", code="invalid_request")
         found = await ps.run(ps.accounts.get, account)
         if found is None or found.disabled:
             raise InteractionError("unknown account", code="invalid_request")
-        if req.account is not None and req.account != found.username:
+        waits_for = req.account or owner
+        if waits_for is not None and waits_for != found.username:
             raise InteractionError(
-                "this agent acts for another person", code="access_denied", status=403
+                "this request is waiting for another person", code="access_denied", status=403
             )
         return found
 

@@ -21,48 +21,42 @@ render it. What the consent page shows and does per kind of request is in
 
 Routes (:func:`ui_routes`):
 
-* ``GET /interact/{interaction_id}?code=...[&callback=...]`` -- the URL handed to agents. A
-  ``callback`` is checked first, before the code is spent, with
-  :meth:`~.interactions.Interactions.check_callback` (:func:`~.interactions.callback_allowed`):
-  it must be the ``callback_endpoint`` the agent's provider publishes (§User Interaction;
-  exactly, plus a query of the agent's own) or, when the provider sets
-  ``localhost_callback_allowed``, a localhost URL; anything else is ``invalid_request``
-  (400) and the browser is never sent there. The code is checked once with
-  :meth:`Interactions.lookup` (single use, case-, hyphen- and alias-insensitive, failing the
-  interaction after ``code_attempts`` wrong codes); the pending id is linked to the browser's
-  session and the browser is redirected to ``/consent/{id}`` so the code leaves the address
-  bar. Besides the per-interaction limit, wrong codes are rate-limited per client address
-  (``code_failures`` per ``code_window`` seconds, then 429). A refused link makes no session.
-  With ``code_only_interaction`` the URL is the fixed ``GET /interact?code=...`` (the
-  interact path may be moved by ``config.paths``) and the interaction id is derived from the
-  code (:func:`~.interactions.code_interaction_id`); a wrong code names no interaction, so
-  only the per-address limit applies there.
+* ``GET /interact/{interaction_id}?code=...[&callback=...]`` -- the URL handed to agents,
+  and ``POST`` to it: signing in on its signed-out view (:mod:`.ui_links`). Opening it spends
+  nothing (§Interaction Code Format: the code correlates until the person's decision
+  consumes it): a browser with a session is linked to the request and redirected to
+  ``/consent/{id}``; one without (a new browser, a closed tab, a link preview) sees the
+  request signed out with a sign-in form, and nothing is stored. Wrong codes count against
+  the request and the client address; the callback is checked first.
 * ``GET /consent/{pending_id}`` -- for the browser that opened the request with its code, or
   for the signed-in person the request waits for (its ``owner``, from the dashboard); anyone
-  else gets the same 404 whether or not it exists. Sign-in form (if needed), then the consent
-  screen: agent name/logo/identifier, platform/device, resource name/description/access mode,
-  what an R3 document says the request does (its ``display``: summary, detail,
-  implications, what cannot be undone; for a per-call proposal the one call and its
-  parameters, approved as a whole), scopes with their descriptions, the justification,
-  mission and details -- all untrusted text rendered with
-  :func:`~aauth_agents.servers.markdown.render_markdown` or escaped -- and the
-  clarification chat (while a question is open the page refreshes itself with a ``Refresh``
-  header, which the person can turn off).
+  else gets the same 404 whether or not it exists. Sign-in form (if needed), then the
+  signed-in person engages (:meth:`~.interactions.Interactions.mark_interacting`: the agent
+  sees ``interacting``, a new agent's request becomes theirs, another person's is refused)
+  and sees the consent screen: agent name/logo/identifier, platform/device, resource
+  name/description/access mode, what an R3 document says the request does (its ``display``:
+  summary, detail, implications, what cannot be undone; for a per-call proposal the one call
+  and its parameters, approved as a whole), scopes with their descriptions, the
+  justification, mission and details -- all untrusted text rendered with
+  :func:`~aauth_agents.servers.markdown.render_markdown` or escaped -- and the clarification
+  chat (while a question is open the page refreshes itself with a ``Refresh`` header, which
+  the person can turn off).
   ``POST /consent/{pending_id}`` with ``action`` = ``approve`` | ``deny`` | ``ask``
-  (``question``) | ``abandon``, each only for the signed-in person (§PS Approval Endpoint
-  Authentication: a denial too); after the decision the browser goes to the agent's checked
-  ``callback`` (via :func:`callback_redirect`, ``?error=access_denied`` etc.) or sees a
-  completion page.
+  (``question``) | ``abandon``, each only for the signed-in person the request waits for
+  (§PS Approval Endpoint Authentication: a denial too); the decision consumes the code;
+  after it the browser goes to the agent's checked ``callback`` (via
+  :func:`callback_redirect`, ``?error=access_denied`` etc.) or sees a completion page.
 * ``GET /interact/callback/{pending_id}/{nonce}`` -- return from a resource's own interaction
   (§Resource-Initiated Interaction).
 * ``GET/POST /signin``, ``POST /signout`` -- password sign-in against ``ps.accounts`` (scrypt).
-* ``GET /dashboard`` -- "Waiting for you": the open requests of the person's agents, each
-  in words ("<agent> wants access to <site>") with a Review link to its consent page; the
-  person's agents with what each may do at which site and until when; missions with a
-  readable log. Disconnecting an agent (``GET /dashboard/revoke``) or ending a mission
-  (``GET /dashboard/end``) shows a confirmation page first; only its form's ``POST
-  /dashboard/unbind`` / ``POST /dashboard/terminate`` changes anything (:mod:`.ui_dashboard`,
-  words from :mod:`.dashboard_view`).
+* ``GET /dashboard`` -- "Waiting for you": the open requests waiting for the person (their
+  ``owner``: their agents', a new agent's under a ``default_person``, and the ones they
+  opened and claimed), each in words ("<agent> wants access to <site>") with a Review link
+  to its consent page; the person's agents with what each may do at which site and until
+  when; missions with a readable log. Disconnecting an agent (``GET /dashboard/revoke``) or
+  ending a mission (``GET /dashboard/end``) shows a confirmation page first; only its
+  form's ``POST /dashboard/unbind`` / ``POST /dashboard/terminate`` changes anything
+  (:mod:`.ui_dashboard`, words from :mod:`.dashboard_view`).
 * ``GET /`` -- what this server is (its ``name`` and identifier) and where to go.
 * ``GET /ui.css``.
 
@@ -90,20 +84,15 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from ...protocol.errors import ProtocolError
-from ...protocol.interaction import InvalidInteractionCodeError
 from ...stores.states import APPROVED, COMPLETED, DENIED, OPEN
 from ...tokens import DWK_AGENT
 from . import csrf
 from .config import PersonServerConfig
 from .consent_view import MAX_QUESTION, agent_name, consent_context, consent_kind
-from .interactions import (
-    InteractionError,
-    InteractionView,
-    callback_redirect,
-    code_interaction_id,
-)
+from .interactions import InteractionView, callback_redirect
 from .server import PersonServer
 from .ui_dashboard import SITE_NAME, DashboardPages
+from .ui_links import InteractionLinks
 from .ui_pages import PageError, Pages, secure, url_path
 from .ui_sessions import Session, UISessions
 
@@ -127,8 +116,6 @@ class PersonServerUI:
         self.ps = ps
         self.session_ttl = session_ttl
         self.max_sessions = max_sessions
-        self.code_failures = code_failures
-        self.code_window = code_window
         self.sessions = UISessions(ps.db)
         self.pages = Pages(
             csrf_field=csrf.hidden_field,
@@ -136,7 +123,7 @@ class PersonServerUI:
             site_name=ps.config.name or SITE_NAME,
             server_id=ps.issuer,
         )
-        self._failures: dict[str, list[float]] = {}
+        self.links = InteractionLinks(self, code_failures=code_failures, code_window=code_window)
         self.dashboard = DashboardPages(self)
 
     # -- sessions ------------------------------------------------------------------------------
@@ -167,6 +154,7 @@ class PersonServerUI:
         *,
         interaction_id: str | None = None,
         callback: str | None = None,
+        arrived: int | None = None,
     ) -> None:
         await self.ps.run(
             self.sessions.link,
@@ -175,6 +163,7 @@ class PersonServerUI:
             self._now(),
             interaction_id=interaction_id,
             callback=callback,
+            arrived=arrived,
         )
 
     def _set_cookie(self, response: Response, request: Request, session: Session) -> None:
@@ -194,89 +183,7 @@ class PersonServerUI:
             self._set_cookie(response, request, session)
         return response
 
-    # -- interaction page ------------------------------------------------------------------------
-
-    def _rate_limited(self, client: str) -> bool:
-        now = self._now()
-        recent = [t for t in self._failures.get(client, []) if now - t < self.code_window]
-        self._failures[client] = recent
-        return len(recent) >= self.code_failures
-
-    def _count_failure(self, client: str) -> None:
-        self._failures.setdefault(client, []).append(self._now())
-        if len(self._failures) > self.max_sessions:
-            self._failures.pop(next(iter(self._failures)))
-
-    def _interaction_of(self, request: Request) -> tuple[str, str]:
-        """The interaction id and code of an interaction link."""
-        code = request.query_params.get("code", "")
-        if not self.ps.config.code_only_interaction:
-            return str(request.path_params["interaction_id"]), code
-        # One URL for every interaction: the code is the key.
-        try:
-            return (code_interaction_id(code) if 0 < len(code) <= 64 else ""), code
-        except InvalidInteractionCodeError:
-            return "", code
-
-    async def interact(self, request: Request) -> Response:
-        interaction_id, code = self._interaction_of(request)
-        callback = request.query_params.get("callback")
-        # A session is only made once a code opened something: refused links never add one
-        # (sessions are bounded, and a flood must not push out people's real ones).
-        session = await self.session(request)
-        known = (
-            session.interactions.get(interaction_id)
-            if session is not None and interaction_id
-            else None
-        )
-        if known is not None:  # a reload by the browser that already used the code
-            return self._redirect(url_path(request, "consent", pending_id=known), request, session)
-        client = request.client.host if request.client else "unknown"
-        if self._rate_limited(client):
-            raise PageError(
-                429,
-                "Too many attempts",
-                "Too many wrong codes; try again later.",
-                code="rate_limited",
-            )
-        if (
-            not code
-            or len(code) > 64
-            or (not self.ps.config.code_only_interaction and len(interaction_id) > 128)
-        ):
-            self._count_failure(client)
-            raise PageError(
-                400, "Invalid code", "This link has no valid code.", code="invalid_code"
-            )
-        if callback is not None:
-            # Checked before the code is spent, and before anything redirects there.
-            callback = await self._checked_callback(interaction_id, callback, client)
-        try:
-            view = await self.ps.interactions.lookup(interaction_id, code)
-        except InteractionError as exc:
-            if exc.code != "expired":
-                self._count_failure(client)
-            if callback is not None and exc.code == "expired":
-                return self._redirect(callback_redirect(callback, "expired"), request)
-            raise _code_refused(exc) from exc
-        if session is None:
-            session = await self._new_session()
-        await self._link(session, view.id, interaction_id=interaction_id, callback=callback)
-        return self._redirect(url_path(request, "consent", pending_id=view.id), request, session)
-
-    async def _checked_callback(self, interaction_id: str, callback: str, client: str) -> str:
-        try:
-            return await self.ps.interactions.check_callback(interaction_id, callback)
-        except InteractionError as exc:
-            if exc.code != "invalid_request":
-                self._count_failure(client)
-                raise _code_refused(exc) from exc
-            raise PageError(
-                400,
-                "Bad request",
-                "The agent sent an address to return to that its provider does not publish.",
-                code="invalid_request",
-            ) from exc
+    # -- the resource's own interaction ---------------------------------------------------------
 
     async def resource_return(self, request: Request) -> Response:
         pending_id = str(request.path_params["pending_id"])
@@ -426,6 +333,10 @@ class PersonServerUI:
                 hint=view.login_hint,
                 failed=False,
             )
+        try:
+            view = await self.ps.interactions.mark_interacting(view.id, session.account)
+        except ProtocolError as exc:
+            raise PageError.cannot_continue(exc, session) from exc
         ri = view.resource_interaction
         if ri is not None and ri.get("state") not in ("done", "failed"):
             try:
@@ -495,6 +406,8 @@ class PersonServerUI:
             )
         callback = session.callbacks.get(view.id)
         try:
+            # Only the person the request waits for decides; a new agent's becomes theirs.
+            await self.ps.interactions.mark_interacting(view.id, session.account)
             outcome = await act(view, session, form)
         except ProtocolError as exc:
             if exc.code == "expired" and callback:
@@ -558,7 +471,8 @@ class PersonServerUI:
         return [
             route("/", self.dashboard.home, "GET", "home"),
             route(back, self.resource_return, "GET", "resource_return"),
-            route(link, self.interact, "GET", "interact"),
+            route(link, self.links.interact, "GET", "interact"),
+            route(link, self.links.signin, "POST", "interact_signin"),
             route("/consent/{pending_id}", self.consent_page, "GET", "consent"),
             route("/consent/{pending_id}", self.consent_post, "POST", "decide"),
             route("/signin", self.signin_page, "GET", "signin_form"),
@@ -571,17 +485,6 @@ class PersonServerUI:
             route("/dashboard/terminate", self.dashboard.terminate, "POST", "terminate"),
             route("/ui.css", self.css, "GET", "ui_css"),
         ]
-
-
-def _code_refused(exc: InteractionError) -> PageError:
-    text = {
-        "expired": "This request has expired.",
-        "invalid_code": "This code is not valid (wrong, already used, or the request has ended).",
-    }.get(exc.code, exc.detail)
-    # Never 408 to a browser: Chromium silently retries a 408 on a reused connection
-    # (and the retry would see the code already spent).
-    status = 410 if exc.code in ("expired", "invalid_code") else exc.status
-    return PageError(status, "Cannot continue", text, code=exc.code)
 
 
 def ui_routes(ps: PersonServer, **options: Any) -> list[BaseRoute]:

@@ -115,11 +115,13 @@ class UISessions:
         *,
         interaction_id: str | None = None,
         callback: str | None = None,
+        arrived: int | None = None,
     ) -> None:
         """Let ``session`` open ``pending_id`` from now on (arrived at the current
-        ``login_seq``), remembering the interaction it came through and the agent's
-        ``callback``. A second link to the same request keeps the first arrival."""
-        arrived = session.arrived.get(pending_id, session.login_seq)
+        ``login_seq``, or at ``arrived``: the person saw the request before signing in),
+        remembering the interaction it came through and the agent's ``callback``. A second
+        link to the same request keeps the first arrival."""
+        arrived = session.arrived.get(pending_id, session.login_seq if arrived is None else arrived)
         with self.db.transaction() as conn:
             conn.execute(
                 "INSERT INTO ps_ui_session_links (session_s256, pending_id, interaction_id, "

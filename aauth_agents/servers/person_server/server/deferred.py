@@ -59,6 +59,10 @@ class Deferred(Outcomes):
             provider_logo=logo,
             new_agent=binding is None,
         )
+        # The person it waits for (their dashboard lists it): the one the agent is bound to,
+        # else the PS's ``default_person``; for a new agent of a PS without one, whoever
+        # opens the link and signs in claims it (Interactions.mark_interacting).
+        owner = (binding.account if binding else req.account) or await self.default_account()
         life = lifetime if lifetime is not None else self.config.pending_lifetime
         for _ in range(8):
             interaction_id = code = None
@@ -74,8 +78,7 @@ class Deferred(Outcomes):
                 interaction_id=interaction_id,
                 code=code,
                 data=evolved.to_json(),
-                # The person it waits for (their dashboard lists it); unknown for a new agent.
-                owner=binding.account if binding is not None else req.account,
+                owner=owner,
             )
             try:
                 await self.run(self.pending.create, record)
