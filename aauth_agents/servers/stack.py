@@ -224,25 +224,31 @@ class LocalStack:
         interaction_id = httpx.URL(url).path.rstrip("/").rsplit("/", 1)[-1]
         return self.call(self.ps.interactions.lookup(interaction_id, code))
 
-    def approve(self, url: str, code: str) -> Any:
-        """The person opens the link, signs in, looks at the request and approves."""
+    def _engage(self, url: str, code: str) -> tuple[Any, str]:
+        """The person opens the link, signs in and looks at the request (the PS then
+        reports ``interacting``), as on the consent page: its view and the account."""
         view = self.open(url, code)
         account = self.call(self.ps.accounts.aauthenticate(self.person, self.password))
         if account is None:
             raise RuntimeError("the person could not sign in")
         self.call(self.ps.interactions.mark_interacting(view.id, account.username))
-        return self.call(self.ps.interactions.approve(view.id, account.username))
+        return view, account.username
+
+    def approve(self, url: str, code: str) -> Any:
+        """The person opens the link, signs in, looks at the request and approves."""
+        view, account = self._engage(url, code)
+        return self.call(self.ps.interactions.approve(view.id, account))
 
     def deny(self, url: str, code: str, reason: str = "the person said no") -> Any:
-        """The person opens the link and declines."""
-        view = self.open(url, code)
+        """The person opens the link, signs in and declines."""
+        view, _ = self._engage(url, code)
         return self.call(self.ps.interactions.deny(view.id, reason))
 
     def ask(self, url: str, code: str, question: str) -> Any:
-        """The person opens the link and asks the agent ``question`` (§Clarification Chat);
-        returns the interaction's view (its ``id`` for :meth:`answer_of` and
-        :meth:`approve_open`)."""
-        view = self.open(url, code)
+        """The person opens the link, signs in and asks the agent ``question``
+        (§Clarification Chat); returns the interaction's view (its ``id`` for
+        :meth:`answer_of` and :meth:`approve_open`)."""
+        view, _ = self._engage(url, code)
         self.call(self.ps.interactions.ask(view.id, question))
         return view
 

@@ -175,7 +175,11 @@ async def test_clarification_options_reach_the_agent(world: World) -> None:
     )
     requirement = parse_requirement(pending.headers["aauth-requirement"])
     view = await world.ps.interactions.lookup(requirement.url.rsplit("/", 1)[1], requirement.code)
-    await world.ps.interactions.ask(view.id, "Which account?", options=["work", "home"])
+    assert view.state == "pending"  # opening the link is not engaging
+    asked_view = await world.ps.interactions.ask(
+        view.id, "Which account?", options=["work", "home"]
+    )
+    assert asked_view.state == "interacting"  # asking is: the agent hears interacting
     asked = await agent.poll(pending)
     assert asked.json()["options"] == ["work", "home"]
 

@@ -488,7 +488,9 @@ class Interactions:
             entry: dict[str, Any] = {"question": question, "answer": None, "asked_at": ps.clock()}
             if options:
                 entry["options"] = [str(o) for o in options]
-            return record.evolve(data=req.evolve(conversation=(*req.conversation, entry)).to_json())
+            # A question is the person engaging: the agent hears ``interacting`` too.
+            asked = req.evolve(conversation=(*req.conversation, entry))
+            return advance(record, Event.ARRIVE, data=asked.to_json())
 
         record, req = await self._update(pending_id, mutate)
         ps.notifier.notify(pending_id)  # wake a long poll: the agent has a question to answer
