@@ -157,11 +157,13 @@ def _resolve(future: asyncio.Future[Any], value: Any) -> None:
 class PendingControl(Protocol):
     """What an interaction handler may return to keep a say while the agent polls: when
     ``cancel_requested`` becomes true, the agent withdraws the request (§Cancel Request)
-    before its next poll. Polls are then kept short (``Prefer: wait`` of at most
-    :data:`~aauth_agents.agent.flow.CONTROLLED_WAIT` seconds), so a cancel takes effect
-    within seconds. ``finish(outcome)`` is called once when the agent stops waiting, however
-    it stops (a :class:`~aauth_agents.agent.events.PendingEnded` outcome, or ``aborted``
-    when the request was abandoned: a network error, an interrupt); it must not block."""
+    before its next poll. The first polls are then kept short (``Prefer: wait`` of at most
+    :data:`~aauth_agents.agent.flow.CONTROLLED_WAIT` seconds, for
+    :data:`~aauth_agents.agent.flow.CONTROLLED_POLLS` polls), so a cancel takes effect
+    within seconds; later ones are long again. ``finish(outcome)`` is called once when the
+    agent stops waiting, however it stops (a :class:`~aauth_agents.agent.events.PendingEnded`
+    outcome, or ``aborted`` when the request was abandoned: a network error, an interrupt);
+    it must not block."""
 
     @property
     def cancel_requested(self) -> bool: ...

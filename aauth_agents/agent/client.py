@@ -10,11 +10,16 @@ Usage::
     async with auth.async_client() as client:     # httpx.AsyncClient(auth=auth, ...)
         await client.get("https://resource.example/api")
 
-Any httpx client works with ``auth=auth``; :meth:`AAuth.client` only sets two options a
-person-facing wait needs (:func:`client_options`). httpx counts every round trip of an
-authentication flow against the client's ``max_redirects`` (20 by default), and a wait for a
-person is a few round trips per minute: a plain ``httpx.Client(auth=auth)`` raises
-``httpx.TooManyRedirects`` after about 20 polls unless ``max_redirects`` is raised.
+Any httpx client works with ``auth=auth`` -- ``httpx.Client(auth=auth)`` with httpx's
+defaults included: a long poll (``Prefer: wait=N`` to the PS or a pending URL) is sent with
+a read timeout of at least N + 10 s whatever the client's timeout (an unlimited one stays
+unlimited), and the person's waits are long polls, so a person taking a minute costs a few
+round trips. httpx counts every round trip of an authentication flow against the client's
+``max_redirects`` (20 by default): a plain client lasts about six minutes of one person's
+wait at a PS that holds polls for 30 s (ours does; a dozen polls at one that does not),
+and raises ``httpx.TooManyRedirects`` past that. :meth:`AAuth.client` sets what a wait of up
+to ``max_poll_seconds`` needs (:func:`client_options`: ``max_redirects`` of
+:data:`MAX_ROUNDS`, a 30 s timeout).
 
 A sub-agent (§Sub-Agents) is given its parent; every token it needs from the PS is requested
 by the parent on its behalf (§Parent-Mediated Authorization)::
@@ -29,7 +34,12 @@ driver that executes its effects (:mod:`aauth_agents.agent.effects`).
 
 Where the person is asked is a *prompt surface* (:mod:`aauth_agents.prompts`:
 terminal, notebook widget, chat; ``AAuth(identity, prompts=TerminalPrompts())``) or the two
-callbacks. :meth:`AAuth.derive` gives one call (a tool call, a conversation) its own
+callbacks. Given neither, the agent still reaches the person: the link and code go to
+stderr (``TerminalPrompts(json_lines=False)``: on a terminal, Enter opens the browser;
+elsewhere, plain sentences). ``AAuth(identity, unattended=True)`` says nobody is there: an
+interaction then raises :class:`~aauth_agents.agent.errors.UserUnreachableError`, which,
+like every error that ends a wait on the person, carries ``interaction_url`` and
+``interaction_code``. :meth:`AAuth.derive` gives one call (a tool call, a conversation) its own
 surface, event hook and :class:`~aauth_agents.agent.pending.PendingRequests` while sharing
 the caches; :meth:`AAuth.withdraw` withdraws what such a call left pending.
 """
@@ -121,11 +131,17 @@ class AAuth(httpx.Auth):
     :class:`~aauth_agents.agent.callbacks.PromptSurface`: ``TerminalPrompts()``,
     ``NotebookPrompts()``, ``ChatPrompts()`` from :mod:`aauth_agents.prompts`); or, instead,
     ``on_interaction(url, code)`` and ``on_clarification(question, options, timeout)`` (see
-    :mod:`aauth_agents.agent.callbacks`; sync or async). ``on_event(event)`` -- receives a
-    :class:`~aauth_agents.agent.events.FlowEvent` per step. ``max_poll_seconds`` -- the
-    longest the agent polls one pending request. ``prefer_wait`` -- ``Prefer: wait=N`` on PS
-    requests and polls (``None``: not sent). ``clock`` -- time source; ``sleep`` -- waits
-    between polls (default ``time.sleep`` / ``anyio.sleep``; sync or async).
+    :mod:`aauth_agents.agent.callbacks`; sync or async). With neither ``prompts`` nor
+    ``on_interaction``, the terminal's prompts on stderr (plain sentences without a
+    terminal). ``unattended`` -- no person is at hand: no default prompt, and an interaction
+    raises :class:`~aauth_agents.agent.errors.UserUnreachableError` (its
+    ``interaction_url`` and ``interaction_code`` say where a person could still decide).
+    ``on_event(event)`` -- receives a :class:`~aauth_agents.agent.events.FlowEvent` per
+    step. ``max_poll_seconds`` -- the longest the agent polls one pending request.
+    ``prefer_wait`` -- ``Prefer: wait=N`` on PS requests and polls (``None``: not sent); such
+    a request reads for at least N + 10 s, whatever the client's timeout (httpx's default is
+    5 s). ``clock`` -- time source; ``sleep`` -- waits between polls (default ``time.sleep``
+    / ``anyio.sleep``; sync or async).
     ``refresh_margin`` -- a cached token is not used within this many seconds of its
     ``exp``. ``verify_token_signatures`` -- also check resource-token and auth-token
     signatures against the issuers' JWKS (the claims are always checked).
@@ -177,6 +193,7 @@ class AAuth(httpx.Auth):
         prompts: PromptSurface | None = None,
         on_interaction: InteractionCallback | None = None,
         on_clarification: ClarificationCallback | None = None,
+        unattended: bool = False,
         on_event: Callable[[FlowEvent], None] | None = None,
         max_poll_seconds: float = 600,
         prefer_wait: int | None = 30,
@@ -197,7 +214,9 @@ class AAuth(httpx.Auth):
         _check_prompts(prompts, on_interaction, on_clarification)
         if parent is not None and mission_s256 is None:
             mission_s256 = parent.mission_s256
-        on_event = _chain(on_event, prompts.event if prompts is not None else None)
+        default = _default_prompts(prompts, on_interaction, unattended, parent)
+        surface = prompts if prompts is not None else default
+        on_event = _chain(on_event, surface.event if surface is not None else None)
         self.identity = identity
         self.parent = parent
         self._root: AAuth = self
@@ -205,9 +224,11 @@ class AAuth(httpx.Auth):
             capabilities=tuple(capabilities),
             **_consent(justification, login_hint, tenant, domain_hint, prompt, platform, device),
             mission_s256=_checked_mission(mission_s256),
-            on_interaction=_interaction(prompts, on_interaction),
+            on_interaction=_interaction(surface, on_interaction),
             browser_url=network.browser_url if network is not None else None,
-            on_clarification=_clarification(prompts, on_clarification),
+            on_clarification=_clarification(
+                surface if on_clarification is None else None, on_clarification
+            ),
             events=on_event is not None,
             max_poll_seconds=float(max_poll_seconds),
             prefer_wait=prefer_wait,
@@ -417,6 +438,28 @@ def _check_prompts(
 ) -> None:
     if prompts is not None and (on_interaction is not None or on_clarification is not None):
         raise ConfigurationError("give prompts, or on_interaction / on_clarification, not both")
+
+
+def _default_prompts(
+    prompts: PromptSurface | None,
+    on_interaction: InteractionCallback | None,
+    unattended: bool,
+    parent: AAuth | None,
+) -> PromptSurface | None:
+    """The prompt of an agent given none (nor ``on_interaction``): the person is always
+    shown the link and code -- the terminal's prompts, plain sentences on stderr without a
+    terminal. ``None`` when one was given, for a sub-agent (its parent asks) and for an
+    ``unattended`` agent."""
+    if unattended:
+        if prompts is not None or on_interaction is not None:
+            raise ConfigurationError("an unattended agent has no prompts or on_interaction")
+        return None
+    if prompts is not None or on_interaction is not None or parent is not None:
+        return None
+    # The one place the agent takes something from the prompts layer above it: a default.
+    from ..prompts.terminal import TerminalPrompts
+
+    return TerminalPrompts(json_lines=False)
 
 
 def _consent(

@@ -8,15 +8,19 @@ number or an answer of their own, within the server's timeout. Ctrl-C cancels: t
 is withdrawn at the agent's next poll (§Cancel Request) and the agent raises
 :class:`~aauth_agents.agent.RequestCancelledError`; a second Ctrl-C stops the program at once.
 
-Without a terminal (a pipe, CI, a service) it never prompts and never reads stdin: it writes
-one JSON object per line on the output stream (stderr by default) --
+Without a terminal (a pipe, CI, a service, a notebook's stderr) it never prompts and never
+reads stdin: it writes one JSON object per line on the output stream (stderr by default) --
 ``{"event": "aauth.interaction", "link": ..., "code": ...}``, ``{"event": "aauth.status",
-"status": "approved", ...}``, ``{"event": "aauth.clarification", ...}`` -- and cancels any
+"status": "approved", ...}``, ``{"event": "aauth.clarification", ...}`` -- or, with
+``json_lines=False``, the same as plain sentences for a person to read; and it cancels any
 clarification, since nobody can answer it.
 
 ::
 
     auth = AAuth(identity, prompts=TerminalPrompts())
+
+It is also what an :class:`~aauth_agents.agent.AAuth` given no prompt at all uses, as
+``TerminalPrompts(json_lines=False)``: the person is always shown where to go.
 """
 
 from __future__ import annotations
@@ -62,7 +66,9 @@ class TerminalPrompts(Prompts):
     ``interactive`` -- force the terminal (``True``) or the JSON-lines form (``False``);
     by default, both streams must be TTYs. ``qr`` -- draw the QR code; ``open_browser`` --
     offer Enter to open the link (``webbrowser``, which honours ``$BROWSER``);
-    ``refresh`` -- seconds between status-line redraws."""
+    ``refresh`` -- seconds between status-line redraws. ``json_lines`` -- without a
+    terminal, write JSON lines (for a program) or plain sentences (``False``, for a person
+    reading a log or a notebook cell)."""
 
     def __init__(
         self,
@@ -73,6 +79,7 @@ class TerminalPrompts(Prompts):
         qr: bool = True,
         open_browser: bool = True,
         refresh: float = 1.0,
+        json_lines: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(clock=clock)
@@ -84,6 +91,7 @@ class TerminalPrompts(Prompts):
         self.qr = qr
         self.open_browser = open_browser
         self.refresh = refresh
+        self.json_lines = json_lines
         encoding = (getattr(self.stream, "encoding", None) or "").lower().replace("-", "")
         self.unicode = encoding.startswith("utf")
         self._write_lock = threading.RLock()
@@ -100,27 +108,10 @@ class TerminalPrompts(Prompts):
 
     def show_interaction(self, prompt: InteractionPrompt) -> None:
         if not self.interactive:
-            self._json(
-                "aauth.interaction",
-                prompt,
-                link=prompt.link,
-                url=prompt.url,
-                code=prompt.code,
-                justification=prompt.justification,
-                expires_in=_round(prompt.remaining()),
-            )
-            prompt.subscribe(self._json_status)
+            self._announce(prompt)
             return
         self._track(prompt)  # Ctrl-C cancels from the moment the prompt shows
-        where = f" at {prompt.resource}" if prompt.resource else ""
-        lines = [
-            "",
-            f"The agent needs your approval{where}.",
-            f"  Open:  {prompt.link}",
-            f"  Code:  {prompt.code}",
-        ]
-        if prompt.justification:
-            lines.append(f"  Why:   {prompt.justification}")
+        lines = ["", *_interaction_lines(prompt)]
         self._write("\n".join(lines) + "\n")
         if self.qr:
             self._write(_qr(prompt.link))
@@ -132,14 +123,20 @@ class TerminalPrompts(Prompts):
 
     def show_clarification(self, prompt: ClarificationPrompt) -> None:
         if not self.interactive:
-            self._json(
-                "aauth.clarification",
-                prompt,
-                question=prompt.question,
-                options=list(prompt.options) if prompt.options else None,
-                timeout=prompt.request.timeout,
-            )
-            prompt.subscribe(self._json_status)
+            if self.json_lines:
+                self._json(
+                    "aauth.clarification",
+                    prompt,
+                    question=prompt.question,
+                    options=list(prompt.options) if prompt.options else None,
+                    timeout=prompt.request.timeout,
+                )
+                prompt.subscribe(self._json_status)
+            else:
+                self._write(
+                    "The person asked the agent a question, and there is no terminal to "
+                    "answer it at: the request is withdrawn.\n"
+                )
             prompt.cancel("no terminal to answer the question at")
             return
         lines = [
@@ -319,6 +316,28 @@ class TerminalPrompts(Prompts):
         if self.interactive:
             self._write("\r\x1b[2K")
 
+    def _announce(self, prompt: InteractionPrompt) -> None:
+        """An interaction without a terminal: a JSON line, or plain sentences; then each
+        change of its status."""
+        if not self.json_lines:
+            self._write("\n".join(_interaction_lines(prompt)) + "\n")
+            prompt.subscribe(self._plain_status)
+            return
+        self._json(
+            "aauth.interaction",
+            prompt,
+            link=prompt.link,
+            url=prompt.url,
+            code=prompt.code,
+            justification=prompt.justification,
+            expires_in=_round(prompt.remaining()),
+        )
+        prompt.subscribe(self._json_status)
+
+    def _plain_status(self, prompt: Prompt) -> None:
+        if prompt.status not in ("waiting", "asked"):  # (announced with the prompt itself)
+            self._write(f"{prompt.status_text}.\n")
+
     def _json(self, event: str, prompt: Prompt, **fields: Any) -> None:
         record = {
             "event": event,
@@ -332,6 +351,19 @@ class TerminalPrompts(Prompts):
         if prompt.status in ("waiting", "asked"):
             return  # announced with the prompt itself
         self._json("aauth.status", prompt, kind=prompt.kind, status=prompt.status)
+
+
+def _interaction_lines(prompt: InteractionPrompt) -> list[str]:
+    """What the person reads of an interaction: where to go, the code to check there, why."""
+    where = f" at {prompt.resource}" if prompt.resource else ""
+    lines = [
+        f"The agent needs your approval{where}.",
+        f"  Open:  {prompt.link}",
+        f"  Code:  {prompt.code}",
+    ]
+    if prompt.justification:
+        lines.append(f"  Why:   {prompt.justification}")
+    return lines
 
 
 def _round(value: float | None) -> int | None:

@@ -56,6 +56,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import urlencode
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -121,6 +122,12 @@ class AAuthError(Exception):
     #: authorization it requested (empty when it asked for none).
     resource: str | None = None
     scopes: tuple[str, ...] = ()
+    #: The interaction the person was sent to (§Interaction Required) when this error ended
+    #: a request waiting on it (set by the agent's flow): where the person goes and the code
+    #: they check there. In ``str(error)``, for a person; never in ``detail``, ``repr`` or
+    #: :meth:`problem` (logs, a model, the wire).
+    interaction_url: str | None = None
+    interaction_code: str | None = None
 
     def __init__(self, detail: str = "", *, code: str | None = None, status: int | None = None):
         if code is not None:
@@ -137,6 +144,15 @@ class AAuthError(Exception):
         """Record what was being asked for (kept when already recorded); returns self."""
         if self.resource is None:
             self.resource, self.scopes = resource, tuple(scopes)
+        return self
+
+    def awaiting(self, url: str, code: str) -> AAuthError:
+        """Record the interaction the person was sent to (kept when already recorded) and
+        say in ``str(self)`` where the person goes; returns self."""
+        if self.interaction_url is None:
+            self.interaction_url, self.interaction_code = url, code
+            link = f"{url}?{urlencode({'code': code})}"
+            self.args = (f"{self.detail} (the person's page: {link}, code {code})",)
         return self
 
     def headers(self) -> dict[str, str]:

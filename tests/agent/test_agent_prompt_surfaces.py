@@ -153,6 +153,25 @@ async def test_a_pending_control_cancels_between_polls_with_short_long_polls(
     assert control.finished == ["cancelled"]
 
 
+async def test_only_the_first_polls_are_kept_short_for_a_control(
+    world: World, make_agent: Callable[..., Agent]
+) -> None:
+    """After ``CONTROLLED_POLLS`` short polls the agent long-polls again: httpx counts
+    every poll against ``max_redirects`` (20), so a person taking minutes must not use them
+    up five seconds at a time; a cancel then takes effect at the next poll."""
+    from aauth_agents.agent.flow import CONTROLLED_POLLS, CONTROLLED_WAIT
+
+    world.ps.token_requirement = "interaction"
+    world.ps.retry_after = "1"
+    surface = Surface(world, approve=False)
+    surface.result = Control(world, polls=CONTROLLED_POLLS + 2)
+    agent = make_agent(world.auth(prompts=surface), world.mapping)
+    with pytest.raises(RequestCancelledError):
+        await agent.get(f"{RESOURCE}/data")
+    short = [CONTROLLED_WAIT] * CONTROLLED_POLLS
+    assert world.ps.prefer == [30, 30, *short, 30, 30, None]
+
+
 async def test_the_control_is_told_how_the_request_ended(
     world: World, make_agent: Callable[..., Agent]
 ) -> None:

@@ -218,10 +218,13 @@ async def test_relay_unreachable_is_terminal(
 
 
 async def test_interaction_without_any_way_to_the_person(make_agent: Callable[..., Agent]) -> None:
+    """An unattended agent with no PS to relay: the error names the page and code."""
     world = World(ps_claim=False)
-    agent = make_agent(world.auth(), world.mapping)
-    with pytest.raises(UserUnreachableError):
+    agent = make_agent(world.auth(unattended=True), world.mapping)
+    with pytest.raises(UserUnreachableError) as caught:
         await agent.get(f"{RESOURCE}/session")
+    assert caught.value.interaction_url == f"{RESOURCE}/interact"
+    assert caught.value.interaction_code and caught.value.interaction_code in str(caught.value)
 
 
 async def test_async_interaction_callback(world: World, make_agent: Callable[..., Agent]) -> None:

@@ -273,7 +273,7 @@ def test_too_many_clarification_rounds_withdraw_the_request() -> None:
 
 
 def test_a_clarification_without_a_handler_is_withdrawn() -> None:
-    script = Script()
+    script = Script(unattended=True)
     request = script.to_resource()
     location = f"{RESOURCE}/pending/q"
     headers = {"Location": location, **requirement(Requirement.clarification())}

@@ -17,7 +17,7 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import BaseModel, Field, ValidationError
 from support.langchain import BrowserPerson, Party, in_background
 
-from aauth_agents.agent import DeniedError
+from aauth_agents.agent import DeniedError, UserUnreachableError
 from aauth_agents.integrations.langchain import (
     AAuthToolArtifact,
     AAuthToolError,
@@ -133,9 +133,38 @@ async def test_a_refusal_is_a_readable_tool_error(party: Party, mode: str) -> No
         assert secret not in message.content
     artifact = message.artifact
     assert isinstance(artifact.error, DeniedError) and artifact.error.code == "denied"
+    # the program (not the model) has the page the person was sent to
+    assert artifact.error.interaction_code and artifact.error.interaction_code in str(
+        artifact.error
+    )
+    assert artifact.error.interaction_code not in message.content
     with pytest.raises(AAuthToolError) as raised:  # the function itself raises, typed
         await direct(read, mode)
     assert isinstance(raised.value.error, DeniedError)
+
+
+async def test_an_unattended_agent_tells_the_model_no_link(party: Party, mode: str) -> None:
+    """An unattended agent's error names the person's page and code for the program; the
+    model reads neither."""
+    read = aauth_tool(
+        "list_files",
+        "List the person's files.",
+        "GET",
+        f"{party.stack.resource}/files",
+        auth=party.auth(unattended=True),
+        **party.clients(),
+    )
+    message = await invoke(read, mode, {})
+    assert message.status == "error"
+    assert (
+        message.content == "The person could not be reached to approve access at resource.example."
+    )
+    error = message.artifact.error
+    assert isinstance(error, UserUnreachableError)
+    assert error.interaction_url and error.interaction_code
+    assert error.interaction_url in str(error)
+    for secret in (error.interaction_code, "ps.example", "interact", "eyJ", "http"):
+        assert secret not in message.content
 
 
 async def test_arguments_fill_path_and_query_and_bad_ones_send_nothing(

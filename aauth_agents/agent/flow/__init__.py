@@ -47,6 +47,7 @@ sub-flow. Adding a value is one sub-flow and one table entry there.
 from __future__ import annotations
 
 from .config import (
+    CONTROLLED_POLLS,
     CONTROLLED_WAIT,
     JWKS_REFRESH_FLOOR,
     MAX_CHALLENGE_ROUNDS,
@@ -62,6 +63,7 @@ from .resource import AgentFlow
 
 __all__ = [
     "CHALLENGES",
+    "CONTROLLED_POLLS",
     "CONTROLLED_WAIT",
     "JWKS_REFRESH_FLOOR",
     "MAX_CHALLENGE_ROUNDS",

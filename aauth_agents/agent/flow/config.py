@@ -19,8 +19,13 @@ MAX_CHALLENGE_ROUNDS = 6
 #: §Clarification Limits: rounds answered before the agent withdraws the request.
 MAX_CLARIFICATION_ROUNDS = 10
 #: ``Prefer: wait`` while a prompt can cancel the request (:class:`PendingControl`): a
-#: cancel then takes effect within this many seconds.
+#: cancel then takes effect within this many seconds -- for the first
+#: :data:`CONTROLLED_POLLS` polls, when a person who changes their mind usually does.
 CONTROLLED_WAIT = 5
+#: Polls kept short for a prompt's cancel; later ones are long (``prefer_wait``) again:
+#: httpx counts every poll against the client's ``max_redirects`` (20 by default), and a
+#: person who takes minutes must not use them up.
+CONTROLLED_POLLS = 3
 #: A long poll's read timeout is at least its ``Prefer: wait`` plus this margin.
 POLL_READ_MARGIN = 10.0
 #: §JWKS Discovery and Caching: an issuer's JWKS is refetched at most once a minute.
@@ -94,10 +99,11 @@ def resource_identifier(url: httpx.URL) -> str:
 class CallContext:
     """Per-call settings: the httpx extensions (timeouts) every request of one call
     inherits, the resource it is for (``None``: a governance call), the
-    :class:`~aauth_agents.agent.pending.PendingRequests` it records its pending URLs in, and
-    the cap on ``Prefer: wait`` while a prompt can cancel."""
+    :class:`~aauth_agents.agent.pending.PendingRequests` it records its pending URLs in,
+    the cap on ``Prefer: wait`` while a prompt can cancel, and the interaction ``(url,
+    code)`` of the last wait (for the error that ends it)."""
 
-    __slots__ = ("extensions", "pending", "resource", "wait_cap")
+    __slots__ = ("extensions", "interaction", "pending", "resource", "wait_cap")
 
     def __init__(
         self,
@@ -111,6 +117,7 @@ class CallContext:
         self.resource = resource
         self.pending = pending
         self.wait_cap: int | None = None
+        self.interaction: tuple[str, str] | None = None
 
     def long_poll(self, wait: int) -> dict[str, Any]:
         """The extensions for a request sent with ``Prefer: wait=wait``: a read timeout of
@@ -126,6 +133,7 @@ class CallContext:
 
 
 __all__ = [
+    "CONTROLLED_POLLS",
     "CONTROLLED_WAIT",
     "JWKS_REFRESH_FLOOR",
     "MAX_CHALLENGE_ROUNDS",

@@ -27,7 +27,7 @@ from ..errors import (
 from ..events import FlowEvent, FlowFailed, PendingEnded, Polling
 from ..pending import PendingRequests
 from ..polling import SLOW_DOWN_STEP, parse_retry_after, resolve_location
-from .config import CallContext
+from .config import CONTROLLED_POLLS, CallContext
 from .metadata import MetadataDiscovery
 from .requirements import NEEDS_BODY, PENDING
 
@@ -93,6 +93,7 @@ class PendingPoll:
         "clarifications",
         "control",
         "deadline",
+        "interaction",
         "key",
         "location",
         "outcome",
@@ -116,6 +117,9 @@ class PendingPoll:
         self.clarifications = 0
         self.prompted: set[tuple[str | None, str | None]] = set()
         self.told: set[str] = set()
+        #: The interaction the person was last sent to, ``(url, code)``: every error that
+        #: ends this wait carries it (:meth:`~aauth_agents.protocol.errors.AAuthError.awaiting`).
+        self.interaction: tuple[str, str] | None = None
 
     @property
     def pending_url(self) -> str:
@@ -192,7 +196,10 @@ class DeferredResponses(MetadataDiscovery):
             response = yield from self._send(request, sent)
         response = yield from self.poll(call, party, response, url, key=key, resumed=resumed)
         if response.status_code not in expect:
-            raise self._error(response)
+            error = self._error(response)
+            if call.interaction is not None:  # (denied, expired, ... at the person's page)
+                error.awaiting(*call.interaction)
+            raise error
         return response
 
     def _resume(
@@ -240,6 +247,8 @@ class DeferredResponses(MetadataDiscovery):
             state.finish("aborted")
             raise
         except AAuthError as exc:
+            if state.interaction is not None:
+                exc.awaiting(*state.interaction)
             if state.location is not None and state.outcome is None:
                 yield from self._emit(PendingEnded(state.location, _outcome_of_error(exc)))
             state.finish(_outcome_of_error(exc))
@@ -249,6 +258,7 @@ class DeferredResponses(MetadataDiscovery):
             raise
         finally:
             call.wait_cap = None
+            call.interaction = state.interaction
         if key is not None and call.pending is not None:
             call.pending.forget(key)
         if state.location is not None:
@@ -320,6 +330,8 @@ class DeferredResponses(MetadataDiscovery):
                 " s (max_poll_seconds)"
             )
         state.attempt += 1
+        if state.attempt > CONTROLLED_POLLS:
+            state.call.wait_cap = None  # long polls again (see CONTROLLED_POLLS)
         yield from self._emit(Polling(location, state.attempt, wait, pending))
         yield Sleep(wait)
         request, sent = state.party.build("GET", location)

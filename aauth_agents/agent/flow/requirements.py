@@ -213,6 +213,7 @@ def _interaction(
     poll.prompted.add(target)
     url, code = requirement.url, requirement.code
     assert url is not None and code is not None  # parse_requirement insists on both
+    poll.interaction = (url, code)
     location = poll.pending_url
     if body.status == "interacting":
         return None
@@ -228,8 +229,8 @@ def _interaction(
             return None
     if flow.config.on_interaction is None:
         raise UserUnreachableError(
-            "the person must visit an interaction URL, and there is no on_interaction "
-            "callback or person server relay to take them there"
+            "the person must visit an interaction URL, and this agent is unattended (no "
+            "prompt, no on_interaction callback, no person server relay)"
         )
     if flow.config.browser_url is not None:  # the one place the person's link is rewritten
         url = flow.config.browser_url(url)

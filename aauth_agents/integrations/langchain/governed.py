@@ -208,7 +208,7 @@ class _Governed:
                 call, name, f"Ran `{name}`.", parameters, result, decision.mission
             )
         except AAuthError as exc:  # the tool ran; only the record is lost
-            log.warning("audit of %s failed: %s", name, exc)
+            log.warning("audit of %s failed: %s", name, exc.detail)  # (str() may hold a code)
 
     def _input(self, arguments: dict[str, Any]) -> Any:
         tool_call_id = TOOL_CALL.get()

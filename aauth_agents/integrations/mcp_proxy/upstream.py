@@ -313,7 +313,10 @@ async def _http_error(response: httpx.Response) -> str:
 
 
 def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    """For a log line: an AAuth error's ``detail`` (its ``str()`` may name the person's
+    page and code), any other's message."""
+    text = str(getattr(exc, "detail", None) or exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 __all__ = ["Deliver", "Upstream", "UpstreamError"]
