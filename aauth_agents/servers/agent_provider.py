@@ -75,6 +75,7 @@ from ..tokens import DWK_AGENT, TYP_AGENT, StaticIssuerKeys, async_token_key_res
 from ..tokens.types import AgentToken
 from ..transport import AsyncMappedTransport
 from .agent_provider_store import AgentRecord, RevocationOutcome, RevocationResult, _Database
+from .home import HomePage, Item, Section
 
 log = logging.getLogger("aauth_agents.servers.agent_provider")
 
@@ -488,8 +489,47 @@ class AgentProviderServer:
 
     # -- the app ------------------------------------------------------------------------------
 
+    def home_page(self) -> HomePage:
+        """What ``GET /`` shows a person: this provider, its metadata, how agents enrol,
+        and the person server its agents ask."""
+        config = self.config
+        ps = (
+            Section(
+                "Person server",
+                "Agents enrolled here without a person server of their own ask this one "
+                "for people's consent:",
+                (Item(config.ps, href=config.ps),),
+            )
+            if config.ps
+            else Section("Person server", "Each agent names its person server when enrolled.")
+        )
+        return HomePage(
+            name=config.name or config.issuer,
+            role="An AAuth agent provider",
+            identifier=config.issuer,
+            description="It vouches for agents' keys: it issues agent tokens (§Agent Token).",
+            sections=(
+                Section(
+                    "For agents",
+                    items=(
+                        Item(WELL_KNOWN_PATH, "the provider's metadata", href=WELL_KNOWN_PATH),
+                        Item(JWKS_PATH, "the keys its tokens are signed with", href=JWKS_PATH),
+                        Item(
+                            f"POST {ENROLL_PATH}",
+                            "enrol a new key with a one-time code from the operator "
+                            "(aauth-agents serve ap --enroll AGENT_ID prints one)",
+                        ),
+                        Item(f"POST {TOKEN_PATH}", "a fresh agent token for an enrolled key"),
+                        Item(f"POST {SUBAGENT_PATH}", "a sub-agent's token (§Sub-Agents)"),
+                    ),
+                ),
+                ps,
+            ),
+        )
+
     def app(self) -> Starlette:
-        """The ASGI app: metadata, JWKS, ``/enroll``, ``/token``, ``/subagent``."""
+        """The ASGI app: ``/`` (a page for a person), metadata, JWKS, ``/enroll``,
+        ``/token``, ``/subagent``."""
         published = self.provider.app()
 
         def endpoint(handler: Any) -> Any:
@@ -508,6 +548,7 @@ class AgentProviderServer:
 
         app = Starlette(
             routes=[
+                self.home_page().route(),
                 *published.routes,
                 Route(ENROLL_PATH, endpoint(self.handle_enroll), methods=["POST"]),
                 Route(TOKEN_PATH, endpoint(self.handle_refresh), methods=["POST"]),

@@ -78,6 +78,7 @@ from ..resource import (
 )
 from ..stores import Stores
 from ..tokens import IssuerKeys
+from .home import HomePage, Item, Section
 
 log = logging.getLogger("aauth_agents.servers.demo_resource")
 
@@ -104,6 +105,14 @@ TOOL_RULES: Mapping[str, AccessRule] = MappingProxyType(
         "write_file": AccessRule.auth("files.write"),
         "delete_file": AccessRule.per_call("files.write"),  # shown with delete_display
     }
+)
+#: The REST routes and what each needs, as the page at ``/`` lists them.
+ROUTES = (
+    ("GET /whoami", "who the agent is (an agent token)"),
+    ("GET /profile", "who the agent's person is (a person token)"),
+    ("GET /files", "the person's files (an auth token with files.read)"),
+    ("GET /files/NAME", "one file (files.read)"),
+    ("POST /files", "write a file (files.write)"),
 )
 WELCOME = {"welcome.txt": "Hello from the aauth-agents demo resource.\n"}
 
@@ -238,12 +247,57 @@ class DemoResource:
         self.mcp = mcp
         self.mcp_app = mcp_app
         self.tools = tools
+        self.home = home_page(self.resource.config).response()
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if _browsing_home(scope):
+            await self.home(scope, receive, send)
+            return
         await self.middleware(scope, receive, send)
 
     async def aclose(self) -> None:
         await self.mcp_app.aclose()
+
+
+_SIGNATURE_HEADERS = frozenset({b"signature", b"signature-input", b"signature-key"})
+
+
+def _browsing_home(scope: Any) -> bool:
+    """An unsigned ``GET /``: a person's browser, shown :func:`home_page`. A signed request
+    to ``/`` is the middleware's, as every other path (the default rule protects it)."""
+    if scope["type"] != "http" or scope["method"] != "GET" or scope["path"] != "/":
+        return False
+    return not any(name in _SIGNATURE_HEADERS for name, _ in scope.get("headers", ()))
+
+
+def home_page(config: ResourceConfig) -> HomePage:
+    """What ``GET /`` shows a person: the resource, its metadata, routes and MCP endpoint."""
+    return HomePage(
+        name=config.name or NAME,
+        role="An AAuth protected resource (a demonstration)",
+        identifier=config.identifier,
+        description="It tells an agent who it is and who its person is, and keeps a few "
+        "text files for each person. Agents sign every request; the person approves "
+        "access at their own person server.",
+        sections=(
+            Section(
+                "For agents",
+                items=(
+                    Item(
+                        config.paths.metadata,
+                        "the resource's metadata",
+                        href=config.paths.metadata,
+                    ),
+                    *(Item(route, text) for route, text in ROUTES),
+                    Item(
+                        MCP_PATH,
+                        "the same operations as MCP tools (streamable HTTP), and delete_file, "
+                        "which the person approves call by call",
+                    ),
+                ),
+            ),
+        ),
+    )
 
 
 def _mcp_server(identifier: str, files: DemoFiles) -> McpServer[Any]:
