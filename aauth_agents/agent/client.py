@@ -214,8 +214,7 @@ class AAuth(httpx.Auth):
         _check_prompts(prompts, on_interaction, on_clarification)
         if parent is not None and mission_s256 is None:
             mission_s256 = parent.mission_s256
-        default = _default_prompts(prompts, on_interaction, unattended, parent)
-        surface = prompts if prompts is not None else default
+        surface = _surface(prompts, on_interaction, unattended, parent)
         on_event = _chain(on_event, surface.event if surface is not None else None)
         self.identity = identity
         self.parent = parent
@@ -226,9 +225,7 @@ class AAuth(httpx.Auth):
             mission_s256=_checked_mission(mission_s256),
             on_interaction=_interaction(surface, on_interaction),
             browser_url=network.browser_url if network is not None else None,
-            on_clarification=_clarification(
-                surface if on_clarification is None else None, on_clarification
-            ),
+            on_clarification=_clarification(surface, on_clarification),
             events=on_event is not None,
             max_poll_seconds=float(max_poll_seconds),
             prefer_wait=prefer_wait,
@@ -440,22 +437,22 @@ def _check_prompts(
         raise ConfigurationError("give prompts, or on_interaction / on_clarification, not both")
 
 
-def _default_prompts(
+def _surface(
     prompts: PromptSurface | None,
     on_interaction: InteractionCallback | None,
     unattended: bool,
     parent: AAuth | None,
 ) -> PromptSurface | None:
-    """The prompt of an agent given none (nor ``on_interaction``): the person is always
-    shown the link and code -- the terminal's prompts, plain sentences on stderr without a
-    terminal. ``None`` when one was given, for a sub-agent (its parent asks) and for an
+    """``prompts``, or the prompt of an agent given none (nor ``on_interaction``): the
+    person is always shown the link and code -- the terminal's prompts, plain sentences on
+    stderr without a terminal. No default for a sub-agent (its parent asks) or an
     ``unattended`` agent."""
     if unattended:
         if prompts is not None or on_interaction is not None:
             raise ConfigurationError("an unattended agent has no prompts or on_interaction")
         return None
     if prompts is not None or on_interaction is not None or parent is not None:
-        return None
+        return prompts
     # The one place the agent takes something from the prompts layer above it: a default.
     from ..prompts.terminal import TerminalPrompts
 
@@ -547,9 +544,10 @@ def _interaction(
 def _clarification(
     prompts: PromptSurface | None, callback: ClarificationCallback | None
 ) -> Callable[..., Any] | None:
-    if prompts is not None:
-        return prompts.clarification
-    return clarification_handler(callback) if callback is not None else None
+    """The callback when given (beside the default prompt, it wins), else the surface's."""
+    if callback is not None:
+        return clarification_handler(callback)
+    return prompts.clarification if prompts is not None else None
 
 
 def _checked_mission(value: str | None) -> str | None:

@@ -33,6 +33,7 @@ from aauth_agents.agent import (
     PollTimeoutError,
     UserUnreachableError,
 )
+from aauth_agents.prompts import Prompts
 from aauth_agents.servers.stack import AGENT_PROVIDER, LocalStack
 
 #: Longer than httpx's default read timeout (5 s): the person decides after this.
@@ -175,6 +176,23 @@ def test_a_denial_and_a_timeout_name_the_interaction(stack: LocalStack) -> None:
             client.get(f"{stack.resource}/profile")
     assert (timed_out.value.interaction_url, timed_out.value.interaction_code) == shown[-1]
     assert shown[-1][1] in str(timed_out.value)
+
+
+def test_the_default_prompt_and_the_callbacks() -> None:
+    """The default prompt takes the interaction when only ``on_clarification`` is given;
+    none is made for an unattended agent or a sub-agent's (its parent asks)."""
+    from support.agent import World
+
+    from aauth_agents.prompts import TerminalPrompts
+
+    world = World()
+    answers = AAuth(world.identity, on_clarification=lambda question, options, timeout: "yes")
+    interaction = answers.config.on_interaction
+    assert isinstance(getattr(interaction, "__self__", None), TerminalPrompts)
+    assert not isinstance(getattr(answers.config.on_clarification, "__self__", None), Prompts)
+    assert AAuth(world.identity, unattended=True).config.on_interaction is None
+    child = AAuth(world.sub_identity(), parent=AAuth(world.identity))
+    assert child.config.on_interaction is None
 
 
 def test_unattended_excludes_prompts() -> None:

@@ -213,7 +213,10 @@ def _interaction(
     poll.prompted.add(target)
     url, code = requirement.url, requirement.code
     assert url is not None and code is not None  # parse_requirement insists on both
-    poll.interaction = (url, code)
+    shown = url  # what the person opens: the one place the person's link is rewritten
+    if flow.config.browser_url is not None:
+        shown = flow.config.browser_url(url)
+    poll.interaction = (shown, code)
     location = poll.pending_url
     if body.status == "interacting":
         return None
@@ -232,11 +235,9 @@ def _interaction(
             "the person must visit an interaction URL, and this agent is unattended (no "
             "prompt, no on_interaction callback, no person server relay)"
         )
-    if flow.config.browser_url is not None:  # the one place the person's link is rewritten
-        url = flow.config.browser_url(url)
-    yield from flow._emit(InteractionRequired(url, code, pending_url=location))
+    yield from flow._emit(InteractionRequired(shown, code, pending_url=location))
     request = InteractionRequest(
-        url,
+        shown,
         code,
         location,
         resource=poll.call.resource,
