@@ -7,9 +7,10 @@ read (``notes.read``) and then write (``notes.write``: a step-up) with the perso
 in-process. The handlers read who calls from ``request.state.aauth``; the middleware's
 events (challenges, grants) arrive at ``event_hook``.
 
-Run: ``python examples/fastapi_resource.py``. Or serve the same app for your own agent,
-from this directory: ``aauth-agents dev --app fastapi_resource:app`` (it adds the
-middleware with the scopes the ``@requires`` rules name).
+Run: ``python examples/fastapi_resource.py`` (needs ``pip install fastapi``). Or serve the
+same app to your own agent, from this directory:
+``aauth-agents dev --app https://notes.example=fastapi_resource:app`` (it adds the
+middleware, with the scopes the ``@requires`` rules name).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ example runs offline with no API key; with a real one, use e.g.
 ``init_chat_model("openai:gpt-4.1-mini").bind_tools(tools)`` in ``agent_node``.
 
 Run: ``python examples/langgraph_interrupts.py``
-(needs ``pip install 'aauth-agents[langchain]' langgraph``).
+(needs ``pip install 'aauth-agents[langgraph]'``).
 """
 
 from __future__ import annotations

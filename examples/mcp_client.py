@@ -8,8 +8,8 @@ Starts an agent provider, a person server and the demo resource on loopback
 ``files.write``. Every challenge is answered before MCP sees a response. The person
 approves in-process (``on_interaction=stack.approve``).
 
-Run: ``python examples/mcp_client.py`` (needs ``mcp``: ``pip install 'aauth-agents[mcp]'``;
-both MCP SDK lines work). Against ``aauth-agents dev``: drop the stack and the
+Run: ``python examples/mcp_client.py`` (the MCP SDK comes with the
+package; both of its lines work). Against ``aauth-agents dev``: drop the stack and the
 ``transport``, and build ``AAuth`` from your ``keys init`` identity.
 """
 

@@ -13,7 +13,7 @@ MCP SDK's stdio client (``mcp.client.stdio``): it lists the tools, calls ``whoam
 host declares URL-mode elicitation, so the proxy hands it the person server's link; the
 person approves in-process (``stack.approve``), standing in for a click.
 
-Run: ``python examples/mcp_proxy.py`` (needs ``pip install 'aauth-agents[mcp]'``). For a
+Run: ``python examples/mcp_proxy.py`` (the MCP SDK comes with the package). For a
 real host, put the JSON in its configuration with your own ``--dir`` (``aauth-agents keys
 init`` makes it), and start the parties with ``aauth-agents dev`` (adding
 ``--map https://HOST=http://127.0.0.1:PORT`` to the args for each party it prints).

@@ -8,7 +8,8 @@ per-call). Tools read their caller with ``require_caller_from_context``. An agen
 calls the tools through ``aauth_mcp_session``, the person approving in-process
 (``on_interaction=stack.approve``) at a person server on loopback (``LocalStack``).
 
-Run: ``python examples/mcp_server.py`` (needs ``mcp``: ``pip install 'aauth-agents[mcp]'``).
+Run: ``python examples/mcp_server.py`` (the MCP SDK, 1.x or 2.x, comes
+with the package).
 To serve it alone, ``uvicorn`` the app ``protect_mcp`` returns with an ``issuer_keys`` of
 ``AsyncDiscovery()``.
 """
