@@ -17,6 +17,7 @@ cd "$(dirname "$0")/.."
 MCP_TESTS=(
   tests/integrations
   tests/langchain/test_mcp_tools.py
+  tests/examples/test_mcp_example_scripts.py
 )
 
 if [ ! -x /usr/bin/chromium ]; then
