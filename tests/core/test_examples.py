@@ -8,6 +8,7 @@ import runpy
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,15 +28,30 @@ def test_token_chain_example() -> None:
     assert "scope ('files.read',)" in lines[-1]
 
 
-def test_signed_requests_notebook_executes() -> None:
-    notebook = nbformat.read(ROOT / "notebooks" / "01_signed_requests.ipynb", as_version=4)
-    NotebookClient(notebook, timeout=120, kernel_name="python3").execute()
-    outputs = [
-        "".join(o.get("text", "") for o in cell.get("outputs", []))
-        for cell in notebook.cells
-        if cell.cell_type == "code"
-    ]
-    assert "created=" in outputs[1] and "sha-256=:" in outputs[1]
-    assert outputs[2].startswith("aauth:notebook@agent.example True")
-    assert "body  -> 401 Signature-Error: error=invalid_signature" in outputs[3]
-    assert "path  -> 401 Signature-Error: error=invalid_signature" in outputs[3]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def test_there_are_notebooks() -> None:
+    assert len(NOTEBOOKS) >= 2, NOTEBOOKS
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
+def test_notebook_runs_top_to_bottom(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each notebook in a fresh kernel (this interpreter), offline, with no person attached:
+    any error or failed check cell fails the test, and every notebook ends with checks."""
+    monkeypatch.setenv("AAUTH_NOTEBOOK_UNATTENDED", "1")  # the PS API decides, not a person
+    notebook = nbformat.read(path, as_version=4)
+    NotebookClient(
+        notebook,
+        timeout=120,  # seconds per cell
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+    ).execute()
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    outputs = [output for cell in code for output in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    assert not [o for o in outputs if "Traceback" in o.get("text", "")]
+    checks = [cell for cell in code if "assert " in cell.source]
+    assert checks, f"{path.name} has no check cell"
+    last = "".join(o.get("text", "") for o in checks[-1].outputs)
+    assert "all checks passed" in last
