@@ -109,7 +109,11 @@ class AAuthMiddleware:
 
     def _endpoint_rule(self, scope: Scope) -> AccessRule | None:
         """The :func:`requires` rule of the route, cached per app, method and path (route
-        matching is deterministic in those)."""
+        matching is deterministic in those). Under ``app.add_middleware`` Starlette has put
+        the app in the scope; wrapped from outside (``AAuthMiddleware(app, ...)``), the routes
+        are the wrapped app's -- else its ``@requires`` rules would go unseen."""
+        if scope.get("app") is None:
+            scope = {**scope, "app": self.app}
         key = (id(scope.get("app")), scope.get("method", ""), scope.get("path", ""))
         try:
             return self._rule_cache[key]

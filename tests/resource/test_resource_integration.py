@@ -114,6 +114,26 @@ async def test_fastapi_with_add_middleware_and_requires(world: World) -> None:
         assert plain.json() == {"kind": "agent"}
 
 
+async def test_fastapi_wrapped_from_outside_keeps_its_requires_rules(world: World) -> None:
+    """``AAuthMiddleware(app, ...)`` around a FastAPI app (no ``add_middleware``): the
+    ``@requires`` rules still apply, rather than the default rule for every route."""
+    app = FastAPI()
+
+    @app.get("/items")
+    @requires(AccessRule.auth("data.read"))
+    async def items() -> dict[str, bool]:
+        return {"served": True}
+
+    wrapped = AAuthMiddleware(app, resource=world.resource(), policy=AccessRule.agent())
+    transport = httpx.ASGITransport(app=wrapped)
+    async with httpx.AsyncClient(transport=transport, base_url=RESOURCE) as client:
+        challenged = await client.get("/items", auth=world.signer(world.agent_token()))
+        assert challenged.status_code == 401
+        assert parse_requirement(challenged.headers["aauth-requirement"]).value == "person-token"
+        served = await client.get("/items", auth=world.signer(world.auth_token()))
+        assert served.json() == {"served": True}
+
+
 async def test_wildcard_scopes_are_opt_in(world: World) -> None:
     exact = world.app(world.resource())
     wildcard = World()
