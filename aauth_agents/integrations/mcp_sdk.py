@@ -49,6 +49,8 @@ else:
     from mcp.shared.exceptions import MCPError as McpError  # type: ignore
 
 if TYPE_CHECKING:
+    #: A tool's ``ctx`` annotation on both lines (1.x ``Context`` takes three type
+    #: parameters, 2.x two; the server finds the parameter by its class).
     AnyContext = Context[Any, Any, Any]
 else:
     #: A tool's ``ctx`` annotation on both lines (1.x ``Context`` takes three type
