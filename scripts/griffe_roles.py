@@ -47,4 +47,4 @@ class SphinxRoles(griffe.Extension):
             seen.add(id(obj))
             if obj.docstring is not None:
                 obj.docstring.value = rewrite(obj.docstring.value)
-            stack.extend(m for m in obj.members.values() if not m.is_alias)  # type: ignore[misc]
+            stack.extend(m for m in obj.members.values() if not m.is_alias)
