@@ -51,6 +51,7 @@ from .tokens import (
 )
 from .transport import AsyncMappedTransport, MappedTransport
 
+#: The package's version.
 __version__ = "0.1.0"
 
 __all__ = [

@@ -31,7 +31,9 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
 from .protocol.encoding import b64url_decode, b64url_encode
 from .protocol.errors import ConfigurationError, InvalidKeyError, UnsupportedAlgorithmError
 
+#: The fully-specified JWS algorithm name of Ed25519 keys (``EdDSA`` is refused).
 ED25519 = "Ed25519"
+#: The JWS algorithm of P-256 keys.
 ES256 = "ES256"
 
 #: The algorithms this package implements, in order of preference (§Signature Algorithms).

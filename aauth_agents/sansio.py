@@ -169,6 +169,8 @@ class Flight:
 
 
 class ThreadFlight(Flight):
+    """A :class:`Flight` whose followers are threads."""
+
     def __init__(self, registry: _Registry[Any], key: Hashable) -> None:
         super().__init__(registry, key)
         self._event = threading.Event()
@@ -182,6 +184,8 @@ class ThreadFlight(Flight):
 
 
 class AsyncFlight(Flight):
+    """A :class:`Flight` whose followers are tasks."""
+
     def __init__(self, registry: _Registry[Any], key: Hashable) -> None:
         super().__init__(registry, key)
         self._event = anyio.Event()
@@ -223,6 +227,8 @@ class _Registry(Generic[F]):
 
 
 class ThreadFlights(_Registry[ThreadFlight]):
+    """Single flight across threads: one call per key at a time, its outcome shared."""
+
     def __init__(self) -> None:
         super().__init__(ThreadFlight)
 
@@ -244,6 +250,8 @@ class ThreadFlights(_Registry[ThreadFlight]):
 
 
 class AsyncFlights(_Registry[AsyncFlight]):
+    """Single flight across tasks: one call per key at a time, its outcome shared."""
+
     def __init__(self) -> None:
         super().__init__(AsyncFlight)
 

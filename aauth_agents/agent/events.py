@@ -45,6 +45,8 @@ class RequestSent(FlowEvent):
 
 @dataclass(frozen=True)
 class ResponseReceived(FlowEvent):
+    """A response arrived (status only: no body, no header values)."""
+
     kind: ClassVar[str] = "response"
     method: str
     url: str
@@ -91,6 +93,8 @@ class TokenObtained(FlowEvent):
 
 @dataclass(frozen=True)
 class MetadataFetched(FlowEvent):
+    """A metadata document was fetched, or could not be."""
+
     kind: ClassVar[str] = "metadata"
     url: str
     ok: bool
@@ -131,6 +135,8 @@ class InteractionRequired(FlowEvent):
 
 @dataclass(frozen=True)
 class ApprovalPending(FlowEvent):
+    """A server holds the request until someone approves it (``requirement=approval``)."""
+
     kind: ClassVar[str] = "approval"
     url: str
 
@@ -140,6 +146,8 @@ class ApprovalPending(FlowEvent):
 
 @dataclass(frozen=True)
 class ClarificationAsked(FlowEvent):
+    """The person asked the agent a question before deciding (§Clarification Chat)."""
+
     kind: ClassVar[str] = "clarification"
     url: str
     question: str
@@ -206,6 +214,8 @@ class SessionUpdated(FlowEvent):
 
 @dataclass(frozen=True)
 class FlowFailed(FlowEvent):
+    """The flow ended with an error (its code and detail; never a token)."""
+
     kind: ClassVar[str] = "error"
     code: str
     detail: str

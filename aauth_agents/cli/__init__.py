@@ -59,6 +59,7 @@ COMMANDS: tuple[Command, ...] = (demo, dev, keys, fetch, mcp_proxy, serve)
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``aauth-agents`` argument parser, a subcommand per module in :data:`COMMANDS`."""
     parser = argparse.ArgumentParser(
         prog="aauth-agents",
         description="AAuth (draft-hardt-oauth-aauth-protocol-11) for AI agents.",
@@ -70,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line (``argv`` or ``sys.argv``); returns the exit status."""
     args = build_parser().parse_args(argv)
     [command] = [c for c in COMMANDS if c.NAME == args.command]  # argparse knows no other
     return command.run(args, os.environ)

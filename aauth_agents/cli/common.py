@@ -15,12 +15,18 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, Any, TypeAlias
 
+#: Exit status: success.
 EXIT_OK = 0
+#: Exit status: the server answered with an HTTP error.
 EXIT_HTTP = 1
+#: Exit status: the command line was wrong.
 EXIT_USAGE = 2
+#: Exit status: AAuth failed (a typed ``AAuthError``: declined, expired, a bad token...).
 EXIT_AAUTH = 3
+#: Exit status: a server could not be reached.
 EXIT_NETWORK = 4
 
+#: The environment variable naming the agent's key directory.
 ENV_DIR = "AAUTH_AGENTS_DIR"
 
 # RFC 9110 §5.6.2 token

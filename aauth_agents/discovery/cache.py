@@ -56,8 +56,12 @@ log = logging.getLogger("aauth_agents.discovery")
 
 T = TypeVar("T")
 
+#: Seconds a document is fresh when its response says nothing (``Cache-Control``).
 DEFAULT_TTL = 3600.0
+#: The longest a document is kept fresh, whatever its response says (seconds).
 MAX_TTL = 86400.0
+#: The least time between two fetches of one URL (seconds): the specification's floor for
+#: an issuer's JWKS, applied to metadata too; a smaller ``min_refetch_interval`` is refused.
 MIN_REFETCH_INTERVAL = 60.0
 MAX_BACKOFF = 3600.0
 MAX_ENTRIES = 1024

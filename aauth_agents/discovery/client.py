@@ -42,7 +42,9 @@ from .egress import EgressPolicy, IPAddress
 log = logging.getLogger("aauth_agents.discovery")
 
 
+#: The largest metadata or JWKS document read; a larger one is refused.
 MAX_DOCUMENT_BYTES = 256 * 1024
+#: Seconds a fetch may take.
 DEFAULT_TIMEOUT = 5.0
 _ACCEPT = {"Accept": "application/json"}
 

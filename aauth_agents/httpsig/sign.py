@@ -23,6 +23,7 @@ from .request import HttpRequest
 from .signature_key import serialize_signature_key
 from .types import SignatureKey
 
+#: The signature label AAuth requests use (``Signature-Input: sig=...``).
 DEFAULT_LABEL = "sig"
 #: Components that only make sense on a request with a body.
 BODY_COMPONENTS = ("content-type", "content-digest")

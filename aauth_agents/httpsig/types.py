@@ -13,8 +13,11 @@ if TYPE_CHECKING:
 #: Signature-Key schemes (Signature-Key §Schemes). AAuth requests use ``jwt`` only
 #: (§Keying Material); the others are parsed so that they can be rejected precisely.
 SCHEME_JWT = "jwt"
+#: Signature-Key ``hwk``: a bare public key in the header.
 SCHEME_HWK = "hwk"
+#: Signature-Key ``jwks_uri``: a key named by its issuer's JWKS.
 SCHEME_JWKS_URI = "jwks_uri"
+#: Signature-Key ``jkt-jwt``: a JWT naming the key by thumbprint.
 SCHEME_JKT_JWT = "jkt-jwt"
 
 
@@ -74,5 +77,7 @@ class KeyResolution:
 #: Resolves the key of a Signature-Key member that is not self-contained; raises an
 #: :class:`~aauth_agents.protocol.errors.AAuthError` when it cannot.
 KeyResolver = Callable[[SignatureKey], KeyResolution]
+#: The async twin of :data:`KeyResolver`.
 AsyncKeyResolver = Callable[[SignatureKey], Awaitable[KeyResolution]]
+#: A :data:`KeyResolver` or an :data:`AsyncKeyResolver`.
 AnyKeyResolver = KeyResolver | AsyncKeyResolver

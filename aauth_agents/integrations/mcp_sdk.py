@@ -16,7 +16,9 @@ kept its shape. This module is the one place that knows the difference:
   transport options given the same way on both lines;
 * :func:`http_auth`, :func:`http_transport` -- an :class:`~aauth_agents.agent.AAuth` and an
   httpx transport as the installed client library takes them;
-* :func:`open_streamable_http` -- the client transport's two streams.
+* :func:`open_streamable_http` -- the client transport's two streams;
+* :data:`TransportSecuritySettings` -- the SDK's DNS-rebinding protection settings, the same
+  class on both lines.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ else:
     from mcp.shared.exceptions import MCPError as McpError  # type: ignore
 
 if TYPE_CHECKING:
+    #: A tool's ``ctx`` annotation on both lines (1.x ``Context`` takes three type
+    #: parameters, 2.x two; the server finds the parameter by its class).
     AnyContext = Context[Any, Any, Any]
 else:
     #: A tool's ``ctx`` annotation on both lines (1.x ``Context`` takes three type

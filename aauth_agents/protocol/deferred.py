@@ -18,11 +18,16 @@ from .encoding import loads_json_object
 from .requirement import CLAIMS, CLARIFICATION, Requirement
 from .wire import WireFormatError
 
+#: The ``status`` of a deferred response body while nobody has decided (§Deferred Responses).
 STATUS_PENDING = "pending"
+#: The ``status`` of a deferred response body while the person is at the interaction page.
 STATUS_INTERACTING = "interacting"
 
+#: The ``action`` of an agent's answer to a clarification (§Clarification Chat).
 CLARIFICATION_RESPONSE = "clarification_response"
+#: The ``action`` of an agent's updated request (§Clarification Chat).
 UPDATED_REQUEST = "updated_request"
+#: The ``action`` values an agent may post to a pending URL.
 PENDING_ACTIONS = frozenset({CLARIFICATION_RESPONSE, UPDATED_REQUEST})
 
 

@@ -58,6 +58,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
+#: The media type of error bodies (RFC 9457).
 PROBLEM_JSON = "application/problem+json"
 
 #: §Error Responses, §Authorization Endpoint Error Responses, §Mission Endpoint Errors,

@@ -35,13 +35,20 @@ from .wire import (
     token_members,
 )
 
+#: The request header in which an agent lists what it can do (§AAuth-Capabilities).
 AAUTH_CAPABILITIES = "AAuth-Capabilities"
+#: The response header carrying a resource's session token (§AAuth-Access).
 AAUTH_ACCESS = "AAuth-Access"
+#: The request header an agent presents a session token in (``AAuth`` scheme).
 AUTHORIZATION = "Authorization"
+#: The response header naming why a signature was refused (Signature-Key draft).
 SIGNATURE_ERROR = "Signature-Error"
+#: The response header listing the Signature-Key schemes a server accepts.
 ACCEPT_SIGNATURE_SCHEME = "Accept-Signature-Scheme"
+#: The response header listing the signature algorithms a server accepts.
 ACCEPT_SIGNATURE_ALG = "Accept-Signature-Alg"
 
+#: The ``Authorization`` scheme of session tokens (§AAuth-Access).
 AUTH_SCHEME = "AAuth"
 
 # RFC 9110 §11.2: token68 = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
@@ -101,6 +108,7 @@ def parse_aauth_access(header: FieldInput) -> str:
 
 
 def serialize_aauth_access(session_token: str) -> str:
+    """The ``AAuth-Access`` value carrying ``session_token`` (a token68, checked)."""
     try:
         return validate_token68(session_token)
     except MalformedHeaderError as exc:
@@ -174,6 +182,7 @@ def parse_accept_signature_scheme(header: FieldInput) -> tuple[str, ...]:
 
 
 def serialize_accept_signature_scheme(schemes: Iterable[str]) -> str:
+    """The ``Accept-Signature-Scheme`` value listing ``schemes``."""
     return token_list(ACCEPT_SIGNATURE_SCHEME, schemes)
 
 
@@ -183,6 +192,7 @@ def parse_accept_signature_alg(header: FieldInput) -> tuple[str, ...]:
 
 
 def serialize_accept_signature_alg(algs: Iterable[str]) -> str:
+    """The ``Accept-Signature-Alg`` value listing ``algs``."""
     return token_list(ACCEPT_SIGNATURE_ALG, algs)
 
 

@@ -48,6 +48,7 @@ def validate_server_identifier(value: object) -> str:
 
 
 def is_server_identifier(value: object) -> bool:
+    """Whether ``value`` is a valid server identifier (:func:`validate_server_identifier`)."""
     try:
         validate_server_identifier(value)
     except ValueError:
@@ -99,6 +100,7 @@ def validate_agent_identifier(value: object) -> str:
 
 
 def is_agent_identifier(value: object) -> bool:
+    """Whether ``value`` is a valid agent identifier (:func:`validate_agent_identifier`)."""
     try:
         validate_agent_identifier(value)
     except ValueError:

@@ -17,8 +17,12 @@ import secrets
 from .errors import ConfigurationError
 from .wire import WireFormatError
 
+#: The symbols of interaction codes: Crockford base32, no I, L, O or U (§Interaction Code
+#: Format).
 CROCKFORD_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+#: The fewest symbols a code may have.
 MIN_CODE_LENGTH = 8  # 8 symbols x 5 bits = 40 bits, the specification's floor
+#: Symbols per group when a code is shown (``ABCD-EFGH``).
 DEFAULT_GROUP = 4
 
 _SYMBOLS = frozenset(CROCKFORD_ALPHABET)

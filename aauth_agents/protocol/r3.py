@@ -45,6 +45,7 @@ from .encoding import b64url_encode, loads_json_object
 from .mission import is_s256
 from .wire import WireFormatError
 
+#: The R3 vocabulary of MCP tools.
 MCP_VOCABULARY = "urn:aauth:vocabulary:mcp"
 #: The largest R3 document a party reads (64 KiB): a proposal carries digests, not payloads.
 MAX_DOCUMENT_BYTES = 64 * 1024

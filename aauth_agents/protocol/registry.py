@@ -22,6 +22,7 @@ REQUIREMENT_STATUS: Mapping[str, int] = {
     "clarification": 202,
     "claims": 202,
 }
+#: Every registered ``requirement`` value (§AAuth Requirement Value Registry).
 REQUIREMENT_VALUES: frozenset[str] = frozenset(REQUIREMENT_STATUS)
 
 #: §AAuth Capability Value Registry.
@@ -38,6 +39,7 @@ ACCESS_MODE_VALUES: frozenset[str] = frozenset(
 #: §Resource Metadata: the ``access_mode`` a resource has when it declares none.
 DEFAULT_ACCESS_MODE = "agent-token"
 
+#: The longest ``device`` string a token request may carry.
 DEVICE_MAX_LENGTH = 64
 
 

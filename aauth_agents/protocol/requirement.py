@@ -24,6 +24,7 @@ from .interaction import is_valid_emitted_code
 from .registry import REQUIREMENT_STATUS
 from .wire import FieldInput, MalformedHeaderError, parse_dictionary, serialize
 
+#: The response header in which a server says what it requires (§Requirement Responses).
 AAUTH_REQUIREMENT = "AAuth-Requirement"
 
 # Requirement names, not secrets.

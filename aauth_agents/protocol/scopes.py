@@ -30,6 +30,7 @@ class InvalidScopeError(WireFormatError):
 
 
 def is_scope_token(value: object) -> bool:
+    """Whether ``value`` is one scope token (§Scopes)."""
     return isinstance(value, str) and _SCOPE_TOKEN.fullmatch(value) is not None
 
 
@@ -57,6 +58,8 @@ def serialize_scope(scopes: Iterable[str]) -> str:
 
 
 def is_identity_scope(scope: str) -> bool:
+    """Whether ``scope`` asks for identity claims (``openid``, ``profile``, ...) rather than
+    access."""
     return scope in IDENTITY_SCOPES
 
 

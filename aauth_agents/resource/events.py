@@ -45,6 +45,7 @@ class ResourceEvent:
     detail: Mapping[str, Any] = field(default_factory=dict)
 
 
+#: Receives each :class:`ResourceEvent` the resource reports (audit); it must not raise.
 EventHook = Callable[[ResourceEvent], None]
 
 

@@ -35,6 +35,8 @@ class AuthorizationRequest:
 
 
 def parse_authorization_request(body: bytes | None) -> AuthorizationRequest:
+    """The body of a request to the resource's authorization endpoint; raises
+    :class:`MalformedBodyError` on a bad one."""
     data = _object(body)
     scope = data.get("scope")
     if not isinstance(scope, str):
@@ -60,6 +62,8 @@ class RevocationRequest:
 
 
 def parse_revocation_request(body: bytes | None) -> RevocationRequest:
+    """The body of a request to the resource's revocation endpoint (``iss``, ``jti``); raises
+    :class:`MalformedBodyError` on a bad one."""
     data = _object(body)
     iss, jti = data.get("iss"), data.get("jti")
     if not isinstance(iss, str) or not iss:

@@ -18,6 +18,7 @@ from ..protocol.scopes import InvalidScopeError, parse_scope
 from ..tokens import encode_jws, peek, verify_jws
 from .caller import Session
 
+#: The ``typ`` of a resource's session tokens (§AAuth-Access).
 TYP_SESSION = "aa-session+jwt"
 _CODE = "invalid_session_token"
 
@@ -43,6 +44,8 @@ def mint_session_token(
     account: str | None = None,
     agent: str | None = None,
 ) -> tuple[str, Session]:
+    """A session token for resource-managed access (§AAuth-Access), bound to the agent's key
+    thumbprint, and the :class:`Session` it stands for."""
     iat = int(now)
     claims: dict[str, object] = {
         "iss": resource,

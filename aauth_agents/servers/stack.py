@@ -43,8 +43,11 @@ from .person_server.events import PSEvent
 
 T = TypeVar("T")
 
+#: The identifier of the stack's agent provider.
 AGENT_PROVIDER = "https://agent.example"
+#: The identifier of the stack's person server.
 PERSON_SERVER = "https://ps.example"
+#: The identifier of the stack's demo resource.
 RESOURCE = "https://resource.example"
 
 

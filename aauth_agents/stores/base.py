@@ -123,7 +123,9 @@ class PersonTokenRecord:
 
 #: What :meth:`RevocationStore.is_revoked` reports: which revocation matched.
 REVOKED_TOKEN = "token"  # noqa: S105 (a kind, not a secret)
+#: Matched: the agent was revoked (every token of it).
 REVOKED_AGENT = "agent"
+#: Matched: the person (their PS and subject) was revoked.
 REVOKED_PERSON = "person"
 
 

@@ -39,13 +39,21 @@ from ..protocol.errors import ProtocolError
 if TYPE_CHECKING:
     from .base import PendingRecord
 
-PENDING = "pending"  # waiting: for the person, an approver, or an auth token
-INTERACTING = "interacting"  # the person is at the interaction page (code still correlates)
-APPROVED = "approved"  # resolved; the next poll completes it
-DENIED = "denied"  # rejected; the next poll answers 403 denied
-EXECUTING = "executing"  # one party is acting on the record right now
-COMPLETED = "completed"  # terminal response sent (a stored result may be replayed)
-FAILED = "failed"  # terminal failure (too many wrong codes, expired, error to deliver)
+#: Waiting: for the person, an approver, or an auth token.
+PENDING = "pending"
+#: The person is at the interaction page (the code still correlates).
+INTERACTING = "interacting"
+#: Resolved; the next poll completes it.
+APPROVED = "approved"
+#: Rejected; the next poll answers 403 denied.
+DENIED = "denied"
+#: One party is acting on the record right now.
+EXECUTING = "executing"
+#: The terminal response was sent (a stored result may be replayed).
+COMPLETED = "completed"
+#: A terminal failure (too many wrong codes, expired, an error to deliver).
+FAILED = "failed"
+#: Every state of a pending record.
 PENDING_STATES = frozenset({PENDING, INTERACTING, APPROVED, DENIED, EXECUTING, COMPLETED, FAILED})
 
 #: Waiting for a decision: the person may still approve, deny or be asked.

@@ -34,6 +34,7 @@ from .jws import peek
 from .types import TYP_AGENT, TYP_AUTH, TYP_PERSON, AgentToken, AuthToken, PersonToken
 from .verify import IAT_SKEW
 
+#: A token an agent presents in ``Signature-Key`` (a resource token never is).
 PresentedToken: TypeAlias = AgentToken | PersonToken | AuthToken
 
 #: Token types a request may be signed under (resource tokens carry no ``cnf``).

@@ -14,22 +14,32 @@ from typing import Any
 from ..keys import PublicKey
 from ..protocol.r3 import R3Operations
 
+#: The ``typ`` of agent tokens (§Agent Token Structure).
 TYP_AGENT = "aa-agent+jwt"
+#: The ``typ`` of person tokens (§Person Token Structure).
 TYP_PERSON = "aa-person+jwt"
+#: The ``typ`` of resource tokens (§Resource Token Structure).
 TYP_RESOURCE = "aa-resource+jwt"
+#: The ``typ`` of auth tokens (§Auth Token Structure).
 TYP_AUTH = "aa-auth+jwt"
 
 #: ``dwk`` values: the well-known metadata document naming the issuer's JWKS.
 DWK_AGENT = "aauth-agent.json"
+#: The ``dwk`` of person server keys.
 DWK_PERSON = "aauth-person.json"
+#: The ``dwk`` of resource keys.
 DWK_RESOURCE = "aauth-resource.json"
+#: The ``dwk`` of access server keys.
 DWK_ACCESS = "aauth-access.json"
 
 #: Maximum lifetimes (``exp - iat``), seconds: §Agent Token Structure (24 h), §Person Token
 #: Structure (1 h), §Resource Token Structure (5 min), §Auth Token Structure (1 h).
 AGENT_TOKEN_MAX_LIFETIME = 24 * 3600
+#: The longest a person token may live (seconds).
 PERSON_TOKEN_MAX_LIFETIME = 3600
+#: The longest a resource token may live (seconds).
 RESOURCE_TOKEN_MAX_LIFETIME = 300
+#: The longest an auth token may live (seconds).
 AUTH_TOKEN_MAX_LIFETIME = 3600
 
 

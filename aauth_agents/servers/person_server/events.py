@@ -56,6 +56,7 @@ class PSEvent:
     detail: Mapping[str, Any] = field(default_factory=dict)
 
 
+#: Receives each :class:`PSEvent` the person server reports (audit); it must not raise.
 EventHook = Callable[[PSEvent], None]
 
 

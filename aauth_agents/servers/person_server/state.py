@@ -43,6 +43,9 @@ class BindingConflictError(ProtocolError):
 
 @dataclass(frozen=True)
 class Binding:
+    """An agent bound to the person it acts for (§Agent-Person Binding), and how it was
+    bound."""
+
     agent_iss: str
     agent_id: str
     account: str
