@@ -99,9 +99,14 @@ class MemoryReplayCache:
     """A bounded in-process :class:`ReplayCache`.
 
     Entries expire when their window closes. When more than ``max_entries`` signatures arrive
-    within one window the oldest entries are evicted (logged): memory stays bounded, at the
-    price of not detecting a replay of an evicted signature.
+    within one window the oldest entries are evicted (logged, at most once a minute, with how
+    many): memory stays bounded, at the price of not detecting a replay of an evicted
+    signature. Each check is amortised O(1) whatever the cache holds: entries are kept in
+    insertion order, expired from the front and evicted from the front.
     """
+
+    #: Seconds between two "cache full" warnings: a flood of signatures does not flood the log.
+    WARN_EVERY = 60.0
 
     def __init__(self, max_entries: int = 10_000, *, clock: Clock = system_clock) -> None:
         if max_entries < 1:
@@ -110,6 +115,8 @@ class MemoryReplayCache:
         self._clock = clock
         self._entries: OrderedDict[ReplayKey, float] = OrderedDict()
         self._lock = threading.Lock()
+        self._evicted = 0
+        self._warned_at: float | None = None
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -118,9 +125,9 @@ class MemoryReplayCache:
         now = self._clock()
         entries = self._entries
         with self._lock:
-            # Expire from the front, oldest first: amortised O(1) per check whatever the
-            # cache holds (an entry outliving one behind it is dropped when it reaches the
-            # front; until then the expiry comparison below still ignores it).
+            # Expire from the front, oldest first, stopping at the first live entry (an entry
+            # expiring before one ahead of it is dropped when it reaches the front; until then
+            # the expiry comparison below ignores it, and it counts towards the bound).
             while entries:
                 until = entries[next(iter(entries))]
                 if until >= now:
@@ -133,7 +140,16 @@ class MemoryReplayCache:
             entries.move_to_end(key)
             while len(entries) > self.max_entries:
                 entries.popitem(last=False)
-                logger.warning("replay cache full: evicted the oldest signature")
+                self._evicted += 1
+            if self._evicted and (
+                self._warned_at is None or now - self._warned_at >= self.WARN_EVERY
+            ):
+                logger.warning(
+                    "replay cache full (%d entries): evicted %d signature(s), oldest first",
+                    self.max_entries,
+                    self._evicted,
+                )
+                self._evicted, self._warned_at = 0, now
             return True
 
 

@@ -438,6 +438,19 @@ class SQLitePersonTokenStore:
         return await _in_thread(self.purge, now)
 
 
+#: A replay check: one upsert on the primary key, storing the key unless a live entry holds it.
+REPLAY_CHECK = (
+    "INSERT INTO aauth_replay (key, expires_at) VALUES (?, ?) "
+    "ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at "
+    "WHERE aauth_replay.expires_at < ?"
+)
+#: A bounded purge of expired entries, oldest first, through the expiry index.
+REPLAY_PURGE = (
+    "DELETE FROM aauth_replay WHERE rowid IN (SELECT rowid FROM aauth_replay "
+    "WHERE expires_at < ? ORDER BY expires_at LIMIT ?)"
+)
+
+
 def _replay_key(key: ReplayKey) -> str:
     # Thumbprints, @method and @authority contain no NUL; @path cannot either (the request
     # model refuses control characters), so NUL is an unambiguous separator.
@@ -446,8 +459,10 @@ def _replay_key(key: ReplayKey) -> str:
 
 class SQLiteReplayCache:
     """:class:`~aauth_agents.stores.ReplayStore` (and httpsig ``ReplayCache``) in table
-    ``aauth_replay``; shared by every process using the file. Expired entries are
-    overwritten, and purged every ``purge_every`` stores."""
+    ``aauth_replay``; shared by every process using the file. A check is one upsert on the
+    primary key. Expired entries are overwritten, and purged every ``purge_every`` stores
+    through the expiry index, at most ``2 * purge_every`` at a time: twice the inflow, so a
+    backlog drains while no check pays for more than a bounded batch."""
 
     def __init__(
         self, db: SQLiteDatabase, *, clock: Clock = system_clock, purge_every: int = 1000
@@ -459,15 +474,10 @@ class SQLiteReplayCache:
 
     def check_and_store(self, key: ReplayKey, expires_at: float) -> bool:
         now = self.clock()
-        cursor = self.db.execute(
-            "INSERT INTO aauth_replay (key, expires_at) VALUES (?, ?) "
-            "ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at "
-            "WHERE aauth_replay.expires_at < ?",
-            (_replay_key(key), expires_at, now),
-        )
+        cursor = self.db.execute(REPLAY_CHECK, (_replay_key(key), expires_at, now))
         self._writes += 1
         if self.purge_every and self._writes % self.purge_every == 0:
-            self.db.execute("DELETE FROM aauth_replay WHERE expires_at < ?", (now,))
+            self.db.execute(REPLAY_PURGE, (now, 2 * self.purge_every))
         return cursor.rowcount == 1
 
     async def acheck_and_store(self, key: ReplayKey, expires_at: float) -> bool:

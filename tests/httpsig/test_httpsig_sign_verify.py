@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pytest
@@ -185,6 +187,104 @@ def test_memory_replay_cache_expires_and_bounds() -> None:
     assert cache.check_and_store(("t", 2, "POST", "a", "/"), 221)
     assert cache.check_and_store(("t", 3, "POST", "a", "/"), 221)
     assert len(cache) == 2
+
+
+class _ReplayModel:
+    """What a bounded replay cache must answer, without its mechanics: a key is refused while
+    its last stored window is open and it is among the ``cap`` keys stored most recently."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.order: list[tuple[str, float]] = []  # (key, expires_at), least recent first
+
+    def check_and_store(self, key: str, expires_at: float, now: float) -> bool:
+        recent = self.order[-self.cap :]
+        if any(k == key and until >= now for k, until in recent):
+            return False
+        self.order = [(k, until) for k, until in self.order if k != key] + [(key, expires_at)]
+        return True
+
+
+@settings(max_examples=200)
+@given(
+    cap=st.integers(1, 6),
+    steps=st.lists(
+        st.tuples(st.integers(0, 7), st.sampled_from("abcdefgh"), st.integers(-2, 12)),
+        max_size=60,
+    ),
+)
+def test_memory_replay_cache_agrees_with_a_model(
+    cap: int, steps: list[tuple[int, str, int]]
+) -> None:
+    """Replays within the window are refused, expired entries are accepted again, the cap
+    evicts the oldest and bounds the size, whatever the order of arrivals and expiries."""
+    clock = FrozenClock(100)
+    cache, model = MemoryReplayCache(max_entries=cap, clock=clock), _ReplayModel(cap)
+    for advance, name, lifetime in steps:
+        clock.advance(advance)
+        key = ("t", 1, "POST", "a", name)
+        expires_at = clock() + lifetime
+        assert cache.check_and_store(key, expires_at) == model.check_and_store(
+            name, expires_at, clock()
+        )
+        assert len(cache) <= cap
+
+
+def test_memory_replay_cache_expires_from_the_front() -> None:
+    clock = FrozenClock(100)
+    cache = MemoryReplayCache(max_entries=1000, clock=clock)
+    for n in range(500):
+        assert cache.check_and_store(("t", n, "POST", "a", "/"), 160 + n / 100)
+    clock.advance(70)  # every window has closed
+    assert cache.check_and_store(("t", 0, "POST", "a", "/"), 230)  # accepted again
+    assert len(cache) == 1  # one check dropped every expired entry
+
+
+class _CountingEntries(OrderedDict[Any, float]):
+    """An OrderedDict counting the entries any iteration over it visits."""
+
+    visited = 0
+
+    def _count(self, items: Iterable[Any]) -> Iterator[Any]:
+        for item in items:
+            type(self).visited += 1
+            yield item
+
+    def __iter__(self) -> Iterator[Any]:
+        return self._count(super().__iter__())
+
+    def items(self) -> Any:
+        return list(self._count(super().items()))
+
+    def keys(self) -> Any:
+        return list(self._count(super().keys()))
+
+    def values(self) -> Any:
+        return list(self._count(super().values()))
+
+
+def test_memory_replay_cache_check_does_not_visit_every_entry(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A check looks at the front entry, never at the whole cache: neither below the cap
+    nor at it (where each check evicts one entry, and the log says so once, not per check)."""
+    clock = FrozenClock(100)
+    cache = MemoryReplayCache(max_entries=2000, clock=clock)
+    cache._entries = entries = _CountingEntries()
+    for n in range(2000):
+        cache.check_and_store(("t", n, "POST", "a", "/"), 160)
+    _CountingEntries.visited = 0
+    with caplog.at_level("WARNING", logger="aauth_agents.httpsig"):
+        for n in range(2000, 2500):
+            assert cache.check_and_store(("t", n, "POST", "a", "/"), 160)
+    assert len(entries) == 2000 and ("t", 0, "POST", "a", "/") not in entries
+    assert _CountingEntries.visited <= 500
+    assert [r.getMessage() for r in caplog.records] == [
+        "replay cache full (2000 entries): evicted 1 signature(s), oldest first"
+    ]
+    clock.advance(61)
+    cache.check_and_store(("t", 1, "POST", "a", "/"), 221)  # the window of all others closed
+    assert len(entries) == 1
 
 
 async def test_averify_accepts_sync_and_async_resolvers(ed_key: PrivateKey) -> None:

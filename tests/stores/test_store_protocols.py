@@ -24,6 +24,7 @@ from aauth_agents.stores import (
     INTERACTING,
     PENDING,
     Event,
+    MemoryReplayStore,
     PendingRecord,
     PendingStore,
     PersonTokenRecord,
@@ -31,9 +32,11 @@ from aauth_agents.stores import (
     ReplayStore,
     RevocationStore,
     SQLiteDatabase,
+    SQLiteReplayCache,
     Stores,
     advance,
 )
+from aauth_agents.stores.sqlite import REPLAY_CHECK, REPLAY_PURGE
 
 NOW = 1_730_217_600.0
 
@@ -369,6 +372,66 @@ async def test_replay_store_async_and_expiry(stores: Stores) -> None:
     assert await replay.acheck_and_store(key, NOW - 1) is True  # already expired entry
     assert await replay.acheck_and_store(key, NOW + 60) is True  # expired entries are reusable
     assert await replay.acheck_and_store(key, NOW + 60) is False
+
+
+@settings(max_examples=100)
+@given(
+    backend=st.sampled_from(["memory", "sqlite"]),
+    steps=st.lists(
+        st.tuples(st.integers(0, 5), st.sampled_from("abcdef"), st.integers(-2, 10)),
+        max_size=50,
+    ),
+)
+def test_replay_store_agrees_with_a_model(backend: str, steps: list[tuple[int, str, int]]) -> None:
+    """Below the memory cache's cap, and always in SQLite (purging every few checks here), a
+    key is refused exactly while the window it was last stored with is open."""
+    clock = FrozenClock(NOW)
+    replay: ReplayStore = (
+        MemoryReplayStore(clock=clock)
+        if backend == "memory"
+        else SQLiteReplayCache(SQLiteDatabase(":memory:"), clock=clock, purge_every=3)
+    )
+    live: dict[str, float] = {}
+    for seconds, name, lifetime in steps:
+        clock.advance(seconds)
+        key = ("jkt", int(NOW), "POST", "resource.example", name)
+        refused = live.get(name, -1.0) >= clock()
+        assert replay.check_and_store(key, clock() + lifetime) is not refused
+        if not refused:
+            live[name] = clock() + lifetime
+
+
+def test_sqlite_replay_statements_use_indexes() -> None:
+    """A check is a primary-key upsert and the purge walks the expiry index: no statement
+    scans the table, however many entries it holds."""
+    db = SQLiteDatabase(":memory:")
+    for sql, params in ((REPLAY_CHECK, ("k", NOW, NOW)), (REPLAY_PURGE, (NOW, 10))):
+        plan = " | ".join(row[-1] for row in db.fetchall("EXPLAIN QUERY PLAN " + sql, params))
+        assert "SCAN" not in plan, plan
+    purge_plan = db.fetchall("EXPLAIN QUERY PLAN " + REPLAY_PURGE, (NOW, 10))
+    assert any("INDEX aauth_replay_expiry" in row[-1] for row in purge_plan)
+    db.close()
+
+
+def test_sqlite_replay_purge_is_bounded_and_drains_a_backlog() -> None:
+    clock = FrozenClock(NOW)
+    db = SQLiteDatabase(":memory:")
+    replay = SQLiteReplayCache(db, clock=clock, purge_every=10)
+
+    def count() -> int:
+        return int(db.fetchone("SELECT count(*) FROM aauth_replay")[0])
+
+    for n in range(100):
+        assert replay.check_and_store(("jkt", n, "POST", "r", "/"), NOW + 1)
+    clock.advance(2)  # all 100 expired
+    for n in range(10):
+        assert replay.check_and_store(("jkt", n, "POST", "r", "/x"), NOW + 60)
+    assert count() == 100 - 20 + 10  # one purge, of at most 2 * purge_every entries
+    for n in range(10, 60):
+        assert replay.check_and_store(("jkt", n, "POST", "r", "/x"), NOW + 60)
+    assert count() == 60  # the backlog drained; every live entry kept
+    assert not replay.check_and_store(("jkt", 0, "POST", "r", "/x"), NOW + 60)
+    db.close()
 
 
 @settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture])
