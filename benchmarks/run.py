@@ -248,6 +248,7 @@ BENCHMARKS: dict[str, Callable[[], int]] = {
     "ps-token-rate": lambda: __import__("bench_ps").benchmark(),
     "tool-overhead": lambda: __import__("bench_tools").benchmark(),
     "mcp-call-overhead": lambda: __import__("bench_mcp").benchmark(),
+    "state-growth-dashboard": lambda: __import__("bench_dashboard").benchmark(),
 }
 
 

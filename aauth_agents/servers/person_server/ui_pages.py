@@ -25,6 +25,7 @@ exception becomes a logged 500 page.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -33,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import jinja2
 from jinja2.ext import Extension
-from markupsafe import Markup
+from markupsafe import Markup, escape
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
@@ -103,15 +104,32 @@ def _url_for(context: Mapping[str, Any], name: str, /, **params: Any) -> str:
     return url_path(context["request"], name, **params)
 
 
-def _markdown(text: str | None) -> Markup:
-    return Markup(render_markdown(text))  # noqa: S704 -- sanitized by render_markdown
+#: Texts whose rendering the pages remember (a dashboard shows the same descriptions and log
+#: entries on every visit), and the longest text remembered.
+MARKDOWN_MEMO = 2048
+MARKDOWN_MEMO_LENGTH = 4096
+
+
+def _markdown_filter() -> Callable[[str | None], Markup]:
+    """The ``markdown`` filter of one :class:`Pages`: :func:`render_markdown` (a pure
+    function of the text), remembering the latest renderings of short texts."""
+    remembered = functools.lru_cache(maxsize=MARKDOWN_MEMO)(render_markdown)
+
+    def markdown(text: str | None) -> Markup:
+        short = text is None or len(text) <= MARKDOWN_MEMO_LENGTH
+        html = remembered(text) if short else render_markdown(text)
+        return Markup(html)  # noqa: S704 -- sanitized by render_markdown
+
+    return markdown
 
 
 def _when(moment: float | None) -> Markup:
     """A time as ``<time datetime=RFC 3339>7 Dec 2026, 15:04 UTC</time>``."""
     if moment is None:
         return Markup("")
-    return Markup('<time datetime="{}">{}</time>').format(iso8601(moment), readable_time(moment))
+    return Markup(  # noqa: S704 -- both parts escaped
+        f'<time datetime="{escape(iso8601(moment))}">{escape(readable_time(moment))}</time>'
+    )
 
 
 def _finalize(value: Any) -> Any:
@@ -147,7 +165,7 @@ class Pages:
             extensions=[OneLine],
         )
         env.globals.update(globals, url_for=_url_for)
-        env.filters["markdown"] = _markdown
+        env.filters["markdown"] = _markdown_filter()
         env.filters["when"] = _when
         self.templates = Jinja2Templates(env=env)
         self.css = (
