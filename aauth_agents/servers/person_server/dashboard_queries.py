@@ -34,6 +34,8 @@ PAGE_SIZE = 10
 #: Log entries shown with each mission on the dashboard (the latest; the mission's own page
 #: lists them all, a page at a time).
 RECENT_LOG = 5
+#: Log entries on one page of a mission's own page (short lines: more than a card list).
+LOG_PAGE_SIZE = 25
 #: The highest page number read from a request (a larger one is the last page anyway).
 MAX_PAGE = 1_000_000
 
@@ -198,4 +200,4 @@ class DashboardQueries:
         return [MissionLogEntry(r[0], r[1], r[2], bytes(r[3]), r[4]) for r in rows]
 
 
-__all__ = ["MAX_PAGE", "PAGE_SIZE", "RECENT_LOG", "DashboardQueries", "Page"]
+__all__ = ["LOG_PAGE_SIZE", "MAX_PAGE", "PAGE_SIZE", "RECENT_LOG", "DashboardQueries", "Page"]

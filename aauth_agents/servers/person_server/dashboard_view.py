@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from .consent_view import agent_name
-from .dashboard_queries import RECENT_LOG, DashboardQueries, Page
+from .dashboard_queries import LOG_PAGE_SIZE, RECENT_LOG, DashboardQueries, Page
 from .interaction_views import terms_of
 from .kinds import Wants, kind_of
 from .pending import PendingRequest
@@ -125,13 +125,14 @@ class Pager:
     next: str | None
 
 
-def pager(base: str, name: str, pages: Mapping[str, Page]) -> Pager:
-    """The :class:`Pager` of list ``name`` on the dashboard at ``base``."""
+def pager(base: str, name: str, pages: Mapping[str, Page], lists: Sequence[str] = LISTS) -> Pager:
+    """The :class:`Pager` of list ``name`` on the page at ``base`` that shows ``lists``
+    (each a query parameter naming its page, and its section's heading ``{name}-heading``)."""
 
     def link(number: int) -> str:
         numbers = {n: p.number for n, p in pages.items() if p.number > 1}
         numbers[name] = number
-        query = urlencode({n: numbers[n] for n in LISTS if numbers.get(n, 1) > 1})
+        query = urlencode({n: numbers[n] for n in lists if numbers.get(n, 1) > 1})
         return f"{base}?{query}#{name}-heading" if query else f"{base}#{name}-heading"
 
     page = pages[name]
@@ -394,6 +395,31 @@ async def _missions(
     return page, cards
 
 
+async def mission_log_context(
+    ps: PersonServer,
+    queries: DashboardQueries,
+    mission: Mission,
+    requested: Mapping[str, str],
+    base: str,
+    now: float,
+) -> dict[str, Any]:
+    """The context of ``mission.html``: ``mission`` with the page of its whole log (§Mission
+    Log) that ``requested`` names (query parameter ``log``; the first page otherwise), in
+    log order and in the dashboard's words, with links (to the page at ``base``) beside."""
+    counts = await ps.run(queries.log_counts, [mission.s256])
+    page = Page.of(requested.get("log"), counts.get(mission.s256, 0), LOG_PAGE_SIZE)
+    entries = await ps.run(queries.log_page, mission.s256, page)
+    card = MissionCard(
+        mission,
+        await agent_label(ps, mission.agent_iss, mission.agent_id),
+        mission_state(mission, now),
+        mission.active_at(now),
+        tuple(log_line(e) for e in entries),
+        page.total,
+    )
+    return {"card": card, "pager": pager(base, "log", {"log": page}, ("log",))}
+
+
 async def dashboard_context(
     ps: PersonServer,
     queries: DashboardQueries,
@@ -435,6 +461,7 @@ __all__ = [
     "disconnect_confirm",
     "end_confirm",
     "log_line",
+    "mission_log_context",
     "mission_state",
     "pager",
     "waiting",

@@ -19,6 +19,7 @@ from .dashboard_view import (
     dashboard_context,
     disconnect_confirm,
     end_confirm,
+    mission_log_context,
 )
 from .state import Binding, Mission
 from .ui_pages import PageError, url_path
@@ -59,6 +60,29 @@ class DashboardPages:
         )
         return self.ui.pages.page(
             request, "dashboard.html", title="Your dashboard", session=session, **context
+        )
+
+    async def mission_page(self, request: Request) -> Response:
+        """``GET /dashboard/missions/{s256}``: one of the person's missions with its whole log
+        (§Mission Log), a page at a time; the same 404 for anyone else's and for none."""
+        session = await self.ui.session(request)
+        if session is None or session.account is None:
+            return self.signin_first(request)
+        mission = await self._own_mission(session, request.path_params)
+        context = await mission_log_context(
+            self.ps,
+            self.queries,
+            mission,
+            request.query_params,
+            url_path(request, "mission_log", s256=mission.s256),
+            float(self.ps.clock()),
+        )
+        return self.ui.pages.page(
+            request,
+            "mission.html",
+            title="What happened in this mission",
+            session=session,
+            **context,
         )
 
     async def _own_binding(self, session: Session, form: Form) -> Binding:
