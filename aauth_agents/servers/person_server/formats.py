@@ -5,19 +5,25 @@ person's pages show them."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+import time
 from typing import Any
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 def iso8601(moment: float) -> str:
     """``moment`` (Unix seconds) as ``YYYY-MM-DDTHH:MM:SSZ``."""
-    return datetime.fromtimestamp(int(moment), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    t = time.gmtime(int(moment))
+    return (
+        f"{t.tm_year:04}-{t.tm_mon:02}-{t.tm_mday:02}T{t.tm_hour:02}:{t.tm_min:02}:{t.tm_sec:02}Z"
+    )
 
 
 def readable_time(moment: float) -> str:
-    """``moment`` (Unix seconds) as a person reads it: ``7 Dec 2026, 15:04 UTC``."""
-    when = datetime.fromtimestamp(moment, tz=timezone.utc)
-    return f"{when.day} {when:%b %Y, %H:%M} UTC"
+    """``moment`` (Unix seconds) as a person reads it: ``7 Dec 2026, 15:04 UTC`` (English
+    month names whatever the locale; a page shows many, so no ``datetime``/``strftime``)."""
+    t = time.gmtime(int(moment))
+    return f"{t.tm_mday} {_MONTHS[t.tm_mon - 1]} {t.tm_year}, {t.tm_hour:02}:{t.tm_min:02} UTC"
 
 
 def compact(value: Any) -> bytes:

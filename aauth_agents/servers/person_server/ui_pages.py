@@ -4,10 +4,11 @@ Pages are Jinja2 templates (``templates/``, package data) rendered through Starl
 :class:`~starlette.templating.Jinja2Templates` with autoescape on: every value is escaped
 unless it is :class:`~markupsafe.Markup` -- which only the ``markdown`` filter
 (:func:`~aauth_agents.servers.markdown.render_markdown`, sanitized), the ``when`` filter (a
-time as ``<time>``, its text escaped) and ``csrf_field`` produce. ``None`` renders as
+time as ``<time>``, digits and month names only) and ``csrf_field`` produce. ``None`` renders as
 nothing. ``url_for(name, **params)`` in a template gives the *path* of a named route (links
 stay on whatever origin the browser used), so the configured paths hold in every link and
-form.
+form; ``link_prefix(name, param)`` gives it once for a list of items whose links differ in
+their last parameter.
 
 Templates are written one element a line; :class:`OneLine` drops every line break and the
 indentation after it when a template is loaded, so pages go out as one line, as before. Text
@@ -34,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import jinja2
 from jinja2.ext import Extension
-from markupsafe import Markup, escape
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
@@ -104,6 +105,19 @@ def _url_for(context: Mapping[str, Any], name: str, /, **params: Any) -> str:
     return url_path(context["request"], name, **params)
 
 
+@jinja2.pass_context
+def _link_prefix(context: Mapping[str, Any], name: str, param: str, /) -> str:
+    """The path of route ``name`` up to its parameter ``param``, which must end the path: a
+    page listing many items builds it once (``url_for`` walks the routes), and each item's
+    link is the prefix and the item's value -- what ``url_for`` would give (Starlette puts a
+    path parameter in as it is)."""
+    mark = "{" + param + "}"
+    path = url_path(context["request"], name, **{param: mark})
+    if not path.endswith(mark):
+        raise ValueError(f"{param} does not end the path of route {name}")
+    return path[: -len(mark)]
+
+
 #: Texts whose rendering the pages remember (a dashboard shows the same descriptions and log
 #: entries on every visit), and the longest text remembered.
 MARKDOWN_MEMO = 2048
@@ -127,9 +141,8 @@ def _when(moment: float | None) -> Markup:
     """A time as ``<time datetime=RFC 3339>7 Dec 2026, 15:04 UTC</time>``."""
     if moment is None:
         return Markup("")
-    return Markup(  # noqa: S704 -- both parts escaped
-        f'<time datetime="{escape(iso8601(moment))}">{escape(readable_time(moment))}</time>'
-    )
+    # Digits, punctuation and English month names: nothing to escape.
+    return Markup(f'<time datetime="{iso8601(moment)}">{readable_time(moment)}</time>')  # noqa: S704
 
 
 def _finalize(value: Any) -> Any:
@@ -164,7 +177,7 @@ class Pages:
             finalize=_finalize,
             extensions=[OneLine],
         )
-        env.globals.update(globals, url_for=_url_for)
+        env.globals.update(globals, url_for=_url_for, link_prefix=_link_prefix)
         env.filters["markdown"] = _markdown_filter()
         env.filters["when"] = _when
         self.templates = Jinja2Templates(env=env)
