@@ -13,11 +13,13 @@ untrusted text, escaped or sanitized by the templates.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
+from ...protocol.encoding import loads_json
 from .consent_view import agent_name
 from .dashboard_queries import LOG_PAGE_SIZE, RECENT_LOG, DashboardQueries, Page
 from .interaction_views import terms_of
@@ -173,20 +175,34 @@ class _Members(dict[str, str]):
         return "?"
 
 
+#: Log entries whose wording is remembered (a mission's log never changes, and the dashboard
+#: shows the same latest entries on each visit), and the longest entry remembered.
+LOG_MEMO = 1024
+LOG_MEMO_LENGTH = 2048
+
+
 def log_line(entry: MissionLogEntry) -> LogLine:
     """``entry`` in words (§Mission Log); an unknown kind is named as it is."""
-    data = entry.data
-    sentence, member = LOG_WORDS.get(entry.kind, (entry.kind.replace("_", " ").capitalize(), None))
+    if len(entry.entry) <= LOG_MEMO_LENGTH:
+        words, detail = _remembered_words(entry.kind, entry.entry)
+    else:
+        words, detail = _log_words(entry.kind, entry.entry)
+    return LogLine(entry.seq, entry.at, words, detail)
+
+
+def _log_words(kind: str, entry: bytes) -> tuple[str, str | None]:
+    """The sentence and the detail of a log entry: a function of its kind and bytes only."""
+    parsed = loads_json(entry)
+    data: Mapping[str, Any] = parsed if isinstance(parsed, dict) else {}
+    sentence, member = LOG_WORDS.get(kind, (kind.replace("_", " ").capitalize(), None))
     members = _Members({k: str(v) for k, v in data.items() if isinstance(v, str | int)})
     if "reason" in members:
         members["reason"] = ENDINGS.get(members["reason"], members["reason"])
     detail = data.get(member) if member else None
-    return LogLine(
-        entry.seq,
-        entry.at,
-        sentence.format_map(members),
-        detail if isinstance(detail, str) and detail else None,
-    )
+    return sentence.format_map(members), detail if isinstance(detail, str) and detail else None
+
+
+_remembered_words = functools.lru_cache(maxsize=LOG_MEMO)(_log_words)
 
 
 def mission_state(mission: Mission, now: float) -> str:
