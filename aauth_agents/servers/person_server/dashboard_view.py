@@ -220,13 +220,13 @@ def waiting(pending_id: str, data: Mapping[str, Any], created: float, expires: f
     req = PendingRequest.from_json(data)
     r3 = req.request.get("r3")
     summary = (r3.get("display") or {}).get("summary") if isinstance(r3, Mapping) else None
-    page = kind_of(req.kind).describe(req)
+    kind = kind_of(req.kind)  # its heading and title only, not its whole consent page
     return Waiting(
         id=pending_id,
         agent_id=req.agent_id,
         agent=agent_name(req.provider_name, req.agent_id),
-        wants=page.wants,
-        title=page.title,
+        wants=kind.wants(req),
+        title=kind.title,
         resource=req.resource,
         scopes=tuple(
             (str(s), req.resource.scope_descriptions.get(s) if req.resource else None)
