@@ -42,7 +42,7 @@ from starlette.templating import Jinja2Templates
 
 from ...protocol.errors import ProtocolError
 from ..markdown import render_markdown
-from .formats import iso8601, readable_time
+from .formats import html_time
 
 if TYPE_CHECKING:
     from .ui_sessions import Session
@@ -141,8 +141,7 @@ def _when(moment: float | None) -> Markup:
     """A time as ``<time datetime=RFC 3339>7 Dec 2026, 15:04 UTC</time>``."""
     if moment is None:
         return Markup("")
-    # Digits, punctuation and English month names: nothing to escape.
-    return Markup(f'<time datetime="{iso8601(moment)}">{readable_time(moment)}</time>')  # noqa: S704
+    return Markup(html_time(moment))  # noqa: S704 -- digits and month names: nothing to escape
 
 
 def _finalize(value: Any) -> Any:
