@@ -249,6 +249,7 @@ BENCHMARKS: dict[str, Callable[[], int]] = {
     "tool-overhead": lambda: __import__("bench_tools").benchmark(),
     "mcp-call-overhead": lambda: __import__("bench_mcp").benchmark(),
     "state-growth": lambda: __import__("bench_growth").benchmark(),
+    "state-growth-dashboard": lambda: __import__("bench_dashboard").benchmark(),
 }
 
 

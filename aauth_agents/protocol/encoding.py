@@ -35,16 +35,22 @@ def b64url_decode(value: str) -> bytes:
 
 
 def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    members: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in members:
-            raise ValueError(f"duplicate member {name!r}")
-        members[name] = value
+    members = dict(pairs)
+    if len(members) != len(pairs):  # rare: find the name to report
+        seen: set[str] = set()
+        for name, _ in pairs:
+            if name in seen:
+                raise ValueError(f"duplicate member {name!r}")
+            seen.add(name)
     return members
 
 
 def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+#: One strict decoder for every parse (``json.loads`` with options builds a new one per call).
+_DECODER = json.JSONDecoder(object_pairs_hook=_unique_members, parse_constant=_no_constants)
 
 
 def loads_json(data: str | bytes) -> Any:
@@ -54,7 +60,9 @@ def loads_json(data: str | bytes) -> Any:
     """
     try:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
-        return json.loads(text, object_pairs_hook=_unique_members, parse_constant=_no_constants)
+        if text.startswith("\ufeff"):  # as json.loads: a byte order mark is not JSON
+            raise ValueError("JSON starts with a byte order mark")
+        return _DECODER.decode(text)
     except RecursionError as exc:
         raise ValueError("JSON nested too deeply") from exc
 

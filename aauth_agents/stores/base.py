@@ -149,9 +149,17 @@ class PendingStore(Protocol):
 
     def delete(self, record_id: str) -> None: ...
 
-    def open_for_owner(self, owner: str, now: float, limit: int = 100) -> list[PendingRecord]:
+    def open_for_owner(
+        self, owner: str, now: float, limit: int = 100, offset: int = 0
+    ) -> list[PendingRecord]:
         """The records waiting for ``owner`` (``pending`` or ``interacting``, not past
-        ``expires_at``), oldest first, at most ``limit``."""
+        ``expires_at``), oldest first (then by id), at most ``limit`` after skipping
+        ``offset``. Served by an index on the owner: the cost follows the owner's open
+        records, never the whole store."""
+        ...
+
+    def count_open_for_owner(self, owner: str, now: float) -> int:
+        """How many records :meth:`open_for_owner` would list without a limit."""
         ...
 
     def purge(self, now: float) -> int:
@@ -169,8 +177,10 @@ class PendingStore(Protocol):
     async def adelete(self, record_id: str) -> None: ...
 
     async def aopen_for_owner(
-        self, owner: str, now: float, limit: int = 100
+        self, owner: str, now: float, limit: int = 100, offset: int = 0
     ) -> list[PendingRecord]: ...
+
+    async def acount_open_for_owner(self, owner: str, now: float) -> int: ...
 
     async def apurge(self, now: float) -> int: ...
 

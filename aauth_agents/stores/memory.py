@@ -3,6 +3,7 @@ development and single-process deployments. The async twins answer inline."""
 
 from __future__ import annotations
 
+import heapq
 import threading
 from collections.abc import Sequence
 
@@ -19,12 +20,26 @@ from .states import OPEN
 
 
 class MemoryPendingStore:
-    """:class:`~aauth_agents.stores.PendingStore` in a dict."""
+    """:class:`~aauth_agents.stores.PendingStore` in a dict, with an index of each owner's
+    open records (``_open``) so that an owner's list never scans the others'."""
 
     def __init__(self) -> None:
         self._records: dict[str, PendingRecord] = {}
         self._by_interaction: dict[str, str] = {}
+        self._open: dict[str, set[str]] = {}
         self._lock = threading.Lock()
+
+    def _index(self, record: PendingRecord) -> None:
+        """Keep ``_open`` in step with ``record`` (just stored); under the lock."""
+        if record.owner is None:
+            return
+        ids = self._open.setdefault(record.owner, set())
+        if record.state in OPEN:
+            ids.add(record.id)
+        else:
+            ids.discard(record.id)
+            if not ids:
+                del self._open[record.owner]
 
     def __len__(self) -> int:
         return len(self._records)
@@ -38,6 +53,7 @@ class MemoryPendingStore:
                     raise KeyError("interaction id exists")
                 self._by_interaction[record.interaction_id] = record.id
             self._records[record.id] = record
+            self._index(record)
 
     def get(self, record_id: str) -> PendingRecord | None:
         return self._records.get(record_id)
@@ -58,26 +74,41 @@ class MemoryPendingStore:
                 owner=current.owner if current.owner is not None else record.owner,
             )
             self._records[record.id] = stored
+            self._index(stored)
             return stored
 
     def delete(self, record_id: str) -> None:
         with self._lock:
             self._forget(record_id)
 
-    def open_for_owner(self, owner: str, now: float, limit: int = 100) -> list[PendingRecord]:
+    def _owners_open(self, owner: str, now: float) -> list[PendingRecord]:
         with self._lock:
-            found = [
-                r
-                for r in self._records.values()
-                if r.owner == owner and r.state in OPEN and r.expires_at > now
-            ]
-        found.sort(key=lambda r: (r.created_at, r.id))
-        return found[: max(0, limit)]
+            records = [self._records[i] for i in self._open.get(owner, ())]
+        return [r for r in records if r.expires_at > now]
+
+    def open_for_owner(
+        self, owner: str, now: float, limit: int = 100, offset: int = 0
+    ) -> list[PendingRecord]:
+        offset, limit = max(0, offset), max(0, limit)
+        first = heapq.nsmallest(
+            offset + limit, self._owners_open(owner, now), key=lambda r: (r.created_at, r.id)
+        )
+        return first[offset:]
+
+    def count_open_for_owner(self, owner: str, now: float) -> int:
+        return len(self._owners_open(owner, now))
 
     def _forget(self, record_id: str) -> None:
         record = self._records.pop(record_id, None)
-        if record is not None and record.interaction_id is not None:
+        if record is None:
+            return
+        if record.interaction_id is not None:
             self._by_interaction.pop(record.interaction_id, None)
+        if record.owner is not None and record.owner in self._open:
+            ids = self._open[record.owner]
+            ids.discard(record_id)
+            if not ids:
+                del self._open[record.owner]
 
     def purge(self, now: float) -> int:
         with self._lock:
@@ -102,9 +133,12 @@ class MemoryPendingStore:
         self.delete(record_id)
 
     async def aopen_for_owner(
-        self, owner: str, now: float, limit: int = 100
+        self, owner: str, now: float, limit: int = 100, offset: int = 0
     ) -> list[PendingRecord]:
-        return self.open_for_owner(owner, now, limit)
+        return self.open_for_owner(owner, now, limit, offset)
+
+    async def acount_open_for_owner(self, owner: str, now: float) -> int:
+        return self.count_open_for_owner(owner, now)
 
     async def apurge(self, now: float) -> int:
         return self.purge(now)

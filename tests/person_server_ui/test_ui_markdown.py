@@ -3,6 +3,8 @@ images, whatever the input (hypothesis), and ordinary Markdown still renders."""
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
@@ -113,3 +115,24 @@ def test_raw_html_is_text() -> None:
 
 def test_render_text_escapes() -> None:
     assert render_text('<b a="1">') == "&lt;b a=&quot;1&quot;&gt;"
+
+
+def test_the_shared_parser_renders_the_same_in_many_threads() -> None:
+    """One parser and one sanitizer serve every call: rendering in 8 threads at once gives
+    each text exactly what rendering it alone gives (no state leaks between calls)."""
+    texts = [
+        f"# Title {n}\n\n**bold {n}** [link](https://example.com/{n}) `code`\n\n"
+        f"| a | b |\n| - | - |\n| ~~{n}~~ | <script>{n}</script> |\n\n- one\n- [rel](/logout)\n"
+        for n in range(64)
+    ]
+    alone = [render_markdown(t) for t in texts]
+    barrier = threading.Barrier(8)
+
+    def render_all(offset: int) -> list[str]:
+        barrier.wait()
+        return [render_markdown(texts[(i + offset) % 64]) for i in range(64 * 4)]
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(render_all, range(8)))
+    for offset, rendered in enumerate(results):
+        assert rendered == [alone[(i + offset) % 64] for i in range(64 * 4)]

@@ -3,25 +3,34 @@ agents with what it may do at which site and until when (§Agent-Person Binding:
 person's view of their bindings and remembered consent), and their missions with a
 readable log (§Mission Log).
 
-:func:`dashboard_context` builds the context of ``dashboard.html``; :func:`log_line` words
-one mission log entry. Names come from metadata the PS already fetches (an agent
-provider's ``name``, a resource's ``name``), falling back to identifiers; everything taken
-from an agent or a resource is untrusted text, escaped or sanitized by the templates.
+:func:`dashboard_context` builds the context of ``dashboard.html``, a page of each list at a
+time (:mod:`.dashboard_queries`: a count and one page per list, and one query for what a
+page shows about all of its items); :func:`log_line` words one mission log entry. Names
+come from metadata the PS already fetches (an agent provider's ``name``, a resource's
+``name``), falling back to identifiers; everything taken from an agent or a resource is
+untrusted text, escaped or sanitized by the templates.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
+from ...protocol.encoding import loads_json
 from .consent_view import agent_name
+from .dashboard_queries import LOG_PAGE_SIZE, RECENT_LOG, DashboardQueries, Page
 from .interaction_views import terms_of
 from .kinds import Wants, kind_of
 from .pending import PendingRequest
 from .policy import ResourceInfo
 from .server import PersonServer
 from .state import ACTIVE, Binding, Consent, IssuedAuthToken, Mission, MissionLogEntry
+
+#: The query parameter naming the page of each dashboard list (and its section's heading).
+LISTS = ("waiting", "agents", "missions")
 
 #: How a mission ended, in words (``termination_reason``, §Mission Management).
 ENDINGS = {
@@ -97,13 +106,43 @@ class LogLine:
 
 @dataclass(frozen=True)
 class MissionCard:
-    """One mission: who works on it, its state in words, its log."""
+    """One mission: who works on it, its state in words, its latest log entries and how
+    many it has in all (``entries``)."""
 
     mission: Mission
     agent: str
     state: str
     active: bool
     log: tuple[LogLine, ...]
+    entries: int
+
+
+@dataclass(frozen=True)
+class Pager:
+    """Where one list stands (``page``) and the links to its neighbouring pages (``None``
+    at either end); each link keeps the other lists at their pages."""
+
+    page: Page
+    previous: str | None
+    next: str | None
+
+
+def pager(base: str, name: str, pages: Mapping[str, Page], lists: Sequence[str] = LISTS) -> Pager:
+    """The :class:`Pager` of list ``name`` on the page at ``base`` that shows ``lists``
+    (each a query parameter naming its page, and its section's heading ``{name}-heading``)."""
+
+    def link(number: int) -> str:
+        numbers = {n: p.number for n, p in pages.items() if p.number > 1}
+        numbers[name] = number
+        query = urlencode({n: numbers[n] for n in lists if numbers.get(n, 1) > 1})
+        return f"{base}?{query}#{name}-heading" if query else f"{base}#{name}-heading"
+
+    page = pages[name]
+    return Pager(
+        page,
+        link(page.number - 1) if page.number > 1 else None,
+        link(page.number + 1) if page.number < page.pages else None,
+    )
 
 
 #: Each mission log kind: a sentence (``{member}`` filled from the entry) and the member
@@ -136,20 +175,34 @@ class _Members(dict[str, str]):
         return "?"
 
 
+#: Log entries whose wording is remembered (a mission's log never changes, and the dashboard
+#: shows the same latest entries on each visit), and the longest entry remembered.
+LOG_MEMO = 1024
+LOG_MEMO_LENGTH = 2048
+
+
 def log_line(entry: MissionLogEntry) -> LogLine:
     """``entry`` in words (§Mission Log); an unknown kind is named as it is."""
-    data = entry.data
-    sentence, member = LOG_WORDS.get(entry.kind, (entry.kind.replace("_", " ").capitalize(), None))
+    if len(entry.entry) <= LOG_MEMO_LENGTH:
+        words, detail = _remembered_words(entry.kind, entry.entry)
+    else:
+        words, detail = _log_words(entry.kind, entry.entry)
+    return LogLine(entry.seq, entry.at, words, detail)
+
+
+def _log_words(kind: str, entry: bytes) -> tuple[str, str | None]:
+    """The sentence and the detail of a log entry: a function of its kind and bytes only."""
+    parsed = loads_json(entry)
+    data: Mapping[str, Any] = parsed if isinstance(parsed, dict) else {}
+    sentence, member = LOG_WORDS.get(kind, (kind.replace("_", " ").capitalize(), None))
     members = _Members({k: str(v) for k, v in data.items() if isinstance(v, str | int)})
     if "reason" in members:
         members["reason"] = ENDINGS.get(members["reason"], members["reason"])
     detail = data.get(member) if member else None
-    return LogLine(
-        entry.seq,
-        entry.at,
-        sentence.format_map(members),
-        detail if isinstance(detail, str) and detail else None,
-    )
+    return sentence.format_map(members), detail if isinstance(detail, str) and detail else None
+
+
+_remembered_words = functools.lru_cache(maxsize=LOG_MEMO)(_log_words)
 
 
 def mission_state(mission: Mission, now: float) -> str:
@@ -167,13 +220,13 @@ def waiting(pending_id: str, data: Mapping[str, Any], created: float, expires: f
     req = PendingRequest.from_json(data)
     r3 = req.request.get("r3")
     summary = (r3.get("display") or {}).get("summary") if isinstance(r3, Mapping) else None
-    page = kind_of(req.kind).describe(req)
+    kind = kind_of(req.kind)  # its heading and title only, not its whole consent page
     return Waiting(
         id=pending_id,
         agent_id=req.agent_id,
         agent=agent_name(req.provider_name, req.agent_id),
-        wants=page.wants,
-        title=page.title,
+        wants=kind.wants(req),
+        title=kind.title,
         resource=req.resource,
         scopes=tuple(
             (str(s), req.resource.scope_descriptions.get(s) if req.resource else None)
@@ -238,8 +291,7 @@ async def _agent_card(
     binding: Binding,
     consents: Sequence[Consent],
     tokens: Sequence[IssuedAuthToken],
-    missions: Sequence[Mission],
-    now: float,
+    active_missions: Mapping[tuple[str, str], int],
 ) -> AgentCard:
     mine = (binding.agent_iss, binding.agent_id)
     return AgentCard(
@@ -250,7 +302,7 @@ async def _agent_card(
             names,
             (t for t in tokens if binding.agent_id in (t.agent_id, t.requested_by)),
         ),
-        sum(1 for m in missions if (m.agent_iss, m.agent_id) == mine and m.active_at(now)),
+        active_missions.get(mine, 0),
     )
 
 
@@ -305,41 +357,112 @@ def end_confirm(mission: Mission) -> Confirm:
     )
 
 
-async def dashboard_context(
-    ps: PersonServer, account: str, waiting_now: Sequence[Waiting], now: float
-) -> dict[str, Any]:
-    """The context of ``dashboard.html`` for ``account`` at ``now``."""
-    names = _Names(ps)
-    bindings = await ps.run(ps.state.bindings_for, account)
-    consents = await ps.run(ps.state.consents_for, account)
-    tokens = [
-        t
-        for t in await ps.run(ps.state.auth_tokens_for_account, account)
-        if t.revoked_at is None and t.exp > now
-    ]
-    missions = await ps.missions_for(account)
-    agents = [await _agent_card(names, b, consents, tokens, missions, now) for b in bindings]
-    cards = []
-    for mission in reversed(missions):  # the newest first
-        log = await ps.mission_log(mission.s256)
-        cards.append(
-            MissionCard(
-                mission,
-                await names.agent(mission.agent_iss, mission.agent_id),
-                mission_state(mission, now),
-                mission.active_at(now),
-                tuple(log_line(e) for e in log),
-            )
+async def _waiting(
+    ps: PersonServer, account: str, requested: Mapping[str, str], now: float
+) -> tuple[Page, list[Waiting]]:
+    total = await ps.run(ps.pending.count_open_for_owner, account, now)
+    page = Page.of(requested.get("waiting"), total)
+    records = await ps.run(ps.pending.open_for_owner, account, now, page.size, page.offset)
+    return page, [waiting(r.id, r.data, r.created_at, r.expires_at) for r in records]
+
+
+async def _agents(
+    ps: PersonServer,
+    queries: DashboardQueries,
+    names: _Names,
+    account: str,
+    requested: Mapping[str, str],
+    now: float,
+) -> tuple[Page, list[AgentCard]]:
+    page = Page.of(requested.get("agents"), await ps.run(queries.count_bindings, account))
+    bindings = await ps.run(queries.bindings_page, account, page)
+    agents = [(b.agent_iss, b.agent_id) for b in bindings]
+    consents = await ps.run(queries.consents_of, account, agents)
+    ids = sorted({b.agent_id for b in bindings})
+    tokens = await ps.run(queries.live_tokens_of, account, ids, now)
+    active = await ps.run(queries.active_missions_of, account, agents, now)
+    return page, [await _agent_card(names, b, consents, tokens, active) for b in bindings]
+
+
+async def _missions(
+    ps: PersonServer,
+    queries: DashboardQueries,
+    names: _Names,
+    account: str,
+    requested: Mapping[str, str],
+    now: float,
+) -> tuple[Page, list[MissionCard]]:
+    page = Page.of(requested.get("missions"), await ps.run(queries.count_missions, account))
+    missions = await ps.run(queries.missions_page, account, page)
+    s256s = [m.s256 for m in missions]
+    counts = await ps.run(queries.log_counts, s256s)
+    logs = await ps.run(queries.recent_logs, s256s, RECENT_LOG)
+    cards = [
+        MissionCard(
+            m,
+            await names.agent(m.agent_iss, m.agent_id),
+            mission_state(m, now),
+            m.active_at(now),
+            tuple(log_line(e) for e in logs.get(m.s256, ())),
+            counts.get(m.s256, 0),
         )
+        for m in missions
+    ]
+    return page, cards
+
+
+async def mission_log_context(
+    ps: PersonServer,
+    queries: DashboardQueries,
+    mission: Mission,
+    requested: Mapping[str, str],
+    base: str,
+    now: float,
+) -> dict[str, Any]:
+    """The context of ``mission.html``: ``mission`` with the page of its whole log (§Mission
+    Log) that ``requested`` names (query parameter ``log``; the first page otherwise), in
+    log order and in the dashboard's words, with links (to the page at ``base``) beside."""
+    counts = await ps.run(queries.log_counts, [mission.s256])
+    page = Page.of(requested.get("log"), counts.get(mission.s256, 0), LOG_PAGE_SIZE)
+    entries = await ps.run(queries.log_page, mission.s256, page)
+    card = MissionCard(
+        mission,
+        await agent_label(ps, mission.agent_iss, mission.agent_id),
+        mission_state(mission, now),
+        mission.active_at(now),
+        tuple(log_line(e) for e in entries),
+        page.total,
+    )
+    return {"card": card, "pager": pager(base, "log", {"log": page}, ("log",))}
+
+
+async def dashboard_context(
+    ps: PersonServer,
+    queries: DashboardQueries,
+    account: str,
+    requested: Mapping[str, str],
+    base: str,
+    now: float,
+) -> dict[str, Any]:
+    """The context of ``dashboard.html`` for ``account`` at ``now``: the page of each list
+    that ``requested`` names (query parameters ``waiting``, ``agents``, ``missions``; the
+    first page otherwise), with links (to the dashboard at ``base``) to the pages beside."""
+    names = _Names(ps)
+    waiting_page, waiting_now = await _waiting(ps, account, requested, now)
+    agents_page, agents = await _agents(ps, queries, names, account, requested, now)
+    missions_page, missions = await _missions(ps, queries, names, account, requested, now)
+    pages = {"waiting": waiting_page, "agents": agents_page, "missions": missions_page}
     return {
         "waiting": waiting_now,
         "agents": agents,
-        "missions": cards,
+        "missions": missions,
+        "pagers": {name: pager(base, name, pages) for name in LISTS},
         "terms": terms_of(ps.config),
     }
 
 
 __all__ = [
+    "LISTS",
     "LOG_WORDS",
     "Access",
     "AgentCard",
@@ -347,12 +470,15 @@ __all__ = [
     "Grant",
     "LogLine",
     "MissionCard",
+    "Pager",
     "Waiting",
     "agent_label",
     "dashboard_context",
     "disconnect_confirm",
     "end_confirm",
     "log_line",
+    "mission_log_context",
     "mission_state",
+    "pager",
     "waiting",
 ]

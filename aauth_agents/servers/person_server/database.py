@@ -61,7 +61,9 @@ CREATE TABLE IF NOT EXISTS ps_bindings (
     how TEXT NOT NULL,
     PRIMARY KEY (agent_iss, agent_id)
 );
-CREATE INDEX IF NOT EXISTS ps_bindings_account ON ps_bindings (account);
+DROP INDEX IF EXISTS ps_bindings_account;
+CREATE INDEX IF NOT EXISTS ps_bindings_listed
+    ON ps_bindings (account, created_at, agent_iss, agent_id);
 CREATE TABLE IF NOT EXISTS ps_subjects (
     account TEXT NOT NULL,
     resource TEXT NOT NULL,
@@ -128,7 +130,8 @@ CREATE TABLE IF NOT EXISTS ps_missions (
     terminated_at REAL
 );
 CREATE INDEX IF NOT EXISTS ps_missions_agent ON ps_missions (agent_id);
-CREATE INDEX IF NOT EXISTS ps_missions_account ON ps_missions (account);
+DROP INDEX IF EXISTS ps_missions_account;
+CREATE INDEX IF NOT EXISTS ps_missions_listed ON ps_missions (account, created_at, s256);
 CREATE TABLE IF NOT EXISTS ps_mission_log (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     s256 TEXT NOT NULL,

@@ -5,19 +5,39 @@ person's pages show them."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+import time
 from typing import Any
+
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
 def iso8601(moment: float) -> str:
     """``moment`` (Unix seconds) as ``YYYY-MM-DDTHH:MM:SSZ``."""
-    return datetime.fromtimestamp(int(moment), tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    t = time.gmtime(int(moment))
+    return (
+        f"{t.tm_year:04}-{t.tm_mon:02}-{t.tm_mday:02}T{t.tm_hour:02}:{t.tm_min:02}:{t.tm_sec:02}Z"
+    )
 
 
 def readable_time(moment: float) -> str:
-    """``moment`` (Unix seconds) as a person reads it: ``7 Dec 2026, 15:04 UTC``."""
-    when = datetime.fromtimestamp(moment, tz=timezone.utc)
-    return f"{when.day} {when:%b %Y, %H:%M} UTC"
+    """``moment`` (Unix seconds) as a person reads it: ``7 Dec 2026, 15:04 UTC`` (English
+    month names whatever the locale; a page shows many, so no ``datetime``/``strftime``)."""
+    t = time.gmtime(int(moment))
+    return f"{t.tm_mday} {_MONTHS[t.tm_mon - 1]} {t.tm_year}, {t.tm_hour:02}:{t.tm_min:02} UTC"
+
+
+_TWO_DIGITS = tuple(f"{n:02}" for n in range(62))
+
+
+def html_time(moment: float) -> str:
+    """``moment`` as an HTML ``<time>``: :func:`iso8601` in ``datetime``, :func:`readable_time`
+    shown (one ``gmtime`` and one string: a dashboard shows about a hundred)."""
+    year, month, day, hour, minute, second = time.gmtime(int(moment))[:6]
+    hm = _TWO_DIGITS[hour] + ":" + _TWO_DIGITS[minute]
+    return (
+        f'<time datetime="{year:04}-{_TWO_DIGITS[month]}-{_TWO_DIGITS[day]}T{hm}:'
+        f'{_TWO_DIGITS[second]}Z">{day} {_MONTHS[month - 1]} {year}, {hm} UTC</time>'
+    )
 
 
 def compact(value: Any) -> bytes:
@@ -25,4 +45,4 @@ def compact(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-__all__ = ["compact", "iso8601", "readable_time"]
+__all__ = ["compact", "html_time", "iso8601", "readable_time"]

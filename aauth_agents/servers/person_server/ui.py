@@ -53,10 +53,13 @@ Routes (:func:`ui_routes`):
   ``owner``: their agents', a new agent's under a ``default_person``, and the ones they
   opened and claimed), each in words ("<agent> wants access to <site>") with a Review link
   to its consent page; the person's agents with what each may do at which site and until
-  when; missions with a readable log. Disconnecting an agent (``GET /dashboard/revoke``) or
-  ending a mission (``GET /dashboard/end``) shows a confirmation page first; only its
-  form's ``POST /dashboard/unbind`` / ``POST /dashboard/terminate`` changes anything
-  (:mod:`.ui_dashboard`, words from :mod:`.dashboard_view`).
+  when; missions with their latest log entries, each linking to
+  ``GET /dashboard/missions/{s256}``, the mission's whole log a page at a time (its owner
+  only: the same 404 for anyone else's and for none). Disconnecting an agent
+  (``GET /dashboard/revoke``) or ending a mission (``GET /dashboard/end``) shows a
+  confirmation page first; only its form's ``POST /dashboard/unbind`` /
+  ``POST /dashboard/terminate`` changes anything (:mod:`.ui_dashboard`, words from
+  :mod:`.dashboard_view`).
 * ``GET /`` -- what this server is (its ``name`` and identifier) and where to go.
 * ``GET /ui.css``.
 
@@ -479,6 +482,7 @@ class PersonServerUI:
             route("/signin", self.signin, "POST", "signin"),
             route("/signout", self.signout, "POST", "signout"),
             route("/dashboard", self.dashboard.dashboard, "GET", "dashboard"),
+            route("/dashboard/missions/{s256}", self.dashboard.mission_page, "GET", "mission_log"),
             route("/dashboard/revoke", self.dashboard.revoke_page, "GET", "revoke_confirm"),
             route("/dashboard/end", self.dashboard.end_page, "GET", "end_confirm"),
             route("/dashboard/unbind", self.dashboard.unbind, "POST", "unbind"),

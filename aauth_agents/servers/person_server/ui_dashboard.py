@@ -12,13 +12,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from . import csrf
+from .dashboard_queries import DashboardQueries
 from .dashboard_view import (
     Confirm,
     agent_label,
     dashboard_context,
     disconnect_confirm,
     end_confirm,
-    waiting,
+    mission_log_context,
 )
 from .state import Binding, Mission
 from .ui_pages import PageError, url_path
@@ -27,8 +28,6 @@ from .ui_sessions import Session
 if TYPE_CHECKING:
     from .ui import PersonServerUI
 
-#: The most requests the dashboard lists under "Waiting for you".
-WAITING_LIMIT = 100
 #: What the pages call a PS configured without a ``name``.
 SITE_NAME = "Person server"
 
@@ -41,6 +40,7 @@ class DashboardPages:
     def __init__(self, ui: PersonServerUI) -> None:
         self.ui = ui
         self.ps = ui.ps
+        self.queries = DashboardQueries(ui.ps.db)
 
     def signin_first(self, request: Request) -> Response:
         dashboard = url_path(request, "dashboard")
@@ -50,17 +50,39 @@ class DashboardPages:
         session = await self.ui.session(request)
         if session is None or session.account is None:
             return self.signin_first(request)
-        ps = self.ps
-        account = session.account
-        now = float(ps.clock())
-        records = await ps.run(ps.pending.open_for_owner, account, now, WAITING_LIMIT)
-        waiting_now = [waiting(r.id, r.data, r.created_at, r.expires_at) for r in records]
+        context = await dashboard_context(
+            self.ps,
+            self.queries,
+            session.account,
+            request.query_params,
+            url_path(request, "dashboard"),
+            float(self.ps.clock()),
+        )
+        return self.ui.pages.page(
+            request, "dashboard.html", title="Your dashboard", session=session, **context
+        )
+
+    async def mission_page(self, request: Request) -> Response:
+        """``GET /dashboard/missions/{s256}``: one of the person's missions with its whole log
+        (§Mission Log), a page at a time; the same 404 for anyone else's and for none."""
+        session = await self.ui.session(request)
+        if session is None or session.account is None:
+            return self.signin_first(request)
+        mission = await self._own_mission(session, request.path_params)
+        context = await mission_log_context(
+            self.ps,
+            self.queries,
+            mission,
+            request.query_params,
+            url_path(request, "mission_log", s256=mission.s256),
+            float(self.ps.clock()),
+        )
         return self.ui.pages.page(
             request,
-            "dashboard.html",
-            title="Your dashboard",
+            "mission.html",
+            title="What happened in this mission",
             session=session,
-            **await dashboard_context(ps, account, waiting_now, now),
+            **context,
         )
 
     async def _own_binding(self, session: Session, form: Form) -> Binding:
@@ -131,4 +153,4 @@ class DashboardPages:
         return self.ui.pages.page(request, "home.html", title="Home", session=session)
 
 
-__all__ = ["SITE_NAME", "WAITING_LIMIT", "DashboardPages"]
+__all__ = ["SITE_NAME", "DashboardPages"]

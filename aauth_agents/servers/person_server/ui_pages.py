@@ -4,10 +4,11 @@ Pages are Jinja2 templates (``templates/``, package data) rendered through Starl
 :class:`~starlette.templating.Jinja2Templates` with autoescape on: every value is escaped
 unless it is :class:`~markupsafe.Markup` -- which only the ``markdown`` filter
 (:func:`~aauth_agents.servers.markdown.render_markdown`, sanitized), the ``when`` filter (a
-time as ``<time>``, its text escaped) and ``csrf_field`` produce. ``None`` renders as
+time as ``<time>``, digits and month names only) and ``csrf_field`` produce. ``None`` renders as
 nothing. ``url_for(name, **params)`` in a template gives the *path* of a named route (links
 stay on whatever origin the browser used), so the configured paths hold in every link and
-form.
+form; ``link_prefix(name, param)`` gives it once for a list of items whose links differ in
+their last parameter.
 
 Templates are written one element a line; :class:`OneLine` drops every line break and the
 indentation after it when a template is loaded, so pages go out as one line, as before. Text
@@ -25,6 +26,7 @@ exception becomes a logged 500 page.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -40,7 +42,7 @@ from starlette.templating import Jinja2Templates
 
 from ...protocol.errors import ProtocolError
 from ..markdown import render_markdown
-from .formats import iso8601, readable_time
+from .formats import html_time
 
 if TYPE_CHECKING:
     from .ui_sessions import Session
@@ -103,15 +105,43 @@ def _url_for(context: Mapping[str, Any], name: str, /, **params: Any) -> str:
     return url_path(context["request"], name, **params)
 
 
-def _markdown(text: str | None) -> Markup:
-    return Markup(render_markdown(text))  # noqa: S704 -- sanitized by render_markdown
+@jinja2.pass_context
+def _link_prefix(context: Mapping[str, Any], name: str, param: str, /) -> str:
+    """The path of route ``name`` up to its parameter ``param``, which must end the path: a
+    page listing many items builds it once (``url_for`` walks the routes), and each item's
+    link is the prefix and the item's value -- what ``url_for`` would give (Starlette puts a
+    path parameter in as it is)."""
+    mark = "{" + param + "}"
+    path = url_path(context["request"], name, **{param: mark})
+    if not path.endswith(mark):
+        raise ValueError(f"{param} does not end the path of route {name}")
+    return path[: -len(mark)]
+
+
+#: Texts whose rendering the pages remember (a dashboard shows the same descriptions and log
+#: entries on every visit), and the longest text remembered.
+MARKDOWN_MEMO = 2048
+MARKDOWN_MEMO_LENGTH = 4096
+
+
+def _markdown_filter() -> Callable[[str | None], Markup]:
+    """The ``markdown`` filter of one :class:`Pages`: :func:`render_markdown` (a pure
+    function of the text), remembering the latest renderings of short texts."""
+    remembered = functools.lru_cache(maxsize=MARKDOWN_MEMO)(render_markdown)
+
+    def markdown(text: str | None) -> Markup:
+        short = text is None or len(text) <= MARKDOWN_MEMO_LENGTH
+        html = remembered(text) if short else render_markdown(text)
+        return Markup(html)  # noqa: S704 -- sanitized by render_markdown
+
+    return markdown
 
 
 def _when(moment: float | None) -> Markup:
     """A time as ``<time datetime=RFC 3339>7 Dec 2026, 15:04 UTC</time>``."""
     if moment is None:
         return Markup("")
-    return Markup('<time datetime="{}">{}</time>').format(iso8601(moment), readable_time(moment))
+    return Markup(html_time(moment))  # noqa: S704 -- digits and month names: nothing to escape
 
 
 def _finalize(value: Any) -> Any:
@@ -146,8 +176,8 @@ class Pages:
             finalize=_finalize,
             extensions=[OneLine],
         )
-        env.globals.update(globals, url_for=_url_for)
-        env.filters["markdown"] = _markdown
+        env.globals.update(globals, url_for=_url_for, link_prefix=_link_prefix)
+        env.filters["markdown"] = _markdown_filter()
         env.filters["when"] = _when
         self.templates = Jinja2Templates(env=env)
         self.css = (
