@@ -40,6 +40,8 @@ def test_notebook_runs_top_to_bottom(path: Path, monkeypatch: pytest.MonkeyPatch
     """Each notebook in a fresh kernel (this interpreter), offline, with no person attached:
     any error or failed check cell fails the test, and every notebook ends with checks."""
     monkeypatch.setenv("AAUTH_NOTEBOOK_UNATTENDED", "1")  # the PS API decides, not a person
+    for key in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY"):  # offline: notebook 04's real model off
+        monkeypatch.delenv(key, raising=False)
     notebook = nbformat.read(path, as_version=4)
     NotebookClient(
         notebook,
