@@ -1,16 +1,20 @@
 """Fixtures for the prompt surfaces: an agent (:class:`support.agent.Agent`) behind
 ``httpx.Client`` (``mode`` ``"sync"``: run in a worker thread) or ``httpx.AsyncClient``
-(``"async"``), and ``pause``, a real, short wait between its polls."""
+(``"async"``), ``pause``, a real, short wait between its polls, and ``lab``, a JupyterLab
+server on loopback (:class:`support.notebook.JupyterLab`)."""
 
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from support.agent import Agent
+from support.notebook import JupyterLab
 
 from aauth_agents.agent import client_options
 
@@ -44,3 +48,16 @@ def pause(mode: str) -> Any:
         await asyncio.sleep(0.01)
 
     return sleep
+
+
+@pytest.fixture
+def lab() -> Iterator[JupyterLab]:
+    """JupyterLab serving ``lab.root``, in a temporary directory removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="aauth-lab-", ignore_cleanup_errors=True) as tmp:
+        (Path(tmp) / "notebooks").mkdir()
+        server = JupyterLab(Path(tmp) / "notebooks", Path(tmp))
+        try:
+            server.wait_ready()
+            yield server
+        finally:
+            server.stop()

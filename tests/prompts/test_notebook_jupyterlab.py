@@ -21,13 +21,6 @@ only connections are mapped). Screenshots of the widget go to ``$AAUTH_ARTIFACTS
 from __future__ import annotations
 
 import html
-import os
-import secrets
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -38,12 +31,11 @@ import nbformat
 import pytest
 import support.ui as UI
 from support.mcp import PASSWORD, PS, RESOURCE, World, world_for
-from support.notebook import agent_cell
+from support.notebook import TIMEOUT, JupyterLab, agent_cell, approve, open_the_link, screenshot
 
 from aauth_agents.servers.demo_resource import demo_resource
 from aauth_agents.transport import AsyncMappedTransport
 
-TIMEOUT = 30_000  # ms, for each browser wait
 HOP_BY_HOP = {
     "host",
     "connection",
@@ -53,88 +45,6 @@ HOP_BY_HOP = {
     "content-encoding",
     "keep-alive",
 }
-
-
-class JupyterLab:
-    """``python -m jupyterlab`` on 127.0.0.1 serving ``root``, with its own settings,
-    workspaces and runtime directories under ``home``; always stopped by :meth:`stop`."""
-
-    def __init__(self, root: Path, home: Path) -> None:
-        self.root = root
-        self.token = secrets.token_hex(16)
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = home / "jupyterlab.log"
-        env = {
-            **os.environ,
-            "JUPYTER_CONFIG_DIR": str(home / "config"),
-            "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
-            "JUPYTER_NO_CONFIG": "1",
-        }
-        with self.log.open("wb") as log:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "jupyterlab",
-                    "--no-browser",
-                    f"--IdentityProvider.token={self.token}",
-                    "--ServerApp.ip=127.0.0.1",
-                    f"--port={self.port}",
-                    "--ServerApp.port_retries=0",
-                    f"--ServerApp.root_dir={root}",
-                    f"--LabApp.user_settings_dir={home / 's'}",
-                    f"--LabApp.workspaces_dir={home / 'w'}",
-                    # nothing but loopback: no news, update checks or extension index
-                    "--LabApp.news_url=",
-                    "--LabApp.extension_manager=readonly",
-                    "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-                    *(["--allow-root"] if os.geteuid() == 0 else []),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-            )
-
-    def wait_ready(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(
-                    f"JupyterLab exited ({self.process.returncode}):\n{self.log_tail()}"
-                )
-            try:
-                url = f"{self.url}/api/status"
-                if httpx.get(url, params={"token": self.token}, timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        raise AssertionError(f"JupyterLab did not answer in {timeout} s:\n{self.log_tail()}")
-
-    def log_tail(self) -> str:
-        return self.log.read_text(errors="replace")[-3000:]
-
-    def stop(self) -> None:
-        """Shut the server down (it stops its kernels); kill what is left of it."""
-        if self.process.poll() is None:
-            try:
-                httpx.post(f"{self.url}/api/shutdown", params={"token": self.token}, timeout=5)
-                self.process.wait(timeout=15)
-            except (httpx.HTTPError, subprocess.TimeoutExpired):
-                self.process.terminate()
-                try:
-                    self.process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    self.process.kill()
-                    self.process.wait(timeout=10)
-        try:  # a kernel the server left behind: the server's process group, started here
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 @pytest.fixture
@@ -164,19 +74,6 @@ def write_notebook(world: World, root: Path, client: str) -> None:
         "language": "python",
     }
     nbformat.write(notebook, root / "agent.ipynb")
-
-
-@pytest.fixture
-def lab() -> Iterator[JupyterLab]:
-    """JupyterLab serving ``lab.root``, in a temporary directory removed afterwards."""
-    with tempfile.TemporaryDirectory(prefix="aauth-lab-", ignore_cleanup_errors=True) as tmp:
-        (Path(tmp) / "notebooks").mkdir()
-        server = JupyterLab(Path(tmp) / "notebooks", Path(tmp))
-        try:
-            server.wait_ready()
-            yield server
-        finally:
-            server.stop()
 
 
 def via_proxy(client: httpx.AsyncClient) -> Callable[[Any], Awaitable[None]]:
@@ -218,51 +115,6 @@ def via_proxy(client: httpx.AsyncClient) -> Callable[[Any], Awaitable[None]]:
         )
 
     return forward
-
-
-async def screenshot(widget: Any, name: str) -> None:
-    folder = os.environ.get("AAUTH_ARTIFACTS")
-    if folder:
-        Path(folder).mkdir(parents=True, exist_ok=True)
-        await widget.screenshot(path=str(Path(folder) / name))
-
-
-async def open_the_link(context: Any, widget: Any, name: str) -> Any:
-    """The person opens the widget's link (a new tab) and signs in if asked: the consent
-    page."""
-    link = widget.locator("a.aauth-link")
-    await link.wait_for(timeout=TIMEOUT)
-    assert await link.get_attribute("target") == "_blank"
-    assert await link.get_attribute("rel") == "noopener noreferrer"
-    assert await widget.locator(".aauth-qr svg").count() == 1
-    assert await widget.locator(".aauth-code").inner_text()
-    assert "Sum up my notes" in await widget.locator(".aauth-justification").inner_text()
-    await screenshot(widget, f"notebook-{name}-waiting.png")
-    async with context.expect_page(timeout=TIMEOUT) as opened:
-        await link.click()
-    consent = await opened.value
-    signin, review = consent.locator("input[name=username]"), consent.locator("#approve")
-    await signin.or_(review).first.wait_for(timeout=TIMEOUT)
-    if await signin.count():  # signed out: the request is shown at the link itself
-        await UI.sign_in(consent)
-    await review.wait_for(timeout=TIMEOUT)
-    assert consent.url.startswith(f"{PS}/consent/"), consent.url
-    return consent
-
-
-async def approve(consent: Any, widget: Any, name: str) -> None:
-    """The person approves; the widget says so and can no longer be used."""
-    await consent.click("#approve", timeout=TIMEOUT)
-    await consent.locator("#message").wait_for(timeout=TIMEOUT)
-    done = await consent.locator("#message").inner_text()  # "complete": the agent polled first
-    assert "You approved" in done or "This request is complete" in done, done
-    approved = widget.locator(".aauth-status[data-status='approved']")
-    await approved.wait_for(timeout=TIMEOUT)
-    assert "Approved" in await approved.inner_text()
-    assert await widget.locator("a.aauth-link").count() == 0  # the link is inert now
-    assert await widget.locator("button", has_text="Cancel request").is_disabled()
-    await screenshot(widget, f"notebook-{name}-approved.png")
-    await consent.close()
 
 
 async def run_the_first_cell(page: Any) -> None:

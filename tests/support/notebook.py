@@ -2,20 +2,37 @@
 fetches a resource, and a real ipykernel driven over the Jupyter protocol as a frontend
 drives it (jupyter_client): cells executed, the widgets' state followed on IOPub, widget
 events sent as ``comm_msg`` on the shell channel -- on a kernel subshell, as JupyterLab
-does, or on the main shell, as nbclient and the classic Notebook do.
+does, or on the main shell, as nbclient and the classic Notebook do -- and a real JupyterLab
+server on loopback (:class:`JupyterLab`) with the person's side of its widgets in Chromium
+(:func:`open_the_link`, :func:`approve`).
 """
 
 from __future__ import annotations
 
+import os
 import queue
 import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import httpx
 from jupyter_client.manager import start_new_kernel
+
+import support.ui as UI
+
+TIMEOUT = 30_000  # ms, for each browser wait
+#: What the notebooks read to decide that no person is attached (and approve through the
+#: PS API): never in the environment of a JupyterLab a person (the test) sits at.
+UNATTENDED_SWITCHES = ("CI", "AAUTH_NOTEBOOK_UNATTENDED")
 
 CLIENTS = {
     # awaits auth.async_client() in the cell
@@ -197,3 +214,149 @@ class Kernel:
             {"method": "update", "state": {"value": value}, "buffer_paths": []},
             subshell_id,
         )
+
+
+class JupyterLab:
+    """``python -m jupyterlab`` on 127.0.0.1 serving ``root``, with its own settings,
+    workspaces and runtime directories under ``home``; always stopped by :meth:`stop`. A
+    person sits at it: its kernels never see :data:`UNATTENDED_SWITCHES`."""
+
+    def __init__(self, root: Path, home: Path) -> None:
+        self.root = root
+        self.token = secrets.token_hex(16)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = home / "jupyterlab.log"
+        settings = home / "s" / "@jupyterlab" / "apputils-extension"
+        settings.mkdir(parents=True, exist_ok=True)  # no news toast over the notebook
+        (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "false"}')
+        env = {k: v for k, v in os.environ.items() if k not in UNATTENDED_SWITCHES}
+        env.update(
+            JUPYTER_CONFIG_DIR=str(home / "config"),
+            JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+            JUPYTER_NO_CONFIG="1",
+        )
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "jupyterlab",
+                    "--no-browser",
+                    f"--IdentityProvider.token={self.token}",
+                    "--ServerApp.ip=127.0.0.1",
+                    f"--port={self.port}",
+                    "--ServerApp.port_retries=0",
+                    f"--ServerApp.root_dir={root}",
+                    f"--LabApp.user_settings_dir={home / 's'}",
+                    f"--LabApp.workspaces_dir={home / 'w'}",
+                    # nothing but loopback: no news, update checks or extension index
+                    "--LabApp.news_url=",
+                    "--LabApp.extension_manager=readonly",
+                    "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+                    *(["--allow-root"] if os.geteuid() == 0 else []),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(
+                    f"JupyterLab exited ({self.process.returncode}):\n{self.log_tail()}"
+                )
+            try:
+                url = f"{self.url}/api/status"
+                if httpx.get(url, params={"token": self.token}, timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"JupyterLab did not answer in {timeout} s:\n{self.log_tail()}")
+
+    def log_tail(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:]
+
+    def stop(self) -> None:
+        """Shut the server down (it stops its kernels); kill what is left of it."""
+        if self.process.poll() is None:
+            try:
+                httpx.post(f"{self.url}/api/shutdown", params={"token": self.token}, timeout=5)
+                self.process.wait(timeout=15)
+            except (httpx.HTTPError, subprocess.TimeoutExpired):
+                self.process.terminate()
+                try:
+                    self.process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    self.process.kill()
+                    self.process.wait(timeout=10)
+        try:  # a kernel the server left behind: the server's process group, started here
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+async def screenshot(element: Any, name: str, folder: Path | None = None) -> None:
+    """A screenshot of ``element`` (a Playwright page or locator) as ``folder/name``;
+    without ``folder``, in ``$AAUTH_ARTIFACTS`` when it is set (else none)."""
+    if folder is None:
+        found = os.environ.get("AAUTH_ARTIFACTS")
+        if not found:
+            return
+        folder = Path(found)
+    folder.mkdir(parents=True, exist_ok=True)
+    await element.screenshot(path=str(folder / name))
+
+
+async def open_the_link(
+    context: Any,
+    widget: Any,
+    name: str,
+    *,
+    justification: str = "Sum up my notes",
+    password: str = UI.PASSWORD,
+    folder: Path | None = None,
+) -> Any:
+    """The person opens the widget's link (a new tab) and signs in as alice (with
+    ``password``) if asked: the consent page, on the link's own site."""
+    link = widget.locator("a.aauth-link")
+    await link.wait_for(timeout=TIMEOUT)
+    assert await link.get_attribute("target") == "_blank"
+    assert await link.get_attribute("rel") == "noopener noreferrer"
+    assert await widget.locator(".aauth-qr svg").count() == 1
+    assert await widget.locator(".aauth-code").inner_text()
+    assert justification in await widget.locator(".aauth-justification").inner_text()
+    site = httpx.URL(str(await link.get_attribute("href")))
+    await screenshot(widget, f"notebook-{name}-waiting.png", folder)
+    async with context.expect_page(timeout=TIMEOUT) as opened:
+        await link.click()
+    consent = await opened.value
+    signin, review = consent.locator("input[name=username]"), consent.locator("#approve")
+    await signin.or_(review).first.wait_for(timeout=TIMEOUT)
+    if await signin.count():  # signed out: the request is shown at the link itself
+        await UI.sign_in(consent, password=password)
+    await review.wait_for(timeout=TIMEOUT)
+    origin = f"{site.scheme}://{site.netloc.decode()}"
+    assert consent.url.startswith(f"{origin}/consent/"), consent.url
+    return consent
+
+
+async def approve(consent: Any, widget: Any, name: str, folder: Path | None = None) -> None:
+    """The person approves; the widget says so and can no longer be used."""
+    await consent.click("#approve", timeout=TIMEOUT)
+    await consent.locator("#message").wait_for(timeout=TIMEOUT)
+    done = await consent.locator("#message").inner_text()  # "complete": the agent polled first
+    assert "You approved" in done or "This request is complete" in done, done
+    approved = widget.locator(".aauth-status[data-status='approved']")
+    await approved.wait_for(timeout=TIMEOUT)
+    assert "Approved" in await approved.inner_text()
+    assert await widget.locator("a.aauth-link").count() == 0  # the link is inert now
+    assert await widget.locator("button", has_text="Cancel request").is_disabled()
+    await screenshot(widget, f"notebook-{name}-approved.png", folder)
+    await consent.close()

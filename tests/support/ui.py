@@ -48,10 +48,10 @@ class Served:
         self.url = url
 
 
-async def sign_in(page: Any, username: str = "alice") -> None:
+async def sign_in(page: Any, username: str = "alice", password: str = PASSWORD) -> None:
     """Sign in on the PS page open in ``page`` (Playwright)."""
     await page.fill("input[name=username]", username)
-    await page.fill("input[name=password]", PASSWORD)
+    await page.fill("input[name=password]", password)
     await page.click("button[name=signin]")
 
 
