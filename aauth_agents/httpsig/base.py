@@ -1,9 +1,10 @@
 """The signature base (RFC 9421 §2.5) and the ``Signature-Input`` field (RFC 9421 §4.1).
 
-``@signature-params`` (RFC 9421 §2.3) is always the serialisation of an RFC 8941 Inner List
-through ``http_sfv``: built from the components and parameters when signing, re-serialised
-from the parsed field when verifying, so Strings stay Strings and Tokens stay Tokens and a
-parameter the signer sent (even ``alg`` or ``keyid``) is reproduced, not dropped.
+``@signature-params`` (RFC 9421 §2.3) is always the serialisation of an RFC 8941 Inner List:
+built from the components and parameters when signing, re-serialised from the parsed field
+when verifying, so Strings stay Strings and Tokens stay Tokens and a parameter the signer
+sent (even ``alg`` or ``keyid``) is reproduced, not dropped. The fixed-shape common case goes
+through :mod:`.sfv`; anything outside its subset through ``http_sfv``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from http_sfv.types import DisplayString
 
 from ..protocol.errors import ConfigurationError, MissingSignatureError
 from .request import ComponentError, HttpRequest, component_value
+from .sfv import parse_dictionary, serialize_inner_list, serialize_key
 
 
 def signature_params(components: Sequence[str], params: Mapping[str, Any]) -> InnerList:
@@ -35,6 +37,12 @@ def signature_params(components: Sequence[str], params: Mapping[str, Any]) -> In
     return inner
 
 
+def signature_params_value(components: Sequence[str], params: Mapping[str, Any]) -> str:
+    """The serialised :func:`signature_params` (the ``@signature-params`` value)."""
+    fast = serialize_inner_list(components, params)
+    return fast if fast is not None else str(signature_params(components, params))
+
+
 @lru_cache(maxsize=256)
 def _identifier(name: str) -> str:
     """A component name as its RFC 8941 string (a handful of names recur: cached)."""
@@ -45,20 +53,29 @@ def _identifier(name: str) -> str:
 
 
 def build_signature_base(
-    request: HttpRequest, components: Sequence[str], signature_params_value: str
+    request: HttpRequest,
+    components: Sequence[str],
+    signature_params_value: str,
+    known: Mapping[str, str] | None = None,
 ) -> bytes:
     """RFC 9421 §2.5 given the already-serialised ``@signature-params`` value.
 
     One ``"name": value`` line per covered component, in order, then the
-    ``"@signature-params"`` line; LF separated, no trailing newline, US-ASCII.
+    ``"@signature-params"`` line; LF separated, no trailing newline, US-ASCII. ``known``
+    holds component values already derived (or, for a signer, the fields it adds), used
+    instead of deriving them from ``request`` again.
     """
     lines: list[str] = []
     seen: set[str] = set()
+    known = known or {}
     for name in components:
         if name in seen:
             raise ComponentError(f"component {name!r} is covered twice")
         seen.add(name)
-        lines.append(f"{_identifier(name)}: {component_value(request, name)}")
+        value = known.get(name)
+        if value is None:
+            value = component_value(request, name)
+        lines.append(f"{_identifier(name)}: {value}")
     lines.append(f'"@signature-params": {signature_params_value}')
     try:
         return "\n".join(lines).encode("ascii")
@@ -73,13 +90,16 @@ def signature_base(
 
     Raises :class:`ComponentError` when a component cannot be derived.
     """
-    return build_signature_base(request, components, str(signature_params(components, params)))
+    return build_signature_base(request, components, signature_params_value(components, params))
 
 
 def serialize_signature_input(
     label: str, components: Sequence[str], params: Mapping[str, Any]
 ) -> str:
     """A one-member ``Signature-Input`` field value (RFC 9421 §4.1)."""
+    fast = serialize_inner_list(components, params)
+    if fast is not None and serialize_key(label) is not None:
+        return f"{label}={fast}"
     field_value = Dictionary()
     try:
         field_value[label] = signature_params(components, params)
@@ -134,6 +154,9 @@ def parse_signature_input(header: str) -> dict[str, SignatureInput]:
 def _parse_signature_input(header: str) -> tuple[tuple[str, SignatureInput], ...]:
     """Cached by field value (the same within one ``created`` second for an agent's
     requests of one shape); the members are immutable."""
+    fast = _parse_fast(header)
+    if fast is not None:
+        return fast
     parsed = Dictionary()
     try:
         parsed.parse(header.encode("latin-1"))
@@ -162,6 +185,31 @@ def _parse_signature_input(header: str) -> tuple[tuple[str, SignatureInput], ...
     return tuple(out)
 
 
+_NO_PARAMS: Mapping[str, Any] = MappingProxyType({})
+
+
+def _parse_fast(header: str) -> tuple[tuple[str, SignatureInput], ...] | None:
+    """:func:`_parse_signature_input` through :mod:`.sfv`: ``None`` when the field is outside
+    its subset, or a member is not an Inner List of parameterless Strings."""
+    members = parse_dictionary(header)
+    if members is None:
+        return None
+    out: list[tuple[str, SignatureInput]] = []
+    for label, (items, params) in members:
+        if type(items) is not list:
+            return None
+        names = tuple(v for v, item_params in items if type(v) is str and not item_params)
+        if len(names) != len(items):
+            return None
+        value = serialize_inner_list(names, params)
+        if value is None:
+            return None
+        plain = MappingProxyType({k: plain_value(v) for k, v in params.items()})
+        member = SignatureInput(label, names, plain, value, (_NO_PARAMS,) * len(names))
+        out.append((label, member))
+    return tuple(out)
+
+
 __all__ = [
     "SignatureInput",
     "build_signature_base",
@@ -169,4 +217,5 @@ __all__ = [
     "serialize_signature_input",
     "signature_base",
     "signature_params",
+    "signature_params_value",
 ]

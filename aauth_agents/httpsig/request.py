@@ -49,8 +49,10 @@ def _text(value: str | bytes) -> str:
 
 def _canonical_field_value(value: str) -> str:
     """RFC 9421 §2.1 for one field line: unfold obsolete line folding, trim whitespace."""
-    value = _OBS_FOLD.sub(" ", value).strip(" \t")
-    if any(c in value for c in "\r\n\x00"):
+    if "\n" in value:
+        value = _OBS_FOLD.sub(" ", value)
+    value = value.strip(" \t")
+    if "\r" in value or "\n" in value or "\x00" in value:
         raise ComponentError("a header field value contains a line break or NUL")
     return value
 

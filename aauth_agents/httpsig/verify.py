@@ -30,7 +30,7 @@ import json
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -56,6 +56,7 @@ from ..protocol.errors import (
 from .base import SignatureInput, build_signature_base, parse_signature_input
 from .digest import verify_content_digest
 from .request import ComponentError, HttpRequest, component_value
+from .sfv import parse_dictionary
 from .sign import BODY_COMPONENTS
 from .signature_key import check_signature_key, hwk_jwk, parse_signature_key_member
 from .types import (
@@ -75,6 +76,11 @@ DEFAULT_REQUIRED_COMPONENTS = ("@method", "@authority", "@path", "signature-key"
 #: Methods the replay cache skips: §Freshness and Replay asks for it on state-changing requests.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 _THUMBPRINT_URI = "urn:ietf:params:oauth:jwk-thumbprint:sha-256:"
+#: The JWK members :meth:`PublicKey.from_jwk` reads (its result depends on nothing else).
+_KEY_MEMBERS = ("kty", "crv", "x", "y", "alg", "kid")
+#: Public keys a verifier remembers (FIFO): the agents it hears from.
+_KEY_CACHE_SIZE = 1024
+_ABSENT = object()
 
 #: What the replay cache remembers of a signature: (signing-key thumbprint, created,
 #: @method, @authority, digest of the signature base). §Freshness and Replay allows a cache
@@ -170,6 +176,8 @@ class _Checked:
     created: int
     expires: int | None
     inline: KeyResolution | None
+    #: Component values already derived (RFC 9421 §2.1), not derived again for the base.
+    known: dict[str, str]
 
 
 @contextmanager
@@ -241,6 +249,8 @@ class SignatureVerifier:
         self.require_body_digest = require_body_digest
         self.require_authorization = require_authorization
         self.require_query = require_query
+        self._keys: dict[tuple[object, ...], tuple[PublicKey, str]] = {}
+        self._keys_lock = threading.Lock()
 
     def verify(
         self, request: HttpRequest, resolver: KeyResolver | None = None
@@ -278,11 +288,10 @@ class SignatureVerifier:
             names.append("@query")
         if self.require_authorization and request.header("authorization") is not None:
             names.append("authorization")
-        if self.require_body_digest and request.has_body:
+        has_body = request.has_body
+        if self.require_body_digest and has_body:
             names.extend(BODY_COMPONENTS)
-        names.extend(
-            n for n in self.additional_components if request.has_body or n not in BODY_COMPONENTS
-        )
+        names.extend(n for n in self.additional_components if has_body or n not in BODY_COMPONENTS)
         if "signature-key" in self.required_components:
             names.append("signature-key")
         return _dedupe(names)
@@ -316,8 +325,11 @@ class SignatureVerifier:
             raise InvalidInputError(
                 "the signature does not cover the required components", required_input=required
             )
+        known: dict[str, str] = {}
         if "content-digest" in covered:
-            verify_content_digest(component_value(request, "content-digest"), request.body)
+            known["content-digest"] = component_value(request, "content-digest")
+            verify_content_digest(known["content-digest"], request.body)
+        known["signature-key"] = values["signature-key"]
 
         # Step 3: created within the window; expires not past.
         created = signature_input.created
@@ -341,10 +353,20 @@ class SignatureVerifier:
             )
         check_signature_key(key)
         inline = KeyResolution(jwk=hwk_jwk(key)) if key.scheme == SCHEME_HWK else None
-        return _Checked(request, label, key, signature_input, signature, created, expires, inline)
+        return _Checked(
+            request, label, key, signature_input, signature, created, expires, inline, known
+        )
 
     @staticmethod
     def _signature(header: str, label: str) -> bytes:
+        members = parse_dictionary(header)
+        if members is not None:
+            for name, (value, _params) in members:
+                if name == label:
+                    if type(value) is not bytes:
+                        raise MissingSignatureError("a Signature member must be a Byte Sequence")
+                    return value
+            raise MissingSignatureError(f"no Signature for label {label!r}")
         parsed = Dictionary()
         try:
             parsed.parse(header.encode("latin-1"))
@@ -359,23 +381,49 @@ class SignatureVerifier:
 
     # -- steps 6-7 and the replay cache -----------------------------------------------------
 
+    def _public_key(self, jwk: Any) -> tuple[PublicKey, str]:
+        """Step 6 (:meth:`PublicKey.from_jwk`) and the key's thumbprint, remembered per key.
+
+        ``from_jwk`` reads only :data:`_KEY_MEMBERS`; when they are all strings (or absent)
+        they are the cache key (absent ones marked so) -- an agent signs every request with one
+        key -- and a JWK
+        that fails is never remembered, so it fails again.
+        """
+        members: tuple[object, ...] = ()
+        if isinstance(jwk, Mapping):
+            members = tuple(jwk.get(name, _ABSENT) for name in _KEY_MEMBERS)
+        cacheable = bool(members) and all(type(m) is str or m is _ABSENT for m in members)
+        if cacheable:
+            cached = self._keys.get(members)
+            if cached is not None:
+                return cached
+        public = PublicKey.from_jwk(jwk, accepted=self.accepted_algorithms)
+        entry = (public, public.thumbprint())
+        if cacheable:
+            with self._keys_lock:
+                if len(self._keys) >= _KEY_CACHE_SIZE:
+                    self._keys.pop(next(iter(self._keys)))
+                self._keys[members] = entry
+        return entry
+
     def _finish(self, checked: _Checked, resolution: KeyResolution) -> VerifiedSignature:
-        public = PublicKey.from_jwk(resolution.jwk, accepted=self.accepted_algorithms)  # step 6
-        thumbprint = public.thumbprint()
+        public, thumbprint = self._public_key(resolution.jwk)  # step 6
         keyid = checked.signature_input.params.get("keyid")
         names = (public.kid, thumbprint, _THUMBPRINT_URI + thumbprint)
         if keyid is not None and keyid not in names:
             raise InvalidSignatureError("keyid does not identify the Signature-Key key")
         request, covered = checked.request, checked.signature_input.components
         try:
-            base = build_signature_base(request, covered, checked.signature_input.value)
+            base = build_signature_base(
+                request, covered, checked.signature_input.value, checked.known
+            )
             digest = base64.urlsafe_b64encode(hashlib.sha256(base).digest()).decode("ascii")
             replay_key: ReplayKey = (
                 thumbprint,
                 checked.created,
                 component_value(request, "@method"),
                 component_value(request, "@authority"),
-                digest.rstrip("="),
+                digest[:-1],  # 32 bytes: 43 characters and one "="
             )
         except ComponentError as exc:
             raise InvalidSignatureError(exc.detail) from exc
