@@ -21,7 +21,7 @@ from http_sfv.types import DisplayString
 
 from ..protocol.errors import ConfigurationError, MissingSignatureError
 from .request import ComponentError, HttpRequest, component_value
-from .sfv import parse_dictionary, serialize_inner_list, serialize_key
+from .sfv import canonical_inner_list, parse_dictionary, serialize_inner_list, serialize_key
 
 
 def signature_params(components: Sequence[str], params: Mapping[str, Any]) -> InnerList:
@@ -150,10 +150,8 @@ def parse_signature_input(header: str) -> dict[str, SignatureInput]:
     return dict(_parse_signature_input(header))
 
 
-@lru_cache(maxsize=1024)
 def _parse_signature_input(header: str) -> tuple[tuple[str, SignatureInput], ...]:
-    """Cached by field value (the same within one ``created`` second for an agent's
-    requests of one shape); the members are immutable."""
+    """Through :mod:`.sfv` when the field is in its subset, else through ``http_sfv``."""
     fast = _parse_fast(header)
     if fast is not None:
         return fast
@@ -191,6 +189,17 @@ _NO_PARAMS: Mapping[str, Any] = MappingProxyType({})
 def _parse_fast(header: str) -> tuple[tuple[str, SignatureInput], ...] | None:
     """:func:`_parse_signature_input` through :mod:`.sfv`: ``None`` when the field is outside
     its subset, or a member is not an Inner List of parameterless Strings."""
+    canonical = canonical_inner_list(header)  # what signers send: one member, canonical
+    if canonical is not None:
+        only, text, identifiers, fields = canonical
+        member = SignatureInput(
+            only,
+            tuple(identifiers),
+            MappingProxyType(fields),
+            text,
+            (_NO_PARAMS,) * len(identifiers),
+        )
+        return ((only, member),)
     members = parse_dictionary(header)
     if members is None:
         return None

@@ -17,7 +17,7 @@ from http_sfv.dictionary import Dictionary
 from http_sfv.item import Item
 
 from ..protocol.errors import ConfigurationError, InvalidSignatureError
-from .sfv import parse_dictionary
+from .sfv import canonical_bytes_item, parse_dictionary
 
 #: RFC 9530 §5, status Active.
 DIGEST_ALGORITHMS: Mapping[str, Callable[[bytes], bytes]] = {
@@ -50,6 +50,10 @@ def parse_content_digest(header: str) -> dict[str, bytes]:
     Raises :class:`InvalidSignatureError` when the value is not a Dictionary or a supported
     algorithm's value is not a Byte Sequence.
     """
+    canonical = canonical_bytes_item(header)
+    if canonical is not None:
+        algorithm, octets = canonical
+        return {algorithm: octets} if algorithm in DIGEST_ALGORITHMS else {}
     members = parse_dictionary(header)
     if members is not None:
         fast: dict[str, bytes] = {}

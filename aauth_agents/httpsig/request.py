@@ -68,7 +68,28 @@ class _Target:
 _PRINTABLE = re.compile(r"[\x21-\x7e]+")
 
 
+#: The common URL: lowercase scheme and host name, at most a numeric port, no userinfo. For
+#: these ``urlsplit`` gives the same parts; anything else goes through it.
+_SIMPLE_URL = re.compile(
+    r"(https?)://([a-z0-9.\-]+)(?::([0-9]{1,5}))?(/[\x21\x22\x24-\x3e\x40-\x7e]*)?"
+    r"(?:\?([\x21\x22\x24-\x7e]*))?(?:#[\x21-\x7e]*)?"
+)
+
+
 def _split_target(url: str) -> _Target:
+    simple = _SIMPLE_URL.fullmatch(url)  # printable ASCII, as _split_with_urlsplit asks
+    if simple is not None:
+        scheme, host, port_text, path, query_text = simple.groups()
+        port = None if port_text is None else int(port_text)
+        if port is None or port <= 65535:
+            if port is not None and port != _DEFAULT_PORTS[scheme]:
+                host = f"{host}:{port}"
+            return _Target(scheme, host, path or "/", query_text)
+    return _split_with_urlsplit(url)
+
+
+def _split_with_urlsplit(url: str) -> _Target:
+    """:func:`_split_target` for any URL, through ``urlsplit``."""
     if not _PRINTABLE.fullmatch(url):
         raise ComponentError("the URL must be non-empty printable ASCII without spaces")
     without_fragment = url.split("#", 1)[0]
@@ -97,11 +118,10 @@ class HttpRequest:
     exact content bytes, or ``None``; an empty body counts as no body.
     """
 
-    __slots__ = ("_target", "body", "headers", "method", "url")
+    __slots__ = ("_fields", "_headers", "_target", "body", "method", "url")
 
     method: str
     url: str
-    headers: tuple[tuple[str, str], ...]
     body: bytes | None
 
     def __init__(
@@ -120,6 +140,16 @@ class HttpRequest:
 
     def __repr__(self) -> str:
         return f"HttpRequest({self.method!r}, {self.url!r})"
+
+    @property
+    def headers(self) -> tuple[tuple[str, str], ...]:
+        """The field lines, names lowercased, in order."""
+        return self._headers
+
+    @headers.setter
+    def headers(self, lines: tuple[tuple[str, str], ...]) -> None:
+        self._headers = lines
+        self._fields: dict[str, list[str]] | None = None
 
     @property
     def has_body(self) -> bool:
@@ -142,9 +172,18 @@ class HttpRequest:
 
     def header(self, name: str) -> str | None:
         """The combined value of every line of ``name`` (RFC 9421 §2.1), or ``None``."""
-        name = name.lower()
-        values = [_canonical_field_value(v) for k, v in self.headers if k == name]
-        return ", ".join(values) if values else None
+        fields = self._fields
+        if fields is None:  # one pass over the lines, on the first lookup
+            fields = {}
+            for key, value in self._headers:
+                fields.setdefault(key, []).append(value)
+            self._fields = fields
+        values = fields.get(name.lower())
+        if values is None:
+            return None
+        if len(values) == 1:
+            return _canonical_field_value(values[0])
+        return ", ".join([_canonical_field_value(v) for v in values])
 
     def with_headers(self, extra: Mapping[str, str]) -> HttpRequest:
         """A copy where ``extra`` replaces any existing lines of the same names."""

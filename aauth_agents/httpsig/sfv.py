@@ -36,10 +36,12 @@ _MAX_INT = 999_999_999_999_999
 _KEY = re.compile(r"[a-z*][a-z0-9_\-.*]*")
 _TOKEN_TEXT = re.compile(r"[A-Za-z*][A-Za-z0-9:/!#$%&'*+\-.^_`|~]*")
 _STRING_TEXT = re.compile(r"[\x20-\x7e]*")
+#: String content needing no escape (no DQUOTE, no backslash).
+_PLAIN_STRINGS = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]*")
 #: One bare item at a position: String | Token | Integer (not followed by a digit or ".") |
 #: Byte Sequence.
 _BARE = re.compile(
-    r'"((?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\["\\])*)"'
+    r'"([\x20\x21\x23-\x5b\x5d-\x7e]*(?:\\["\\][\x20\x21\x23-\x5b\x5d-\x7e]*)*)"'
     r"|([A-Za-z*][A-Za-z0-9:/!#$%&'*+\-.^_`|~]*)"
     r"|(-?[0-9]{1,15})(?![0-9.])"
     r"|:([A-Za-z0-9+/=]*):"
@@ -60,13 +62,8 @@ def _bare(text: str, pos: int) -> tuple[Bare, int] | None:
         return Token(token), match.end()
     if integer is not None:
         return int(integer), match.end()
-    try:
-        decoded = base64.b64decode(octets, validate=True)
-    except binascii.Error:
-        return None
-    if base64.b64encode(decoded).decode("ascii") != octets:
-        return None  # non-canonical padding or bits: http_sfv decides
-    return decoded, match.end()
+    decoded = _octets_value(octets)
+    return None if decoded is None else (decoded, match.end())
 
 
 def _params(text: str, pos: int) -> tuple[Params, int] | None:
@@ -180,6 +177,71 @@ _SERIALISERS: dict[type, Callable[[Any], str | None]] = {
 }
 
 
+_PLAIN = r"[\x20\x21\x23-\x5b\x5d-\x7e]*"
+_KEY_TEXT = r"[a-z*][a-z0-9_\-.*]*"
+#: An Integer as RFC 8941 §4.1.4 serialises it: no leading zeros, no "-0".
+_CANONICAL_INT = r"0|-?[1-9][0-9]{0,14}"
+_CANONICAL_INNER_LIST = re.compile(
+    rf'({_KEY_TEXT})=(\(((?:"{_PLAIN}"(?: "{_PLAIN}")*)?)\)'
+    rf'((?:;{_KEY_TEXT}=(?:{_CANONICAL_INT}|"{_PLAIN}"))*))'
+)
+_CANONICAL_PARAM = re.compile(rf';({_KEY_TEXT})=(?:({_CANONICAL_INT})|"({_PLAIN})")')
+_CANONICAL_TOKEN_ITEM = re.compile(
+    rf"({_KEY_TEXT})=([A-Za-z*][A-Za-z0-9:/!#$%&'*+\-.^_`|~]*)((?:;{_KEY_TEXT}=\"{_PLAIN}\")*)"
+)
+_STRING_PARAM = re.compile(rf';({_KEY_TEXT})="({_PLAIN})"')
+_CANONICAL_BYTES_ITEM = re.compile(rf"({_KEY_TEXT})=:([A-Za-z0-9+/]*={{0,2}}):")
+
+
+def canonical_inner_list(text: str) -> tuple[str, str, list[str], Params] | None:
+    """A one-member Dictionary ``label=("a" "b");k=1;s="v"`` as its serialiser writes it
+    (Strings without escapes, canonical Integers, String or Integer parameters): the label,
+    the member's own text (its serialisation), the Strings and the parameters; else ``None``.
+    """
+    match = _CANONICAL_INNER_LIST.fullmatch(text)
+    if match is None:
+        return None
+    label, value, inner, param_text = match.groups()
+    params: Params = {}
+    for key, integer, string in _CANONICAL_PARAM.findall(param_text):
+        if key in params:
+            return None
+        params[key] = int(integer) if integer else string
+    return label, value, inner[1:-1].split('" "') if inner else [], params
+
+
+def canonical_token_item(text: str) -> tuple[str, Token, dict[str, str]] | None:
+    """A one-member Dictionary ``label=token;k="v"`` (String parameters without escapes):
+    the label, the Token and the parameters; else ``None``."""
+    match = _CANONICAL_TOKEN_ITEM.fullmatch(text)
+    if match is None:
+        return None
+    label, token, param_text = match.groups()
+    found = _STRING_PARAM.findall(param_text)
+    params = dict(found)
+    if len(params) != len(found):
+        return None  # a duplicate parameter
+    return label, Token(token), params
+
+
+def canonical_bytes_item(text: str) -> tuple[str, bytes] | None:
+    """A one-member Dictionary ``label=:base64:`` in canonical Base64: label and bytes."""
+    match = _CANONICAL_BYTES_ITEM.fullmatch(text)
+    if match is None:
+        return None
+    value = _octets_value(match.group(2))
+    return None if value is None else (match.group(1), value)
+
+
+def _octets_value(text: str) -> bytes | None:
+    """Base64 decoded exactly as ``http_sfv`` does it (its characters are checked by the
+    caller's expression): ``None`` where it would fail."""
+    try:
+        return binascii.a2b_base64(text)
+    except binascii.Error:
+        return None
+
+
 def serialize_bare(value: object) -> str | None:
     """A bare item (RFC 8941 §4.1.3): Integer, String, Token or Byte Sequence; else ``None``."""
     serialiser = _SERIALISERS.get(type(value))
@@ -190,7 +252,8 @@ def serialize_params(params: Mapping[str, object]) -> str | None:
     """Parameters (RFC 8941 §4.1.1.2), or ``None`` outside the subset."""
     out = []
     for key, value in params.items():
-        bare = serialize_bare(value)
+        serialiser = _SERIALISERS.get(type(value))
+        bare = None if serialiser is None else serialiser(value)
         if bare is None or type(key) is not str or not _KEY.fullmatch(key):
             return None
         out.append(f";{key}={bare}")
@@ -198,7 +261,15 @@ def serialize_params(params: Mapping[str, object]) -> str | None:
 
 
 def serialize_inner_list(values: Sequence[object], params: Mapping[str, object]) -> str | None:
-    """An Inner List of parameterless bare items (RFC 8941 §4.1.1.1), or ``None``."""
+    """An Inner List of parameterless bare items (RFC 8941 §4.1.1.1), or ``None``.
+
+    A list of plain Strings needing no escapes (component identifiers) is checked at once.
+    """
+    if values and all(type(value) is str for value in values):
+        names: Sequence[str] = values  # type: ignore[assignment]
+        if _PLAIN_STRINGS.fullmatch("".join(names)):
+            suffix = serialize_params(params)
+            return None if suffix is None else '("' + '" "'.join(names) + '")' + suffix
     items = []
     for value in values:
         bare = serialize_bare(value)
@@ -221,6 +292,9 @@ __all__ = [
     "FastInnerList",
     "FastItem",
     "Params",
+    "canonical_bytes_item",
+    "canonical_inner_list",
+    "canonical_token_item",
     "parse_dictionary",
     "serialize_bare",
     "serialize_inner_list",

@@ -26,7 +26,13 @@ from http_sfv.types import Token
 
 from ..protocol.errors import ConfigurationError, InvalidKeyError, MissingSignatureError
 from .base import plain_value
-from .sfv import parse_dictionary, serialize_bare, serialize_key, serialize_params
+from .sfv import (
+    canonical_token_item,
+    parse_dictionary,
+    serialize_bare,
+    serialize_key,
+    serialize_params,
+)
 from .types import SCHEME_HWK, SCHEME_JKT_JWT, SCHEME_JWKS_URI, SCHEME_JWT, SignatureKey
 
 #: Parameters each known scheme requires (Signature-Key §Schemes; ``alg`` per -11
@@ -74,6 +80,10 @@ def parse_signature_key_member(header: str) -> tuple[str, SignatureKey]:
     as its token lives, and parsing it (a ~600-character String) costs more than the Ed25519
     verification it enables. The returned key is immutable.
     """
+    canonical = canonical_token_item(header)
+    if canonical is not None:
+        only, scheme, strings = canonical
+        return only, SignatureKey(scheme=str(scheme), params=MappingProxyType(strings))
     members = parse_dictionary(header)
     if members is not None and len(members) == 1:
         ((label, (value, fields)),) = members

@@ -56,7 +56,7 @@ from ..protocol.errors import (
 from .base import SignatureInput, build_signature_base, parse_signature_input
 from .digest import verify_content_digest
 from .request import ComponentError, HttpRequest, component_value
-from .sfv import parse_dictionary
+from .sfv import canonical_bytes_item, parse_dictionary
 from .sign import BODY_COMPONENTS
 from .signature_key import check_signature_key, hwk_jwk, parse_signature_key_member
 from .types import (
@@ -249,6 +249,8 @@ class SignatureVerifier:
         self.require_body_digest = require_body_digest
         self.require_authorization = require_authorization
         self.require_query = require_query
+        self._required_settings: tuple[object, ...] = ()
+        self._required: dict[tuple[bool, bool, bool], tuple[str, ...]] = {}
         self._keys: dict[tuple[object, ...], tuple[PublicKey, str]] = {}
         self._keys_lock = threading.Lock()
 
@@ -282,13 +284,37 @@ class SignatureVerifier:
     # -- steps 1-4 (and 5 for the inline hwk scheme) ---------------------------------------
 
     def required_for(self, request: HttpRequest) -> tuple[str, ...]:
-        """Step 2: the components this request's signature must cover, as ``required_input``."""
+        """Step 2: the components this request's signature must cover, as ``required_input``.
+
+        The answer depends on the request only through three booleans: each combination is
+        worked out once (again should the verifier's settings be changed)."""
+        settings = (
+            self.required_components,
+            self.additional_components,
+            self.require_query,
+            self.require_authorization,
+            self.require_body_digest,
+        )
+        if settings != self._required_settings:
+            self._required_settings, self._required = settings, {}
+        shape = (
+            request.has_query,
+            request.header("authorization") is not None,
+            request.has_body,
+        )
+        required = self._required.get(shape)
+        if required is None:
+            required = self._required[shape] = self._required_for(*shape)
+        return required
+
+    def _required_for(
+        self, has_query: bool, has_authorization: bool, has_body: bool
+    ) -> tuple[str, ...]:
         names = [n for n in self.required_components if n != "signature-key"]
-        if self.require_query and request.has_query:
+        if self.require_query and has_query:
             names.append("@query")
-        if self.require_authorization and request.header("authorization") is not None:
+        if self.require_authorization and has_authorization:
             names.append("authorization")
-        has_body = request.has_body
         if self.require_body_digest and has_body:
             names.extend(BODY_COMPONENTS)
         names.extend(n for n in self.additional_components if has_body or n not in BODY_COMPONENTS)
@@ -359,6 +385,9 @@ class SignatureVerifier:
 
     @staticmethod
     def _signature(header: str, label: str) -> bytes:
+        canonical = canonical_bytes_item(header)
+        if canonical is not None and canonical[0] == label:
+            return canonical[1]
         members = parse_dictionary(header)
         if members is not None:
             for name, (value, _params) in members:

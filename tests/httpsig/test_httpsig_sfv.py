@@ -1,6 +1,7 @@
 """The fast RFC 8941 subset (:mod:`aauth_agents.httpsig.sfv`) against ``http_sfv``: whatever it
 accepts, ``http_sfv`` parses or serialises to the same thing; whatever ``http_sfv`` refuses,
-it refuses too; and the signature fields in their usual shapes are in its subset."""
+it refuses too; and the signature fields in their usual shapes are in its subset. Likewise
+the fast split of the common URL against ``urlsplit``."""
 
 from __future__ import annotations
 
@@ -24,7 +25,17 @@ from aauth_agents.httpsig import (
     sign_request,
 )
 from aauth_agents.httpsig.base import _parse_fast
+from aauth_agents.httpsig.request import (
+    _PRINTABLE,
+    _SIMPLE_URL,
+    ComponentError,
+    _split_target,
+    _split_with_urlsplit,
+)
 from aauth_agents.httpsig.sfv import (
+    canonical_bytes_item,
+    canonical_inner_list,
+    canonical_token_item,
     parse_dictionary,
     serialize_bare,
     serialize_inner_list,
@@ -248,8 +259,120 @@ def test_signature_fields_are_in_the_subset() -> None:
     assert parse_dictionary(serialize_signature_key("sig", hwk)) is not None
 
 
-@settings(max_examples=300)
-@given(dictionaries())
+def test_signature_input_serialisation_matches_http_sfv() -> None:
+    names = ["@method", "@authority", "@path", "content-digest", "signature-key"]
+    p = {"created": 1_730_217_600, "expires": 1_730_217_660, "nonce": 'a\\b"c', "tag": Token("t")}
+    field = Dictionary()
+    inner = InnerList([Item(n) for n in names])
+    inner.params.update(p)
+    field["sig"] = inner
+    assert serialize_signature_input("sig", names, p) == str(field)
+    assert serialize_bare(Decimal("1.5")) is None
+    assert serialize_bare(True) is None
+
+
+url_parts = st.text(st.sampled_from("aZ09.-:/?#@[]%&=_"), max_size=12)
+
+
+@settings(max_examples=1500)
+@given(st.sampled_from(["http", "https", "HTTP", "ftp"]), url_parts, url_parts)
+def test_url_fast_split_agrees_with_urlsplit(scheme: str, authority: str, rest: str) -> None:
+    """The common URL is split by one regular expression; the parts are urlsplit's."""
+    url = f"{scheme}://{authority}{rest}"
+    for candidate in (url, f"{scheme}://host.example{rest}", f"{scheme}://h:{rest}"):
+        try:
+            reference: Any = _split_with_urlsplit(candidate)
+        except ComponentError as exc:
+            reference = str(exc)
+        try:
+            fast: Any = _split_target(candidate)
+        except ComponentError as exc:
+            fast = str(exc)
+        if _SIMPLE_URL.fullmatch(candidate) or not _PRINTABLE.fullmatch(candidate):
+            assert fast == reference, candidate
+
+
+@st.composite
+def signature_fields(draw: Any) -> str:
+    """The three signature fields and Content-Digest in their one-member shapes, as
+    http_sfv writes them, sometimes altered (non-canonical numbers, spacing, extra members)."""
+    field = Dictionary()
+    label = draw(keys)
+    shape = draw(st.sampled_from(["input", "key", "bytes"]))
+    p = draw(st.dictionaries(keys, st.one_of(strings, integers, tokens), max_size=3))
+    if shape == "input":
+        member: Item | InnerList = InnerList([Item(n) for n in draw(st.lists(strings, max_size=5))])
+    elif shape == "key":
+        member = Item(draw(tokens))
+    else:
+        member = Item(draw(st.binary(max_size=40)))
+        p = {}
+    member.params.update(p)
+    field[label] = member
+    text = str(field)
+    alteration = draw(st.sampled_from(["", "=0", "=-0", "=007", '" "', ", b=1", "  "]))
+    if alteration in ("=0", "=-0", "=007"):
+        text = text.replace("=0", alteration, 1) if "=0" in text else text + f";z{alteration}"
+    elif alteration == '" "':
+        text = text.replace('" "', '"  "', 1)
+    else:
+        text += alteration
+    return text
+
+
+def _one_member(text: str) -> tuple[str, Any] | None:
+    field = Dictionary()
+    try:
+        field.parse(text.encode("latin-1"))
+    except (ValueError, UnicodeEncodeError):
+        return None
+    return next(iter(field.items())) if len(field) == 1 else ("", None)
+
+
+def _typed(p: Any) -> dict[str, Any]:
+    return {k: _tag(v) for k, v in p.items()}
+
+
+@settings(max_examples=1500)
+@given(st.one_of(signature_fields(), noise))
+def test_canonical_shapes_agree_with_http_sfv(text: str) -> None:
+    reference = _one_member(text)
+    inner = canonical_inner_list(text)
+    token = canonical_token_item(text)
+    octets = canonical_bytes_item(text)
+    if reference is None:
+        assert inner is None and token is None and octets is None, text
+        return
+    label, member = reference
+    if inner is not None:
+        assert isinstance(member, InnerList), text
+        assert inner[0] == label and inner[1] == str(member)
+        assert [_tag(i.value) for i in member] == [_tag(n) for n in inner[2]]
+        assert not any(i.params for i in member)
+        assert _typed(member.params) == _typed(inner[3])
+    if token is not None:
+        assert isinstance(member, Item) and isinstance(member.value, Token), text
+        assert (token[0], token[1]) == (label, member.value)
+        assert _typed(member.params) == _typed(token[2])
+    if octets is not None:
+        assert isinstance(member, Item) and not member.params, text
+        assert octets == (label, member.value)
+
+
+def test_canonical_shapes_cover_what_signers_send() -> None:
+    key = PrivateKey.generate(ED25519)
+    request = HttpRequest("POST", "https://ps.example/t?x=1", {"content-type": "a/b"}, b"{}")
+    headers = sign_request(
+        request, key=key, signature_key=SignatureKey.from_jwt("eyJh.eyJi.c2ln"), created=7
+    )
+    assert canonical_inner_list(headers["Signature-Input"]) is not None
+    assert canonical_token_item(headers["Signature-Key"]) is not None
+    assert canonical_bytes_item(headers["Signature"]) is not None
+    assert canonical_bytes_item(headers["Content-Digest"]) is not None
+
+
+@settings(max_examples=600)
+@given(st.one_of(dictionaries(), signature_fields()))
 def test_field_parsers_agree_with_http_sfv(text: str) -> None:
     """The public parsers give the same answer (or the same error) on the fast path as
     through http_sfv: compared with the parse of the same field made unparseable by the
@@ -263,15 +386,3 @@ def test_field_parsers_agree_with_http_sfv(text: str) -> None:
                 outcomes.append(("error", type(exc), str(exc)))
         fast, slow = outcomes
         assert fast == slow, (parse.__name__, text)
-
-
-def test_signature_input_serialisation_matches_http_sfv() -> None:
-    names = ["@method", "@authority", "@path", "content-digest", "signature-key"]
-    p = {"created": 1_730_217_600, "expires": 1_730_217_660, "nonce": 'a\\b"c', "tag": Token("t")}
-    field = Dictionary()
-    inner = InnerList([Item(n) for n in names])
-    inner.params.update(p)
-    field["sig"] = inner
-    assert serialize_signature_input("sig", names, p) == str(field)
-    assert serialize_bare(Decimal("1.5")) is None
-    assert serialize_bare(True) is None
