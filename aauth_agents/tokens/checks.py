@@ -23,7 +23,7 @@ from ..protocol.identifiers import is_server_identifier
 from ..protocol.mission import is_s256
 from ..protocol.scopes import InvalidScopeError, parse_scope
 from .issuer_keys import IssuerKeys, RefreshableIssuerKeys
-from .jws import JWS_ALGORITHMS, peek, verify_jws
+from .jws import JWS_ALGORITHMS, peek, verify_peeked
 from .types import (
     AGENT_TOKEN_MAX_LIFETIME,
     AUTH_TOKEN_MAX_LIFETIME,
@@ -179,7 +179,7 @@ def _signature_failure(pre: _Unverified, key: PublicKey) -> TokenError | None:
     """The failure of step 2's signature check under ``key``, if it is one a refreshed
     JWKS could cure (bad signature, or a key of another algorithm under that ``kid``)."""
     try:
-        verify_jws(pre.raw, key, code=pre.kind.invalid)
+        verify_peeked(pre.raw, pre.header, key, code=pre.kind.invalid)
     except TokenError as exc:
         if exc.reason in ("signature", "alg"):
             return exc
