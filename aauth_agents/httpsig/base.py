@@ -9,9 +9,8 @@ through :mod:`.sfv`; anything outside its subset through ``http_sfv``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
 
@@ -20,7 +19,15 @@ from http_sfv.item import InnerList, Item
 from http_sfv.types import DisplayString
 
 from ..protocol.errors import ConfigurationError, MissingSignatureError
-from .request import ComponentError, HttpRequest, component_value
+from .request import (
+    DERIVED_COMPONENTS,
+    ComponentError,
+    HttpRequest,
+    component_value,
+    derived_component,
+    header_component,
+    is_field_name,
+)
 from .sfv import canonical_inner_list, parse_dictionary, serialize_inner_list, serialize_key
 
 
@@ -43,13 +50,22 @@ def signature_params_value(components: Sequence[str], params: Mapping[str, Any])
     return fast if fast is not None else str(signature_params(components, params))
 
 
-@lru_cache(maxsize=256)
+#: Component names as RFC 8941 Strings: a handful recur (bounded: cleared when full).
+_IDENTIFIERS: dict[str, str] = {}
+
+
 def _identifier(name: str) -> str:
-    """A component name as its RFC 8941 string (a handful of names recur: cached)."""
-    try:
-        return str(Item(name))
-    except ValueError as exc:
-        raise ComponentError(f"{name!r} is not a valid component identifier") from exc
+    """A component name as its RFC 8941 string."""
+    identifier = _IDENTIFIERS.get(name)
+    if identifier is None:
+        try:
+            identifier = str(Item(name))
+        except ValueError as exc:
+            raise ComponentError(f"{name!r} is not a valid component identifier") from exc
+        if len(_IDENTIFIERS) >= 256:
+            _IDENTIFIERS.clear()
+        _IDENTIFIERS[name] = identifier
+    return identifier
 
 
 def build_signature_base(
@@ -65,9 +81,35 @@ def build_signature_base(
     holds component values already derived (or, for a signer, the fields it adds), used
     instead of deriving them from ``request`` again.
     """
+    known = known or {}
+    key = tuple(components)
+    plan = _PLANS.get(key)
+    if plan is None:
+        lines = _first_lines(request, key, known)
+    else:
+        lines = []
+        for prefix, name, derive in plan:
+            value = known.get(name)
+            lines.append(prefix + (derive(request, name) if value is None else value))
+    lines.append(f'"@signature-params": {signature_params_value}')
+    try:
+        return "\n".join(lines).encode("ascii")
+    except UnicodeEncodeError as exc:
+        raise ComponentError("a covered component value is not US-ASCII") from exc
+
+
+#: Per list of covered components that has produced a base: each line's ``"name": ``
+#: prefix and how to derive its value. Bounded: cleared when full.
+_PLANS: dict[tuple[str, ...], tuple[tuple[str, str, Callable[[HttpRequest, str], str]], ...]] = {}
+
+
+def _first_lines(
+    request: HttpRequest, components: tuple[str, ...], known: Mapping[str, str]
+) -> list[str]:
+    """The component lines, every identifier checked (RFC 9421 §2.5: each once, each
+    derivable); the plan for ``components`` is remembered once they pass."""
     lines: list[str] = []
     seen: set[str] = set()
-    known = known or {}
     for name in components:
         if name in seen:
             raise ComponentError(f"component {name!r} is covered twice")
@@ -76,11 +118,18 @@ def build_signature_base(
         if value is None:
             value = component_value(request, name)
         lines.append(f"{_identifier(name)}: {value}")
-    lines.append(f'"@signature-params": {signature_params_value}')
-    try:
-        return "\n".join(lines).encode("ascii")
-    except UnicodeEncodeError as exc:
-        raise ComponentError("a covered component value is not US-ASCII") from exc
+    plan = []
+    for name in components:  # names taken from ``known`` were not checked above
+        if name in DERIVED_COMPONENTS:
+            plan.append((f"{_identifier(name)}: ", name, derived_component))
+        elif is_field_name(name):
+            plan.append((f"{_identifier(name)}: ", name, header_component))
+        else:
+            return lines
+    if len(_PLANS) >= 256:
+        _PLANS.clear()
+    _PLANS[components] = tuple(plan)
+    return lines
 
 
 def signature_base(

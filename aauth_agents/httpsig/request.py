@@ -32,6 +32,8 @@ DERIVED_COMPONENTS = frozenset(
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _FIELD_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9a-z-]+$")
+#: Names that passed ``_FIELD_NAME`` (a handful recur; bounded: cleared when full).
+_FIELD_NAMES_SEEN: set[str] = set()
 _OBS_FOLD = re.compile(r"[ \t]*\r?\n[ \t]+")
 
 
@@ -192,7 +194,7 @@ class HttpRequest:
         return HttpRequest(self.method, self.url, [*kept, *extra.items()], self.body)
 
 
-def _derived(request: HttpRequest, name: str) -> str:
+def derived_component(request: HttpRequest, name: str) -> str:
     """RFC 9421 §2.2.1-§2.2.7."""
     if name == "@method":
         if not _TOKEN.match(request.method):
@@ -220,13 +222,39 @@ def component_value(request: HttpRequest, name: str) -> str:
     if name.startswith("@"):
         if name == "@signature-params":
             raise ComponentError("@signature-params cannot be a covered component")
-        return _derived(request, name)
-    if not _FIELD_NAME.match(name):
+        return derived_component(request, name)
+    if not is_field_name(name):
         raise ComponentError(f"{name!r} is not a lowercase header field name")
+    return header_component(request, name)
+
+
+def is_field_name(name: str) -> bool:
+    """A lowercase HTTP field name (a token), as a covered component must be."""
+    if name in _FIELD_NAMES_SEEN:
+        return True
+    if not _FIELD_NAME.match(name):
+        return False
+    if len(_FIELD_NAMES_SEEN) >= 256:
+        _FIELD_NAMES_SEEN.clear()
+    _FIELD_NAMES_SEEN.add(name)
+    return True
+
+
+def header_component(request: HttpRequest, name: str) -> str:
+    """The value of the covered header field ``name`` (RFC 9421 §2.1), a valid name."""
     value = request.header(name)
     if value is None:
         raise ComponentError(f"covered header {name!r} is not present")
     return value
 
 
-__all__ = ["DERIVED_COMPONENTS", "ComponentError", "HeadersInput", "HttpRequest", "component_value"]
+__all__ = [
+    "DERIVED_COMPONENTS",
+    "ComponentError",
+    "HeadersInput",
+    "HttpRequest",
+    "component_value",
+    "derived_component",
+    "header_component",
+    "is_field_name",
+]

@@ -189,6 +189,9 @@ _CANONICAL_PARAM = re.compile(rf';({_KEY_TEXT})=(?:({_CANONICAL_INT})|"({_PLAIN}
 _CANONICAL_TOKEN_ITEM = re.compile(
     rf"({_KEY_TEXT})=([A-Za-z*][A-Za-z0-9:/!#$%&'*+\-.^_`|~]*)((?:;{_KEY_TEXT}=\"{_PLAIN}\")*)"
 )
+_CANONICAL_TOKEN_ONE_PARAM = re.compile(
+    rf"({_KEY_TEXT})=([A-Za-z*][A-Za-z0-9:/!#$%&'*+\-.^_`|~]*)(?:;({_KEY_TEXT})=\"({_PLAIN})\")?"
+)
 _STRING_PARAM = re.compile(rf';({_KEY_TEXT})="({_PLAIN})"')
 _CANONICAL_BYTES_ITEM = re.compile(rf"({_KEY_TEXT})=:([A-Za-z0-9+/]*={{0,2}}):")
 
@@ -213,6 +216,10 @@ def canonical_inner_list(text: str) -> tuple[str, str, list[str], Params] | None
 def canonical_token_item(text: str) -> tuple[str, Token, dict[str, str]] | None:
     """A one-member Dictionary ``label=token;k="v"`` (String parameters without escapes):
     the label, the Token and the parameters; else ``None``."""
+    single = _CANONICAL_TOKEN_ONE_PARAM.fullmatch(text)  # sig=jwt;jwt="...": one pass
+    if single is not None:
+        label, token, name, value = single.groups()
+        return label, Token(token), {} if name is None else {name: value}
     match = _CANONICAL_TOKEN_ITEM.fullmatch(text)
     if match is None:
         return None

@@ -33,7 +33,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from http_sfv.dictionary import Dictionary
 from http_sfv.item import Item
@@ -164,8 +164,7 @@ class VerifiedSignature:
     replay_key: ReplayKey = ("", 0, "", "", "")
 
 
-@dataclass(frozen=True)
-class _Checked:
+class _Checked(NamedTuple):
     """What steps 1-4 established, before the key is resolved."""
 
     request: HttpRequest
@@ -330,17 +329,20 @@ class SignatureVerifier:
 
     def _check_steps(self, request: HttpRequest, has_resolver: bool) -> _Checked:
         # Step 1: the three fields, the label from Signature-Key's single member.
-        values = {}
-        for name in ("signature", "signature-input", "signature-key"):
-            value = request.header(name)
-            if value is None:
-                raise MissingSignatureError(f"missing {name} header")
-            values[name] = value
-        label, key = parse_signature_key_member(values["signature-key"])
-        signature_input = parse_signature_input(values["signature-input"]).get(label)
+        signature_field = request.header("signature")
+        if signature_field is None:
+            raise MissingSignatureError("missing signature header")
+        input_field = request.header("signature-input")
+        if input_field is None:
+            raise MissingSignatureError("missing signature-input header")
+        key_field = request.header("signature-key")
+        if key_field is None:
+            raise MissingSignatureError("missing signature-key header")
+        label, key = parse_signature_key_member(key_field)
+        signature_input = parse_signature_input(input_field).get(label)
         if signature_input is None:
             raise MissingSignatureError(f"no Signature-Input for label {label!r}")
-        signature = self._signature(values["signature"], label)
+        signature = self._signature(signature_field, label)
 
         # Step 2: covered components, and the body digest when it is covered.
         covered = signature_input.components
@@ -355,7 +357,7 @@ class SignatureVerifier:
         if "content-digest" in covered:
             known["content-digest"] = component_value(request, "content-digest")
             verify_content_digest(known["content-digest"], request.body)
-        known["signature-key"] = values["signature-key"]
+        known["signature-key"] = key_field
 
         # Step 3: created within the window; expires not past.
         created = signature_input.created
@@ -415,13 +417,23 @@ class SignatureVerifier:
 
         ``from_jwk`` reads only :data:`_KEY_MEMBERS`; when they are all strings (or absent)
         they are the cache key (absent ones marked so) -- an agent signs every request with one
-        key -- and a JWK
-        that fails is never remembered, so it fails again.
+        key -- and a JWK that fails is never remembered, so it fails again.
         """
         members: tuple[object, ...] = ()
         if isinstance(jwk, Mapping):
-            members = tuple(jwk.get(name, _ABSENT) for name in _KEY_MEMBERS)
-        cacheable = bool(members) and all(type(m) is str or m is _ABSENT for m in members)
+            get = jwk.get
+            members = (
+                get("kty", _ABSENT),
+                get("crv", _ABSENT),
+                get("x", _ABSENT),
+                get("y", _ABSENT),
+                get("alg", _ABSENT),
+                get("kid", _ABSENT),
+            )
+        cacheable = bool(members)
+        for member in members:
+            if type(member) is not str and member is not _ABSENT:
+                cacheable = False
         if cacheable:
             cached = self._keys.get(members)
             if cached is not None:

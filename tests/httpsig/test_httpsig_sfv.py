@@ -8,6 +8,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from http_sfv.dictionary import Dictionary
 from http_sfv.item import InnerList, Item
 from http_sfv.types import Token
@@ -24,7 +25,7 @@ from aauth_agents.httpsig import (
     serialize_signature_key,
     sign_request,
 )
-from aauth_agents.httpsig.base import _parse_fast
+from aauth_agents.httpsig.base import _PLANS, _parse_fast, build_signature_base
 from aauth_agents.httpsig.request import (
     _PRINTABLE,
     _SIMPLE_URL,
@@ -386,3 +387,39 @@ def test_field_parsers_agree_with_http_sfv(text: str) -> None:
                 outcomes.append(("error", type(exc), str(exc)))
         fast, slow = outcomes
         assert fast == slow, (parse.__name__, text)
+
+
+def test_a_remembered_component_list_derives_and_fails_as_the_first_time() -> None:
+    """The second base over one component list takes the remembered plan: same lines, and
+    the same error for a header that is now missing or a value that is not ASCII."""
+    names = ["@method", "@authority", "@path", "@query", "x-first-use-only", "content-type"]
+    params = '("x");created=1'
+    full = HttpRequest(
+        "POST", "https://a.example/p?q", {"x-first-use-only": " v ", "content-type": "t"}, b"1"
+    )
+    first = build_signature_base(full, names, params)
+    again = build_signature_base(full, names, params)
+    assert first == again
+    assert tuple(names) in _PLANS
+    missing = HttpRequest("POST", "https://a.example/p?q", {"content-type": "t"}, b"1")
+    with pytest.raises(ComponentError, match="covered header 'x-first-use-only' is not present"):
+        build_signature_base(missing, names, params)
+    accented = HttpRequest(
+        "POST", "https://a.example/p?q", {"x-first-use-only": "é", "content-type": "t"}
+    )
+    with pytest.raises(ComponentError, match="not US-ASCII"):
+        build_signature_base(accented, names, params)
+    other = HttpRequest(
+        "GET", "https://b.example:8443/", {"x-first-use-only": "w", "content-type": "u"}
+    )
+    assert build_signature_base(other, names, params).decode() == "\n".join(
+        [
+            '"@method": GET',
+            '"@authority": b.example:8443',
+            '"@path": /',
+            '"@query": ?',
+            '"x-first-use-only": w',
+            '"content-type": u',
+            '"@signature-params": ("x");created=1',
+        ]
+    )
