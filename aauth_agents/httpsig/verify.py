@@ -30,10 +30,9 @@ import json
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, NoReturn, Protocol
 
 from http_sfv.dictionary import Dictionary
 from http_sfv.item import Item
@@ -179,22 +178,20 @@ class _Checked(NamedTuple):
     known: dict[str, str]
 
 
-@contextmanager
-def _resolver_errors(scheme: str) -> Iterator[None]:
+def _resolver_failed(scheme: str, exc: AAuthError) -> NoReturn:
     """Step 5: a resolver's failure becomes the Signature-Error its cause calls for."""
-    try:
-        yield
-    except SignatureError:
-        raise
-    except (TokenError, DiscoveryError) as exc:
+    if isinstance(exc, SignatureError):
+        raise exc
+    if isinstance(exc, (TokenError, DiscoveryError)):
         raise exc.as_signature_error() from exc
-    except AAuthError as exc:
-        jwt_scheme = scheme in (SCHEME_JWT, SCHEME_JKT_JWT)
-        error = InvalidJWTError if jwt_scheme else InvalidKeyError
-        raise error(exc.detail) from exc
+    jwt_scheme = scheme in (SCHEME_JWT, SCHEME_JKT_JWT)
+    error = InvalidJWTError if jwt_scheme else InvalidKeyError
+    raise error(exc.detail) from exc
 
 
 def _resolution(value: object) -> KeyResolution:
+    if type(value) is KeyResolution:
+        return value
     if inspect.iscoroutine(value):
         value.close()
         raise TypeError("an async key resolver needs averify()")
@@ -261,8 +258,10 @@ class SignatureVerifier:
         resolution = checked.inline
         if resolution is None:
             assert resolver is not None  # _check refused the scheme otherwise
-            with _resolver_errors(checked.signature_key.scheme):
+            try:
                 resolution = _resolution(resolver(checked.signature_key))
+            except AAuthError as exc:
+                _resolver_failed(checked.signature_key.scheme, exc)
         return self._finish(checked, resolution)
 
     async def averify(
@@ -273,11 +272,13 @@ class SignatureVerifier:
         resolution = checked.inline
         if resolution is None:
             assert resolver is not None
-            with _resolver_errors(checked.signature_key.scheme):
+            try:
                 result: object = resolver(checked.signature_key)
                 if inspect.isawaitable(result):
                     result = await result
                 resolution = _resolution(result)
+            except AAuthError as exc:
+                _resolver_failed(checked.signature_key.scheme, exc)
         return self._finish(checked, resolution)
 
     # -- steps 1-4 (and 5 for the inline hwk scheme) ---------------------------------------
