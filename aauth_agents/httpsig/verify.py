@@ -30,7 +30,7 @@ import json
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, NamedTuple, NoReturn, Protocol
 
@@ -75,11 +75,6 @@ DEFAULT_REQUIRED_COMPONENTS = ("@method", "@authority", "@path", "signature-key"
 #: Methods the replay cache skips: §Freshness and Replay asks for it on state-changing requests.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 _THUMBPRINT_URI = "urn:ietf:params:oauth:jwk-thumbprint:sha-256:"
-#: The JWK members :meth:`PublicKey.from_jwk` reads (its result depends on nothing else).
-_KEY_MEMBERS = ("kty", "crv", "x", "y", "alg", "kid")
-#: Public keys a verifier remembers (FIFO): the agents it hears from.
-_KEY_CACHE_SIZE = 1024
-_ABSENT = object()
 
 #: What the replay cache remembers of a signature: (signing-key thumbprint, created,
 #: @method, @authority, digest of the signature base). §Freshness and Replay allows a cache
@@ -247,8 +242,6 @@ class SignatureVerifier:
         self.require_query = require_query
         self._required_settings: tuple[object, ...] = ()
         self._required: dict[tuple[bool, bool, bool], tuple[str, ...]] = {}
-        self._keys: dict[tuple[object, ...], tuple[PublicKey, str]] = {}
-        self._keys_lock = threading.Lock()
 
     def verify(
         self, request: HttpRequest, resolver: KeyResolver | None = None
@@ -414,39 +407,10 @@ class SignatureVerifier:
     # -- steps 6-7 and the replay cache -----------------------------------------------------
 
     def _public_key(self, jwk: Any) -> tuple[PublicKey, str]:
-        """Step 6 (:meth:`PublicKey.from_jwk`) and the key's thumbprint, remembered per key.
-
-        ``from_jwk`` reads only :data:`_KEY_MEMBERS`; when they are all strings (or absent)
-        they are the cache key (absent ones marked so) -- an agent signs every request with one
-        key -- and a JWK that fails is never remembered, so it fails again.
-        """
-        members: tuple[object, ...] = ()
-        if isinstance(jwk, Mapping):
-            get = jwk.get
-            members = (
-                get("kty", _ABSENT),
-                get("crv", _ABSENT),
-                get("x", _ABSENT),
-                get("y", _ABSENT),
-                get("alg", _ABSENT),
-                get("kid", _ABSENT),
-            )
-        cacheable = bool(members)
-        for member in members:
-            if type(member) is not str and member is not _ABSENT:
-                cacheable = False
-        if cacheable:
-            cached = self._keys.get(members)
-            if cached is not None:
-                return cached
+        """Step 6 (:meth:`PublicKey.from_jwk`, which remembers the keys it loaded) and the
+        key's thumbprint."""
         public = PublicKey.from_jwk(jwk, accepted=self.accepted_algorithms)
-        entry = (public, public.thumbprint())
-        if cacheable:
-            with self._keys_lock:
-                if len(self._keys) >= _KEY_CACHE_SIZE:
-                    self._keys.pop(next(iter(self._keys)))
-                self._keys[members] = entry
-        return entry
+        return public, public.thumbprint()
 
     def _finish(self, checked: _Checked, resolution: KeyResolution) -> VerifiedSignature:
         public, thumbprint = self._public_key(resolution.jwk)  # step 6

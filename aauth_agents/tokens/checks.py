@@ -137,9 +137,16 @@ def _show(value: object) -> str:
 # -- phase 1: no I/O ------------------------------------------------------------------------
 
 
-def _precheck(token: object, kind: _Kind, *, expected_iss: str | None = None) -> _Unverified:
-    """Steps 1-2 up to discovery, and step 4 (``iss``) moved ahead of it."""
-    header, claims = peek(token, code=kind.invalid)
+def _precheck(
+    token: object,
+    kind: _Kind,
+    *,
+    expected_iss: str | None = None,
+    peeked: tuple[dict[str, Any], dict[str, Any]] | None = None,
+) -> _Unverified:
+    """Steps 1-2 up to discovery, and step 4 (``iss``) moved ahead of it. ``peeked`` is
+    what :func:`peek` already returned for ``token``, if it has been called."""
+    header, claims = peek(token, code=kind.invalid) if peeked is None else peeked
     assert isinstance(token, str)  # peek refuses anything else
     if header.get("typ") != kind.typ:
         kind.fail("typ", f"typ must be {kind.typ}, not {_show(header.get('typ'))}")
