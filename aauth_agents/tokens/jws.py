@@ -23,7 +23,7 @@ import jwt
 from jwt.algorithms import Algorithm
 
 from ..keys import ED25519, ES256, PrivateKey, PublicKey
-from ..protocol.encoding import b64url_decode, b64url_encode, loads_json_object
+from ..protocol.encoding import b64url_decode, loads_json_object
 from ..protocol.errors import ConfigurationError, TokenError
 
 #: The only JWS ``alg`` values accepted anywhere (§Signature Algorithms).
@@ -164,10 +164,10 @@ def verify_peeked(
     if header.get("b64", True) is False:
         _refused("Payload segment must be empty when 'b64' is false.", code)
     _canonical(payload_b64, "payload", code)
-    signature = _canonical(signature_b64, "crypto", code)
+    _canonical(signature_b64, "crypto", code)
     if "kid" in header and not isinstance(header["kid"], str):
         _refused("Key ID header parameter must be a string", code)
-    if not key.verify(signature, signing_input.encode("ascii")):
+    if not key.verify(b64url_decode(signature_b64), signing_input.encode("ascii")):
         _refused("Signature verification failed", code)
 
 
@@ -175,13 +175,19 @@ def _refused(reason: str, code: str) -> NoReturn:
     _fail("signature", f"JWT signature verification failed: {reason}", code)
 
 
-def _canonical(segment: str, name: str, code: str) -> bytes:
-    """A segment :func:`peek` accepted, decoded; refused (as PyJWT refuses it) unless it is
-    the one encoding of its bytes."""
-    decoded = b64url_decode(segment)
-    if b64url_encode(decoded) != segment:
+#: base64url digits by value; a final digit carries 2 (or 4) unused bits when the segment's
+#: length is 3 (or 2) modulo 4, and they must be zero for the segment to be the one
+#: encoding of its bytes (RFC 4648 §3.5).
+_DIGITS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_UNUSED_BITS = {2: 0b1111, 3: 0b11}
+
+
+def _canonical(segment: str, name: str, code: str) -> None:
+    """Refuse (as PyJWT refuses it) a segment :func:`peek` accepted whose unused trailing
+    bits are not zero: another encoding of the same bytes."""
+    mask = _UNUSED_BITS.get(len(segment) % 4)
+    if mask is not None and _DIGITS.index(segment[-1]) & mask:
         _refused(f"Invalid {name} padding", code)
-    return decoded
 
 
 __all__ = [
