@@ -149,6 +149,8 @@ def parse_dictionary(text: str) -> list[tuple[str, FastItem | FastInnerList]] | 
 
 
 def _string(value: str) -> str | None:
+    if _PLAIN_STRINGS.fullmatch(value):  # one pass: nothing to escape
+        return f'"{value}"'
     if not _STRING_TEXT.fullmatch(value):
         return None
     if "\\" in value or '"' in value:
