@@ -21,7 +21,7 @@ from ..protocol.errors import ConfigurationError
 from .base import build_signature_base, signature_params
 from .digest import content_digest
 from .request import HttpRequest
-from .sfv import serialize_inner_list, serialize_key
+from .sfv import serialize_inner_list, serialize_key, serialize_params
 from .signature_key import serialize_signature_key
 from .types import SignatureKey
 
@@ -105,7 +105,7 @@ def sign_request(
     }
     if expires is not None:
         params["expires"] = _timestamp("expires", expires)
-    inner = serialize_inner_list(covered, params)
+    inner = _signature_params(covered, params)
     if inner is None or serialize_key(label) is None:
         return _sign_slow(request, key, covered, label, params, added, known)
     base = build_signature_base(request, covered, inner, known)
@@ -113,6 +113,27 @@ def sign_request(
     added["Signature-Input"] = f"{label}={inner}"
     added["Signature"] = f"{label}=:{signature}:"
     return added
+
+
+#: The Inner List of each list of covered components, parameters aside: a signer covers
+#: a handful of lists (bounded: cleared when full).
+_INNER_LISTS: dict[tuple[str, ...], str] = {}
+
+
+def _signature_params(covered: Sequence[str], params: dict[str, int]) -> str | None:
+    """:func:`~.sfv.serialize_inner_list` of ``covered`` and ``params``, the list part
+    serialised once per list of components."""
+    names = tuple(covered)
+    inner = _INNER_LISTS.get(names)
+    if inner is None:
+        inner = serialize_inner_list(names, {})
+        if inner is None:
+            return None
+        if len(_INNER_LISTS) >= 256:
+            _INNER_LISTS.clear()
+        _INNER_LISTS[names] = inner
+    suffix = serialize_params(params)
+    return None if suffix is None else inner + suffix
 
 
 def _sign_slow(
