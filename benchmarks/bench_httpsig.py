@@ -47,8 +47,8 @@ from aauth_agents.tokens import (
 NOW = 1_730_217_600
 AP = "https://agent.example"
 #: Rounds of ``BATCH`` calls each; baseline and subject alternate round by round.
-ROUNDS = 40
-BATCH = 50
+ROUNDS = 100
+BATCH = 20
 BODY = b'{"resource_token": "' + b"x" * 400 + b'"}'
 CLOCK = FrozenClock(NOW)
 
