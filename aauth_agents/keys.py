@@ -160,6 +160,27 @@ def _public_from_jwk(alg: str, jwk: Mapping[str, Any]) -> _CryptoPublic:
         raise InvalidKeyError("EC point is not on P-256") from exc
 
 
+#: The JWK members :meth:`PublicKey.from_jwk` reads; its result depends on nothing else.
+_LOADED_MEMBERS = ("kty", "crv", "x", "y", "alg", "kid")
+_ABSENT = object()
+#: Keys loaded by :meth:`PublicKey.from_jwk`, by those members and the accepted algorithms
+#: (bounded: cleared when full).
+_LOADED: dict[tuple[object, ...], PublicKey] = {}
+_LOADED_SIZE = 1024
+
+
+def _cache_key(jwk: object, accepted: tuple[str, ...]) -> tuple[object, ...] | None:
+    """``from_jwk``'s inputs as a key, or ``None`` when one is not a plain string."""
+    if not isinstance(jwk, Mapping):
+        return None
+    get = jwk.get
+    members = [get(name, _ABSENT) for name in _LOADED_MEMBERS]
+    for member in members:
+        if type(member) is not str and member is not _ABSENT:
+            return None
+    return (*members, accepted)
+
+
 @dataclass(frozen=True)
 class PublicKey:
     """A validated public key. ``jwk`` holds the public members, ``alg`` and ``kid``."""
@@ -172,7 +193,32 @@ class PublicKey:
     def from_jwk(
         cls, jwk: Mapping[str, Any], *, accepted: Iterable[str] = SUPPORTED_ALGORITHMS
     ) -> PublicKey:
-        """Validate and load a public JWK (private members, if any, are dropped)."""
+        """Validate and load a public JWK (private members, if any, are dropped).
+
+        The result depends only on :data:`_LOADED_MEMBERS` and ``accepted``; when those
+        members are strings (or absent) a key loaded before is returned again -- a verifier
+        meets one agent's key on every request, and loading a P-256 point costs as much as a
+        signature check. A JWK that fails is never remembered: it fails again. The returned
+        key is shared: never mutate its ``jwk``.
+        """
+        accepted = tuple(accepted)
+        cache_key = _cache_key(jwk, accepted)
+        if cache_key is not None:
+            try:
+                known = _LOADED.get(cache_key)
+            except TypeError:  # an unhashable entry in ``accepted``
+                known, cache_key = None, None
+            if known is not None:
+                return known
+        public = cls._load(jwk, accepted)
+        if cache_key is not None:
+            if len(_LOADED) >= _LOADED_SIZE:
+                _LOADED.clear()
+            _LOADED[cache_key] = public
+        return public
+
+    @classmethod
+    def _load(cls, jwk: Mapping[str, Any], accepted: Iterable[str]) -> PublicKey:
         alg = check_algorithm(jwk, accepted)
         crypto = _public_from_jwk(alg, jwk)
         members = (
@@ -192,6 +238,10 @@ class PublicKey:
 
     def thumbprint(self) -> str:
         """RFC 7638 SHA-256 thumbprint."""
+        return self._thumbprint
+
+    @cached_property
+    def _thumbprint(self) -> str:
         return jwk_thumbprint(self.jwk)
 
     def to_jwk(self, *, kid: bool = True) -> dict[str, Any]:

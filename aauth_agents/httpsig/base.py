@@ -1,16 +1,16 @@
 """The signature base (RFC 9421 §2.5) and the ``Signature-Input`` field (RFC 9421 §4.1).
 
-``@signature-params`` (RFC 9421 §2.3) is always the serialisation of an RFC 8941 Inner List
-through ``http_sfv``: built from the components and parameters when signing, re-serialised
-from the parsed field when verifying, so Strings stay Strings and Tokens stay Tokens and a
-parameter the signer sent (even ``alg`` or ``keyid``) is reproduced, not dropped.
+``@signature-params`` (RFC 9421 §2.3) is always the serialisation of an RFC 8941 Inner List:
+built from the components and parameters when signing, re-serialised from the parsed field
+when verifying, so Strings stay Strings and Tokens stay Tokens and a parameter the signer
+sent (even ``alg`` or ``keyid``) is reproduced, not dropped. The fixed-shape common case goes
+through :mod:`.sfv`; anything outside its subset through ``http_sfv``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
 
@@ -19,7 +19,16 @@ from http_sfv.item import InnerList, Item
 from http_sfv.types import DisplayString
 
 from ..protocol.errors import ConfigurationError, MissingSignatureError
-from .request import ComponentError, HttpRequest, component_value
+from .request import (
+    DERIVED_COMPONENTS,
+    ComponentError,
+    HttpRequest,
+    component_value,
+    derived_component,
+    header_component,
+    is_field_name,
+)
+from .sfv import canonical_inner_list, parse_dictionary, serialize_inner_list, serialize_key
 
 
 def signature_params(components: Sequence[str], params: Mapping[str, Any]) -> InnerList:
@@ -35,35 +44,92 @@ def signature_params(components: Sequence[str], params: Mapping[str, Any]) -> In
     return inner
 
 
-@lru_cache(maxsize=256)
+def signature_params_value(components: Sequence[str], params: Mapping[str, Any]) -> str:
+    """The serialised :func:`signature_params` (the ``@signature-params`` value)."""
+    fast = serialize_inner_list(components, params)
+    return fast if fast is not None else str(signature_params(components, params))
+
+
+#: Component names as RFC 8941 Strings: a handful recur (bounded: cleared when full).
+_IDENTIFIERS: dict[str, str] = {}
+
+
 def _identifier(name: str) -> str:
-    """A component name as its RFC 8941 string (a handful of names recur: cached)."""
-    try:
-        return str(Item(name))
-    except ValueError as exc:
-        raise ComponentError(f"{name!r} is not a valid component identifier") from exc
+    """A component name as its RFC 8941 string."""
+    identifier = _IDENTIFIERS.get(name)
+    if identifier is None:
+        try:
+            identifier = str(Item(name))
+        except ValueError as exc:
+            raise ComponentError(f"{name!r} is not a valid component identifier") from exc
+        if len(_IDENTIFIERS) >= 256:
+            _IDENTIFIERS.clear()
+        _IDENTIFIERS[name] = identifier
+    return identifier
 
 
 def build_signature_base(
-    request: HttpRequest, components: Sequence[str], signature_params_value: str
+    request: HttpRequest,
+    components: Sequence[str],
+    signature_params_value: str,
+    known: Mapping[str, str] | None = None,
 ) -> bytes:
     """RFC 9421 §2.5 given the already-serialised ``@signature-params`` value.
 
     One ``"name": value`` line per covered component, in order, then the
-    ``"@signature-params"`` line; LF separated, no trailing newline, US-ASCII.
+    ``"@signature-params"`` line; LF separated, no trailing newline, US-ASCII. ``known``
+    holds component values already derived (or, for a signer, the fields it adds), used
+    instead of deriving them from ``request`` again.
     """
+    known = known or {}
+    key = tuple(components)
+    plan = _PLANS.get(key)
+    if plan is None:
+        lines = _first_lines(request, key, known)
+    else:
+        lines = []
+        for prefix, name, derive in plan:
+            value = known.get(name)
+            lines.append(prefix + (derive(request, name) if value is None else value))
+    lines.append(f'"@signature-params": {signature_params_value}')
+    try:
+        return "\n".join(lines).encode("ascii")
+    except UnicodeEncodeError as exc:
+        raise ComponentError("a covered component value is not US-ASCII") from exc
+
+
+#: Per list of covered components that has produced a base: each line's ``"name": ``
+#: prefix and how to derive its value. Bounded: cleared when full.
+_PLANS: dict[tuple[str, ...], tuple[tuple[str, str, Callable[[HttpRequest, str], str]], ...]] = {}
+
+
+def _first_lines(
+    request: HttpRequest, components: tuple[str, ...], known: Mapping[str, str]
+) -> list[str]:
+    """The component lines, every identifier checked (RFC 9421 §2.5: each once, each
+    derivable); the plan for ``components`` is remembered once they pass."""
     lines: list[str] = []
     seen: set[str] = set()
     for name in components:
         if name in seen:
             raise ComponentError(f"component {name!r} is covered twice")
         seen.add(name)
-        lines.append(f"{_identifier(name)}: {component_value(request, name)}")
-    lines.append(f'"@signature-params": {signature_params_value}')
-    try:
-        return "\n".join(lines).encode("ascii")
-    except UnicodeEncodeError as exc:
-        raise ComponentError("a covered component value is not US-ASCII") from exc
+        value = known.get(name)
+        if value is None:
+            value = component_value(request, name)
+        lines.append(f"{_identifier(name)}: {value}")
+    plan = []
+    for name in components:  # names taken from ``known`` were not checked above
+        if name in DERIVED_COMPONENTS:
+            plan.append((f"{_identifier(name)}: ", name, derived_component))
+        elif is_field_name(name):
+            plan.append((f"{_identifier(name)}: ", name, header_component))
+        else:
+            return lines
+    if len(_PLANS) >= 256:
+        _PLANS.clear()
+    _PLANS[components] = tuple(plan)
+    return lines
 
 
 def signature_base(
@@ -73,13 +139,16 @@ def signature_base(
 
     Raises :class:`ComponentError` when a component cannot be derived.
     """
-    return build_signature_base(request, components, str(signature_params(components, params)))
+    return build_signature_base(request, components, signature_params_value(components, params))
 
 
 def serialize_signature_input(
     label: str, components: Sequence[str], params: Mapping[str, Any]
 ) -> str:
     """A one-member ``Signature-Input`` field value (RFC 9421 §4.1)."""
+    fast = serialize_inner_list(components, params)
+    if fast is not None and serialize_key(label) is not None:
+        return f"{label}={fast}"
     field_value = Dictionary()
     try:
         field_value[label] = signature_params(components, params)
@@ -130,10 +199,11 @@ def parse_signature_input(header: str) -> dict[str, SignatureInput]:
     return dict(_parse_signature_input(header))
 
 
-@lru_cache(maxsize=1024)
 def _parse_signature_input(header: str) -> tuple[tuple[str, SignatureInput], ...]:
-    """Cached by field value (the same within one ``created`` second for an agent's
-    requests of one shape); the members are immutable."""
+    """Through :mod:`.sfv` when the field is in its subset, else through ``http_sfv``."""
+    fast = _parse_fast(header)
+    if fast is not None:
+        return fast
     parsed = Dictionary()
     try:
         parsed.parse(header.encode("latin-1"))
@@ -162,6 +232,42 @@ def _parse_signature_input(header: str) -> tuple[tuple[str, SignatureInput], ...
     return tuple(out)
 
 
+_NO_PARAMS: Mapping[str, Any] = MappingProxyType({})
+
+
+def _parse_fast(header: str) -> tuple[tuple[str, SignatureInput], ...] | None:
+    """:func:`_parse_signature_input` through :mod:`.sfv`: ``None`` when the field is outside
+    its subset, or a member is not an Inner List of parameterless Strings."""
+    canonical = canonical_inner_list(header)  # what signers send: one member, canonical
+    if canonical is not None:
+        only, text, identifiers, fields = canonical
+        member = SignatureInput(
+            only,
+            tuple(identifiers),
+            MappingProxyType(fields),
+            text,
+            (_NO_PARAMS,) * len(identifiers),
+        )
+        return ((only, member),)
+    members = parse_dictionary(header)
+    if members is None:
+        return None
+    out: list[tuple[str, SignatureInput]] = []
+    for label, (items, params) in members:
+        if type(items) is not list:
+            return None
+        names = tuple(v for v, item_params in items if type(v) is str and not item_params)
+        if len(names) != len(items):
+            return None
+        value = serialize_inner_list(names, params)
+        if value is None:
+            return None
+        plain = MappingProxyType({k: plain_value(v) for k, v in params.items()})
+        member = SignatureInput(label, names, plain, value, (_NO_PARAMS,) * len(names))
+        out.append((label, member))
+    return tuple(out)
+
+
 __all__ = [
     "SignatureInput",
     "build_signature_base",
@@ -169,4 +275,5 @@ __all__ = [
     "serialize_signature_input",
     "signature_base",
     "signature_params",
+    "signature_params_value",
 ]

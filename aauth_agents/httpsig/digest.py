@@ -8,6 +8,7 @@ and ``sha-512`` are the algorithms RFC 9530 §5 registers as Active; the depreca
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 from collections.abc import Callable, Iterable, Mapping
@@ -16,6 +17,7 @@ from http_sfv.dictionary import Dictionary
 from http_sfv.item import Item
 
 from ..protocol.errors import ConfigurationError, InvalidSignatureError
+from .sfv import canonical_bytes_item, parse_dictionary
 
 #: RFC 9530 §5, status Active.
 DIGEST_ALGORITHMS: Mapping[str, Callable[[bytes], bytes]] = {
@@ -26,6 +28,9 @@ DIGEST_ALGORITHMS: Mapping[str, Callable[[bytes], bytes]] = {
 
 def content_digest(body: bytes, algorithms: Iterable[str] = ("sha-256",)) -> str:
     """The ``Content-Digest`` value of ``body``, e.g. ``sha-256=:X48E...:``."""
+    if algorithms == ("sha-256",):  # the default: one hash, no structured-field machinery
+        encoded = base64.b64encode(hashlib.sha256(bytes(body)).digest()).decode("ascii")
+        return f"sha-256=:{encoded}:"
     field_value = Dictionary()
     for name in algorithms:
         digest = DIGEST_ALGORITHMS.get(name)
@@ -45,6 +50,19 @@ def parse_content_digest(header: str) -> dict[str, bytes]:
     Raises :class:`InvalidSignatureError` when the value is not a Dictionary or a supported
     algorithm's value is not a Byte Sequence.
     """
+    canonical = canonical_bytes_item(header)
+    if canonical is not None:
+        algorithm, octets = canonical
+        return {algorithm: octets} if algorithm in DIGEST_ALGORITHMS else {}
+    members = parse_dictionary(header)
+    if members is not None:
+        fast: dict[str, bytes] = {}
+        for name, (value, _params) in members:
+            if name in DIGEST_ALGORITHMS:
+                if type(value) is not bytes:
+                    raise InvalidSignatureError(f"Content-Digest {name} is not a Byte Sequence")
+                fast[name] = value
+        return fast
     parsed = Dictionary()
     try:
         parsed.parse(header.encode("latin-1"))

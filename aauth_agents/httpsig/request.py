@@ -32,6 +32,8 @@ DERIVED_COMPONENTS = frozenset(
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _FIELD_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9a-z-]+$")
+#: Names that passed ``_FIELD_NAME`` (a handful recur; bounded: cleared when full).
+_FIELD_NAMES_SEEN: set[str] = set()
 _OBS_FOLD = re.compile(r"[ \t]*\r?\n[ \t]+")
 
 
@@ -49,8 +51,10 @@ def _text(value: str | bytes) -> str:
 
 def _canonical_field_value(value: str) -> str:
     """RFC 9421 §2.1 for one field line: unfold obsolete line folding, trim whitespace."""
-    value = _OBS_FOLD.sub(" ", value).strip(" \t")
-    if any(c in value for c in "\r\n\x00"):
+    if "\n" in value:
+        value = _OBS_FOLD.sub(" ", value)
+    value = value.strip(" \t")
+    if "\r" in value or "\n" in value or "\x00" in value:
         raise ComponentError("a header field value contains a line break or NUL")
     return value
 
@@ -66,7 +70,28 @@ class _Target:
 _PRINTABLE = re.compile(r"[\x21-\x7e]+")
 
 
+#: The common URL: lowercase scheme and host name, at most a numeric port, no userinfo. For
+#: these ``urlsplit`` gives the same parts; anything else goes through it.
+_SIMPLE_URL = re.compile(
+    r"(https?)://([a-z0-9.\-]+)(?::([0-9]{1,5}))?(/[\x21\x22\x24-\x3e\x40-\x7e]*)?"
+    r"(?:\?([\x21\x22\x24-\x7e]*))?(?:#[\x21-\x7e]*)?"
+)
+
+
 def _split_target(url: str) -> _Target:
+    simple = _SIMPLE_URL.fullmatch(url)  # printable ASCII, as _split_with_urlsplit asks
+    if simple is not None:
+        scheme, host, port_text, path, query_text = simple.groups()
+        port = None if port_text is None else int(port_text)
+        if port is None or port <= 65535:
+            if port is not None and port != _DEFAULT_PORTS[scheme]:
+                host = f"{host}:{port}"
+            return _Target(scheme, host, path or "/", query_text)
+    return _split_with_urlsplit(url)
+
+
+def _split_with_urlsplit(url: str) -> _Target:
+    """:func:`_split_target` for any URL, through ``urlsplit``."""
     if not _PRINTABLE.fullmatch(url):
         raise ComponentError("the URL must be non-empty printable ASCII without spaces")
     without_fragment = url.split("#", 1)[0]
@@ -95,11 +120,10 @@ class HttpRequest:
     exact content bytes, or ``None``; an empty body counts as no body.
     """
 
-    __slots__ = ("_target", "body", "headers", "method", "url")
+    __slots__ = ("_fields", "_headers", "_target", "body", "method", "url")
 
     method: str
     url: str
-    headers: tuple[tuple[str, str], ...]
     body: bytes | None
 
     def __init__(
@@ -118,6 +142,16 @@ class HttpRequest:
 
     def __repr__(self) -> str:
         return f"HttpRequest({self.method!r}, {self.url!r})"
+
+    @property
+    def headers(self) -> tuple[tuple[str, str], ...]:
+        """The field lines, names lowercased, in order."""
+        return self._headers
+
+    @headers.setter
+    def headers(self, lines: tuple[tuple[str, str], ...]) -> None:
+        self._headers = lines
+        self._fields: dict[str, list[str]] | None = None
 
     @property
     def has_body(self) -> bool:
@@ -140,9 +174,18 @@ class HttpRequest:
 
     def header(self, name: str) -> str | None:
         """The combined value of every line of ``name`` (RFC 9421 §2.1), or ``None``."""
-        name = name.lower()
-        values = [_canonical_field_value(v) for k, v in self.headers if k == name]
-        return ", ".join(values) if values else None
+        fields = self._fields
+        if fields is None:  # one pass over the lines, on the first lookup
+            fields = {}
+            for key, value in self._headers:
+                fields.setdefault(key, []).append(value)
+            self._fields = fields
+        values = fields.get(name.lower())
+        if values is None:
+            return None
+        if len(values) == 1:
+            return _canonical_field_value(values[0])
+        return ", ".join([_canonical_field_value(v) for v in values])
 
     def with_headers(self, extra: Mapping[str, str]) -> HttpRequest:
         """A copy where ``extra`` replaces any existing lines of the same names."""
@@ -151,7 +194,7 @@ class HttpRequest:
         return HttpRequest(self.method, self.url, [*kept, *extra.items()], self.body)
 
 
-def _derived(request: HttpRequest, name: str) -> str:
+def derived_component(request: HttpRequest, name: str) -> str:
     """RFC 9421 §2.2.1-§2.2.7."""
     if name == "@method":
         if not _TOKEN.match(request.method):
@@ -179,13 +222,39 @@ def component_value(request: HttpRequest, name: str) -> str:
     if name.startswith("@"):
         if name == "@signature-params":
             raise ComponentError("@signature-params cannot be a covered component")
-        return _derived(request, name)
-    if not _FIELD_NAME.match(name):
+        return derived_component(request, name)
+    if not is_field_name(name):
         raise ComponentError(f"{name!r} is not a lowercase header field name")
+    return header_component(request, name)
+
+
+def is_field_name(name: str) -> bool:
+    """A lowercase HTTP field name (a token), as a covered component must be."""
+    if name in _FIELD_NAMES_SEEN:
+        return True
+    if not _FIELD_NAME.match(name):
+        return False
+    if len(_FIELD_NAMES_SEEN) >= 256:
+        _FIELD_NAMES_SEEN.clear()
+    _FIELD_NAMES_SEEN.add(name)
+    return True
+
+
+def header_component(request: HttpRequest, name: str) -> str:
+    """The value of the covered header field ``name`` (RFC 9421 §2.1), a valid name."""
     value = request.header(name)
     if value is None:
         raise ComponentError(f"covered header {name!r} is not present")
     return value
 
 
-__all__ = ["DERIVED_COMPONENTS", "ComponentError", "HeadersInput", "HttpRequest", "component_value"]
+__all__ = [
+    "DERIVED_COMPONENTS",
+    "ComponentError",
+    "HeadersInput",
+    "HttpRequest",
+    "component_value",
+    "derived_component",
+    "header_component",
+    "is_field_name",
+]

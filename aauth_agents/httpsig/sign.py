@@ -9,6 +9,7 @@ travel in ``Signature-Key``.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -20,6 +21,7 @@ from ..protocol.errors import ConfigurationError
 from .base import build_signature_base, signature_params
 from .digest import content_digest
 from .request import HttpRequest
+from .sfv import serialize_inner_list, serialize_key, serialize_params
 from .signature_key import serialize_signature_key
 from .types import SignatureKey
 
@@ -91,16 +93,63 @@ def sign_request(
         )
     else:
         covered = list(components)
-    added = {"Signature-Key": serialize_signature_key(label, signature_key)}
+    signature_key_value = serialize_signature_key(label, signature_key)
+    added = {"Signature-Key": signature_key_value}
+    # The fields added here, as covered components (RFC 9421 §2.1: a serialised structured
+    # field has no surrounding whitespace or line breaks): the request is not copied.
+    known = {"signature-key": signature_key_value}
     if "content-digest" in covered:
-        added["Content-Digest"] = content_digest(request.body or b"", digest_algorithms)
+        digest = content_digest(request.body or b"", digest_algorithms)
+        added["Content-Digest"] = known["content-digest"] = digest
     params: dict[str, int] = {
         "created": int(clock()) if created is None else _timestamp("created", created)
     }
     if expires is not None:
         params["expires"] = _timestamp("expires", expires)
+    inner = _signature_params(covered, params)
+    if inner is None or serialize_key(label) is None:
+        return _sign_slow(request, key, covered, label, params, added, known)
+    base = build_signature_base(request, covered, inner, known)
+    signature = base64.b64encode(key.sign(base)).decode("ascii")
+    added["Signature-Input"] = f"{label}={inner}"
+    added["Signature"] = f"{label}=:{signature}:"
+    return added
+
+
+#: The Inner List of each list of covered components, parameters aside: a signer covers
+#: a handful of lists (bounded: cleared when full).
+_INNER_LISTS: dict[tuple[str, ...], str] = {}
+
+
+def _signature_params(covered: Sequence[str], params: dict[str, int]) -> str | None:
+    """:func:`~.sfv.serialize_inner_list` of ``covered`` and ``params``, the list part
+    serialised once per list of components."""
+    names = tuple(covered)
+    inner = _INNER_LISTS.get(names)
+    if inner is None:
+        inner = serialize_inner_list(names, {})
+        if inner is None:
+            return None
+        if len(_INNER_LISTS) >= 256:
+            _INNER_LISTS.clear()
+        _INNER_LISTS[names] = inner
+    suffix = serialize_params(params)
+    return None if suffix is None else inner + suffix
+
+
+def _sign_slow(
+    request: HttpRequest,
+    key: PrivateKey,
+    covered: Sequence[str],
+    label: str,
+    params: dict[str, int],
+    added: dict[str, str],
+    known: dict[str, str],
+) -> dict[str, str]:
+    """:func:`sign_request` through ``http_sfv``, for what :mod:`.sfv` does not serialise
+    (it raises the ``ConfigurationError`` an invalid label or component calls for)."""
     inner = signature_params(covered, params)
-    base = build_signature_base(request.with_headers(added), covered, str(inner))
+    base = build_signature_base(request, covered, str(inner), known)
     signature_input, signature = Dictionary(), Dictionary()
     signature_input[label] = inner
     signature[label] = key.sign(base)

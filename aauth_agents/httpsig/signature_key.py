@@ -26,6 +26,13 @@ from http_sfv.types import Token
 
 from ..protocol.errors import ConfigurationError, InvalidKeyError, MissingSignatureError
 from .base import plain_value
+from .sfv import (
+    canonical_token_item,
+    parse_dictionary,
+    serialize_bare,
+    serialize_key,
+    serialize_params,
+)
 from .types import SCHEME_HWK, SCHEME_JKT_JWT, SCHEME_JWKS_URI, SCHEME_JWT, SignatureKey
 
 #: Parameters each known scheme requires (Signature-Key §Schemes; ``alg`` per -11
@@ -46,6 +53,10 @@ _HWK_MATERIAL: Mapping[str, tuple[str, ...]] = {
 
 def serialize_signature_key(label: str, key: SignatureKey) -> str:
     """The one-member ``Signature-Key`` value for ``label``: scheme Token, String params."""
+    scheme = serialize_bare(Token(key.scheme))
+    params = serialize_params(key.params)
+    if scheme is not None and params is not None and serialize_key(label) is not None:
+        return f"{label}={scheme}{params}"
     value = Item(Token(key.scheme))
     for name, param in key.params.items():
         value.params[name] = param
@@ -69,6 +80,16 @@ def parse_signature_key_member(header: str) -> tuple[str, SignatureKey]:
     as its token lives, and parsing it (a ~600-character String) costs more than the Ed25519
     verification it enables. The returned key is immutable.
     """
+    canonical = canonical_token_item(header)
+    if canonical is not None:
+        only, scheme, strings = canonical
+        return only, SignatureKey(scheme=str(scheme), params=MappingProxyType(strings))
+    members = parse_dictionary(header)
+    if members is not None and len(members) == 1:
+        ((label, (value, fields)),) = members
+        if type(value) is Token:
+            plain = MappingProxyType({name: plain_value(v) for name, v in fields.items()})
+            return label, SignatureKey(scheme=str(value), params=plain)
     parsed = Dictionary()
     try:
         parsed.parse(header.encode("latin-1"))

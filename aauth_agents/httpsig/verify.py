@@ -30,10 +30,9 @@ import json
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, NoReturn, Protocol
 
 from http_sfv.dictionary import Dictionary
 from http_sfv.item import Item
@@ -56,6 +55,7 @@ from ..protocol.errors import (
 from .base import SignatureInput, build_signature_base, parse_signature_input
 from .digest import verify_content_digest
 from .request import ComponentError, HttpRequest, component_value
+from .sfv import canonical_bytes_item, parse_dictionary
 from .sign import BODY_COMPONENTS
 from .signature_key import check_signature_key, hwk_jwk, parse_signature_key_member
 from .types import (
@@ -174,8 +174,7 @@ class VerifiedSignature:
     replay_key: ReplayKey = ("", 0, "", "", "")
 
 
-@dataclass(frozen=True)
-class _Checked:
+class _Checked(NamedTuple):
     """What steps 1-4 established, before the key is resolved."""
 
     request: HttpRequest
@@ -186,24 +185,24 @@ class _Checked:
     created: int
     expires: int | None
     inline: KeyResolution | None
+    #: Component values already derived (RFC 9421 §2.1), not derived again for the base.
+    known: dict[str, str]
 
 
-@contextmanager
-def _resolver_errors(scheme: str) -> Iterator[None]:
+def _resolver_failed(scheme: str, exc: AAuthError) -> NoReturn:
     """Step 5: a resolver's failure becomes the Signature-Error its cause calls for."""
-    try:
-        yield
-    except SignatureError:
-        raise
-    except (TokenError, DiscoveryError) as exc:
+    if isinstance(exc, SignatureError):
+        raise exc
+    if isinstance(exc, (TokenError, DiscoveryError)):
         raise exc.as_signature_error() from exc
-    except AAuthError as exc:
-        jwt_scheme = scheme in (SCHEME_JWT, SCHEME_JKT_JWT)
-        error = InvalidJWTError if jwt_scheme else InvalidKeyError
-        raise error(exc.detail) from exc
+    jwt_scheme = scheme in (SCHEME_JWT, SCHEME_JKT_JWT)
+    error = InvalidJWTError if jwt_scheme else InvalidKeyError
+    raise error(exc.detail) from exc
 
 
 def _resolution(value: object) -> KeyResolution:
+    if type(value) is KeyResolution:
+        return value
     if inspect.iscoroutine(value):
         value.close()
         raise TypeError("an async key resolver needs averify()")
@@ -257,6 +256,8 @@ class SignatureVerifier:
         self.require_body_digest = require_body_digest
         self.require_authorization = require_authorization
         self.require_query = require_query
+        self._required_settings: tuple[object, ...] = ()
+        self._required: dict[tuple[bool, bool, bool], tuple[str, ...]] = {}
 
     def verify(
         self, request: HttpRequest, resolver: KeyResolver | None = None
@@ -266,8 +267,10 @@ class SignatureVerifier:
         resolution = checked.inline
         if resolution is None:
             assert resolver is not None  # _check refused the scheme otherwise
-            with _resolver_errors(checked.signature_key.scheme):
+            try:
                 resolution = _resolution(resolver(checked.signature_key))
+            except AAuthError as exc:
+                _resolver_failed(checked.signature_key.scheme, exc)
         return self._finish(checked, resolution)
 
     async def averify(
@@ -278,27 +281,52 @@ class SignatureVerifier:
         resolution = checked.inline
         if resolution is None:
             assert resolver is not None
-            with _resolver_errors(checked.signature_key.scheme):
+            try:
                 result: object = resolver(checked.signature_key)
                 if inspect.isawaitable(result):
                     result = await result
                 resolution = _resolution(result)
+            except AAuthError as exc:
+                _resolver_failed(checked.signature_key.scheme, exc)
         return self._finish(checked, resolution)
 
     # -- steps 1-4 (and 5 for the inline hwk scheme) ---------------------------------------
 
     def required_for(self, request: HttpRequest) -> tuple[str, ...]:
-        """Step 2: the components this request's signature must cover, as ``required_input``."""
-        names = [n for n in self.required_components if n != "signature-key"]
-        if self.require_query and request.has_query:
-            names.append("@query")
-        if self.require_authorization and request.header("authorization") is not None:
-            names.append("authorization")
-        if self.require_body_digest and request.has_body:
-            names.extend(BODY_COMPONENTS)
-        names.extend(
-            n for n in self.additional_components if request.has_body or n not in BODY_COMPONENTS
+        """Step 2: the components this request's signature must cover, as ``required_input``.
+
+        The answer depends on the request only through three booleans: each combination is
+        worked out once (again should the verifier's settings be changed)."""
+        settings = (
+            self.required_components,
+            self.additional_components,
+            self.require_query,
+            self.require_authorization,
+            self.require_body_digest,
         )
+        if settings != self._required_settings:
+            self._required_settings, self._required = settings, {}
+        shape = (
+            request.has_query,
+            request.header("authorization") is not None,
+            request.has_body,
+        )
+        required = self._required.get(shape)
+        if required is None:
+            required = self._required[shape] = self._required_for(*shape)
+        return required
+
+    def _required_for(
+        self, has_query: bool, has_authorization: bool, has_body: bool
+    ) -> tuple[str, ...]:
+        names = [n for n in self.required_components if n != "signature-key"]
+        if self.require_query and has_query:
+            names.append("@query")
+        if self.require_authorization and has_authorization:
+            names.append("authorization")
+        if self.require_body_digest and has_body:
+            names.extend(BODY_COMPONENTS)
+        names.extend(n for n in self.additional_components if has_body or n not in BODY_COMPONENTS)
         if "signature-key" in self.required_components:
             names.append("signature-key")
         return _dedupe(names)
@@ -311,17 +339,20 @@ class SignatureVerifier:
 
     def _check_steps(self, request: HttpRequest, has_resolver: bool) -> _Checked:
         # Step 1: the three fields, the label from Signature-Key's single member.
-        values = {}
-        for name in ("signature", "signature-input", "signature-key"):
-            value = request.header(name)
-            if value is None:
-                raise MissingSignatureError(f"missing {name} header")
-            values[name] = value
-        label, key = parse_signature_key_member(values["signature-key"])
-        signature_input = parse_signature_input(values["signature-input"]).get(label)
+        signature_field = request.header("signature")
+        if signature_field is None:
+            raise MissingSignatureError("missing signature header")
+        input_field = request.header("signature-input")
+        if input_field is None:
+            raise MissingSignatureError("missing signature-input header")
+        key_field = request.header("signature-key")
+        if key_field is None:
+            raise MissingSignatureError("missing signature-key header")
+        label, key = parse_signature_key_member(key_field)
+        signature_input = parse_signature_input(input_field).get(label)
         if signature_input is None:
             raise MissingSignatureError(f"no Signature-Input for label {label!r}")
-        signature = self._signature(values["signature"], label)
+        signature = self._signature(signature_field, label)
 
         # Step 2: covered components, and the body digest when it is covered.
         covered = signature_input.components
@@ -332,8 +363,11 @@ class SignatureVerifier:
             raise InvalidInputError(
                 "the signature does not cover the required components", required_input=required
             )
+        known: dict[str, str] = {}
         if "content-digest" in covered:
-            verify_content_digest(component_value(request, "content-digest"), request.body)
+            known["content-digest"] = component_value(request, "content-digest")
+            verify_content_digest(known["content-digest"], request.body)
+        known["signature-key"] = key_field
 
         # Step 3: created within the window; expires not past.
         created = signature_input.created
@@ -357,10 +391,23 @@ class SignatureVerifier:
             )
         check_signature_key(key)
         inline = KeyResolution(jwk=hwk_jwk(key)) if key.scheme == SCHEME_HWK else None
-        return _Checked(request, label, key, signature_input, signature, created, expires, inline)
+        return _Checked(
+            request, label, key, signature_input, signature, created, expires, inline, known
+        )
 
     @staticmethod
     def _signature(header: str, label: str) -> bytes:
+        canonical = canonical_bytes_item(header)
+        if canonical is not None and canonical[0] == label:
+            return canonical[1]
+        members = parse_dictionary(header)
+        if members is not None:
+            for name, (value, _params) in members:
+                if name == label:
+                    if type(value) is not bytes:
+                        raise MissingSignatureError("a Signature member must be a Byte Sequence")
+                    return value
+            raise MissingSignatureError(f"no Signature for label {label!r}")
         parsed = Dictionary()
         try:
             parsed.parse(header.encode("latin-1"))
@@ -375,23 +422,30 @@ class SignatureVerifier:
 
     # -- steps 6-7 and the replay cache -----------------------------------------------------
 
+    def _public_key(self, jwk: Any) -> tuple[PublicKey, str]:
+        """Step 6 (:meth:`PublicKey.from_jwk`, which remembers the keys it loaded) and the
+        key's thumbprint."""
+        public = PublicKey.from_jwk(jwk, accepted=self.accepted_algorithms)
+        return public, public.thumbprint()
+
     def _finish(self, checked: _Checked, resolution: KeyResolution) -> VerifiedSignature:
-        public = PublicKey.from_jwk(resolution.jwk, accepted=self.accepted_algorithms)  # step 6
-        thumbprint = public.thumbprint()
+        public, thumbprint = self._public_key(resolution.jwk)  # step 6
         keyid = checked.signature_input.params.get("keyid")
         names = (public.kid, thumbprint, _THUMBPRINT_URI + thumbprint)
         if keyid is not None and keyid not in names:
             raise InvalidSignatureError("keyid does not identify the Signature-Key key")
         request, covered = checked.request, checked.signature_input.components
         try:
-            base = build_signature_base(request, covered, checked.signature_input.value)
+            base = build_signature_base(
+                request, covered, checked.signature_input.value, checked.known
+            )
             digest = base64.urlsafe_b64encode(hashlib.sha256(base).digest()).decode("ascii")
             replay_key: ReplayKey = (
                 thumbprint,
                 checked.created,
                 component_value(request, "@method"),
                 component_value(request, "@authority"),
-                digest.rstrip("="),
+                digest[:-1],  # 32 bytes: 43 characters and one "="
             )
         except ComponentError as exc:
             raise InvalidSignatureError(exc.detail) from exc

@@ -23,7 +23,7 @@ from ..protocol.identifiers import is_server_identifier
 from ..protocol.mission import is_s256
 from ..protocol.scopes import InvalidScopeError, parse_scope
 from .issuer_keys import IssuerKeys, RefreshableIssuerKeys
-from .jws import JWS_ALGORITHMS, peek, verify_jws
+from .jws import JWS_ALGORITHMS, peek, verify_peeked
 from .types import (
     AGENT_TOKEN_MAX_LIFETIME,
     AUTH_TOKEN_MAX_LIFETIME,
@@ -137,9 +137,16 @@ def _show(value: object) -> str:
 # -- phase 1: no I/O ------------------------------------------------------------------------
 
 
-def _precheck(token: object, kind: _Kind, *, expected_iss: str | None = None) -> _Unverified:
-    """Steps 1-2 up to discovery, and step 4 (``iss``) moved ahead of it."""
-    header, claims = peek(token, code=kind.invalid)
+def _precheck(
+    token: object,
+    kind: _Kind,
+    *,
+    expected_iss: str | None = None,
+    peeked: tuple[dict[str, Any], dict[str, Any]] | None = None,
+) -> _Unverified:
+    """Steps 1-2 up to discovery, and step 4 (``iss``) moved ahead of it. ``peeked`` is
+    what :func:`peek` already returned for ``token``, if it has been called."""
+    header, claims = peek(token, code=kind.invalid) if peeked is None else peeked
     assert isinstance(token, str)  # peek refuses anything else
     if header.get("typ") != kind.typ:
         kind.fail("typ", f"typ must be {kind.typ}, not {_show(header.get('typ'))}")
@@ -179,7 +186,7 @@ def _signature_failure(pre: _Unverified, key: PublicKey) -> TokenError | None:
     """The failure of step 2's signature check under ``key``, if it is one a refreshed
     JWKS could cure (bad signature, or a key of another algorithm under that ``kid``)."""
     try:
-        verify_jws(pre.raw, key, code=pre.kind.invalid)
+        verify_peeked(pre.raw, pre.header, key, code=pre.kind.invalid)
     except TokenError as exc:
         if exc.reason in ("signature", "alg"):
             return exc

@@ -76,7 +76,7 @@ class _Resolver:
             )
         only = KINDS[self.accept[0]] if len(self.accept) == 1 else None
         code = only.invalid if only else "invalid_request"
-        header, _ = peek(signature_key.jwt, code=code)
+        header, claims = peek(signature_key.jwt, code=code)
         typ = header.get("typ")
         if typ not in self.accept:
             raise TokenError(
@@ -85,7 +85,7 @@ class _Resolver:
                 reason="typ",
             )
         kind: _Kind = KINDS[str(typ)]
-        return _precheck(signature_key.jwt, kind)
+        return _precheck(signature_key.jwt, kind, peeked=(header, claims))
 
     def finish(self, pre: _Unverified) -> KeyResolution:
         policy = _policy(self.clock, self.leeway, self.iat_skew)
