@@ -59,7 +59,9 @@ def loads_json(data: str | bytes) -> Any:
     (an ``issuer``, a ``cnf``). Raises ``ValueError`` on anything else, deep nesting included.
     """
     try:
-        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        text = data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else data
+        if not isinstance(text, str):  # as json.loads
+            raise TypeError(f"JSON is text or bytes, not {type(data).__name__}")
         if text.startswith("\ufeff"):  # as json.loads: a byte order mark is not JSON
             raise ValueError("JSON starts with a byte order mark")
         return _DECODER.decode(text)
