@@ -214,8 +214,7 @@ class AAuth(httpx.Auth):
         _check_prompts(prompts, on_interaction, on_clarification)
         if parent is not None and mission_s256 is None:
             mission_s256 = parent.mission_s256
-        surface = _surface(prompts, on_interaction, unattended, parent)
-        on_event = _chain(on_event, surface.event if surface is not None else None)
+        surface, on_event, every = _hooks(prompts, on_interaction, unattended, parent, on_event)
         self.identity = identity
         self.parent = parent
         self._root: AAuth = self
@@ -226,7 +225,8 @@ class AAuth(httpx.Auth):
             on_interaction=_interaction(surface, on_interaction),
             browser_url=network.browser_url if network is not None else None,
             on_clarification=_clarification(surface, on_clarification),
-            events=on_event is not None,
+            events=every,
+            pending_events=on_event is not None,
             max_poll_seconds=float(max_poll_seconds),
             prefer_wait=prefer_wait,
             clock=clock,
@@ -334,7 +334,12 @@ class AAuth(httpx.Auth):
         withdraw it with :meth:`withdraw`). Cheap: no I/O, no key work."""
         _check_prompts(prompts, on_interaction, on_clarification)
         hook = _chain(self.runtime.on_event, on_event, prompts.event if prompts else None)
-        changes: dict[str, Any] = {"events": hook is not None, "pending": pending}
+        every_event = self.config.events or on_event is not None or prompts is not None
+        changes: dict[str, Any] = {
+            "events": every_event,
+            "pending_events": hook is not None,
+            "pending": pending,
+        }
         if prompts is not None or on_interaction is not None:
             changes["on_interaction"] = _interaction(prompts, on_interaction)
         if prompts is not None or on_clarification is not None:
@@ -457,6 +462,21 @@ def _surface(
     from ..prompts.terminal import TerminalPrompts
 
     return TerminalPrompts(json_lines=False)
+
+
+def _hooks(
+    prompts: PromptSurface | None,
+    on_interaction: InteractionCallback | None,
+    unattended: bool,
+    parent: AAuth | None,
+    on_event: EventHook | None,
+) -> tuple[PromptSurface | None, EventHook | None, bool]:
+    """The surface (:func:`_surface`), the event hook (``on_event`` and the surface's), and
+    whether the flow emits every event: only for ``on_event`` or given ``prompts`` -- the
+    default prompt needs just a pending request's own events (``pending_events``)."""
+    surface = _surface(prompts, on_interaction, unattended, parent)
+    hook = _chain(on_event, surface.event if surface is not None else None)
+    return surface, hook, on_event is not None or prompts is not None
 
 
 def _consent(

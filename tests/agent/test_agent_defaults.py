@@ -195,6 +195,27 @@ def test_the_default_prompt_and_the_callbacks() -> None:
     assert child.config.on_interaction is None
 
 
+def test_the_default_prompt_hears_only_a_pending_requests_events() -> None:
+    """The default prompt's live status needs a pending request's own events; every other
+    step's event is emitted only for an ``on_event`` hook or given ``prompts`` (the warm path
+    then emits nothing), also in a derived view."""
+    from support.agent import World
+
+    from aauth_agents.prompts import TerminalPrompts
+
+    world = World()
+    default = AAuth(world.identity)
+    assert (default.config.events, default.config.pending_events) == (False, True)
+    assert default.derive().config.events is False
+    assert default.derive(on_event=print).config.events is True
+    hooked = AAuth(world.identity, on_event=print)
+    assert (hooked.config.events, hooked.config.pending_events) == (True, True)
+    prompted = AAuth(world.identity, prompts=TerminalPrompts())
+    assert prompted.config.events is True
+    unattended = AAuth(world.identity, unattended=True)
+    assert (unattended.config.events, unattended.config.pending_events) == (False, False)
+
+
 def test_unattended_excludes_prompts() -> None:
     from support.agent import World
 

@@ -118,6 +118,11 @@ class FlowBase:
                 if event is not None:
                     yield Emit(event)
 
+    def _emit_pending(self, event: FlowEvent) -> Flow[None]:
+        """A pending request's own event (:class:`Polling`, :class:`PendingEnded`)."""
+        if self.config.events or self.config.pending_events:
+            yield Emit(event)
+
     def _send(self, request: httpx.Request, sent: FlowEvent | None) -> Flow[httpx.Response]:
         if sent is not None:
             yield Emit(sent)

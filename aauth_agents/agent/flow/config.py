@@ -60,7 +60,11 @@ class AgentConfig:
     #: ``browser_url``); ``None``: as the server sent it.
     browser_url: Callable[[str], str] | None = None
     on_clarification: Callable[[ClarificationRequest], Any] | None = None
+    #: Emit every step's event (an ``on_event`` hook or a prompt surface wants them).
     events: bool = False
+    #: Emit a pending request's own events (polling, its end) even without ``events``: the
+    #: default prompt's live status needs only those, and the warm path then emits nothing.
+    pending_events: bool = False
     max_poll_seconds: float = 600.0
     prefer_wait: int | None = 30
     clock: Clock = system_clock

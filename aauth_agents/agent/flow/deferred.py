@@ -250,7 +250,7 @@ class DeferredResponses(MetadataDiscovery):
             if state.interaction is not None:
                 exc.awaiting(*state.interaction)
             if state.location is not None and state.outcome is None:
-                yield from self._emit(PendingEnded(state.location, _outcome_of_error(exc)))
+                yield from self._emit_pending(PendingEnded(state.location, _outcome_of_error(exc)))
             state.finish(_outcome_of_error(exc))
             raise
         except BaseException:
@@ -264,7 +264,7 @@ class DeferredResponses(MetadataDiscovery):
         if state.location is not None:
             outcome = _final_outcome(final)
             state.finish(outcome)
-            yield from self._emit(PendingEnded(state.location, outcome, final.status_code))
+            yield from self._emit_pending(PendingEnded(state.location, outcome, final.status_code))
         return final
 
     def _poll(self, state: PendingPoll, response: httpx.Response) -> Flow[httpx.Response]:
@@ -332,7 +332,7 @@ class DeferredResponses(MetadataDiscovery):
         state.attempt += 1
         if state.attempt > CONTROLLED_POLLS:
             state.call.wait_cap = None  # long polls again (see CONTROLLED_POLLS)
-        yield from self._emit(Polling(location, state.attempt, wait, pending))
+        yield from self._emit_pending(Polling(location, state.attempt, wait, pending))
         yield Sleep(wait)
         request, sent = state.party.build("GET", location)
         response = yield from self._send(request, sent)
@@ -371,7 +371,7 @@ class DeferredResponses(MetadataDiscovery):
                     call.pending.forget(key)
         if state is not None:
             state.finish(outcome)
-        yield from self._emit(PendingEnded(location, outcome, response.status_code))
+        yield from self._emit_pending(PendingEnded(location, outcome, response.status_code))
 
     def withdraw(self, call: CallContext, pending: PendingRequests) -> Flow[int]:
         """Withdraw every request ``pending`` still holds (§Cancel Request); returns how
