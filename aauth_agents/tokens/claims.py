@@ -41,13 +41,18 @@ from .types import (
 )
 
 
+def _check_ps(pre: _Unverified, ps: str | None) -> None:
+    """A ``ps`` claim, when present, is a server identifier (§Server Identifiers)."""
+    if ps is not None and not is_server_identifier(ps):
+        pre.kind.fail("ps", f"ps is not a server identifier: {_show(ps)}")
+
+
 def _agent(pre: _Unverified, policy: _Policy, signing_key: PublicKey | None) -> AgentToken:
     """§Agent Token Verification steps 2-7."""
     iat, exp = _times(pre, policy)
     cnf = _cnf(pre, signing_key)
     ps = _text(pre, "ps", "ps", required=False)
-    if ps is not None and not is_server_identifier(ps):
-        pre.kind.fail("ps", f"ps is not a server identifier: {_show(ps)}")
+    _check_ps(pre, ps)
     parent = pre.claims.get("parent_agent")
     if parent is not None and not is_agent_identifier(parent):
         pre.kind.fail("parent_agent", f"parent_agent is not an agent identifier: {_show(parent)}")
@@ -168,8 +173,7 @@ def _resource(
     if not isinstance(jkt, str) or jkt != agent_jkt:
         pre.kind.fail("agent_jkt", "agent_jkt is not the thumbprint of the signing key")
     token_ps = _required(pre, "ps", "ps")
-    if not is_server_identifier(token_ps):
-        pre.kind.fail("ps", f"ps is not a server identifier: {_show(token_ps)}")
+    _check_ps(pre, token_ps)
     _expect(pre, "ps", token_ps, ps)
     sub = _required(pre, "sub", "sub")
     _expect(pre, "sub", sub, person_sub)
@@ -213,8 +217,7 @@ def _auth(
     sub = _required(pre, "sub", "sub")
     _expect(pre, "sub", sub, person_sub)
     ps = _required(pre, "ps", "ps")
-    if not is_server_identifier(ps):
-        pre.kind.fail("ps", f"ps is not a server identifier: {_show(ps)}")
+    _check_ps(pre, ps)
     if pre.dwk == DWK_PERSON and ps != pre.iss:
         pre.kind.fail("ps", "a PS-issued auth token (dwk aauth-person.json) has ps == iss")
     r3_uri, r3_s256 = _r3_pin(pre, aud)
