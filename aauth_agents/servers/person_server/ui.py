@@ -90,6 +90,7 @@ from ...protocol.errors import ProtocolError
 from ...stores.states import APPROVED, COMPLETED, DENIED, OPEN
 from ...tokens import DWK_AGENT
 from . import csrf
+from .accounts import Account
 from .config import PersonServerConfig
 from .consent_view import MAX_QUESTION, agent_name, consent_context, consent_kind
 from .interactions import InteractionView, callback_redirect
@@ -241,13 +242,7 @@ class PersonServerUI:
     async def signin(self, request: Request) -> Response:
         session, form = await csrf.checked_post(request, self.session)
         next_url = self._safe_next(request, form.get("next"))
-        username = form.get("username", "")[:256]
-        password = form.get("password", "")[:1024]
-        account = (
-            await self.ps.accounts.aauthenticate(username, password)
-            if username and password
-            else None
-        )
+        username, account = await self.authenticate(form)
         if account is None:
             return self.pages.page(
                 request,
@@ -269,6 +264,15 @@ class PersonServerUI:
             self.max_sessions,
         )
         return self._redirect(next_url, request, session)
+
+    async def authenticate(self, form: Mapping[str, str]) -> tuple[str, Account | None]:
+        """The username a sign-in form gave (shown again as a hint) and its account when the
+        password matches; names and passwords are cut to bounded lengths first."""
+        username = form.get("username", "")[:256]
+        password = form.get("password", "")[:1024]
+        if not username or not password:
+            return username, None
+        return username, await self.ps.accounts.aauthenticate(username, password)
 
     async def signout(self, request: Request) -> Response:
         session, _ = await csrf.checked_post(request, self.session)

@@ -113,13 +113,7 @@ class InteractionLinks:
         if isinstance(opened, Response):
             return opened
         view, callback = opened
-        username = form.get("username", "")[:256]
-        password = form.get("password", "")[:1024]
-        account = (
-            await self.ps.accounts.aauthenticate(username, password)
-            if username and password
-            else None
-        )
+        username, account = await self.ui.authenticate(form)
         if account is None:
             return self._signed_out(request, view, code, callback, hint=username, failed=True)
         ui = self.ui
