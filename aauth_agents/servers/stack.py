@@ -231,11 +231,16 @@ class LocalStack:
         """The person opens the link, signs in and looks at the request (the PS then
         reports ``interacting``), as on the consent page: its view and the account."""
         view = self.open(url, code)
+        account = self._sign_in()
+        self.call(self.ps.interactions.mark_interacting(view.id, account))
+        return view, account
+
+    def _sign_in(self) -> str:
+        """The person signs in with their password: their account name."""
         account = self.call(self.ps.accounts.aauthenticate(self.person, self.password))
         if account is None:
             raise RuntimeError("the person could not sign in")
-        self.call(self.ps.interactions.mark_interacting(view.id, account.username))
-        return view, account.username
+        return account.username
 
     def approve(self, url: str, code: str) -> Any:
         """The person opens the link, signs in, looks at the request and approves."""
@@ -265,10 +270,7 @@ class LocalStack:
 
     def approve_open(self, pending_id: str) -> Any:
         """Approve a request the person already opened (after a question, say)."""
-        account = self.call(self.ps.accounts.aauthenticate(self.person, self.password))
-        if account is None:
-            raise RuntimeError("the person could not sign in")
-        return self.call(self.ps.interactions.approve(pending_id, account.username))
+        return self.call(self.ps.interactions.approve(pending_id, self._sign_in()))
 
 
 __all__ = [
