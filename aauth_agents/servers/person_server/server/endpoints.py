@@ -342,18 +342,15 @@ class Endpoints(Decisions):
         """§Permission Endpoint: granted at once for a tool the mission approved."""
         ctx = await self.verify_agent(request)
         parsed = parse_permission_request(_body(request))
+        asked = {
+            "action": parsed.action,
+            "description": parsed.description,
+            "parameters": parsed.parameters,
+        }
         mission = None
         if parsed.mission_s256 is not None:
             mission = await self.owned_mission(ctx.iss, ctx.agent_id, parsed.mission_s256)
-            await self.log_mission(
-                parsed.mission_s256,
-                "permission_request",
-                {
-                    "action": parsed.action,
-                    "description": parsed.description,
-                    "parameters": parsed.parameters,
-                },
-            )
+            await self.log_mission(parsed.mission_s256, "permission_request", asked)
             if any(t.get("name") == parsed.action for t in mission.approved_tools):
                 await self.log_mission(
                     parsed.mission_s256,
@@ -369,11 +366,7 @@ class Endpoints(Decisions):
             None,
             account,
             params,
-            {
-                "action": parsed.action,
-                "description": parsed.description,
-                "parameters": parsed.parameters,
-            },
+            asked,
             parsed.mission_s256,
             None,
         )
