@@ -2,6 +2,9 @@
 # Install everything the test suite needs, then run it (the README's test command):
 #   - Debian's chromium, for the headless consent-page tests (Playwright drives it through
 #     executable_path=/usr/bin/chromium and never downloads a browser of its own);
+#   - Debian's redis-server and postgresql, started here on loopback for the whole run
+#     (tests/support/services.py; the tests read AAUTH_TEST_REDIS_URL and
+#     AAUTH_TEST_POSTGRES_URL) and stopped when it ends;
 #   - two virtual environments, one per MCP SDK line: .venv with the test extras on the 1.x
 #     line (langchain-mcp-adapters pins mcp<2), .venv-mcp2 with mcp 2.x, fastmcp 4 and
 #     langchain[mcp] for the tests that touch MCP (MCP_TESTS below);
@@ -20,12 +23,16 @@ MCP_TESTS=(
   tests/examples/test_mcp_example_scripts.py
 )
 
-if [ ! -x /usr/bin/chromium ]; then
+missing=()
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v redis-server >/dev/null || missing+=(redis-server)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
   export DEBIAN_FRONTEND=noninteractive
   $sudo apt-get update -qq
-  $sudo apt-get install -y -qq chromium >/dev/null
+  $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 npm ci --prefix tests/interop --no-audit --no-fund
@@ -45,8 +52,16 @@ fi
 
 python3 -m venv .venv
 .venv/bin/pip install -q -e '.[test]'
+
+# Redis and PostgreSQL on loopback for this run, stopped however it ends.
+services="$(mktemp -d)"
+chmod 755 "$services"
+trap '.venv/bin/python tests/support/services.py down "$services"; rm -rf "$services"' EXIT
+eval "$(.venv/bin/python tests/support/services.py up "$services")"
+
 if [ $# -gt 0 ]; then
-  exec .venv/bin/python -m pytest "$@"
+  .venv/bin/python -m pytest "$@"
+  exit
 fi
 .venv/bin/python -m pytest
 mcp2 "${MCP_TESTS[@]}"
