@@ -77,7 +77,7 @@ class RedisServer:
                 "no",
                 "--protected-mode",
                 "yes",
-            ],  # fmt: skip
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
