@@ -5,6 +5,7 @@
   tokens a resource has accepted.
 * :class:`PersonTokenStore` -- the person token each agent key presented.
 * :class:`ReplayStore` -- signatures seen within the validity window.
+* :class:`AttemptStore` -- attempts counted per key in fixed windows (limits).
 
 :class:`Stores` bundles one of each: ``Stores.memory()`` or ``Stores.sqlite(path)``. Every
 method has an ``a``-prefixed async twin; see :mod:`aauth_agents.stores.sqlite` for how the
@@ -13,7 +14,7 @@ SQLite backend stays safe to call from async code.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from os import PathLike
 
 from ..clock import Clock, system_clock
@@ -21,6 +22,7 @@ from .base import (
     REVOKED_AGENT,
     REVOKED_PERSON,
     REVOKED_TOKEN,
+    AttemptStore,
     PendingRecord,
     PendingStore,
     PersonTokenRecord,
@@ -29,12 +31,14 @@ from .base import (
     RevocationStore,
 )
 from .memory import (
+    MemoryAttemptStore,
     MemoryPendingStore,
     MemoryPersonTokenStore,
     MemoryReplayStore,
     MemoryRevocationStore,
 )
 from .sqlite import (
+    SQLiteAttemptStore,
     SQLiteDatabase,
     SQLitePendingStore,
     SQLitePersonTokenStore,
@@ -63,12 +67,13 @@ from .states import (
 @dataclass
 class Stores:
     """One store of each kind. ``replay`` is optional: without it no replay cache is kept
-    (§Freshness and Replay makes one a MAY)."""
+    (§Freshness and Replay makes one a MAY). ``attempts`` counts what limits count."""
 
     pending: PendingStore
     revocations: RevocationStore
     person_tokens: PersonTokenStore
     replay: ReplayStore | None = None
+    attempts: AttemptStore = field(default_factory=lambda: MemoryAttemptStore())
 
     @classmethod
     def memory(cls, *, replay: bool = True, clock: Clock = system_clock) -> Stores:
@@ -77,6 +82,7 @@ class Stores:
             revocations=MemoryRevocationStore(),
             person_tokens=MemoryPersonTokenStore(),
             replay=MemoryReplayStore(clock=clock) if replay else None,
+            attempts=MemoryAttemptStore(),
         )
 
     @classmethod
@@ -89,17 +95,24 @@ class Stores:
             revocations=SQLiteRevocationStore(db),
             person_tokens=SQLitePersonTokenStore(db),
             replay=SQLiteReplayCache(db, clock=clock) if replay else None,
+            attempts=SQLiteAttemptStore(db),
         )
 
     def purge(self, now: float) -> int:
         """Forget expired entries everywhere; returns how many."""
-        return self.pending.purge(now) + self.revocations.purge(now) + self.person_tokens.purge(now)
+        return (
+            self.pending.purge(now)
+            + self.revocations.purge(now)
+            + self.person_tokens.purge(now)
+            + self.attempts.purge(now)
+        )
 
     async def apurge(self, now: float) -> int:
         return (
             await self.pending.apurge(now)
             + await self.revocations.apurge(now)
             + await self.person_tokens.apurge(now)
+            + await self.attempts.apurge(now)
         )
 
 
@@ -117,8 +130,10 @@ __all__ = [
     "REVOKED_AGENT",
     "REVOKED_PERSON",
     "REVOKED_TOKEN",
+    "AttemptStore",
     "Event",
     "InvalidTransitionError",
+    "MemoryAttemptStore",
     "MemoryPendingStore",
     "MemoryPersonTokenStore",
     "MemoryReplayStore",
@@ -129,6 +144,7 @@ __all__ = [
     "PersonTokenStore",
     "ReplayStore",
     "RevocationStore",
+    "SQLiteAttemptStore",
     "SQLiteDatabase",
     "SQLitePendingStore",
     "SQLitePersonTokenStore",

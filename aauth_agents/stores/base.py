@@ -14,6 +14,8 @@ Four stores (ARCHITECTURE.md, Layers: small protocols, sync and async twins):
   (§Resource Token Structure, ``presented_jti``).
 * :class:`ReplayStore` -- the httpsig :class:`~aauth_agents.httpsig.ReplayCache` protocol with
   an async twin (§Freshness and Replay).
+* :class:`AttemptStore` -- counts of attempts per key in a fixed window (wrong passwords,
+  wrong interaction codes), so a limit holds across every worker sharing the store.
 
 Every method has an ``a``-prefixed async twin, as :class:`~aauth_agents.tokens.IssuerKeys`
 does: the in-memory backends answer inline, the SQLite backend runs its (short, indexed)
@@ -272,10 +274,41 @@ class ReplayStore(Protocol):
     async def acheck_and_store(self, key: ReplayKey, expires_at: float) -> bool: ...
 
 
+@runtime_checkable
+class AttemptStore(Protocol):
+    """Attempts counted per key in fixed windows: the first attempt opens a window of
+    ``window`` seconds, later ones add to it, and the count starts again after it ends (what
+    Redis ``INCR`` + ``EXPIRE`` gives). A limit built on it (sign-in attempts, wrong
+    interaction codes) holds across every process sharing the store."""
+
+    def hit(self, key: str, *, now: float, window: float) -> int:
+        """Count one attempt; returns the count of the key's window, this one included."""
+        ...
+
+    def count(self, key: str, *, now: float) -> int:
+        """The count of the key's live window (0 when none)."""
+        ...
+
+    def clear(self, key: str) -> None:
+        """Forget the key's count (a successful sign-in)."""
+        ...
+
+    def purge(self, now: float) -> int: ...
+
+    async def ahit(self, key: str, *, now: float, window: float) -> int: ...
+
+    async def acount(self, key: str, *, now: float) -> int: ...
+
+    async def aclear(self, key: str) -> None: ...
+
+    async def apurge(self, now: float) -> int: ...
+
+
 __all__ = [
     "REVOKED_AGENT",
     "REVOKED_PERSON",
     "REVOKED_TOKEN",
+    "AttemptStore",
     "PendingRecord",
     "PendingStore",
     "PersonTokenRecord",

@@ -300,7 +300,55 @@ class MemoryReplayStore(MemoryReplayCache):
         return self.check_and_store(key, expires_at)
 
 
+class MemoryAttemptStore:
+    """:class:`~aauth_agents.stores.AttemptStore` in a dict of at most ``max_keys`` keys (the
+    oldest window is dropped first), for one process."""
+
+    def __init__(self, max_keys: int = 100_000) -> None:
+        self.max_keys = max_keys
+        self._windows: dict[str, tuple[int, float]] = {}
+        self._lock = threading.Lock()
+
+    def hit(self, key: str, *, now: float, window: float) -> int:
+        with self._lock:
+            count, until = self._windows.pop(key, (0, 0.0))
+            if until <= now:
+                count, until = 0, now + window
+            self._windows[key] = (count + 1, until)
+            if len(self._windows) > self.max_keys:
+                self._windows.pop(next(iter(self._windows)))
+            return count + 1
+
+    def count(self, key: str, *, now: float) -> int:
+        count, until = self._windows.get(key, (0, 0.0))
+        return count if until > now else 0
+
+    def clear(self, key: str) -> None:
+        with self._lock:
+            self._windows.pop(key, None)
+
+    def purge(self, now: float) -> int:
+        with self._lock:
+            ended = [key for key, (_, until) in self._windows.items() if until <= now]
+            for key in ended:
+                del self._windows[key]
+            return len(ended)
+
+    async def ahit(self, key: str, *, now: float, window: float) -> int:
+        return self.hit(key, now=now, window=window)
+
+    async def acount(self, key: str, *, now: float) -> int:
+        return self.count(key, now=now)
+
+    async def aclear(self, key: str) -> None:
+        self.clear(key)
+
+    async def apurge(self, now: float) -> int:
+        return self.purge(now)
+
+
 __all__ = [
+    "MemoryAttemptStore",
     "MemoryPendingStore",
     "MemoryPersonTokenStore",
     "MemoryReplayStore",

@@ -84,6 +84,12 @@ CREATE TABLE IF NOT EXISTS aauth_replay (
     expires_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS aauth_replay_expiry ON aauth_replay (expires_at);
+CREATE TABLE IF NOT EXISTS aauth_attempts (
+    key TEXT PRIMARY KEY,
+    count INTEGER NOT NULL,
+    until REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS aauth_attempts_until ON aauth_attempts (until);
 """
 
 
@@ -507,7 +513,55 @@ class SQLiteReplayCache:
         return await _in_thread(self.check_and_store, key, expires_at)
 
 
+#: One attempt: a new window when none is live, else one more in it; the count after it.
+ATTEMPT_HIT = (
+    "INSERT INTO aauth_attempts (key, count, until) VALUES (?, 1, ?) "
+    "ON CONFLICT (key) DO UPDATE SET "
+    "count = CASE WHEN aauth_attempts.until <= ? THEN 1 ELSE aauth_attempts.count + 1 END, "
+    "until = CASE WHEN aauth_attempts.until <= ? THEN excluded.until "
+    "ELSE aauth_attempts.until END "
+    "RETURNING count"
+)
+
+
+class SQLiteAttemptStore:
+    """:class:`~aauth_agents.stores.AttemptStore` in table ``aauth_attempts``: one upsert per
+    attempt, shared by every process using the file."""
+
+    def __init__(self, db: SQLiteDatabase) -> None:
+        self.db = db
+
+    def hit(self, key: str, *, now: float, window: float) -> int:
+        row = self.db.fetchone(ATTEMPT_HIT, (key, now + window, now, now))
+        return int(row[0])
+
+    def count(self, key: str, *, now: float) -> int:
+        row = self.db.fetchone(
+            "SELECT count FROM aauth_attempts WHERE key = ? AND until > ?", (key, now)
+        )
+        return int(row[0]) if row else 0
+
+    def clear(self, key: str) -> None:
+        self.db.execute("DELETE FROM aauth_attempts WHERE key = ?", (key,))
+
+    def purge(self, now: float) -> int:
+        return self.db.execute("DELETE FROM aauth_attempts WHERE until <= ?", (now,)).rowcount
+
+    async def ahit(self, key: str, *, now: float, window: float) -> int:
+        return await _in_thread(self.hit, key, now=now, window=window)
+
+    async def acount(self, key: str, *, now: float) -> int:
+        return await _in_thread(self.count, key, now=now)
+
+    async def aclear(self, key: str) -> None:
+        await _in_thread(self.clear, key)
+
+    async def apurge(self, now: float) -> int:
+        return await _in_thread(self.purge, now)
+
+
 __all__ = [
+    "SQLiteAttemptStore",
     "SQLiteDatabase",
     "SQLitePendingStore",
     "SQLitePersonTokenStore",

@@ -23,6 +23,7 @@ from aauth_agents.stores import (
     EXECUTING,
     INTERACTING,
     PENDING,
+    AttemptStore,
     Event,
     MemoryReplayStore,
     PendingRecord,
@@ -70,6 +71,7 @@ def test_backends_satisfy_the_protocols(stores: Stores) -> None:
     assert isinstance(stores.revocations, RevocationStore)
     assert isinstance(stores.person_tokens, PersonTokenStore)
     assert isinstance(stores.replay, ReplayStore)
+    assert isinstance(stores.attempts, AttemptStore)
 
 
 # -- pending ----------------------------------------------------------------------------------
@@ -482,5 +484,46 @@ async def test_stores_purge_everything(stores: Stores) -> None:
     stores.pending.create(record(purge_at=NOW))
     stores.revocations.revoke_token("https://ps.example", "j", NOW)
     stores.person_tokens.put(person(exp=NOW))
-    assert stores.purge(NOW) == 3
+    stores.attempts.hit("k", now=NOW - 10, window=10)
+    assert stores.purge(NOW) == 4
     assert await stores.apurge(NOW) == 0
+
+
+# -- attempts ---------------------------------------------------------------------------------
+
+
+def test_attempts_count_in_fixed_windows(stores: Stores) -> None:
+    attempts = stores.attempts
+    assert attempts.count("a", now=NOW) == 0
+    assert [attempts.hit("a", now=NOW + i, window=60) for i in range(3)] == [1, 2, 3]
+    assert attempts.hit("b", now=NOW, window=60) == 1  # keys count apart
+    assert attempts.count("a", now=NOW + 59) == 3
+    assert attempts.count("a", now=NOW + 60) == 0  # the window opened by the first ended
+    assert attempts.hit("a", now=NOW + 61, window=60) == 1
+    attempts.clear("a")
+    assert attempts.count("a", now=NOW + 61) == 0
+    assert attempts.count("b", now=NOW + 1) == 1
+
+
+async def test_attempts_async_twins(stores: Stores) -> None:
+    attempts = stores.attempts
+    assert await attempts.ahit("a", now=NOW, window=5) == 1
+    assert attempts.hit("a", now=NOW + 1, window=5) == 2
+    assert await attempts.acount("a", now=NOW + 1) == 2
+    await attempts.aclear("a")
+    assert await attempts.acount("a", now=NOW + 1) == 0
+    await attempts.ahit("a", now=NOW, window=5)
+    assert await attempts.apurge(NOW + 5) == 1
+
+
+def test_concurrent_attempts_are_all_counted(stores: Stores) -> None:
+    def hit() -> None:
+        for _ in range(25):
+            stores.attempts.hit("shared", now=NOW, window=60)
+
+    threads = [threading.Thread(target=hit) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert stores.attempts.count("shared", now=NOW) == 100
