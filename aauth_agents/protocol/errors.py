@@ -36,6 +36,7 @@ The whole tree (module in brackets when not this one)::
     │   ├── RevokedError, SessionTokenError           [resource]
     │   ├── InteractionError, BindingConflictError    [servers.person_server]
     │   └── InvalidTransitionError       an illegal pending-record move [stores.states]
+    ├── StoreUnavailableError      503: Redis or PostgreSQL unreachable [stores]
     ├── ChallengeVerificationError, AuthTokenVerificationError, PersonTokenError
     │                              a token the agent received is not acceptable [agent.errors]
     ├── UnsupportedRequirementError  an AAuth-Requirement the agent cannot meet

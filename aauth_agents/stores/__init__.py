@@ -29,6 +29,7 @@ from .base import (
     PersonTokenStore,
     ReplayStore,
     RevocationStore,
+    StoreUnavailableError,
 )
 from .memory import (
     MemoryAttemptStore,
@@ -150,6 +151,7 @@ __all__ = [
     "SQLitePersonTokenStore",
     "SQLiteReplayCache",
     "SQLiteRevocationStore",
+    "StoreUnavailableError",
     "Stores",
     "advance",
     "public_state",

@@ -33,10 +33,29 @@ from typing import Any, Protocol, runtime_checkable
 
 from ..httpsig.verify import ReplayKey
 from ..protocol.encoding import loads_json_object
+from ..protocol.errors import AAuthError
 from .states import PENDING
 
 #: Seconds a store keeps a record after its pending phase ended.
 _PURGE_AFTER = 3600.0
+
+
+class StoreUnavailableError(AAuthError):
+    """A shared store (Redis, PostgreSQL) could not be reached or answered in time: the
+    request fails cleanly with ``503`` and ``Retry-After``, nothing was acknowledged, and the
+    caller may retry (an agent's poll does, within its deadline)."""
+
+    code = "temporarily_unavailable"
+    status = 503
+
+    def __init__(
+        self, detail: str = "a store of the server is unavailable", *, retry_after: int = 1
+    ):
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 @dataclass(frozen=True)
@@ -315,4 +334,5 @@ __all__ = [
     "PersonTokenStore",
     "ReplayStore",
     "RevocationStore",
+    "StoreUnavailableError",
 ]
