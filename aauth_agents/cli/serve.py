@@ -1,5 +1,13 @@
 """``aauth-agents serve resource|ps|ap --issuer https://HOST``: run the demo resource, a
-person server or an agent provider with uvicorn until interrupted."""
+person server or an agent provider with uvicorn until interrupted.
+
+``--workers N`` runs N processes on one listening socket (:mod:`.workers`); they share
+their state, so N > 1 needs somewhere shared: ``--redis URL`` for the resource (replay
+cache, revocations, pending records, person-token records), ``--data DIR`` (SQLite) or
+``--database postgresql://...`` for the person server and the agent provider, whose keys
+live there too. Each worker builds its app with the ``build_*`` function of its party from
+plain options, so the parent does the one-time work (creating keys, an account, enrolment
+codes) before the workers start."""
 
 from __future__ import annotations
 
@@ -21,6 +29,7 @@ from .common import (
     log_to,
     port_type,
 )
+from .workers import AppFactory, Built, announcer, closing, listening_line, serve_workers
 
 NAME = "serve"
 
@@ -110,7 +119,16 @@ def _register_resource(serve_commands: Subparsers) -> None:
         "--key-file",
         metavar="PATH",
         help="the resource's signing key as a private JWK, created if missing (default: a "
-        "new key each run)",
+        "new key each run; every worker and every process serving the same identifier "
+        "needs the same one)",
+    )
+    resource.add_argument(
+        "--redis",
+        type=redis_url_type,
+        metavar="redis://HOST:PORT/DB",
+        help="keep the replay cache, revocations, pending records and person-token records "
+        "in Redis, shared by every worker and every process using the same Redis "
+        "(default: in memory, this process only)",
     )
 
 
@@ -124,6 +142,14 @@ def _add_listen_options(parser: argparse.ArgumentParser) -> None:
         default=8000,
         help="port to listen on (default 8000; 0: any)",
     )
+    parser.add_argument(
+        "--workers",
+        type=workers_type,
+        default=1,
+        metavar="N",
+        help="serve with N processes on the one socket (default 1); N > 1 needs shared "
+        "state (--redis for the resource, --data or --database for a PS or an AP)",
+    )
 
 
 def _add_party_options(party: argparse.ArgumentParser, what: str, *, required: bool = True) -> None:
@@ -135,16 +161,45 @@ def _add_party_options(party: argparse.ArgumentParser, what: str, *, required: b
         help=f"the {what}'s identifier (the Host agents sign for)",
     )
     _add_listen_options(party)
-    party.add_argument(
+    where = party.add_mutually_exclusive_group()
+    where.add_argument(
         "--data",
         metavar="DIR",
-        help="keep keys and state in DIR (default: in memory, gone when it stops)",
+        help="keep keys and state in SQLite in DIR (default: in memory, gone when it stops)",
+    )
+    where.add_argument(
+        "--database",
+        type=database_url_type,
+        metavar="postgresql://USER@HOST:PORT/DB",
+        help="keep keys and state in PostgreSQL instead",
     )
     add_map_option(
         party,
         "reach another party (its metadata, JWKS, revocation endpoint) at the second "
         "origin; loopback is admitted for these hosts only (repeatable)",
     )
+
+
+def workers_type(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of workers: {value!r}") from None
+    if not 1 <= number <= 64:
+        raise argparse.ArgumentTypeError(f"workers: 1 to 64, not {value!r}")
+    return number
+
+
+def database_url_type(value: str) -> str:
+    if not value.startswith(("postgresql://", "postgres://")):
+        raise argparse.ArgumentTypeError(f"not a PostgreSQL URL (postgresql://...): {value!r}")
+    return value
+
+
+def redis_url_type(value: str) -> str:
+    if not value.startswith(("redis://", "rediss://", "unix://")):
+        raise argparse.ArgumentTypeError(f"not a Redis URL (redis://HOST:PORT/DB): {value!r}")
+    return value
 
 
 def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
@@ -161,6 +216,25 @@ def run(args: argparse.Namespace, env: Mapping[str, str]) -> int:
     return guarded(lambda: _serve_ap(args, sys.stdout, err), err)
 
 
+def _check_workers(args: argparse.Namespace) -> None:
+    """N > 1 workers only over shared state: each would otherwise keep its own (a replay
+    to another worker accepted, a revocation one of them never hears of)."""
+    if args.workers == 1:
+        return
+    if args.serve_command == "resource" and args.redis is None:
+        raise Failure(
+            EXIT_USAGE,
+            "--workers N > 1 needs --redis URL: the workers share the replay cache, "
+            "revocations and pending records there",
+        )
+    if args.serve_command in ("ps", "ap") and args.data is None and args.database is None:
+        raise Failure(
+            EXIT_USAGE,
+            f"--workers N > 1 needs --data DIR or --database postgresql://...: the "
+            f"{args.serve_command} workers share their keys and state there",
+        )
+
+
 def _resource_key(path: str | None, err: IO[str]) -> Any:
     from ..agent.storage import DirectoryKeyStore, read_private_key, write_private_key
     from ..keys import PrivateKey
@@ -169,7 +243,7 @@ def _resource_key(path: str | None, err: IO[str]) -> Any:
         print(
             "aauth-agents: no --key-file: signing with a new key for this run", file=err, flush=True
         )
-        return None
+        return PrivateKey.generate(kid="demo-resource-1")
     file = Path(path).expanduser()
     store = DirectoryKeyStore(file.parent)
     key = read_private_key(store, file.name)
@@ -193,23 +267,68 @@ def _mapped(args: argparse.Namespace, err: IO[str], reached: str = "") -> dict[s
     return maps
 
 
-def _serve_resource(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
-    log_to(err)  # before FastMCP is imported: its logging.basicConfig() then changes nothing
+def build_resource(options: Mapping[str, Any]) -> Built:
+    """The demo resource of ``options`` (``issuer``, ``maps``, ``key``: a private JWK,
+    ``redis``: a URL or ``None``), in this process."""
+    from ..keys import PrivateKey
     from ..servers.demo_resource import demo_resource, mapped_discovery
+    from ..stores import Stores
 
+    stores = Stores.redis(options["redis"]) if options.get("redis") else None  # type: ignore[attr-defined]
+    app = demo_resource(
+        options["issuer"],
+        issuer_keys=mapped_discovery(options["maps"]),
+        signing_key=PrivateKey.from_jwk(options["key"]),
+        stores=stores,
+    )
+    return Built(app, _closer(stores))
+
+
+def _closer(resource: Any) -> Any:
+    """What closes ``resource`` (its ``aclose`` or ``close``), or ``None``."""
+    return getattr(resource, "aclose", None) or getattr(resource, "close", None)
+
+
+def _serve_resource(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
+    _check_workers(args)
+    log_to(err)  # before FastMCP is imported: its logging.basicConfig() then changes nothing
     maps = _mapped(args, err, ", for its metadata and JWKS only")
     key = _resource_key(args.key_file, err)
-    app = demo_resource(args.issuer, issuer_keys=mapped_discovery(maps), signing_key=key)
-    return serve_app(
-        app,
-        args,
-        out,
-        [
-            f"metadata  {args.issuer}/.well-known/aauth-resource.json",
-            "REST      GET /whoami, GET /profile, GET /files, GET /files/NAME, POST /files",
-            f"MCP       {args.issuer}/mcp",
-        ],
-        lifespan="on",
+    options = {
+        "issuer": args.issuer,
+        "maps": maps,
+        "key": key.to_jwk(private=True),
+        "redis": args.redis,
+    }
+    if args.redis is None:
+        print(
+            "aauth-agents: no --redis: replay cache, revocations and pending records are "
+            "kept in this process's memory",
+            file=err,
+            flush=True,
+        )
+    lines = [
+        f"metadata  {args.issuer}/.well-known/aauth-resource.json",
+        "REST      GET /whoami, GET /profile, GET /files, GET /files/NAME, POST /files",
+        f"MCP       {args.issuer}/mcp",
+    ]
+    factory = AppFactory(build_resource, options)
+    if args.workers > 1:
+        return _serve_workers(factory, args, out, lines)
+    built = build_resource(options)
+    app = closing(built.app, built.close) if built.close is not None else built.app
+    return serve_app(app, args, out, lines, lifespan="on")
+
+
+def _serve_workers(
+    factory: AppFactory, args: argparse.Namespace, out: IO[str], lines: Sequence[str]
+) -> int:
+    return serve_workers(
+        factory,
+        workers=args.workers,
+        host=args.host,
+        port=args.port,
+        announce=announcer(out, args.serve_command, args.issuer, args.host, lines, args.workers),
     )
 
 
@@ -250,13 +369,8 @@ def serve_app(
             await asyncio.sleep(0.05)
         if server.started:
             port = server.servers[0].sockets[0].getsockname()[1]
-            host = f"[{args.host}]" if ":" in args.host else args.host
-            print(
-                f"aauth-agents: {args.serve_command} {args.issuer} listening on "
-                f"http://{host}:{port}",
-                file=out,
-                flush=True,
-            )
+            line = listening_line(args.serve_command, args.issuer, args.host, port)
+            print(line, file=out, flush=True)
             for line in lines:
                 print(f"  {line}", file=out, flush=True)
         await task
@@ -268,91 +382,140 @@ def serve_app(
 
 
 def _serve_setup(args: argparse.Namespace, err: IO[str]) -> dict[str, str]:
+    _check_workers(args)
     log_to(err)
     maps = _mapped(args, err)
-    if args.data is None:
+    if args.data is None and args.database is None:
         print(
             "aauth-agents: no --data: keys and state are kept in memory for this run",
             file=err,
             flush=True,
         )
-    else:
+    elif args.data is not None:
         Path(args.data).expanduser().mkdir(parents=True, exist_ok=True, mode=0o700)
     return maps
 
 
-def _serve_ps(args: argparse.Namespace, env: Mapping[str, str], out: IO[str], err: IO[str]) -> int:
-    import secrets
+def _database(args: argparse.Namespace) -> str:
+    """Where a PS or an AP keeps its keys and state: the PostgreSQL URL, the data
+    directory, or ``":memory:"``."""
+    if args.database is not None:
+        return str(args.database)
+    return str(Path(args.data).expanduser()) if args.data else ":memory:"
 
+
+def person_server(options: Mapping[str, Any]) -> Any:
+    """The :class:`~aauth_agents.servers.person_server.PersonServer` of ``options``
+    (``issuer``, ``database``, ``maps``, ``auto_approve``, ``person``, ``threads``)."""
     from ..discovery import AsyncDiscovery
     from ..servers.person_server import (
         AutoApprove,
         InteractiveConsent,
         PersonServer,
         PersonServerConfig,
-        create_person_server,
-        ui_routes,
     )
     from ..transport import AsyncMappedTransport
 
-    maps = _serve_setup(args, err)
+    maps = options["maps"]
     discovery = AsyncDiscovery()
     if maps:
         from ..servers.demo_resource import mapped_discovery  # loopback for mapped hosts only
 
         discovery = mapped_discovery(maps)
-    person = args.person or ("person" if args.auto_approve else None)
-    config = PersonServerConfig(
-        issuer=args.issuer,
-        database=str(Path(args.data).expanduser()) if args.data else ":memory:",
-        policy=AutoApprove(person) if args.auto_approve else InteractiveConsent(),
-        default_person=person if args.auto_approve else None,
-        discovery=discovery,
-        transport=AsyncMappedTransport(maps),
+    person = options["person"]
+    auto = options["auto_approve"]
+    return PersonServer(
+        PersonServerConfig(
+            issuer=options["issuer"],
+            database=options["database"],
+            policy=AutoApprove(person) if auto else InteractiveConsent(),
+            default_person=person if auto else None,
+            discovery=discovery,
+            transport=AsyncMappedTransport(maps),
+            database_threads=options["threads"],
+        )
     )
-    ps = PersonServer(config)
-    app = create_person_server(ps, routes=ui_routes(ps))  # with the person's pages
-    if person is not None and not ps.accounts.exists(person):
-        password = env.get("AAUTH_AGENTS_PASSWORD") or secrets.token_urlsafe(12)
-        ps.accounts.create_account(person, password)
-        shown = "from $AAUTH_AGENTS_PASSWORD" if env.get("AAUTH_AGENTS_PASSWORD") else password
-        print(
-            f"aauth-agents: created the account {person} (password: {shown})", file=err, flush=True
-        )
-    if args.auto_approve:
-        print(
-            f"aauth-agents: WARNING --auto-approve: every request is granted for {person}",
-            file=err,
-            flush=True,
-        )
-    policy = "auto-approve for " + str(person) if args.auto_approve else "consent"
+
+
+def build_person_server(options: Mapping[str, Any]) -> Built:
+    """A person server with the person's pages, in this process (a worker)."""
+    from ..servers.person_server import create_person_server, ui_routes
+
+    ps = person_server(options)
+    return Built(create_person_server(ps, routes=ui_routes(ps)), ps.aclose)
+
+
+def _serve_ps(args: argparse.Namespace, env: Mapping[str, str], out: IO[str], err: IO[str]) -> int:
+    import secrets
+
+    from ..servers.person_server import create_person_server, ui_routes
+
+    maps = _serve_setup(args, err)
+    person = args.person or ("person" if args.auto_approve else None)
+    options = {
+        "issuer": args.issuer,
+        "database": _database(args),
+        "maps": maps,
+        "auto_approve": args.auto_approve,
+        "person": person,
+        # a SQLite file other processes write: wait for its locks off the event loop
+        "threads": args.workers > 1 and args.database is None,
+    }
+    ps = person_server(options)  # the keys are created once, here
     try:
-        return serve_app(
-            app,
-            args,
-            out,
-            [
-                f"metadata  {args.issuer}/.well-known/aauth-person.json",
-                f"pages     {args.issuer}/interact/... (consent), /signin, /dashboard",
-                f"policy    {policy}",
-            ],
-        )
+        if person is not None and not ps.accounts.exists(person):
+            password = env.get("AAUTH_AGENTS_PASSWORD") or secrets.token_urlsafe(12)
+            ps.accounts.create_account(person, password)
+            shown = "from $AAUTH_AGENTS_PASSWORD" if env.get("AAUTH_AGENTS_PASSWORD") else password
+            print(
+                f"aauth-agents: created the account {person} (password: {shown})",
+                file=err,
+                flush=True,
+            )
+        if args.auto_approve:
+            print(
+                f"aauth-agents: WARNING --auto-approve: every request is granted for {person}",
+                file=err,
+                flush=True,
+            )
+        policy = "auto-approve for " + str(person) if args.auto_approve else "consent"
+        lines = [
+            f"metadata  {args.issuer}/.well-known/aauth-person.json",
+            f"pages     {args.issuer}/interact/... (consent), /signin, /dashboard",
+            f"policy    {policy}",
+        ]
+        if args.workers == 1:
+            return serve_app(create_person_server(ps, routes=ui_routes(ps)), args, out, lines)
     finally:
         ps.close()
+    return _serve_workers(AppFactory(build_person_server, options), args, out, lines)
+
+
+def agent_provider(options: Mapping[str, Any]) -> Any:
+    """The :class:`~aauth_agents.servers.agent_provider.AgentProviderServer` of ``options``
+    (``issuer``, ``ps``, ``maps``, ``database``)."""
+    from ..servers.agent_provider import AgentProviderConfig, AgentProviderServer
+
+    return AgentProviderServer(
+        AgentProviderConfig(
+            issuer=options["issuer"],
+            ps=options["ps"],
+            connect=options["maps"],
+            database=options["database"],
+        )
+    )
+
+
+def build_agent_provider(options: Mapping[str, Any]) -> Built:
+    """An agent provider, in this process (a worker)."""
+    ap = agent_provider(options)
+    return Built(ap.app(), ap.close)
 
 
 def _serve_ap(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
-    from ..servers.agent_provider import AgentProviderConfig, AgentProviderServer
-
     maps = _serve_setup(args, err)
-    ap = AgentProviderServer(
-        AgentProviderConfig(
-            issuer=args.issuer,
-            ps=args.ps,
-            connect=maps,
-            database=str(Path(args.data).expanduser()) if args.data else ":memory:",
-        )
-    )
+    options = {"issuer": args.issuer, "ps": args.ps, "maps": maps, "database": _database(args)}
+    ap = agent_provider(options)  # the key is created once, here
     try:
         lines = [
             f"metadata  {args.issuer}/.well-known/aauth-agent.json",
@@ -360,21 +523,34 @@ def _serve_ap(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
         ]
         for agent_id in args.enroll:
             lines.append(f"code      {agent_id}: {ap.create_enrollment(agent_id)}")
-        return serve_app(ap.app(), args, out, lines)
+        if args.workers == 1:
+            return serve_app(ap.app(), args, out, lines)
     finally:
         ap.close()
+    return _serve_workers(AppFactory(build_agent_provider, options), args, out, lines)
+
+
+def build_local_provider(options: Mapping[str, Any]) -> Built:
+    """The self-hosted provider of the ``keys init`` agent in ``options["dir"]``."""
+    from ..agent.provider import load_local_agent
+    from ..agent.storage import DirectoryKeyStore
+
+    agent = load_local_agent(DirectoryKeyStore(Path(options["dir"]).expanduser()))
+    return Built(agent.provider.app())
 
 
 def _serve_local_provider(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
     """§Agent Token: the provider of a self-hosted agent publishes its metadata and JWKS;
-    the agent mints its own tokens, so nothing else is served."""
+    the agent mints its own tokens, so nothing else is served (and nothing needs sharing
+    between workers)."""
     from ..agent.provider import load_local_agent
     from ..agent.storage import DirectoryKeyStore
 
     log_to(err)
-    if args.enroll or args.data or args.maps or args.ps:
+    if args.enroll or args.data or args.database or args.maps or args.ps:
         raise Failure(
-            EXIT_USAGE, "--dir serves a keys-init provider: no --enroll, --data, --map or --ps"
+            EXIT_USAGE,
+            "--dir serves a keys-init provider: no --enroll, --data, --database, --map or --ps",
         )
     agent = load_local_agent(DirectoryKeyStore(Path(args.dir).expanduser()))
     issuer = agent.provider.issuer
@@ -385,4 +561,6 @@ def _serve_local_provider(args: argparse.Namespace, out: IO[str], err: IO[str]) 
         f"metadata  {issuer}/.well-known/aauth-agent.json",
         f"agent     {agent.agent_id} (its tokens are minted by the agent itself)",
     ]
+    if args.workers > 1:
+        return _serve_workers(AppFactory(build_local_provider, {"dir": args.dir}), args, out, lines)
     return serve_app(agent.provider.app(), args, out, lines)

@@ -58,6 +58,43 @@ def run_cli(
 LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")
 
 
+def pump_until_listening(process: subprocess.Popen[str], party: str) -> tuple[str, list[str]]:
+    """Read ``process``'s stdout (in a thread that keeps reading) until its listening line
+    and what follows it; its URL and the lines."""
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    seen: list[str] = []
+    url = None
+    while url is None:
+        try:
+            line = lines.get(timeout=60)
+        except queue.Empty:
+            pytest.fail(f"serve {party} printed no URL in 60 s: {seen}")
+        if line is None:
+            assert process.stderr is not None
+            pytest.fail(f"serve {party} exited: {seen} {process.stderr.read()}")
+        seen.append(line)
+        match = LISTENING.search(line)
+        if match:
+            url = match.group(1)
+    while True:  # the lines printed with the URL
+        try:
+            line = lines.get(timeout=0.5)
+        except queue.Empty:
+            break
+        if line is None:
+            break
+        seen.append(line)
+    return url, seen
+
+
 @contextmanager
 def serve(
     party: str, args: Sequence[str], home: Path, env: Mapping[str, str] | None = None
@@ -73,39 +110,8 @@ def serve(
         stderr=subprocess.PIPE,
         text=True,
     )
-    lines: queue.Queue[str | None] = queue.Queue()
-
-    def pump() -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            lines.put(line)
-        lines.put(None)
-
-    threading.Thread(target=pump, daemon=True).start()
-    seen: list[str] = []
     try:
-        url = None
-        while url is None:
-            try:
-                line = lines.get(timeout=30)
-            except queue.Empty:
-                pytest.fail(f"serve {party} printed no URL in 30 s: {seen}")
-            if line is None:
-                assert process.stderr is not None
-                pytest.fail(f"serve {party} exited: {seen} {process.stderr.read()}")
-            seen.append(line)
-            match = LISTENING.search(line)
-            if match:
-                url = match.group(1)
-        while True:  # the lines printed with the URL
-            try:
-                line = lines.get(timeout=0.5)
-            except queue.Empty:
-                break
-            if line is None:
-                break
-            seen.append(line)
-        yield url, seen
+        yield pump_until_listening(process, party)
     finally:
         process.terminate()
         try:

@@ -1,0 +1,159 @@
+"""``aauth-agents serve ps|ap|resource --workers N`` (issue 15, Workers): N processes on one
+socket, sharing their keys and state; refused when nothing is shared; a worker killed with
+``kill -9`` is replaced and loses nothing, so an agent waiting for its person finishes
+through the other worker after the person approves at the PS's pages (which any worker
+serves: sessions and CSRF tokens live in the database); SIGTERM stops every worker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from support.cli import cli_env
+from support.scale import ServedWorkers, approve_in_pages, eventually, serve_workers
+
+from aauth_agents.agent import AAuth, LocalAgentProvider
+from aauth_agents.keys import PrivateKey
+from aauth_agents.network import LocalNetwork
+from aauth_agents.servers import LoopbackServer
+from aauth_agents.servers.demo_resource import demo_resource
+
+PS = "https://ps.example"
+AP = "https://agents.example"
+RES = "https://resource.example"
+AGENT = "aauth:worker-test@agents.example"
+PERSON, PASSWORD = "alice", "correct horse battery staple"
+
+
+@pytest.mark.parametrize(
+    ("party", "args", "needs"),
+    [
+        ("resource", ["--issuer", RES], "--redis"),
+        ("ps", ["--issuer", PS], "--data DIR or --database"),
+        ("ap", ["--issuer", AP], "--data DIR or --database"),
+    ],
+)
+def test_several_workers_need_somewhere_shared(
+    party: str, args: list[str], needs: str, tmp_path: Path
+) -> None:
+    """Each worker would keep its own replay cache, revocations and pending records: a
+    replay to another worker accepted, a revocation only one of them hears of."""
+    result = subprocess.run(
+        [sys.executable, "-m", "aauth_agents.cli", "serve", party, *args, "--workers", "2"],
+        env=cli_env(tmp_path),
+        capture_output=True,
+        timeout=60,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert "--workers N > 1 needs" in result.stderr and needs in result.stderr
+
+
+def _jwks(served: ServedWorkers) -> dict[str, Any]:
+    # a new connection per request, so that the kernel hands them to either worker
+    with httpx.Client(base_url=served.url, headers={"host": "ps.example"}, timeout=30) as client:
+        response = client.get("/.well-known/jwks.json")
+    response.raise_for_status()
+    document: dict[str, Any] = response.json()
+    return document
+
+
+def test_workers_share_the_keys_a_killed_one_is_replaced_sigterm_stops_all(
+    tmp_path: Path,
+) -> None:
+    args = ["--issuer", PS, "--port", "0", "--workers", "2", "--data", str(tmp_path / "ps")]
+    with serve_workers("ps", args, tmp_path) as served:
+        assert "workers   2 processes" in "".join(served.lines)
+        first = served.workers()
+        assert len(first) == 2
+        keys = [_jwks(served) for _ in range(8)]
+        assert all(k == keys[0] for k in keys)
+        victim = min(first)
+        os.kill(victim, signal.SIGKILL)
+        after = eventually(lambda: _replaced(served, victim), what="a worker in place of it")
+        assert after & first == first - {victim}
+        assert all(_jwks(served) == keys[0] for _ in range(8))
+    # serve_workers checked that no worker outlived the parent's SIGTERM
+
+
+def _replaced(served: ServedWorkers, victim: int) -> set[int] | None:
+    """The workers, once there are two again and ``victim`` is not one of them."""
+    workers = served.workers()
+    return workers if len(workers) == 2 and victim not in workers else None
+
+
+# -- a worker killed while the agent waits for its person ---------------------------------------
+
+
+@dataclass
+class World:
+    """An agent provider and the demo resource in this process, and the network mapping
+    their identifiers (and the PS's, once it runs)."""
+
+    network: LocalNetwork
+    provider: LocalAgentProvider
+
+    def ps_args(self, *storage: str) -> list[str]:
+        return [
+            "--issuer", PS, "--port", "0", "--workers", "2", "--person", PERSON,
+            "--map", f"{AP}={self.network.origins()[AP]}",
+            "--map", f"{RES}={self.network.origins()[RES]}",
+            *storage,
+        ]  # fmt: skip
+
+
+@pytest.fixture
+def world() -> Iterator[World]:
+    network = LocalNetwork(strict=True)
+    provider = LocalAgentProvider(AP, PrivateKey.generate(kid="ap-1"), ps=PS)
+    with LoopbackServer(provider.app()) as ap_server:
+        network.add(AP, ap_server.url)
+        resource = demo_resource(RES, issuer_keys=network.discovery())
+        with LoopbackServer(resource) as resource_server:
+            network.add(RES, resource_server.url)
+            yield World(network, provider)
+
+
+def _storage(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> list[str]:
+    if backend == "sqlite":
+        return ["--data", str(tmp_path / "ps")]
+    return ["--database", request.getfixturevalue("postgres_url")]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_worker_killed_mid_interaction_the_agent_finishes_through_the_other(
+    backend: str, world: World, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The agent asks for a person token (a 202 with an interaction); one PS worker is
+    killed; the person signs in and approves at the pages (any worker, and the replacement,
+    may answer each request); the agent's polls reach a live worker and it gets its token."""
+    env = {"AAUTH_AGENTS_PASSWORD": PASSWORD}
+    storage = _storage(backend, tmp_path, request)
+    with serve_workers("ps", world.ps_args(*storage), tmp_path, env) as served:
+        world.network.add(PS, served.url)
+        killed: list[int] = []
+
+        def person(url: str, code: str) -> None:
+            victim = min(served.workers())
+            os.kill(victim, signal.SIGKILL)
+            killed.append(victim)
+            approve_in_pages(served.url, url, code, PERSON, PASSWORD)
+
+        identity = world.provider.identity(PrivateKey.generate(), AGENT)
+        auth = AAuth(identity, on_interaction=person, trust_env=False)
+        with httpx.Client(auth=auth, transport=world.network.transport(), timeout=60) as agent:
+            profile = agent.get(RES + "/profile")
+        assert killed and eventually(lambda: _replaced(served, killed[0]))
+
+    assert profile.status_code == 200, profile.text
+    body = profile.json()
+    assert body["kind"] == "person" and body["person"]["issuer"] == PS
+    assert body["key_thumbprint"] == identity.key.thumbprint()
