@@ -26,8 +26,8 @@ log = logging.getLogger("aauth_agents.cli.workers")
 
 #: Seconds a stopping worker lets open requests (a long poll) finish.
 GRACEFUL_SHUTDOWN = 5
-#: Seconds the parent waits for each worker to start serving.
-STARTUP_TIMEOUT = 60.0
+#: Seconds a worker has to answer the parent's health check before it is replaced as hung.
+HEALTHCHECK = 10
 #: The exit status uvicorn's supervisor reads as "this worker cannot start" (no restart).
 STARTUP_FAILURE = 3
 
@@ -106,6 +106,7 @@ def serve_workers(
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
+        timeout_worker_healthcheck=HEALTHCHECK,
     )
     try:
         sock = config.bind_socket()
@@ -124,19 +125,12 @@ def serve_workers(
 
 def _supervisor(config: Any, sock: socket.socket, announce: Callable[[int], None]) -> Any:
     """uvicorn's supervisor of ``config.workers`` processes on ``sock``, announcing once they
-    all serve, replacing one that dies."""
+    all serve (checked with its health checks, every half second), replacing one that
+    dies."""
     from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
     class Supervisor(Multiprocess):
         started = False
-
-        def init_processes(self) -> None:
-            super().init_processes()
-            for process in self.processes:
-                if not process.wait_until_ready(STARTUP_TIMEOUT, self.should_exit):
-                    return  # the loop's health check sees it (restart, or a startup failure)
-            self.started = True
-            announce(int(sock.getsockname()[1]))
 
         def keep_subprocess_alive(self) -> None:
             """Replace each dead or hung worker. Before the first start a worker that could
@@ -158,6 +152,9 @@ def _supervisor(config: Any, sock: socket.socket, announce: Callable[[int], None
                 replacement = Process(self.config, self.sockets)
                 replacement.start()
                 self.processes[index] = replacement
+            if not self.started and all(p.is_ready(timeout=1) for p in self.processes):
+                self.started = True  # however long building the apps took (a loaded machine)
+                announce(int(sock.getsockname()[1]))
 
     return Supervisor(config, [sock])
 

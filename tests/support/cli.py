@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -58,9 +59,12 @@ def run_cli(
 LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:\d+)")
 
 
-def pump_until_listening(process: subprocess.Popen[str], party: str) -> tuple[str, list[str]]:
+def pump_until_listening(
+    process: subprocess.Popen[str], party: str, timeout: float = 60
+) -> tuple[str, list[str]]:
     """Read ``process``'s stdout (in a thread that keeps reading) until its listening line
-    and what follows it; its URL and the lines."""
+    and what follows it; its URL and the lines. Fails when it exits first, or after
+    ``timeout`` seconds."""
     lines: queue.Queue[str | None] = queue.Queue()
 
     def pump() -> None:
@@ -72,14 +76,18 @@ def pump_until_listening(process: subprocess.Popen[str], party: str) -> tuple[st
     threading.Thread(target=pump, daemon=True).start()
     seen: list[str] = []
     url = None
+    deadline = time.monotonic() + timeout
     while url is None:
         try:
-            line = lines.get(timeout=60)
+            line = lines.get(timeout=0.5)
         except queue.Empty:
-            pytest.fail(f"serve {party} printed no URL in 60 s: {seen}")
-        if line is None:
+            line = "" if process.poll() is None else None
+            if line == "" and time.monotonic() < deadline:
+                continue
+        if not line:
             assert process.stderr is not None
-            pytest.fail(f"serve {party} exited: {seen} {process.stderr.read()}")
+            stderr = process.stderr.read() if process.poll() is not None else ""
+            pytest.fail(f"serve {party} printed no URL ({process.poll()=}): {seen} {stderr}")
         seen.append(line)
         match = LISTENING.search(line)
         if match:

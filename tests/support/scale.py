@@ -26,6 +26,9 @@ T = TypeVar("T")
 
 #: The bound on "eventually" (seconds): generous, never a measurement.
 EVENTUALLY = 30.0
+#: Seconds N workers may take to start: each imports the package and builds its app, and on
+#: a loaded two-core machine that is slow.
+STARTUP = 240.0
 
 
 def eventually(probe: Callable[[], T | None], timeout: float = EVENTUALLY, what: str = "") -> T:
@@ -127,35 +130,63 @@ def serve_workers(
 ) -> Iterator[ServedWorkers]:
     """``aauth-agents serve PARTY ARGS`` (with ``--workers``) until the block ends; then
     SIGTERM, and every worker must be gone within 15 s."""
-    process = subprocess.Popen(
-        [sys.executable, "-m", "aauth_agents.cli", "serve", party, *args],
-        env=cli_env(home, env),
-        cwd=home,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    with serve_together([(party, args)], home, env) as [served]:
+        yield served
+
+
+@contextmanager
+def serve_together(
+    commands: Sequence[tuple[str, Sequence[str]]],
+    home: Path,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[list[ServedWorkers]]:
+    """:func:`serve_workers` for several commands, started at the same time (each worker
+    imports the package: on two cores, starting one after the other doubles the wait)."""
+    processes = [
+        (
+            party,
+            subprocess.Popen(
+                [sys.executable, "-m", "aauth_agents.cli", "serve", party, *args],
+                env=cli_env(home, env),
+                cwd=home,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            ),
+        )
+        for party, args in commands
+    ]
     workers: set[int] = set()
     try:
-        url, lines = pump_until_listening(process, party)
-        served = ServedWorkers(url, lines, process)
-        workers = served.workers()
+        served = []
+        for party, process in processes:
+            url, lines = pump_until_listening(process, party, timeout=STARTUP)
+            served.append(ServedWorkers(url, lines, process))
+        for each in served:
+            workers |= each.workers()
         yield served
-        workers |= served.workers()
+        for each in served:
+            workers |= each.workers()
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-            pytest.fail(f"serve {party} did not stop within 15 s of SIGTERM")
-        finally:
-            for stream in (process.stdout, process.stderr):
-                if stream is not None:
-                    stream.close()
+        for _, process in processes:
+            process.terminate()
+        for party, process in processes:
+            _stopped(party, process)
     left = [pid for pid in workers if alive(pid)]
     assert not left, f"workers still running after the parent stopped: {left}"
+
+
+def _stopped(party: str, process: subprocess.Popen[str]) -> None:
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+        pytest.fail(f"serve {party} did not stop within 15 s of SIGTERM")
+    finally:
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
 
 
 # -- the person, at the PS's pages -------------------------------------------------------------

@@ -35,6 +35,10 @@ from ..policy import INTERACTION
 from .core import AgentContext, log
 from .outcomes import Outcomes
 
+#: Seconds between re-reads of a record a long poll waits on: a decision made by another
+#: worker process (which cannot wake this one's notifier) is seen within this bound.
+REREAD_INTERVAL = 0.5
+
 
 class Deferred(Outcomes):
     """Pending records: create, answer ``202``, poll, settle."""
@@ -176,8 +180,8 @@ class Deferred(Outcomes):
                 if remaining <= 0 or req.open_question is not None:
                     # A question for the agent is news: it answers without waiting it out.
                     return self.pending_reply(record, req)
-                # Re-read at least every second: another process may change the record.
-                await self.notifier.wait(entry, min(remaining, 1.0))
+                # Re-read now and then: another worker process may change the record.
+                await self.notifier.wait(entry, min(remaining, REREAD_INTERVAL))
             finally:
                 self.notifier.unregister(pending_id, entry)
 
