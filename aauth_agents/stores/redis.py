@@ -71,6 +71,9 @@ _UNAVAILABLE: tuple[type[Exception], ...] = (
     rx.OutOfMemoryError,
 )
 
+#: The longest a key lives (seconds, about 30 years): an ``until`` of ``inf`` still expires.
+_FOREVER = 1e9
+
 #: How many index entries one purge script examines (a purge runs it until done).
 _PURGE_BATCH = 500
 
@@ -148,7 +151,7 @@ class RedisConnection:
 
     def ttl_ms(self, at: float) -> int:
         """Milliseconds a key about a time ``at`` lives: until ``at + grace`` by the clock."""
-        return max(1, math.ceil((at + self.grace - self.clock()) * 1000))
+        return max(1, math.ceil(min(at + self.grace - self.clock(), _FOREVER) * 1000))
 
     def prune_before(self) -> str:
         """Index entries scored below this time belong to keys Redis has dropped."""
@@ -607,7 +610,7 @@ class RedisReplayCache:
 
     def _ttl(self, expires_at: float) -> int:
         # The window is open while expires_at >= now, so an entry lives through that instant.
-        return math.floor((expires_at - self.clock()) * 1000) + 1
+        return math.floor(min(expires_at - self.clock(), _FOREVER) * 1000) + 1
 
     def check_and_store(self, key: ReplayKey, expires_at: float) -> bool:
         ttl = self._ttl(expires_at)

@@ -12,7 +12,10 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -99,6 +102,47 @@ def test_one_of_many_replaces_wins_across_threads_and_connections(
     assert len(wins) == 1
     stored = one.pending.get("p1")
     assert stored == wins[0] and stored.version == 1 and stored.state == EXECUTING
+
+
+_CLAIMER = """
+import sys, threading, time
+from aauth_agents.clock import FrozenClock
+from aauth_agents.stores import Event, Stores, advance
+stores = Stores.redis(sys.argv[1], clock=FrozenClock(float(sys.argv[2])))
+snapshot = stores.pending.get("p1")
+stores.pending.conn.call("INCR", "ready")
+while stores.pending.conn.call("GET", "go") is None:  # start together
+    time.sleep(0.005)
+wins = []
+def claim():
+    if stores.pending.replace(advance(snapshot, Event.CLAIM)) is not None:
+        wins.append(1)
+threads = [threading.Thread(target=claim) for _ in range(8)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+print(len(wins))
+"""
+
+
+def test_one_of_many_replaces_wins_across_processes(redis_url: str, raw: redis.Redis) -> None:
+    """Two worker processes, eight threads each, all claiming version 0: one claim lands."""
+    stores = Stores.redis(redis_url, clock=FrozenClock(NOW))
+    stores.pending.create(record())
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _CLAIMER, redis_url, repr(NOW)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    while raw.get("ready") != "2" and all(proc.poll() is None for proc in procs):
+        time.sleep(0.01)
+    raw.set("go", "1")
+    outputs = [proc.communicate(timeout=60)[0] for proc in procs]
+    assert all(proc.returncode == 0 for proc in procs)
+    assert sum(int(out) for out in outputs) == 1
+    assert stores.pending.get("p1").version == 1  # type: ignore[union-attr]
 
 
 async def test_one_of_many_async_replaces_wins_across_connections(
@@ -216,6 +260,18 @@ def test_every_key_expires_by_itself(two: tuple[Stores, Stores], raw: redis.Redi
         ttl = raw.pttl(key)
         assert 0 < ttl <= (3600 + 60) * 1000, (key, ttl)
     assert 0 < raw.pttl('aauth:replay:["jkt",1730217600,"POST","r.example","/"]') <= 60_000
+
+
+def test_entries_for_ever_still_expire_some_day(
+    two: tuple[Stores, Stores], raw: redis.Redis
+) -> None:
+    one, _ = two
+    assert one.revocations.revoke_agent("jkt-1", float("inf"))
+    assert one.revocations.is_revoked(now=NOW + 1e12, agents=["jkt-1"]) == "agent"
+    assert one.replay is not None
+    assert one.replay.check_and_store(("j", 1, "POST", "r", "/"), float("inf"))
+    assert not one.replay.check_and_store(("j", 1, "POST", "r", "/"), float("inf"))
+    assert all(raw.pttl(key) > 0 for key in raw.scan_iter("*"))
 
 
 def test_prefixes_keep_deployments_apart(redis_url: str, raw: redis.Redis) -> None:
