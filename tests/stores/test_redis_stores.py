@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -399,17 +399,17 @@ def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
     server.stop()
 
 
-def _unavailable(call: object) -> StoreUnavailableError:
+def _unavailable(call: Callable[[], object]) -> StoreUnavailableError:
     with pytest.raises(StoreUnavailableError) as caught:
-        call()  # type: ignore[operator]
+        call()
     error = caught.value
     assert error.status == 503 and error.headers() == {"Retry-After": "1"}
     return error
 
 
-async def _aunavailable(awaitable: object) -> None:
+async def _aunavailable(awaitable: Awaitable[object]) -> None:
     with pytest.raises(StoreUnavailableError):
-        await awaitable  # type: ignore[misc]
+        await awaitable
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
@@ -501,3 +501,20 @@ async def test_a_redis_that_hangs_or_is_loading_is_unavailable(reply: bytes | No
     finally:
         conn.close()
         fake.close()
+
+
+def test_without_the_redis_extra_only_stores_redis_fails() -> None:
+    """``import aauth_agents.stores`` (and the package) needs no redis-py; asking for Redis
+    stores without it is a ConfigurationError naming the extra."""
+    code = (
+        "import sys; sys.modules['redis'] = None\n"
+        "import aauth_agents, aauth_agents.stores, aauth_agents.resource\n"
+        "from aauth_agents.protocol.errors import ConfigurationError\n"
+        "aauth_agents.stores.Stores.memory()\n"
+        "try:\n"
+        "    aauth_agents.stores.Stores.redis('redis://127.0.0.1:1/0')\n"
+        "except ConfigurationError as exc:\n"
+        "    print(exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "aauth-agents[redis]" in done.stdout
