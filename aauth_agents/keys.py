@@ -41,6 +41,8 @@ SUPPORTED_ALGORITHMS: tuple[str, ...] = (ED25519, ES256)
 
 #: ``alg`` -> the ``kty`` and ``crv`` that algorithm requires.
 _KEY_TYPE: Mapping[str, tuple[str, str]] = {ED25519: ("OKP", "Ed25519"), ES256: ("EC", "P-256")}
+#: ES256 signing and verification: ECDSA with SHA-256 (immutable, built once).
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
 
 #: Fully specified algorithms this package recognises but does not implement: rejected with
 #: ``unsupported_algorithm`` rather than ``invalid_key``.
@@ -269,7 +271,7 @@ class PublicKey:
                     return False
                 r = int.from_bytes(signature[:32], "big")
                 s = int.from_bytes(signature[32:], "big")
-                self.crypto.verify(encode_dss_signature(r, s), data, ec.ECDSA(hashes.SHA256()))
+                self.crypto.verify(encode_dss_signature(r, s), data, _ECDSA_SHA256)
         except InvalidSignature:
             return False
         return True
@@ -365,7 +367,7 @@ class PrivateKey:
         """Sign ``data``: 64 raw bytes for both Ed25519 and ES256 (``r || s``)."""
         if isinstance(self.crypto, ed25519.Ed25519PrivateKey):
             return self.crypto.sign(data)
-        r, s = decode_dss_signature(self.crypto.sign(data, ec.ECDSA(hashes.SHA256())))
+        r, s = decode_dss_signature(self.crypto.sign(data, _ECDSA_SHA256))
         return r.to_bytes(32, "big") + s.to_bytes(32, "big")
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -57,7 +59,8 @@ def httpsig() -> int:
 RESOURCE = "https://resource.example"
 PS = "https://ps.example"
 NOW = 1_730_217_600.0
-CLIENT_OVERHEAD_GOAL = 1.3
+#: Issue 16: AAuth's own logic over the floor (issue 3's x1.3 of a plain request, restated).
+CLIENT_OVERHEAD_GOAL = 1.1
 
 
 def _resource_app() -> Starlette:
@@ -71,7 +74,10 @@ def _resource_app() -> Starlette:
         return JSONResponse({"items": [1, 2, 3], "next": None})
 
     return Starlette(
-        routes=[Route("/.well-known/aauth-resource.json", well_known), Route("/api/items", api)]
+        routes=[
+            Route("/.well-known/aauth-resource.json", well_known),
+            Route("/api/items/{n}", api),
+        ]
     )
 
 
@@ -118,100 +124,122 @@ def _warm_party(scope: str = "data.read", clock: Any = None) -> tuple[AAuth, Sta
     return auth, keys
 
 
-def _sync_timer(client: httpx.Client) -> Callable[[int], float]:
-    url = f"{RESOURCE}/api/items"
+def _urls(n: int) -> list[str]:
+    """``n`` different request targets (path and query vary, as real traffic's do)."""
+    return [f"{RESOURCE}/api/items/{i}?page={i % 7}" for i in range(n)]
 
-    def run(n: int) -> float:
-        start = time.perf_counter()
-        for _ in range(n):
+
+def _sync_timer(client: httpx.Client) -> Callable[[list[str]], float]:
+    def run(urls: list[str]) -> float:
+        start = time.thread_time()
+        for url in urls:
             client.get(url).raise_for_status()
-        return time.perf_counter() - start
+        return time.thread_time() - start
 
     return run
 
 
 def _async_timer(
     client: httpx.AsyncClient, loop: asyncio.AbstractEventLoop
-) -> Callable[[int], float]:
-    url = f"{RESOURCE}/api/items"
-
-    async def many(n: int) -> float:
-        start = time.perf_counter()
-        for _ in range(n):
+) -> Callable[[list[str]], float]:
+    async def many(urls: list[str]) -> float:
+        start = time.thread_time()
+        for url in urls:
             (await client.get(url)).raise_for_status()
-        return time.perf_counter() - start
+        return time.thread_time() - start
 
-    def run(n: int) -> float:
-        return loop.run_until_complete(many(n))
+    def run(urls: list[str]) -> float:
+        return loop.run_until_complete(many(urls))
 
     return run
 
 
-def _interleaved(
-    timers: dict[str, Callable[[int], float]], batch: int, batches: int
+def _median_ratios(
+    timers: dict[str, Callable[[list[str]], float]], batch: int, rounds: int
 ) -> dict[str, float]:
-    """Per-request time of each contender: the fastest of ``batches`` batches, the
-    contenders measured in alternation (noise from other processes only ever adds time)."""
-    best = {name: float("inf") for name in timers}
-    for _ in range(batches):
-        for name, run in timers.items():
-            best[name] = min(best[name], run(batch) / batch)
-    return best
+    """The median over ``rounds`` of each contender's time over ``aauth``'s in that round.
+    Each round gives every contender the same ``batch`` new URLs, in a rotating order, and
+    times this thread's CPU (what another process does to the machine is not counted);
+    the garbage collector runs between timings, not inside them."""
+    ratios: dict[str, list[float]] = {name: [] for name in timers}
+    names = list(timers)
+    for r in range(rounds):
+        urls = [url + f"&r={r}" for url in _urls(batch)]
+        order = names[r % len(names) :] + names[: r % len(names)]
+        took = {}
+        for name in order:
+            gc.collect()
+            gc.disable()
+            try:
+                took[name] = timers[name](urls)
+            finally:
+                gc.enable()
+        for name in names:
+            ratios[name].append(took["aauth"] / took[name])
+    return {name: statistics.median(values) for name, values in ratios.items()}
 
 
 class _Floor(httpx.Auth):
-    """Reference only: the same signature headers, fixed, plus one Ed25519 signature per
-    request -- what any signing client pays, with none of AAuth's logic."""
+    """Reference only: what any signing client pays, with none of AAuth's logic -- the
+    signature headers (fixed values) and one signature over a base as long as AAuth's,
+    which names this request's method and URL."""
 
     requires_request_body = True
     requires_response_body = True
 
-    def __init__(self, headers: dict[str, str], key: PrivateKey) -> None:
+    def __init__(self, headers: dict[str, str], key: PrivateKey, base_length: int) -> None:
         self.headers, self.key = headers, key
+        self.padding = "x" * max(0, base_length - 64)
 
     def auth_flow(self, request: httpx.Request) -> Any:
         for name, value in self.headers.items():
             request.headers[name] = value
-        self.key.sign(request.headers["signature-key"].encode())
+        self.key.sign(f"{request.method} {request.url}\n{self.padding}".encode())
         yield request
 
 
-def client_overhead(batch: int = 50, batches: int = 40) -> int:
-    """A request through AAuth with every token cached vs the same request through a plain
-    httpx client, against the same in-process app, for httpx.Client and httpx.AsyncClient.
-    The "floor" row (no goal) shows what fixed signature headers and one Ed25519 signature
-    cost by themselves."""
+def _report_client(kind: str, ratios: dict[str, float]) -> int:
+    missed = report(
+        f"client-overhead {kind}",
+        ratios["floor"],
+        "the floor (headers + 1 signature)",
+        CLIENT_OVERHEAD_GOAL,
+    )
+    print(f"{'  vs a plain request (reported)':38} x{ratios['plain']:5.2f}")
+    print(f"{'  floor vs a plain request':38} x{ratios['plain'] / ratios['floor']:5.2f}")
+    return missed
+
+
+def client_overhead(batch: int = 20, rounds: int = 101) -> int:
+    """A request through AAuth with every token cached against the floor (the same signature
+    headers and one signature, none of AAuth's logic) and against a plain httpx request, all
+    to the same in-process app, for httpx.Client and httpx.AsyncClient; every request
+    different (path, query, so a new signature each time)."""
     app = _resource_app()
     auth = _warm_auth()
-    url = f"{RESOURCE}/api/items"
     missed = 0
 
     sync_clients = {
         name: httpx.Client(transport=MappedTransport({RESOURCE: app}, strict=True), auth=a)
         for name, a in (("plain", None), ("aauth", auth))
     }
-    signed = sync_clients["aauth"].get(url)  # caches the resource metadata
+    signed = sync_clients["aauth"].get(_urls(1)[0])  # caches the resource metadata
     floor_headers = {
         k: v
         for k, v in signed.request.headers.items()
         if k in ("signature-key", "signature-input", "signature", "aauth-capabilities")
     }
-    floor = _Floor(floor_headers, auth.identity.key)
+    base_length = sum(len(v) for v in floor_headers.values())
+    floor = _Floor(floor_headers, auth.identity.key, base_length)
     sync_clients["floor"] = httpx.Client(
         transport=MappedTransport({RESOURCE: app}, strict=True), auth=floor
     )
     try:
-        times = _interleaved({n: _sync_timer(c) for n, c in sync_clients.items()}, batch, batches)
+        timers = {n: _sync_timer(c) for n, c in sync_clients.items()}
+        missed += _report_client("httpx.Client", _median_ratios(timers, batch, rounds))
     finally:
         for client in sync_clients.values():
             client.close()
-    missed += report(
-        "client-overhead httpx.Client",
-        times["aauth"] / times["plain"],
-        "a plain httpx.Client request",
-        CLIENT_OVERHEAD_GOAL,
-    )
-    print(f"{'  floor (headers + 1 signature)':38} x{times['floor'] / times['plain']:5.2f}")
 
     loop = asyncio.new_event_loop()
     try:
@@ -222,21 +250,13 @@ def client_overhead(batch: int = 50, batches: int = 40) -> int:
             for name, a in (("plain", None), ("aauth", auth), ("floor", floor))
         }
         for client in async_clients.values():
-            loop.run_until_complete(client.get(url))
-        times = _interleaved(
-            {n: _async_timer(c, loop) for n, c in async_clients.items()}, batch, batches
-        )
+            loop.run_until_complete(client.get(_urls(1)[0]))
+        timers = {n: _async_timer(c, loop) for n, c in async_clients.items()}
+        missed += _report_client("httpx.AsyncClient", _median_ratios(timers, batch, rounds))
         for client in async_clients.values():
             loop.run_until_complete(client.aclose())
     finally:
         loop.close()
-    missed += report(
-        "client-overhead httpx.AsyncClient",
-        times["aauth"] / times["plain"],
-        "a plain httpx.AsyncClient request",
-        CLIENT_OVERHEAD_GOAL,
-    )
-    print(f"{'  floor (headers + 1 signature)':38} x{times['floor'] / times['plain']:5.2f}")
     return missed
 
 

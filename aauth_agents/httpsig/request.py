@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from ..protocol.errors import ConfigurationError
@@ -59,8 +59,7 @@ def _canonical_field_value(value: str) -> str:
     return value
 
 
-@dataclass(frozen=True)
-class _Target:
+class _Target(NamedTuple):
     scheme: str
     authority: str
     path: str

@@ -31,7 +31,8 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, NamedTuple, NoReturn, Protocol
 
 from http_sfv.dictionary import Dictionary
@@ -170,8 +171,18 @@ class VerifiedSignature:
     components: tuple[str, ...]
     context: Any
     signature_key: SignatureKey
-    #: The :data:`ReplayKey` of this signature (§Freshness and Replay).
-    replay_key: ReplayKey = ("", 0, "", "", "")
+    #: The signature base, for :attr:`replay_key`.
+    base: bytes = field(default=b"", repr=False)
+    #: ``@method`` and ``@authority``, for :attr:`replay_key`.
+    method_authority: tuple[str, str] = ("", "")
+
+    @cached_property
+    def replay_key(self) -> ReplayKey:
+        """The :data:`ReplayKey` of this signature (§Freshness and Replay), computed when
+        asked for: a replay cache needs it for unsafe methods only."""
+        digest = base64.urlsafe_b64encode(hashlib.sha256(self.base).digest()).decode("ascii")
+        # 32 bytes: 43 characters and one "="
+        return (self.thumbprint, self.created, *self.method_authority, digest[:-1])
 
 
 class _Checked(NamedTuple):
@@ -439,22 +450,15 @@ class SignatureVerifier:
             base = build_signature_base(
                 request, covered, checked.signature_input.value, checked.known
             )
-            digest = base64.urlsafe_b64encode(hashlib.sha256(base).digest()).decode("ascii")
-            replay_key: ReplayKey = (
-                thumbprint,
-                checked.created,
+            method_authority = (
                 component_value(request, "@method"),
                 component_value(request, "@authority"),
-                digest[:-1],  # 32 bytes: 43 characters and one "="
             )
         except ComponentError as exc:
             raise InvalidSignatureError(exc.detail) from exc
         if not public.verify(checked.signature, base):  # step 7
             raise InvalidSignatureError("the signature does not verify")
-        if self.replay_cache is not None and request.method.upper() not in SAFE_METHODS:
-            if not self.replay_cache.check_and_store(replay_key, checked.created + self.window):
-                raise InvalidSignatureError("the signature has been seen before")
-        return VerifiedSignature(
+        verified = VerifiedSignature(
             label=checked.label,
             scheme=checked.signature_key.scheme,
             public_key=public,
@@ -464,8 +468,14 @@ class SignatureVerifier:
             components=covered,
             context=resolution.context,
             signature_key=checked.signature_key,
-            replay_key=replay_key,
+            base=base,
+            method_authority=method_authority,
         )
+        if self.replay_cache is not None and request.method.upper() not in SAFE_METHODS:
+            replay_key = verified.replay_key
+            if not self.replay_cache.check_and_store(replay_key, checked.created + self.window):
+                raise InvalidSignatureError("the signature has been seen before")
+        return verified
 
 
 def unverified_jwt_cnf_resolver(key: SignatureKey) -> KeyResolution:

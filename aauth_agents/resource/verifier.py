@@ -16,16 +16,12 @@ on every hit), so a cached auth token costs one request-signature verification p
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ..httpsig import (
     SCHEME_JWT,
     HttpRequest,
     KeyResolution,
-    SignatureKey,
     SignatureVerifier,
     VerifiedSignature,
 )
@@ -42,6 +38,7 @@ from ..tokens import (
     AgentToken,
     AuthToken,
     PersonToken,
+    VerifiedTokenCache,
     async_token_key_resolver,
     token_key_resolver,
 )
@@ -97,57 +94,6 @@ def is_signed(request: HttpRequest) -> bool:
     return any(name in _SIGNATURE_HEADERS for name, _ in request.headers)
 
 
-class _TokenCache:
-    """Verified tokens by compact JWS; an entry is used only while ``now < exp``."""
-
-    def __init__(self, size: int, clock: Callable[[], float]) -> None:
-        self.size, self.clock = size, clock
-        self._entries: OrderedDict[str, KeyResolution] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: SignatureKey) -> KeyResolution | None:
-        raw = key.jwt
-        if not self.size or raw is None or key.scheme != SCHEME_JWT:
-            return None
-        hit = self._entries.get(raw)
-        if hit is None:
-            return None
-        if self.clock() >= hit.context.exp:
-            with self._lock:
-                self._entries.pop(raw, None)
-            return None
-        return hit
-
-    def put(self, key: SignatureKey, resolution: KeyResolution) -> KeyResolution:
-        if self.size and key.jwt is not None:
-            with self._lock:
-                self._entries[key.jwt] = resolution
-                self._entries.move_to_end(key.jwt)
-                while len(self._entries) > self.size:
-                    self._entries.popitem(last=False)
-        return resolution
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
-    def wrap(
-        self, resolve: Callable[[SignatureKey], KeyResolution]
-    ) -> Callable[[SignatureKey], KeyResolution]:
-        def cached(key: SignatureKey) -> KeyResolution:
-            return self.get(key) or self.put(key, resolve(key))
-
-        return cached
-
-    def awrap(
-        self, resolve: Callable[[SignatureKey], Awaitable[KeyResolution]]
-    ) -> Callable[[SignatureKey], Awaitable[KeyResolution]]:
-        async def cached(key: SignatureKey) -> KeyResolution:
-            return self.get(key) or self.put(key, await resolve(key))
-
-        return cached
-
-
 class ResourceVerifier:
     """Verifies requests at ``config.identifier``; see the module docstring."""
 
@@ -163,7 +109,7 @@ class ResourceVerifier:
             replay_cache=None,  # checked by the resource once a request is accepted
             require_query=config.require_query,
         )
-        cache = self._cache = _TokenCache(config.token_cache_size, config.clock)
+        cache = self.tokens = VerifiedTokenCache(config.token_cache_size, clock=config.clock)
         self._resolve = cache.wrap(
             token_key_resolver(keys=self.keys, audience=config.identifier, clock=config.clock)
         )
@@ -177,7 +123,7 @@ class ResourceVerifier:
     def clear_cache(self) -> None:
         """Forget every verified token (they are verified again on next use); the issuers'
         metadata and JWKS are cached by ``config.issuer_keys`` (e.g. Discovery's cache)."""
-        self._cache.clear()
+        self.tokens.clear()
 
     def verify(self, request: HttpRequest) -> Caller:
         """Who signed ``request``; raises :class:`~aauth_agents.protocol.errors.AAuthError`
@@ -193,6 +139,7 @@ class ResourceVerifier:
         for query in self._revocation_queries(caller):
             which = revocations.is_revoked(now=self.config.clock(), **query)
             if which is not None:
+                self.tokens.forget(**query)
                 raise self._denied(RevokedError(which), caller)
         return caller
 
@@ -208,6 +155,7 @@ class ResourceVerifier:
         for query in self._revocation_queries(caller):
             which = await revocations.ais_revoked(now=self.config.clock(), **query)
             if which is not None:
+                self.tokens.forget(**query)
                 raise self._denied(RevokedError(which), caller)
         return caller
 

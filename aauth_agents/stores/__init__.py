@@ -1,4 +1,4 @@
-"""Stores a resource keeps its state in, behind small protocols, in memory and in SQLite.
+"""Stores a resource keeps its state in, behind small protocols, in memory, SQLite and Redis.
 
 * :class:`PendingStore` -- pending records of ``202`` flows, compare-and-set updates.
 * :class:`RevocationStore` -- revocations by ``(iss, jti)``, by agent and by person, and the
@@ -7,9 +7,11 @@
 * :class:`ReplayStore` -- signatures seen within the validity window.
 * :class:`AttemptStore` -- attempts counted per key in fixed windows (limits).
 
-:class:`Stores` bundles one of each: ``Stores.memory()`` or ``Stores.sqlite(path)``. Every
-method has an ``a``-prefixed async twin; see :mod:`aauth_agents.stores.sqlite` for how the
-SQLite backend stays safe to call from async code.
+:class:`Stores` bundles one of each: ``Stores.memory()``, ``Stores.sqlite(path)`` (one host)
+or ``Stores.redis(url)`` (every worker and host serving one identifier shares it; the
+``redis`` extra, imported only then). Every method has an ``a``-prefixed async twin; see
+:mod:`aauth_agents.stores.sqlite` for how the SQLite backend stays safe to call from async
+code, and :mod:`aauth_agents.stores.redis` for what is atomic in Redis and how keys expire.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 from os import PathLike
 
 from ..clock import Clock, system_clock
+from ..protocol.errors import ConfigurationError
 from .base import (
     REVOKED_AGENT,
     REVOKED_PERSON,
@@ -97,6 +100,41 @@ class Stores:
             person_tokens=SQLitePersonTokenStore(db),
             replay=SQLiteReplayCache(db, clock=clock) if replay else None,
             attempts=SQLiteAttemptStore(db),
+        )
+
+    @classmethod
+    def redis(
+        cls,
+        url: str,
+        *,
+        prefix: str = "aauth:",
+        replay: bool = True,
+        clock: Clock = system_clock,
+    ) -> Stores:
+        """Every store in the Redis at ``url`` (``redis://host:6379/0``), keys starting with
+        ``prefix``; needs the ``redis`` extra. ``clock`` sets how long keys live and is the
+        replay cache's."""
+        try:
+            from .redis import (
+                RedisAttemptStore,
+                RedisConnection,
+                RedisPendingStore,
+                RedisPersonTokenStore,
+                RedisReplayCache,
+                RedisRevocationStore,
+            )
+        except ImportError as exc:
+            raise ConfigurationError(
+                "stores in Redis need redis-py: pip install 'aauth-agents[redis]'"
+            ) from exc
+
+        conn = RedisConnection(url, prefix=prefix, clock=clock)
+        return cls(
+            pending=RedisPendingStore(conn),
+            revocations=RedisRevocationStore(conn),
+            person_tokens=RedisPersonTokenStore(conn),
+            replay=RedisReplayCache(conn, clock=clock) if replay else None,
+            attempts=RedisAttemptStore(conn),
         )
 
     def purge(self, now: float) -> int:

@@ -19,9 +19,9 @@ Four stores (ARCHITECTURE.md, Layers: small protocols, sync and async twins):
 
 Every method has an ``a``-prefixed async twin, as :class:`~aauth_agents.tokens.IssuerKeys`
 does: the in-memory backends answer inline, the SQLite backend runs its (short, indexed)
-statements in a worker thread, and a network backend (Redis, a later issue) awaits its
-client. Stores never read a clock for decisions the caller makes: methods that depend on time
-take ``now``.
+statements in a worker thread, and the Redis backend (:mod:`aauth_agents.stores.redis`)
+awaits its asyncio client. Stores never read a clock for decisions the caller makes: methods
+that depend on time take ``now``.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ verification into the HTTP signature verifier for Signature-Key ``scheme=jwt``.
 
 from __future__ import annotations
 
+from .cache import VerifiedTokenCache
 from .issuer_keys import IssuerKeys, RefreshableIssuerKeys, StaticIssuerKeys
 from .jws import JWS_ALGORITHMS, encode_jws, peek, verify_jws
 from .mint import (
@@ -82,6 +83,7 @@ __all__ = [
     "RefreshableIssuerKeys",
     "ResourceToken",
     "StaticIssuerKeys",
+    "VerifiedTokenCache",
     "acheck_auth_token_response",
     "acheck_resource_challenge",
     "async_token_key_resolver",

@@ -37,6 +37,7 @@ PUBLIC = [
     "aauth_agents.tokens",
     "aauth_agents.discovery",
     "aauth_agents.stores",
+    "aauth_agents.stores.redis",
     "aauth_agents.network",
     "aauth_agents.transport",
     "aauth_agents.transport_httpx2",

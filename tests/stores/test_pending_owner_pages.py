@@ -1,5 +1,5 @@
 """An owner's open pending records page by page (the person's "Waiting for you" list), on the
-memory and the SQLite backends: oldest first, each exactly once across the pages, counted,
+memory, SQLite and Redis backends: oldest first, each exactly once across the pages, counted,
 never another owner's; on SQLite read in index order and stopped at the limit."""
 
 from __future__ import annotations
@@ -25,11 +25,13 @@ from aauth_agents.stores import (
 NOW = 1_730_217_600.0
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "redis"])
 def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stores]:
     clock = FrozenClock(NOW)
     if request.param == "memory":
         yield Stores.memory(clock=clock)
+    elif request.param == "redis":
+        yield Stores.redis(request.getfixturevalue("redis_url"), clock=clock)
     else:
         yield Stores.sqlite(tmp_path / "aauth.sqlite3", clock=clock)
 

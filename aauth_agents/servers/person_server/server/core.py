@@ -41,6 +41,7 @@ from ....tokens import (
     DWK_RESOURCE,
     TYP_AGENT,
     AgentToken,
+    VerifiedTokenCache,
     async_token_key_resolver,
 )
 from .. import events as ev
@@ -141,10 +142,13 @@ class ServerCore:
         self.verifier = SignatureVerifier(
             clock=self.clock, window=config.signature_window, require_body_digest=True
         )
-        self._verify_agent_token = async_token_key_resolver(
-            keys=self.issuer_keys, audience=None, accept=(TYP_AGENT,), clock=self.clock
+        #: Agent tokens verified once per token string (§Agent Token Verification).
+        self.tokens = VerifiedTokenCache(4096, clock=self.clock)
+        self._resolve_agent_token = self.tokens.awrap(
+            async_token_key_resolver(
+                keys=self.issuer_keys, audience=None, accept=(TYP_AGENT,), clock=self.clock
+            )
         )
-        self._agent_tokens: OrderedDict[str, AgentToken] = OrderedDict()
         self._revocation_verifier = SignatureVerifier(
             clock=self.clock,
             window=config.signature_window,

@@ -56,6 +56,7 @@ class Revocation(Housekeeping):
         now = self.clock()
         agent_id = await self.run(self.state.seen_agent_token, iss, jti)
         await self.run(self.revocations.revoke_token, iss, jti, now + AGENT_TOKEN_MAX_LIFETIME)
+        self.tokens.forget(token=(iss, jti))
         if agent_id is None:
             log.info("revocation of an agent token this PS never saw (%s)", iss)
             return AgentTokenRevocation(iss, jti, False, None, RevocationReport())

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from ....httpsig import HttpRequest, KeyResolution, SignatureKey
+from ....httpsig import HttpRequest
 from ....keys import PublicKey
 from ....protocol.errors import AAuthError, InvalidJWTError, ProtocolError, TokenError
 from ....protocol.r3 import MAX_DOCUMENT_BYTES, parse_r3_document, r3_s256
@@ -43,34 +43,16 @@ def _resource_request(rt: ResourceToken) -> dict[str, Any]:
 class Verification(Missions):
     """Every check an incoming request and the tokens it carries must pass."""
 
-    async def _agent_resolver(self, signature_key: SignatureKey) -> KeyResolution:
-        """Signature-Key ``scheme=jwt`` with an agent token, verified once per token string
-        and then served from a small cache (its signature cannot change; ``exp`` is checked
-        on every use, revocation by the caller)."""
-        raw = signature_key.jwt
-        if signature_key.scheme == "jwt" and raw is not None:
-            with self._seen_lock:
-                cached = self._agent_tokens.get(raw)
-            if cached is not None and self.clock() < cached.exp:
-                return KeyResolution(jwk=cached.cnf.to_jwk(), context=cached)
-        resolution = await self._verify_agent_token(signature_key)
-        token = resolution.context
-        if raw is not None and isinstance(token, AgentToken):
-            with self._seen_lock:
-                self._agent_tokens[raw] = token
-                while len(self._agent_tokens) > _SEEN_CACHE:
-                    self._agent_tokens.popitem(last=False)
-        return resolution
-
     async def verify_agent(self, request: HttpRequest) -> AgentContext:
         """§Verification with the agent token in Signature-Key; refuses revoked agent tokens
         and sub-agents (§Single-Level Depth)."""
-        verified = await self.verifier.averify(request, self._agent_resolver)
+        verified = await self.verifier.averify(request, self._resolve_agent_token)
         token = verified.context
         assert isinstance(token, AgentToken)
         now = self.clock()
         revoked = await self.run(self.revocations.is_revoked, now=now, token=(token.iss, token.jti))
         if revoked is not None:
+            self.tokens.forget(token=(token.iss, token.jti))
             raise InvalidJWTError("the agent token has been revoked")
         if token.parent_agent is not None:
             raise ProtocolError(
