@@ -29,7 +29,7 @@ from .common import (
     log_to,
     port_type,
 )
-from .workers import AppFactory, Built, announcer, closing, listening_line, serve_workers
+from .workers import AppFactory, Built, announcer, listening_line, serve_workers
 
 NAME = "serve"
 
@@ -274,19 +274,14 @@ def build_resource(options: Mapping[str, Any]) -> Built:
     from ..servers.demo_resource import demo_resource, mapped_discovery
     from ..stores import Stores
 
-    stores = Stores.redis(options["redis"]) if options.get("redis") else None  # type: ignore[attr-defined]
+    stores = Stores.redis(options["redis"]) if options.get("redis") else None
     app = demo_resource(
         options["issuer"],
         issuer_keys=mapped_discovery(options["maps"]),
         signing_key=PrivateKey.from_jwk(options["key"]),
         stores=stores,
     )
-    return Built(app, _closer(stores))
-
-
-def _closer(resource: Any) -> Any:
-    """What closes ``resource`` (its ``aclose`` or ``close``), or ``None``."""
-    return getattr(resource, "aclose", None) or getattr(resource, "close", None)
+    return Built(app)  # a worker's Redis connections end with it
 
 
 def _serve_resource(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int:
@@ -315,9 +310,7 @@ def _serve_resource(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int
     factory = AppFactory(build_resource, options)
     if args.workers > 1:
         return _serve_workers(factory, args, out, lines)
-    built = build_resource(options)
-    app = closing(built.app, built.close) if built.close is not None else built.app
-    return serve_app(app, args, out, lines, lifespan="on")
+    return serve_app(build_resource(options).app, args, out, lines, lifespan="on")
 
 
 def _serve_workers(
