@@ -45,14 +45,19 @@ class MissingServiceError(RuntimeError):
 
 
 class RedisServer:
-    """``redis-server`` on 127.0.0.1, no persistence, in ``directory``."""
+    """``redis-server`` on 127.0.0.1 in ``directory``: no persistence, or with ``durable``
+    an append-only file synced on every write (what survives a restart is what Redis
+    acknowledged)."""
 
-    def __init__(self, directory: str | os.PathLike[str], port: int | None = None) -> None:
+    def __init__(
+        self, directory: str | os.PathLike[str], port: int | None = None, *, durable: bool = False
+    ) -> None:
         self.binary = shutil.which("redis-server")
         if self.binary is None:
             raise MissingServiceError("redis-server is missing (apt-get install -y redis-server)")
         self.directory = Path(directory)
         self.port = port or free_port()
+        self.durable = durable
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -74,7 +79,9 @@ class RedisServer:
                 "--save",
                 "",
                 "--appendonly",
-                "no",
+                "yes" if self.durable else "no",
+                "--appendfsync",
+                "always",
                 "--protected-mode",
                 "yes",
             ],
