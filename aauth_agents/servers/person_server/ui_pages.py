@@ -55,7 +55,7 @@ _LINE_BREAK = re.compile(r"[ \t]*\r?\n[ \t]*")
 class PageError(Exception):
     """Show a message page instead of the one asked for: ``status``, ``title``, the
     ``message`` and the error ``code`` (shown as ``#error-code``). With ``session`` the page
-    shows who is signed in."""
+    shows who is signed in; ``headers`` go on the response (``Retry-After``)."""
 
     def __init__(
         self,
@@ -65,6 +65,7 @@ class PageError(Exception):
         *,
         code: str | None = None,
         session: Session | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -72,6 +73,7 @@ class PageError(Exception):
         self.message = message
         self.code = code
         self.session = session
+        self.headers = dict(headers or {})
 
     @classmethod
     def cannot_continue(cls, exc: ProtocolError, session: Session | None = None) -> PageError:
@@ -249,9 +251,11 @@ class Pages:
     async def page_error(self, request: Request, exc: Exception) -> Response:
         """The exception handler for :class:`PageError`."""
         assert isinstance(exc, PageError)
-        return self.message(
+        response = self.message(
             request, exc.title, exc.message, status=exc.status, code=exc.code, session=exc.session
         )
+        response.headers.update(exc.headers)
+        return response
 
     async def server_error(self, request: Request, exc: Exception) -> Response:
         """The exception handler for everything else: logged, and a 500 page."""
