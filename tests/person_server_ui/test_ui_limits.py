@@ -23,6 +23,7 @@ from aauth_agents.protocol.requirement import parse_requirement
 from aauth_agents.servers import LoopbackServer
 from aauth_agents.servers.person_server import accounts, person_server_of
 from aauth_agents.servers.person_server.ui import create_person_server_with_ui
+from aauth_agents.stores import StoreUnavailableError
 
 
 class Hashes:
@@ -340,6 +341,38 @@ async def test_limits_hold_across_two_person_servers_on_one_database(
         second.stop()
         first.stop()
         await person_server_of(second_app).aclose()
+
+
+class Unreachable:
+    """An attempt store whose backend is down (Redis or PostgreSQL restarting)."""
+
+    def __getattr__(self, name: str) -> Any:
+        def fail(*args: Any, **kwargs: Any) -> Any:
+            raise StoreUnavailableError()
+
+        return fail
+
+
+async def test_an_unreachable_attempt_store_is_a_503_page(world: World) -> None:
+    app = build(world)
+    server = serve(world, app)
+    try:
+        unreachable: Any = Unreachable()
+        person_server_of(app).attempts = unreachable
+        app.state.person_server_ui.signins.attempts = unreachable
+        site = Served(app, server.url)
+        async with site.browser() as browser:
+            path, code = await ask(world)
+            form = await browser.get("/signin")
+            signin = {"csrf": csrf(form), "username": "alice", "password": PASSWORD}
+            for response in (
+                await browser.get(path, params={"code": code}),
+                await browser.post("/signin", data=signin, headers={"origin": site.url}),
+            ):
+                assert response.status_code == 503 and response.headers["retry-after"] == "1"
+                assert 'id="error-code">temporarily_unavailable<' in response.text
+    finally:
+        server.stop()
 
 
 def test_the_signin_refusal_names_the_wait() -> None:

@@ -20,8 +20,9 @@ there), ``X-Frame-Options: DENY``, ``nosniff``, ``Referrer-Policy: same-origin``
 ``Cache-Control: no-store`` and ``Cross-Origin-Opener-Policy: same-origin``.
 
 Errors are exceptions: a handler raises :class:`PageError` and the exception handlers of
-:meth:`Pages.exception_handlers` (registered on the UI's routes) render it; any other
-exception becomes a logged 500 page.
+:meth:`Pages.exception_handlers` (registered on the UI's routes) render it; a shared store
+that cannot be reached (:class:`~aauth_agents.stores.StoreUnavailableError`) becomes a 503
+page with ``Retry-After``; any other exception becomes a logged 500 page.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from ...protocol.errors import ProtocolError
+from ...stores import StoreUnavailableError
 from ..markdown import render_markdown
 from .formats import html_time
 
@@ -257,6 +259,21 @@ class Pages:
         response.headers.update(exc.headers)
         return response
 
+    async def unavailable(self, request: Request, exc: Exception) -> Response:
+        """The exception handler for a shared store that cannot be reached: a 503 page with
+        ``Retry-After`` (nothing was changed; the person may simply try again)."""
+        assert isinstance(exc, StoreUnavailableError)
+        log.warning("%s %s: %s", request.method, request.url.path, exc)
+        response = self.message(
+            request,
+            "Try again",
+            "The server cannot reach its storage right now; try again in a moment.",
+            status=503,
+            code=exc.code,
+        )
+        response.headers.update(exc.headers())
+        return response
+
     async def server_error(self, request: Request, exc: Exception) -> Response:
         """The exception handler for everything else: logged, and a 500 page."""
         log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
@@ -268,7 +285,11 @@ class Pages:
         self,
     ) -> dict[type[Exception], Callable[[Request, Exception], Any]]:
         """The handlers to register for the pages' routes."""
-        return {PageError: self.page_error, Exception: self.server_error}
+        return {
+            PageError: self.page_error,
+            StoreUnavailableError: self.unavailable,
+            Exception: self.server_error,
+        }
 
 
 __all__ = ["OneLine", "PageError", "Pages", "secure", "url_path"]
