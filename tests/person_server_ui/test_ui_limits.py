@@ -381,3 +381,22 @@ def test_the_signin_refusal_names_the_wait() -> None:
 
     assert re.search(r"in 1 minute\.", SignIns._too_many(60).message)
     assert re.search(r"in 2 minutes\.", SignIns._too_many(61).message)
+
+
+def test_limits_that_allow_nothing_are_refused() -> None:
+    from aauth_agents.protocol.errors import ConfigurationError
+    from aauth_agents.servers.person_server import SignInLimits
+
+    for bad in (
+        {"account_failures": 0},
+        {"lockout": 0},
+        {"lockout": 7200.0},
+        {"hashes": 0},
+        {"queue": -1},
+    ):
+        with pytest.raises(ConfigurationError):
+            SignInLimits(**bad)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError):
+        make_world().config(trusted_proxies="127.0.0.1")
+    with pytest.raises(ConfigurationError):
+        make_world().config(trusted_proxies=["localhost"])

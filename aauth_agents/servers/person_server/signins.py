@@ -32,6 +32,7 @@ import math
 from dataclasses import dataclass
 
 from ...clock import Clock
+from ...protocol.errors import ConfigurationError
 from ...stores import AttemptStore
 from ..proxies import address_bucket
 from .accounts import Account, AccountError, Accounts, PasswordHashingBusy, normalize_username
@@ -64,11 +65,11 @@ class SignInLimits:
 
     def __post_init__(self) -> None:
         if self.account_failures < 1 or self.address_failures < 1:
-            raise ValueError("sign-in limits allow at least one failure")
+            raise ConfigurationError("sign-in limits allow at least one failure")
         if not self.window > 0 or not 0 < self.lockout <= self.max_lockout:
-            raise ValueError("sign-in window and lockouts are positive, lockout <= max_lockout")
+            raise ConfigurationError("sign-in window and lockouts: positive, lockout <= max")
         if self.hashes < 1 or self.queue < 0:
-            raise ValueError("sign-in hashes >= 1 and queue >= 0")
+            raise ConfigurationError("sign-in hashes >= 1 and queue >= 0")
 
 
 class SignInRefused(Exception):
