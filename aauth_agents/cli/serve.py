@@ -347,6 +347,7 @@ def serve_app(
             lifespan=lifespan,
             log_level="warning",
             access_log=False,
+            proxy_headers=False,  # forwarding headers: servers.proxies, trusted ones only
         )
     )
 

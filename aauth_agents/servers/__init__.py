@@ -3,5 +3,6 @@
 from __future__ import annotations
 
 from .loopback import LoopbackServer
+from .proxies import ForwardedHeaders, TrustedProxies, client_address
 
-__all__ = ["LoopbackServer"]
+__all__ = ["ForwardedHeaders", "LoopbackServer", "TrustedProxies", "client_address"]

@@ -33,6 +33,7 @@ class LoopbackServer:
             log_level=log_level,
             lifespan="off",
             access_log=False,
+            proxy_headers=False,  # forwarding headers: servers.proxies, trusted ones only
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="aauth-loopback", daemon=True)

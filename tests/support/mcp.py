@@ -141,6 +141,9 @@ class World:
                     transport=AsyncMappedTransport(mapping, strict=True), egress=egress()
                 ),
                 transport=AsyncMappedTransport({RESOURCE: self._resource_late}, strict=True),
+                # The person's browser comes through a TLS-terminating proxy on loopback
+                # (X-Forwarded-Proto: https), which the PS is told to trust.
+                trusted_proxies=("127.0.0.1",) if asking else (),
             )
             app = (create_person_server_with_ui if asking else create_person_server)(config)
             app.state.person_server.accounts.create_account("alice", PASSWORD)

@@ -28,8 +28,10 @@ What the UI adds (as ``routes`` of :func:`create_person_server`):
   session, and use ``ps.interactions.get(view.id)`` afterwards; once the person is signed
   in and sees it, ``mark_interacting(view.id, account)`` (the agent sees ``interacting``;
   a new agent's request becomes theirs).
-* Sign-in: ``await ps.accounts.aauthenticate(username, password)`` (scrypt; ``None`` on any
-  failure). Only then ``approve(view.id, account.username, ...)`` / ``deny(view.id)`` /
+* Sign-in: ``await ps.accounts.aauthenticate(username, password)`` (scrypt in a bounded
+  pool; ``None`` on any failure), through the limits of :class:`SignInLimits` (``SignIns``
+  in ``signins.py``: per account and per client address, counted in ``ps.attempts``).
+  Only then ``approve(view.id, account.username, ...)`` / ``deny(view.id)`` /
   ``abandon(view.id)`` / ``ask(view.id, question)``; CSRF tokens on those forms.
 * Render ``view.justification``, ``view.resource.name/description``, ``view.scopes[*]
   .description``, ``view.details``, ``view.clarifications`` as sanitized Markdown (all of
@@ -93,6 +95,7 @@ from .policy import (
     ResourceInfo,
 )
 from .server import AgentContext, AgentTokenRevocation, PersonServer, RevocationReport
+from .signins import SignInLimits
 from .state import Binding, BindingConflictError, Mission, MissionLogEntry
 from .ui import PersonServerUI, create_person_server_with_ui, ui_routes
 
@@ -132,6 +135,7 @@ __all__ = [
     "ResourceInfo",
     "RevocationReport",
     "ScopeView",
+    "SignInLimits",
     "SigningKeys",
     "callback_redirect",
     "code_interaction_id",

@@ -10,26 +10,38 @@ Hashes are stored as ``scrypt$<log2 N>$<r>$<p>$<salt b64url>$<key b64url>``;
 :func:`parse_password_hash` reads that back strictly (a value or :class:`PasswordHashError`).
 Verification is constant-time in the derived key, and an unknown username costs the same
 scrypt work as a known one, so timing does not tell them apart.
+
+Each hash takes ``128 * N * r`` bytes (32 MiB at the default cost), so sign-ins hash in a
+bounded pool (:class:`PasswordHashing`): at most ``concurrency`` at once and ``queue``
+waiting; beyond that a sign-in is refused at once (:class:`PasswordHashingBusy`, 503) instead
+of queueing without bound -- sixty concurrent unauthenticated attempts cost two hashes'
+memory, not sixty.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import logging
 import secrets
+import threading
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from ...clock import Clock, system_clock
 from ...protocol.encoding import b64url_decode, b64url_encode, loads_json
-from ...protocol.errors import ConfigurationError
+from ...protocol.errors import AAuthError, ConfigurationError
 from .database import PSDatabase
 
 log = logging.getLogger("aauth_agents.ps")
+
+T = TypeVar("T")
 
 #: Default scrypt cost: N = 2**15, r = 8, p = 1 (32 MiB, OWASP's floor is N = 2**17 with
 #: r = 8 for interactive logins at higher cost; 2**15 keeps a laptop PS responsive).
@@ -81,6 +93,61 @@ class AccountError(ConfigurationError):
 
     code = "invalid_account"
     status = 400
+
+
+class PasswordHashingBusy(AAuthError):
+    """Every place in the password hashing pool is taken: the sign-in is refused at once
+    (503, ``Retry-After``) and nothing was counted or hashed."""
+
+    code = "temporarily_unavailable"
+    status = 503
+
+    def __init__(self, detail: str = "too many sign-ins at once", *, retry_after: int = 1):
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
+class PasswordHashing:
+    """A bounded pool for password hashes: ``concurrency`` threads hash, at most ``queue``
+    more wait, and :meth:`admit` refuses the rest (:class:`PasswordHashingBusy`). Usable
+    from any event loop (the pool is threads, the count a lock)."""
+
+    def __init__(self, concurrency: int = 2, queue: int = 8) -> None:
+        if concurrency < 1 or queue < 0:
+            raise ConfigurationError("password hashing needs concurrency >= 1 and queue >= 0")
+        self.concurrency = concurrency
+        self.capacity = concurrency + queue
+        self._admitted = 0
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="aauth-password")
+
+    @property
+    def admitted(self) -> int:
+        """Sign-ins holding a place now (hashing or waiting)."""
+        return self._admitted
+
+    @contextmanager
+    def admit(self) -> Iterator[None]:
+        """Hold a place for one hash, or raise :class:`PasswordHashingBusy` when none is free."""
+        with self._lock:
+            if self._admitted >= self.capacity:
+                raise PasswordHashingBusy()
+            self._admitted += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._admitted -= 1
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on one of the pool's threads (hold a place from :meth:`admit`)."""
+        return await asyncio.wrap_future(self._pool.submit(fn, *args))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 @dataclass(frozen=True)
@@ -220,17 +287,24 @@ class Accounts:
     """The local account store, in the PS database (``ps_accounts``).
 
     ``create_account`` / ``authenticate`` are the UI's sign-in primitives; both run scrypt,
-    so async callers use ``acreate_account`` / ``aauthenticate`` (a worker thread).
+    so async callers use ``acreate_account`` (a worker thread) / ``aauthenticate`` (the
+    bounded ``hashing`` pool).
     """
 
     def __init__(
-        self, db: PSDatabase, *, clock: Clock = system_clock, log2_n: int = DEFAULT_LOG2_N
+        self,
+        db: PSDatabase,
+        *,
+        clock: Clock = system_clock,
+        log2_n: int = DEFAULT_LOG2_N,
+        hashing: PasswordHashing | None = None,
     ) -> None:
         if not MIN_LOG2_N <= log2_n <= 20:
             raise ConfigurationError(f"scrypt log2 N must be within {MIN_LOG2_N}..20")
         self.db = db
         self.clock = clock
         self.log2_n = log2_n
+        self.hashing = hashing if hashing is not None else PasswordHashing()
         self._dummy: str | None = None
 
     def create_account(
@@ -359,8 +433,20 @@ class Accounts:
             self.create_account, username, password, claims=claims, tenant=tenant
         )
 
-    async def aauthenticate(self, username: str, password: str) -> Account | None:
-        return await self.db.run(self.authenticate, username, password)
+    async def aauthenticate(
+        self,
+        username: str,
+        password: str,
+        *,
+        admitted: Callable[[], Awaitable[None]] | None = None,
+    ) -> Account | None:
+        """:meth:`authenticate` in the bounded ``hashing`` pool; :class:`PasswordHashingBusy`
+        when it is full. ``admitted`` runs once the hash has its place and before it starts
+        (a limit counts the attempt there, and may refuse it by raising)."""
+        with self.hashing.admit():
+            if admitted is not None:
+                await admitted()
+            return await self.hashing.run(self.authenticate, username, password)
 
     async def aget(self, username: str) -> Account | None:
         return await self.db.run(self.get, username)
@@ -375,6 +461,8 @@ __all__ = [
     "Accounts",
     "PasswordHash",
     "PasswordHashError",
+    "PasswordHashing",
+    "PasswordHashingBusy",
     "hash_password",
     "normalize_username",
     "parse_password_hash",

@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -26,6 +27,7 @@ from starlette.routing import BaseRoute, Route
 from ...httpsig import HttpRequest
 from ...protocol.errors import AAuthError, ProtocolError
 from ...resource.body import BodyTooLarge, read_body
+from ..proxies import ForwardedHeaders, TrustedProxies
 from .config import PersonServerConfig
 from .pending import Reply
 from .server import PersonServer
@@ -127,7 +129,10 @@ def create_person_server(
         Route(paths["revocation"], _endpoint(ps, ps.handle_revocation), methods=["POST"]),
         *routes,
     ]
-    app = Starlette(routes=table)
+    # Forwarding headers are believed from the configured proxies only (servers.proxies).
+    trusted = TrustedProxies(ps.config.trusted_proxies)
+    middleware = [Middleware(ForwardedHeaders, trusted=trusted)] if trusted else []
+    app = Starlette(routes=table, middleware=middleware)
     app.state.person_server = ps
     return app
 

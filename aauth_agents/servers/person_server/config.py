@@ -20,9 +20,11 @@ from ...protocol.errors import ConfigurationError
 from ...protocol.identifiers import validate_server_identifier
 from ...protocol.scopes import IDENTITY_SCOPES
 from ...tokens import IssuerKeys
+from ..proxies import TrustedProxies
 from .accounts import ACCOUNT_CLAIMS, DEFAULT_LOG2_N
 from .events import EventHook
 from .policy import ConsentPolicy, ConsentRequest, Decision, InteractiveConsent
+from .signins import SignInLimits
 
 #: The database file inside a data directory.
 DATABASE_FILE = "ps.sqlite3"
@@ -162,6 +164,12 @@ class PersonServerConfig:
       address by the UI. The trade-off: a wrong code names no interaction, so
       ``code_attempts`` (wrong codes that end one interaction) cannot apply -- guessing is
       bounded only by the per-address limit and the codes' 40+ bits.
+    * ``trusted_proxies`` -- reverse proxies (IPs or CIDRs) whose ``X-Forwarded-For`` /
+      ``Forwarded`` / ``X-Forwarded-Proto`` are believed
+      (:class:`~aauth_agents.servers.ForwardedHeaders`); empty (the default): the client
+      address of every per-address limit is the socket peer, whatever the headers say.
+    * ``signin_limits`` -- password guesses per account and per address, lockouts, and how
+      many password hashes run at once (:class:`~.signins.SignInLimits`).
     """
 
     issuer: str
@@ -224,6 +232,8 @@ class PersonServerConfig:
     #: Seconds between housekeeping passes (:meth:`PersonServer.purge`), each started in the
     #: background by the first protocol request after it is due; 0: never (call ``purge``).
     purge_interval: float = 600.0
+    trusted_proxies: Sequence[str] = ()
+    signin_limits: SignInLimits = field(default_factory=SignInLimits)
 
     def __post_init__(self) -> None:
         try:
@@ -250,6 +260,9 @@ class PersonServerConfig:
         if unknown:
             raise ConfigurationError("scopes_supported holds non-empty strings")
         self.paths = resolve_paths(self.paths)
+        if isinstance(self.trusted_proxies, str):
+            raise ConfigurationError("trusted_proxies is a list of IPs or CIDRs, not one string")
+        TrustedProxies(self.trusted_proxies)  # refuses what is not an IP or CIDR
 
     @property
     def database_path(self) -> str:

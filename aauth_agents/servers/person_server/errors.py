@@ -15,6 +15,13 @@ class InteractionError(ProtocolError):
     """A UI operation the protocol does not allow (wrong state, limit reached, ...)."""
 
 
+class WrongCodeError(InteractionError):
+    """A code that does not match the interaction it names (which exists and was open):
+    a guess, counted against the interaction (``code_attempts``) and, by the UI, against
+    the client address. An interaction that does not exist is a plain
+    :class:`InteractionError` (``invalid_code`` alike on the wire)."""
+
+
 def gone(detail: str = "the pending request is finished") -> ProtocolError:
     """§Pending URL Security: once a terminal response was sent, the pending URL is 410."""
     return ProtocolError(detail, code="gone", status=410)
@@ -34,4 +41,4 @@ def mission_terminated(mission: Mission) -> ProtocolError:
     )
 
 
-__all__ = ["InteractionError", "gone", "mission_terminated", "not_found"]
+__all__ = ["InteractionError", "WrongCodeError", "gone", "mission_terminated", "not_found"]

@@ -73,7 +73,7 @@ from ...stores import (
 from . import events as ev
 from .accounts import Account, Accounts
 from .config import PersonServerConfig
-from .errors import InteractionError
+from .errors import InteractionError, WrongCodeError
 from .interaction_views import (
     ClarificationView,
     InteractionView,
@@ -271,7 +271,7 @@ class Interactions:
                     counted = record.evolve(code_attempts=attempts)
                     if await ps.run(ps.pending.replace, counted) is None:
                         continue
-                raise InteractionError("the code does not match", code="invalid_code")
+                raise WrongCodeError("the code does not match", code="invalid_code")
             return await self._view(record, req)
         raise InteractionError("the interaction is changing too fast", code="server_error")
 

@@ -48,7 +48,9 @@ Routes (:func:`ui_routes`):
   :func:`callback_redirect`, ``?error=access_denied`` etc.) or sees a completion page.
 * ``GET /interact/callback/{pending_id}/{nonce}`` -- return from a resource's own interaction
   (§Resource-Initiated Interaction).
-* ``GET/POST /signin``, ``POST /signout`` -- password sign-in against ``ps.accounts`` (scrypt).
+* ``GET/POST /signin``, ``POST /signout`` -- password sign-in against ``ps.accounts`` (scrypt),
+  limited per account and per client address with backoff, hashes bounded in number
+  (:mod:`.signins`; a refusal is the sign-in page with 429 or 503 and ``Retry-After``).
 * ``GET /dashboard`` -- "Waiting for you": the open requests waiting for the person (their
   ``owner``: their agents', a new agent's under a ``default_person``, and the ones they
   opened and claimed), each in words ("<agent> wants access to <site>") with a Review link
@@ -89,12 +91,14 @@ from starlette.routing import BaseRoute, Route
 from ...protocol.errors import ProtocolError
 from ...stores.states import APPROVED, COMPLETED, DENIED, OPEN
 from ...tokens import DWK_AGENT
+from ..proxies import client_address
 from . import csrf
 from .accounts import Account
 from .config import PersonServerConfig
 from .consent_view import MAX_QUESTION, agent_name, consent_context, consent_kind
 from .interactions import InteractionView, callback_redirect
 from .server import PersonServer
+from .signins import SignInRefused, SignIns
 from .ui_dashboard import SITE_NAME, DashboardPages
 from .ui_links import InteractionLinks
 from .ui_pages import PageError, Pages, secure, url_path
@@ -127,6 +131,7 @@ class PersonServerUI:
             site_name=ps.config.name or SITE_NAME,
             server_id=ps.issuer,
         )
+        self.signins = SignIns(ps.accounts, ps.attempts, ps.config.signin_limits, ps.clock)
         self.links = InteractionLinks(self, code_failures=code_failures, code_window=code_window)
         self.dashboard = DashboardPages(self)
 
@@ -242,18 +247,24 @@ class PersonServerUI:
     async def signin(self, request: Request) -> Response:
         session, form = await csrf.checked_post(request, self.session)
         next_url = self._safe_next(request, form.get("next"))
-        username, account = await self.authenticate(form)
+        refused: SignInRefused | None = None
+        try:
+            username, account = await self.authenticate(request, form)
+        except SignInRefused as exc:
+            username, account, refused = form.get("username", "")[:256], None, exc
         if account is None:
-            return self.pages.page(
+            response = self.pages.page(
                 request,
                 "signin.html",
                 title="Sign in",
-                status=401,
+                status=refused.status if refused else 401,
                 signin_session=session,
                 next_url=next_url,
                 hint=username,
-                failed=True,
+                failed=refused.message if refused else True,
             )
+            response.headers.update(refused.headers() if refused else {})
+            return response
         # A new session id on sign-in (the old one is worthless now), same links.
         session = await self.ps.run(
             self.sessions.sign_in,
@@ -265,14 +276,20 @@ class PersonServerUI:
         )
         return self._redirect(next_url, request, session)
 
-    async def authenticate(self, form: Mapping[str, str]) -> tuple[str, Account | None]:
+    async def authenticate(
+        self, request: Request, form: Mapping[str, str]
+    ) -> tuple[str, Account | None]:
         """The username a sign-in form gave (shown again as a hint) and its account when the
-        password matches; names and passwords are cut to bounded lengths first."""
+        password matches; names and passwords are cut to bounded lengths first. Every
+        sign-in form comes here: the limits of :mod:`.signins` apply, counted against the
+        request's :func:`~aauth_agents.servers.proxies.client_address`
+        (:class:`~.signins.SignInRefused` when they refuse)."""
         username = form.get("username", "")[:256]
         password = form.get("password", "")[:1024]
         if not username or not password:
             return username, None
-        return username, await self.ps.accounts.aauthenticate(username, password)
+        address = client_address(request)
+        return username, await self.signins.authenticate(username, password, address)
 
     async def signout(self, request: Request) -> Response:
         session, _ = await csrf.checked_post(request, self.session)

@@ -25,24 +25,33 @@ request waits:
 A ``callback`` is checked before anything else with
 :meth:`~.interactions.Interactions.check_callback` (its provider must publish it, §User
 Interaction); otherwise ``invalid_request`` and the browser is never sent there. A wrong code
-counts against the request (``code_attempts``, then it fails for good) and against the
-client address (``code_failures`` per ``code_window`` seconds, then 429); an expired request
-says so (or sends the browser to the callback with ``interaction_expired``). With
-``code_only_interaction`` the link is the fixed ``{interact}?code=...`` and the interaction id
-is derived from the code (:func:`~.interactions.code_interaction_id`); a wrong code names no
-interaction, so only the per-address limit applies there.
+for a real interaction counts against the request (``code_attempts``, then it fails for
+good) and against the client address (``code_failures`` per ``code_window`` seconds, then
+429 with ``Retry-After``); a made-up interaction id guesses nobody's code and counts against
+nothing, so one client cannot lock out everyone behind its NAT. The address is
+:func:`~aauth_agents.servers.proxies.client_address` (forwarding headers only from a
+configured trusted proxy) and the count lives in ``ps.attempts``, shared by every worker on
+the PS database. An expired request says so (or sends the browser to the callback with
+``interaction_expired``). With ``code_only_interaction`` the link is the fixed
+``{interact}?code=...`` and the interaction id is derived from the code
+(:func:`~.interactions.code_interaction_id`); a wrong code names no interaction, so there
+every code that finds nothing counts against the address -- the only limit left.
 """
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from ...protocol.interaction import InvalidInteractionCodeError
+from ..proxies import address_bucket, client_address
 from . import csrf
+from .errors import WrongCodeError
 from .interactions import InteractionError, InteractionView, callback_redirect, code_interaction_id
+from .signins import SignInRefused
 from .ui_pages import PageError, url_path
 from .ui_sessions import Session
 
@@ -63,20 +72,36 @@ class InteractionLinks:
         self.ps = ui.ps
         self.code_failures = code_failures
         self.code_window = code_window
-        self._failures: dict[str, list[float]] = {}
 
     # -- wrong codes per client address -----------------------------------------------------------
 
-    def _rate_limited(self, client: str) -> bool:
-        now = float(self.ps.clock())
-        recent = [t for t in self._failures.get(client, []) if now - t < self.code_window]
-        self._failures[client] = recent
-        return len(recent) >= self.code_failures
+    @staticmethod
+    def _key(address: str) -> str:
+        return "interact:" + address_bucket(address)
 
-    def _count_failure(self, client: str) -> None:
-        self._failures.setdefault(client, []).append(float(self.ps.clock()))
-        if len(self._failures) > self.ui.max_sessions:
-            self._failures.pop(next(iter(self._failures)))
+    async def _check_address(self, address: str) -> None:
+        """Refuse (429) an address that gave ``code_failures`` wrong codes this window."""
+        now = float(self.ps.clock())
+        if await self.ps.attempts.acount(self._key(address), now=now) >= self.code_failures:
+            raise PageError(
+                429,
+                "Too many attempts",
+                "Too many wrong codes; try again later.",
+                code="rate_limited",
+                headers={"Retry-After": str(math.ceil(self.code_window))},
+            )
+
+    async def _count_failure(self, address: str, exc: InteractionError | None = None) -> None:
+        """Count a wrong code against ``address``: one that named a real, open interaction
+        (:class:`~.errors.WrongCodeError`) -- a made-up interaction id is no guess at
+        anyone's code, and counting it would let one client lock out everyone behind its
+        NAT. With ``code_only_interaction`` the code is all there is: every code that finds
+        nothing counts (``exc`` is ``None`` for one that is malformed)."""
+        if isinstance(exc, WrongCodeError) or (
+            self.ps.config.code_only_interaction and (exc is None or exc.code == "invalid_code")
+        ):
+            now = float(self.ps.clock())
+            await self.ps.attempts.ahit(self._key(address), now=now, window=self.code_window)
 
     # -- routes ----------------------------------------------------------------------------------
 
@@ -113,7 +138,20 @@ class InteractionLinks:
         if isinstance(opened, Response):
             return opened
         view, callback = opened
-        username, account = await self.ui.authenticate(form)
+        try:
+            username, account = await self.ui.authenticate(request, form)
+        except SignInRefused as refused:
+            response = self._signed_out(
+                request,
+                view,
+                code,
+                callback,
+                hint=form.get("username", "")[:256],
+                failed=refused.message,
+                status=refused.status,
+            )
+            response.headers.update(refused.headers())
+            return response
         if account is None:
             return self._signed_out(request, view, code, callback, hint=username, failed=True)
         ui = self.ui
@@ -149,20 +187,14 @@ class InteractionLinks:
         """The request behind the link and its checked callback; nothing is spent. A refusal
         is a :class:`PageError` (or, for an expired request with a callback, the redirect
         there)."""
-        client = request.client.host if request.client else "unknown"
-        if self._rate_limited(client):
-            raise PageError(
-                429,
-                "Too many attempts",
-                "Too many wrong codes; try again later.",
-                code="rate_limited",
-            )
+        client = client_address(request)
+        await self._check_address(client)
         if (
             not code
             or len(code) > 64
             or (not self.ps.config.code_only_interaction and len(interaction_id) > 128)
         ):
-            self._count_failure(client)
+            await self._count_failure(client)
             raise PageError(
                 400, "Invalid code", "This link has no valid code.", code="invalid_code"
             )
@@ -171,8 +203,7 @@ class InteractionLinks:
         try:
             view = await self.ps.interactions.lookup(interaction_id, code)
         except InteractionError as exc:
-            if exc.code != "expired":
-                self._count_failure(client)
+            await self._count_failure(client, exc)
             if callback is not None and exc.code == "expired":
                 return self.ui._redirect(callback_redirect(callback, "expired"), request)
             raise code_refused(exc) from exc
@@ -183,7 +214,7 @@ class InteractionLinks:
             return await self.ps.interactions.check_callback(interaction_id, callback)
         except InteractionError as exc:
             if exc.code != "invalid_request":
-                self._count_failure(client)
+                await self._count_failure(client, exc)
                 raise code_refused(exc) from exc
             raise PageError(
                 400,
@@ -200,7 +231,8 @@ class InteractionLinks:
         callback: str | None,
         *,
         hint: str | None = None,
-        failed: bool = False,
+        failed: bool | str = False,
+        status: int | None = None,
     ) -> Response:
         """The request as a browser without a session sees it: who asks, and a sign-in form
         posting back to the link. Stores nothing; the form's token goes in a cookie."""
@@ -210,7 +242,7 @@ class InteractionLinks:
             request,
             "consent_signin.html",
             title="Sign in to continue",
-            status=401 if failed else 200,
+            status=status or (401 if failed else 200),
             signin_session=Session(id="", csrf=token),
             signin_action=request.url.path,
             signin_fields=fields,

@@ -20,8 +20,9 @@ there), ``X-Frame-Options: DENY``, ``nosniff``, ``Referrer-Policy: same-origin``
 ``Cache-Control: no-store`` and ``Cross-Origin-Opener-Policy: same-origin``.
 
 Errors are exceptions: a handler raises :class:`PageError` and the exception handlers of
-:meth:`Pages.exception_handlers` (registered on the UI's routes) render it; any other
-exception becomes a logged 500 page.
+:meth:`Pages.exception_handlers` (registered on the UI's routes) render it; a shared store
+that cannot be reached (:class:`~aauth_agents.stores.StoreUnavailableError`) becomes a 503
+page with ``Retry-After``; any other exception becomes a logged 500 page.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from ...protocol.errors import ProtocolError
+from ...stores import StoreUnavailableError
 from ..markdown import render_markdown
 from .formats import html_time
 
@@ -55,7 +57,7 @@ _LINE_BREAK = re.compile(r"[ \t]*\r?\n[ \t]*")
 class PageError(Exception):
     """Show a message page instead of the one asked for: ``status``, ``title``, the
     ``message`` and the error ``code`` (shown as ``#error-code``). With ``session`` the page
-    shows who is signed in."""
+    shows who is signed in; ``headers`` go on the response (``Retry-After``)."""
 
     def __init__(
         self,
@@ -65,6 +67,7 @@ class PageError(Exception):
         *,
         code: str | None = None,
         session: Session | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -72,6 +75,7 @@ class PageError(Exception):
         self.message = message
         self.code = code
         self.session = session
+        self.headers = dict(headers or {})
 
     @classmethod
     def cannot_continue(cls, exc: ProtocolError, session: Session | None = None) -> PageError:
@@ -249,9 +253,26 @@ class Pages:
     async def page_error(self, request: Request, exc: Exception) -> Response:
         """The exception handler for :class:`PageError`."""
         assert isinstance(exc, PageError)
-        return self.message(
+        response = self.message(
             request, exc.title, exc.message, status=exc.status, code=exc.code, session=exc.session
         )
+        response.headers.update(exc.headers)
+        return response
+
+    async def unavailable(self, request: Request, exc: Exception) -> Response:
+        """The exception handler for a shared store that cannot be reached: a 503 page with
+        ``Retry-After`` (nothing was changed; the person may simply try again)."""
+        assert isinstance(exc, StoreUnavailableError)
+        log.warning("%s %s: %s", request.method, request.url.path, exc)
+        response = self.message(
+            request,
+            "Try again",
+            "The server cannot reach its storage right now; try again in a moment.",
+            status=503,
+            code=exc.code,
+        )
+        response.headers.update(exc.headers())
+        return response
 
     async def server_error(self, request: Request, exc: Exception) -> Response:
         """The exception handler for everything else: logged, and a 500 page."""
@@ -264,7 +285,11 @@ class Pages:
         self,
     ) -> dict[type[Exception], Callable[[Request, Exception], Any]]:
         """The handlers to register for the pages' routes."""
-        return {PageError: self.page_error, Exception: self.server_error}
+        return {
+            PageError: self.page_error,
+            StoreUnavailableError: self.unavailable,
+            Exception: self.server_error,
+        }
 
 
 __all__ = ["OneLine", "PageError", "Pages", "secure", "url_path"]

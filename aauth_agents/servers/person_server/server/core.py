@@ -34,7 +34,13 @@ from ....keys import PublicKey
 from ....protocol.errors import AAuthError, ConfigurationError
 from ....protocol.identifiers import validate_server_identifier
 from ....protocol.metadata import AgentProviderMetadata, PersonServerMetadata, ResourceMetadata
-from ....stores import SQLiteDatabase, SQLitePendingStore, SQLiteRevocationStore
+from ....stores import (
+    AttemptStore,
+    SQLiteAttemptStore,
+    SQLiteDatabase,
+    SQLitePendingStore,
+    SQLiteRevocationStore,
+)
 from ....tokens import (
     DWK_AGENT,
     DWK_PERSON,
@@ -45,7 +51,7 @@ from ....tokens import (
     async_token_key_resolver,
 )
 from .. import events as ev
-from ..accounts import Accounts
+from ..accounts import Accounts, PasswordHashing
 from ..config import PersonServerConfig
 from ..database import PSDatabase
 from ..events import EventSink, PSEvent
@@ -129,6 +135,9 @@ class ServerCore:
         self._stores_db = SQLiteDatabase(path)
         self.pending = SQLitePendingStore(self._stores_db)
         self.revocations = SQLiteRevocationStore(self._stores_db)
+        #: Attempts counted for limits (wrong passwords, wrong interaction codes), shared by
+        #: every worker on the database.
+        self.attempts: AttemptStore = SQLiteAttemptStore(self._stores_db)
         self.keys = SigningKeys(
             self.db,
             configured=config.signing_key,
@@ -136,7 +145,13 @@ class ServerCore:
             max_token_lifetime=max(config.person_token_lifetime, config.auth_token_lifetime),
             clock=self.clock,
         )
-        self.accounts = Accounts(self.db, clock=self.clock, log2_n=config.password_log2_n)
+        limits = config.signin_limits
+        self.accounts = Accounts(
+            self.db,
+            clock=self.clock,
+            log2_n=config.password_log2_n,
+            hashing=PasswordHashing(limits.hashes, limits.queue),
+        )
         self.policy = as_policy(config.policy)
         self.events = EventSink(config.events)
         self.verifier = SignatureVerifier(
@@ -181,6 +196,7 @@ class ServerCore:
         """Close the database connections (pending records and everything else persist)."""
         self.db.close()
         self._stores_db.close()
+        self.accounts.hashing.close()
 
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run a short database operation: inline on the event loop (each one is a

@@ -15,10 +15,12 @@ class Housekeeping(ServerCore):
     async def purge(self) -> int:
         """Forget what no longer needs keeping: pending records past ``purge_at``, person
         token records past retention, expired auth-token and agent-token records, expired
-        revocations, retired keys no longer published, expired browser sessions."""
+        revocations, attempt counts of ended windows, retired keys no longer published,
+        expired browser sessions."""
         now = self.clock()
         count = await self.run(self.pending.purge, now)
         count += await self.run(self.revocations.purge, now)
+        count += await self.attempts.apurge(now)
         count += await self.run(self.state.purge, now)
         count += await self.run(self.keys.purge)
         count += await self.run(UISessions(self.db).purge, now)
