@@ -29,7 +29,14 @@ from .common import (
     log_to,
     port_type,
 )
-from .workers import AppFactory, Built, announcer, listening_line, serve_workers
+from .workers import (
+    SERVER_OPTIONS,
+    AppFactory,
+    Built,
+    announcer,
+    listening_line,
+    serve_workers,
+)
 
 NAME = "serve"
 
@@ -345,9 +352,7 @@ def serve_app(
             host=args.host,
             port=args.port,
             lifespan=lifespan,
-            log_level="warning",
-            access_log=False,
-            proxy_headers=False,  # forwarding headers: servers.proxies, trusted ones only
+            **SERVER_OPTIONS,
         )
     )
 

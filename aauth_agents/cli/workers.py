@@ -24,6 +24,12 @@ from .common import EXIT_NETWORK, EXIT_OK, Failure, log_to
 
 log = logging.getLogger("aauth_agents.cli.workers")
 
+#: The uvicorn settings of every server the CLI runs, in one process or in N.
+SERVER_OPTIONS: Mapping[str, Any] = {
+    "log_level": "warning",
+    "access_log": False,
+    "proxy_headers": False,  # forwarding headers: servers.proxies, trusted ones only
+}
 #: Seconds a stopping worker lets open requests (a long poll) finish.
 GRACEFUL_SHUTDOWN = 5
 #: Seconds a worker has to answer the parent's health check before it is replaced as hung.
@@ -103,10 +109,9 @@ def serve_workers(
         port=port,
         workers=workers,
         lifespan="on",
-        log_level="warning",
-        access_log=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
         timeout_worker_healthcheck=HEALTHCHECK,
+        **SERVER_OPTIONS,
     )
     try:
         sock = config.bind_socket()
@@ -181,6 +186,7 @@ def announcer(
 
 __all__ = [
     "GRACEFUL_SHUTDOWN",
+    "SERVER_OPTIONS",
     "AppFactory",
     "Built",
     "announcer",

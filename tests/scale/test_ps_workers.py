@@ -21,6 +21,7 @@ from support.cli import cli_env
 from support.scale import ServedWorkers, approve_in_pages, eventually, serve_workers
 
 from aauth_agents.agent import AAuth, LocalAgentProvider
+from aauth_agents.cli.workers import closing
 from aauth_agents.keys import PrivateKey
 from aauth_agents.network import LocalNetwork
 from aauth_agents.servers import LoopbackServer
@@ -157,3 +158,29 @@ def test_a_worker_killed_mid_interaction_the_agent_finishes_through_the_other(
     body = profile.json()
     assert body["kind"] == "person" and body["person"]["issuer"] == PS
     assert body["key_thumbprint"] == identity.key.thumbprint()
+
+
+async def test_a_workers_app_closes_what_it_built_at_shutdown() -> None:
+    """A worker's person server (its database pool) is closed when uvicorn shuts the
+    worker down, before the shutdown is reported complete."""
+    closed: list[bool] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        while (await receive())["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+
+    async def close() -> None:
+        closed.append(True)
+
+    messages = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+    sent: list[tuple[str, list[bool]]] = []
+
+    async def receive() -> Any:
+        return next(messages)
+
+    async def send(message: Any) -> None:
+        sent.append((message["type"], list(closed)))
+
+    await closing(app, close)({"type": "lifespan"}, receive, send)
+    assert sent == [("lifespan.startup.complete", []), ("lifespan.shutdown.complete", [True])]
