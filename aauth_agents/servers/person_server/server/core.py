@@ -154,6 +154,22 @@ class ServerCore:
         )
         self.policy = as_policy(config.policy)
         self.events = EventSink(config.events)
+        self._verifiers(config)
+        self.notifier = Notifier()
+        self.limiter = PollLimiter(self.clock, burst=config.poll_burst, window=config.poll_window)
+        self._http = config.http
+        self._owns_http = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._purges = Every(self.clock, config.purge_interval)
+        self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self._seen_lock = threading.Lock()
+        log.info(
+            "person server %s on %s (signing key %s)", self.issuer, path, self.keys.current.kid
+        )
+
+    def _verifiers(self, config: PersonServerConfig) -> None:
+        """The request verifiers: agents' requests (§Verification, the agent token in
+        ``Signature-Key``) and resources' revocation notices (``scheme=jwks_uri``)."""
         self.verifier = SignatureVerifier(
             clock=self.clock, window=config.signature_window, require_body_digest=True
         )
@@ -169,17 +185,6 @@ class ServerCore:
             window=config.signature_window,
             require_body_digest=True,
             accepted_schemes=(SCHEME_JWKS_URI,),
-        )
-        self.notifier = Notifier()
-        self.limiter = PollLimiter(self.clock, burst=config.poll_burst, window=config.poll_window)
-        self._http = config.http
-        self._owns_http = False
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._purges = Every(self.clock, config.purge_interval)
-        self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
-        self._seen_lock = threading.Lock()
-        log.info(
-            "person server %s on %s (signing key %s)", self.issuer, path, self.keys.current.kid
         )
 
     # -- lifecycle -----------------------------------------------------------------------------
