@@ -34,7 +34,13 @@ from ....keys import PublicKey
 from ....protocol.errors import AAuthError, ConfigurationError
 from ....protocol.identifiers import validate_server_identifier
 from ....protocol.metadata import AgentProviderMetadata, PersonServerMetadata, ResourceMetadata
-from ....stores import SQLiteDatabase, SQLitePendingStore, SQLiteRevocationStore
+from ....stores import (
+    ReplayStore,
+    SQLiteDatabase,
+    SQLitePendingStore,
+    SQLiteReplayCache,
+    SQLiteRevocationStore,
+)
 from ....tokens import (
     DWK_AGENT,
     DWK_PERSON,
@@ -128,6 +134,9 @@ class ServerCore:
         self._stores_db = SQLiteDatabase(path)
         self.pending = SQLitePendingStore(self._stores_db)
         self.revocations = SQLiteRevocationStore(self._stores_db)
+        #: Signatures of state-changing requests seen within the window (§Freshness and
+        #: Replay), in the database every worker process shares.
+        self.replay: ReplayStore = SQLiteReplayCache(self._stores_db, clock=self.clock)
         self.keys = SigningKeys(
             self.db,
             configured=config.signing_key,

@@ -12,9 +12,21 @@ from typing import Any
 
 import httpx
 
-from ....httpsig import HttpRequest, KeyResolution, SignatureKey
+from ....httpsig import (
+    SAFE_METHODS,
+    HttpRequest,
+    KeyResolution,
+    SignatureKey,
+    VerifiedSignature,
+)
 from ....keys import PublicKey
-from ....protocol.errors import AAuthError, InvalidJWTError, ProtocolError, TokenError
+from ....protocol.errors import (
+    AAuthError,
+    InvalidJWTError,
+    InvalidSignatureError,
+    ProtocolError,
+    TokenError,
+)
 from ....protocol.r3 import MAX_DOCUMENT_BYTES, parse_r3_document, r3_s256
 from ....protocol.scopes import IDENTITY_SCOPES
 from ....protocol.wire import WireFormatError
@@ -63,8 +75,8 @@ class Verification(Missions):
         return resolution
 
     async def verify_agent(self, request: HttpRequest) -> AgentContext:
-        """§Verification with the agent token in Signature-Key; refuses revoked agent tokens
-        and sub-agents (§Single-Level Depth)."""
+        """§Verification with the agent token in Signature-Key; refuses revoked agent tokens,
+        sub-agents (§Single-Level Depth) and replays (:meth:`_fresh`)."""
         verified = await self.verifier.averify(request, self._agent_resolver)
         token = verified.context
         assert isinstance(token, AgentToken)
@@ -77,6 +89,7 @@ class Verification(Missions):
                 "a sub-agent never calls the person server: its parent requests on its behalf",
                 code="invalid_agent_token",
             )
+        await self._fresh(request, verified, token.sub)
         key = (token.iss, token.jti)
         with self._seen_lock:
             seen = key in self._seen
@@ -89,6 +102,23 @@ class Verification(Missions):
                 while len(self._seen) > _SEEN_CACHE:
                     self._seen.popitem(last=False)
         return AgentContext(token, verified.public_key, verified.thumbprint)
+
+    async def _fresh(self, request: HttpRequest, verified: VerifiedSignature, agent: str) -> None:
+        """§Freshness and Replay: every state-changing request (a token request, a mission,
+        permission, audit or interaction request, an answer to or withdrawal of a pending
+        request) is refused when its signature was seen within the window -- a replay
+        changes nothing. The cache (:attr:`replay`) lives in the database every worker
+        shares, so a replay to another worker is refused too. Polls (``GET``) are safe."""
+        if request.method.upper() in SAFE_METHODS:
+            return
+        fresh = await self.run(
+            self.replay.check_and_store,
+            verified.replay_key,
+            verified.created + self.config.signature_window,
+        )
+        if not fresh:
+            self.emit(ev.REJECTED, agent=agent, detail={"reason": "replay"})
+            raise InvalidSignatureError("the signature has been seen before")
 
     async def subagent(self, ctx: AgentContext, subagent_token: str | None) -> AgentToken | None:
         """§Parent-Mediated Authorization: the sub-agent's token verified, naming the signer
