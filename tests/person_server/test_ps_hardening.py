@@ -152,9 +152,22 @@ async def test_a_replayed_request_writes_the_mission_log_once(served: World, pat
     assert written == (1 if path == "/audit" else 2)  # (a permission: request + response)
 
 
-async def test_a_replayed_mission_proposal_and_token_request_are_refused(served: World) -> None:
+async def test_a_replayed_mission_proposal_and_question_are_refused(served: World) -> None:
+    assert served.ps is not None
     agent = served.agent()
     first, again = await _replayed(served, agent, "/mission", b'{"description": "Once"}')
     assert first.status_code == 200 and again.status_code == 401, again.text
+    assert len(await served.ps.missions_for("alice")) == 1
+    body = b'{"type": "question", "question": "Window?", "capabilities": ["clarification"]}'
+    first, again = await _replayed(served, agent, "/interaction", body)
+    assert first.status_code != 401 and again.status_code == 401, (first.text, again.text)
+
+
+async def test_a_person_token_request_sent_twice_in_a_second_is_answered_twice(
+    served: World,
+) -> None:
+    """The same request from two processes of one agent (one key): not a replay to refuse --
+    what it gets is bound to the agent's key."""
+    agent = served.agent()
     first, again = await _replayed(served, agent, "/person", f'{{"resource": "{RES}"}}'.encode())
-    assert first.status_code == 200 and again.status_code == 401, again.text
+    assert first.status_code == again.status_code == 200, again.text

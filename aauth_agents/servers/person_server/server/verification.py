@@ -74,9 +74,10 @@ class Verification(Missions):
                     self._agent_tokens.popitem(last=False)
         return resolution
 
-    async def verify_agent(self, request: HttpRequest) -> AgentContext:
+    async def verify_agent(self, request: HttpRequest, *, replay: bool = True) -> AgentContext:
         """§Verification with the agent token in Signature-Key; refuses revoked agent tokens,
-        sub-agents (§Single-Level Depth) and replays (:meth:`_fresh`)."""
+        sub-agents (§Single-Level Depth) and, unless ``replay`` is false, replays
+        (:meth:`_fresh`)."""
         verified = await self.verifier.averify(request, self._agent_resolver)
         token = verified.context
         assert isinstance(token, AgentToken)
@@ -89,7 +90,8 @@ class Verification(Missions):
                 "a sub-agent never calls the person server: its parent requests on its behalf",
                 code="invalid_agent_token",
             )
-        await self._fresh(request, verified, token.sub)
+        if replay:
+            await self._fresh(request, verified, token.sub)
         key = (token.iss, token.jti)
         with self._seen_lock:
             seen = key in self._seen
@@ -104,11 +106,15 @@ class Verification(Missions):
         return AgentContext(token, verified.public_key, verified.thumbprint)
 
     async def _fresh(self, request: HttpRequest, verified: VerifiedSignature, agent: str) -> None:
-        """§Freshness and Replay: every state-changing request (a token request, a mission,
-        permission, audit or interaction request, an answer to or withdrawal of a pending
-        request) is refused when its signature was seen within the window -- a replay
-        changes nothing. The cache (:attr:`replay`) lives in the database every worker
-        shares, so a replay to another worker is refused too. Polls (``GET``) are safe."""
+        """§Freshness and Replay: a state-changing request -- a mission, permission, audit
+        or interaction request, an answer to or withdrawal of a pending request -- is
+        refused when its signature was seen within the window: a replay changes nothing
+        (writes no second log entry). The cache (:attr:`replay`) lives in the database every
+        worker shares, so a replay to another worker is refused too. Polls (``GET``) are
+        safe. The token endpoints keep no cache: what they give is bound to the agent's key
+        (useless to whoever replays it), a resource token is spent once, and an agent run as
+        several processes on one key may well send the same person-token request twice in a
+        second, as different requests (Ed25519 signatures are deterministic)."""
         if request.method.upper() in SAFE_METHODS:
             return
         fresh = await self.run(
