@@ -12,6 +12,7 @@ import pytest
 from support.ps import PASSWORD, RES, World, make_world, problem
 
 from aauth_agents.httpsig import HttpRequest, SignatureKey, sign_request
+from aauth_agents.protocol.encoding import b64url_decode
 from aauth_agents.servers.loopback import LoopbackServer
 from aauth_agents.servers.person_server import AutoApprove, create_person_server
 
@@ -88,6 +89,30 @@ async def test_the_same_proposal_from_another_agent_is_another_mission(served: W
     two = await served.agent("two").post("/mission", MISSION)
     assert one.status_code == two.status_code == 200, (one.text, two.text)
     assert one.json()["s256"] != two.json()["s256"]
+
+
+async def test_an_identical_blob_owned_by_someone_else_moves_approved_at_on(
+    served: World,
+) -> None:
+    """Should the same blob belong to another owner (here: another person, set by hand),
+    the new mission is approved a second later: a mission is one agent's, for one person."""
+    assert served.ps is not None
+    served.ps.accounts.create_account("bob", PASSWORD)
+    agent = served.agent()
+    body = json.dumps(MISSION).encode()
+    first = await _signed(served, agent, "/mission", body)
+    s256 = first.json()["s256"]
+    served.ps.db.execute("UPDATE ps_missions SET account = 'bob' WHERE s256 = ?", (s256,))
+    second = await _signed(served, agent, "/mission", body, later=1)
+    assert second.status_code == 200, second.text
+    assert second.json()["s256"] != s256
+    blobs = [json.loads(b64url_decode(r.json()["mission"])) for r in (first, second)]
+    assert blobs[0]["approved_at"] == "2024-10-29T16:00:00Z"
+    assert blobs[1]["approved_at"] == "2024-10-29T16:00:01Z"
+    assert {k: v for k, v in blobs[1].items() if k != "approved_at"} == {
+        k: v for k, v in blobs[0].items() if k != "approved_at"
+    }
+    assert [m.s256 for m in await served.ps.missions_for("alice")] == [second.json()["s256"]]
 
 
 # -- lone surrogates -------------------------------------------------------------------------
