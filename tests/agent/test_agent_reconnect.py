@@ -201,6 +201,7 @@ def _agent(parties: Parties, name: str) -> tuple[AAuth, queue.Queue[str], list[F
         network=parties.network,
         on_interaction=lambda url, code: links.put(f"{url}?code={code}"),
         on_event=events.append,
+        max_poll_seconds=120,  # (a failing test's agent stops by itself)
         trust_env=False,
     )
     return auth, links, events
