@@ -65,6 +65,7 @@ from .events import (
     MetadataFetched,
     PendingEnded,
     Polling,
+    Reconnecting,
     RequestSent,
     ResponseReceived,
     SessionUpdated,
@@ -88,6 +89,7 @@ from .provider import (
     load_identity,
     load_local_agent,
 )
+from .reconnect import ReconnectingTransport
 from .storage import (
     DirectoryKeyStore,
     InsecureKeyStoreError,
@@ -145,6 +147,8 @@ __all__ = [
     "PollTimeoutError",
     "Polling",
     "PromptSurface",
+    "Reconnecting",
+    "ReconnectingTransport",
     "RequestCancelledError",
     "RequestSent",
     "ResponseReceived",

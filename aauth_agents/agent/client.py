@@ -19,7 +19,10 @@ round trips. httpx counts every round trip of an authentication flow against the
 wait at a PS that holds polls for 30 s (ours does; a dozen polls at one that does not),
 and raises ``httpx.TooManyRedirects`` past that. :meth:`AAuth.client` sets what a wait of up
 to ``max_poll_seconds`` needs (:func:`client_options`: ``max_redirects`` of
-:data:`MAX_ROUNDS`, a 30 s timeout).
+:data:`MAX_ROUNDS`, a 30 s timeout), and sends through a
+:class:`~aauth_agents.agent.reconnect.ReconnectingTransport`, so that a poll cut by a server
+restart is repeated with backoff rather than ending the call (a plain
+``httpx.Client(auth=auth)`` gets that with ``transport=ReconnectingTransport(...)``).
 
 A sub-agent (§Sub-Agents) is given its parent; every token it needs from the PS is requested
 by the parent on its behalf (§Parent-Mediated Authorization)::
@@ -82,6 +85,7 @@ from .events import FlowEvent
 from .flow import AgentConfig, AgentFlow, CallContext
 from .identity import AgentIdentity
 from .pending import PendingRequests
+from .reconnect import ReconnectingTransport
 from .signer import RequestSigner
 from .state import AgentState
 
@@ -101,10 +105,16 @@ DEFAULT_TIMEOUT = 30.0
 
 def client_options(**overrides: Any) -> dict[str, Any]:
     """The httpx client options an AAuth agent needs, with ``overrides``: ``max_redirects``
-    of :data:`MAX_ROUNDS` (a wait for a person takes many rounds of one request) and a
+    of :data:`MAX_ROUNDS` (a wait for a person takes many rounds of one request), a
     :data:`DEFAULT_TIMEOUT` second timeout (httpx's default of 5 s is shorter than a PS's
-    answer may take)."""
-    return {"timeout": DEFAULT_TIMEOUT, "max_redirects": MAX_ROUNDS, **overrides}
+    answer may take), and the ``transport`` (the given one, or the default one) inside a
+    :class:`~aauth_agents.agent.reconnect.ReconnectingTransport`, so that polling rides out
+    a server restart (for ``httpx`` and ``httpx2`` clients alike)."""
+    options = {"timeout": DEFAULT_TIMEOUT, "max_redirects": MAX_ROUNDS, **overrides}
+    transport = options.get("transport")
+    if not isinstance(transport, ReconnectingTransport):
+        options["transport"] = ReconnectingTransport(transport, **options)
+    return options
 
 
 def _checked(name: str, value: str | None, check: Callable[[object], str]) -> str | None:

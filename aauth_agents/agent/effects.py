@@ -23,7 +23,9 @@ runs on too), :class:`Send` being the effect that leaves it. Both are generators
 requests to send, the shape ``httpx.Auth.sync_auth_flow`` / ``async_auth_flow`` need;
 :func:`run_sync` and :func:`run_async` send those requests with a client themselves
 (governance calls). An error from an effect is thrown into the flow at the point that
-yielded it.
+yielded it -- but the connection failure of a request the flow marked safe to repeat (a
+poll), which comes back as a value (:mod:`aauth_agents.agent.reconnect`), as it does
+through the transport of every client :func:`~aauth_agents.agent.client_options` builds.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ from ..sansio import (
 )
 from .callbacks import FutureAnswer
 from .events import FlowEvent
+from .reconnect import failure_response
 
 log = logging.getLogger("aauth_agents.agent")
 
@@ -235,7 +238,8 @@ def run_sync(flow: Flow[T], client: httpx.Client, runtime: Runtime) -> T:
             try:
                 response = client.send(request, auth=None)
             except Exception as exc:
-                request = driver.throw(exc)
+                failed = failure_response(request, exc)  # (a poll: the flow retries it)
+                request = driver.throw(exc) if failed is None else driver.send(failed)
             else:
                 request = driver.send(response)
     except StopIteration as stop:
@@ -254,7 +258,11 @@ async def run_async(flow: Flow[T], client: httpx.AsyncClient, runtime: Runtime) 
             try:
                 response = await client.send(request, auth=None)
             except Exception as exc:
-                request = await driver.athrow(exc)
+                failed = failure_response(request, exc)
+                if failed is None:
+                    request = await driver.athrow(exc)
+                else:
+                    request = await driver.asend(failed)
             else:
                 request = await driver.asend(response)
     except StopAsyncIteration:

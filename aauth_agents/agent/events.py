@@ -118,6 +118,24 @@ class Polling(FlowEvent):
 
 
 @dataclass(frozen=True)
+class Reconnecting(FlowEvent):
+    """A poll of ``url`` failed -- the connection (``reason`` names the error, e.g.
+    ``ConnectError``) or the server (``HTTP 503``) -- for the ``failures``-th time in a
+    row: the agent polls again after ``wait`` seconds (a server restart only delays the
+    request; :mod:`~aauth_agents.agent.reconnect`)."""
+
+    kind: ClassVar[str] = "reconnecting"
+    url: str
+    failures: int
+    wait: float
+    reason: str = ""
+
+    def describe(self) -> str:
+        why = f": {self.reason}" if self.reason else ""
+        return f"reconnecting to {self.url} in {self.wait:.3g}s (failure #{self.failures}{why})"
+
+
+@dataclass(frozen=True)
 class InteractionRequired(FlowEvent):
     """The person must visit ``url`` with ``code``; ``relayed`` when the PS took it on.
     ``pending_url`` is the request the agent polls meanwhile."""
@@ -235,6 +253,7 @@ __all__ = [
     "MetadataFetched",
     "PendingEnded",
     "Polling",
+    "Reconnecting",
     "RequestSent",
     "ResponseReceived",
     "SessionUpdated",

@@ -39,7 +39,7 @@ from ..agent.callbacks import (
     FutureAnswer,
     InteractionRequest,
 )
-from ..agent.events import FlowEvent, PendingEnded, Polling
+from ..agent.events import FlowEvent, PendingEnded, Polling, Reconnecting
 from ..protocol.errors import ConfigurationError
 
 log = logging.getLogger("aauth_agents.prompts")
@@ -48,6 +48,7 @@ log = logging.getLogger("aauth_agents.prompts")
 STATUS_TEXT: dict[str, str] = {
     "waiting": "Waiting for you to decide",
     "interacting": "You opened the page; waiting for your decision",
+    "reconnecting": "The agent lost its connection to the server; reconnecting",
     "approved": "Approved",
     "denied": "Declined",
     "abandoned": "Left without a decision",
@@ -60,7 +61,7 @@ STATUS_TEXT: dict[str, str] = {
     "answered": "Answered",
 }
 #: Statuses after which nothing changes.
-FINAL = frozenset(STATUS_TEXT) - {"waiting", "interacting", "asked"}
+FINAL = frozenset(STATUS_TEXT) - {"waiting", "interacting", "reconnecting", "asked"}
 #: Prompts a surface keeps track of at once (a flow that never ends must not grow it).
 MAX_OPEN = 64
 
@@ -185,8 +186,9 @@ class InteractionPrompt(Prompt):
         self._cancel_requested = True
 
     def note(self, status: str) -> None:
-        """``waiting`` or ``interacting`` (the person reached the page), from the polls."""
-        if status in ("waiting", "interacting"):
+        """``waiting``, ``interacting`` (the person reached the page) or ``reconnecting``
+        (the server is unreachable for now: a restart), from the polls."""
+        if status in ("waiting", "interacting", "reconnecting"):
             self._set_status(status)
 
     @property
@@ -304,6 +306,10 @@ class Prompts:
             prompt = self._open.get(event.url)
             if prompt is not None:
                 prompt.note("interacting" if event.status == "interacting" else "waiting")
+        elif isinstance(event, Reconnecting):
+            prompt = self._open.get(event.url)
+            if prompt is not None:
+                prompt.note("reconnecting")
         elif isinstance(event, PendingEnded):
             prompt = self._open.get(event.url)
             if prompt is not None:

@@ -51,20 +51,53 @@ def _no_constants(name: str) -> Any:
 
 #: One strict decoder for every parse (``json.loads`` with options builds a new one per call).
 _DECODER = json.JSONDecoder(object_pairs_hook=_unique_members, parse_constant=_no_constants)
+#: A ``\\uD800``-``\\uDFFF`` escape: the only way a lone surrogate gets into decoded JSON text
+#: (UTF-8 cannot carry one). A match may be a false alarm (an escaped backslash before
+#: ``uD800``, or a proper pair): :func:`_lone_surrogate` decides.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def _lone_surrogate(value: Any) -> bool:
+    """Whether a decoded JSON value holds a lone surrogate in a string or a member name (the
+    decoder joins a proper pair into one character, so any surrogate left is lone)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def loads_json(data: str | bytes) -> Any:
     """Parse received JSON strictly: RFC 8259 only (no ``NaN``/``Infinity``), UTF-8, and no
     duplicate member names -- two parsers of one document must not see two different values
-    (an ``issuer``, a ``cnf``). Raises ``ValueError`` on anything else, deep nesting included.
+    (an ``issuer``, a ``cnf``) -- nor lone surrogates (``"\\ud800"``: I-JSON, RFC 7493
+    §2.1; such text cannot be stored, logged or sent on as UTF-8, so it is refused here, at
+    the edge, rather than failing deep in a handler). Raises ``ValueError`` on anything
+    else, deep nesting included.
     """
     try:
-        text = data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else data
-        if not isinstance(text, str):  # as json.loads
+        if isinstance(data, (bytes, bytearray)):
+            text = data.decode("utf-8")  # (strict: UTF-8 never carries a surrogate)
+        elif isinstance(data, str):
+            text = data
+            if _SURROGATE.search(text):
+                raise ValueError("JSON text is not valid Unicode (a lone surrogate)")
+        else:  # as json.loads
             raise TypeError(f"JSON is text or bytes, not {type(data).__name__}")
         if text.startswith("\ufeff"):  # as json.loads: a byte order mark is not JSON
             raise ValueError("JSON starts with a byte order mark")
-        return _DECODER.decode(text)
+        value = _DECODER.decode(text)
+        if _SURROGATE_ESCAPE.search(text) and _lone_surrogate(value):
+            raise ValueError("a JSON string holds a lone surrogate (\\ud800-\\udfff)")
+        return value
     except RecursionError as exc:
         raise ValueError("JSON nested too deeply") from exc
 

@@ -18,9 +18,16 @@ from typing import Any
 import httpx
 import pytest
 
-from aauth_agents.agent import AAuth, AgentIdentity, DeniedError, RequestCancelledError
+from aauth_agents.agent import (
+    AAuth,
+    AgentIdentity,
+    DeniedError,
+    PollTimeoutError,
+    RequestCancelledError,
+    ServerError,
+)
 from aauth_agents.agent.errors import DeferredResponseError
-from aauth_agents.agent.events import FlowEvent, PendingEnded, Polling
+from aauth_agents.agent.events import FlowEvent, PendingEnded, Polling, Reconnecting
 from aauth_agents.agent.flow import (
     CHALLENGES,
     MAX_CHALLENGE_ROUNDS,
@@ -28,10 +35,12 @@ from aauth_agents.agent.flow import (
     PENDING,
     PENDING_CHALLENGES,
 )
+from aauth_agents.agent.reconnect import RETRYABLE, failure_response
 from aauth_agents.clock import FrozenClock
 from aauth_agents.httpsig.signature_key import parse_signature_key
 from aauth_agents.keys import PrivateKey
 from aauth_agents.protocol import PROBLEM_JSON, Requirement, clarification_body, problem_body
+from aauth_agents.protocol.problem import UnexpectedResponseError
 from aauth_agents.protocol.requirement import UnsupportedRequirementError
 from aauth_agents.tokens import mint_agent_token, mint_person_token
 
@@ -205,7 +214,7 @@ def test_slow_down_grows_the_interval_and_retry_after_is_honoured() -> None:
     assert script.sleeps == [1.0, 8.0]
     poll = script.answer(poll, 429)  # no Retry-After: the default 5 s, plus 10
     assert script.sleeps == [1.0, 8.0, 15.0]
-    # 503 adds nothing of its own; an HTTP-date counts from the clock
+    # a 503 is waited out (Retry-After, plus the slow-down); an HTTP-date counts from the clock
     when = formatdate(script.clock() + 7, usegmt=True)
     poll = script.answer(poll, 503, {"Retry-After": when})
     assert script.sleeps == [1.0, 8.0, 15.0, 17.0]
@@ -219,9 +228,9 @@ def test_slow_down_grows_the_interval_and_retry_after_is_honoured() -> None:
         (1, 1.0),
         (2, 8.0),
         (3, 15.0),
-        (4, 17.0),
         (5, 10.0),
     ]
+    assert script.of(Reconnecting) == [Reconnecting(location, 1, 17.0, "HTTP 503")]
 
 
 def test_a_429_before_any_pending_url_is_the_response() -> None:
@@ -230,6 +239,105 @@ def test_a_429_before_any_pending_url_is_the_response() -> None:
     final = script.last(request, 429, {"Retry-After": "3"})
     assert final.status_code == 429
     assert script.sleeps == []
+
+
+# -- a server restart: connection errors, 502/503/504 ------------------------------------------
+
+
+def fail(script: Script, request: httpx.Request, error: Exception) -> httpx.Request:
+    """Answer ``request`` as a client's transport does when its connection failed
+    (:class:`~aauth_agents.agent.reconnect.ReconnectingTransport`); the next request."""
+    assert script.flow is not None
+    failed = failure_response(request, error)
+    assert failed is not None, "a poll is retryable"
+    return script.flow.send(failed)
+
+
+def test_a_poll_that_cannot_connect_is_repeated_with_backoff() -> None:
+    script = Script()
+    request = _to_person_token_request(script)
+    assert not request.extensions.get(RETRYABLE)  # a POST is never repeated
+    location = f"{PS}/pending/r"
+    poll = script.answer(request, 202, {"Location": location, "Retry-After": "1"})
+    assert poll.extensions[RETRYABLE] is True
+    # the PS goes down: the long poll in flight is cut, then connections are refused
+    poll = fail(script, poll, httpx.RemoteProtocolError("Server disconnected"))
+    poll = fail(script, poll, httpx.ConnectError("Connection refused"))
+    poll = fail(script, poll, httpx.ConnectError("Connection refused"))
+    # it comes back behind a gateway that is not ready yet, then itself, overloaded
+    poll = script.answer(poll, 502)
+    poll = script.answer(poll, 503, {"Retry-After": "3"})
+    poll = script.answer(poll, 504)
+    for each in (poll,):
+        assert (each.method, str(each.url)) == ("GET", location)
+        assert each.headers["prefer"] == "wait=30" and presented(each) == script.agent_token
+    poll = script.answer(poll, 202, {"Retry-After": "2"}, {"status": "pending"})
+    request = script.answer(poll, 200, body={"person_token": script.person_token()})
+    assert str(request.url) == f"{RESOURCE}/data"  # the call goes on
+
+    events = script.of(Reconnecting)
+    assert [(e.url, e.failures, e.reason) for e in events] == [
+        (location, 1, "RemoteProtocolError"),
+        (location, 2, "ConnectError"),
+        (location, 3, "ConnectError"),
+        (location, 4, "HTTP 502"),
+        (location, 5, "HTTP 503"),
+        (location, 6, "HTTP 504"),
+    ]
+    waits = script.sleeps[1:7]
+    assert [e.wait for e in events] == waits
+    # exponential with jitter: between half and all of 1, 2, 4, 8 (then 32, capped at 30) s
+    for wait, ceiling in zip(waits, (1, 2, 4, 8, None, 30), strict=True):
+        if ceiling is not None:
+            assert ceiling / 2 <= wait <= ceiling
+    assert waits[4] == 3.0  # Retry-After is honoured
+    assert script.sleeps[7] == 2.0  # a 202 ends the failures: its own Retry-After
+    assert [e.attempt for e in script.of(Polling)] == [1, 8]
+    assert script.of(PendingEnded) == [PendingEnded(location, "approved", 200)]
+
+
+def test_reconnecting_stops_at_the_deadline_with_poll_timeout() -> None:
+    script = Script(max_poll_seconds=20)
+    request = script.to_resource()
+    location = f"{RESOURCE}/pending/9"
+    started = script.clock()
+    poll = script.answer(request, 202, {"Location": location, "Retry-After": "1"})
+    refused = httpx.ConnectError("Connection refused")
+    with pytest.raises(PollTimeoutError) as raised:
+        while True:
+            poll = fail(script, poll, refused)
+            if poll.method == "DELETE":  # the agent gives up: it withdraws the request
+                assert str(poll.url) == location and poll.extensions[RETRYABLE]
+                fail(script, poll, refused)  # (unreachable too: logged, not raised)
+    assert raised.value.code == "expired"
+    assert raised.value.__cause__ is refused
+    assert "ConnectError" in raised.value.detail
+    assert script.clock() - started == pytest.approx(20)  # the last try at the deadline
+    assert script.of(PendingEnded) == [PendingEnded(location, "expired", 502)]
+
+
+def test_a_503_to_a_request_that_is_not_a_poll_is_not_repeated() -> None:
+    script = Script()
+    request = script.to_resource("POST", "/orders")
+    assert not request.extensions.get(RETRYABLE)
+    final = script.last(request, 503, {"Retry-After": "1"})
+    assert final.status_code == 503 and script.sleeps == []
+    script = Script()
+    request = _to_person_token_request(script)
+    with pytest.raises(UnexpectedResponseError) as raised:  # a token request: never twice
+        script.answer(request, 503, {"Retry-After": "1"})
+    assert raised.value.status == 503
+    script = Script()
+    request = _to_person_token_request(script)
+    with pytest.raises(ServerError):
+        script.answer(request, 503, {"Content-Type": PROBLEM_JSON}, problem_body("server_error"))
+    assert script.sleeps == [] and script.of(Reconnecting) == []
+
+
+def test_a_connection_error_to_a_request_that_is_not_a_poll_is_raised() -> None:
+    script = Script()
+    request = _to_person_token_request(script)
+    assert failure_response(request, httpx.ConnectError("refused")) is None
 
 
 # -- clarification --------------------------------------------------------------------------------
@@ -401,3 +509,25 @@ def test_a_person_server_error_after_a_pending_response() -> None:
         script.answer(poll, 403, {"Content-Type": PROBLEM_JSON}, problem_body("denied"))
     assert script.sleeps == [1.0]
     assert script.of(PendingEnded) == [PendingEnded(f"{PS}/pending/p", "denied", 403)]
+
+
+def test_the_httpx2_twin_reconnects_the_same_way() -> None:
+    """The same flow building httpx2 requests (the MCP SDK 2.x line): a failed poll comes
+    back as an httpx2 response value and is repeated."""
+    import httpx2
+
+    script = Script()
+    flow = script.auth.httpx2().sync_auth_flow(httpx2.Request("GET", f"{RESOURCE}/data"))
+    metadata = next(flow)
+    request = flow.send(httpx2.Response(404, request=metadata))
+    location = f"{RESOURCE}/pending/2"
+    poll = flow.send(httpx2.Response(202, headers={"Location": location}, request=request))
+    assert isinstance(poll, httpx2.Request) and poll.extensions[RETRYABLE]
+    failed = failure_response(poll, httpx2.ConnectError("Connection refused"))
+    assert isinstance(failed, httpx2.Response)
+    poll = flow.send(failed)
+    assert (poll.method, str(poll.url)) == ("GET", location)
+    with pytest.raises(StopIteration) as stop:
+        flow.send(httpx2.Response(200, request=poll))
+    assert stop.value.value.status_code == 200
+    assert [(e.failures, e.reason) for e in script.of(Reconnecting)] == [(1, "ConnectError")]

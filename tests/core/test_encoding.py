@@ -93,3 +93,50 @@ def test_loads_json_object_raises_only_value_error(data: bytes) -> None:
         assert isinstance(loads_json_object(data), dict)
     except ValueError:
         pass
+
+
+# -- lone surrogates (I-JSON, RFC 7493 §2.1) -----------------------------------------------------
+
+_SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
+_JSON = st.recursive(
+    _SCALARS,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+_LONE = st.integers(0xD800, 0xDFFF).map(chr)
+
+
+def _embed(value: object, where: int, text: str) -> object:
+    """``value`` with ``text`` put in as a member name, a member value or an array item."""
+    place = where % 3
+    if place == 0:
+        return {text: value}
+    if place == 1:
+        return {"v": value, "s": text}
+    return [value, text]
+
+
+@given(_JSON, st.booleans())
+def test_loads_json_accepts_every_json_text(value: object, ascii_only: bool) -> None:
+    text = json.dumps(value, ensure_ascii=ascii_only)
+    assert loads_json(text) == value
+    assert loads_json(text.encode()) == value
+
+
+@given(_JSON, st.text(), _LONE, st.text(), st.integers(0, 2), st.booleans())
+def test_loads_json_refuses_every_lone_surrogate(
+    value: object, before: str, lone: str, after: str, where: int, as_bytes: bool
+) -> None:
+    """Escaped (``\\ud800``, the only way into UTF-8 JSON) or, in a ``str``, raw."""
+    document = _embed(value, where, before + lone + after)
+    escaped = json.dumps(document)  # (ensure_ascii: the surrogate as an escape)
+    with pytest.raises(ValueError, match="surrogate"):
+        loads_json(escaped.encode() if as_bytes else escaped)
+    with pytest.raises(ValueError, match="surrogate"):
+        loads_json(json.dumps(document, ensure_ascii=False))
+    with pytest.raises(ValueError):  # (and so does every parser of received JSON objects)
+        loads_json_object(escaped.encode())
+
+
+def test_an_escaped_backslash_before_u_d800_is_not_a_surrogate() -> None:
+    assert loads_json(rb'["\\ud800", "\ud83d\ude00"]') == ["\\ud800", "\U0001f600"]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -296,7 +296,7 @@ class Agent:
             http_request,
             key=self.key,
             signature_key=SignatureKey.from_jwt(token or self.token),
-            clock=self.world.clock,
+            created=self.world.created((self.public.thumbprint(), method, url, content)),
             components=components,
         )
         return await self.world.client.request(
@@ -336,6 +336,17 @@ class World:
     client: httpx.AsyncClient = None  # type: ignore[assignment]
     ps_discovery: AsyncDiscovery | None = None
     _closers: list[Any] = field(default_factory=list)
+    _created: dict[Hashable, int] = field(default_factory=dict)
+
+    def created(self, signed: Hashable) -> int:
+        """``created`` for a request signing ``signed`` (key, method, URL, body): the clock's,
+        or one past the last identical request's, as the agent's signer keeps identical
+        requests apart (the PS refuses a replayed signature, §Freshness and Replay)."""
+        now = int(self.clock())
+        last = self._created.get(signed)
+        created = now if last is None or last < now else last + 1
+        self._created[signed] = created
+        return created
 
     def config(self, **overrides: Any) -> PersonServerConfig:
         transport = AsyncMappedTransport(

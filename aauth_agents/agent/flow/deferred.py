@@ -1,6 +1,8 @@
 """Calls to the PS and §Deferred Responses: a ``202`` is followed by polling its pending URL
 (``Retry-After``, default 5 s, +5 s per ``429``; ``Prefer: wait``; ``max_poll_seconds``)
-until a final response; a requirement it carries is answered by the sub-flow
+until a final response; a poll whose connection failed, or that a ``502``, ``503`` or
+``504`` answered, is repeated with backoff (:mod:`~aauth_agents.agent.reconnect`: a server
+restart only delays the flow); a requirement it carries is answered by the sub-flow
 :data:`~.requirements.PENDING` names; a pending URL is recorded in the call's
 :class:`~aauth_agents.agent.pending.PendingRequests` while open, resumed from there, and
 withdrawn (§Cancel Request) when the agent gives up."""
@@ -24,9 +26,10 @@ from ..errors import (
     RequestCancelledError,
     error_for_response,
 )
-from ..events import FlowEvent, FlowFailed, PendingEnded, Polling
+from ..events import FlowEvent, FlowFailed, PendingEnded, Polling, Reconnecting
 from ..pending import PendingRequests
 from ..polling import SLOW_DOWN_STEP, parse_retry_after, resolve_location
+from ..reconnect import RETRY_STATUSES, backoff, failure_of, retryable
 from .config import CONTROLLED_POLLS, CallContext
 from .metadata import MetadataDiscovery
 from .requirements import NEEDS_BODY, PENDING
@@ -93,6 +96,8 @@ class PendingPoll:
         "clarifications",
         "control",
         "deadline",
+        "failure",
+        "failures",
         "interaction",
         "key",
         "location",
@@ -114,6 +119,10 @@ class PendingPoll:
         self.outcome: str | None = None
         self.slowdown = 0.0
         self.attempt = 0
+        #: Polls in a row that failed to connect or met a 502/503/504, and the last
+        #: connection error (chained to the error that ends the wait).
+        self.failures = 0
+        self.failure: BaseException | None = None
         self.clarifications = 0
         self.prompted: set[tuple[str | None, str | None]] = set()
         self.told: set[str] = set()
@@ -212,7 +221,7 @@ class DeferredResponses(MetadataDiscovery):
         if location is None:
             return None
         request, sent = party.build("GET", location)
-        response = yield from self._send(request, sent)
+        response = yield from self._send(retryable(request), sent)
         yield from self._emit(*party.observe(response))
         if response.status_code == 404:
             log.info("the pending request %s is unknown to its server; asking again", location)
@@ -274,14 +283,17 @@ class DeferredResponses(MetadataDiscovery):
             if state.party.is_ps or status == 202 or status >= 400:
                 # (a resource's own answer stays unread: it may be a stream)
                 yield Read(response)
+            if status in RETRY_STATUSES and state.location is not None:
+                response = yield from self._reconnect(state, response)
+                continue
+            state.failures = 0
             if status == 202:
                 answered, pending = yield from self._pending(state, response)
                 if answered is not None:  # (a clarification answered: its response next)
                     response = answered
                     continue
-            elif status in (429, 503) and state.location is not None:
-                if status == 429:
-                    state.slowdown += SLOW_DOWN_STEP
+            elif status == 429 and state.location is not None:
+                state.slowdown += SLOW_DOWN_STEP
                 pending = "pending"
             else:
                 return response
@@ -315,9 +327,33 @@ class DeferredResponses(MetadataDiscovery):
         answered = yield from sub_flow(self, state, requirement, body)
         return answered, body.status
 
-    def _poll_again(self, state: PendingPoll, wait: float, pending: str) -> Flow[httpx.Response]:
+    def _reconnect(self, state: PendingPoll, response: httpx.Response) -> Flow[httpx.Response]:
+        """A poll whose connection failed (a :func:`~..reconnect.failure_response`) or that
+        a ``502``, ``503`` or ``504`` answered: poll again after ``Retry-After`` when the
+        server sent one, else after :func:`~..reconnect.backoff` -- the last try at the
+        deadline itself -- reporting :class:`Reconnecting`."""
+        state.failures += 1
+        error = failure_of(response)
+        if error is not None:
+            state.failure = error
+        now = self.config.clock()
+        after = response.headers.get("retry-after")
+        wait = parse_retry_after(after, now=now) if after is not None else backoff(state.failures)
+        wait += state.slowdown
+        remaining = state.deadline - now
+        if 0 < remaining < wait:
+            wait = remaining
+        reason = type(error).__name__ if error is not None else f"HTTP {response.status_code}"
+        event = Reconnecting(state.pending_url, state.failures, wait, reason)
+        polled: httpx.Response = yield from self._poll_again(state, wait, "reconnecting", event)
+        return polled
+
+    def _poll_again(
+        self, state: PendingPoll, wait: float, pending: str, event: FlowEvent | None = None
+    ) -> Flow[httpx.Response]:
         """Wait ``wait`` seconds and poll the pending URL -- unless the person cancelled or
-        the wait would pass ``max_poll_seconds``: then withdraw the request."""
+        the wait would pass ``max_poll_seconds``: then withdraw the request. ``event`` is
+        reported instead of :class:`Polling`."""
         location = state.pending_url
         if state.control is not None and state.control.cancel_requested:
             yield from self._withdraw(state.call, state.party, location, state)
@@ -325,17 +361,22 @@ class DeferredResponses(MetadataDiscovery):
         if self.config.clock() + wait > state.deadline:
             # §Cancel Request: the agent gives up, so it withdraws the request.
             yield from self._withdraw(state.call, state.party, location, state, outcome="expired")
+            unreachable = (
+                f"; the last {state.failures} poll(s) failed: {getattr(event, 'reason', '')}"
+                if state.failures
+                else ""
+            )
             raise PollTimeoutError(
                 f"no final response from {location} within {self.config.max_poll_seconds:g}"
-                " s (max_poll_seconds)"
-            )
+                f" s (max_poll_seconds){unreachable}"
+            ) from state.failure
         state.attempt += 1
         if state.attempt > CONTROLLED_POLLS:
             state.call.wait_cap = None  # long polls again (see CONTROLLED_POLLS)
-        yield from self._emit_pending(Polling(location, state.attempt, wait, pending))
+        yield from self._emit_pending(event or Polling(location, state.attempt, wait, pending))
         yield Sleep(wait)
         request, sent = state.party.build("GET", location)
-        response = yield from self._send(request, sent)
+        response = yield from self._send(retryable(request), sent)
         yield from self._emit(*state.party.observe(response))
         state.url = location
         return response
@@ -359,11 +400,15 @@ class DeferredResponses(MetadataDiscovery):
         state: PendingPoll | None = None,
         *,
         outcome: str = "cancelled",
-    ) -> Flow[None]:
-        """§Cancel Request: ``DELETE`` the pending URL; the request is then over."""
+    ) -> Flow[bool]:
+        """§Cancel Request: ``DELETE`` the pending URL; the request is then over. ``False``
+        when the server could not be reached (logged: the agent gives up all the same)."""
         request, sent = party.build("DELETE", location)
-        response = yield from self._send(request, sent)
-        if response.status_code >= 400 and response.status_code != 410:
+        response = yield from self._send(retryable(request), sent)
+        unreachable = failure_of(response)
+        if unreachable is not None:
+            log.warning("withdrawing %s failed: %s", location, unreachable)
+        elif response.status_code >= 400 and response.status_code != 410:
             log.warning("withdrawing %s: HTTP %s", location, response.status_code)
         if call.pending is not None:
             for key, open_location, _ in call.pending.entries():
@@ -372,6 +417,7 @@ class DeferredResponses(MetadataDiscovery):
         if state is not None:
             state.finish(outcome)
         yield from self._emit_pending(PendingEnded(location, outcome, response.status_code))
+        return unreachable is None
 
     def withdraw(self, call: CallContext, pending: PendingRequests) -> Flow[int]:
         """Withdraw every request ``pending`` still holds (§Cancel Request); returns how
@@ -381,11 +427,11 @@ class DeferredResponses(MetadataDiscovery):
         for key, location, party in pending.entries():
             pending.forget(key)
             try:
-                yield from self._withdraw(call, party, location)
-            except Exception as exc:  # unreachable server, refused signature, ...
+                reached = yield from self._withdraw(call, party, location)
+            except Exception as exc:  # a refused signature, ...
                 log.warning("withdrawing %s failed: %s", location, exc)
                 continue
-            withdrawn += 1
+            withdrawn += reached
         return withdrawn
 
 

@@ -21,6 +21,59 @@ if TYPE_CHECKING:
     from ..server.issuance import Issuance
 
 
+#: Seconds ``approved_at`` may be moved on to make an ``s256`` unique (see :func:`_create`).
+_MAX_SHIFTS = 5
+
+
+def _same_owner(existing: Mission, mission: Mission) -> bool:
+    return (existing.agent_iss, existing.agent_id, existing.account) == (
+        mission.agent_iss,
+        mission.agent_id,
+        mission.account,
+    )
+
+
+def _blob_fields(
+    ps: Issuance, req: PendingRequest, overrides: Mapping[str, Any], expires_at: Any
+) -> dict[str, Any]:
+    """The approved mission's blob members but ``approved_at`` (§Mission Approval): the
+    proposal with the person's edits."""
+    r = req.request
+    tools = overrides.get("tools")
+    resources = overrides.get("resources")
+    return {
+        "approver": ps.issuer,
+        "agent": req.agent_id,
+        "description": str(overrides.get("description") or r["description"]),
+        "expires_at": None if expires_at is None else iso8601(float(expires_at)),
+        "approved_tools": list(tools if tools is not None else r.get("tools", ())) or None,
+        "approved_resources": list(resources if resources is not None else r.get("resources", ()))
+        or None,
+    }
+
+
+async def _create(ps: Issuance, mission: Mission) -> Mission | None:
+    """Store ``mission``; ``None`` when it was stored, else the mission that already has its
+    ``s256`` (checked first, and again after a failed insert: another worker may have
+    stored the same proposal meanwhile). The blob names its agent and its approval time
+    (§Mission Approval: ``approved_at`` "ensures the s256 is globally unique"), so only the
+    same agent can meet its own mission here; should an owner differ all the same (another
+    provider's agent of that name, another person), :meth:`MissionKind.apply` moves
+    ``approved_at`` on by a second -- a mission belongs to one agent and one person
+    (§Why a Mission Belongs to an Agent)."""
+    existing = await ps.run(ps.state.mission, mission.s256)
+    if existing is not None:
+        return existing
+    try:
+        await ps.run(ps.state.create_mission, mission)
+    except Exception:  # (a unique violation, whatever the database calls it)
+        existing = await ps.run(ps.state.mission, mission.s256)
+        if existing is None:
+            raise
+        return existing
+    return None
+
+
 class MissionKind(RequestKind):
     """§Mission Creation: a proposed mission, which the person may edit before approving
     (description, tools and resources among those proposed, expiry)."""
@@ -41,42 +94,41 @@ class MissionKind(RequestKind):
         *,
         remember: bool,
     ) -> dict[str, Any]:
-        """§Mission Approval: the mission as approved, created and logged."""
+        """§Mission Approval: the mission as approved, created and logged -- or, when this
+        agent already has the very same mission (the same proposal approved within the
+        same second: the same blob, so the same ``s256``), that mission, unchanged: a
+        proposal sent twice is answered twice with one mission."""
         r = req.request
         now = ps.clock()
         expires_at = overrides.get("expires_at")
         if expires_at is None and ps.config.mission_lifetime is not None:
             expires_at = now + ps.config.mission_lifetime
-        tools = overrides.get("tools")
-        resources = overrides.get("resources")
-        blob = build_mission_blob(
-            approver=ps.issuer,
-            agent=req.agent_id,
-            approved_at=iso8601(now),
-            description=str(overrides.get("description") or r["description"]),
-            expires_at=None if expires_at is None else iso8601(float(expires_at)),
-            approved_tools=list(tools if tools is not None else r.get("tools", ())) or None,
-            approved_resources=list(resources if resources is not None else r.get("resources", ()))
-            or None,
-        )
-        s256 = mission_s256(blob)
+        fields = _blob_fields(ps, req, overrides, expires_at)
         caps = ("interaction",) if ps.config.relay_channel is not None else ()
-        mission = Mission(
-            s256=s256,
-            agent_iss=req.agent_iss,
-            agent_id=req.agent_id,
-            account=account,
-            blob=blob,
-            state=ACTIVE,
-            termination_reason=None,
-            expires_at=None if expires_at is None else float(int(float(expires_at))),
-            capabilities=caps,
-            agent_capabilities=req.params.capabilities,
-            created_at=now,
-        )
-        await ps.run(ps.state.create_mission, mission)
+        for shift in range(_MAX_SHIFTS):
+            blob = build_mission_blob(approved_at=iso8601(now + shift), **fields)
+            mission = Mission(
+                s256=mission_s256(blob),
+                agent_iss=req.agent_iss,
+                agent_id=req.agent_id,
+                account=account,
+                blob=blob,
+                state=ACTIVE,
+                termination_reason=None,
+                expires_at=None if expires_at is None else float(int(float(expires_at))),
+                capabilities=caps,
+                agent_capabilities=req.params.capabilities,
+                created_at=now,
+            )
+            existing = await _create(ps, mission)
+            if existing is None:
+                break
+            if _same_owner(existing, mission):
+                return {"s256": existing.s256}  # (approved and logged the first time)
+        else:  # pragma: no cover - needs _MAX_SHIFTS owners of one agent identifier
+            raise InteractionError("could not record the mission", code="server_error")
         await ps.log_mission(
-            s256,
+            mission.s256,
             "approved",
             {
                 "proposal": dict(r),
@@ -84,8 +136,8 @@ class MissionKind(RequestKind):
                 "clarifications": [dict(c) for c in req.conversation],
             },
         )
-        ps.emit(ev.MISSION_APPROVED, agent=req.agent_id, account=account, mission=s256)
-        return {"s256": s256}
+        ps.emit(ev.MISSION_APPROVED, agent=req.agent_id, account=account, mission=mission.s256)
+        return {"s256": mission.s256}
 
     async def complete(
         self, ps: Issuance, req: PendingRequest, result: Mapping[str, Any], ctx: AgentContext

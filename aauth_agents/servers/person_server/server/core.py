@@ -36,9 +36,11 @@ from ....protocol.identifiers import validate_server_identifier
 from ....protocol.metadata import AgentProviderMetadata, PersonServerMetadata, ResourceMetadata
 from ....stores import (
     AttemptStore,
+    ReplayStore,
     SQLiteAttemptStore,
     SQLiteDatabase,
     SQLitePendingStore,
+    SQLiteReplayCache,
     SQLiteRevocationStore,
 )
 from ....tokens import (
@@ -135,9 +137,11 @@ class ServerCore:
         self._stores_db = SQLiteDatabase(path)
         self.pending = SQLitePendingStore(self._stores_db)
         self.revocations = SQLiteRevocationStore(self._stores_db)
-        #: Attempts counted for limits (wrong passwords, wrong interaction codes), shared by
-        #: every worker on the database.
+        #: Attempts counted for limits (wrong passwords, wrong interaction codes) and the
+        #: signatures of state-changing requests seen within the window (§Freshness and
+        #: Replay), shared by every worker on the database.
         self.attempts: AttemptStore = SQLiteAttemptStore(self._stores_db)
+        self.replay: ReplayStore = SQLiteReplayCache(self._stores_db, clock=self.clock)
         self.keys = SigningKeys(
             self.db,
             configured=config.signing_key,

@@ -105,7 +105,7 @@ class Endpoints(Decisions):
 
     async def handle_person_token(self, request: HttpRequest) -> Reply:
         """§Person Token Endpoint."""
-        ctx = await self.verify_agent(request)
+        ctx = await self.verify_agent(request, replay=False)  # (see Verification._fresh)
         parsed = parse_person_token_request(_body(request))
         if parsed.upstream_token is not None:
             raise ProtocolError(
@@ -171,7 +171,7 @@ class Endpoints(Decisions):
     async def handle_auth_token(self, request: HttpRequest) -> Reply:
         """§PS Token Endpoint, three-party (§Agent Token Request, §Resource-Initiated
         Interaction)."""
-        ctx = await self.verify_agent(request)
+        ctx = await self.verify_agent(request, replay=False)
         parsed = parse_auth_token_request(_body(request))
         if parsed.upstream_token is not None:
             raise ProtocolError(

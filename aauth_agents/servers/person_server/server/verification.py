@@ -12,9 +12,15 @@ from typing import Any
 
 import httpx
 
-from ....httpsig import HttpRequest
+from ....httpsig import SAFE_METHODS, HttpRequest, VerifiedSignature
 from ....keys import PublicKey
-from ....protocol.errors import AAuthError, InvalidJWTError, ProtocolError, TokenError
+from ....protocol.errors import (
+    AAuthError,
+    InvalidJWTError,
+    InvalidSignatureError,
+    ProtocolError,
+    TokenError,
+)
 from ....protocol.r3 import MAX_DOCUMENT_BYTES, parse_r3_document, r3_s256
 from ....protocol.scopes import IDENTITY_SCOPES
 from ....protocol.wire import WireFormatError
@@ -43,9 +49,10 @@ def _resource_request(rt: ResourceToken) -> dict[str, Any]:
 class Verification(Missions):
     """Every check an incoming request and the tokens it carries must pass."""
 
-    async def verify_agent(self, request: HttpRequest) -> AgentContext:
-        """§Verification with the agent token in Signature-Key; refuses revoked agent tokens
-        and sub-agents (§Single-Level Depth)."""
+    async def verify_agent(self, request: HttpRequest, *, replay: bool = True) -> AgentContext:
+        """§Verification with the agent token in Signature-Key; refuses revoked agent tokens,
+        sub-agents (§Single-Level Depth) and, unless ``replay`` is false, replays
+        (:meth:`_fresh`)."""
         verified = await self.verifier.averify(request, self._resolve_agent_token)
         token = verified.context
         assert isinstance(token, AgentToken)
@@ -59,6 +66,8 @@ class Verification(Missions):
                 "a sub-agent never calls the person server: its parent requests on its behalf",
                 code="invalid_agent_token",
             )
+        if replay:
+            await self._fresh(request, verified, token.sub)
         key = (token.iss, token.jti)
         with self._seen_lock:
             seen = key in self._seen
@@ -71,6 +80,27 @@ class Verification(Missions):
                 while len(self._seen) > _SEEN_CACHE:
                     self._seen.popitem(last=False)
         return AgentContext(token, verified.public_key, verified.thumbprint)
+
+    async def _fresh(self, request: HttpRequest, verified: VerifiedSignature, agent: str) -> None:
+        """§Freshness and Replay: a state-changing request -- a mission, permission, audit
+        or interaction request, an answer to or withdrawal of a pending request -- is
+        refused when its signature was seen within the window: a replay changes nothing
+        (writes no second log entry). The cache (:attr:`replay`) lives in the database every
+        worker shares, so a replay to another worker is refused too. Polls (``GET``) are
+        safe. The token endpoints keep no cache: what they give is bound to the agent's key
+        (useless to whoever replays it), a resource token is spent once, and an agent run as
+        several processes on one key may well send the same person-token request twice in a
+        second, as different requests (Ed25519 signatures are deterministic)."""
+        if request.method.upper() in SAFE_METHODS:
+            return
+        fresh = await self.run(
+            self.replay.check_and_store,
+            verified.replay_key,
+            verified.created + self.config.signature_window,
+        )
+        if not fresh:
+            self.emit(ev.REJECTED, agent=agent, detail={"reason": "replay"})
+            raise InvalidSignatureError("the signature has been seen before")
 
     async def subagent(self, ctx: AgentContext, subagent_token: str | None) -> AgentToken | None:
         """§Parent-Mediated Authorization: the sub-agent's token verified, naming the signer
