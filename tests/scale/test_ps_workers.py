@@ -10,6 +10,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,6 +160,49 @@ def test_a_worker_killed_mid_interaction_the_agent_finishes_through_the_other(
     body = profile.json()
     assert body["kind"] == "person" and body["person"]["issuer"] == PS
     assert body["key_thumbprint"] == identity.key.thumbprint()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_the_worker_holding_the_agents_long_poll_is_killed(
+    backend: str, world: World, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Harsher: the worker killed is the one holding the agent's long poll (``Prefer:
+    wait``), so the agent's connection dies under it; the agent polls again (a poll is safe
+    to repeat), reaches the other worker or the replacement, and collects the token the
+    person approved meanwhile."""
+    env = {"AAUTH_AGENTS_PASSWORD": PASSWORD}
+    storage = _storage(backend, tmp_path, request)
+    with serve_workers("ps", world.ps_args(*storage), tmp_path, env) as served:
+        world.network.add(PS, served.url)
+        killed: list[int] = []
+        person_done: list[BaseException | None] = []
+
+        def person(url: str, code: str) -> None:
+            def act() -> None:
+                try:
+                    # the agent's connections are the only ones to the PS now
+                    holding = eventually(served.serving, what="the agent's long poll")
+                    time.sleep(0.5)  # the poll has begun waiting (not a measurement)
+                    victim = min(served.serving() or holding)
+                    os.kill(victim, signal.SIGKILL)
+                    killed.append(victim)
+                    approve_in_pages(served.url, url, code, PERSON, PASSWORD)
+                    person_done.append(None)
+                except BaseException as exc:
+                    person_done.append(exc)
+
+            threading.Thread(target=act, daemon=True).start()
+
+        identity = world.provider.identity(PrivateKey.generate(), AGENT)
+        auth = AAuth(identity, on_interaction=person, trust_env=False)
+        # AAuth.client: polls through the reconnecting transport (a dropped poll is repeated)
+        with auth.client(transport=world.network.transport(), timeout=60) as agent:
+            profile = agent.get(RES + "/profile")
+        assert person_done == [None]
+        assert killed and eventually(lambda: _replaced(served, killed[0]))
+
+    assert profile.status_code == 200, profile.text
+    assert profile.json()["key_thumbprint"] == identity.key.thumbprint()
 
 
 async def test_a_workers_app_closes_what_it_built_at_shutdown() -> None:
