@@ -10,8 +10,9 @@ import shutil
 from collections.abc import AsyncIterator
 
 import pytest
-from support.ps import PASSWORD, RES, World, make_world, problem
+from support.ps import PASSWORD, PS, RES, World, make_world, problem
 from support.services import PostgresServer
+from support.ui import start_ui
 
 from aauth_agents.protocol.requirement import parse_requirement
 from aauth_agents.servers.person_server import AutoApprove, create_person_server
@@ -47,14 +48,13 @@ async def test_a_request_pending_at_one_worker_completes_at_another(postgres_url
 
 @pytest.fixture
 async def outage() -> AsyncIterator[tuple[World, PostgresServer]]:
-    """A PS on a PostgreSQL of its own (to stop and start), approving everything for alice."""
+    """A PS with its pages on a PostgreSQL of its own (to stop and start), approving
+    everything for alice."""
     server = PostgresServer().start()
     world = make_world()
     world.database = server.create_database("ps")
     try:
-        world.start(policy=AutoApprove(), default_person="alice")
-        assert world.ps is not None
-        world.ps.accounts.create_account("alice", PASSWORD)
+        start_ui(world, policy=AutoApprove(), default_person="alice")  # alice has an account
         yield world, server
     finally:
         await world.close()
@@ -74,7 +74,10 @@ async def test_a_postgres_outage_answers_503_then_heals(
     assert refused.status_code == 503, refused.text
     assert problem(refused) == "temporarily_unavailable"
     assert refused.headers["retry-after"] == "1"
+    page = await world.client.get(PS + "/signin")  # a page with a session: 503, not 500
+    assert page.status_code == 503 and page.headers["retry-after"] == "1", page.text
     server.start()
+    assert (await world.client.get(PS + "/signin")).status_code == 200
     again = await agent.person_token(RES)
     claims = await world.check_person_token(again, agent.public)
     # The directed identifier stored before the outage is the one used after it.
