@@ -52,8 +52,9 @@ _TEXT_LOADER: Any = psycopg.types.string.TextLoader
 
 class _NulDumper(_TEXT_DUMPER):  # type: ignore[misc]
     """Text as PostgreSQL can hold it: it refuses NUL, which SQLite and the store protocols
-    allow. NUL is written ``\x01\x02`` and ``\x01`` itself ``\x01\x01`` (an injective
-    escape: equality, and so every key and lookup, is kept)."""
+    allow. NUL is written as U+0001 U+0002 and U+0001 itself as U+0001 U+0001 (an injective
+    escape: equality, and so every key and lookup, is kept; only text holding either
+    character pays for it)."""
 
     def dump(self, obj: str) -> Any:
         if "\x00" in obj or "\x01" in obj:
@@ -106,7 +107,10 @@ class PostgresDatabase:
     ``schema`` is created at start (default: the shared stores' tables; a server passes its
     own on top). ``timeout`` bounds waiting for a connection (and connecting);
     ``statement_timeout`` each statement, seconds. ``max_size`` connections at most: one per
-    worker thread that may run database work at once."""
+    worker thread that may run database work at once. ``check``: each connection is checked
+    (one empty round trip) before it is handed out, so none broken by a PostgreSQL restart
+    reaches a request; without it, each broken pooled connection fails one request (503)
+    and is replaced."""
 
     dialect = POSTGRESQL
     IntegrityError: type[Exception] = psycopg.IntegrityError
@@ -120,6 +124,7 @@ class PostgresDatabase:
         max_size: int = 10,
         timeout: float = 3.0,
         statement_timeout: float = 10.0,
+        check: bool = True,
     ) -> None:
         self.url = url
         self._statement_timeout = int(statement_timeout * 1000)
@@ -130,7 +135,7 @@ class PostgresDatabase:
             timeout=timeout,
             kwargs={"autocommit": True, "connect_timeout": max(1, round(timeout))},
             configure=self._configure,
-            check=ConnectionPool.check_connection,
+            check=ConnectionPool.check_connection if check else None,
             # Give up a failed reconnection soon: the next request that finds the pool short
             # connects afresh, so the first request after PostgreSQL is back succeeds
             # (instead of waiting out an exponential backoff grown during the outage).
