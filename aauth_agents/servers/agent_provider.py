@@ -47,7 +47,6 @@ import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -58,7 +57,6 @@ from starlette.routing import Route
 
 from ..agent.identity import AgentIdentity
 from ..agent.provider import JWKS_PATH, WELL_KNOWN_PATH, LocalAgentProvider
-from ..agent.storage import DirectoryKeyStore, read_private_key, write_private_key
 from ..clock import Clock, Every, system_clock
 from ..httpsig import (
     HttpRequest,
@@ -66,7 +64,7 @@ from ..httpsig import (
     SignatureVerifier,
     sign_request,
 )
-from ..keys import ED25519, PrivateKey, PublicKey
+from ..keys import PrivateKey, PublicKey
 from ..protocol.encoding import loads_json_object
 from ..protocol.errors import AAuthError, ConfigurationError, ProtocolError
 from ..protocol.identifiers import validate_server_identifier
@@ -74,7 +72,12 @@ from ..resource.body import BodyTooLarge, read_body
 from ..tokens import DWK_AGENT, TYP_AGENT, StaticIssuerKeys, async_token_key_resolver, peek
 from ..tokens.types import AgentToken
 from ..transport import AsyncMappedTransport
-from .agent_provider_store import AgentRecord, RevocationOutcome, RevocationResult, _Database
+from .agent_provider_store import (
+    AgentRecord,
+    RevocationOutcome,
+    RevocationResult,
+    open_database,
+)
 from .home import HomePage, Item, Section
 
 log = logging.getLogger("aauth_agents.servers.agent_provider")
@@ -86,6 +89,13 @@ DATABASE_FILE = "ap.sqlite3"
 KEY_FILE = "provider-key.jwk"
 PS_METADATA = "aauth-person.json"
 
+#: Enrol (or re-enrol, after a revocation) an agent: its record, unrevoked.
+_UPSERT_AGENT = (
+    "INSERT INTO ap_agents VALUES (?, ?, ?, ?, ?, ?, NULL) ON CONFLICT (agent_id) DO UPDATE "
+    "SET jkt = excluded.jkt, jwk = excluded.jwk, ps = excluded.ps, parent = excluded.parent, "
+    "created = excluded.created, revoked = NULL"
+)
+
 #: How long past its ``exp`` an agent token's record is kept (beyond any verifier's leeway).
 _TOKEN_RECORD_GRACE = 300
 
@@ -96,8 +106,9 @@ class AgentProviderConfig:
 
     * ``issuer`` -- the provider's identifier (``https://agent.example``); agent identifiers
       it issues are ``aauth:LOCAL@agent.example``.
-    * ``database`` -- a directory (``ap.sqlite3`` and the signing key inside) or
-      ``":memory:"`` (a fresh key each run).
+    * ``database`` -- a directory (``ap.sqlite3`` and the signing key inside),
+      ``":memory:"`` (a fresh key each run), or a ``postgresql://`` URL (several provider
+      processes share it and the signing key kept in it; the ``postgres`` extra).
     * ``signing_key`` -- the provider key (needs a ``kid``); omitted, it is generated (and
       kept in the data directory).
     * ``ps`` -- the person server written into tokens when an enrolment names none.
@@ -148,21 +159,9 @@ class AgentProviderServer:
     def __init__(self, config: AgentProviderConfig) -> None:
         self.config = config
         self.clock = config.clock
-        location = os.fspath(config.database)
-        key = config.signing_key
-        if location == ":memory:":
-            db_path = location
-            key = key or PrivateKey.generate(ED25519, kid=f"ap-{secrets.token_hex(4)}")
-        else:
-            directory = Path(location)
-            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            db_path = str(directory / DATABASE_FILE)
-            store = DirectoryKeyStore(directory)
-            if key is None:
-                key = read_private_key(store, KEY_FILE)
-            if key is None:
-                key = PrivateKey.generate(ED25519, kid=f"ap-{secrets.token_hex(4)}")
-                write_private_key(store, KEY_FILE, key)
+        self.db, key = open_database(
+            os.fspath(config.database), config.signing_key, DATABASE_FILE, KEY_FILE
+        )
         self.provider = LocalAgentProvider(
             config.issuer,
             key,
@@ -171,7 +170,6 @@ class AgentProviderServer:
             lifetime=config.lifetime,
             name=config.name,
         )
-        self.db = _Database(db_path)
         self._own_keys = StaticIssuerKeys().add(config.issuer, DWK_AGENT, key.public_key)
         self._purges = Every(self.clock, config.purge_interval)
 
@@ -249,12 +247,35 @@ class AgentProviderServer:
     async def revoke_agent(self, agent_id: str) -> RevocationResult:
         """Stop issuing tokens for ``agent_id`` and its sub-agents, and ask each PS named in
         their unexpired tokens to revoke them (§Token Revocation). Idempotent."""
+        now = self.clock()
+        ids, tokens = await self.db.run(self._revoke_records, agent_id, now)
+        result = RevocationResult(revoked_agents=ids)
+        async with httpx.AsyncClient(
+            transport=AsyncMappedTransport(dict(self.config.connect)),
+            timeout=self.config.revocation_timeout,
+            follow_redirects=False,
+            trust_env=False,
+        ) as client:
+            for jti, owner, ps in tokens:
+                outcome = None if ps is None else await self._notify_ps(client, owner, jti, ps)
+                if outcome is not None:
+                    result.calls.append(outcome)
+                if outcome is None or outcome.ok:
+                    await self.db.run(
+                        self.db.execute,
+                        "UPDATE ap_tokens SET revoked = ? WHERE jti = ?",
+                        (now, jti),
+                    )
+        log.info("revoked %s (%d agents, %d PS calls)", agent_id, len(ids), len(result.calls))
+        return result
+
+    def _revoke_records(self, agent_id: str, now: float) -> tuple[list[str], list[Any]]:
+        """Mark ``agent_id`` and its sub-agents revoked; their agents and unexpired tokens."""
         rows = self.db.execute(
             "SELECT agent_id FROM ap_agents WHERE agent_id = ? OR parent = ?", (agent_id, agent_id)
         )
         if not rows:
             raise ConfigurationError(f"{agent_id} is not enrolled here")
-        now = self.clock()
         ids = [row[0] for row in rows]
         self.db.transaction(
             [
@@ -274,23 +295,7 @@ class AgentProviderServer:
                 (now, one),
             )
         ]
-        result = RevocationResult(revoked_agents=ids)
-        async with httpx.AsyncClient(
-            transport=AsyncMappedTransport(dict(self.config.connect)),
-            timeout=self.config.revocation_timeout,
-            follow_redirects=False,
-            trust_env=False,
-        ) as client:
-            for jti, owner, ps in tokens:
-                if ps is None:
-                    self.db.execute("UPDATE ap_tokens SET revoked = ? WHERE jti = ?", (now, jti))
-                    continue
-                outcome = await self._notify_ps(client, owner, jti, ps)
-                result.calls.append(outcome)
-                if outcome.ok:
-                    self.db.execute("UPDATE ap_tokens SET revoked = ? WHERE jti = ?", (now, jti))
-        log.info("revoked %s (%d agents, %d PS calls)", agent_id, len(ids), len(result.calls))
-        return result
+        return ids, tokens
 
     async def _notify_ps(
         self, client: httpx.AsyncClient, agent_id: str, jti: str, ps: str
@@ -383,8 +388,14 @@ class AgentProviderServer:
         )
         verified = await self._verifier("jwt").averify(http, resolver)
         token: AgentToken = verified.context
+        record = await self.db.run(self._enrolled, token, verified.thumbprint)
+        return token, verified.public_key, record
+
+    def _enrolled(self, token: AgentToken, thumbprint: str) -> AgentRecord:
+        """The record of the agent ``token`` names, when ``thumbprint`` is its enrolled key
+        and neither it, its parent nor the token is revoked."""
         record = self.agent(token.sub)
-        if record is None or record.thumbprint != verified.thumbprint:
+        if record is None or record.thumbprint != thumbprint:
             raise ProtocolError(
                 f"this key is not enrolled for {token.sub}", code="invalid_agent_token", status=403
             )
@@ -397,13 +408,17 @@ class AgentProviderServer:
             parent = self.agent(record.parent)
             if parent is None or parent.revoked is not None:
                 raise ProtocolError(f"{record.parent} is revoked", code="revoked", status=403)
-        return token, verified.public_key, record
+        return record
 
     async def handle_enroll(self, http: HttpRequest) -> dict[str, Any]:
         verified = await self._verifier("hwk").averify(http)
         code = self._json(http).get("code")
         if not isinstance(code, str) or not code:
             raise ProtocolError("code is required", code="invalid_request")
+        return await self.db.run(self._enroll, code, verified.public_key, verified.thumbprint)
+
+    def _enroll(self, code: str, public: PublicKey, thumbprint: str) -> dict[str, Any]:
+        """Spend enrolment ``code`` on ``public``: the agent's record and first token."""
         now = self.clock()
         rows = self.db.execute(
             "SELECT agent_id, ps FROM ap_enrollments WHERE code = ? AND expires > ?", (code, now)
@@ -413,7 +428,6 @@ class AgentProviderServer:
                 "unknown, used or expired enrolment code", code="invalid_code", status=403
             )
         agent_id, ps = rows[0]
-        public = verified.public_key
         if public.same_key(self.provider.key.public_key):
             raise ProtocolError("not an agent key", code="invalid_request")
         existing = self.agent(agent_id)
@@ -423,12 +437,13 @@ class AgentProviderServer:
             [
                 ("DELETE FROM ap_enrollments WHERE code = ?", (code,)),
                 (
-                    "INSERT OR REPLACE INTO ap_agents VALUES (?, ?, ?, ?, NULL, ?, NULL)",
+                    _UPSERT_AGENT,
                     (
                         agent_id,
-                        verified.thumbprint,
+                        thumbprint,
                         json.dumps(public.to_jwk(kid=False)),
                         ps or self.provider.ps,
+                        None,
                         now,
                     ),
                 ),
@@ -438,12 +453,12 @@ class AgentProviderServer:
             raise ProtocolError(
                 "unknown, used or expired enrolment code", code="invalid_code", status=403
             )
-        log.info("enrolled %s (key %s)", agent_id, verified.thumbprint)
+        log.info("enrolled %s (key %s)", agent_id, thumbprint)
         return self._issue(public, agent_id, ps or self.provider.ps, None)
 
     async def handle_refresh(self, http: HttpRequest) -> dict[str, Any]:
         token, public, record = await self._verified_agent(http)
-        return self._issue(public, token.sub, record.ps, record.parent)
+        return await self.db.run(self._issue, public, token.sub, record.ps, record.parent)
 
     async def handle_subagent(self, http: HttpRequest) -> dict[str, Any]:
         token, _, record = await self._verified_agent(http)
@@ -467,6 +482,12 @@ class AgentProviderServer:
             self.provider.check_agent_id(sub_id, parent_agent=token.sub)
         except ConfigurationError as exc:
             raise ProtocolError(exc.detail, code="invalid_request") from exc
+        return await self.db.run(self._add_subagent, sub_id, public, token.sub, record.ps)
+
+    def _add_subagent(
+        self, sub_id: str, public: PublicKey, parent: str, ps: str | None
+    ) -> dict[str, Any]:
+        """Record sub-agent ``sub_id`` of ``parent`` with ``public``; its first token."""
         existing = self.agent(sub_id)
         if existing is not None and existing.revoked is not None:
             raise ProtocolError(f"{sub_id} is revoked", code="revoked", status=403)
@@ -475,17 +496,17 @@ class AgentProviderServer:
                 f"{sub_id} exists with another key", code="invalid_request", status=409
             )
         self.db.execute(
-            "INSERT OR REPLACE INTO ap_agents VALUES (?, ?, ?, ?, ?, ?, NULL)",
+            _UPSERT_AGENT,
             (
                 sub_id,
                 public.thumbprint(),
                 json.dumps(public.to_jwk(kid=False)),
-                record.ps,
-                token.sub,
+                ps,
+                parent,
                 self.clock(),
             ),
         )
-        return self._issue(public, sub_id, record.ps, token.sub)
+        return self._issue(public, sub_id, ps, parent)
 
     # -- the app ------------------------------------------------------------------------------
 
@@ -534,7 +555,7 @@ class AgentProviderServer:
 
         def endpoint(handler: Any) -> Any:
             async def run(request: Request) -> Response:
-                self._housekeeping()
+                await self.db.run(self._housekeeping)
                 try:
                     http = await self._request(request)
                     return JSONResponse(await handler(http), headers={"Cache-Control": "no-store"})

@@ -1,4 +1,5 @@
-"""Stores a resource keeps its state in, behind small protocols, in memory, SQLite and Redis.
+"""Stores a resource keeps its state in, behind small protocols, in memory, SQLite, Redis
+and PostgreSQL.
 
 * :class:`PendingStore` -- pending records of ``202`` flows, compare-and-set updates.
 * :class:`RevocationStore` -- revocations by ``(iss, jti)``, by agent and by person, and the
@@ -7,15 +8,18 @@
 * :class:`ReplayStore` -- signatures seen within the validity window.
 * :class:`AttemptStore` -- attempts counted per key in fixed windows (limits).
 
-:class:`Stores` bundles one of each: ``Stores.memory()``, ``Stores.sqlite(path)`` (one host)
-or ``Stores.redis(url)`` (every worker and host serving one identifier shares it; the
-``redis`` extra, imported only then). Every method has an ``a``-prefixed async twin; see
-:mod:`aauth_agents.stores.sqlite` for how the SQLite backend stays safe to call from async
-code, and :mod:`aauth_agents.stores.redis` for what is atomic in Redis and how keys expire.
+:class:`Stores` bundles one of each: ``Stores.memory()``, ``Stores.sqlite(path)`` (one host),
+``Stores.redis(url)`` or ``Stores.postgres(url)`` (every worker and host serving one
+identifier shares it; the ``redis`` / ``postgres`` extra, imported only then). Every method
+has an ``a``-prefixed async twin; see :mod:`aauth_agents.stores.sqlite` for how the SQLite
+backend stays safe to call from async code (the same SQL runs on PostgreSQL:
+:mod:`aauth_agents.stores.sql`), and :mod:`aauth_agents.stores.redis` for what is atomic
+in Redis and how keys expire.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from os import PathLike
 
@@ -78,6 +82,8 @@ class Stores:
     person_tokens: PersonTokenStore
     replay: ReplayStore | None = None
     attempts: AttemptStore = field(default_factory=lambda: MemoryAttemptStore())
+    #: What :meth:`close` releases (the connections a class method opened).
+    closers: list[Callable[[], None]] = field(default_factory=list, repr=False)
 
     @classmethod
     def memory(cls, *, replay: bool = True, clock: Clock = system_clock) -> Stores:
@@ -136,6 +142,27 @@ class Stores:
             replay=RedisReplayCache(conn, clock=clock) if replay else None,
             attempts=RedisAttemptStore(conn),
         )
+
+    @classmethod
+    def postgres(cls, url: str, *, replay: bool = True, clock: Clock = system_clock) -> Stores:
+        """The SQL stores in the PostgreSQL database at ``url`` (its tables created if
+        missing), shared by every process using it. Needs the ``postgres`` extra."""
+        from .postgres import PostgresDatabase
+
+        db = PostgresDatabase(url)
+        return cls(
+            pending=SQLitePendingStore(db),
+            revocations=SQLiteRevocationStore(db),
+            person_tokens=SQLitePersonTokenStore(db),
+            replay=SQLiteReplayCache(db, clock=clock) if replay else None,
+            attempts=SQLiteAttemptStore(db),
+            closers=[db.close],
+        )
+
+    def close(self) -> None:
+        """Release the connections the stores hold (a PostgreSQL pool's threads)."""
+        while self.closers:
+            self.closers.pop()()
 
     def purge(self, now: float) -> int:
         """Forget expired entries everywhere; returns how many."""

@@ -1,5 +1,7 @@
-"""SQLite stores (stdlib :mod:`sqlite3`): one database file shared by the four stores and by
-several processes on one host.
+"""SQLite stores (stdlib :mod:`sqlite3`): one database file shared by the stores and by
+several processes on one host. The store classes run on any
+:class:`~aauth_agents.stores.sql.SQLDatabase`: the same statements serve PostgreSQL
+(:class:`~aauth_agents.stores.postgres.PostgresDatabase`, ``Stores.postgres(url)``).
 
 Async safety: every statement is a short, indexed, single-row (or bounded) operation. The sync
 methods run it directly; the ``a``-prefixed twins run the same method in a worker thread
@@ -30,6 +32,7 @@ from .base import (
     PendingRecord,
     PersonTokenRecord,
 )
+from .sql import POSTGRESQL, SQLITE, SQLDatabase
 from .states import OPEN
 
 P = ParamSpec("P")
@@ -39,7 +42,7 @@ T = TypeVar("T")
 #: and the queries it serves must name them the same way for SQLite to use the index.
 _OPEN_SQL = ", ".join(f"'{state}'" for state in sorted(OPEN))
 
-_SCHEMA = """
+SCHEMA = """
 CREATE TABLE IF NOT EXISTS aauth_pending (
     id TEXT PRIMARY KEY,
     kind TEXT NOT NULL,
@@ -92,9 +95,20 @@ CREATE TABLE IF NOT EXISTS aauth_attempts (
 CREATE INDEX IF NOT EXISTS aauth_attempts_until ON aauth_attempts (until);
 """
 
+#: Each owner's open records in list order, so that a page of them is read in order and
+#: stops at its limit. (An index on (owner, state, created_at) would not do: with two open
+#: states SQLite reads and sorts all of the owner's open rows.)
+OPEN_INDEX = (
+    "CREATE INDEX IF NOT EXISTS aauth_pending_open ON aauth_pending "
+    f"(owner, created_at, id, expires_at) WHERE state IN ({_OPEN_SQL})"
+)
+
 
 class SQLiteDatabase:
     """One SQLite file (or ``":memory:"``) and the connection the stores share."""
+
+    dialect = SQLITE
+    IntegrityError: type[Exception] = sqlite3.IntegrityError
 
     def __init__(self, path: str | PathLike[str], *, timeout: float = 5.0) -> None:
         self.path = str(path)
@@ -106,7 +120,7 @@ class SQLiteDatabase:
             if self.path != ":memory:":
                 self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
-            self._conn.executescript(_SCHEMA)
+            self._conn.executescript(SCHEMA)
             self._migrate()
 
     def _migrate(self) -> None:
@@ -119,14 +133,8 @@ class SQLiteDatabase:
             except sqlite3.OperationalError as exc:  # another process added it meanwhile
                 if "duplicate column" not in str(exc):
                     raise
-        # Each owner's open records in list order, so that a page of them is read in order
-        # and stops at its limit. (An index on (owner, state, created_at) would not do:
-        # with two open states SQLite reads and sorts all of the owner's open rows.)
         self._conn.execute("DROP INDEX IF EXISTS aauth_pending_owner")
-        self._conn.execute(
-            "CREATE INDEX IF NOT EXISTS aauth_pending_open ON aauth_pending "
-            f"(owner, created_at, id, expires_at) WHERE state IN ({_OPEN_SQL})"
-        )
+        self._conn.execute(OPEN_INDEX)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
         with self._lock:
@@ -184,7 +192,7 @@ _PENDING_COLUMNS = (
 class SQLitePendingStore:
     """:class:`~aauth_agents.stores.PendingStore` in table ``aauth_pending``."""
 
-    def __init__(self, db: SQLiteDatabase) -> None:
+    def __init__(self, db: SQLDatabase) -> None:
         self.db = db
 
     def create(self, record: PendingRecord) -> None:
@@ -208,7 +216,7 @@ class SQLitePendingStore:
                     record.owner,
                 ),
             )
-        except sqlite3.IntegrityError as exc:
+        except self.db.IntegrityError as exc:
             raise KeyError(f"pending record {record.id!r} exists") from exc
 
     def get(self, record_id: str) -> PendingRecord | None:
@@ -309,7 +317,7 @@ class SQLiteRevocationStore:
     """:class:`~aauth_agents.stores.RevocationStore` in tables ``aauth_revoked`` and
     ``aauth_known_tokens``."""
 
-    def __init__(self, db: SQLiteDatabase) -> None:
+    def __init__(self, db: SQLDatabase) -> None:
         self.db = db
 
     def _revoke(self, kind: str, a: str, b: str, until: float) -> bool:
@@ -318,7 +326,8 @@ class SQLiteRevocationStore:
         )
         self.db.execute(
             "INSERT INTO aauth_revoked (kind, a, b, until) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (kind, a, b) DO UPDATE SET until = max(until, excluded.until)",
+            "ON CONFLICT (kind, a, b) DO UPDATE SET until = CASE WHEN "
+            "excluded.until > aauth_revoked.until THEN excluded.until ELSE aauth_revoked.until END",
             (kind, a, b, until),
         )
         return existed is None
@@ -364,7 +373,8 @@ class SQLiteRevocationStore:
     def remember_token(self, iss: str, jti: str, until: float) -> None:
         self.db.execute(
             "INSERT INTO aauth_known_tokens (iss, jti, until) VALUES (?, ?, ?) "
-            "ON CONFLICT (iss, jti) DO UPDATE SET until = max(until, excluded.until)",
+            "ON CONFLICT (iss, jti) DO UPDATE SET until = CASE WHEN excluded.until > "
+            "aauth_known_tokens.until THEN excluded.until ELSE aauth_known_tokens.until END",
             (iss, jti, until),
         )
 
@@ -414,13 +424,15 @@ class SQLiteRevocationStore:
 class SQLitePersonTokenStore:
     """:class:`~aauth_agents.stores.PersonTokenStore` in table ``aauth_person_tokens``."""
 
-    def __init__(self, db: SQLiteDatabase) -> None:
+    def __init__(self, db: SQLDatabase) -> None:
         self.db = db
 
     def put(self, record: PersonTokenRecord) -> None:
         self.db.execute(
-            "INSERT OR REPLACE INTO aauth_person_tokens "
-            "(agent_jkt, ps, sub, mission_s256, jti, tenant, exp) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO aauth_person_tokens "
+            "(agent_jkt, ps, sub, mission_s256, jti, tenant, exp) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (agent_jkt, ps, sub, mission_s256) DO UPDATE SET jti = excluded.jti, "
+            "tenant = excluded.tenant, exp = excluded.exp",
             (
                 record.agent_jkt,
                 record.ps,
@@ -478,6 +490,8 @@ REPLAY_PURGE = (
     "DELETE FROM aauth_replay WHERE rowid IN (SELECT rowid FROM aauth_replay "
     "WHERE expires_at < ? ORDER BY expires_at LIMIT ?)"
 )
+#: The same on each engine: rows by their physical address (PostgreSQL's ``ctid``).
+_REPLAY_PURGE = {SQLITE: REPLAY_PURGE, POSTGRESQL: REPLAY_PURGE.replace("rowid", "ctid")}
 
 
 def _replay_key(key: ReplayKey) -> str:
@@ -494,19 +508,20 @@ class SQLiteReplayCache:
     backlog drains while no check pays for more than a bounded batch."""
 
     def __init__(
-        self, db: SQLiteDatabase, *, clock: Clock = system_clock, purge_every: int = 1000
+        self, db: SQLDatabase, *, clock: Clock = system_clock, purge_every: int = 1000
     ) -> None:
         self.db = db
         self.clock = clock
         self.purge_every = purge_every
         self._writes = 0
+        self._purge = _REPLAY_PURGE[db.dialect]
 
     def check_and_store(self, key: ReplayKey, expires_at: float) -> bool:
         now = self.clock()
         cursor = self.db.execute(REPLAY_CHECK, (_replay_key(key), expires_at, now))
         self._writes += 1
         if self.purge_every and self._writes % self.purge_every == 0:
-            self.db.execute(REPLAY_PURGE, (now, 2 * self.purge_every))
+            self.db.execute(self._purge, (now, 2 * self.purge_every))
         return cursor.rowcount == 1
 
     async def acheck_and_store(self, key: ReplayKey, expires_at: float) -> bool:
@@ -528,7 +543,7 @@ class SQLiteAttemptStore:
     """:class:`~aauth_agents.stores.AttemptStore` in table ``aauth_attempts``: one upsert per
     attempt, shared by every process using the file."""
 
-    def __init__(self, db: SQLiteDatabase) -> None:
+    def __init__(self, db: SQLDatabase) -> None:
         self.db = db
 
     def hit(self, key: str, *, now: float, window: float) -> int:
@@ -561,6 +576,8 @@ class SQLiteAttemptStore:
 
 
 __all__ = [
+    "OPEN_INDEX",
+    "SCHEMA",
     "SQLiteAttemptStore",
     "SQLiteDatabase",
     "SQLitePendingStore",

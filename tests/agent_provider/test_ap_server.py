@@ -54,9 +54,17 @@ class Site:
         return claims
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def ap_database(request: pytest.FixtureRequest) -> str:
+    """Where the provider keeps its state: SQLite in memory or a fresh PostgreSQL database."""
+    if request.param == "postgres":
+        return str(request.getfixturevalue("postgres_url"))
+    return ":memory:"
+
+
 @pytest.fixture
-def site() -> Iterator[Site]:
-    ap = AgentProviderServer(AgentProviderConfig(issuer=AP, ps=PS))
+def site(ap_database: str) -> Iterator[Site]:
+    ap = AgentProviderServer(AgentProviderConfig(issuer=AP, ps=PS, database=ap_database))
     with LoopbackServer(ap.app()) as server:
         s = Site(ap, server.url)
         with s.http:
@@ -222,10 +230,29 @@ def test_state_survives_a_restart(tmp_path: Path) -> None:
     again.close()
 
 
-def test_revocation_reaches_the_person_server() -> None:
+def test_two_providers_share_one_postgres_database(postgres_url: str) -> None:
+    """Two provider processes on one PostgreSQL database: one signing key (the first to
+    start generated it), and what one enrols the other refreshes."""
+    one = AgentProviderServer(AgentProviderConfig(issuer=AP, ps=PS, database=postgres_url))
+    two = AgentProviderServer(AgentProviderConfig(issuer=AP, ps=PS, database=postgres_url))
+    assert one.provider.key.kid == two.provider.key.kid
+    assert one.provider.key.public_key.same_key(two.provider.key.public_key.to_jwk())
+    code = one.create_enrollment(AGENT)
+    with LoopbackServer(one.app()) as first, LoopbackServer(two.app()) as second:
+        a, b = Site(one, first.url), Site(two, second.url)
+        with a.http, b.http:
+            identity = a.client.enroll(code)
+            token = b.client.refresh(identity.key, identity.agent_token)
+            assert b.verify(token)["sub"] == AGENT
+    assert [r.agent_id for r in two.agents()] == [AGENT]
+    one.close()
+    two.close()
+
+
+def test_revocation_reaches_the_person_server(ap_database: str) -> None:
     """The provider revokes an agent; the PS (real, over HTTP) refuses its token from then
     on, and the provider issues no new one."""
-    ap = AgentProviderServer(AgentProviderConfig(issuer=AP, ps=PS))
+    ap = AgentProviderServer(AgentProviderConfig(issuer=AP, ps=PS, database=ap_database))
     with LoopbackServer(ap.app()) as ap_server:
         discovery = AsyncDiscovery(
             transport=AsyncMappedTransport({AP: ap_server.url}, strict=True),
@@ -240,6 +267,7 @@ def test_revocation_reaches_the_person_server() -> None:
                 policy=AutoApprove(),
                 default_person="alice",
                 password_log2_n=14,
+                database=ap_database,
             )
         )
         ps = ps_app.state.person_server
@@ -285,10 +313,12 @@ def test_revocation_reaches_the_person_server() -> None:
     ap.close()
 
 
-def test_housekeeping_forgets_expired_codes_and_token_records() -> None:
+def test_housekeeping_forgets_expired_codes_and_token_records(ap_database: str) -> None:
     clock = FrozenClock(time.time())
     ap = AgentProviderServer(
-        AgentProviderConfig(issuer=AP, ps=PS, clock=clock, purge_interval=1000)
+        AgentProviderConfig(
+            issuer=AP, ps=PS, clock=clock, purge_interval=1000, database=ap_database
+        )
     )
 
     def rows(table: str) -> int:

@@ -19,10 +19,13 @@ from support.ui import Served, start_ui
 from aauth_agents.servers import LoopbackServer
 
 
-@pytest.fixture
-async def ui_world() -> AsyncIterator[World]:
-    """A PS with the UI, reached in process (agents through ``world.client``)."""
+@pytest.fixture(params=["sqlite", "postgres"])
+async def ui_world(request: pytest.FixtureRequest) -> AsyncIterator[World]:
+    """A PS with the UI, reached in process (agents through ``world.client``), keeping its
+    state in SQLite (in memory) or in a fresh PostgreSQL database."""
     w = make_world()
+    if request.param == "postgres":
+        w.database = str(request.getfixturevalue("postgres_url"))
     start_ui(w)
     try:
         yield w

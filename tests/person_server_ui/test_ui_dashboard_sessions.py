@@ -14,7 +14,7 @@ from support.ui import ORIGIN, client, csrf, open_link, signed_in, start_ui, wai
 
 from aauth_agents.protocol.requirement import parse_requirement
 from aauth_agents.servers.person_server import person_server_of
-from aauth_agents.servers.person_server.database import PSDatabase
+from aauth_agents.servers.person_server.database import open_database
 from aauth_agents.servers.person_server.ui import COOKIE, create_person_server_with_ui
 from aauth_agents.servers.person_server.ui_sessions import UISessions, session_key
 
@@ -180,9 +180,12 @@ async def test_sessions_slide_and_then_expire(ui_world: World) -> None:
     assert ui.sessions.count() == 0
 
 
-@pytest.mark.parametrize("path", [":memory:", "file"])
-def test_session_store_bound_rotation_and_sign_out(tmp_path: Path, path: str) -> None:
-    db = PSDatabase(tmp_path / "ps.sqlite3" if path == "file" else ":memory:")
+@pytest.mark.parametrize("path", [":memory:", "file", "postgres"])
+def test_session_store_bound_rotation_and_sign_out(
+    tmp_path: Path, path: str, request: pytest.FixtureRequest
+) -> None:
+    location = {"file": tmp_path / "ps.sqlite3", ":memory:": ":memory:"}.get(path)
+    db = open_database(location or request.getfixturevalue("postgres_url"))
     sessions = UISessions(db)
     now, ttl = 1000.0, 60.0
     first = sessions.create(now, ttl, 2)

@@ -1,5 +1,5 @@
-"""One protocol suite, run against the memory, the SQLite (a real file in tmp_path) and the Redis
-backends (a real, emptied redis-server).
+"""One protocol suite, run against the memory, the SQLite (a real file in tmp_path), the
+Redis (a real, emptied redis-server) and the PostgreSQL (a fresh database) backends.
 
 Sync and async methods are both exercised: the async twins of the SQLite stores run in a
 worker thread and must observe the same state.
@@ -43,13 +43,17 @@ from aauth_agents.stores.sqlite import REPLAY_CHECK, REPLAY_PURGE
 NOW = 1_730_217_600.0
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
+@pytest.fixture(params=["memory", "sqlite", "redis", "postgres"])
 def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stores]:
     clock = FrozenClock(NOW)
     if request.param == "memory":
         yield Stores.memory(clock=clock)
     elif request.param == "redis":
         yield Stores.redis(request.getfixturevalue("redis_url"), clock=clock)
+    elif request.param == "postgres":
+        bundle = Stores.postgres(request.getfixturevalue("postgres_url"), clock=clock)
+        yield bundle
+        bundle.close()
     else:
         yield Stores.sqlite(tmp_path / "aauth.sqlite3", clock=clock)
 

@@ -335,6 +335,8 @@ class World:
     app: Any = None
     client: httpx.AsyncClient = None  # type: ignore[assignment]
     ps_discovery: AsyncDiscovery | None = None
+    #: Where the PS keeps its state: ``":memory:"`` or a PostgreSQL URL (``ps_database``).
+    database: str = ":memory:"
     _closers: list[Any] = field(default_factory=list)
     _created: dict[Hashable, int] = field(default_factory=dict)
 
@@ -364,6 +366,7 @@ class World:
             "clock": self.clock,
             "events": self.events.append,
             "password_log2_n": 14,
+            "database": self.database,
         }
         values.update(overrides)
         return PersonServerConfig(**values)

@@ -328,10 +328,8 @@ class Accounts:
                 "VALUES (?, ?, ?, ?, ?)",
                 (name, encoded, json.dumps(checked), tenant, now),
             )
-        except Exception as exc:
-            if "UNIQUE" in str(exc) or "PRIMARY KEY" in str(exc):
-                raise AccountError(f"account {name!r} exists") from None
-            raise
+        except self.db.IntegrityError:
+            raise AccountError(f"account {name!r} exists") from None
         log.info("created account %s", name)
         return Account(name, checked, tenant, now)
 

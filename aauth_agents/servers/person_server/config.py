@@ -19,6 +19,7 @@ from ...keys import ED25519, PrivateKey
 from ...protocol.errors import ConfigurationError
 from ...protocol.identifiers import validate_server_identifier
 from ...protocol.scopes import IDENTITY_SCOPES
+from ...stores.sql import is_postgres_url, redact_url
 from ...tokens import IssuerKeys
 from ..proxies import TrustedProxies
 from .accounts import ACCOUNT_CLAIMS, DEFAULT_LOG2_N
@@ -135,7 +136,9 @@ class PersonServerConfig:
 
     * ``issuer`` -- the PS identifier (``https://ps.example``), the ``iss`` of everything it
       signs and the ``@authority`` every request must be signed for.
-    * ``database`` -- a SQLite file, a directory (``ps.sqlite3`` inside), or ``":memory:"``.
+    * ``database`` -- a SQLite file, a directory (``ps.sqlite3`` inside), ``":memory:"``, or
+      a ``postgresql://`` URL (PostgreSQL, shared by several PS processes; the ``postgres``
+      extra).
     * ``signing_key`` -- the key to sign with; omitted, the PS generates one and keeps it in
       its database. ``key_alg`` is the algorithm of generated keys.
     * ``policy`` -- the :class:`ConsentPolicy` (default :class:`InteractiveConsent`).
@@ -266,9 +269,9 @@ class PersonServerConfig:
 
     @property
     def database_path(self) -> str:
-        """The SQLite file (or ``":memory:"``)."""
+        """The SQLite file (or ``":memory:"``, or the PostgreSQL URL)."""
         path = os.fspath(self.database)
-        if path == ":memory:":
+        if path == ":memory:" or is_postgres_url(path):
             return path
         if Path(path).is_dir():
             return str(Path(path) / DATABASE_FILE)
@@ -279,7 +282,7 @@ class PersonServerConfig:
         return self.issuer + self.paths[name] + "".join("/" + s for s in suffix)
 
     def describe(self) -> dict[str, Any]:
-        return {"issuer": self.issuer, "database": self.database_path}
+        return {"issuer": self.issuer, "database": redact_url(self.database_path)}
 
 
 __all__ = [

@@ -5,8 +5,9 @@ entries -- is read for all of them in one query, never one query per item. Each 
 served by an index on the account (``ps_bindings_listed``, ``ps_missions_listed``) or on
 the page's own items, so a page costs the same however much the person has.
 
-Lists of keys go to SQLite as one JSON array parameter (``json_each``), so a statement's
-text never depends on the page.
+Lists of keys go to the database as one JSON array parameter (SQLite's ``json_each``,
+PostgreSQL's ``jsonb_array_elements``: the statements that read them are written for each
+engine), so a statement's text never depends on the page.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ...stores.sql import POSTGRESQL, SQLITE
 from .database import PSDatabase
 from .state import (
     _AT_COLUMNS,
@@ -81,12 +83,42 @@ def _keys(values: Sequence[object]) -> str:
     return json.dumps(list(values))
 
 
+#: The statements over a JSON array of keys, per engine. ``+m.account`` keeps SQLite on the
+#: agent index (PostgreSQL plans it so by itself).
+_CONSENTS = {
+    SQLITE: "FROM json_each(?) AS a JOIN ps_consents AS c "
+    "ON c.account = ? AND c.agent_iss = json_extract(a.value, '$[0]') "
+    "AND c.agent_id = json_extract(a.value, '$[1]')",
+    POSTGRESQL: "FROM jsonb_array_elements(?::jsonb) AS a(value) JOIN ps_consents AS c "
+    "ON c.account = ? AND c.agent_iss = a.value->>0 AND c.agent_id = a.value->>1",
+}
+_IN_KEYS = {
+    SQLITE: "IN (SELECT value FROM json_each(?))",
+    POSTGRESQL: "IN (SELECT jsonb_array_elements_text(?::jsonb))",
+}
+_MISSIONS = {
+    SQLITE: "FROM json_each(?) AS a "
+    "JOIN ps_missions AS m ON m.agent_id = json_extract(a.value, '$[1]') "
+    "AND m.agent_iss = json_extract(a.value, '$[0]') AND +m.account = ? ",
+    POSTGRESQL: "FROM jsonb_array_elements(?::jsonb) AS a(value) "
+    "JOIN ps_missions AS m ON m.agent_id = a.value->>1 "
+    "AND m.agent_iss = a.value->>0 AND m.account = ? ",
+}
+_EACH_MISSION = {
+    SQLITE: "json_each(?) AS m",
+    POSTGRESQL: "jsonb_array_elements_text(?::jsonb) AS m(value)",
+}
+
+
 class DashboardQueries:
     """The dashboard's queries over one :class:`PSDatabase` (synchronous and short; the
     server runs them through :meth:`~.database.PSDatabase.run`)."""
 
     def __init__(self, db: PSDatabase) -> None:
         self.db = db
+        dialect = db.dialect
+        self._consents, self._in_keys = _CONSENTS[dialect], _IN_KEYS[dialect]
+        self._missions, self._each_mission = _MISSIONS[dialect], _EACH_MISSION[dialect]
 
     def _count(self, sql: str, params: Sequence[object]) -> int:
         row = self.db.fetchone(sql, params)
@@ -110,9 +142,7 @@ class DashboardQueries:
         """What ``account`` allowed each of ``agents``, oldest first."""
         rows = self.db.fetchall(
             "SELECT c.agent_iss, c.agent_id, c.resource, c.kind, c.mission_s256, c.scope, "
-            "c.created_at FROM json_each(?) AS a JOIN ps_consents AS c "
-            "ON c.account = ? AND c.agent_iss = json_extract(a.value, '$[0]') "
-            "AND c.agent_id = json_extract(a.value, '$[1]') ORDER BY c.created_at",
+            f"c.created_at {self._consents} ORDER BY c.created_at",
             (_keys(agents), account),
         )
         return [
@@ -127,8 +157,7 @@ class DashboardQueries:
         keys = _keys(agent_ids)
         rows = self.db.fetchall(
             f"SELECT {_AT_COLUMNS} FROM ps_auth_tokens "  # noqa: S608
-            "WHERE (agent_id IN (SELECT value FROM json_each(?)) "
-            "OR requested_by IN (SELECT value FROM json_each(?))) "
+            f"WHERE (agent_id {self._in_keys} OR requested_by {self._in_keys}) "
             "AND account = ? AND revoked_at IS NULL AND exp > ? ORDER BY iat",
             (keys, keys, account, now),
         )
@@ -140,9 +169,7 @@ class DashboardQueries:
         """How many active missions each of ``agents`` has (agents with none are left out)."""
         # ``+m.account``: look the agents' missions up by agent, not all the account's.
         rows = self.db.fetchall(
-            "SELECT m.agent_iss, m.agent_id, COUNT(*) FROM json_each(?) AS a "
-            "JOIN ps_missions AS m ON m.agent_id = json_extract(a.value, '$[1]') "
-            "AND m.agent_iss = json_extract(a.value, '$[0]') AND +m.account = ? "
+            f"SELECT m.agent_iss, m.agent_id, COUNT(*) {self._missions}"
             "AND m.state = ? AND (m.expires_at IS NULL OR m.expires_at > ?) "
             "GROUP BY m.agent_iss, m.agent_id",
             (_keys(agents), account, ACTIVE, now),
@@ -167,8 +194,7 @@ class DashboardQueries:
     def log_counts(self, s256s: Sequence[str]) -> dict[str, int]:
         """How many log entries each mission has."""
         rows = self.db.fetchall(
-            "SELECT s256, COUNT(*) FROM ps_mission_log "
-            "WHERE s256 IN (SELECT value FROM json_each(?)) GROUP BY s256",
+            f"SELECT s256, COUNT(*) FROM ps_mission_log WHERE s256 {self._in_keys} GROUP BY s256",  # noqa: S608
             (_keys(s256s),),
         )
         return {s256: int(n) for s256, n in rows}
@@ -179,8 +205,8 @@ class DashboardQueries:
         """The latest ``per_mission`` log entries of each mission, in log order: for each,
         the index finds where its last entries start and reads from there, nothing older."""
         rows = self.db.fetchall(
-            "SELECT l.s256, l.seq, l.at, l.kind, l.entry, l.entry_s256 "
-            "FROM json_each(?) AS m JOIN ps_mission_log AS l ON l.s256 = m.value "
+            "SELECT l.s256, l.seq, l.at, l.kind, l.entry, l.entry_s256 "  # noqa: S608
+            f"FROM {self._each_mission} JOIN ps_mission_log AS l ON l.s256 = m.value "
             "AND l.seq >= COALESCE((SELECT seq FROM ps_mission_log WHERE s256 = m.value "
             "ORDER BY seq DESC LIMIT 1 OFFSET ?), 0) ORDER BY l.seq",
             (_keys(s256s), max(0, per_mission - 1)),

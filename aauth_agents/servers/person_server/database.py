@@ -1,4 +1,5 @@
-"""The person server's SQLite file: one connection, short transactions, async via a thread.
+"""The person server's database: a SQLite file (one connection) or PostgreSQL (a pool shared
+by every worker process), short transactions, async via a thread.
 
 The PS keeps what the protocol obliges it to remember (§Person Token Endpoint: retained
 person-token records; §Agent-Person Binding; §Directed Identifiers; §Mission, §Mission Log;
@@ -12,6 +13,13 @@ through :meth:`PSDatabase.run`, which executes a whole unit of work (one transac
 worker thread so a slow disk never blocks the loop. ``":memory:"`` gives a private in-memory
 database (tests, throwaway servers). A file is created ``0600``: it holds signing keys and
 password hashes.
+
+:func:`open_database` picks the engine: a ``postgresql://`` URL gives a
+:class:`PostgresPSDatabase` (:mod:`aauth_agents.stores.postgres`), whose tables, and the
+shared stores' beside them, are created by whichever worker starts first; its
+:meth:`~PSDatabase.transaction` holds an advisory lock, so a read-then-write unit (binding an
+agent, adopting a signing key) is serialized across processes as ``BEGIN IMMEDIATE`` does
+in SQLite. Statements are written once, in SQLite's dialect (:mod:`aauth_agents.stores.sql`).
 """
 
 from __future__ import annotations
@@ -23,9 +31,15 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import anyio.to_thread
+
+from ...stores.sql import POSTGRESQL, SQLITE, Connection, SQLDatabase, is_postgres_url, postgres_ddl
+from ...stores.sqlite import SQLiteDatabase
+
+if TYPE_CHECKING:
+    from ...stores.postgres import PostgresDatabase
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -175,6 +189,11 @@ CREATE TABLE IF NOT EXISTS ps_ui_session_links (
 class PSDatabase:
     """The PS tables in one SQLite file (or ``":memory:"``)."""
 
+    dialect = SQLITE
+    IntegrityError: type[Exception] = sqlite3.IntegrityError
+    #: Every call must leave the event loop (a network database): see ``ServerCore.run``.
+    threaded = False
+
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 10.0) -> None:
         self.path = str(path)
         if self.path != ":memory:":
@@ -195,13 +214,13 @@ class PSDatabase:
             self._conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
             self._conn.executescript(_SCHEMA)
             self._conn.execute(
-                "INSERT OR IGNORE INTO ps_meta (name, value) VALUES ('schema', ?)",
+                "INSERT INTO ps_meta (name, value) VALUES ('schema', ?) ON CONFLICT DO NOTHING",
                 (str(SCHEMA_VERSION),),
             )
         self._closed = False
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[Connection]:
         """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error), holding the lock."""
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
@@ -229,6 +248,11 @@ class PSDatabase:
         """Run ``fn(*args, **kwargs)`` -- a short unit of database work -- in a worker thread."""
         return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
 
+    def stores_database(self) -> SQLDatabase:
+        """The database the shared stores (pending records, revocations) use: a second
+        connection to the same file."""
+        return SQLiteDatabase(self.path)
+
     @property
     def closed(self) -> bool:
         return self._closed
@@ -240,4 +264,58 @@ class PSDatabase:
                 self._closed = True
 
 
-__all__ = ["SCHEMA_VERSION", "PSDatabase"]
+class PostgresPSDatabase(PSDatabase):
+    """The PS tables, and the shared stores' tables, in one PostgreSQL database; one pool
+    of connections for both (:class:`~aauth_agents.stores.postgres.PostgresDatabase`)."""
+
+    dialect = POSTGRESQL
+    threaded = True
+
+    def __init__(self, url: str) -> None:
+        from ...stores.postgres import STORES_SCHEMA, PostgresDatabase
+
+        self.path = url
+        schema = (
+            STORES_SCHEMA
+            + postgres_ddl(_SCHEMA)
+            + "INSERT INTO ps_meta (name, value) "
+            + f"VALUES ('schema', '{SCHEMA_VERSION}') ON CONFLICT DO NOTHING;\n"
+        )
+        self.sql: PostgresDatabase = PostgresDatabase(url, schema=schema)
+        self.IntegrityError = self.sql.IntegrityError
+        self._closed = False
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """``BEGIN`` ... ``COMMIT`` under the write lock (:meth:`PostgresDatabase.transaction
+        <aauth_agents.stores.postgres.PostgresDatabase.transaction>`)."""
+        with self.sql.transaction() as conn:
+            yield conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return self.sql.execute(sql, params).rowcount
+
+    def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.sql.fetchone(sql, params)
+
+    def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        return self.sql.fetchall(sql, params)
+
+    def stores_database(self) -> SQLDatabase:
+        return self.sql
+
+    def close(self) -> None:
+        if not self._closed:
+            self.sql.close()
+            self._closed = True
+
+
+def open_database(location: str | os.PathLike[str]) -> PSDatabase:
+    """The PS database at ``location``: a ``postgresql://`` (or ``postgres://``) URL, a
+    SQLite file, or ``":memory:"``."""
+    if is_postgres_url(location):
+        return PostgresPSDatabase(os.fspath(location))
+    return PSDatabase(location)
+
+
+__all__ = ["SCHEMA_VERSION", "PSDatabase", "PostgresPSDatabase", "open_database"]

@@ -40,6 +40,13 @@ class PublishedKey:
     publish_until: float | None
 
 
+#: The current key, when the PS generated (and so stored) it.
+_CURRENT = (
+    "SELECT private_jwk FROM ps_signing_keys WHERE retired_at IS NULL "
+    "AND private_jwk IS NOT NULL ORDER BY created_at DESC LIMIT 1"
+)
+
+
 def _kid_for(key: PrivateKey) -> str:
     return "ps-" + key.public_key.thumbprint()[:16]
 
@@ -76,8 +83,9 @@ class SigningKeys:
             if current is None:
                 generated = PrivateKey.generate(alg)
                 current = PrivateKey.from_jwk({**generated.to_jwk(), "kid": _kid_for(generated)})
-                self._adopt(current, store_private=True)
-                log.info("generated PS signing key %s", current.kid)
+                # Unless another worker starting on the same database adopted one first.
+                if self._adopt(current, store_private=True, unless_current=True):
+                    log.info("generated PS signing key %s", current.kid)
             else:
                 self._current = current
         self._reload()
@@ -85,21 +93,24 @@ class SigningKeys:
     # -- state ---------------------------------------------------------------------------------
 
     def _load_current(self) -> PrivateKey | None:
-        row = self.db.fetchone(
-            "SELECT private_jwk FROM ps_signing_keys WHERE retired_at IS NULL "
-            "AND private_jwk IS NOT NULL ORDER BY created_at DESC LIMIT 1"
-        )
+        row = self.db.fetchone(_CURRENT)
         if row is None:
             return None
         jwk = loads_json(row[0])
         return PrivateKey.from_jwk(jwk)
 
-    def _adopt(self, key: PrivateKey, *, store_private: bool) -> None:
-        """Make ``key`` current, retiring whatever was current before."""
+    def _adopt(self, key: PrivateKey, *, store_private: bool, unless_current: bool = False) -> bool:
+        """Make ``key`` current, retiring whatever was current before; with
+        ``unless_current``, adopt instead the stored current key if there is one (False)."""
         now = self.clock()
         public = json.dumps(key.public_key.to_jwk())
         private = json.dumps(key.to_jwk(private=True)) if store_private else None
         with self.db.transaction() as conn:
+            if unless_current:
+                found = conn.execute(_CURRENT).fetchone()
+                if found is not None:
+                    self._current = PrivateKey.from_jwk(loads_json(found[0]))
+                    return False
             row = conn.execute(
                 "SELECT kid, public_jwk FROM ps_signing_keys WHERE kid = ?", (key.kid,)
             ).fetchone()
@@ -125,6 +136,7 @@ class SigningKeys:
                     (key.kid,),
                 )
         self._current = key
+        return True
 
     def _reload(self) -> None:
         now = self.clock()

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -283,7 +282,7 @@ class PSState:
                     "VALUES (?, ?, ?, ?) ON CONFLICT (account, resource) DO NOTHING",
                     (account, resource, candidate, now),
                 )
-            except sqlite3.IntegrityError:  # the random sub collided: draw again
+            except self.db.IntegrityError:  # the random sub collided: draw again
                 continue
             row = self.db.fetchone(
                 "SELECT sub FROM ps_subjects WHERE account = ? AND resource = ?",
@@ -340,8 +339,9 @@ class PSState:
     ) -> None:
         scope = " ".join(sorted(set(scopes)))
         self.db.execute(
-            "INSERT OR IGNORE INTO ps_consents (account, agent_iss, agent_id, resource, kind, "
-            "mission_s256, scope, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO ps_consents (account, agent_iss, agent_id, resource, kind, "
+            "mission_s256, scope, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
             (account, agent_iss, agent_id, resource, kind, mission_s256 or "", scope, now),
         )
 
@@ -545,13 +545,12 @@ class PSState:
     def append_log(
         self, s256: str, kind: str, entry: bytes, now: float, entry_s256: str | None = None
     ) -> int:
-        with self.db.transaction() as conn:
-            cursor = conn.execute(
-                "INSERT INTO ps_mission_log (s256, at, kind, entry, entry_s256) "
-                "VALUES (?, ?, ?, ?, ?)",
-                (s256, now, kind, entry, entry_s256),
-            )
-            return int(cursor.lastrowid or 0)
+        row = self.db.fetchone(
+            "INSERT INTO ps_mission_log (s256, at, kind, entry, entry_s256) "
+            "VALUES (?, ?, ?, ?, ?) RETURNING seq",
+            (s256, now, kind, entry, entry_s256),
+        )
+        return int(row[0])
 
     def mission_log(self, s256: str) -> list[MissionLogEntry]:
         rows = self.db.fetchall(
@@ -567,7 +566,8 @@ class PSState:
         """Record an agent token that signed a request, so a revocation of ``(iss, jti)``
         can be recognized and traced to its agent (§Token Revocation)."""
         self.db.execute(
-            "INSERT OR IGNORE INTO ps_agent_tokens (iss, jti, agent_id, exp) VALUES (?, ?, ?, ?)",
+            "INSERT INTO ps_agent_tokens (iss, jti, agent_id, exp) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT DO NOTHING",
             (iss, jti, agent_id, exp),
         )
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-import sqlite3
 from dataclasses import dataclass, field
 
+from ...stores.sql import Connection
 from .csrf import new_token
 from .database import PSDatabase
 
@@ -127,8 +127,9 @@ class UISessions:
                 "INSERT INTO ps_ui_session_links (session_s256, pending_id, interaction_id, "
                 "callback, arrived, linked_at) VALUES (?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (session_s256, pending_id) DO UPDATE SET "
-                "interaction_id = COALESCE(excluded.interaction_id, interaction_id), "
-                "callback = COALESCE(excluded.callback, callback)",
+                "interaction_id = COALESCE(excluded.interaction_id, "
+                "ps_ui_session_links.interaction_id), "
+                "callback = COALESCE(excluded.callback, ps_ui_session_links.callback)",
                 (session.key, pending_id, interaction_id, callback, arrived, now),
             )
             conn.execute(
@@ -184,7 +185,7 @@ class UISessions:
     # -- internals -----------------------------------------------------------------------------
 
     @staticmethod
-    def _insert(conn: sqlite3.Connection, session: Session, now: float, ttl: float) -> None:
+    def _insert(conn: Connection, session: Session, now: float, ttl: float) -> None:
         conn.execute(
             "INSERT INTO ps_ui_sessions (id_s256, csrf, account, login_seq, created_at, "
             "last_seen, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -192,11 +193,11 @@ class UISessions:
         )
 
     @staticmethod
-    def _delete(conn: sqlite3.Connection, key: str) -> None:
+    def _delete(conn: Connection, key: str) -> None:
         conn.execute("DELETE FROM ps_ui_session_links WHERE session_s256 = ?", (key,))
         conn.execute("DELETE FROM ps_ui_sessions WHERE id_s256 = ?", (key,))
 
-    def _purge(self, conn: sqlite3.Connection, now: float) -> int:
+    def _purge(self, conn: Connection, now: float) -> int:
         keys = [
             k
             for (k,) in conn.execute(
@@ -207,7 +208,7 @@ class UISessions:
             self._delete(conn, key)
         return len(keys)
 
-    def _make_room(self, conn: sqlite3.Connection, now: float, max_sessions: int) -> None:
+    def _make_room(self, conn: Connection, now: float, max_sessions: int) -> None:
         self._purge(conn, now)
         (count,) = conn.execute("SELECT COUNT(*) FROM ps_ui_sessions").fetchone()
         extra = count - max(0, max_sessions - 1)

@@ -38,7 +38,6 @@ from ....stores import (
     AttemptStore,
     ReplayStore,
     SQLiteAttemptStore,
-    SQLiteDatabase,
     SQLitePendingStore,
     SQLiteReplayCache,
     SQLiteRevocationStore,
@@ -55,7 +54,7 @@ from ....tokens import (
 from .. import events as ev
 from ..accounts import Accounts, PasswordHashing
 from ..config import PersonServerConfig
-from ..database import PSDatabase
+from ..database import open_database
 from ..events import EventSink, PSEvent
 from ..keyring import SigningKeys
 from ..pending import Notifier, PollLimiter
@@ -132,9 +131,9 @@ class ServerCore:
         self.issuer_keys = keys
         self.discovery = config.discovery
         path = config.database_path
-        self.db = PSDatabase(path)
+        self.db = open_database(path)
         self.state = PSState(self.db)
-        self._stores_db = SQLiteDatabase(path)
+        self._stores_db = self.db.stores_database()
         self.pending = SQLitePendingStore(self._stores_db)
         self.revocations = SQLiteRevocationStore(self._stores_db)
         #: Attempts counted for limits (wrong passwords, wrong interaction codes) and the
@@ -168,7 +167,10 @@ class ServerCore:
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._seen_lock = threading.Lock()
         log.info(
-            "person server %s on %s (signing key %s)", self.issuer, path, self.keys.current.kid
+            "person server %s on %s (signing key %s)",
+            self.issuer,
+            config.describe()["database"],
+            self.keys.current.kid,
         )
 
     def _verifiers(self, config: PersonServerConfig) -> None:
@@ -211,8 +213,8 @@ class ServerCore:
         """Run a short database operation: inline on the event loop (each one is a
         single indexed statement or a short transaction that is never held across an
         ``await``), or in a worker thread when ``database_threads`` is set (a slow disk, a
-        database file shared with other processes)."""
-        if self.config.database_threads:
+        database file shared with other processes) and always with PostgreSQL."""
+        if self.config.database_threads or self.db.threaded:
             return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
         return fn(*args, **kwargs)
 
