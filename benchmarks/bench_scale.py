@@ -59,11 +59,11 @@ TICKS = os.sysconf("SC_CLK_TCK")
 
 def build_resource(options: Mapping[str, Any]) -> Any:
     """A worker's app: the protected endpoint, stores in memory or in Redis."""
-    from aauth_agents.cli.workers import Built
     from starlette.applications import Starlette
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
+    from aauth_agents.cli.workers import Built
     from aauth_agents.resource import (
         AAuthMiddleware,
         AAuthResource,
@@ -101,10 +101,10 @@ def build_resource(options: Mapping[str, Any]) -> Any:
 
 def build_ps(options: Mapping[str, Any]) -> Any:
     """A worker's app: the person server of ``ps-token-rate`` on SQLite or PostgreSQL."""
-    from aauth_agents.cli.workers import Built
     from bench_ps import AP
     from bench_ps import RESOURCE as PS_RESOURCE
 
+    from aauth_agents.cli.workers import Built
     from aauth_agents.servers.person_server import (
         AutoApprove,
         PersonServerConfig,

@@ -27,7 +27,10 @@ from aauth_agents.cli.workers import closing
 from aauth_agents.keys import PrivateKey
 from aauth_agents.network import LocalNetwork
 from aauth_agents.servers import LoopbackServer
+from aauth_agents.servers.agent_provider import AgentProviderClient
 from aauth_agents.servers.demo_resource import demo_resource
+from aauth_agents.tokens import peek
+from aauth_agents.transport import MappedTransport
 
 PS = "https://ps.example"
 AP = "https://agents.example"
@@ -91,6 +94,32 @@ def _replaced(served: ServedWorkers, victim: int) -> set[int] | None:
     """The workers, once there are two again and ``victim`` is not one of them."""
     workers = served.workers()
     return workers if len(workers) == 2 and victim not in workers else None
+
+
+def test_agent_provider_workers_on_postgresql_spend_a_code_once(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """``serve ap --workers 2 --database postgresql://...``: the key made once by the
+    parent is every worker's; an enrolment code printed once is spent once, whichever
+    worker each attempt reaches."""
+    args = [
+        "--issuer", AP, "--ps", PS, "--port", "0", "--workers", "2",
+        "--database", postgres_url, "--enroll", AGENT,
+    ]  # fmt: skip
+    with serve_workers("ap", args, tmp_path) as served:
+        codes = [line.split(": ", 1)[1].strip() for line in served.lines if AGENT in line]
+        limits = httpx.Limits(max_keepalive_connections=0)  # each request: any worker
+        transport = MappedTransport({AP: served.url}, strict=True)
+        with httpx.Client(transport=transport, limits=limits, timeout=30) as http:
+            kids = {
+                tuple(k["kid"] for k in http.get(AP + "/.well-known/jwks.json").json()["keys"])
+                for _ in range(6)
+            }
+            identity = AgentProviderClient(AP, http).enroll(codes[0])
+            with pytest.raises(Exception, match="code"):
+                AgentProviderClient(AP, http).enroll(codes[0])
+    assert len(codes) == 1 and len(kids) == 1
+    assert peek(identity.agent_token)[1]["sub"] == AGENT
 
 
 # -- a worker killed while the agent waits for its person ---------------------------------------
