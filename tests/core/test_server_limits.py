@@ -62,3 +62,17 @@ def test_requests_over_the_concurrency_limit_get_503() -> None:
 def test_limits_must_be_positive(bad: dict[str, float]) -> None:
     with pytest.raises(ConfigurationError):
         ServerLimits(**bad)  # type: ignore[arg-type]
+
+
+def test_connections_are_fitted_to_the_open_file_limit() -> None:
+    """A whole accept burst (``backlog``) and the server's own files fit beside them."""
+    import resource
+
+    from aauth_agents.servers.edge import RESERVED_FILES, fitted
+
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    limits = fitted(ServerLimits(max_connections=10**9, backlog=128))
+    assert limits.max_connections + limits.backlog + RESERVED_FILES <= max(soft, 10**9)
+    if soft != resource.RLIM_INFINITY:
+        assert limits.max_connections == max(1, soft - 128 - RESERVED_FILES)
+    assert fitted(ServerLimits(max_connections=5)).max_connections == 5
