@@ -7,7 +7,7 @@ import argparse
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from .common import (
     EXIT_NETWORK,
@@ -21,6 +21,9 @@ from .common import (
     log_to,
     port_type,
 )
+
+if TYPE_CHECKING:
+    from ..servers.limits import ServerLimits
 
 NAME = "serve"
 
@@ -124,6 +127,69 @@ def _add_listen_options(parser: argparse.ArgumentParser) -> None:
         default=8000,
         help="port to listen on (default 8000; 0: any)",
     )
+    _add_limit_options(parser)
+
+
+def _add_limit_options(parser: argparse.ArgumentParser) -> None:
+    """The edge limits (:class:`~aauth_agents.servers.ServerLimits`) a deployment tunes."""
+    from ..servers.limits import ServerLimits
+
+    default = ServerLimits()
+    parser.add_argument(
+        "--header-timeout",
+        type=_positive(float),
+        default=default.header_timeout,
+        metavar="SECONDS",
+        help="close a connection that has not sent a whole request head by then (408) "
+        f"(default {default.header_timeout:g})",
+    )
+    parser.add_argument(
+        "--body-timeout",
+        type=_positive(float),
+        default=default.body_timeout,
+        metavar="SECONDS",
+        help=f"refuse a body not received by then (408) (default {default.body_timeout:g})",
+    )
+    parser.add_argument(
+        "--max-concurrency",
+        type=_positive(int),
+        default=default.max_concurrency,
+        metavar="N",
+        help=f"requests in flight before 503 (default {default.max_concurrency})",
+    )
+    parser.add_argument(
+        "--max-connections-per-address",
+        type=_positive(int, zero=True),
+        default=default.max_connections_per_address,
+        metavar="N",
+        help="open connections from one client address (default "
+        f"{default.max_connections_per_address}; 0: no cap, e.g. behind a reverse proxy)",
+    )
+
+
+def _positive(kind: type[float] | type[int], *, zero: bool = False) -> Any:
+    def parse(text: str) -> float | int:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value < 0 or (value == 0 and not zero):
+            raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+        return value
+
+    return parse
+
+
+def server_limits(args: argparse.Namespace) -> ServerLimits:
+    """The :class:`~aauth_agents.servers.ServerLimits` of the command line's options."""
+    from ..servers.limits import ServerLimits
+
+    return ServerLimits(
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
+        max_concurrency=args.max_concurrency,
+        max_connections_per_address=args.max_connections_per_address or None,
+    )
 
 
 def _add_party_options(party: argparse.ArgumentParser, what: str, *, required: bool = True) -> None:
@@ -221,23 +287,19 @@ def serve_app(
     *,
     lifespan: Literal["on", "off"] = "off",
 ) -> int:
-    """Run ``app`` with uvicorn on ``--host``/``--port`` until interrupted; print the URL
-    (``... listening on http://HOST:PORT``) and ``lines`` once it listens."""
+    """Run ``app`` with uvicorn on ``--host``/``--port`` until interrupted, under the edge
+    limits of the options (:func:`server_limits`); print the URL (``... listening on
+    http://HOST:PORT``) and ``lines`` once it listens."""
     import asyncio
 
     import uvicorn
 
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host=args.host,
-            port=args.port,
-            lifespan=lifespan,
-            log_level="warning",
-            access_log=False,
-            proxy_headers=False,  # forwarding headers: servers.proxies, trusted ones only
-        )
+    from ..servers.edge import uvicorn_config
+
+    config = uvicorn_config(
+        app, host=args.host, port=args.port, limits=server_limits(args), lifespan=lifespan
     )
+    server = uvicorn.Server(config)
 
     async def serve() -> None:
         try:
