@@ -15,7 +15,7 @@ import argparse
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from .common import (
     EXIT_NETWORK,
@@ -30,13 +30,15 @@ from .common import (
     port_type,
 )
 from .workers import (
-    SERVER_OPTIONS,
     AppFactory,
     Built,
     announcer,
     listening_line,
     serve_workers,
 )
+
+if TYPE_CHECKING:
+    from ..servers.limits import ServerLimits
 
 NAME = "serve"
 
@@ -156,6 +158,69 @@ def _add_listen_options(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="serve with N processes on the one socket (default 1); N > 1 needs shared "
         "state (--redis for the resource, --data or --database for a PS or an AP)",
+    )
+    _add_limit_options(parser)
+
+
+def _add_limit_options(parser: argparse.ArgumentParser) -> None:
+    """The edge limits (:class:`~aauth_agents.servers.ServerLimits`) a deployment tunes."""
+    from ..servers.limits import ServerLimits
+
+    default = ServerLimits()
+    parser.add_argument(
+        "--header-timeout",
+        type=_positive(float),
+        default=default.header_timeout,
+        metavar="SECONDS",
+        help="close a connection that has not sent a whole request head by then (408) "
+        f"(default {default.header_timeout:g})",
+    )
+    parser.add_argument(
+        "--body-timeout",
+        type=_positive(float),
+        default=default.body_timeout,
+        metavar="SECONDS",
+        help=f"refuse a body not received by then (408) (default {default.body_timeout:g})",
+    )
+    parser.add_argument(
+        "--max-concurrency",
+        type=_positive(int),
+        default=default.max_concurrency,
+        metavar="N",
+        help=f"requests in flight before 503 (default {default.max_concurrency})",
+    )
+    parser.add_argument(
+        "--max-connections-per-address",
+        type=_positive(int, zero=True),
+        default=default.max_connections_per_address,
+        metavar="N",
+        help="open connections from one client address (default "
+        f"{default.max_connections_per_address}; 0: no cap, e.g. behind a reverse proxy)",
+    )
+
+
+def _positive(kind: type[float] | type[int], *, zero: bool = False) -> Any:
+    def parse(text: str) -> float | int:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value < 0 or (value == 0 and not zero):
+            raise argparse.ArgumentTypeError(f"must be positive: {text!r}")
+        return value
+
+    return parse
+
+
+def server_limits(args: argparse.Namespace) -> ServerLimits:
+    """The :class:`~aauth_agents.servers.ServerLimits` of the command line's options."""
+    from ..servers.limits import ServerLimits
+
+    return ServerLimits(
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
+        max_concurrency=args.max_concurrency,
+        max_connections_per_address=args.max_connections_per_address or None,
     )
 
 
@@ -328,6 +393,7 @@ def _serve_workers(
         workers=args.workers,
         host=args.host,
         port=args.port,
+        limits=server_limits(args),
         announce=announcer(out, args.serve_command, args.issuer, args.host, lines, args.workers),
     )
 
@@ -340,21 +406,19 @@ def serve_app(
     *,
     lifespan: Literal["on", "off"] = "off",
 ) -> int:
-    """Run ``app`` with uvicorn on ``--host``/``--port`` until interrupted; print the URL
-    (``... listening on http://HOST:PORT``) and ``lines`` once it listens."""
+    """Run ``app`` with uvicorn on ``--host``/``--port`` until interrupted, under the edge
+    limits of the options (:func:`server_limits`); print the URL (``... listening on
+    http://HOST:PORT``) and ``lines`` once it listens."""
     import asyncio
 
     import uvicorn
 
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host=args.host,
-            port=args.port,
-            lifespan=lifespan,
-            **SERVER_OPTIONS,
-        )
+    from ..servers.edge import uvicorn_config
+
+    config = uvicorn_config(
+        app, host=args.host, port=args.port, limits=server_limits(args), lifespan=lifespan
     )
+    server = uvicorn.Server(config)
 
     async def serve() -> None:
         try:

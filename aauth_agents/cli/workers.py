@@ -18,13 +18,16 @@ import socket
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from .common import EXIT_NETWORK, EXIT_OK, Failure, log_to
 
+if TYPE_CHECKING:
+    from ..servers.limits import ServerLimits
+
 log = logging.getLogger("aauth_agents.cli.workers")
 
-#: The uvicorn settings of every server the CLI runs, in one process or in N.
+#: The uvicorn settings of the workers beside the edge limits (as ``uvicorn_config``'s).
 SERVER_OPTIONS: Mapping[str, Any] = {
     "log_level": "warning",
     "access_log": False,
@@ -96,15 +99,18 @@ def serve_workers(
     host: str,
     port: int,
     announce: Callable[[int], None],
+    limits: ServerLimits | None = None,
 ) -> int:
     """Serve ``factory``'s app on ``host``:``port`` with ``workers`` processes until SIGINT
-    or SIGTERM; ``announce(port)`` once every worker serves. A worker that dies is replaced;
-    one that fails to build its app ends the run with a :class:`Failure`."""
-    import uvicorn
+    or SIGTERM, each under the edge ``limits`` (default
+    :class:`~aauth_agents.servers.ServerLimits`); ``announce(port)`` once every worker
+    serves. A worker that dies is replaced; one that fails to build its app ends the run
+    with a :class:`Failure`."""
+    from .worker_config import WorkerConfig
 
-    config = uvicorn.Config(
+    config = WorkerConfig(
         factory,
-        factory=True,
+        limits=limits,
         host=host,
         port=port,
         workers=workers,

@@ -38,6 +38,7 @@ from .middleware import AAuthMiddleware, resource_app
 from .percall import ProposedCall, md_code
 from .policy import (
     AccessRule,
+    BodyRule,
     RoutePolicy,
     compile_path,
     mcp_tool_calls,
@@ -64,6 +65,7 @@ __all__ = [
     "AccessRule",
     "Allow",
     "AuthorizationRequest",
+    "BodyRule",
     "Caller",
     "Display",
     "EndpointPaths",

@@ -186,7 +186,8 @@ class ResourceConfig:
     trusted_revokers: Collection[str] = ()
     max_code_attempts: int = 5
     token_cache_size: int = 1024
-    max_body_bytes: int = 10 * 1024 * 1024
+    #: The largest request body buffered for verification (``413`` problem+json above it).
+    max_body_bytes: int = 1024 * 1024
     check_host: bool = True
     paths: EndpointPaths = field(default_factory=EndpointPaths)
     publish_authorization_endpoint: bool = True

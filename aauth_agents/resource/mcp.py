@@ -17,15 +17,14 @@ Only metadata and policy live here; wiring a FastMCP server is the MCP integrati
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..httpsig import HttpRequest
 from ..protocol.errors import ConfigurationError
 from ..protocol.identifiers import validate_https_url
 from ..protocol.r3 import MCP_VOCABULARY
-from .policy import AccessRule, mcp_tool_rules
+from .policy import AccessRule, BodyRule, mcp_tool_rules
 
 ACCESS_MODE_META = "aauth.dev/access-mode"
 
@@ -69,10 +68,9 @@ def mcp_metadata(mcp_url: str, tools: Iterable[McpTool]) -> dict[str, Any]:
     }
 
 
-def mcp_policy(
-    tools: Iterable[McpTool], *, default: AccessRule
-) -> Callable[[HttpRequest], AccessRule]:
-    """The rule function for the MCP endpoint: each ``tools/call`` requires its tool's rule."""
+def mcp_policy(tools: Iterable[McpTool], *, default: AccessRule) -> BodyRule:
+    """The rule for the MCP endpoint: each ``tools/call`` requires its tool's rule, read from
+    the body once the signature verified."""
     return mcp_tool_rules({tool.name: tool.rule for tool in tools}, default=default)
 
 

@@ -4,10 +4,11 @@
                        policy=RoutePolicy({"/health": AccessRule.public()},
                                           default=AccessRule.agent()))
 
-Per request the middleware buffers the body (a covered ``content-digest`` needs it, and it
-is replayed to the application unchanged), picks the rule -- an endpoint's :func:`requires`,
-else the route policy (which may read the body, e.g. :func:`mcp_tool_rules`) -- and asks the
-:class:`~aauth_agents.resource.AAuthResource` for a decision. A verified caller is put on
+Per request the middleware buffers the body, at most ``max_body_bytes`` of it (a covered
+``content-digest`` needs it, and it is replayed to the application unchanged), picks the
+rule -- an endpoint's :func:`requires`, else the route policy (which may read the body, e.g.
+:func:`mcp_tool_rules`: a :class:`BodyRule`, read only after the signature verified) -- and
+asks the :class:`~aauth_agents.resource.AAuthResource` for a decision. A verified caller is put on
 ``request.state.aauth`` (``scope["state"]["aauth"]``) and in the context variable read by
 :func:`~aauth_agents.resource.current_caller`, for as long as the application runs.
 
@@ -31,7 +32,14 @@ from .body import BodyTooLarge, asgi_chunks, read_body
 from .caller import _CURRENT, Caller
 from .config import ResourceConfig
 from .held import HeldRequest, HeldResult, header_pairs
-from .policy import AccessRule, RoutePolicy, RuleSource, endpoint_rule, resolve_rule
+from .policy import (
+    AccessRule,
+    BodyRule,
+    RoutePolicy,
+    RuleSource,
+    endpoint_rule,
+    resolve_rule,
+)
 from .server import AAuthResource, Allow, Execute, Reply
 
 Scope = MutableMapping[str, Any]
@@ -202,17 +210,26 @@ class AAuthMiddleware:
 
             outcome = await resource.endpoint(request, path, Request(scope, _replay(body, receive)))
         else:
-            rule = resolve_rule(source, request)
-            holds = rule.approval or rule.deferred or rule.level in ("session", "per-call")
-            outcome = await resource.authorize(
-                request, rule, self._held(scope, body) if holds else None
-            )
+            outcome = await self._authorize(scope, source, request, body)
         if isinstance(outcome, Reply):
             await _send_reply(send, outcome, head)
         elif isinstance(outcome, Allow):
             await self._run(scope, _replay(body, receive), send, outcome.caller)
         else:
             await self._execute(scope, receive, send, outcome)
+
+    async def _authorize(
+        self, scope: Scope, source: RuleSource, request: HttpRequest, body: bytes
+    ) -> Allow | Reply | Execute:
+        """The resource's decision; a :class:`BodyRule` is left to it, to be read from the
+        body only once the signature verified."""
+        if isinstance(source, BodyRule) and source.after_verification:
+            return await self.resource.authorize(request, source, self._held(scope, body))
+        rule = resolve_rule(source, request)
+        holds = rule.approval or rule.deferred or rule.level in ("session", "per-call")
+        return await self.resource.authorize(
+            request, rule, self._held(scope, body) if holds else None
+        )
 
     def _own_host(self, host: str) -> bool:
         host = host.lower()

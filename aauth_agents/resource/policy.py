@@ -257,6 +257,27 @@ class RoutePolicy:
         return rules
 
 
+@dataclass(frozen=True)
+class BodyRule:
+    """A rule read from the request body (an MCP ``tools/call``: :func:`mcp_tool_rules`),
+    applied only once the request's signature has verified, so that the body of a request
+    nobody vouches for is never parsed. ``floor`` is the weakest rule ``decide`` returns:
+    an unsigned request is challenged for it. With a ``public`` floor the body has to be read
+    first (it may need no signature at all), as for any plain rule function."""
+
+    decide: Callable[[HttpRequest], AccessRule]
+    floor: AccessRule
+
+    def __call__(self, request: HttpRequest) -> AccessRule:
+        return self.decide(request)
+
+    @property
+    def after_verification(self) -> bool:
+        """Whether the rule is applied after the signature verified (a floor above
+        ``public``)."""
+        return self.floor.level != PUBLIC
+
+
 def resolve_rule(source: RuleSource, request: HttpRequest) -> AccessRule:
     rule = source if isinstance(source, AccessRule) else source(request)
     if not isinstance(rule, AccessRule):
@@ -338,7 +359,7 @@ def mcp_tool_calls(body: bytes | None) -> tuple[str, ...] | None:
 
 def mcp_tool_rules(
     tools: Mapping[str, AccessRule], *, default: AccessRule, unknown: AccessRule | None = None
-) -> Callable[[HttpRequest], AccessRule]:
+) -> BodyRule:
     """A rule function for an MCP endpoint: ``tools/call`` of tool ``t`` requires
     ``tools[t]`` (a tool not listed requires ``unknown``, default ``default``); every other
     message requires ``default``. A batch requires the strictest of its messages."""
@@ -356,7 +377,8 @@ def mcp_tool_rules(
             rule = rule.combine(tools.get(name, fallback))
         return rule
 
-    return rule_for
+    floor = min((default, fallback, *tools.values()), key=lambda rule: LEVELS[rule.level])
+    return BodyRule(rule_for, floor)
 
 
 def with_scopes(rule: AccessRule, *scopes: str) -> AccessRule:
@@ -374,6 +396,7 @@ __all__ = [
     "PUBLIC",
     "SESSION",
     "AccessRule",
+    "BodyRule",
     "RoutePolicy",
     "RuleSource",
     "compile_path",

@@ -83,7 +83,17 @@ from .outcomes import Allow, Execute, Outcome
 from .pending import PendingRecords
 from .pending_kinds import KIND_APPROVAL, KIND_AUTH_TOKEN, KIND_INTERACTION
 from .percall import ProposedCall, build_proposal, read_mcp_call
-from .policy import AGENT, AUTH, PER_CALL, PERSON, PUBLIC, SESSION, AccessRule
+from .policy import (
+    AGENT,
+    AUTH,
+    PER_CALL,
+    PERSON,
+    PUBLIC,
+    SESSION,
+    AccessRule,
+    BodyRule,
+    resolve_rule,
+)
 from .scopes import missing_scopes
 from .verifier import ResourceVerifier, is_signed
 
@@ -246,19 +256,21 @@ class AAuthResource:
     # -- the decision for a protected route ---------------------------------------------------
 
     async def authorize(
-        self, request: HttpRequest, rule: AccessRule, held: HeldRequest | None = None
+        self, request: HttpRequest, rule: AccessRule | BodyRule, held: HeldRequest | None = None
     ) -> Outcome:
         """Apply ``rule`` to ``request``. ``held`` is the invocation to keep when the answer
         is a 202 that holds it (approval, deferred auth-token, interaction, per-call). An
         :class:`Execute` only under a per-call rule: the call, re-sent with the auth token
-        approving it, completes its held twin."""
+        approving it, completes its held twin. A :class:`BodyRule` is read from the body
+        only once the signature verified (an unsigned request is challenged for its floor)."""
         await self._housekeeping()
-        if rule.level == PUBLIC:
+        first = rule.floor if isinstance(rule, BodyRule) else rule
+        if first.level == PUBLIC:
             return Allow(None)
         if not is_signed(request):
             requirement = (
                 Requirement.agent_token()
-                if rule.level in (AGENT, SESSION)
+                if first.level in (AGENT, SESSION)
                 else Requirement.person_token()
             )
             return self._challenge(requirement, None, "unsigned")
@@ -266,6 +278,16 @@ class AAuthResource:
             caller = await self.verifier.averify(request)
         except AAuthError as exc:
             return Reply.error(exc)
+        if isinstance(rule, BodyRule):
+            rule = resolve_rule(rule, request)  # the body is parsed only now
+            if rule.level == PUBLIC:
+                return Allow(None)
+        return await self._decide(caller, rule, request, held)
+
+    async def _decide(
+        self, caller: Caller, rule: AccessRule, request: HttpRequest, held: HeldRequest | None
+    ) -> Outcome:
+        """:meth:`authorize` for a verified ``caller``."""
         now = self.clock()
         if rule.level == PER_CALL:
             return await self._per_call(caller, rule, request, held, now)

@@ -1,8 +1,10 @@
 """Run an ASGI app with uvicorn on 127.0.0.1 in a background thread.
 
 Used by the demo and by tests that need a real HTTP server: the port is chosen by the OS
-(``port=0``, the default) or given, the server only ever listens on loopback, and leaving
-the ``with`` block stops it.
+(``port=0``, the default) or given, the server only ever listens on loopback, holds the
+limits of every server we run (``limits``, default :class:`ServerLimits`: head and body
+timeouts, connection and concurrency caps, 431/413 problem+json), and leaving the ``with``
+block stops it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ from types import TracebackType
 from typing import Any
 
 import uvicorn
+
+from .edge import uvicorn_config
+from .limits import ServerLimits
 
 
 class LoopbackServer:
@@ -25,16 +30,9 @@ class LoopbackServer:
         port: int = 0,
         startup_timeout: float = 10.0,
         log_level: str = "warning",
+        limits: ServerLimits | None = None,
     ):
-        config = uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=port,
-            log_level=log_level,
-            lifespan="off",
-            access_log=False,
-            proxy_headers=False,  # forwarding headers: servers.proxies, trusted ones only
-        )
+        config = uvicorn_config(app, port=port, limits=limits, log_level=log_level)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="aauth-loopback", daemon=True)
         self._startup_timeout = startup_timeout

@@ -112,8 +112,10 @@ async def test_unsigned_mcp_requests_get_the_rules_requirement(world: World) -> 
         metadata = client.get(RESOURCE + "/.well-known/aauth-resource.json").json()
     assert initialize.status_code == 401
     assert parse_requirement(initialize.headers["aauth-requirement"]).value == "agent-token"
-    assert write.status_code == 401  # unsigned: the first thing it needs is a person token
-    assert parse_requirement(write.headers["aauth-requirement"]).value == "person-token"
+    # unsigned: the body is not read before a signature verifies (issue 15), so the challenge
+    # is the one every MCP message starts with; the tool's own rule comes once it is signed
+    assert write.status_code == 401
+    assert parse_requirement(write.headers["aauth-requirement"]).value == "agent-token"
     assert demo.files.list((PS, "anyone")) == [{"name": "welcome.txt", "size": 43}]
 
     assert metadata["issuer"] == RESOURCE and metadata["access_mode"] == "agent-token"

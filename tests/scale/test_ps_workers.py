@@ -87,6 +87,10 @@ def test_workers_share_the_keys_a_killed_one_is_replaced_sigterm_stops_all(
         after = eventually(lambda: _replaced(served, victim), what="a worker in place of it")
         assert after & first == first - {victim}
         assert all(_jwks(served) == keys[0] for _ in range(8))
+        with httpx.Client(base_url=served.url, timeout=30) as client:  # the edge limits hold
+            huge = client.get("/", headers={"host": "ps.example", "x-big": "a" * 70_000})
+        assert huge.status_code == 431
+        assert huge.headers["content-type"] == "application/problem+json"
     # serve_workers checked that no worker outlived the parent's SIGTERM
 
 

@@ -105,11 +105,26 @@ def pump_until_listening(
 
 @contextmanager
 def serve(
-    party: str, args: Sequence[str], home: Path, env: Mapping[str, str] | None = None
+    party: str,
+    args: Sequence[str],
+    home: Path,
+    env: Mapping[str, str] | None = None,
+    *,
+    open_files: int | None = None,
+    started: list[subprocess.Popen[str]] | None = None,
 ) -> Iterator[tuple[str, list[str]]]:
     """Start ``aauth-agents serve PARTY ARGS``; yield its URL and the stdout lines printed up
     to and including the listening line and what follows it; terminate it afterwards (it must
-    stop within 15 s of SIGTERM)."""
+    stop within 15 s of SIGTERM). ``open_files``: the process's open-file limit (as on a
+    machine with the usual ``ulimit -n``); ``started`` receives the process."""
+
+    def limit_open_files() -> None:
+        if open_files is not None:
+            import resource
+
+            hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+            resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, hard))
+
     process = subprocess.Popen(
         [sys.executable, "-m", "aauth_agents.cli", "serve", party, *args],
         env=cli_env(home, env),
@@ -117,7 +132,10 @@ def serve(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=limit_open_files if open_files is not None else None,
     )
+    if started is not None:
+        started.append(process)
     try:
         yield pump_until_listening(process, party)
     finally:
