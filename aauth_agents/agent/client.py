@@ -73,10 +73,10 @@ from .effects import (
     EventHook,
     Runtime,
     SleepFunction,
-    drive_async,
-    drive_sync,
+    async_resource_flow,
     run_async,
     run_sync,
+    sync_resource_flow,
 )
 from .events import FlowEvent
 from .flow import AgentConfig, AgentFlow, CallContext
@@ -97,51 +97,6 @@ MAX_ROUNDS = 1000
 #: Seconds for connect, write and pool; a long poll's read timeout is raised by the flow
 #: to its ``Prefer: wait`` plus a margin.
 DEFAULT_TIMEOUT = 30.0
-
-
-def sync_resource_flow(
-    flow: AgentFlow, runtime: Runtime, request: httpx.Request
-) -> Generator[httpx.Request, httpx.Response, Any]:
-    """An auth flow (httpx's ``sync_auth_flow`` shape) sending ``request`` to its resource:
-    in the steady state (:meth:`AgentFlow.steady`) signed and sent with no flow to drive,
-    the response handed to the flow only when it is not the caller's as it is; otherwise
-    the flow on :func:`~aauth_agents.agent.effects.drive_sync`."""
-    request.read()
-    signed = flow.steady(request)
-    if signed is None:
-        return (yield from drive_sync(flow.resource_request(request), runtime))
-    response = yield request
-    if flow.settled(signed, response):
-        return response
-    return (yield from drive_sync(flow.resource_response(request, signed, response), runtime))
-
-
-async def async_resource_flow(
-    flow: AgentFlow, runtime: Runtime, request: httpx.Request
-) -> AsyncGenerator[httpx.Request, httpx.Response]:
-    """:func:`sync_resource_flow` for ``httpx.AsyncClient``."""
-    await request.aread()
-    signed = flow.steady(request)
-    if signed is None:
-        driver = drive_async(flow.resource_request(request), runtime)
-    else:
-        response = yield request
-        if flow.settled(signed, response):
-            return
-        driver = drive_async(flow.resource_response(request, signed, response), runtime)
-    try:
-        outgoing = await driver.__anext__()
-        while True:
-            try:
-                incoming = yield outgoing
-            except Exception as exc:  # thrown into the flow, as the driver's caller would
-                outgoing = await driver.athrow(exc)
-            else:
-                outgoing = await driver.asend(incoming)
-    except StopAsyncIteration:
-        return
-    finally:
-        await driver.aclose()
 
 
 def client_options(**overrides: Any) -> dict[str, Any]:

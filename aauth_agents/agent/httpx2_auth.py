@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx2
 
-from .client import async_resource_flow, sync_resource_flow
+from .effects import async_resource_flow, sync_resource_flow
 
 if TYPE_CHECKING:
     from .client import AAuth
