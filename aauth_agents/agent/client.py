@@ -76,10 +76,10 @@ from .effects import (
     EventHook,
     Runtime,
     SleepFunction,
-    drive_async,
-    drive_sync,
+    async_resource_flow,
     run_async,
     run_sync,
+    sync_resource_flow,
 )
 from .events import FlowEvent
 from .flow import AgentConfig, AgentFlow, CallContext
@@ -273,13 +273,12 @@ class AAuth(httpx.Auth):
     def sync_auth_flow(
         self, request: httpx.Request
     ) -> Generator[httpx.Request, httpx.Response, Any]:
-        # The driver is the auth flow itself: it reads the request body, then runs the flow.
-        return drive_sync(self.flow.resource_request(request), self.runtime, read=request)
+        return sync_resource_flow(self.flow, self.runtime, request)
 
     def async_auth_flow(
         self, request: httpx.Request
     ) -> AsyncGenerator[httpx.Request, httpx.Response]:
-        return drive_async(self.flow.resource_request(request), self.runtime, read=request)
+        return async_resource_flow(self.flow, self.runtime, request)
 
     # -- state -------------------------------------------------------------------------------
 

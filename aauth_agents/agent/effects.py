@@ -22,10 +22,13 @@ its result. It never touches a socket, a clock-driven sleep or a callback itself
 runs on too), :class:`Send` being the effect that leaves it. Both are generators of the
 requests to send, the shape ``httpx.Auth.sync_auth_flow`` / ``async_auth_flow`` need;
 :func:`run_sync` and :func:`run_async` send those requests with a client themselves
-(governance calls). An error from an effect is thrown into the flow at the point that
-yielded it -- but the connection failure of a request the flow marked safe to repeat (a
-poll), which comes back as a value (:mod:`aauth_agents.agent.reconnect`), as it does
-through the transport of every client :func:`~aauth_agents.agent.client_options` builds.
+(governance calls). :func:`sync_resource_flow` / :func:`async_resource_flow` are the auth
+flows of a resource request: in the steady state (credentials cached) they sign and send
+with no flow to drive, and hand the response to the flow only when it needs one. An error
+from an effect is thrown into the flow at the point that yielded it -- but the connection
+failure of a request the flow marked safe to repeat (a poll), which comes back as a value
+(:mod:`aauth_agents.agent.reconnect`), as it does through the transport of every client
+:func:`~aauth_agents.agent.client_options` builds.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Hashable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, TypeAlias, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast
 
 import anyio
 import httpx
@@ -56,6 +59,9 @@ from ..sansio import (
 from .callbacks import FutureAnswer
 from .events import FlowEvent
 from .reconnect import failure_response
+
+if TYPE_CHECKING:
+    from .flow import AgentFlow
 
 log = logging.getLogger("aauth_agents.agent")
 
@@ -228,6 +234,51 @@ def drive_async(
     return adrive(flow, partial(_async_step, runtime), _request_of, result, before)
 
 
+def sync_resource_flow(
+    flow: AgentFlow, runtime: Runtime, request: httpx.Request
+) -> Generator[httpx.Request, httpx.Response, Any]:
+    """An auth flow (httpx's ``sync_auth_flow`` shape) sending ``request`` to its resource:
+    in the steady state (:meth:`AgentFlow.steady`) signed and sent with no flow to drive,
+    the response handed to the flow only when it is not the caller's as it is; otherwise
+    the flow on :func:`drive_sync`."""
+    request.read()
+    signed = flow.steady(request)
+    if signed is None:
+        return (yield from drive_sync(flow.resource_request(request), runtime))
+    response = yield request
+    if flow.settled(signed, response):
+        return response
+    return (yield from drive_sync(flow.resource_response(request, signed, response), runtime))
+
+
+async def async_resource_flow(
+    flow: AgentFlow, runtime: Runtime, request: httpx.Request
+) -> AsyncGenerator[httpx.Request, httpx.Response]:
+    """:func:`sync_resource_flow` for ``httpx.AsyncClient``."""
+    await request.aread()
+    signed = flow.steady(request)
+    if signed is None:
+        driver = drive_async(flow.resource_request(request), runtime)
+    else:
+        response = yield request
+        if flow.settled(signed, response):
+            return
+        driver = drive_async(flow.resource_response(request, signed, response), runtime)
+    try:
+        outgoing = await driver.__anext__()
+        while True:
+            try:
+                incoming = yield outgoing
+            except Exception as exc:  # thrown into the flow, as the driver's caller would
+                outgoing = await driver.athrow(exc)
+            else:
+                outgoing = await driver.asend(incoming)
+    except StopAsyncIteration:
+        return
+    finally:
+        await driver.aclose()
+
+
 def run_sync(flow: Flow[T], client: httpx.Client, runtime: Runtime) -> T:
     """Run ``flow`` to completion, sending its requests with ``client`` (without the
     client's own ``auth``: the flow signs what it sends)."""
@@ -282,8 +333,10 @@ __all__ = [
     "Send",
     "Sleep",
     "WaitFlight",
+    "async_resource_flow",
     "drive_async",
     "drive_sync",
     "run_async",
     "run_sync",
+    "sync_resource_flow",
 ]

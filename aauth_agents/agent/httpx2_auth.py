@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx2
 
-from .effects import drive_async, drive_sync
+from .effects import async_resource_flow, sync_resource_flow
 
 if TYPE_CHECKING:
     from .client import AAuth
@@ -36,10 +36,10 @@ class AAuthHttpx2(httpx2.Auth):
         self.flow = auth.flow.view(http=httpx2)
 
     def sync_auth_flow(self, request: Any) -> Generator[Any, Any, Any]:
-        return drive_sync(self.flow.resource_request(request), self.aauth.runtime, read=request)
+        return sync_resource_flow(self.flow, self.aauth.runtime, request)
 
     def async_auth_flow(self, request: Any) -> AsyncGenerator[Any, Any]:
-        return drive_async(self.flow.resource_request(request), self.aauth.runtime, read=request)
+        return async_resource_flow(self.flow, self.aauth.runtime, request)
 
 
 __all__ = ["AAuthHttpx2"]

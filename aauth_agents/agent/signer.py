@@ -4,9 +4,11 @@
 String holding the whole JWT, checked character by character) and the ``@signature-params``
 Inner List on every call. For one token and one list of covered components neither changes
 between requests, so :class:`RequestSigner` keeps both -- the same serialisations, computed
-by the same functions, once -- and only derives the signature base, signs it and appends
-``;created=<int>`` per request. The output is byte-for-byte what ``sign_request`` produces
-for the same ``created`` (a test checks this over generated requests).
+by the same functions, once -- and, for each shape of request (origin, covered fields,
+components), the signature base but for the path and query: per request it derives those
+two, signs and appends ``;created=<int>``. The output is byte-for-byte what
+``sign_request`` produces for the same ``created`` (tests check this over generated
+requests).
 
 It also keeps identical state-changing requests apart, so that a verifier's replay cache
 (§Freshness and Replay) does not take the second for a replay of the first: ``created`` is
@@ -40,6 +42,7 @@ from ..httpsig import (
     default_components,
     signature_params,
 )
+from ..httpsig.request import TARGET_COMPONENTS, Target, split_target, target_component
 from ..httpsig.signature_key import serialize_signature_key
 from ..keys import PrivateKey
 
@@ -73,13 +76,43 @@ class _Prepared(HttpRequest):
 
 @dataclass(frozen=True)
 class _Shape:
-    """What a request of one shape always signs the same way: the covered components, the
-    signature base up to the ``@signature-params`` value, and what ``created`` keys on."""
+    """What requests of one shape always sign the same way: the covered components, and
+    the signature base as constant pieces (bytes) and the components derived per request
+    from the path and query (:data:`TARGET_COMPONENTS`), up to the ``@signature-params``
+    value."""
 
     covered: tuple[str, ...]
-    base_prefix: bytes
-    authority: str
-    path: str
+    pieces: tuple[bytes | str, ...]
+
+    @classmethod
+    def of(cls, covered: tuple[str, ...], base: bytes) -> _Shape | None:
+        """The shape of a base built for ``covered`` (``None``: not one to reuse)."""
+        lines = base.split(b"\n")
+        if len(lines) != len(covered) + 1 or "content-digest" in covered:
+            return None  # (a digest differs per body)
+        pieces: list[bytes | str] = []
+        constant = b""
+        for name, line in zip(covered, lines, strict=False):
+            if name in TARGET_COMPONENTS:
+                identifier, _, _ = line.partition(b": ")
+                pieces += [constant + identifier + b": ", name]
+                constant = b"\n"
+            else:
+                constant += line + b"\n"
+        marker = b'"@signature-params": '
+        if not lines[-1].startswith(marker):
+            return None
+        pieces.append(constant + marker)
+        return cls(covered, tuple(pieces))
+
+    def base(self, target: Target, params: str) -> bytes:
+        """The signature base of a request to ``target`` with these ``params``."""
+        parts = [
+            piece if isinstance(piece, bytes) else target_component(target, piece).encode()
+            for piece in self.pieces
+        ]
+        parts.append(params.encode())
+        return b"".join(parts)
 
 
 class RequestSigner:
@@ -193,33 +226,38 @@ class RequestSigner:
         may be covered (:meth:`coverable_headers`); ``now`` and ``key_id`` choose
         ``created`` (:meth:`created_for`).
 
-        Requests of the same shape -- method, URL, those fields, whether there is a body,
-        the key material and the component options -- share the signature base up to
-        ``@signature-params`` (an MCP client posts every call to one URL), unless the body
-        is covered, whose digest differs per body."""
+        Requests of the same shape -- method, origin, whether there is a query, those
+        fields, whether there is a body, the key material and the component options -- share
+        the signature base but for the path and query (:class:`_Shape`), unless the body is
+        covered, whose digest differs per body: after the first, a request to another path of
+        the same resource costs the signature and little else."""
         value, canonical = self.signature_key_header(signature_key)
-        has_body = bool(body)
-        shape_key = (method, url, tuple(headers), has_body, value, extra_components, cover_body)
+        target = split_target(url)
+        shape_key = (
+            method,
+            target.scheme,
+            target.authority,
+            bool(target.query),
+            tuple(headers),
+            bool(body),
+            value,
+            extra_components,
+            cover_body,
+        )
+        created = self._created_at(method, target.authority, target.path, key_id, now)
         shape: _Shape | None = self._shapes.get(shape_key)
         if shape is not None:
-            created = self._created_at(method, shape.authority, shape.path, key_id, now)
             params = f"{self._params_prefix(shape.covered)};created={created}"
             added = {"Signature-Key": value}
-            base = shape.base_prefix + params.encode("ascii")
-            params, base = self._distinct(method, params, base)
+            params, base = self._distinct(method, params, shape.base(target, params))
             return self._finish(added, base, params, key), shape.covered
         request = _Prepared(method, url, [*headers, ("signature-key", value)], body)
         request.signature_key_value = canonical
-        target = request.target
-        created = self._created_at(method, target.authority, target.path, key_id, now)
         added, covered, base = self._base(request, value, created, extra_components, cover_body)
-        if "content-digest" not in covered:
-            marker = b'"@signature-params": '
-            prefix = base[: base.rindex(marker) + len(marker)]
+        shape = _Shape.of(covered, base)
+        if shape is not None:
             with self._lock:
-                self._shapes.remember(
-                    shape_key, _Shape(covered, prefix, target.authority, target.path)
-                )
+                self._shapes.remember(shape_key, shape)
         params = added.pop("Signature-Input")
         params, base = self._distinct(method, params, base)
         return self._finish(added, base, params, key), covered

@@ -59,7 +59,9 @@ def _canonical_field_value(value: str) -> str:
     return value
 
 
-class _Target(NamedTuple):
+class Target(NamedTuple):
+    """A target URI's parts (:func:`split_target`)."""
+
     scheme: str
     authority: str
     path: str
@@ -77,7 +79,10 @@ _SIMPLE_URL = re.compile(
 )
 
 
-def _split_target(url: str) -> _Target:
+def split_target(url: str) -> Target:
+    """The scheme, authority (``host[:port]``, a default port omitted), path and query
+    (``None`` without a ``?``) of an absolute http(s) ``url`` (raises
+    :class:`ComponentError`)."""
     simple = _SIMPLE_URL.fullmatch(url)  # printable ASCII, as _split_with_urlsplit asks
     if simple is not None:
         scheme, host, port_text, path, query_text = simple.groups()
@@ -85,12 +90,12 @@ def _split_target(url: str) -> _Target:
         if port is None or port <= 65535:
             if port is not None and port != _DEFAULT_PORTS[scheme]:
                 host = f"{host}:{port}"
-            return _Target(scheme, host, path or "/", query_text)
+            return Target(scheme, host, path or "/", query_text)
     return _split_with_urlsplit(url)
 
 
-def _split_with_urlsplit(url: str) -> _Target:
-    """:func:`_split_target` for any URL, through ``urlsplit``."""
+def _split_with_urlsplit(url: str) -> Target:
+    """:func:`split_target` for any URL, through ``urlsplit``."""
     if not _PRINTABLE.fullmatch(url):
         raise ComponentError("the URL must be non-empty printable ASCII without spaces")
     without_fragment = url.split("#", 1)[0]
@@ -107,7 +112,7 @@ def _split_with_urlsplit(url: str) -> _Target:
         host = f"[{host}]"
     authority = host if port is None or port == _DEFAULT_PORTS[scheme] else f"{host}:{port}"
     _, sep, query = without_fragment.partition("?")
-    return _Target(scheme, authority, parts.path or "/", query if sep else None)
+    return Target(scheme, authority, parts.path or "/", query if sep else None)
 
 
 class HttpRequest:
@@ -137,7 +142,7 @@ class HttpRequest:
         self.url = url
         self.headers = tuple((_text(k).strip().lower(), _text(v)) for k, v in items)
         self.body = None if body is None else bytes(body)
-        self._target: _Target | None = None
+        self._target: Target | None = None
 
     def __repr__(self) -> str:
         return f"HttpRequest({self.method!r}, {self.url!r})"
@@ -157,9 +162,9 @@ class HttpRequest:
         return bool(self.body)
 
     @property
-    def target(self) -> _Target:
+    def target(self) -> Target:
         if self._target is None:
-            self._target = _split_target(self.url)
+            self._target = split_target(self.url)
         return self._target
 
     @property
@@ -199,7 +204,16 @@ def derived_component(request: HttpRequest, name: str) -> str:
         if not _TOKEN.match(request.method):
             raise ComponentError("the method must be an HTTP token")
         return request.method  # §2.2.1: case-sensitive, not normalised
-    target = request.target
+    return target_component(request.target, name)
+
+
+#: The derived components whose value depends on the path or the query of the target URI.
+TARGET_COMPONENTS = frozenset({"@target-uri", "@request-target", "@path", "@query"})
+
+
+def target_component(target: Target, name: str) -> str:
+    """RFC 9421 §2.2.2-§2.2.7: the derived component ``name`` (not ``@method``) of a target
+    split by :func:`split_target`."""
     query = "" if target.query is None else f"?{target.query}"
     if name == "@target-uri":
         return f"{target.scheme}://{target.authority}{target.path}{query}"
@@ -249,11 +263,15 @@ def header_component(request: HttpRequest, name: str) -> str:
 
 __all__ = [
     "DERIVED_COMPONENTS",
+    "TARGET_COMPONENTS",
     "ComponentError",
     "HeadersInput",
     "HttpRequest",
+    "Target",
     "component_value",
     "derived_component",
     "header_component",
     "is_field_name",
+    "split_target",
+    "target_component",
 ]

@@ -302,3 +302,70 @@ def test_sign_message_reuses_the_base_of_a_shape(
             request.with_headers(added), lambda _: KeyResolution(jwk=key.public_key.to_jwk())
         )
         assert verified.components == covered
+
+
+#: One signer for every example: the shapes it keeps are shared across paths and queries.
+_SHARED_SIGNER = RequestSigner()
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    method=st.sampled_from(["GET", "POST"]),
+    origin=st.sampled_from(
+        ["https://resource.example", "http://resource.example:8080", "https://r2.example"]
+    ),
+    path=st.from_regex(r"(/[a-zA-Z0-9._~%!$&'()*+,;=:@-]{0,12}){0,3}", fullmatch=True),
+    query=st.one_of(
+        st.none(), st.just(""), st.from_regex(r"[a-z0-9=&%/?:@-]{1,16}", fullmatch=True)
+    ),
+    fragment=st.booleans(),
+    extra=st.lists(
+        st.sampled_from(
+            ["@target-uri", "@request-target", "@query", "@scheme", "aauth-capabilities"]
+        ),
+        unique=True,
+    ).map(tuple),
+)
+def test_sign_message_shares_a_shape_across_paths_and_queries(
+    method: str,
+    origin: str,
+    path: str,
+    query: str | None,
+    fragment: bool,
+    extra: tuple[str, ...],
+) -> None:
+    """A shape cached for one path and query signs any other path and query of the same
+    origin as sign_request does (the base's path and query parts derived per request)."""
+    key = _KEYS[ED25519]
+    headers = [("aauth-capabilities", "interaction")]
+    url = origin + path + ("" if query is None else f"?{query}") + ("#top" if fragment else "")
+    signature_key = SignatureKey.from_jwt(_TOKEN)
+    added, covered = _SHARED_SIGNER.sign_message(
+        method,
+        url,
+        headers,
+        None,
+        key=key,
+        signature_key=signature_key,
+        now=NOW,
+        key_id="k",
+        extra_components=extra,
+        cover_body=False,
+    )
+    created = int(added["Signature-Input"].split("created=", 1)[1].split(";", 1)[0])
+    request = HttpRequest(method, url, headers)
+    if ";nonce=" not in added["Signature-Input"]:  # (a repeated POST is told apart by one)
+        expected = sign_request(
+            request,
+            key=key,
+            signature_key=signature_key,
+            created=created,
+            extra_components=extra,
+            cover_body=False,
+        )
+        assert added == expected
+    verifier = SignatureVerifier(clock=FrozenClock(created))
+    verified = verifier.verify(
+        request.with_headers(added), lambda _: KeyResolution(jwk=key.public_key.to_jwk())
+    )
+    assert verified.components == covered

@@ -30,8 +30,8 @@ from aauth_agents.httpsig.request import (
     _PRINTABLE,
     _SIMPLE_URL,
     ComponentError,
-    _split_target,
     _split_with_urlsplit,
+    split_target,
 )
 from aauth_agents.httpsig.sfv import (
     canonical_bytes_item,
@@ -286,7 +286,7 @@ def test_url_fast_split_agrees_with_urlsplit(scheme: str, authority: str, rest: 
         except ComponentError as exc:
             reference = str(exc)
         try:
-            fast: Any = _split_target(candidate)
+            fast: Any = split_target(candidate)
         except ComponentError as exc:
             fast = str(exc)
         if _SIMPLE_URL.fullmatch(candidate) or not _PRINTABLE.fullmatch(candidate):

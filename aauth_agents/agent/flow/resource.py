@@ -30,6 +30,8 @@ from .tokens import TokenRequests
 log = logging.getLogger("aauth_agents.agent")
 
 T = TypeVar("T")
+#: What :meth:`AgentFlow.steady` signed a request with: the resource and the credential.
+Signed = tuple[ResourceInfo, HeldToken]
 
 
 class ResourceParty(Party):
@@ -148,6 +150,56 @@ class AgentFlow(TokenRequests):
         )
         return response
 
+    def steady(self, request: httpx.Request) -> Signed | None:
+        """The steady state -- no events wanted, no pending store, the resource's metadata and
+        a credential cached: sign ``request`` as :meth:`resource_request` would first, with
+        no flow, and return what it was signed with (``None``: run :meth:`resource_request`
+        instead).
+        The response goes to :meth:`settled`."""
+        config = self.config
+        if config.events or config.pending is not None:
+            return None
+        self._current_key()
+        resource = resource_identifier(request.url)
+        info = self.state.resource_info(resource, config.clock())
+        if info is None:
+            return None
+        credential = self._cached_credential(resource)
+        if credential is None:
+            return None
+        self._sign_for_resource(request, info, credential)
+        return info, credential
+
+    def settled(self, signed: Signed, response: httpx.Response) -> bool:
+        """True when ``response`` to the request :meth:`steady` signed is the caller's as it
+        is, as :meth:`_rounds` would decide at once; else :meth:`resource_response` takes it
+        (a 401, a deferred 202, a session token to keep)."""
+        status = response.status_code
+        if (
+            status == 401
+            or "aauth-access" in response.headers
+            or (status == 202 and _is_deferred(response))
+        ):
+            return False
+        info, credential = signed
+        self._succeeded(info.resource, credential, status)
+        return True
+
+    def resource_response(
+        self, request: httpx.Request, signed: Signed, response: httpx.Response
+    ) -> Flow[httpx.Response]:
+        """The flow of a request :meth:`steady` signed and sent, from its ``response`` on."""
+        info, credential = signed
+        call = CallContext(request.extensions, resource=info.resource)
+        key = ("resource", request.method, str(request.url))
+        return self._rounds(request, Attempt(call, info, credential), key, response)
+
+    def _succeeded(self, resource: str, credential: HeldToken, status: int) -> None:
+        """A response that is the caller's: an auth token it succeeded with is presented
+        first next time."""
+        if status < 400 and credential.reusable_auth:
+            self.state.use_auth_token(resource, credential)
+
     def _first_credential(self, call: CallContext, info: ResourceInfo) -> Flow[HeldToken]:
         """With nothing cached: a person token when the resource asked for one before (or
         declares such an ``access_mode``) and ``anticipate`` is on; else the agent token."""
@@ -160,19 +212,27 @@ class AgentFlow(TokenRequests):
         return self.agent_credential()
 
     def _rounds(
-        self, request: httpx.Request, attempt: Attempt, key: Hashable
+        self,
+        request: httpx.Request,
+        attempt: Attempt,
+        key: Hashable,
+        received: httpx.Response | None = None,
     ) -> Flow[httpx.Response]:
-        """Sign, send, and answer challenges until a response is the caller's."""
+        """Sign, send, and answer challenges until a response is the caller's (starting
+        from ``received`` when the request was signed and sent already)."""
         resource = attempt.info.resource
         rounds = 0
         while True:
             credential = attempt.credential
-            sent = self._sign_for_resource(request, attempt.info, credential)
             response: httpx.Response
-            if sent is None:  # no events wanted: the shortest path
-                response = yield Send(request)
+            if received is not None:
+                response, received = received, None
             else:
-                response = yield from self._send(request, sent)
+                sent = self._sign_for_resource(request, attempt.info, credential)
+                if sent is None:  # no events wanted: the shortest path
+                    response = yield Send(request)
+                else:
+                    response = yield from self._send(request, sent)
             observed = self._observe_resource(resource, response)
             if observed:
                 yield from self._emit(*observed)
@@ -184,8 +244,7 @@ class AgentFlow(TokenRequests):
                 )
                 return final
             if status != 401:
-                if status < 400 and credential.reusable_auth:
-                    self.state.use_auth_token(resource, credential)
+                self._succeeded(resource, credential, status)
                 return response
             requirement = self._requirement(response)
             if requirement is None:
