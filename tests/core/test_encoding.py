@@ -97,7 +97,13 @@ def test_loads_json_object_raises_only_value_error(data: bytes) -> None:
 
 # -- lone surrogates (I-JSON, RFC 7493 §2.1) -----------------------------------------------------
 
-_SCALARS = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text()
+_SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+)
 _JSON = st.recursive(
     _SCALARS,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
