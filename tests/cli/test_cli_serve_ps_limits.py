@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-from support.cli import serve
+from support.cli import run_cli, serve
 
 PS = "https://ps.example"
 MIB = 1024 * 1024
@@ -49,7 +49,7 @@ def sign_in(client: httpx.Client, url: str, token: str, username: str, **headers
     response = client.post(
         "/signin",
         data={"csrf": token, "username": username, "password": "guess"},
-        headers={"origin": url, **headers},
+        headers={"origin": url, **{k.replace("_", "-"): v for k, v in headers.items()}},
     )
     return response.status_code
 
@@ -87,3 +87,23 @@ def test_sixty_concurrent_sign_ins_do_not_grow_the_peak_memory_by_sixty_hashes(
     # Two hashes at once (32 MiB each) plus slack; sixty (or a thread pool's forty) would be
     # well over a gigabyte.
     assert grown < 160 * MIB, f"peak RSS grew by {grown / MIB:.0f} MiB"
+
+
+def test_a_trusted_proxy_names_the_client_address(tmp_path: Path) -> None:
+    """``--trusted-proxy 127.0.0.1``: behind that proxy, each forwarded address has a limit
+    of its own (twenty-one guesses from twenty-one addresses are twenty-one 401s)."""
+    args = ["--port", "0", "--issuer", PS, "--data", str(tmp_path / "ps-data")]
+    args += ["--trusted-proxy", "127.0.0.1"]
+    with serve("ps", args, tmp_path) as (url, _), httpx.Client(base_url=url, timeout=60) as client:
+        token = csrf(client.get("/signin"))
+        statuses = [
+            sign_in(client, url, token, f"user{n}", x_forwarded_for=f"198.51.100.{n}")
+            for n in range(21)
+        ]
+    assert statuses == [401] * 21
+
+
+def test_trusted_proxy_must_be_an_address(tmp_path: Path) -> None:
+    result = run_cli(["serve", "ps", "--issuer", PS, "--trusted-proxy", "proxy.example"], tmp_path)
+    assert result.returncode == 2
+    assert b"not an IP address or CIDR" in result.stderr
