@@ -263,7 +263,7 @@ def serialize_params(params: Mapping[str, object]) -> str | None:
     for key, value in params.items():
         serialiser = _SERIALISERS.get(type(value))
         bare = None if serialiser is None else serialiser(value)
-        if bare is None or type(key) is not str or not _KEY.fullmatch(key):
+        if bare is None or serialize_key(key) is None:
             return None
         out.append(f";{key}={bare}")
     return "".join(out)
@@ -291,9 +291,22 @@ def serialize_inner_list(values: Sequence[object], params: Mapping[str, object])
     return f"({' '.join(items)}){suffix}"
 
 
+#: Keys that passed :func:`serialize_key`: labels and parameter names recur on every
+#: request (bounded: cleared when full).
+_KEYS_SEEN: set[str] = set()
+
+
 def serialize_key(key: str) -> str | None:
     """A Dictionary key (RFC 8941 §4.1.1.3), or ``None``."""
-    return key if type(key) is str and _KEY.fullmatch(key) else None
+    if type(key) is not str:
+        return None
+    if key not in _KEYS_SEEN:
+        if not _KEY.fullmatch(key):
+            return None
+        if len(_KEYS_SEEN) >= 256:
+            _KEYS_SEEN.clear()
+        _KEYS_SEEN.add(key)
+    return key
 
 
 __all__ = [

@@ -28,8 +28,11 @@ def b64url_decode(value: str) -> bytes:
     """
     if not isinstance(value, str) or not _B64URL.match(value) or len(value) % 4 == 1:
         raise ValueError("not unpadded base64url")
-    try:
-        return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    try:  # what base64.urlsafe_b64decode does, without its generic argument handling
+        # base64url's own two digits -> standard base64's (RFC 4648 §5); str.translate
+        # is much slower than two replaces
+        standard = value.replace("-", "+").replace("_", "/")
+        return binascii.a2b_base64(standard + "=" * (-len(value) % 4))
     except (binascii.Error, ValueError) as exc:  # pragma: no cover - regex filters these
         raise ValueError("not unpadded base64url") from exc
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, NoReturn, TypeGuard
+from typing import Any, NamedTuple, NoReturn, TypeGuard
 
 from ..clock import Clock
 from ..keys import KEY_TYPE_MEMBERS, PRIVATE_MEMBERS, PublicKey
@@ -101,9 +101,9 @@ AUTH = _Kind(
 KINDS: Mapping[str, _Kind] = {k.typ: k for k in (AGENT, PERSON, RESOURCE, AUTH)}
 
 
-@dataclass(frozen=True)
-class _Unverified:
-    """A token whose header, ``dwk`` and ``iss`` passed, before any key is fetched."""
+class _Unverified(NamedTuple):
+    """A token whose header, ``dwk`` and ``iss`` passed, before any key is fetched (a
+    NamedTuple: built on every verification, and cheaper than a frozen dataclass)."""
 
     kind: _Kind
     raw: str
@@ -114,8 +114,7 @@ class _Unverified:
     kid: str
 
 
-@dataclass(frozen=True)
-class _Policy:
+class _Policy(NamedTuple):
     now: float
     leeway: float
     iat_skew: float
