@@ -172,15 +172,28 @@ _LOADED_SIZE = 1024
 
 
 def _cache_key(jwk: object, accepted: tuple[str, ...]) -> tuple[object, ...] | None:
-    """``from_jwk``'s inputs as a key, or ``None`` when one is not a plain string."""
-    if not isinstance(jwk, Mapping):
+    """``from_jwk``'s inputs as a key to look up (``None`` when ``jwk`` is no mapping).
+
+    A key holding a member that is not a string matches no stored key (only
+    :func:`_storable` keys are stored); it may be unhashable (``TypeError`` on lookup)."""
+    if type(jwk) is not dict and not isinstance(jwk, Mapping):  # dict: no ABC check
         return None
     get = jwk.get
-    members = [get(name, _ABSENT) for name in _LOADED_MEMBERS]
-    for member in members:
-        if type(member) is not str and member is not _ABSENT:
-            return None
-    return (*members, accepted)
+    absent = _ABSENT
+    return (
+        get("kty", absent),
+        get("crv", absent),
+        get("x", absent),
+        get("y", absent),
+        get("alg", absent),
+        get("kid", absent),
+        accepted,
+    )
+
+
+def _storable(cache_key: tuple[object, ...]) -> bool:
+    """Every JWK member in ``cache_key`` is a plain string or absent."""
+    return all(type(m) is str or m is _ABSENT for m in cache_key[:-1])
 
 
 @dataclass(frozen=True)
@@ -203,7 +216,8 @@ class PublicKey:
         signature check. A JWK that fails is never remembered: it fails again. The returned
         key is shared: never mutate its ``jwk``.
         """
-        accepted = tuple(accepted)
+        if type(accepted) is not tuple:
+            accepted = tuple(accepted)
         cache_key = _cache_key(jwk, accepted)
         if cache_key is not None:
             try:
@@ -213,7 +227,7 @@ class PublicKey:
             if known is not None:
                 return known
         public = cls._load(jwk, accepted)
-        if cache_key is not None:
+        if cache_key is not None and _storable(cache_key):
             if len(_LOADED) >= _LOADED_SIZE:
                 _LOADED.clear()
             _LOADED[cache_key] = public

@@ -179,6 +179,14 @@ class SignatureInput:
     value: str
     component_params: tuple[Mapping[str, Any], ...] = field(default=())
 
+    @classmethod
+    def _make(cls, **members: Any) -> SignatureInput:
+        """An instance from every member, without the generated ``__init__``'s one
+        ``object.__setattr__`` per field: the verifier parses one per request."""
+        parsed = object.__new__(cls)
+        parsed.__dict__.update(members)
+        return parsed
+
     @property
     def created(self) -> int | None:
         value = self.params.get("created")
@@ -241,12 +249,12 @@ def _parse_fast(header: str) -> tuple[tuple[str, SignatureInput], ...] | None:
     canonical = canonical_inner_list(header)  # what signers send: one member, canonical
     if canonical is not None:
         only, text, identifiers, fields = canonical
-        member = SignatureInput(
-            only,
-            tuple(identifiers),
-            MappingProxyType(fields),
-            text,
-            (_NO_PARAMS,) * len(identifiers),
+        member = SignatureInput._make(
+            label=only,
+            components=tuple(identifiers),
+            params=MappingProxyType(fields),
+            value=text,
+            component_params=(_NO_PARAMS,) * len(identifiers),
         )
         return ((only, member),)
     members = parse_dictionary(header)

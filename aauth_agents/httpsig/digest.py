@@ -8,7 +8,7 @@ and ``sha-512`` are the algorithms RFC 9530 §5 registers as Active; the depreca
 
 from __future__ import annotations
 
-import base64
+import binascii
 import hashlib
 import hmac
 from collections.abc import Callable, Iterable, Mapping
@@ -29,7 +29,8 @@ DIGEST_ALGORITHMS: Mapping[str, Callable[[bytes], bytes]] = {
 def content_digest(body: bytes, algorithms: Iterable[str] = ("sha-256",)) -> str:
     """The ``Content-Digest`` value of ``body``, e.g. ``sha-256=:X48E...:``."""
     if algorithms == ("sha-256",):  # the default: one hash, no structured-field machinery
-        encoded = base64.b64encode(hashlib.sha256(bytes(body)).digest()).decode("ascii")
+        sha256 = hashlib.sha256(body if type(body) is bytes else bytes(body)).digest()
+        encoded = binascii.b2a_base64(sha256, newline=False).decode("ascii")
         return f"sha-256=:{encoded}:"
     field_value = Dictionary()
     for name in algorithms:

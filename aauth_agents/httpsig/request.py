@@ -34,6 +34,8 @@ _TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _FIELD_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9a-z-]+$")
 #: Names that passed ``_FIELD_NAME`` (a handful recur; bounded: cleared when full).
 _FIELD_NAMES_SEEN: set[str] = set()
+#: Methods that passed ``_TOKEN`` (bounded likewise).
+_METHODS_SEEN: set[str] = set()
 _OBS_FOLD = re.compile(r"[ \t]*\r?\n[ \t]+")
 
 
@@ -201,9 +203,14 @@ class HttpRequest:
 def derived_component(request: HttpRequest, name: str) -> str:
     """RFC 9421 §2.2.1-§2.2.7."""
     if name == "@method":
-        if not _TOKEN.match(request.method):
-            raise ComponentError("the method must be an HTTP token")
-        return request.method  # §2.2.1: case-sensitive, not normalised
+        method = request.method
+        if method not in _METHODS_SEEN:
+            if not _TOKEN.match(method):
+                raise ComponentError("the method must be an HTTP token")
+            if len(_METHODS_SEEN) >= 64:
+                _METHODS_SEEN.clear()
+            _METHODS_SEEN.add(method)
+        return method  # §2.2.1: case-sensitive, not normalised
     return target_component(request.target, name)
 
 
@@ -214,19 +221,19 @@ TARGET_COMPONENTS = frozenset({"@target-uri", "@request-target", "@path", "@quer
 def target_component(target: Target, name: str) -> str:
     """RFC 9421 §2.2.2-§2.2.7: the derived component ``name`` (not ``@method``) of a target
     split by :func:`split_target`."""
+    if name == "@authority":
+        return target.authority
+    if name == "@path":
+        return target.path
+    if name == "@query":
+        return "?" + (target.query or "")  # §2.2.7: a lone "?" when there is no query
     query = "" if target.query is None else f"?{target.query}"
     if name == "@target-uri":
         return f"{target.scheme}://{target.authority}{target.path}{query}"
-    if name == "@authority":
-        return target.authority
     if name == "@scheme":
         return target.scheme
     if name == "@request-target":
         return f"{target.path}{query}"
-    if name == "@path":
-        return target.path
-    if name == "@query":
-        return query or "?"  # §2.2.7: a lone "?" when there is no query
     raise ComponentError(f"derived component {name!r} is not supported for requests")
 
 

@@ -9,7 +9,7 @@ travel in ``Signature-Key``.
 
 from __future__ import annotations
 
-import base64
+import binascii
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -110,7 +110,8 @@ def sign_request(
     if inner is None or serialize_key(label) is None:
         return _sign_slow(request, key, covered, label, params, added, known)
     base = build_signature_base(request, covered, inner, known)
-    signature = base64.b64encode(key.sign(base)).decode("ascii")
+    # base64.b64encode without its wrapper: the same characters
+    signature = binascii.b2a_base64(key.sign(base), newline=False).decode("ascii")
     added["Signature-Input"] = f"{label}={inner}"
     added["Signature"] = f"{label}=:{signature}:"
     return added

@@ -51,9 +51,19 @@ _HWK_MATERIAL: Mapping[str, tuple[str, ...]] = {
 }
 
 
+#: Schemes serialised as Tokens by :func:`serialize_signature_key` (a few recur; bounded).
+_SCHEMES: dict[str, str] = {}
+
+
 def serialize_signature_key(label: str, key: SignatureKey) -> str:
     """The one-member ``Signature-Key`` value for ``label``: scheme Token, String params."""
-    scheme = serialize_bare(Token(key.scheme))
+    scheme = _SCHEMES.get(key.scheme) if type(key.scheme) is str else None
+    if scheme is None:
+        scheme = serialize_bare(Token(key.scheme))
+        if scheme is not None and type(key.scheme) is str:
+            if len(_SCHEMES) >= 64:
+                _SCHEMES.clear()
+            _SCHEMES[key.scheme] = scheme
     params = serialize_params(key.params)
     if scheme is not None and params is not None and serialize_key(label) is not None:
         return f"{label}={scheme}{params}"

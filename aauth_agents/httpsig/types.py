@@ -67,11 +67,14 @@ class KeyResolution:
     ``jwk`` is the public key the request must be signed with (for ``scheme=jwt`` the
     token's ``cnf.jwk``); the verifier then applies step 6 (algorithm determination) to it.
     ``context`` is passed through untouched on the verification result -- for ``jwt`` the
-    verified token, so the caller learns who signed.
+    verified token, so the caller learns who signed. ``key``, when the resolver already
+    holds ``jwk`` loaded (a token's ``cnf``), spares the verifier loading it again; it must
+    be ``jwk``'s key, and step 6 still applies to it.
     """
 
     jwk: Mapping[str, Any]
     context: Any = None
+    key: PublicKey | None = field(default=None, compare=False, repr=False)
 
 
 #: Resolves the key of a Signature-Key member that is not self-contained; raises an

@@ -54,8 +54,8 @@ from ..protocol.errors import (
     UnsupportedSchemeError,
 )
 from .base import SignatureInput, build_signature_base, parse_signature_input
-from .digest import verify_content_digest
-from .request import ComponentError, HttpRequest, component_value
+from .digest import content_digest, verify_content_digest
+from .request import ComponentError, HttpRequest, component_value, derived_component
 from .sfv import canonical_bytes_item, parse_dictionary
 from .sign import BODY_COMPONENTS
 from .signature_key import check_signature_key, hwk_jwk, parse_signature_key_member
@@ -176,6 +176,14 @@ class VerifiedSignature:
     #: ``@method`` and ``@authority``, for :attr:`replay_key`.
     method_authority: tuple[str, str] = ("", "")
 
+    @classmethod
+    def _make(cls, **members: Any) -> VerifiedSignature:
+        """An instance from every member, built without the generated ``__init__``'s one
+        ``object.__setattr__`` per field (a frozen dataclass's cost, paid per request)."""
+        verified = object.__new__(cls)
+        verified.__dict__.update(members)
+        return verified
+
     @cached_property
     def replay_key(self) -> ReplayKey:
         """The :data:`ReplayKey` of this signature (§Freshness and Replay), computed when
@@ -220,6 +228,10 @@ def _resolution(value: object) -> KeyResolution:
     if not isinstance(value, KeyResolution):
         raise TypeError("a key resolver must return a KeyResolution")
     return value
+
+
+#: :meth:`SignatureVerifier._covers` answers by (required, covered) components.
+_COVERS: dict[tuple[tuple[str, ...], tuple[str, ...]], bool] = {}
 
 
 def _dedupe(names: Iterable[str]) -> tuple[str, ...]:
@@ -342,6 +354,19 @@ class SignatureVerifier:
             names.append("signature-key")
         return _dedupe(names)
 
+    def _covers(self, required: tuple[str, ...], covered: tuple[str, ...]) -> bool:
+        """Whether ``covered`` includes every ``required`` component (once per pair: an agent
+        covers the same components on every request; bounded, cleared when full)."""
+        answer = _COVERS.get((required, covered))
+        if answer is None:
+            if len(_COVERS) >= 256:
+                _COVERS.clear()
+            answer = _COVERS[required, covered] = set(required) <= set(covered)
+        return answer
+
+    def _inline_schemes(self) -> list[str]:
+        return [s for s in self.accepted_schemes if s == SCHEME_HWK]
+
     def _check(self, request: HttpRequest, has_resolver: bool) -> _Checked:
         try:
             return self._check_steps(request, has_resolver)
@@ -370,14 +395,15 @@ class SignatureVerifier:
         if any(signature_input.component_params):
             raise InvalidSignatureError("component parameters (;sf, ;key, ...) are not supported")
         required = self.required_for(request)
-        if not set(required) <= set(covered):
+        if not self._covers(required, covered):
             raise InvalidInputError(
                 "the signature does not cover the required components", required_input=required
             )
         known: dict[str, str] = {}
         if "content-digest" in covered:
-            known["content-digest"] = component_value(request, "content-digest")
-            verify_content_digest(known["content-digest"], request.body)
+            digest = known["content-digest"] = component_value(request, "content-digest")
+            if digest != content_digest(request.body or b""):  # else: what a signer sends
+                verify_content_digest(digest, request.body)
         known["signature-key"] = key_field
 
         # Step 3: created within the window; expires not past.
@@ -395,10 +421,11 @@ class SignatureVerifier:
                 raise InvalidSignatureError("the signature has expired")
 
         # Step 4: a scheme this verifier accepts and can resolve.
-        usable = [s for s in self.accepted_schemes if s == SCHEME_HWK or has_resolver]
+        usable = self.accepted_schemes if has_resolver else self._inline_schemes()
         if key.scheme not in usable:
             raise UnsupportedSchemeError(
-                f"Signature-Key scheme {key.scheme!r} is not accepted", accept_schemes=usable
+                f"Signature-Key scheme {key.scheme!r} is not accepted",
+                accept_schemes=list(usable),
             )
         check_signature_key(key)
         inline = KeyResolution(jwk=hwk_jwk(key)) if key.scheme == SCHEME_HWK else None
@@ -433,17 +460,23 @@ class SignatureVerifier:
 
     # -- steps 6-7 and the replay cache -----------------------------------------------------
 
-    def _public_key(self, jwk: Any) -> tuple[PublicKey, str]:
-        """Step 6 (:meth:`PublicKey.from_jwk`, which remembers the keys it loaded) and the
-        key's thumbprint."""
-        public = PublicKey.from_jwk(jwk, accepted=self.accepted_algorithms)
+    def _public_key(self, resolution: KeyResolution) -> tuple[PublicKey, str]:
+        """Step 6 (:meth:`PublicKey.from_jwk`, which remembers the keys it loaded; or the key
+        the resolver loaded from that JWK, when its algorithm is accepted here -- what
+        ``from_jwk`` would give) and the key's thumbprint."""
+        public = resolution.key
+        if public is None or public.alg not in self.accepted_algorithms:
+            public = PublicKey.from_jwk(resolution.jwk, accepted=self.accepted_algorithms)
         return public, public.thumbprint()
 
     def _finish(self, checked: _Checked, resolution: KeyResolution) -> VerifiedSignature:
-        public, thumbprint = self._public_key(resolution.jwk)  # step 6
+        public, thumbprint = self._public_key(resolution)  # step 6
         keyid = checked.signature_input.params.get("keyid")
-        names = (public.kid, thumbprint, _THUMBPRINT_URI + thumbprint)
-        if keyid is not None and keyid not in names:
+        if keyid is not None and keyid not in (
+            public.kid,
+            thumbprint,
+            _THUMBPRINT_URI + thumbprint,
+        ):
             raise InvalidSignatureError("keyid does not identify the Signature-Key key")
         request, covered = checked.request, checked.signature_input.components
         try:
@@ -451,14 +484,14 @@ class SignatureVerifier:
                 request, covered, checked.signature_input.value, checked.known
             )
             method_authority = (
-                component_value(request, "@method"),
-                component_value(request, "@authority"),
+                derived_component(request, "@method"),
+                derived_component(request, "@authority"),
             )
         except ComponentError as exc:
             raise InvalidSignatureError(exc.detail) from exc
         if not public.verify(checked.signature, base):  # step 7
             raise InvalidSignatureError("the signature does not verify")
-        verified = VerifiedSignature(
+        verified = VerifiedSignature._make(
             label=checked.label,
             scheme=checked.signature_key.scheme,
             public_key=public,

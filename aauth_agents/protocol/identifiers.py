@@ -20,6 +20,12 @@ _LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
 _HOST = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})+$")
 _SERVER_ID = re.compile(r"^https://([^/?#:@]+)$")
 _LOCAL = re.compile(r"^[a-z0-9._+-]{1,255}$")
+_IP_LITERAL = re.compile(r"[0-9.]+")
+#: Hosts that passed :func:`is_valid_host`: a verifier meets the same few issuer and agent
+#: provider hosts on every token (bounded: cleared when full).
+_VALID_HOSTS: set[str] = set()
+#: Server identifiers that passed :func:`validate_server_identifier` (bounded likewise).
+_VALID_SERVER_IDS: set[str] = set()
 
 #: The hosts of a localhost callback (§Endpoint URLs: ``localhost_callback_allowed``), as
 #: ``urlsplit(...).hostname`` gives them.
@@ -28,22 +34,34 @@ LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 def is_valid_host(host: str) -> bool:
     """True for a lowercase ACE domain name with at least two labels."""
-    return bool(_HOST.match(host)) and not _is_ip_literal(host)
+    if host in _VALID_HOSTS:
+        return True
+    if not _HOST.match(host) or _is_ip_literal(host):
+        return False
+    if len(_VALID_HOSTS) >= 1024:
+        _VALID_HOSTS.clear()
+    _VALID_HOSTS.add(host)
+    return True
 
 
 def _is_ip_literal(host: str) -> bool:
-    return bool(re.fullmatch(r"[0-9.]+", host))
+    return _IP_LITERAL.fullmatch(host) is not None
 
 
 def validate_server_identifier(value: object) -> str:
     """Return ``value`` if it is a server identifier (§Server Identifiers), else raise."""
     if not isinstance(value, str):
         raise ValueError("a server identifier must be a string")
+    if value in _VALID_SERVER_IDS:
+        return value
     match = _SERVER_ID.match(value)
     if not match or not is_valid_host(match.group(1)):
         raise ValueError(
             f"not a server identifier (https://lowercase-host, no port or path): {value!r}"
         )
+    if len(_VALID_SERVER_IDS) >= 1024:
+        _VALID_SERVER_IDS.clear()
+    _VALID_SERVER_IDS.add(value)
     return value
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, NoReturn, TypeGuard
+from typing import Any, NamedTuple, NoReturn, TypeGuard
 
 from ..clock import Clock
 from ..keys import KEY_TYPE_MEMBERS, PRIVATE_MEMBERS, PublicKey
@@ -101,9 +101,9 @@ AUTH = _Kind(
 KINDS: Mapping[str, _Kind] = {k.typ: k for k in (AGENT, PERSON, RESOURCE, AUTH)}
 
 
-@dataclass(frozen=True)
-class _Unverified:
-    """A token whose header, ``dwk`` and ``iss`` passed, before any key is fetched."""
+class _Unverified(NamedTuple):
+    """A token whose header, ``dwk`` and ``iss`` passed, before any key is fetched (a
+    NamedTuple: built on every verification, and cheaper than a frozen dataclass)."""
 
     kind: _Kind
     raw: str
@@ -114,8 +114,7 @@ class _Unverified:
     kid: str
 
 
-@dataclass(frozen=True)
-class _Policy:
+class _Policy(NamedTuple):
     now: float
     leeway: float
     iat_skew: float
@@ -292,6 +291,15 @@ def _audience(pre: _Unverified, audience: str | None) -> str:
     return aud
 
 
+def _strings(jwk: dict[str, Any], members: tuple[str, ...]) -> bool:
+    """Every one of ``members`` is a non-empty string in ``jwk``."""
+    for name in members:
+        value = jwk.get(name)
+        if not isinstance(value, str) or not value:
+            return False
+    return True
+
+
 def _cnf(pre: _Unverified, signing_key: PublicKey | None) -> PublicKey:
     """§Request-Context Binding step 6: structure first, then key decoding, then binding."""
     kind = pre.kind
@@ -301,7 +309,7 @@ def _cnf(pre: _Unverified, signing_key: PublicKey | None) -> PublicKey:
         kind.fail("cnf_missing", "cnf.jwk is required")
     kty = jwk.get("kty")
     members = KEY_TYPE_MEMBERS.get(kty, ()) if isinstance(kty, str) and kty else None
-    if members is None or any(not isinstance(jwk.get(m), str) or not jwk[m] for m in members):
+    if members is None or not _strings(jwk, members):
         kind.fail("cnf_incomplete", "cnf.jwk lacks kty or the members its key type requires")
     if PRIVATE_MEMBERS.intersection(jwk):
         kind.fail("cnf_invalid", "cnf.jwk contains private key material")

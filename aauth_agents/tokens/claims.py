@@ -59,7 +59,7 @@ def _agent(pre: _Unverified, policy: _Policy, signing_key: PublicKey | None) -> 
     sub = pre.claims.get("sub")
     if not is_agent_identifier(sub):
         pre.kind.fail("sub", f"sub is not an agent identifier: {_show(sub)}")
-    return AgentToken(
+    return AgentToken._make(
         raw=pre.raw,
         header=pre.header,
         claims=pre.claims,
@@ -85,7 +85,7 @@ def _person(
     forbidden = sorted({"scope", "account"}.intersection(pre.claims))
     if forbidden:
         pre.kind.fail("claims", f"a person token MUST NOT contain {forbidden}")
-    return PersonToken(
+    return PersonToken._make(
         raw=pre.raw,
         header=pre.header,
         claims=pre.claims,
@@ -178,7 +178,7 @@ def _resource(
     sub = _required(pre, "sub", "sub")
     _expect(pre, "sub", sub, person_sub)
     r3_uri, r3_s256 = _r3_pin(pre, pre.iss)
-    return ResourceToken(
+    return ResourceToken._make(
         raw=pre.raw,
         header=pre.header,
         claims=pre.claims,
@@ -224,7 +224,7 @@ def _auth(
     granted, per_call = _r3_operations(pre, "r3_granted"), _r3_operations(pre, "r3_per_call")
     if (r3_uri is None) != (granted is None) or (per_call is not None and r3_uri is None):
         pre.kind.fail("r3", "r3_uri, r3_s256 and r3_granted go together")
-    return AuthToken(
+    return AuthToken._make(
         raw=pre.raw,
         header=pre.header,
         claims=pre.claims,

@@ -90,7 +90,7 @@ class _Resolver:
     def finish(self, pre: _Unverified) -> KeyResolution:
         policy = _policy(self.clock, self.leeway, self.iat_skew)
         token = _CLAIMS[pre.kind.typ](pre, policy, self.audience or "")
-        return KeyResolution(jwk=token.cnf.to_jwk(), context=token)
+        return KeyResolution(jwk=token.cnf.to_jwk(), context=token, key=token.cnf)
 
 
 def token_key_resolver(

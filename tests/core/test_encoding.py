@@ -146,3 +146,54 @@ def test_loads_json_refuses_every_lone_surrogate(
 
 def test_an_escaped_backslash_before_u_d800_is_not_a_surrogate() -> None:
     assert loads_json(rb'["\\ud800", "\ud83d\ude00"]') == ["\\ud800", "\U0001f600"]
+
+
+def _reference_b64url_decode(value: str) -> bytes | None:
+    """The definition b64url_decode implements: the base64url alphabet only, unpadded,
+    decoded by the standard library (``None``: refused)."""
+    import base64
+    import binascii
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9_-]*", value) or len(value) % 4 == 1:
+        return None
+    try:
+        return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except (binascii.Error, ValueError):
+        return None
+
+
+@given(st.text(alphabet="AZaz09-_+/= \n\t.\x00\xe9=", max_size=12) | st.text(max_size=12))
+def test_b64url_decode_agrees_with_its_definition(value: str) -> None:
+    """The fast decoder (no regex pass) accepts exactly what the alphabet check and
+    ``urlsafe_b64decode`` accept, with the same bytes."""
+    expected = _reference_b64url_decode(value)
+    if expected is None:
+        with pytest.raises(ValueError):
+            b64url_decode(value)
+    else:
+        assert b64url_decode(value) == expected
+
+
+def _outcome(parse: object, text: str) -> object:
+    try:
+        return ("ok", parse(text))  # type: ignore[operator]
+    except ValueError as exc:  # JSONDecodeError included: compare the messages
+        return ("error", str(exc))
+
+
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner),
+        max_leaves=8,
+    ).map(json.dumps)
+    | st.text(alphabet=' {}[]":,\n1aeu', max_size=20)
+)
+def test_loads_json_is_the_strict_decoder(text: str) -> None:
+    """The scanner called directly gives what the strict decoder's ``decode`` gives,
+    values and errors alike, with or without surrounding whitespace."""
+    from aauth_agents.protocol.encoding import _DECODER
+
+    for candidate in (text, f" {text}", f"{text} ", f"{text}x"):
+        assert _outcome(loads_json, candidate) == _outcome(_DECODER.decode, candidate)

@@ -287,3 +287,21 @@ def test_verifier_fuzz_one_header_of_a_signed_request(name: str, value: str) -> 
     except AAuthError:
         return
     assert mutated.header(name) == signed.header(name)
+
+
+def test_parsed_signature_input_is_a_whole_dataclass() -> None:
+    """The fast parse builds SignatureInput without ``__init__``: it holds exactly its
+    fields and equals what ``__init__`` builds from them."""
+    import dataclasses
+
+    from aauth_agents.httpsig import parse_signature_input
+
+    parsed = parse_signature_input('sig=("@method" "@path");created=1;keyid="k"')["sig"]
+    names = {f.name for f in dataclasses.fields(parsed)}
+    assert set(vars(parsed)) == names
+    assert type(parsed)(**{name: getattr(parsed, name) for name in names}) == parsed
+    assert (parsed.components, parsed.created, parsed.params["keyid"]) == (
+        ("@method", "@path"),
+        1,
+        "k",
+    )

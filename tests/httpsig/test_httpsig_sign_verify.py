@@ -350,3 +350,21 @@ def test_sign_verify_round_trip(
     assert result.public_key.alg == alg
     assert ("@query" in result.components) == bool(query)
     assert ("content-digest" in result.components) == bool(body)
+
+
+def test_verified_signature_is_a_whole_dataclass(ed_key: PrivateKey) -> None:
+    """The verifier builds its result without the generated ``__init__``: it still holds
+    exactly its fields, equals what ``__init__`` builds, and stays frozen."""
+    import dataclasses
+
+    request = _sign(
+        HttpRequest("POST", "https://ps.example/t", {"content-type": "a/b"}, b"x"), ed_key
+    )
+    verifier = SignatureVerifier(clock=FrozenClock(NOW))
+    verified = verifier.verify(request, unverified_jwt_cnf_resolver)
+    names = {f.name for f in dataclasses.fields(verified)}
+    assert set(vars(verified)) == names
+    rebuilt = type(verified)(**{name: getattr(verified, name) for name in names})
+    assert rebuilt == verified and rebuilt.replay_key == verified.replay_key
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        verified.created = 0  # type: ignore[misc]

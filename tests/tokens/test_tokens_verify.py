@@ -3,6 +3,7 @@ order of §Agent/§Person/§Resource/§Auth Token Verification."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
@@ -802,3 +803,42 @@ def test_hs256_signed_with_the_issuer_public_key(ed_world: World) -> None:
     mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
     err = rejected(ed_world, "auth", f"{signing_input}.{b64url_encode(mac)}")
     assert (err.reason, err.signature_error) == ("alg", "invalid_jwt")
+
+
+def test_verified_tokens_are_whole_dataclasses(world: World) -> None:
+    """Verification builds tokens without the generated ``__init__`` (one per request):
+    each still holds exactly its fields and equals the token ``__init__`` would build."""
+    signing = world.agent_key.public_key
+    tokens = [
+        verify_agent_token(
+            world.agent_token(), keys=world.keys, signing_key=signing, clock=world.clock
+        ),
+        verify_person_token(
+            world.person_token(),
+            keys=world.keys,
+            audience=RESOURCE,
+            signing_key=signing,
+            clock=world.clock,
+        ),
+        verify_resource_token(
+            world.resource_token(),
+            keys=world.keys,
+            audience=PS,
+            agent_jkt=world.jkt,
+            clock=world.clock,
+        ),
+        verify_auth_token(
+            world.auth_token(),
+            keys=world.keys,
+            audience=RESOURCE,
+            signing_key=signing,
+            clock=world.clock,
+        ),
+    ]
+    for token in tokens:
+        names = {f.name for f in dataclasses.fields(token)}
+        assert set(vars(token)) == names
+        rebuilt = type(token)(**{name: getattr(token, name) for name in names})
+        assert rebuilt == token and hash(rebuilt) == hash(token)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            token.jti = "other"  # type: ignore[misc]
