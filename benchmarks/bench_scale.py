@@ -51,6 +51,7 @@ PS_GOAL = 0.7
 ROUNDS = 5
 RESOURCE_REQUESTS = 1500
 CONNECTIONS = 16
+AGENTS = 20
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -235,31 +236,36 @@ def _per_cpu_second(server: Server, send: Any) -> float:
 
 
 class _ResourceLoad:
+    """``AGENTS`` agents, each with its own key and auth token, taking turns: each request
+    new (path, query, signature), each caller seen again a moment later, as at a busy
+    resource."""
+
     def __init__(self) -> None:
         self.ps_key = PrivateKey.generate("Ed25519", kid="ps-1")
-        self.agent_key = PrivateKey.generate("Ed25519")
-        token = mint_auth_token(
-            self.ps_key,
-            iss=PS,
-            aud=RESOURCE,
-            ps=PS,
-            sub="person-1",
-            cnf=self.agent_key.public_key,
-            scope="data.read",
-            lifetime=3600,
-        )
-        self.signature_key = SignatureKey.from_jwt(token)
+        self.agents = []
+        for n in range(AGENTS):
+            key = PrivateKey.generate("Ed25519")
+            token = mint_auth_token(
+                self.ps_key,
+                iss=PS,
+                aud=RESOURCE,
+                ps=PS,
+                sub=f"person-{n}",
+                cnf=key.public_key,
+                scope="data.read",
+                lifetime=3600,
+            )
+            self.agents.append((key, SignatureKey.from_jwt(token)))
         self.numbers = iter(range(10**9))
 
     def batch(self, count: int) -> list[tuple[str, dict[str, str]]]:
         out = []
         for _ in range(count):
             n = next(self.numbers)
+            key, signature_key = self.agents[n % AGENTS]
             url = f"{RESOURCE}/data/{n}?page={n % 7}"
             request = HttpRequest("GET", url, {"host": "resource.example"})
-            out.append(
-                (url, sign_request(request, key=self.agent_key, signature_key=self.signature_key))
-            )
+            out.append((url, sign_request(request, key=key, signature_key=signature_key)))
         return out
 
     def send(self, server: Server, count: int) -> int:

@@ -82,6 +82,17 @@ def register(commands: Subparsers) -> None:
         help="grant every request at once for --person (unattended development runs)",
     )
     ps.add_argument(
+        "--trusted-proxy",
+        dest="trusted_proxies",
+        action="append",
+        default=[],
+        type=trusted_proxy_type,
+        metavar="IP|CIDR",
+        help="a reverse proxy in front of the PS (repeatable): its X-Forwarded-For / "
+        "Forwarded name the client address and X-Forwarded-Proto the scheme; from anyone "
+        "else they are ignored (default: none)",
+    )
+    ps.add_argument(
         "--person",
         metavar="NAME",
         help="create this person's account if missing (password from $AAUTH_AGENTS_PASSWORD, "
@@ -250,6 +261,17 @@ def _add_party_options(party: argparse.ArgumentParser, what: str, *, required: b
         "reach another party (its metadata, JWKS, revocation endpoint) at the second "
         "origin; loopback is admitted for these hosts only (repeatable)",
     )
+
+
+def trusted_proxy_type(value: str) -> str:
+    """``--trusted-proxy``: an IP address or a CIDR network."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_network(value.strip(), strict=False)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an IP address or CIDR: {value!r}") from None
+    return value.strip()
 
 
 def workers_type(value: str) -> int:
@@ -469,7 +491,8 @@ def _database(args: argparse.Namespace) -> str:
 
 def person_server(options: Mapping[str, Any]) -> Any:
     """The :class:`~aauth_agents.servers.person_server.PersonServer` of ``options``
-    (``issuer``, ``database``, ``maps``, ``auto_approve``, ``person``, ``threads``)."""
+    (``issuer``, ``database``, ``maps``, ``auto_approve``, ``person``, ``threads``,
+    ``trusted_proxies``)."""
     from ..discovery import AsyncDiscovery
     from ..servers.person_server import (
         AutoApprove,
@@ -496,6 +519,7 @@ def person_server(options: Mapping[str, Any]) -> Any:
             discovery=discovery,
             transport=AsyncMappedTransport(maps),
             database_threads=options["threads"],
+            trusted_proxies=tuple(options.get("trusted_proxies", ())),
         )
     )
 
@@ -523,6 +547,7 @@ def _serve_ps(args: argparse.Namespace, env: Mapping[str, str], out: IO[str], er
         "person": person,
         # a SQLite file other processes write: wait for its locks off the event loop
         "threads": args.workers > 1 and args.database is None,
+        "trusted_proxies": list(args.trusted_proxies),
     }
     ps = person_server(options)  # the keys are created once, here
     try:

@@ -186,6 +186,11 @@ class ResourceConfig:
     trusted_revokers: Collection[str] = ()
     max_code_attempts: int = 5
     token_cache_size: int = 1024
+    #: Seconds a caller found not revoked is not looked up again (per process; 0: every
+    #: request asks the store). A revocation this process records takes effect at once; one
+    #: another worker wrote to a shared store (Redis, a database) within this many seconds,
+    #: and a request then costs no store round trip while its caller stays unrevoked.
+    revocation_recheck: float = 0.5
     #: The largest request body buffered for verification (``413`` problem+json above it).
     max_body_bytes: int = 1024 * 1024
     check_host: bool = True

@@ -639,6 +639,7 @@ class AAuthResource:
     ) -> None:
         await self.stores.revocations.arevoke_token(iss, jti, self._until(until))
         self.verifier.tokens.forget(token=(iss, jti))
+        self.verifier.forget_unrevoked()
         self._remembered.discard(("token", iss, jti))
         self.events.emit(ev.REVOKED, reason, iss=iss, jti=jti, by=by)
 
@@ -647,12 +648,14 @@ class AAuthResource:
         agent")."""
         await self.stores.revocations.arevoke_agent(agent, self._until(until))
         self.verifier.tokens.forget(agents=[agent])
+        self.verifier.forget_unrevoked()
         self.events.emit(ev.REVOKED, "agent", agent=agent)
 
     async def revoke_person(self, iss: str, sub: str, *, until: float | None = None) -> None:
         """Every credential naming the person ``(iss, sub)``."""
         await self.stores.revocations.arevoke_person(iss, sub, self._until(until))
         self.verifier.tokens.forget(person=(iss, sub))
+        self.verifier.forget_unrevoked()
         self.events.emit(ev.REVOKED, "person", iss=iss, sub=sub)
 
 

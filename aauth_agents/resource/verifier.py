@@ -16,6 +16,8 @@ on every hit), so a cached auth token costs one request-signature verification p
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from typing import Any
 
 from ..httpsig import (
@@ -117,6 +119,9 @@ class ResourceVerifier:
             async_token_key_resolver(keys=self.keys, audience=config.identifier, clock=config.clock)
         )
         self._session_keys = (config.signing_key.public_key, *config.previous_keys)
+        #: Callers found not revoked -> until when that answer stands (revocation_recheck).
+        self._unrevoked: OrderedDict[tuple[Any, ...], float] = OrderedDict()
+        self._unrevoked_lock = threading.Lock()
 
     # -- public ----------------------------------------------------------------------------
 
@@ -136,11 +141,15 @@ class ResourceVerifier:
         caller = self._caller(verified, request)
         assert self.config.stores is not None
         revocations = self.config.stores.revocations
+        now = self.config.clock()
+        if self._known_unrevoked(caller, now):
+            return caller
         for query in self._revocation_queries(caller):
-            which = revocations.is_revoked(now=self.config.clock(), **query)
+            which = revocations.is_revoked(now=now, **query)
             if which is not None:
                 self.tokens.forget(**query)
                 raise self._denied(RevokedError(which), caller)
+        self._remember_unrevoked(caller, now)
         return caller
 
     async def averify(self, request: HttpRequest) -> Caller:
@@ -152,11 +161,15 @@ class ResourceVerifier:
         caller = self._caller(verified, request)
         assert self.config.stores is not None
         revocations = self.config.stores.revocations
+        now = self.config.clock()
+        if self._known_unrevoked(caller, now):
+            return caller
         for query in self._revocation_queries(caller):
-            which = await revocations.ais_revoked(now=self.config.clock(), **query)
+            which = await revocations.ais_revoked(now=now, **query)
             if which is not None:
                 self.tokens.forget(**query)
                 raise self._denied(RevokedError(which), caller)
+        self._remember_unrevoked(caller, now)
         return caller
 
     # -- steps shared by both ---------------------------------------------------------------
@@ -201,6 +214,31 @@ class ResourceVerifier:
                 return caller
             raise self._denied(exc, caller) from exc
         return caller.with_session(session, self.config.identifier)
+
+    @staticmethod
+    def _unrevoked_key(caller: Caller) -> tuple[Any, ...]:
+        session = caller.session.jti if caller.session is not None else None
+        return (caller.issuer, caller.jti, caller.thumbprint, caller.agent, session)
+
+    def _known_unrevoked(self, caller: Caller, now: float) -> bool:
+        """Whether ``caller`` was found not revoked less than ``revocation_recheck`` ago."""
+        until = self._unrevoked.get(self._unrevoked_key(caller))
+        return until is not None and now < until
+
+    def _remember_unrevoked(self, caller: Caller, now: float) -> None:
+        recheck = self.config.revocation_recheck
+        if recheck > 0:
+            key = self._unrevoked_key(caller)
+            with self._unrevoked_lock:
+                self._unrevoked[key] = now + recheck
+                self._unrevoked.move_to_end(key)
+                while len(self._unrevoked) > max(self.config.token_cache_size, 1):
+                    self._unrevoked.popitem(last=False)
+
+    def forget_unrevoked(self) -> None:
+        """Ask the store again for every caller: a revocation was recorded here."""
+        with self._unrevoked_lock:
+            self._unrevoked.clear()
 
     def _revocation_queries(self, caller: Caller) -> list[dict[str, Any]]:
         agents = [caller.thumbprint]

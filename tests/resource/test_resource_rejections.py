@@ -714,3 +714,26 @@ async def test_r_two_revocations_in_one_second_are_not_replays(world: World) -> 
     )
     assert replayed.status_code == 401  # the same body again in the same second is a replay
     assert replayed.headers["signature-error"] == "error=invalid_signature"
+
+
+async def test_r_a_revocation_another_worker_wrote_counts_within_revocation_recheck(
+    world: World,
+) -> None:
+    """Two resources on one store (two workers): the one that records a revocation refuses
+    at once; the other trusts its last "not revoked" for ``revocation_recheck`` seconds,
+    then asks the store again; with 0 it asks on every request."""
+    here, there, strict = world.resource(), world.resource(), world.resource(revocation_recheck=0)
+    apps = [world.app(r) for r in (here, there, strict)]
+    signer = world.signer(world.auth_token())
+    for app in apps:
+        async with world.client(app, signer) as client:
+            assert (await client.get("/data")).status_code == 200
+    await here.revoke_agent(world.agent_key.thumbprint())
+    statuses = []
+    for app in apps:
+        async with world.client(app, signer) as client:
+            statuses.append((await client.get("/data")).status_code)
+    assert statuses == [403, 200, 403]
+    world.clock.advance(there.config.revocation_recheck)
+    async with world.client(apps[1], signer) as client:
+        assert (await client.get("/data")).status_code == 403

@@ -4,7 +4,7 @@ resource remembers -- signatures seen, revocations, pending records, person-toke
 is in the shared Redis, so
 
 * a signed request accepted by one is refused as a replay by the other;
-* a revocation the PS sends to one is seen by both, at once;
+* a revocation the PS sends to one is seen by both within one second;
 * a deferred request (an R3 per-call tool held with a 202) started on one completes on
   the other: the agent polls the other's pending URL, which executes the held call, and a
   repeated poll of the first answers the retained result without executing it again.
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,7 @@ from aauth_agents.agent import AAuth, AgentIdentity
 from aauth_agents.agent.storage import DirectoryKeyStore, write_private_key
 from aauth_agents.httpsig import HttpRequest, SignatureKey, parse_signature_key, sign_request
 from aauth_agents.keys import PrivateKey
+from aauth_agents.resource import ResourceConfig
 from aauth_agents.servers.stack import AGENT_PROVIDER, PERSON_SERVER, LocalStack
 from aauth_agents.tokens import TYP_AUTH, peek
 from aauth_agents.transport import MappedTransport
@@ -168,24 +170,27 @@ def _auth_token(seen: list[httpx.Request], path: str) -> SignatureKey:
     raise AssertionError(f"no auth token was presented for {path}")
 
 
-def test_a_revocation_sent_to_one_is_seen_by_both_at_once(two: Two) -> None:
+def test_a_revocation_sent_to_one_is_seen_by_both_within_one_second(two: Two) -> None:
+    """Every worker of both processes refuses the token once ``revocation_recheck`` (0.5 s:
+    how long a worker trusts its last "not revoked" for a caller) has passed since the PS's
+    notification returned; the issue asks for one second."""
     with two.agent(two.a.url) as agent:
         files = agent.get(RES + "/files")
     assert files.status_code == 200, files.text
     token = _auth_token(two.seen, "/files")
     accepted = [
         _send(url, "GET", "/files", two.signed("GET", RES + "/files", token))
-        for url in (two.a.url, two.b.url)
+        for url in (two.a.url, two.b.url) * 3
     ]
-    assert [r.status_code for r in accepted] == [200, 200], [r.text for r in accepted]
+    assert {r.status_code for r in accepted} == {200}, [r.text for r in accepted]
 
     report = two.stack.call(two.stack.ps.unbind_agent(two.identity.agent_id))
     assert report.notified and not report.failed  # told once, at the first process
 
-    # The first request to each after the PS's notification returned is refused.
+    time.sleep(ResourceConfig.revocation_recheck + 0.1)
     refused = [
         _send(url, "GET", "/files", two.signed("GET", RES + "/files", token))
-        for url in (two.b.url, two.a.url)
+        for url in (two.b.url, two.a.url) * 4  # each process's two workers
     ]
     for response in refused:
         assert response.status_code == 403, response.text
