@@ -76,28 +76,7 @@ def register(commands: Subparsers) -> None:
         metavar="DIR",
         help="serve the self-hosted agent provider of the `keys init` agent in DIR",
     )
-    ps.add_argument(
-        "--auto-approve",
-        action="store_true",
-        help="grant every request at once for --person (unattended development runs)",
-    )
-    ps.add_argument(
-        "--trusted-proxy",
-        dest="trusted_proxies",
-        action="append",
-        default=[],
-        type=trusted_proxy_type,
-        metavar="IP|CIDR",
-        help="a reverse proxy in front of the PS (repeatable): its X-Forwarded-For / "
-        "Forwarded name the client address and X-Forwarded-Proto the scheme; from anyone "
-        "else they are ignored (default: none)",
-    )
-    ps.add_argument(
-        "--person",
-        metavar="NAME",
-        help="create this person's account if missing (password from $AAUTH_AGENTS_PASSWORD, "
-        "else generated and printed once); with --auto-approve the default is 'person'",
-    )
+    _add_ps_options(ps)
     ap.add_argument(
         "--ps",
         type=issuer_type,
@@ -260,6 +239,31 @@ def _add_party_options(party: argparse.ArgumentParser, what: str, *, required: b
         party,
         "reach another party (its metadata, JWKS, revocation endpoint) at the second "
         "origin; loopback is admitted for these hosts only (repeatable)",
+    )
+
+
+def _add_ps_options(ps: argparse.ArgumentParser) -> None:
+    ps.add_argument(
+        "--auto-approve",
+        action="store_true",
+        help="grant every request at once for --person (unattended development runs)",
+    )
+    ps.add_argument(
+        "--trusted-proxy",
+        dest="trusted_proxies",
+        action="append",
+        default=[],
+        type=trusted_proxy_type,
+        metavar="IP|CIDR",
+        help="a reverse proxy in front of the PS (repeatable): its X-Forwarded-For / "
+        "Forwarded name the client address and X-Forwarded-Proto the scheme; from anyone "
+        "else they are ignored (default: none)",
+    )
+    ps.add_argument(
+        "--person",
+        metavar="NAME",
+        help="create this person's account if missing (password from $AAUTH_AGENTS_PASSWORD, "
+        "else generated and printed once); with --auto-approve the default is 'person'",
     )
 
 
