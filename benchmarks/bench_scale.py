@@ -320,14 +320,16 @@ def resource_row(redis_url: str) -> Summary:
     try:
         for server in (single, shared):  # warm up: imports, caches, connections
             load.send(server, 200)
-        ratios = []
+        rates: list[dict[int, float]] = []
         for n in range(ROUNDS):
             pair = (single, shared) if n % 2 else (shared, single)
-            rate = {
-                id(s): _per_cpu_second(s, lambda s=s: load.send(s, RESOURCE_REQUESTS)) for s in pair
-            }
-            ratios.append(rate[id(shared)] / rate[id(single)])
-        return statistics.median(ratios)
+            rates.append(
+                {
+                    id(s): _per_cpu_second(s, lambda s=s: load.send(s, RESOURCE_REQUESTS))
+                    for s in pair
+                }
+            )
+        return _summary(rates, single, shared)
     finally:
         single.stop()
         shared.stop()
