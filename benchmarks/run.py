@@ -270,6 +270,7 @@ BENCHMARKS: dict[str, Callable[[], int]] = {
     "mcp-call-overhead": lambda: __import__("bench_mcp").benchmark(),
     "state-growth": lambda: __import__("bench_growth").benchmark(),
     "state-growth-dashboard": lambda: __import__("bench_dashboard").benchmark(),
+    "state-growth-purge": lambda: __import__("bench_purge").benchmark(),
     "scale-out": lambda: __import__("bench_scale").benchmark(),
 }
 

@@ -32,7 +32,7 @@ from .base import (
     PendingRecord,
     PersonTokenRecord,
 )
-from .sql import POSTGRESQL, SQLITE, SQLDatabase
+from .sql import POSTGRESQL, SQLITE, SQLDatabase, batch_delete, purge_in_batches
 from .states import OPEN
 
 P = ParamSpec("P")
@@ -66,12 +66,14 @@ CREATE TABLE IF NOT EXISTS aauth_revoked (
     until REAL NOT NULL,
     PRIMARY KEY (kind, a, b)
 );
+CREATE INDEX IF NOT EXISTS aauth_revoked_until ON aauth_revoked (until);
 CREATE TABLE IF NOT EXISTS aauth_known_tokens (
     iss TEXT NOT NULL,
     jti TEXT NOT NULL,
     until REAL NOT NULL,
     PRIMARY KEY (iss, jti)
 );
+CREATE INDEX IF NOT EXISTS aauth_known_tokens_until ON aauth_known_tokens (until);
 CREATE TABLE IF NOT EXISTS aauth_person_tokens (
     agent_jkt TEXT NOT NULL,
     ps TEXT NOT NULL,
@@ -82,6 +84,7 @@ CREATE TABLE IF NOT EXISTS aauth_person_tokens (
     exp REAL NOT NULL,
     PRIMARY KEY (agent_jkt, ps, sub, mission_s256)
 );
+CREATE INDEX IF NOT EXISTS aauth_person_tokens_exp ON aauth_person_tokens (exp);
 CREATE TABLE IF NOT EXISTS aauth_replay (
     key TEXT PRIMARY KEY,
     expires_at REAL NOT NULL
@@ -161,6 +164,14 @@ class SQLiteDatabase:
 
 async def _in_thread(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
+
+
+def purge_expired(db: SQLDatabase, table: str, column: str, now: float) -> int:
+    """Delete the rows of ``table`` whose ``column`` (an indexed expiry) is ``<= now``, in
+    bounded batches (:func:`~aauth_agents.stores.sql.purge_in_batches`), each statement
+    committed on its own; returns how many."""
+    sql = batch_delete(db.dialect, table, f"{column} <= ?", column)
+    return purge_in_batches(lambda q, p: db.execute(q, p).rowcount, sql, (now,))
 
 
 def _record(row: Any) -> PendingRecord | None:
@@ -284,7 +295,7 @@ class SQLitePendingStore:
         return int(row[0])
 
     def purge(self, now: float) -> int:
-        return self.db.execute("DELETE FROM aauth_pending WHERE purge_at <= ?", (now,)).rowcount
+        return purge_expired(self.db, "aauth_pending", "purge_at", now)
 
     async def acreate(self, record: PendingRecord) -> None:
         await _in_thread(self.create, record)
@@ -388,9 +399,8 @@ class SQLiteRevocationStore:
         return row is not None
 
     def purge(self, now: float) -> int:
-        revoked = self.db.execute("DELETE FROM aauth_revoked WHERE until <= ?", (now,)).rowcount
-        known = self.db.execute("DELETE FROM aauth_known_tokens WHERE until <= ?", (now,)).rowcount
-        return revoked + known
+        revoked = purge_expired(self.db, "aauth_revoked", "until", now)
+        return revoked + purge_expired(self.db, "aauth_known_tokens", "until", now)
 
     async def arevoke_token(self, iss: str, jti: str, until: float) -> bool:
         return await _in_thread(self.revoke_token, iss, jti, until)
@@ -465,7 +475,7 @@ class SQLitePersonTokenStore:
         )
 
     def purge(self, now: float) -> int:
-        return self.db.execute("DELETE FROM aauth_person_tokens WHERE exp <= ?", (now,)).rowcount
+        return purge_expired(self.db, "aauth_person_tokens", "exp", now)
 
     async def aput(self, record: PersonTokenRecord) -> None:
         await _in_thread(self.put, record)
@@ -560,7 +570,7 @@ class SQLiteAttemptStore:
         self.db.execute("DELETE FROM aauth_attempts WHERE key = ?", (key,))
 
     def purge(self, now: float) -> int:
-        return self.db.execute("DELETE FROM aauth_attempts WHERE until <= ?", (now,)).rowcount
+        return purge_expired(self.db, "aauth_attempts", "until", now)
 
     async def ahit(self, key: str, *, now: float, window: float) -> int:
         return await _in_thread(self.hit, key, now=now, window=window)
@@ -584,4 +594,5 @@ __all__ = [
     "SQLitePersonTokenStore",
     "SQLiteReplayCache",
     "SQLiteRevocationStore",
+    "purge_expired",
 ]

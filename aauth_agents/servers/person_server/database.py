@@ -129,6 +129,9 @@ CREATE TABLE IF NOT EXISTS ps_auth_tokens (
 CREATE INDEX IF NOT EXISTS ps_auth_tokens_agent ON ps_auth_tokens (agent_id);
 CREATE INDEX IF NOT EXISTS ps_auth_tokens_requested ON ps_auth_tokens (requested_by);
 CREATE INDEX IF NOT EXISTS ps_auth_tokens_mission ON ps_auth_tokens (mission_s256);
+CREATE INDEX IF NOT EXISTS ps_auth_tokens_exp ON ps_auth_tokens (exp);
+CREATE INDEX IF NOT EXISTS ps_auth_tokens_unnotified ON ps_auth_tokens (exp)
+    WHERE revoked_at IS NOT NULL AND notified_at IS NULL;
 CREATE TABLE IF NOT EXISTS ps_missions (
     s256 TEXT PRIMARY KEY,
     agent_iss TEXT NOT NULL,
@@ -248,6 +251,15 @@ class PSDatabase:
         """Run ``fn(*args, **kwargs)`` -- a short unit of database work -- in a worker thread."""
         return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
 
+    def checkpoint(self) -> None:
+        """Copy the write-ahead log into the database file and truncate it to zero bytes
+        (``PRAGMA wal_checkpoint(TRUNCATE)``): after a purge deleted many rows the log
+        would otherwise stay at its high-water mark. Run it off the event loop: it waits
+        for the writers of the moment (the busy timeout). Nothing to do in memory."""
+        if self.path != ":memory:":
+            with self._lock:
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
     def stores_database(self) -> SQLDatabase:
         """The database the shared stores (pending records, revocations) use: a second
         connection to the same file."""
@@ -300,6 +312,9 @@ class PostgresPSDatabase(PSDatabase):
 
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         return self.sql.fetchall(sql, params)
+
+    def checkpoint(self) -> None:
+        """Nothing: PostgreSQL recycles its own write-ahead log."""
 
     def stores_database(self) -> SQLDatabase:
         return self.sql

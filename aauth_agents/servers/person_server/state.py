@@ -25,6 +25,7 @@ from typing import Any
 
 from ...protocol.encoding import loads_json
 from ...protocol.errors import ProtocolError
+from ...stores.sql import batch_delete, purge_in_batches
 from .database import PSDatabase
 
 ACTIVE = "active"
@@ -194,6 +195,11 @@ def _mission(row: Any) -> Mission | None:
         created_at=row[10],
         terminated_at=row[11],
     )
+
+
+#: Revoked, unexpired, not yet acknowledged auth tokens: served by the partial index
+#: ``ps_auth_tokens_unnotified`` (its condition must be written the same way).
+UNNOTIFIED = "revoked_at IS NOT NULL AND notified_at IS NULL AND exp > ?"
 
 
 def _scope_set(scope: str) -> frozenset[str]:
@@ -472,9 +478,7 @@ class PSState:
 
     def unnotified_revocations(self, now: float) -> list[IssuedAuthToken]:
         """Revoked, unexpired tokens whose resource has not acknowledged the revocation."""
-        return self._select_auth(
-            "revoked_at IS NOT NULL AND notified_at IS NULL AND exp > ?", (now,)
-        )
+        return self._select_auth(UNNOTIFIED, (now,))
 
     # -- missions ------------------------------------------------------------------------------
 
@@ -581,17 +585,28 @@ class PSState:
     # -- housekeeping --------------------------------------------------------------------------
 
     def purge(self, now: float) -> int:
-        """Forget person-token records past retention and expired auth-token records."""
-        with self.db.transaction() as conn:
-            a = conn.execute("DELETE FROM ps_person_tokens WHERE retain_until <= ?", (now,))
-            b = conn.execute("DELETE FROM ps_auth_tokens WHERE exp <= ?", (now,))
-            c = conn.execute("DELETE FROM ps_agent_tokens WHERE exp <= ?", (now,))
-            return int(a.rowcount + b.rowcount + c.rowcount)
+        """Forget person-token records past retention and expired auth-token and agent-token
+        records, in bounded batches through each table's expiry index (each batch its own
+        short transaction, so no request waits for more than one)."""
+        count = 0
+        for table, column in _EXPIRING:
+            sql = batch_delete(self.db.dialect, table, f"{column} <= ?", column)
+            count += purge_in_batches(self.db.execute, sql, (now,))
+        return count
+
+
+#: The tables :meth:`PSState.purge` trims, and each one's indexed expiry column.
+_EXPIRING = (
+    ("ps_person_tokens", "retain_until"),
+    ("ps_auth_tokens", "exp"),
+    ("ps_agent_tokens", "exp"),
+)
 
 
 __all__ = [
     "ACTIVE",
     "TERMINATED",
+    "UNNOTIFIED",
     "Binding",
     "BindingConflictError",
     "Consent",

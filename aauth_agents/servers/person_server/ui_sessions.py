@@ -18,7 +18,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass, field
 
-from ...stores.sql import Connection
+from ...stores.sql import PURGE_BATCH, Connection
 from .csrf import new_token
 from .database import PSDatabase
 
@@ -174,9 +174,15 @@ class UISessions:
             self._delete(conn, session.key)
 
     def purge(self, now: float) -> int:
-        """Forget expired sessions; returns how many."""
-        with self.db.transaction() as conn:
-            return self._purge(conn, now)
+        """Forget expired sessions, at most :data:`~aauth_agents.stores.sql.PURGE_BATCH` in
+        each short transaction (through the expiry index); returns how many."""
+        count = 0
+        while True:
+            with self.db.transaction() as conn:
+                batch = self._purge(conn, now, PURGE_BATCH)
+            count += batch
+            if batch < PURGE_BATCH:
+                return count
 
     def count(self) -> int:
         row = self.db.fetchone("SELECT COUNT(*) FROM ps_ui_sessions")
@@ -197,13 +203,12 @@ class UISessions:
         conn.execute("DELETE FROM ps_ui_session_links WHERE session_s256 = ?", (key,))
         conn.execute("DELETE FROM ps_ui_sessions WHERE id_s256 = ?", (key,))
 
-    def _purge(self, conn: Connection, now: float) -> int:
-        keys = [
-            k
-            for (k,) in conn.execute(
-                "SELECT id_s256 FROM ps_ui_sessions WHERE expires_at < ?", (now,)
-            ).fetchall()
-        ]
+    def _purge(self, conn: Connection, now: float, limit: int | None = None) -> int:
+        query = "SELECT id_s256 FROM ps_ui_sessions WHERE expires_at < ? ORDER BY expires_at"
+        params: tuple[float, ...] | tuple[float, int] = (now,)
+        if limit is not None:
+            query, params = query + " LIMIT ?", (now, limit)
+        keys = [k for (k,) in conn.execute(query, params).fetchall()]
         for key in keys:
             self._delete(conn, key)
         return len(keys)

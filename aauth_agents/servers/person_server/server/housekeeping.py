@@ -5,8 +5,24 @@ retention; §Token Revocation: expired revocations; §JWKS Discovery and Caching
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+import anyio.to_thread
+
+from ....stores.sql import PURGE_BATCH
 from ..ui_sessions import UISessions
 from .core import ServerCore, log
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+async def _off_loop(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    """Run ``fn`` in a worker thread whatever ``database_threads`` says: a purge may delete
+    many rows, and the loop must keep serving requests meanwhile."""
+    return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
 
 
 class Housekeeping(ServerCore):
@@ -16,14 +32,22 @@ class Housekeeping(ServerCore):
         """Forget what no longer needs keeping: pending records past ``purge_at``, person
         token records past retention, expired auth-token and agent-token records, expired
         revocations, attempt counts of ended windows, retired keys no longer published,
-        expired browser sessions."""
+        expired browser sessions.
+
+        Every purge runs in a worker thread and deletes in bounded batches, each its own
+        short transaction (:func:`~aauth_agents.stores.sql.purge_in_batches`): requests
+        served meanwhile wait for one batch at most. After a purge of many rows the SQLite
+        write-ahead log is checkpointed and truncated (:meth:`PSDatabase.checkpoint
+        <aauth_agents.servers.person_server.database.PSDatabase.checkpoint>`)."""
         now = self.clock()
-        count = await self.run(self.pending.purge, now)
-        count += await self.run(self.revocations.purge, now)
+        count = await _off_loop(self.pending.purge, now)
+        count += await _off_loop(self.revocations.purge, now)
         count += await self.attempts.apurge(now)
-        count += await self.run(self.state.purge, now)
+        count += await _off_loop(self.state.purge, now)
         count += await self.run(self.keys.purge)
-        count += await self.run(UISessions(self.db).purge, now)
+        count += await _off_loop(UISessions(self.db).purge, now)
+        if count >= PURGE_BATCH:
+            await _off_loop(self.db.checkpoint)
         return count
 
     def housekeeping(self) -> None:
