@@ -64,7 +64,7 @@ from ..protocol.reply import Reply
 from ..protocol.requirement import Requirement
 from ..protocol.scopes import is_identity_scope
 from ..protocol.wire import WireFormatError
-from ..stores import PersonTokenRecord, Stores
+from ..stores import PersonTokenRecord, Stores, StoreUnavailableError
 from ..tokens import (
     DWK_ACCESS,
     DWK_PERSON,
@@ -282,7 +282,10 @@ class AAuthResource:
             rule = resolve_rule(rule, request)  # the body is parsed only now
             if rule.level == PUBLIC:
                 return Allow(None)
-        return await self._decide(caller, rule, request, held)
+        try:
+            return await self._decide(caller, rule, request, held)
+        except StoreUnavailableError as exc:  # a shared store is down: 503, nothing kept
+            return Reply.error(exc)
 
     async def _decide(
         self, caller: Caller, rule: AccessRule, request: HttpRequest, held: HeldRequest | None

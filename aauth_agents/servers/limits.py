@@ -75,7 +75,7 @@ class ServerLimits:
     max_connections_per_address: int | None = 256
     backlog: int = 256
     keep_alive_timeout: int = 5
-    linger_timeout: float = 2.0
+    linger_timeout: float = 5.0
     max_drain_bytes: int = 16 * 1024 * 1024
 
     def __post_init__(self) -> None:

@@ -96,11 +96,13 @@ def test_redis_restarted_while_a_call_is_held(
     redis_server: RedisServer, resource: tuple[LocalStack, ServedWorkers]
 ) -> None:
     """An agent's per-call ``delete_file`` is held (a pending record in Redis); Redis
-    restarts while the person reads the request: what reaches the resource meanwhile is
-    refused with 503; after it, the held call completes, and a request accepted before the
-    restart is still a replay."""
+    restarts while the person reads the request: what reaches the resource meanwhile from a
+    caller it must look up is refused with 503 (one it found unrevoked less than
+    ``revocation_recheck`` ago may be answered without the store); after it, the held call
+    completes, and a request accepted before the restart is still a replay."""
     stack, served = resource
     identity = stack.enroll(f"aauth:outage{next(_AGENTS)}@agent.example")
+    newcomer = stack.enroll(f"aauth:outage{next(_AGENTS)}@agent.example")
     before = _signed_post(served.url, identity, _call("whoami"))
     accepted = _send(served.url, before)
     during: list[httpx.Response] = []
@@ -110,7 +112,7 @@ def test_redis_restarted_while_a_call_is_held(
             redis_server.stop()
             try:
                 for tool in ("whoami", "list_files"):
-                    request = _signed_post(served.url, identity, _call(tool))
+                    request = _signed_post(served.url, newcomer, _call(tool))
                     during.append(_send(served.url, request))
             finally:
                 redis_server.start()
@@ -227,7 +229,8 @@ def test_postgres_and_redis_restarted_while_the_person_decides(
                 redis_server.stop()
                 postgres_server.stop()
                 try:
-                    request = _signed_post(res.url, identity, _call("whoami"))
+                    newcomer = provider.identity(PrivateKey.generate(), "aauth:new@agents.example")
+                    request = _signed_post(res.url, newcomer, _call("whoami"))
                     during.append(_send(res.url, request))
                     with httpx.Client(transport=MappedTransport(mapping), timeout=30) as client:
                         during.append(client.send(_signed_mission(identity)))
