@@ -641,8 +641,7 @@ class AAuthResource:
         by: str | None = None,
     ) -> None:
         await self.stores.revocations.arevoke_token(iss, jti, self._until(until))
-        self.verifier.tokens.forget(token=(iss, jti))
-        self.verifier.forget_unrevoked()
+        self.verifier.revoked(token=(iss, jti))
         self._remembered.discard(("token", iss, jti))
         self.events.emit(ev.REVOKED, reason, iss=iss, jti=jti, by=by)
 
@@ -650,15 +649,13 @@ class AAuthResource:
         """``agent``: an agent identifier or an agent key's thumbprint ("disconnect this
         agent")."""
         await self.stores.revocations.arevoke_agent(agent, self._until(until))
-        self.verifier.tokens.forget(agents=[agent])
-        self.verifier.forget_unrevoked()
+        self.verifier.revoked(agents=[agent])
         self.events.emit(ev.REVOKED, "agent", agent=agent)
 
     async def revoke_person(self, iss: str, sub: str, *, until: float | None = None) -> None:
         """Every credential naming the person ``(iss, sub)``."""
         await self.stores.revocations.arevoke_person(iss, sub, self._until(until))
-        self.verifier.tokens.forget(person=(iss, sub))
-        self.verifier.forget_unrevoked()
+        self.verifier.revoked(person=(iss, sub))
         self.events.emit(ev.REVOKED, "person", iss=iss, sub=sub)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from typing import Any
 
 from ..httpsig import (
@@ -235,8 +236,16 @@ class ResourceVerifier:
                 while len(self._unrevoked) > max(self.config.token_cache_size, 1):
                     self._unrevoked.popitem(last=False)
 
-    def forget_unrevoked(self) -> None:
-        """Ask the store again for every caller: a revocation was recorded here."""
+    def revoked(
+        self,
+        *,
+        token: tuple[str, str] | None = None,
+        agents: Sequence[str] = (),
+        person: tuple[str, str] | None = None,
+    ) -> None:
+        """A revocation was recorded here (the arguments of ``is_revoked``): drop the
+        verified tokens it matches and ask the store again for every caller."""
+        self.tokens.forget(token=token, agents=agents, person=person)
         with self._unrevoked_lock:
             self._unrevoked.clear()
 
