@@ -12,12 +12,11 @@ value) and through governance calls on a plain ``httpx.AsyncClient`` (the async 
 from __future__ import annotations
 
 import queue
-import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,8 @@ import anyio
 import httpx
 import pytest
 from support.cli import cli_env
+from support.scale import eventually
+from support.services import free_port
 
 from aauth_agents.agent import AAuth, AgentIdentity, Polling, Reconnecting
 from aauth_agents.agent.events import FlowEvent
@@ -42,20 +43,6 @@ AP = "https://agent.example"
 RES = "https://resource.example"
 PASSWORD = "correct horse battery staple"
 TRANSPORT_ERRORS = {"RemoteProtocolError", "ReadError", "ConnectError", "ConnectTimeout"}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _until(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 class PersonServerProcess:
@@ -131,7 +118,7 @@ class Parties:
         self.servers.append(LoopbackServer(resource).start())
         self.network.add(RES, self.servers[1].url)
         self.ps = PersonServerProcess(
-            home, _free_port(), {AP: self.servers[0].url, RES: self.servers[1].url}
+            home, free_port(), {AP: self.servers[0].url, RES: self.servers[1].url}
         )
         self.network.add(PS, self.ps.url)
 
@@ -211,10 +198,12 @@ def _restart_while_polling(parties: Parties, links: queue.Queue[str], events: li
     """Once the agent long-polls its pending request: kill the PS, see the agent reconnect,
     start the PS again (same port, same data), and approve as the person."""
     link = links.get(timeout=60)
-    _until(lambda: any(isinstance(e, Polling) for e in events), "the agent to poll")
+    eventually(lambda: any(isinstance(e, Polling) for e in events), 60, "the agent to poll")
     time.sleep(0.3)  # (the long poll is in flight)
     parties.ps.kill()
-    _until(lambda: any(isinstance(e, Reconnecting) for e in events), "the agent to reconnect")
+    eventually(
+        lambda: any(isinstance(e, Reconnecting) for e in events), 60, "the agent to reconnect"
+    )
     parties.ps.start()
     parties.approve(link)
 

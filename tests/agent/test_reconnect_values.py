@@ -4,13 +4,12 @@ and the governance runners. Real connections to a loopback port nobody listens o
 
 from __future__ import annotations
 
-import socket
-
 import httpx
 import httpx2
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from support.services import free_port
 
 from aauth_agents.agent import ReconnectingTransport, client_options
 from aauth_agents.agent.effects import Runtime, Send, run_async, run_sync
@@ -28,10 +27,7 @@ from aauth_agents.transport_httpx2 import Httpx2Transport
 @pytest.fixture
 def closed() -> str:
     """A loopback URL where nothing listens (connections are refused)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/pending/1"
+    return f"http://127.0.0.1:{free_port()}/pending/1"
 
 
 def _check(response: object) -> None:
