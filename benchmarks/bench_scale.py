@@ -175,27 +175,14 @@ def _create_account(options: Mapping[str, Any]) -> None:
 
 def _cpu_seconds(pid: int) -> float:
     """User + system CPU of ``pid`` and every live descendant (``/proc``)."""
-    total, todo, seen = 0.0, [pid], set()
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
-    while todo:
-        current = todo.pop()
-        if current in seen:
-            continue
-        seen.add(current)
-        try:
-            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / TICKS
-        todo.extend(children.get(current, []))
-    return total
+    from support.scale import child_pids
+
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:  # gone meanwhile
+        return 0.0
+    own = (int(fields[11]) + int(fields[12])) / TICKS
+    return own + sum(_cpu_seconds(child) for child in child_pids(pid))
 
 
 class Server:
