@@ -6,6 +6,7 @@ by sixty scrypt hashes (32 MiB each at the default cost): its ``VmHWM`` stays wi
 from __future__ import annotations
 
 import re
+import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,21 +21,6 @@ def csrf(page: httpx.Response) -> str:
     found = re.search(r'name="csrf" value="([^"]+)"', page.text)
     assert found, page.text
     return found.group(1)
-
-
-def pid_serving(data: Path) -> int:
-    """The process whose command line names ``data`` (this test's own ``serve ps``)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if str(data).encode() in cmdline and b"serve" in cmdline:
-                found.append(int(entry.name))
-    assert len(found) == 1, found
-    return found[0]
 
 
 def peak_rss(pid: int) -> int:
@@ -67,13 +53,17 @@ def test_x_forwarded_for_does_not_reset_the_limit_of_a_loopback_client(tmp_path:
 def test_sixty_concurrent_sign_ins_do_not_grow_the_peak_memory_by_sixty_hashes(
     tmp_path: Path,
 ) -> None:
-    data = tmp_path / "ps-data"
-    args = ["--port", "0", "--issuer", PS, "--data", str(data)]
-    with serve("ps", args, tmp_path) as (url, _), httpx.Client(base_url=url, timeout=120) as client:
-        pid = pid_serving(data)
+    args = ["--port", "0", "--issuer", PS, "--data", str(tmp_path / "ps-data")]
+    started: list[subprocess.Popen[str]] = []
+    with (
+        serve("ps", args, tmp_path, started=started) as (url, _),
+        httpx.Client(base_url=url, timeout=120) as client,
+    ):
+        pid = started[0].pid  # one process: it serves itself
         token = csrf(client.get("/signin"))
         assert sign_in(client, url, token, "warm-up") == 401  # one hash's memory, once
         before = peak_rss(pid)
+        assert before > 32 * MIB  # the warm-up's hash was counted: this is the serving process
         with (
             httpx.Client(
                 base_url=url, timeout=120, limits=httpx.Limits(max_connections=60)
