@@ -163,6 +163,16 @@ class AAuth(httpx.Auth):
     more (a ping, a notification) never waits on another one's consent -- what a proxy
     carrying many callers' requests wants.
 
+    Polls ride out a server restart (§Deferred Responses: a poll is repeated after a
+    connection error, ``502``, ``503`` or ``504``, within ``max_poll_seconds``) only through
+    a client whose transport is a
+    :class:`~aauth_agents.agent.reconnect.ReconnectingTransport`: :meth:`client`,
+    :meth:`async_client`, the MCP and LangChain clients. A plain
+    ``httpx.Client(auth=AAuth(...))`` needs ``transport=ReconnectingTransport(...)``:
+    httpx closes an ``Auth`` flow when its transport raises, so the flow cannot repeat the
+    poll itself; the connection error then ends the call and carries a note saying so (an
+    async client logs it as a warning).
+
     ``network`` -- a :class:`~aauth_agents.network.LocalNetwork` (development: identifiers
     mapped to loopback): :meth:`client` and :meth:`async_client` connect through it when no
     ``transport`` is given, and the interaction link the person is given (``on_interaction``,

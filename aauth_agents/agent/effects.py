@@ -58,7 +58,7 @@ from ..sansio import (
 )
 from .callbacks import FutureAnswer
 from .events import FlowEvent
-from .reconnect import failure_response
+from .reconnect import failure_response, note_unretried, warn_unretried
 
 if TYPE_CHECKING:
     from .flow import AgentFlow
@@ -243,12 +243,16 @@ def sync_resource_flow(
     the flow on :func:`drive_sync`."""
     request.read()
     signed = flow.steady(request)
-    if signed is None:
-        return (yield from drive_sync(flow.resource_request(request), runtime))
-    response = yield request
-    if flow.settled(signed, response):
-        return response
-    return (yield from drive_sync(flow.resource_response(request, signed, response), runtime))
+    try:
+        if signed is None:
+            return (yield from drive_sync(flow.resource_request(request), runtime))
+        response = yield request
+        if flow.settled(signed, response):
+            return response
+        return (yield from drive_sync(flow.resource_response(request, signed, response), runtime))
+    except GeneratorExit as closed:  # httpx closes the flow on the error of what it sent
+        note_unretried(closed.__context__)  # a poll's: say how to have it repeated
+        raise
 
 
 async def async_resource_flow(
@@ -269,6 +273,9 @@ async def async_resource_flow(
         while True:
             try:
                 incoming = yield outgoing
+            except GeneratorExit:  # closed on the error of ``outgoing`` (unseen here)
+                warn_unretried(outgoing)
+                raise
             except Exception as exc:  # thrown into the flow, as the driver's caller would
                 outgoing = await driver.athrow(exc)
             else:

@@ -28,8 +28,15 @@ happens, in the same form for every driver:
   :class:`~aauth_agents.agent.errors.PollTimeoutError` (the last connection error chained).
 
 A client built without :func:`client_options` (``httpx.Client(auth=auth)``) gets the same
-by sending through ``ReconnectingTransport(its_transport)``; without it a connection error
-ends the call, as httpx's does.
+by sending through ``ReconnectingTransport(its_transport)``. Without it a connection error
+ends the call, as httpx's does, and the ``Auth`` flow cannot change that: httpx sends each
+request the flow yields and, when the transport raises, closes the flow (``close()`` /
+``aclose()`` in a ``finally``) instead of throwing the error into it, so no flow can catch
+it and poll again. What the flow can do is say how to fix it: the connection error of a
+poll that reaches the caller of a sync client carries :data:`UNRETRIED_HINT` as a note
+(:func:`note_unretried`; PEP 678, shown in its traceback; logged on Python 3.10); an async
+client's flow, which
+does not see the error, logs the hint as a warning (:func:`warn_unretried`).
 """
 
 from __future__ import annotations
@@ -60,6 +67,15 @@ BACKOFF_BASE = 1.0
 BACKOFF_CAP = 30.0
 #: The defaults of ``httpx.Client`` that shape its default transport.
 TRANSPORT_OPTIONS = ("verify", "cert", "trust_env", "http1", "http2", "limits")
+
+#: What a poll's connection error says when the client's transport did not answer it as a
+#: value (the fix: the transport every :func:`client_options` client has).
+UNRETRIED_HINT = (
+    "aauth_agents: this was a poll of a pending request, safe to repeat, and the client's "
+    "transport does not repeat it: build the client with AAuth.client() / "
+    "AAuth.async_client(), or pass transport=ReconnectingTransport(your_transport) "
+    "(aauth_agents.agent.reconnect), so that polling rides out a server restart"
+)
 
 _random = secrets.SystemRandom()
 
@@ -110,6 +126,32 @@ def failure_of(response: Any) -> BaseException | None:
     response)."""
     error = response.extensions.get(FAILURE)
     return error if isinstance(error, BaseException) else None
+
+
+def note_unretried(exc: BaseException | None) -> None:
+    """Add :data:`UNRETRIED_HINT` as a note to ``exc`` when it is the :func:`transient`
+    connection failure of a :func:`retryable` request (a poll) on its way to the caller:
+    the client's transport did not turn it into a :func:`failure_response`."""
+    if exc is None or not transient(exc) or UNRETRIED_HINT in getattr(exc, "__notes__", ()):
+        return
+    try:
+        request = exc.request  # type: ignore[attr-defined]  # httpx's RequestError
+    except (AttributeError, RuntimeError):  # no request attached
+        return
+    if request.extensions.get(RETRYABLE):
+        add_note = getattr(exc, "add_note", None)  # Python 3.11+
+        if add_note is not None:
+            add_note(UNRETRIED_HINT)
+        else:
+            log.warning("%s %s failed (%s). %s", request.method, request.url, exc, UNRETRIED_HINT)
+
+
+def warn_unretried(request: Any) -> None:
+    """Log :data:`UNRETRIED_HINT` when an async ``Auth`` flow is closed while
+    ``request``, a :func:`retryable` one (a poll), is unanswered: its connection failed
+    (or the call was cancelled) and the flow cannot see the error to annotate it."""
+    if request is not None and request.extensions.get(RETRYABLE):
+        log.warning("%s %s got no answer. %s", request.method, request.url, UNRETRIED_HINT)
 
 
 def backoff(failures: int, *, random: Callable[[], float] = _random.random) -> float:
@@ -189,10 +231,13 @@ __all__ = [
     "RETRYABLE",
     "RETRY_STATUSES",
     "TRANSPORT_OPTIONS",
+    "UNRETRIED_HINT",
     "ReconnectingTransport",
     "backoff",
     "failure_of",
     "failure_response",
+    "note_unretried",
     "retryable",
     "transient",
+    "warn_unretried",
 ]

@@ -3,7 +3,8 @@ person server or an agent provider with uvicorn until interrupted.
 
 ``--workers N`` runs N processes on one listening socket (:mod:`.workers`); they share
 their state, so N > 1 needs somewhere shared: ``--redis URL`` for the resource (replay
-cache, revocations, pending records, person-token records), ``--data DIR`` (SQLite) or
+cache, revocations, pending records, person-token records, the people's files),
+``--data DIR`` (SQLite) or
 ``--database postgresql://...`` for the person server and the agent provider, whose keys
 live there too. Each worker builds its app with the ``build_*`` function of its party from
 plain options, so the parent does the one-time work (creating keys, an account, enrolment
@@ -323,7 +324,7 @@ def _check_workers(args: argparse.Namespace) -> None:
         raise Failure(
             EXIT_USAGE,
             "--workers N > 1 needs --redis URL: the workers share the replay cache, "
-            "revocations and pending records there",
+            "revocations, pending records and the demo files there",
         )
     if args.serve_command in ("ps", "ap") and args.data is None and args.database is None:
         raise Failure(
@@ -367,17 +368,24 @@ def _mapped(args: argparse.Namespace, err: IO[str], reached: str = "") -> dict[s
 
 def build_resource(options: Mapping[str, Any]) -> Built:
     """The demo resource of ``options`` (``issuer``, ``maps``, ``key``: a private JWK,
-    ``redis``: a URL or ``None``), in this process."""
+    ``redis``: a URL or ``None``), in this process; with ``redis``, its stores and the
+    people's files are there, shared by every worker and process serving the identifier."""
     from ..keys import PrivateKey
-    from ..servers.demo_resource import demo_resource, mapped_discovery
+    from ..servers.demo_resource import RedisDemoFiles, demo_resource, mapped_discovery
     from ..stores import Stores
 
-    stores = Stores.redis(options["redis"]) if options.get("redis") else None
+    stores = files = None
+    if options.get("redis"):
+        from ..stores.redis import RedisConnection
+
+        stores = Stores.redis(options["redis"])
+        files = RedisDemoFiles(RedisConnection(options["redis"]))
     app = demo_resource(
         options["issuer"],
         issuer_keys=mapped_discovery(options["maps"]),
         signing_key=PrivateKey.from_jwk(options["key"]),
         stores=stores,
+        files=files,
     )
     return Built(app)  # a worker's Redis connections end with it
 
@@ -395,8 +403,8 @@ def _serve_resource(args: argparse.Namespace, out: IO[str], err: IO[str]) -> int
     }
     if args.redis is None:
         print(
-            "aauth-agents: no --redis: replay cache, revocations and pending records are "
-            "kept in this process's memory",
+            "aauth-agents: no --redis: replay cache, revocations, pending records and the "
+            "demo files are kept in this process's memory",
             file=err,
             flush=True,
         )

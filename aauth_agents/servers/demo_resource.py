@@ -22,8 +22,10 @@ The MCP server (stateless streamable HTTP, on either MCP SDK line) is at ``/mcp`
 MCP message (``initialize``, ``tools/list``) needs an agent token. The metadata
 (``/.well-known/aauth-resource.json``) carries a name, a description, the two scopes,
 ``access_mode: agent-token``, the tools as the R3 MCP vocabulary, and asks agents to sign
-request bodies (``content-type``, ``content-digest``). Files live in memory,
-one folder per person (``(iss, sub)``), seeded with ``welcome.txt``.
+request bodies (``content-type``, ``content-digest``). Files live in memory
+(:class:`DemoFiles`), or in Redis when several processes serve the resource
+(:class:`RedisDemoFiles`, ``serve resource --redis URL``), one folder per person
+(``(iss, sub)``), seeded with ``welcome.txt``.
 
 ``aauth-agents serve resource`` runs it; tests and ``aauth-agents demo`` build it with
 :func:`demo_resource`. Other parties' keys come from ``issuer_keys`` --
@@ -34,9 +36,6 @@ identifiers are mapped to loopback.
 from __future__ import annotations
 
 import logging
-import re
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
@@ -78,6 +77,7 @@ from ..resource import (
 )
 from ..stores import Stores
 from ..tokens import IssuerKeys
+from .demo_files import WELCOME, DemoFileError, DemoFiles, RedisDemoFiles
 from .home import HomePage, Item, Section
 
 log = logging.getLogger("aauth_agents.servers.demo_resource")
@@ -114,86 +114,6 @@ ROUTES = (
     ("GET /files/NAME", "one file (files.read)"),
     ("POST /files", "write a file (files.write)"),
 )
-WELCOME = {"welcome.txt": "Hello from the aauth-agents demo resource.\n"}
-
-_FILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-
-
-class DemoFileError(ValueError):
-    """A file name or content the demo store refuses (the message says why)."""
-
-
-class DemoFiles:
-    """The in-memory file store: a folder of text files per person, seeded with ``seed``.
-
-    Bounded: ``max_files`` per person, ``max_bytes`` per file, ``max_people`` folders (the
-    least recently used folder is dropped past that). Thread-safe."""
-
-    def __init__(
-        self,
-        seed: Mapping[str, str] | None = None,
-        *,
-        max_files: int = 100,
-        max_bytes: int = 64 * 1024,
-        max_people: int = 10_000,
-    ) -> None:
-        self.seed = dict(WELCOME if seed is None else seed)
-        self.max_files, self.max_bytes, self.max_people = max_files, max_bytes, max_people
-        self._folders: OrderedDict[tuple[str, str], dict[str, str]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def _folder(self, person: tuple[str, str]) -> dict[str, str]:
-        folder = self._folders.get(person)
-        if folder is None:
-            folder = self._folders[person] = dict(self.seed)
-            while len(self._folders) > self.max_people:
-                self._folders.popitem(last=False)
-        self._folders.move_to_end(person)
-        return folder
-
-    def _view(self, person: tuple[str, str]) -> Mapping[str, str]:
-        """A person's files without creating a folder (reading writes nothing)."""
-        folder = self._folders.get(person)
-        if folder is None:
-            return self.seed
-        self._folders.move_to_end(person)
-        return folder
-
-    def list(self, person: tuple[str, str]) -> list[dict[str, Any]]:
-        """``[{"name", "size"}]``, by name."""
-        with self._lock:
-            folder = self._view(person)
-            return [{"name": name, "size": len(folder[name].encode())} for name in sorted(folder)]
-
-    def read(self, person: tuple[str, str], name: str) -> str | None:
-        with self._lock:
-            return self._view(person).get(name)
-
-    def delete(self, person: tuple[str, str], name: str) -> bool:
-        """Delete ``name``; False when there is no such file."""
-        with self._lock:
-            folder = self._folder(person)
-            return folder.pop(name, None) is not None
-
-    def write(self, person: tuple[str, str], name: str, content: str) -> dict[str, Any]:
-        """Create or replace ``name``: ``{"name", "size", "created"}``; :class:`DemoFileError`
-        for a bad name, oversized content or a full folder (nothing is written then)."""
-        if not isinstance(name, str) or not _FILE_NAME.fullmatch(name):
-            raise DemoFileError(
-                "a file name is 1-64 of A-Z a-z 0-9 . _ - starting with a letter or digit"
-            )
-        if not isinstance(content, str):
-            raise DemoFileError("content is text")
-        size = len(content.encode())
-        if size > self.max_bytes:
-            raise DemoFileError(f"a file holds at most {self.max_bytes} bytes")
-        with self._lock:
-            folder = self._folder(person)
-            created = name not in folder
-            if created and len(folder) >= self.max_files:
-                raise DemoFileError(f"a folder holds at most {self.max_files} files")
-            folder[name] = content
-        return {"name": name, "size": size, "created": created}
 
 
 def describe_caller(caller: Caller) -> dict[str, Any]:
@@ -227,8 +147,8 @@ class DemoResource:
     """The demo resource as an ASGI app.
 
     ``resource`` is the :class:`~aauth_agents.resource.AAuthResource` (metadata, events,
-    stores), ``files`` the :class:`DemoFiles`, ``mcp`` the MCP server, ``tools`` the
-    published :class:`~aauth_agents.resource.McpTool` list, ``middleware`` the
+    stores), ``files`` the :class:`DemoFiles` or :class:`RedisDemoFiles`, ``mcp`` the MCP
+    server, ``tools`` the published :class:`~aauth_agents.resource.McpTool` list, ``middleware`` the
     :class:`~aauth_agents.resource.AAuthMiddleware` every request passes. When the ASGI
     server runs no lifespan, ``await aclose()`` stops the MCP session manager."""
 
@@ -236,7 +156,7 @@ class DemoResource:
         self,
         *,
         middleware: AAuthMiddleware,
-        files: DemoFiles,
+        files: DemoFiles | RedisDemoFiles,
         mcp: McpServer[Any],
         mcp_app: McpServerApp,
         tools: list[McpTool],
@@ -300,7 +220,7 @@ def home_page(config: ResourceConfig) -> HomePage:
     )
 
 
-def _mcp_server(identifier: str, files: DemoFiles) -> McpServer[Any]:
+def _mcp_server(identifier: str, files: DemoFiles | RedisDemoFiles) -> McpServer[Any]:
     host = urlsplit(identifier).netloc
     server: McpServer[Any] = new_server(
         NAME,
@@ -322,30 +242,30 @@ def _mcp_server(identifier: str, files: DemoFiles) -> McpServer[Any]:
         return describe_caller(require_caller_from_context(ctx))
 
     @server.tool(description="List the person's files (needs files.read).")
-    def list_files(ctx: AnyContext) -> dict[str, Any]:
-        return {"files": files.list(_person(require_caller_from_context(ctx)))}
+    async def list_files(ctx: AnyContext) -> dict[str, Any]:
+        return {"files": await files.alist(_person(require_caller_from_context(ctx)))}
 
     @server.tool(description="Read one of the person's files (needs files.read).")
-    def read_file(name: str, ctx: AnyContext) -> dict[str, Any]:
-        content = files.read(_person(require_caller_from_context(ctx)), name)
+    async def read_file(name: str, ctx: AnyContext) -> dict[str, Any]:
+        content = await files.aread(_person(require_caller_from_context(ctx)), name)
         if content is None:
             raise DemoFileError(f"no file named {name!r}")
         return {"name": name, "content": content}
 
     @server.tool(description="Create or replace one of the person's files (needs files.write).")
-    def write_file(name: str, content: str, ctx: AnyContext) -> dict[str, Any]:
-        return files.write(_person(require_caller_from_context(ctx)), name, content)
+    async def write_file(name: str, content: str, ctx: AnyContext) -> dict[str, Any]:
+        return await files.awrite(_person(require_caller_from_context(ctx)), name, content)
 
     @server.tool(description="Delete one of the person's files (the person approves each call).")
-    def delete_file(name: str, ctx: AnyContext) -> dict[str, Any]:
-        if not files.delete(_person(require_caller_from_context(ctx)), name):
+    async def delete_file(name: str, ctx: AnyContext) -> dict[str, Any]:
+        if not await files.adelete(_person(require_caller_from_context(ctx)), name):
             raise DemoFileError(f"no file named {name!r}")
         return {"name": name, "deleted": True}
 
     return server
 
 
-def delete_display(files: DemoFiles) -> Callable[[ProposedCall], Display]:
+def delete_display(files: DemoFiles | RedisDemoFiles) -> Callable[[ProposedCall], Display]:
     """What the person reads before one ``delete_file`` call: which file, and what it holds
     now -- what only the resource knows (R3 §Per-Call Proposals)."""
 
@@ -377,7 +297,7 @@ def demo_resource(
     stores: Stores | None = None,
     trust: TrustPolicy | None = None,
     event_hook: EventHook | None = None,
-    files: DemoFiles | None = None,
+    files: DemoFiles | RedisDemoFiles | None = None,
 ) -> DemoResource:
     """Build the demo resource.
 
@@ -389,7 +309,8 @@ def demo_resource(
     * ``signing_key`` -- signs resource tokens (default: a fresh Ed25519 key, so resource
       tokens of an earlier run no longer verify).
     * ``clock``, ``stores`` (default: in memory), ``event_hook`` (audit events), ``files``
-      (default: an empty :class:`DemoFiles`).
+      (default: a :class:`DemoFiles` in this process's memory; a :class:`RedisDemoFiles`
+      shares them between processes).
     """
     try:
         issuer = validate_server_identifier(issuer)
@@ -429,7 +350,7 @@ def demo_resource(
     )
 
 
-def _tool_rules(files: DemoFiles) -> dict[str, AccessRule]:
+def _tool_rules(files: DemoFiles | RedisDemoFiles) -> dict[str, AccessRule]:
     """The MCP tools' rules: :data:`TOOL_RULES`, with each ``delete_file`` call approved on
     its own, shown with :func:`delete_display` (R3 §Per-Call Proposals)."""
     return dict(
@@ -456,7 +377,7 @@ def _route_policy(tools: list[McpTool]) -> RoutePolicy:
     )
 
 
-def _rest_routes(files: DemoFiles) -> list[Route]:
+def _rest_routes(files: DemoFiles | RedisDemoFiles) -> list[Route]:
     """The REST routes: who is calling (``/whoami``, ``/profile``) and the person's files."""
 
     async def whoami(request: Request) -> Response:
@@ -466,11 +387,11 @@ def _rest_routes(files: DemoFiles) -> list[Route]:
         return JSONResponse(describe_caller(request.state.aauth))
 
     async def list_files(request: Request) -> Response:
-        return JSONResponse({"files": files.list(_person(request.state.aauth))})
+        return JSONResponse({"files": await files.alist(_person(request.state.aauth))})
 
     async def read_file(request: Request) -> Response:
         name = request.path_params["name"]
-        content = files.read(_person(request.state.aauth), name)
+        content = await files.aread(_person(request.state.aauth), name)
         if content is None:
             return _problem(404, "not_found", "no such file")
         return JSONResponse({"name": name, "content": content})
@@ -483,7 +404,7 @@ def _rest_routes(files: DemoFiles) -> list[Route]:
         if set(body) != {"name", "content"}:
             return _problem(400, "invalid_request", 'the body is {"name": ..., "content": ...}')
         try:
-            written = files.write(
+            written = await files.awrite(
                 _person(request.state.aauth), body.get("name", ""), body.get("content", "")
             )
         except DemoFileError as exc:
@@ -524,9 +445,11 @@ __all__ = [
     "NAME",
     "SCOPES",
     "TOOL_RULES",
+    "WELCOME",
     "DemoFileError",
     "DemoFiles",
     "DemoResource",
+    "RedisDemoFiles",
     "delete_display",
     "demo_resource",
     "describe_caller",

@@ -7,6 +7,11 @@ pending; the PS is killed while the agent long-polls; it restarts on the same po
 same data; the person approves on the pages; the agent's original call completes -- through
 ``AAuth.client()`` (the httpx ``Auth`` flow, the transport turns the connection error into a
 value) and through governance calls on a plain ``httpx.AsyncClient`` (the async runner does).
+
+A plain ``httpx.Client(auth=AAuth(...))`` cannot repeat the poll (httpx closes an ``Auth``
+flow on a transport error rather than throwing it in): its call fails, and the error says
+how to fix that (``UNRETRIED_HINT``: a note on the sync client's error, a warning logged for
+an async client).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from support.services import free_port
 
 from aauth_agents.agent import AAuth, AgentIdentity, Polling, Reconnecting
 from aauth_agents.agent.events import FlowEvent
+from aauth_agents.agent.reconnect import UNRETRIED_HINT
 from aauth_agents.network import LocalNetwork
 from aauth_agents.servers.agent_provider import (
     AgentProviderClient,
@@ -264,3 +270,57 @@ def test_a_governance_call_survives_a_ps_killed_and_restarted(parties: Parties) 
     assert "error" not in outcome, repr(outcome.get("error"))
     assert outcome["approval"].s256 and auth.mission_s256 == outcome["approval"].s256
     assert any(reason in TRANSPORT_ERRORS for reason in _reconnected(events))
+
+
+def _kill_while_polling(parties: Parties, links: queue.Queue[str], events: list[Any]) -> None:
+    links.get(timeout=60)
+    eventually(lambda: any(isinstance(e, Polling) for e in events), 60, "the agent to poll")
+    time.sleep(0.3)  # (the long poll is in flight)
+    parties.ps.kill()
+
+
+def test_a_plain_client_says_how_to_ride_out_a_restart(
+    parties: Parties, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``httpx.Client(auth=auth)`` / ``httpx.AsyncClient(auth=auth)`` without
+    ``ReconnectingTransport``: the PS killed under the long poll ends the call with the
+    connection error, which names the fix."""
+    auth, links, events = _agent(parties, "plain")
+    outcome: dict[str, BaseException] = {}
+
+    def call() -> None:
+        try:
+            with httpx.Client(auth=auth, transport=parties.network.transport()) as client:
+                client.get(f"{RES}/profile")
+        except BaseException as exc:
+            outcome["sync"] = exc
+
+    agent = threading.Thread(target=call, daemon=True)
+    agent.start()
+    _kill_while_polling(parties, links, events)
+    agent.join(timeout=60)
+    assert isinstance(outcome.get("sync"), httpx.TransportError), repr(outcome.get("sync"))
+    assert UNRETRIED_HINT in getattr(outcome["sync"], "__notes__", ())
+    assert not any(isinstance(e, Reconnecting) for e in events)
+
+    parties.ps.start()
+    auth, links, events = _agent(parties, "plain-async")
+
+    async def acall() -> None:
+        transport = parties.network.async_transport()
+        async with httpx.AsyncClient(auth=auth, transport=transport) as client:
+            await client.get(f"{RES}/profile")
+
+    def run() -> None:
+        try:
+            anyio.run(acall)
+        except BaseException as exc:
+            outcome["async"] = exc
+
+    agent = threading.Thread(target=run, daemon=True)
+    agent.start()
+    _kill_while_polling(parties, links, events)
+    agent.join(timeout=60)
+    assert isinstance(outcome.get("async"), httpx.TransportError), repr(outcome.get("async"))
+    hints = [r for r in caplog.records if UNRETRIED_HINT in r.getMessage()]
+    assert hints and hints[0].levelname == "WARNING"

@@ -7,7 +7,8 @@ is in the shared Redis, so
 * a revocation the PS sends to one is seen by both within one second;
 * a deferred request (an R3 per-call tool held with a 202) started on one completes on
   the other: the agent polls the other's pending URL, which executes the held call, and a
-  repeated poll of the first answers the retained result without executing it again.
+  repeated poll of the first answers the retained result without executing it again;
+* a file the person's agent writes through one is read through every worker of the other.
 
 The agent provider and the person server run in this process (:class:`LocalStack`); the
 person approves through the PS's own interaction path."""
@@ -216,3 +217,20 @@ def test_a_deferred_request_started_on_one_completes_on_the_other(two: Two) -> N
     )
     assert repeated.status_code == 200, repeated.text
     assert _result(repeated) == _result(deleted)
+
+
+def test_a_file_written_at_one_is_read_at_the_other(two: Two) -> None:
+    content = f"written through the first by {two.identity.agent_id}"
+    with two.agent(two.a.url) as agent:
+        written = agent.post(RES + "/files", json={"name": "shared.txt", "content": content})
+    assert written.status_code in (200, 201), written.text
+    with two.agent(two.b.url) as agent:
+        listed = agent.get(RES + "/files")
+    assert listed.status_code == 200, listed.text
+    assert "shared.txt" in [f["name"] for f in listed.json()["files"]]
+    token = _auth_token(two.seen, "/files")
+    path = "/files/shared.txt"
+    read = [  # a new connection each: both workers of the second process answer
+        _send(two.b.url, "GET", path, two.signed("GET", RES + path, token)) for _ in range(4)
+    ]
+    assert [(r.status_code, r.json().get("content")) for r in read] == [(200, content)] * 4

@@ -96,6 +96,7 @@ def create_person_server(
 
     async def jwks(request: Request) -> Response:
         # Short-lived, so verifiers pick up a rotation; an unknown kid refetches anyway.
+        await ps.fresh_keys()  # a rotation by another worker
         return Response(
             json.dumps(ps.jwks()),
             media_type="application/json",

@@ -224,7 +224,13 @@ class PersonServerConfig:
     password_log2_n: int = DEFAULT_LOG2_N
     #: Run database operations in worker threads instead of inline on the event loop (they
     #: are short either way; threads help with a slow disk or a file other processes write).
+    #: Set (as with PostgreSQL), the poll rate limit is counted in the database too, so that
+    #: it holds across the processes sharing it.
     database_threads: bool = False
+    #: Seconds a process trusts its copy of the signing keys before re-reading them from
+    #: the database, where another process (a worker) may have rotated: at most one read
+    #: per interval, whatever requests arrive.
+    key_refresh: float = 1.0
     #: Largest request body accepted, bytes.
     max_body: int = 256 * 1024
     #: Seconds a revocation notification to one resource may take.
@@ -253,6 +259,8 @@ class PersonServerConfig:
             raise ConfigurationError("pending_lifetime, max_wait and retry_after are positive")
         if self.code_attempts < 1 or self.clarification_rounds < 0 or self.poll_burst < 1:
             raise ConfigurationError("code_attempts and poll_burst are at least 1")
+        if self.key_refresh < 0:
+            raise ConfigurationError("key_refresh must be 0 (every use) or positive")
         if self.purge_interval < 0:
             raise ConfigurationError("purge_interval must be 0 (off) or positive")
         if not self.r3_timeout > 0 or not self.revocation_timeout > 0:

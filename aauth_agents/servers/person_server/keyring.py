@@ -9,6 +9,13 @@ published until ``retired_at + max_token_lifetime`` and dropped afterwards.
 Keys the PS generates itself are kept in its database (private JWK; the file is ``0600``).
 Keys handed in by configuration are never written there -- only their public half and state,
 so a restart that configures a different key rotates to it and keeps the old one published.
+
+Several processes on one database (``serve ps --workers N``, PostgreSQL) each hold a copy;
+a rotation at one reaches the others when their copy is ``refresh`` seconds old
+(:meth:`SigningKeys.refresh_due` / :meth:`SigningKeys.refresh`): they sign with the new key
+and publish it. Time decides, never a request, so at most one read per interval per process
+whatever a client sends (a verifier that meets an unknown ``kid`` refetches the JWKS, which
+is then at most ``refresh`` seconds behind).
 """
 
 from __future__ import annotations
@@ -45,6 +52,11 @@ _CURRENT = (
     "SELECT private_jwk FROM ps_signing_keys WHERE retired_at IS NULL "
     "AND private_jwk IS NOT NULL ORDER BY created_at DESC LIMIT 1"
 )
+#: The current key of whichever process rotated last (a configured key has no private JWK).
+_NEWEST = (
+    "SELECT kid, private_jwk FROM ps_signing_keys WHERE retired_at IS NULL "
+    "ORDER BY created_at DESC LIMIT 1"
+)
 
 
 def _kid_for(key: PrivateKey) -> str:
@@ -56,6 +68,8 @@ class SigningKeys:
 
     ``configured`` (optional) is the key to sign with, supplied by the operator; otherwise the
     newest key in the database is used, and one is generated (``alg``) on first start.
+    ``refresh`` -- seconds this copy is trusted before :meth:`refresh_due` says to re-read
+    the database (another process may have rotated).
     """
 
     def __init__(
@@ -66,9 +80,13 @@ class SigningKeys:
         alg: str = ED25519,
         max_token_lifetime: int = 3600,
         clock: Clock = system_clock,
+        refresh: float = 1.0,
     ) -> None:
         self.db = db
         self.clock = clock
+        self.refresh_interval = refresh
+        self._loaded_at = clock()
+        self._foreign: str | None = None
         self.alg = alg
         self.max_token_lifetime = max_token_lifetime
         self._lock = threading.Lock()
@@ -158,6 +176,32 @@ class SigningKeys:
             )
         with self._lock:
             self._published = tuple(published)
+            self._loaded_at = now
+
+    def refresh_due(self) -> bool:
+        """True when this copy is ``refresh`` seconds old; the caller then calls
+        :meth:`refresh`. Claims the refresh: callers arriving meanwhile are told False, so
+        concurrent requests cause one read."""
+        now = self.clock()
+        with self._lock:
+            if 0 <= now - self._loaded_at < self.refresh_interval:
+                return False
+            self._loaded_at = now
+            return True
+
+    def refresh(self) -> None:
+        """Re-read the keys: sign with the key another process rotated to (when it stored
+        the private key; a key configured in another process is published but cannot be
+        signed with here) and publish what the database publishes."""
+        row = self.db.fetchone(_NEWEST)
+        if row is not None and row[0] != self._current.kid:
+            if row[1] is not None:
+                old, self._current = self._current.kid, PrivateKey.from_jwk(loads_json(row[1]))
+                log.info("PS signing key rotated elsewhere: %s -> %s", old, row[0])
+            elif row[0] != self._foreign:  # said once per key, not at every refresh
+                self._foreign = row[0]
+                log.warning("PS signing key %s was configured in another process", row[0])
+        self._reload()
 
     # -- public --------------------------------------------------------------------------------
 

@@ -7,7 +7,10 @@
 * :class:`Notifier` -- wakes long polls (``Prefer: wait``) when a pending record changes,
   across event loops and threads (the UI may run in another loop than the agent's poll).
 * :class:`PollLimiter` -- ``slow_down`` (§Polling Error Codes) for agents polling faster than
-  ``poll_burst`` times per ``poll_window``.
+  ``poll_burst`` times per ``poll_window``, counted in this process's memory;
+  :class:`SharedPollLimiter` the same limit counted in an
+  :class:`~aauth_agents.stores.AttemptStore` shared by every worker (N workers would
+  otherwise allow N times the rate).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 
 from ...clock import Clock
 from ...protocol.reply import Reply
+from ...stores import AttemptStore
 from .policy import ResourceInfo
 from .requests import RequestParams
 
@@ -230,11 +234,37 @@ class PollLimiter:
         with self._lock:
             self._seen.pop(key, None)
 
+    async def aallow(self, key: str) -> bool:
+        return self.allow(key)
+
+    async def aforget(self, key: str) -> None:
+        self.forget(key)
+
+
+class SharedPollLimiter:
+    """:class:`PollLimiter` counted in ``attempts`` (the PS's shared store), so the limit
+    holds across every process on one database: one counted attempt per poll."""
+
+    def __init__(self, attempts: AttemptStore, clock: Clock, *, burst: int, window: float) -> None:
+        self.attempts, self.clock, self.burst, self.window = attempts, clock, burst, window
+
+    @staticmethod
+    def _key(key: str) -> str:
+        return "poll:" + key
+
+    async def aallow(self, key: str) -> bool:
+        count = await self.attempts.ahit(self._key(key), now=self.clock(), window=self.window)
+        return count <= self.burst
+
+    async def aforget(self, key: str) -> None:
+        await self.attempts.aclear(self._key(key))
+
 
 __all__ = [
     "Notifier",
     "PendingRequest",
     "PollLimiter",
     "Reply",
+    "SharedPollLimiter",
     "resource_info_from_json",
 ]

@@ -57,7 +57,7 @@ from ..config import PersonServerConfig
 from ..database import open_database
 from ..events import EventSink, PSEvent
 from ..keyring import SigningKeys
-from ..pending import Notifier, PollLimiter
+from ..pending import Notifier, PollLimiter, SharedPollLimiter
 from ..policy import ResourceInfo, as_policy
 from ..state import PSState
 
@@ -147,6 +147,7 @@ class ServerCore:
             alg=config.key_alg,
             max_token_lifetime=max(config.person_token_lifetime, config.auth_token_lifetime),
             clock=self.clock,
+            refresh=config.key_refresh,
         )
         limits = config.signin_limits
         self.accounts = Accounts(
@@ -159,7 +160,7 @@ class ServerCore:
         self.events = EventSink(config.events)
         self._verifiers(config)
         self.notifier = Notifier()
-        self.limiter = PollLimiter(self.clock, burst=config.poll_burst, window=config.poll_window)
+        self.limiter = self._poll_limiter(config)
         self._http = config.http
         self._owns_http = False
         self._tasks: set[asyncio.Task[None]] = set()
@@ -172,6 +173,15 @@ class ServerCore:
             config.describe()["database"],
             self.keys.current.kid,
         )
+
+    def _poll_limiter(self, config: PersonServerConfig) -> PollLimiter | SharedPollLimiter:
+        """The poll rate limit (§Polling Error Codes): in the shared store when other
+        processes may serve the same pending URLs (PostgreSQL, or a database file other
+        processes write: ``database_threads``), else in memory (no store round trip)."""
+        burst, window = config.poll_burst, config.poll_window
+        if self.db.threaded or config.database_threads:
+            return SharedPollLimiter(self.attempts, self.clock, burst=burst, window=window)
+        return PollLimiter(self.clock, burst=burst, window=window)
 
     def _verifiers(self, config: PersonServerConfig) -> None:
         """The request verifiers: agents' requests (§Verification, the agent token in
@@ -275,6 +285,12 @@ class ServerCore:
 
     def jwks(self) -> dict[str, Any]:
         return self.keys.jwks()
+
+    async def fresh_keys(self) -> None:
+        """Re-read the signing keys when the copy is ``key_refresh`` seconds old (another
+        worker may have rotated): before signing a token and serving the JWKS."""
+        if self.keys.refresh_due():
+            await self.run(self.keys.refresh)
 
     def rotate_signing_key(self, new_key: Any = None) -> str:
         """Sign with a new key from now on; the old one stays in the JWKS until every token

@@ -213,7 +213,7 @@ class Deferred(Outcomes):
                 )
                 if done is not None:
                     self.notifier.notify(record.id)
-                    self.limiter.forget(record.id)
+                    await self.limiter.aforget(record.id)
                     return await self._terminal(record, req, ctx)
             latest = await self.run(self.pending.get, record.id)
             if latest is None:

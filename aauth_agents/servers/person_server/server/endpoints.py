@@ -235,7 +235,7 @@ class Endpoints(Decisions):
         """§Polling with GET (``slow_down`` for agents polling too fast)."""
         ctx = await self.verify_agent(request)
         await self.owned_record(pending_id, ctx)
-        if not self.limiter.allow(pending_id):
+        if not await self.limiter.aallow(pending_id):
             return Reply.error(ProtocolError("poll less often (Retry-After)", code="slow_down"))
         return await self.answer_poll(pending_id, ctx, _wait(request))
 

@@ -74,6 +74,7 @@ class Issuance(Verification):
         sub = await self.run(self.state.directed_sub, account, resource, now)
         jti = secrets.token_urlsafe(16)
         subject = PublicKey.from_jwk(req.subject_jwk)
+        await self.fresh_keys()
         token = mint_person_token(
             self.keys.current,
             iss=self.issuer,
@@ -147,6 +148,7 @@ class Issuance(Verification):
         jti = secrets.token_urlsafe(16)
         now = self.clock()
         r3 = r.get("r3") or {}
+        await self.fresh_keys()
         token = mint_auth_token(
             self.keys.current,
             iss=self.issuer,
