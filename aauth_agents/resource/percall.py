@@ -25,6 +25,7 @@ the person always sees the arguments of the call they approve.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -59,7 +60,8 @@ class ProposedCall:
     caller: Caller
 
 
-#: A rule's ``display``: fixed, or computed from the call.
+#: A rule's ``display``: fixed, or computed from the call (in a worker thread, so the
+#: function may read a database or a file).
 DisplaySource: TypeAlias = Display | Callable[[ProposedCall], Display]
 
 
@@ -172,12 +174,21 @@ def build_proposal(call: ProposedCall, display: DisplaySource | None) -> Proposa
     return Proposal(document, r3_s256(document), call.tool, digested)
 
 
+async def abuild_proposal(call: ProposedCall, display: DisplaySource | None) -> Proposal:
+    """:func:`build_proposal` for the event loop: a display function is user code that may
+    block (it reads the resource's own data), so it runs in a worker thread."""
+    if callable(display):
+        return await asyncio.to_thread(build_proposal, call, display)
+    return build_proposal(call, display)
+
+
 __all__ = [
     "DIGEST_OVER",
     "EXCERPT",
     "DisplaySource",
     "Proposal",
     "ProposedCall",
+    "abuild_proposal",
     "build_proposal",
     "default_detail",
     "md_code",

@@ -82,7 +82,7 @@ from .interaction import InteractionPage
 from .outcomes import Allow, Execute, Outcome
 from .pending import PendingRecords
 from .pending_kinds import KIND_APPROVAL, KIND_AUTH_TOKEN, KIND_INTERACTION
-from .percall import ProposedCall, build_proposal, read_mcp_call
+from .percall import ProposedCall, abuild_proposal, read_mcp_call
 from .policy import (
     AGENT,
     AUTH,
@@ -576,7 +576,7 @@ class AAuthResource:
             raise ConfigurationError("a per-call rule holds the call: pass held= to authorize")
         try:
             tool, arguments = read_mcp_call(request.body)
-            proposal = build_proposal(ProposedCall(tool, arguments, caller), rule.display)
+            proposal = await abuild_proposal(ProposedCall(tool, arguments, caller), rule.display)
         except WireFormatError as exc:
             self.events.emit(ev.DENIED, exc.code, caller=caller.label, check="per_call")
             return Reply.error(exc)
