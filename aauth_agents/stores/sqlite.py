@@ -113,12 +113,22 @@ class SQLiteDatabase:
     dialect = SQLITE
     IntegrityError: type[Exception] = sqlite3.IntegrityError
 
-    def __init__(self, path: str | PathLike[str], *, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        path: str | PathLike[str],
+        *,
+        timeout: float = 5.0,
+        lock: threading.RLock | None = None,
+    ) -> None:
         self.path = str(path)
         self._conn = sqlite3.connect(
             self.path, timeout=timeout, check_same_thread=False, isolation_level=None
         )
-        self._lock = threading.Lock()
+        #: Held for each statement. Another connection of this process to the same file
+        #: may share it (``lock``): its writers then queue here, woken as soon as the
+        #: lock is free, instead of in SQLite's busy handler, which sleeps in steps up to
+        #: 100 ms and finds the file locked again by a writer that never stops to let it in.
+        self._lock = lock if lock is not None else threading.RLock()
         with self._lock:
             if self.path != ":memory:":
                 self._conn.execute("PRAGMA journal_mode=WAL")
@@ -171,7 +181,7 @@ def purge_expired(db: SQLDatabase, table: str, column: str, now: float) -> int:
     bounded batches (:func:`~aauth_agents.stores.sql.purge_in_batches`), each statement
     committed on its own; returns how many."""
     sql = batch_delete(db.dialect, table, f"{column} <= ?", column)
-    return purge_in_batches(lambda q, p: db.execute(q, p).rowcount, sql, (now,))
+    return purge_in_batches(lambda limit: db.execute(sql, (now, limit)).rowcount)
 
 
 def _record(row: Any) -> PendingRecord | None:

@@ -17,6 +17,7 @@ All methods are synchronous and short; the server calls them through
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 from collections.abc import Iterable, Sequence
@@ -591,8 +592,11 @@ class PSState:
         count = 0
         for table, column in _EXPIRING:
             sql = batch_delete(self.db.dialect, table, f"{column} <= ?", column)
-            count += purge_in_batches(self.db.execute, sql, (now,))
+            count += purge_in_batches(functools.partial(self._purge_batch, sql, now))
         return count
+
+    def _purge_batch(self, sql: str, now: float, limit: int) -> int:
+        return self.db.execute(sql, (now, limit))
 
 
 #: The tables :meth:`PSState.purge` trims, and each one's indexed expiry column.

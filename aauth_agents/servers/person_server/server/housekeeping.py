@@ -35,9 +35,11 @@ class Housekeeping(ServerCore):
         expired browser sessions.
 
         Every purge runs in a worker thread and deletes in bounded batches, each its own
-        short transaction (:func:`~aauth_agents.stores.sql.purge_in_batches`): requests
-        served meanwhile wait for one batch at most. After a purge of many rows the SQLite
-        write-ahead log is checkpointed and truncated (:meth:`PSDatabase.checkpoint
+        short transaction sized to a few milliseconds and followed by a pause as long
+        (:func:`~aauth_agents.stores.sql.purge_in_batches`): requests served meanwhile wait
+        for one batch at most, on the lock the PS's connections share, never in SQLite's
+        busy handler. After a purge of many rows the SQLite write-ahead log is copied back
+        without blocking anyone and truncated (:meth:`PSDatabase.checkpoint
         <aauth_agents.servers.person_server.database.PSDatabase.checkpoint>`)."""
         now = self.clock()
         count = await _off_loop(self.pending.purge, now)
