@@ -7,6 +7,7 @@ truncated after a purge."""
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +28,7 @@ from aauth_agents.stores.sql import (
     PURGE_FIRST,
     PURGE_MIN,
     SQLITE,
+    apurge_in_batches,
     batch_delete,
     next_batch,
     purge_in_batches,
@@ -229,6 +231,49 @@ def test_purge_batches_are_sized_to_the_budget_and_paused() -> None:
     assert next_batch(1000, 10.0) == PURGE_MIN
     assert next_batch(PURGE_BATCH, 0.0) == PURGE_BATCH
     assert next_batch(PURGE_BATCH, PURGE_BUDGET / 100) == PURGE_BATCH
+
+
+async def test_async_purge_batches_pause_on_the_loop() -> None:
+    """The event loop's purge sizes its batches the same way and awaits its pauses."""
+    rows = [PURGE_FIRST * 3]
+    limits: list[int] = []
+    pauses: list[float] = []
+
+    async def delete(limit: int) -> int:
+        limits.append(limit)
+        done = min(limit, rows[0])
+        rows[0] -= done
+        return done
+
+    async def pause(seconds: float) -> None:
+        pauses.append(seconds)
+
+    ticks = iter(float(n) * PURGE_BUDGET / 4 for n in range(100))
+    total = await apurge_in_batches(delete, timer=lambda: next(ticks), pause=pause)
+    assert total == PURGE_FIRST * 3
+    assert limits == [PURGE_FIRST, 2 * PURGE_FIRST, 4 * PURGE_FIRST]
+    assert pauses == pytest.approx([PURGE_BUDGET / 4] * 2)
+
+
+async def test_ps_purge_runs_its_batches_where_requests_run(bare: World) -> None:
+    """A SQLite PS (statements inline on the event loop by default) purges on the loop, a
+    batch at a time between requests, not in a thread the loop would wait for; with
+    PostgreSQL each batch goes to a worker thread, as requests' statements do."""
+    ps = bare.start(purge_interval=0)
+    fill(ps, ROWS, bare.clock() - 10)
+    threads: set[str] = set()
+    for db in {id(ps.db): ps.db, id(ps._stores_db): ps._stores_db}.values():
+        execute: Callable[..., Any] = db.execute
+
+        def recording(sql: str, params: Sequence[Any] = (), execute: Any = execute) -> Any:
+            if sql.startswith("DELETE"):
+                threads.add(threading.current_thread().name)
+            return execute(sql, params)
+
+        db.execute = recording
+    await ps.purge()
+    loop_only = {threading.current_thread().name}
+    assert (threads == loop_only) is not ps.db.threaded
 
 
 def test_the_stores_of_a_ps_queue_on_its_lock(tmp_path: Path) -> None:

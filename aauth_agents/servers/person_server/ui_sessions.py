@@ -18,6 +18,7 @@ import functools
 import hashlib
 import json
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ...stores.sql import IN_KEYS, Connection, batch_delete, purge_in_batches
@@ -182,7 +183,12 @@ class UISessions:
         """Forget expired sessions and their links, in bounded batches through the expiry
         index, each its own short transaction
         (:func:`~aauth_agents.stores.sql.purge_in_batches`); returns how many."""
-        return purge_in_batches(functools.partial(self._purge_batch, now))
+        return purge_in_batches(self.purge_batch(now))
+
+    def purge_batch(self, now: float) -> Callable[[int], int]:
+        """The delete of one batch of :meth:`purge` (``delete(limit)``: one transaction),
+        for a caller that runs the batches itself."""
+        return functools.partial(self._purge_batch, now)
 
     def _purge_batch(self, now: float, limit: int) -> int:
         with self.db.transaction() as conn:
