@@ -11,7 +11,8 @@ stall) and a client sends requests through the ASGI app one after another (``GET
 /.well-known/aauth-person.json`` and the signed-in ``GET /dashboard``, which reads the
 database), timing each. Goal (issue 16): no request blocked for more than 50 ms -- both the
 longest stall and the longest request must stay within it. The same requests are timed
-without a purge first, for reference.
+without a purge first, for reference. Filling and purging is done ``--rounds`` times on the
+same PS and the median purge's longest hold-up reported, each round's printed.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import argparse
 import asyncio
 import os
 import re
+import statistics
 import sys
 import tempfile
 import time
@@ -28,6 +30,7 @@ from pathlib import Path
 import httpx
 
 from aauth_agents.servers.person_server import PersonServerConfig, person_server_of
+from aauth_agents.servers.person_server.server import PersonServer
 from aauth_agents.servers.person_server.ui import create_person_server_with_ui
 from aauth_agents.tokens import StaticIssuerKeys
 
@@ -42,6 +45,10 @@ ROWS = 200_000
 #: The longest a request may be held up while a purge runs, seconds.
 GOAL = 0.050
 TICK = 0.001
+#: Purges measured, one after another on the same PS; the median one's hold-up is reported
+#: (a busy machine stalls a process now and then, purge or not: one such stall in one
+#: purge is noise, the same in most of them is the purge).
+ROUNDS = 5
 
 
 async def _signed_in(app: object) -> httpx.AsyncClient:
@@ -89,7 +96,38 @@ async def _measure_while(client: httpx.AsyncClient, work: asyncio.Future[int]) -
     return lag, latency, sent
 
 
-async def measure(rows: int) -> dict[str, float]:
+async def _round(
+    ps: PersonServer, client: httpx.AsyncClient, path: Path, rows: int, n: int
+) -> dict[str, float]:
+    """Fill ``rows`` expired rows, time requests idle, then while a purge runs."""
+    per_table = -(-rows // (len(PS_TABLES) + len(STORE_TABLES)))
+    fill(ps, per_table, ps.clock() - 60, prefix=f"r{n}-")
+    ps.db.checkpoint()
+    for _ in range(20):  # warm up
+        await client.get("/dashboard")
+    idle = asyncio.ensure_future(asyncio.sleep(1.0))
+    idle_lag, idle_latency, _ = await _measure_while(client, idle)
+    wal = Path(f"{path}-wal")
+    wal_before = os.path.getsize(wal)
+    start = time.perf_counter()
+    purge = asyncio.ensure_future(ps.purge())
+    lag, latency, sent = await _measure_while(client, purge)
+    return {
+        "purged": purge.result(),
+        "seconds": time.perf_counter() - start,
+        "worst": max(lag, latency),
+        "lag": lag,
+        "latency": latency,
+        "sent": sent,
+        "idle_lag": idle_lag,
+        "idle_latency": idle_latency,
+        "wal_before": wal_before,
+        "wal_after": os.path.getsize(wal),
+    }
+
+
+async def measure(rows: int, rounds: int) -> list[dict[str, float]]:
+    """One PS, ``rounds`` times: fill ``rows`` expired rows, then purge them."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "ps.sqlite3"
         config = PersonServerConfig(
@@ -103,57 +141,40 @@ async def measure(rows: int) -> dict[str, float]:
         ps = person_server_of(app)
         ps.accounts.create_account("alice", PASSWORD)
         client = await _signed_in(app)  # first: signing in clears expired sessions
-        per_table = -(-rows // (len(PS_TABLES) + len(STORE_TABLES)))
-        fill(ps, per_table, ps.clock() - 60)
-        ps.db.checkpoint()
-        for _ in range(20):  # warm up
-            await client.get("/dashboard")
-        idle = asyncio.ensure_future(asyncio.sleep(1.0))
-        idle_lag, idle_latency, _ = await _measure_while(client, idle)
-        wal = Path(f"{path}-wal")
-        wal_before = os.path.getsize(wal)
-        start = time.perf_counter()
-        purge = asyncio.ensure_future(ps.purge())
-        lag, latency, sent = await _measure_while(client, purge)
-        took = time.perf_counter() - start
-        purged = purge.result()
-        result = {
-            "purged": purged,
-            "seconds": took,
-            "lag": lag,
-            "latency": latency,
-            "sent": sent,
-            "idle_lag": idle_lag,
-            "idle_latency": idle_latency,
-            "wal_before": wal_before,
-            "wal_after": os.path.getsize(wal),
-        }
+        results = [await _round(ps, client, path, rows, n) for n in range(rounds)]
         await client.aclose()
         ps.close()
-    return result
+    return results
 
 
-def benchmark(rows: int = ROWS) -> int:
+def benchmark(rows: int = ROWS, rounds: int = ROUNDS) -> int:
     """Print the row; 1 when the goal is missed."""
-    r = asyncio.run(measure(rows))
-    worst = max(r["lag"], r["latency"])
+    results = asyncio.run(measure(rows, rounds))
+    worst = statistics.median(r["worst"] for r in results)
     ok = worst <= GOAL
-    name = f"state-growth: purge of {int(r['purged']):,} rows"
+    name = f"state-growth: purge of {int(results[0]['purged']):,} rows"
     print(
         f"{name:38} {worst * 1000:6.1f} ms longest hold-up{'':12} "
         f"goal <= {GOAL * 1000:.0f} ms {'ok' if ok else 'MISSED'}"
     )
     print(
-        f"{'':38} purge {r['seconds']:.2f} s; during it: loop stall {r['lag'] * 1000:.1f} ms, "
-        f"slowest of {int(r['sent'])} requests {r['latency'] * 1000:.1f} ms; idle: stall "
-        f"{r['idle_lag'] * 1000:.1f} ms, slowest {r['idle_latency'] * 1000:.1f} ms; WAL "
-        f"{r['wal_before'] / 2**20:.1f} -> {r['wal_after'] / 2**20:.1f} MiB"
+        f"{'':38} median of {rounds} purges; each: "
+        + ", ".join(f"{r['worst'] * 1000:.1f}" for r in results)
+        + " ms"
     )
+    for r in results:
+        print(
+            f"{'':38} purge {r['seconds']:.2f} s; during it: loop stall {r['lag'] * 1000:.1f} "
+            f"ms, slowest of {int(r['sent'])} requests {r['latency'] * 1000:.1f} ms; idle: "
+            f"stall {r['idle_lag'] * 1000:.1f} ms, slowest {r['idle_latency'] * 1000:.1f} ms; "
+            f"WAL {r['wal_before'] / 2**20:.1f} -> {r['wal_after'] / 2**20:.1f} MiB"
+        )
     return 0 if ok else 1
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=ROWS)
+    parser.add_argument("--rounds", type=int, default=ROUNDS)
     args = parser.parse_args()
-    raise SystemExit(benchmark(args.rows))
+    raise SystemExit(benchmark(args.rows, args.rounds))

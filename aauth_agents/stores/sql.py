@@ -16,11 +16,13 @@ A database is a :class:`SQLDatabase`: :class:`~aauth_agents.stores.sqlite.SQLite
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 import re
+import time
 import urllib.parse
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 SQLITE = "sqlite"
@@ -29,6 +31,22 @@ POSTGRESQL = "postgresql"
 #: Rows one purge statement deletes at most: each batch is its own short transaction, so a
 #: request waiting for the database lock waits for one batch, never for a whole purge.
 PURGE_BATCH = 1000
+#: Rows the first statement of a purge deletes; the next ones are sized to
+#: :data:`PURGE_BUDGET` from the time the last one took.
+PURGE_FIRST = 100
+#: Rows a purge statement deletes at least, however slow the last one was.
+PURGE_MIN = 100
+#: How long one purge statement should hold the database, seconds: what a request that finds
+#: a purge running waits, at most about, before its own statement runs.
+PURGE_BUDGET = 0.005
+
+
+#: ``IN`` the keys of one JSON array parameter, per engine (SQLite's ``json_each``,
+#: PostgreSQL's ``jsonb_array_elements_text``): a statement's text never depends on how many.
+IN_KEYS = {
+    SQLITE: "IN (SELECT value FROM json_each(?))",
+    POSTGRESQL: "IN (SELECT jsonb_array_elements_text(?::jsonb))",
+}
 
 
 class Cursor(Protocol):
@@ -102,22 +120,76 @@ def batch_delete(dialect: str, table: str, where: str, order: str) -> str:
     )
 
 
+def next_batch(batch: int, took: float, budget: float = PURGE_BUDGET) -> int:
+    """The rows the next purge statement should delete for it to take about ``budget``
+    seconds, given that ``batch`` rows took ``took``: at most twice the last batch (a fast
+    one may have been lucky), within :data:`PURGE_MIN` .. :data:`PURGE_BATCH`."""
+    fitting = batch * budget / took if took > 0 else PURGE_BATCH
+    return max(PURGE_MIN, min(PURGE_BATCH, 2 * batch, round(fitting)))
+
+
+class PurgeBatches:
+    """The batches of one purge, sans-I/O (the caller deletes and pauses): :attr:`limit`
+    is the size of the next batch; :meth:`done` records how many it deleted and how long it
+    took, and says how long to pause before the next one (``None``: the purge is over).
+
+    Each batch is sized to take about ``budget`` seconds (:func:`next_batch`), and after each
+    full one the purge pauses as long as the batch took: it holds the database at most half
+    the time, and a request (or a statement of one) that waited for a batch runs in the
+    pause, instead of queueing behind the whole purge."""
+
+    def __init__(self, budget: float = PURGE_BUDGET) -> None:
+        self.budget = budget
+        self.limit = PURGE_FIRST
+        self.total = 0
+
+    def done(self, count: int, took: float) -> float | None:
+        self.total += count
+        if count < self.limit:
+            return None
+        self.limit = next_batch(self.limit, took, self.budget)
+        return took
+
+
 def purge_in_batches(
-    execute: Callable[[str, Sequence[Any]], int],
-    sql: str,
-    params: Sequence[Any],
-    batch: int = PURGE_BATCH,
+    delete: Callable[[int], int],
+    *,
+    budget: float = PURGE_BUDGET,
+    timer: Callable[[], float] = time.perf_counter,
+    pause: Callable[[float], object] = time.sleep,
 ) -> int:
-    """Run the bounded delete ``sql`` (from :func:`batch_delete`) with ``params`` and the
-    limit ``batch`` until a batch deletes fewer rows; ``execute`` runs one statement
-    (autocommit: each batch commits on its own) and returns its changed-row count. Returns
-    how many rows were deleted in all."""
-    total = 0
+    """Call ``delete(limit)`` -- one bounded statement or short transaction (a
+    :func:`batch_delete`), committed on its own, returning how many rows it deleted --
+    batch after batch (:class:`PurgeBatches`) until one deletes fewer than its limit;
+    returns how many rows were deleted in all."""
+    batches = PurgeBatches(budget)
     while True:
-        count = execute(sql, (*params, batch))
-        total += count
-        if count < batch:
-            return total
+        start = timer()
+        count = delete(batches.limit)
+        wait = batches.done(count, timer() - start)
+        if wait is None:
+            return batches.total
+        pause(wait)
+
+
+async def apurge_in_batches(
+    delete: Callable[[int], Awaitable[int]],
+    *,
+    budget: float = PURGE_BUDGET,
+    timer: Callable[[], float] = time.perf_counter,
+    pause: Callable[[float], Awaitable[object]] = asyncio.sleep,
+) -> int:
+    """:func:`purge_in_batches` for an event loop: ``delete`` is awaited (a server runs each
+    batch where it runs a request's statements) and the pauses are ``asyncio.sleep``, so
+    requests are served between batches."""
+    batches = PurgeBatches(budget)
+    while True:
+        start = timer()
+        count = await delete(batches.limit)
+        wait = batches.done(count, timer() - start)
+        if wait is None:
+            return batches.total
+        await pause(wait)
 
 
 _IDENTITY = "BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY"
@@ -137,14 +209,21 @@ def postgres_ddl(script: str) -> str:
 
 
 __all__ = [
+    "IN_KEYS",
     "POSTGRESQL",
     "PURGE_BATCH",
+    "PURGE_BUDGET",
+    "PURGE_FIRST",
+    "PURGE_MIN",
     "SQLITE",
     "Connection",
     "Cursor",
+    "PurgeBatches",
     "SQLDatabase",
+    "apurge_in_batches",
     "batch_delete",
     "is_postgres_url",
+    "next_batch",
     "postgres_ddl",
     "purge_in_batches",
     "redact_url",

@@ -19,7 +19,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from os import PathLike
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ClassVar, ParamSpec, TypeVar
 
 import anyio.to_thread
 
@@ -113,12 +113,22 @@ class SQLiteDatabase:
     dialect = SQLITE
     IntegrityError: type[Exception] = sqlite3.IntegrityError
 
-    def __init__(self, path: str | PathLike[str], *, timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        path: str | PathLike[str],
+        *,
+        timeout: float = 5.0,
+        lock: threading.RLock | None = None,
+    ) -> None:
         self.path = str(path)
         self._conn = sqlite3.connect(
             self.path, timeout=timeout, check_same_thread=False, isolation_level=None
         )
-        self._lock = threading.Lock()
+        #: Held for each statement. Another connection of this process to the same file
+        #: may share it (``lock``): its writers then queue here, woken as soon as the
+        #: lock is free, instead of in SQLite's busy handler, which sleeps in steps up to
+        #: 100 ms and finds the file locked again by a writer that never stops to let it in.
+        self._lock = lock if lock is not None else threading.RLock()
         with self._lock:
             if self.path != ":memory:":
                 self._conn.execute("PRAGMA journal_mode=WAL")
@@ -166,12 +176,27 @@ async def _in_thread(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T
     return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
 
 
-def purge_expired(db: SQLDatabase, table: str, column: str, now: float) -> int:
-    """Delete the rows of ``table`` whose ``column`` (an indexed expiry) is ``<= now``, in
-    bounded batches (:func:`~aauth_agents.stores.sql.purge_in_batches`), each statement
-    committed on its own; returns how many."""
+def purge_expired_batch(db: SQLDatabase, table: str, column: str, now: float, limit: int) -> int:
+    """Delete at most ``limit`` rows of ``table`` whose ``column`` (an indexed expiry) is
+    ``<= now``, the longest expired first, in one statement; returns how many."""
     sql = batch_delete(db.dialect, table, f"{column} <= ?", column)
-    return purge_in_batches(lambda q, p: db.execute(q, p).rowcount, sql, (now,))
+    return int(db.execute(sql, (now, limit)).rowcount)
+
+
+def expired_batches(
+    db: SQLDatabase, tables: Sequence[tuple[str, str]], now: float
+) -> list[Callable[[int], int]]:
+    """For each ``(table, expiry column)`` of ``tables``, the delete of one batch of its
+    expired rows (``delete(limit)``: :func:`purge_expired_batch`), to run batch after batch
+    (:func:`~aauth_agents.stores.sql.purge_in_batches` or ``apurge_in_batches``)."""
+    return [functools.partial(purge_expired_batch, db, t, c, now) for t, c in tables]
+
+
+def purge_expired(db: SQLDatabase, tables: Sequence[tuple[str, str]], now: float) -> int:
+    """Delete the expired rows of each ``(table, expiry column)`` of ``tables``, in bounded
+    batches (:func:`~aauth_agents.stores.sql.purge_in_batches`), each statement committed
+    on its own; returns how many."""
+    return sum(purge_in_batches(delete) for delete in expired_batches(db, tables, now))
 
 
 def _record(row: Any) -> PendingRecord | None:
@@ -202,6 +227,9 @@ _PENDING_COLUMNS = (
 
 class SQLitePendingStore:
     """:class:`~aauth_agents.stores.PendingStore` in table ``aauth_pending``."""
+
+    #: Each table purged and its indexed expiry column.
+    EXPIRING: ClassVar[tuple[tuple[str, str], ...]] = (("aauth_pending", "purge_at"),)
 
     def __init__(self, db: SQLDatabase) -> None:
         self.db = db
@@ -295,7 +323,7 @@ class SQLitePendingStore:
         return int(row[0])
 
     def purge(self, now: float) -> int:
-        return purge_expired(self.db, "aauth_pending", "purge_at", now)
+        return purge_expired(self.db, self.EXPIRING, now)
 
     async def acreate(self, record: PendingRecord) -> None:
         await _in_thread(self.create, record)
@@ -327,6 +355,12 @@ class SQLitePendingStore:
 class SQLiteRevocationStore:
     """:class:`~aauth_agents.stores.RevocationStore` in tables ``aauth_revoked`` and
     ``aauth_known_tokens``."""
+
+    #: Each table purged and its indexed expiry column.
+    EXPIRING: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("aauth_revoked", "until"),
+        ("aauth_known_tokens", "until"),
+    )
 
     def __init__(self, db: SQLDatabase) -> None:
         self.db = db
@@ -399,8 +433,7 @@ class SQLiteRevocationStore:
         return row is not None
 
     def purge(self, now: float) -> int:
-        revoked = purge_expired(self.db, "aauth_revoked", "until", now)
-        return revoked + purge_expired(self.db, "aauth_known_tokens", "until", now)
+        return purge_expired(self.db, self.EXPIRING, now)
 
     async def arevoke_token(self, iss: str, jti: str, until: float) -> bool:
         return await _in_thread(self.revoke_token, iss, jti, until)
@@ -433,6 +466,9 @@ class SQLiteRevocationStore:
 
 class SQLitePersonTokenStore:
     """:class:`~aauth_agents.stores.PersonTokenStore` in table ``aauth_person_tokens``."""
+
+    #: Each table purged and its indexed expiry column.
+    EXPIRING: ClassVar[tuple[tuple[str, str], ...]] = (("aauth_person_tokens", "exp"),)
 
     def __init__(self, db: SQLDatabase) -> None:
         self.db = db
@@ -475,7 +511,7 @@ class SQLitePersonTokenStore:
         )
 
     def purge(self, now: float) -> int:
-        return purge_expired(self.db, "aauth_person_tokens", "exp", now)
+        return purge_expired(self.db, self.EXPIRING, now)
 
     async def aput(self, record: PersonTokenRecord) -> None:
         await _in_thread(self.put, record)
@@ -553,6 +589,9 @@ class SQLiteAttemptStore:
     """:class:`~aauth_agents.stores.AttemptStore` in table ``aauth_attempts``: one upsert per
     attempt, shared by every process using the file."""
 
+    #: Each table purged and its indexed expiry column.
+    EXPIRING: ClassVar[tuple[tuple[str, str], ...]] = (("aauth_attempts", "until"),)
+
     def __init__(self, db: SQLDatabase) -> None:
         self.db = db
 
@@ -570,7 +609,7 @@ class SQLiteAttemptStore:
         self.db.execute("DELETE FROM aauth_attempts WHERE key = ?", (key,))
 
     def purge(self, now: float) -> int:
-        return purge_expired(self.db, "aauth_attempts", "until", now)
+        return purge_expired(self.db, self.EXPIRING, now)
 
     async def ahit(self, key: str, *, now: float, window: float) -> int:
         return await _in_thread(self.hit, key, now=now, window=window)
@@ -594,5 +633,7 @@ __all__ = [
     "SQLitePersonTokenStore",
     "SQLiteReplayCache",
     "SQLiteRevocationStore",
+    "expired_batches",
     "purge_expired",
+    "purge_expired_batch",
 ]

@@ -16,7 +16,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ...stores.sql import POSTGRESQL, SQLITE
+from ...stores.sql import IN_KEYS, POSTGRESQL, SQLITE
 from .database import PSDatabase
 from .state import (
     _AT_COLUMNS,
@@ -92,10 +92,6 @@ _CONSENTS = {
     POSTGRESQL: "FROM jsonb_array_elements(?::jsonb) AS a(value) JOIN ps_consents AS c "
     "ON c.account = ? AND c.agent_iss = a.value->>0 AND c.agent_id = a.value->>1",
 }
-_IN_KEYS = {
-    SQLITE: "IN (SELECT value FROM json_each(?))",
-    POSTGRESQL: "IN (SELECT jsonb_array_elements_text(?::jsonb))",
-}
 _MISSIONS = {
     SQLITE: "FROM json_each(?) AS a "
     "JOIN ps_missions AS m ON m.agent_id = json_extract(a.value, '$[1]') "
@@ -117,7 +113,7 @@ class DashboardQueries:
     def __init__(self, db: PSDatabase) -> None:
         self.db = db
         dialect = db.dialect
-        self._consents, self._in_keys = _CONSENTS[dialect], _IN_KEYS[dialect]
+        self._consents, self._in_keys = _CONSENTS[dialect], IN_KEYS[dialect]
         self._missions, self._each_mission = _MISSIONS[dialect], _EACH_MISSION[dialect]
 
     def _count(self, sql: str, params: Sequence[object]) -> int:

@@ -252,18 +252,29 @@ class PSDatabase:
         return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
 
     def checkpoint(self) -> None:
-        """Copy the write-ahead log into the database file and truncate it to zero bytes
-        (``PRAGMA wal_checkpoint(TRUNCATE)``): after a purge deleted many rows the log
-        would otherwise stay at its high-water mark. Run it off the event loop: it waits
-        for the writers of the moment (the busy timeout). Nothing to do in memory."""
-        if self.path != ":memory:":
+        """Copy the write-ahead log into the database file and truncate it to zero bytes:
+        after a purge deleted many rows the log would otherwise stay at its high-water
+        mark. First the copy, on a connection of its own (``PRAGMA
+        wal_checkpoint(PASSIVE)``: it waits for nobody and nobody waits for it, so
+        requests are served meanwhile); then, holding the lock, the truncation (``PRAGMA
+        wal_checkpoint(TRUNCATE)``), which only has the pages written since to copy, and is
+        given up rather than waited for when another process is reading (the next
+        purge truncates). Run it off the event loop. Nothing to do in memory."""
+        if self.path == ":memory:":
+            return
+        conn = sqlite3.connect(self.path, timeout=0, isolation_level=None)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
             with self._lock:
-                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        finally:
+            conn.close()
 
     def stores_database(self) -> SQLDatabase:
         """The database the shared stores (pending records, revocations) use: a second
-        connection to the same file."""
-        return SQLiteDatabase(self.path)
+        connection to the same file, sharing this one's lock (two writers of one process
+        queue for each other there, not in SQLite's busy handler)."""
+        return SQLiteDatabase(self.path, lock=self._lock)
 
     @property
     def closed(self) -> bool:

@@ -17,9 +17,10 @@ All methods are synchronous and short; the server calls them through
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -588,11 +589,20 @@ class PSState:
         """Forget person-token records past retention and expired auth-token and agent-token
         records, in bounded batches through each table's expiry index (each batch its own
         short transaction, so no request waits for more than one)."""
-        count = 0
-        for table, column in _EXPIRING:
-            sql = batch_delete(self.db.dialect, table, f"{column} <= ?", column)
-            count += purge_in_batches(self.db.execute, sql, (now,))
-        return count
+        return sum(purge_in_batches(delete) for delete in self.purge_batches(now))
+
+    def purge_batches(self, now: float) -> list[Callable[[int], int]]:
+        """The deletes of one batch of each table :meth:`purge` trims (``delete(limit)``),
+        for a caller that runs the batches itself."""
+        return [
+            functools.partial(
+                self._purge_batch, batch_delete(self.db.dialect, t, f"{c} <= ?", c), now
+            )
+            for t, c in _EXPIRING
+        ]
+
+    def _purge_batch(self, sql: str, now: float, limit: int) -> int:
+        return self.db.execute(sql, (now, limit))
 
 
 #: The tables :meth:`PSState.purge` trims, and each one's indexed expiry column.

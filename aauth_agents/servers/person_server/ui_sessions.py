@@ -14,16 +14,22 @@ synchronous and short; the UI calls them through
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ...stores.sql import PURGE_BATCH, Connection
+from ...stores.sql import IN_KEYS, Connection, batch_delete, purge_in_batches
 from .csrf import new_token
 from .database import PSDatabase
 
 #: The most pending requests one browser session keeps a link to (the oldest go first).
 MAX_LINKS = 100
+#: The most sessions a new session clears out (expired, then least recently used): a sign-in
+#: never pays for a backlog, housekeeping (:meth:`UISessions.purge`) clears the rest.
+ROOM_BATCH = 10
 
 
 def session_key(session_id: str) -> str:
@@ -174,15 +180,19 @@ class UISessions:
             self._delete(conn, session.key)
 
     def purge(self, now: float) -> int:
-        """Forget expired sessions, at most :data:`~aauth_agents.stores.sql.PURGE_BATCH` in
-        each short transaction (through the expiry index); returns how many."""
-        count = 0
-        while True:
-            with self.db.transaction() as conn:
-                batch = self._purge(conn, now, PURGE_BATCH)
-            count += batch
-            if batch < PURGE_BATCH:
-                return count
+        """Forget expired sessions and their links, in bounded batches through the expiry
+        index, each its own short transaction
+        (:func:`~aauth_agents.stores.sql.purge_in_batches`); returns how many."""
+        return purge_in_batches(self.purge_batch(now))
+
+    def purge_batch(self, now: float) -> Callable[[int], int]:
+        """The delete of one batch of :meth:`purge` (``delete(limit)``: one transaction),
+        for a caller that runs the batches itself."""
+        return functools.partial(self._purge_batch, now)
+
+    def _purge_batch(self, now: float, limit: int) -> int:
+        with self.db.transaction() as conn:
+            return self._purge(conn, now, limit)
 
     def count(self) -> int:
         row = self.db.fetchone("SELECT COUNT(*) FROM ps_ui_sessions")
@@ -203,27 +213,41 @@ class UISessions:
         conn.execute("DELETE FROM ps_ui_session_links WHERE session_s256 = ?", (key,))
         conn.execute("DELETE FROM ps_ui_sessions WHERE id_s256 = ?", (key,))
 
-    def _purge(self, conn: Connection, now: float, limit: int | None = None) -> int:
-        query = "SELECT id_s256 FROM ps_ui_sessions WHERE expires_at < ? ORDER BY expires_at"
-        params: tuple[float, ...] | tuple[float, int] = (now,)
-        if limit is not None:
-            query, params = query + " LIMIT ?", (now, limit)
-        keys = [k for (k,) in conn.execute(query, params).fetchall()]
-        for key in keys:
-            self._delete(conn, key)
-        return len(keys)
+    def _drop(self, conn: Connection, where: str, order: str, params: tuple[object, ...]) -> int:
+        """Delete the first sessions by ``order`` matching ``where`` (``params``, then the
+        limit) and their links: two statements, however many; returns how many."""
+        dialect = self.db.dialect
+        deleted = conn.execute(
+            batch_delete(dialect, "ps_ui_sessions", where, order) + " RETURNING id_s256", params
+        ).fetchall()
+        if deleted:
+            conn.execute(
+                f"DELETE FROM ps_ui_session_links WHERE session_s256 {IN_KEYS[dialect]}",  # noqa: S608
+                (json.dumps([key for (key,) in deleted]),),
+            )
+        return len(deleted)
+
+    def _purge(self, conn: Connection, now: float, limit: int) -> int:
+        """At most ``limit`` expired sessions, the longest expired first (the expiry index)."""
+        return self._drop(conn, "expires_at < ?", "expires_at", (now, limit))
 
     def _make_room(self, conn: Connection, now: float, max_sessions: int) -> None:
-        self._purge(conn, now)
-        (count,) = conn.execute("SELECT COUNT(*) FROM ps_ui_sessions").fetchone()
-        extra = count - max(0, max_sessions - 1)
+        """Room for one more session: up to :data:`ROOM_BATCH` expired ones go, then, when
+        the store is full, up to as many of the rest (expired ones first, then anonymous
+        ones, then the least recently used). The count stops at the bound."""
+        self._purge(conn, now, ROOM_BATCH)
+        (count,) = conn.execute(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM ps_ui_sessions LIMIT ?) AS s",
+            (max_sessions + ROOM_BATCH,),
+        ).fetchone()
+        extra = min(ROOM_BATCH, count - max(0, max_sessions - 1))
         if extra > 0:
-            for (key,) in conn.execute(
-                "SELECT id_s256 FROM ps_ui_sessions "
-                "ORDER BY account IS NOT NULL, last_seen, created_at LIMIT ?",
-                (extra,),
-            ).fetchall():
-                self._delete(conn, key)
+            self._drop(
+                conn,
+                "1 = 1",
+                "expires_at >= ?, account IS NOT NULL, last_seen, created_at",
+                (now, extra),
+            )
 
 
 __all__ = ["MAX_LINKS", "Session", "UISessions", "session_key"]

@@ -11,7 +11,13 @@ from typing import ParamSpec, TypeVar
 
 import anyio.to_thread
 
-from ....stores.sql import PURGE_BATCH
+from ....stores.sql import PURGE_BATCH, apurge_in_batches
+from ....stores.sqlite import (
+    SQLiteAttemptStore,
+    SQLitePendingStore,
+    SQLiteRevocationStore,
+    expired_batches,
+)
 from ..ui_sessions import UISessions
 from .core import ServerCore, log
 
@@ -20,8 +26,8 @@ T = TypeVar("T")
 
 
 async def _off_loop(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """Run ``fn`` in a worker thread whatever ``database_threads`` says: a purge may delete
-    many rows, and the loop must keep serving requests meanwhile."""
+    """Run ``fn`` in a worker thread whatever ``database_threads`` says (the checkpoint
+    after a purge writes the whole log back: the loop must keep serving requests)."""
     return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
 
 
@@ -34,21 +40,43 @@ class Housekeeping(ServerCore):
         revocations, attempt counts of ended windows, retired keys no longer published,
         expired browser sessions.
 
-        Every purge runs in a worker thread and deletes in bounded batches, each its own
-        short transaction (:func:`~aauth_agents.stores.sql.purge_in_batches`): requests
-        served meanwhile wait for one batch at most. After a purge of many rows the SQLite
-        write-ahead log is checkpointed and truncated (:meth:`PSDatabase.checkpoint
+        Every table is purged in bounded batches, each its own short statement or
+        transaction sized to a few milliseconds and followed by a pause as long
+        (:func:`~aauth_agents.stores.sql.apurge_in_batches`), and each batch runs where a
+        request's statements run (:meth:`run`: on the event loop by default, between
+        requests, never waiting for a thread that holds the database; in a worker thread
+        with ``database_threads`` or PostgreSQL): requests served meanwhile wait for one
+        batch at most. After a purge of many rows the SQLite write-ahead log is copied back
+        without blocking anyone and truncated (:meth:`PSDatabase.checkpoint
         <aauth_agents.servers.person_server.database.PSDatabase.checkpoint>`)."""
         now = self.clock()
-        count = await _off_loop(self.pending.purge, now)
-        count += await _off_loop(self.revocations.purge, now)
-        count += await self.attempts.apurge(now)
-        count += await _off_loop(self.state.purge, now)
+        count = 0
+        for delete in self._purge_batches(now):
+            count += await apurge_in_batches(functools.partial(self._run_batch, delete))
+        if not isinstance(self.attempts, SQLiteAttemptStore):
+            count += await self.attempts.apurge(now)
         count += await self.run(self.keys.purge)
-        count += await _off_loop(UISessions(self.db).purge, now)
         if count >= PURGE_BATCH:
             await _off_loop(self.db.checkpoint)
         return count
+
+    async def _run_batch(self, delete: Callable[[int], int], limit: int) -> int:
+        return await self.run(delete, limit)
+
+    def _purge_batches(self, now: float) -> list[Callable[[int], int]]:
+        """The one-batch deletes of every table :meth:`purge` trims (the attempt counts'
+        only when they are in this database)."""
+        stores: list[SQLitePendingStore | SQLiteRevocationStore | SQLiteAttemptStore] = [
+            self.pending,
+            self.revocations,
+        ]
+        if isinstance(self.attempts, SQLiteAttemptStore):
+            stores.append(self.attempts)
+        return [
+            *(d for s in stores for d in expired_batches(s.db, s.EXPIRING, now)),
+            *self.state.purge_batches(now),
+            UISessions(self.db).purge_batch(now),
+        ]
 
     def housekeeping(self) -> None:
         """Start :meth:`purge` in the background once ``purge_interval`` seconds have passed
