@@ -85,6 +85,9 @@ class _Shape:
     constants: tuple[bytes, ...]  # one more than ``derived``
     derived: tuple[str, ...]
     params: str  # the ``@signature-params`` value without its parameters
+    #: The three constants as text when they are ASCII and ``derived`` is ``@path``,
+    #: ``@query`` (what nearly every request covers): one string, encoded once.
+    path_query: tuple[str, str, str] | None = None
 
     @classmethod
     def of(cls, covered: tuple[str, ...], base: bytes) -> _Shape | None:
@@ -108,20 +111,22 @@ class _Shape:
             return None
         constants.append(constant + marker)
         params = str(signature_params(covered, {}))
-        return cls(covered, tuple(constants), tuple(derived), params)
+        path_query = None
+        if derived == ["@path", "@query"] and all(c.isascii() for c in constants):
+            first, second, last = (c.decode("ascii") for c in constants)
+            path_query = (first, second, last)
+        return cls(covered, tuple(constants), tuple(derived), params, path_query)
 
     def base(self, target: Target, params: str) -> bytes:
         """The signature base of a request to ``target`` with these ``params``."""
+        if self.path_query is not None:
+            first, second, last = self.path_query
+            query = target.query or ""
+            return f"{first}{target.path}{second}?{query}{last}{params}".encode()
         constants = self.constants
         parts = [constants[0]]
         for index, name in enumerate(self.derived, 1):
-            if name == "@path":  # (the two every request covers, inline)
-                value = target.path
-            elif name == "@query":
-                value = "?" + (target.query or "")
-            else:
-                value = target_component(target, name)
-            parts.append(value.encode())
+            parts.append(target_component(target, name).encode())
             parts.append(constants[index])
         parts.append(params.encode())
         return b"".join(parts)
@@ -277,14 +282,14 @@ class RequestSigner:
         value, canonical = self.signature_key_header(signature_key)
         if target is None:
             target = split_target(str(url))
-        shape_key: tuple[object, ...] = (method, target.scheme, target.authority)
-        shape_key += (bool(target.query), tuple(headers), bool(body), value)
-        shape_key += (extra_components, cover_body)
+        scheme, authority, path, query = target
+        lines, options = tuple(headers), (extra_components, cover_body)
+        shape_key = (method, scheme, authority, not query, lines, not body, value, options)
         shape: _Shape | None = self._shapes.get(shape_key)
         safe = method in SAFE_METHODS  # (else _created_at and _distinct tell)
         created = int(now)
         if not safe:
-            created = self._created_at(method, target.authority, target.path, key_id, now)
+            created = self._created_at(method, authority, path, key_id, now)
         if shape is not None:
             params = f"{shape.params};created={created}"
             base = shape.base(target, params)
