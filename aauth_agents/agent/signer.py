@@ -21,7 +21,7 @@ with the same ``initialize``: many sessions a second would otherwise repeat them
 
 from __future__ import annotations
 
-import base64
+import binascii
 import hashlib
 import secrets
 import threading
@@ -77,12 +77,17 @@ class _Prepared(HttpRequest):
 @dataclass(frozen=True)
 class _Shape:
     """What requests of one shape always sign the same way: the covered components, and
-    the signature base as constant pieces (bytes) and the components derived per request
-    from the path and query (:data:`TARGET_COMPONENTS`), up to the ``@signature-params``
-    value."""
+    the signature base as constant pieces (``constants``, bytes) between the components
+    derived per request from the path and query (``derived``, :data:`TARGET_COMPONENTS`),
+    up to the ``@signature-params`` value."""
 
     covered: tuple[str, ...]
-    pieces: tuple[bytes | str, ...]
+    constants: tuple[bytes, ...]  # one more than ``derived``
+    derived: tuple[str, ...]
+    params: str  # the ``@signature-params`` value without its parameters
+    #: The three constants as text when they are ASCII and ``derived`` is ``@path``,
+    #: ``@query`` (what nearly every request covers): one string, encoded once.
+    path_query: tuple[str, str, str] | None = None
 
     @classmethod
     def of(cls, covered: tuple[str, ...], base: bytes) -> _Shape | None:
@@ -90,29 +95,60 @@ class _Shape:
         lines = base.split(b"\n")
         if len(lines) != len(covered) + 1 or "content-digest" in covered:
             return None  # (a digest differs per body)
-        pieces: list[bytes | str] = []
+        constants: list[bytes] = []
+        derived: list[str] = []
         constant = b""
         for name, line in zip(covered, lines, strict=False):
             if name in TARGET_COMPONENTS:
                 identifier, _, _ = line.partition(b": ")
-                pieces += [constant + identifier + b": ", name]
+                constants.append(constant + identifier + b": ")
+                derived.append(name)
                 constant = b"\n"
             else:
                 constant += line + b"\n"
         marker = b'"@signature-params": '
         if not lines[-1].startswith(marker):
             return None
-        pieces.append(constant + marker)
-        return cls(covered, tuple(pieces))
+        constants.append(constant + marker)
+        params = str(signature_params(covered, {}))
+        path_query = None
+        if derived == ["@path", "@query"] and all(c.isascii() for c in constants):
+            first, second, last = (c.decode("ascii") for c in constants)
+            path_query = (first, second, last)
+        return cls(covered, tuple(constants), tuple(derived), params, path_query)
 
     def base(self, target: Target, params: str) -> bytes:
         """The signature base of a request to ``target`` with these ``params``."""
-        parts = [
-            piece if isinstance(piece, bytes) else target_component(target, piece).encode()
-            for piece in self.pieces
-        ]
+        if self.path_query is not None:
+            first, second, last = self.path_query
+            query = target.query or ""
+            return f"{first}{target.path}{second}?{query}{last}{params}".encode()
+        constants = self.constants
+        parts = [constants[0]]
+        for index, name in enumerate(self.derived, 1):
+            parts.append(target_component(target, name).encode())
+            parts.append(constants[index])
         parts.append(params.encode())
         return b"".join(parts)
+
+
+def split_url(url: httpx.URL) -> tuple[str, Target] | None:
+    """The resource identifier (``scheme://netloc``, as
+    :func:`~aauth_agents.agent.flow.config.resource_identifier` spells it) and
+    ``split_target(str(url))`` of an httpx (or httpx2) URL, taken from the parts httpx keeps
+    -- ``raw_path`` is the request target it sends -- instead of printing the URL and parsing
+    it again (tests check the two agree). ``None``: not http(s), which ``split_target``
+    refuses."""
+    scheme = url.scheme
+    if scheme != "https" and scheme != "http":
+        return None
+    netloc = url.netloc.decode("ascii")
+    authority = netloc  # (httpx keeps a default port given with an upper-case scheme)
+    default_port = ":443" if scheme == "https" else ":80"
+    if authority.endswith(default_port):
+        authority = authority[: -len(default_port)]
+    path, question, query = url.raw_path.decode("ascii").partition("?")
+    return f"{scheme}://{netloc}", Target(scheme, authority, path, query if question else None)
 
 
 class RequestSigner:
@@ -127,6 +163,9 @@ class RequestSigner:
         self._wanted: dict[tuple[str, ...], frozenset[bytes]] = {}
         self._created: OrderedDict[tuple[str, str, str, str], int] = OrderedDict()
         self._signed = _LRU()  # digests of recently signed state-changing bases
+        #: The last Signature-Key object and its two values (one token is used for many
+        #: requests in a row: an identity check instead of a cache key).
+        self._last_key: tuple[SignatureKey | None, tuple[str, str]] = (None, ("", ""))
 
     def coverable_headers(
         self, headers: httpx.Headers, extra_components: tuple[str, ...]
@@ -147,16 +186,21 @@ class RequestSigner:
                 if len(self._wanted) > _CACHE_SIZE:
                     self._wanted.clear()
                 self._wanted[extra_components] = wanted
+        matched = [(name, value) for name, value in headers.raw if name.lower() in wanted]
+        if not matched:
+            return []
         lines: dict[str, list[str]] = {}
-        for raw_name, raw_value in headers.raw:
-            name = raw_name.lower()
-            if name in wanted:
-                lines.setdefault(name.decode("ascii"), []).append(raw_value.decode("latin-1"))
+        for raw_name, raw_value in matched:
+            name = raw_name.lower().decode("ascii")
+            lines.setdefault(name, []).append(raw_value.decode("latin-1"))
         return [(name, ", ".join(values)) for name, values in lines.items()]
 
     def signature_key_header(self, signature_key: SignatureKey) -> tuple[str, str]:
         """The ``Signature-Key`` field value for ``signature_key`` and its canonical form
         as a covered component (both cached)."""
+        last, values = self._last_key
+        if last is signature_key:
+            return values
         jwt = signature_key.params.get("jwt")
         cache_key: object = (
             jwt
@@ -174,6 +218,7 @@ class RequestSigner:
                 cached = self._signature_keys.remember(
                     (signature_key.scheme, cache_key), (value, canonical)
                 )
+        self._last_key = (signature_key, cached)
         return cached
 
     def _params_prefix(self, covered: tuple[str, ...]) -> str:
@@ -211,7 +256,7 @@ class RequestSigner:
     def sign_message(
         self,
         method: str,
-        url: str,
+        url: str | httpx.URL,
         headers: Sequence[tuple[str, str]],
         body: bytes | None,
         *,
@@ -221,10 +266,13 @@ class RequestSigner:
         key_id: str,
         extra_components: tuple[str, ...] = (),
         cover_body: bool = True,
+        target: Target | None = None,
     ) -> tuple[dict[str, str], tuple[str, ...]]:
         """Sign a request given by its parts. ``headers`` need only hold the fields that
         may be covered (:meth:`coverable_headers`); ``now`` and ``key_id`` choose
-        ``created`` (:meth:`created_for`).
+        ``created`` (:meth:`created_for`); ``target`` is ``split_target(url)`` when the
+        caller has it already (:func:`split_url`; ``url`` is then printed only for a new
+        shape).
 
         Requests of the same shape -- method, origin, whether there is a query, those
         fields, whether there is a body, the key material and the component options -- share
@@ -232,26 +280,23 @@ class RequestSigner:
         covered, whose digest differs per body: after the first, a request to another path of
         the same resource costs the signature and little else."""
         value, canonical = self.signature_key_header(signature_key)
-        target = split_target(url)
-        shape_key = (
-            method,
-            target.scheme,
-            target.authority,
-            bool(target.query),
-            tuple(headers),
-            bool(body),
-            value,
-            extra_components,
-            cover_body,
-        )
-        created = self._created_at(method, target.authority, target.path, key_id, now)
+        if target is None:
+            target = split_target(str(url))
+        scheme, authority, path, query = target
+        lines, options = tuple(headers), (extra_components, cover_body)
+        shape_key = (method, scheme, authority, not query, lines, not body, value, options)
         shape: _Shape | None = self._shapes.get(shape_key)
+        safe = method in SAFE_METHODS  # (else _created_at and _distinct tell)
+        created = int(now)
+        if not safe:
+            created = self._created_at(method, authority, path, key_id, now)
         if shape is not None:
-            params = f"{self._params_prefix(shape.covered)};created={created}"
-            added = {"Signature-Key": value}
-            params, base = self._distinct(method, params, shape.base(target, params))
-            return self._finish(added, base, params, key), shape.covered
-        request = _Prepared(method, url, [*headers, ("signature-key", value)], body)
+            params = f"{shape.params};created={created}"
+            base = shape.base(target, params)
+            if not safe:
+                params, base = self._distinct(method, params, base)
+            return self._finish({"Signature-Key": value}, base, params, key), shape.covered
+        request = _Prepared(method, str(url), [*headers, ("signature-key", value)], body)
         request.signature_key_value = canonical
         added, covered, base = self._base(request, value, created, extra_components, cover_body)
         shape = _Shape.of(covered, base)
@@ -327,10 +372,10 @@ class RequestSigner:
     def _finish(
         self, added: dict[str, str], base: bytes, params: str, key: PrivateKey
     ) -> dict[str, str]:
-        signature = base64.b64encode(key.sign(base)).decode("ascii")
+        signature = binascii.b2a_base64(key.sign(base), newline=False).decode("ascii")
         added["Signature-Input"] = f"{self.label}={params}"
         added["Signature"] = f"{self.label}=:{signature}:"
         return added
 
 
-__all__ = ["RequestSigner"]
+__all__ = ["RequestSigner", "split_url"]

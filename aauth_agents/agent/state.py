@@ -19,6 +19,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Generic, TypeVar
 
 from ..httpsig import SignatureKey
@@ -109,10 +110,10 @@ class HeldToken:
         tokens)."""
         return self.traits.refreshed_when_refused
 
-    @property
+    @cached_property
     def reusable_auth(self) -> bool:
         """An auth token the resource that accepted it is shown first from then on: any but
-        a single-use one (R3 §Per-Call Proposals)."""
+        a single-use one (R3 §Per-Call Proposals). (Asked after every response: kept.)"""
         return self.traits.grants_access and not self.single_use
 
     def usable(self, now: float, margin: float) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email.utils
 
+import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -17,8 +18,9 @@ from aauth_agents.agent import (
     parse_retry_after,
     resolve_location,
 )
+from aauth_agents.agent.flow.config import resource_identifier
 from aauth_agents.agent.polling import DEFAULT_POLL_INTERVAL, MAX_RETRY_AFTER
-from aauth_agents.agent.signer import RequestSigner
+from aauth_agents.agent.signer import RequestSigner, split_url
 from aauth_agents.clock import FrozenClock
 from aauth_agents.httpsig import (
     HttpRequest,
@@ -27,6 +29,7 @@ from aauth_agents.httpsig import (
     SignatureVerifier,
     sign_request,
 )
+from aauth_agents.httpsig.request import ComponentError, split_target
 from aauth_agents.keys import ED25519, ES256, PrivateKey
 
 NOW = 1_730_217_600
@@ -318,6 +321,50 @@ def test_sign_message_reuses_the_base_of_a_shape(
         created = int(added["Signature-Input"].rsplit("created=", 1)[1])
         assert created == now or (method != "GET" and created > now)
         _assert_as_sign_request_and_verifies(request, added, covered, key, created, extra)
+
+
+_URL_TEXT = st.text(st.characters(min_codepoint=0, max_codepoint=0x2FF), max_size=12)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    scheme=st.sampled_from(["http", "https", "HTTPS", "Http"]),
+    userinfo=st.sampled_from(["", "u@", "u:p@"]),
+    host=st.sampled_from(
+        ["resource.example", "RES.Example", "127.0.0.1", "[::1]", "bücher.example"]
+    ),
+    port=st.sampled_from(["", ":80", ":443", ":8080", ":0"]),
+    path=_URL_TEXT,
+    query=st.one_of(st.none(), _URL_TEXT),
+    fragment=st.one_of(st.none(), _URL_TEXT),
+)
+def test_split_url_agrees_with_printing_and_parsing(
+    scheme: str,
+    userinfo: str,
+    host: str,
+    port: str,
+    path: str,
+    query: str | None,
+    fragment: str | None,
+) -> None:
+    """The steady path's split of an httpx URL is the resource identifier and
+    ``split_target(str(url))`` the rest of the flow uses, on every URL httpx accepts."""
+    text = f"{scheme}://{userinfo}{host}{port}/{path}"
+    text += ("" if query is None else f"?{query}") + ("" if fragment is None else f"#{fragment}")
+    try:
+        url = httpx.URL(text)
+    except httpx.InvalidURL:
+        return
+    try:
+        expected = (resource_identifier(url), split_target(str(url)))
+    except ComponentError:  # (a URL split_target refuses is left to the flow)
+        assert split_url(url) is None
+        return
+    assert split_url(url) == expected
+
+
+def test_split_url_refuses_what_split_target_refuses() -> None:
+    assert split_url(httpx.URL("ftp://files.example/x")) is None
 
 
 #: One signer for every example: the shapes it keeps are shared across paths and queries.

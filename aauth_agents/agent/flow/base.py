@@ -102,8 +102,9 @@ class FlowBase:
     def agent_credential(self) -> HeldToken:
         return self.state.agent_token(self.identity.current_token())
 
-    def _cached_credential(self, resource: str) -> HeldToken | None:
-        now = self.config.clock()
+    def _cached_credential(self, resource: str, now: float | None = None) -> HeldToken | None:
+        if now is None:
+            now = self.config.clock()
         margin = self.config.refresh_margin
         held = self.state.current_auth_token(resource, now, margin)
         if held is None:

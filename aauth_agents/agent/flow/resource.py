@@ -21,6 +21,7 @@ from ...protocol.requirement import Requirement, UnsupportedRequirementError
 from ...protocol.wire import WireFormatError
 from ..effects import Emit, Flow, Send
 from ..events import FlowEvent, FlowFailed
+from ..signer import split_url
 from ..state import HeldToken, ResourceInfo
 from .config import MAX_CHALLENGE_ROUNDS, AgentConfig, CallContext, resource_identifier
 from .deferred import Party
@@ -160,14 +161,18 @@ class AgentFlow(TokenRequests):
         if config.events or config.pending is not None:
             return None
         self._current_key()
-        resource = resource_identifier(request.url)
-        info = self.state.resource_info(resource, config.clock())
+        addressed = split_url(request.url)
+        if addressed is None:
+            return None  # (the flow raises, where it always did)
+        resource, target = addressed
+        now = config.clock()
+        info = self.state.resource_info(resource, now)
         if info is None:
             return None
-        credential = self._cached_credential(resource)
+        credential = self._cached_credential(resource, now)
         if credential is None:
             return None
-        self._sign_for_resource(request, info, credential)
+        self._sign_for_resource(request, info, credential, at=(target, now))
         return info, credential
 
     def settled(self, signed: Signed, response: httpx.Response) -> bool:

@@ -8,10 +8,11 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeAlias
 
 import httpx
 
+from ...httpsig.request import Target
 from ...protocol.headers import format_authorization, parse_aauth_access
 from ...protocol.wire import WireFormatError
 from ..events import FlowEvent, RequestSent, SessionUpdated
@@ -21,6 +22,10 @@ from .base import FlowBase
 from .config import CallContext
 
 log = logging.getLogger("aauth_agents.agent")
+
+#: A request's target URI, split (:func:`~aauth_agents.agent.signer.split_url`), and the
+#: time it is signed at.
+Addressed: TypeAlias = tuple[Target, float]
 
 
 class RequestSigning(FlowBase):
@@ -60,19 +65,24 @@ class RequestSigning(FlowBase):
         *,
         extra: tuple[str, ...] = (),
         cover_body: bool,
+        at: Addressed | None = None,
     ) -> tuple[str, ...]:
+        """Add the signature fields to ``request``; ``at`` is its target URI, split, and the
+        time, when the caller has them already."""
         key = self._current_key()
+        target, now = at if at is not None else (None, self.config.clock())
         added, covered = self.signer.sign_message(
             request.method,
-            str(request.url),
+            request.url,
             self.signer.coverable_headers(request.headers, extra),
             request.content or None,
             key=key,
             signature_key=credential.signature_key,
-            now=self.config.clock(),
+            now=now,
             key_id=self.state.key_thumbprint or "",
             extra_components=extra,
             cover_body=cover_body,
+            target=target,
         )
         headers = request.headers
         for name, value in added.items():  # (Headers.update re-parses; this does not)
@@ -113,9 +123,10 @@ class RequestSigning(FlowBase):
         credential: HeldToken,
         *,
         cover_body: bool = False,
+        at: Addressed | None = None,
     ) -> FlowEvent | None:
         """Session token, capabilities, then the signature with the resource's
-        ``additional_signature_components``."""
+        ``additional_signature_components`` (``at``: see :meth:`_sign`)."""
         headers = request.headers
         session = self.state.session(info.resource)
         if session is not None:
@@ -123,8 +134,10 @@ class RequestSigning(FlowBase):
         if self.config.capabilities_header is not None:
             headers["AAuth-Capabilities"] = self.config.capabilities_header
         covered = self._sign(
-            request, credential, extra=info.extra_components, cover_body=cover_body
+            request, credential, extra=info.extra_components, cover_body=cover_body, at=at
         )
+        if not self.config.events:
+            return None
         return self._sent(request, credential, covered, session is not None)
 
     def _observe_resource(self, resource: str, response: httpx.Response) -> list[FlowEvent]:
