@@ -9,7 +9,7 @@ through :mod:`.sfv`; anything outside its subset through ``http_sfv``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -82,25 +82,75 @@ def build_signature_base(
     instead of deriving them from ``request`` again.
     """
     known = known or {}
-    key = tuple(components)
+    key = components if type(components) is tuple else tuple(components)
     plan = _PLANS.get(key)
-    if plan is None:
+    text = None
+    if plan is not None:
+        try:
+            text = plan.template % (*plan.values(request, known), signature_params_value)
+        except ComponentError:  # the first failing component, in order, names the error
+            pass
+    if text is None:
         lines = _first_lines(request, key, known)
-    else:
-        lines = []
-        for prefix, name, derive in plan:
-            value = known.get(name)
-            lines.append(prefix + (derive(request, name) if value is None else value))
-    lines.append(f'"@signature-params": {signature_params_value}')
+        lines.append(f'"@signature-params": {signature_params_value}')
+        text = "\n".join(lines)
     try:
-        return "\n".join(lines).encode("ascii")
+        return text.encode("ascii")
     except UnicodeEncodeError as exc:
         raise ComponentError("a covered component value is not US-ASCII") from exc
 
 
-#: Per list of covered components that has produced a base: each line's ``"name": ``
-#: prefix and how to derive its value. Bounded: cleared when full.
-_PLANS: dict[tuple[str, ...], tuple[tuple[str, str, Callable[[HttpRequest, str], str]], ...]] = {}
+#: The derived components a :class:`_Plan` reads straight off the target, by their index in
+#: :class:`~.request.Target` (RFC 9421 §2.2.4 ``@scheme``, §2.2.3 ``@authority``, §2.2.6
+#: ``@path``).
+_PARTS = {"@scheme": 0, "@authority": 1, "@path": 2}
+
+
+class _Plan:
+    """The base of one list of covered components (RFC 9421 §2.5), worked out once: the
+    lines as a ``%`` template (the ``"name": `` prefixes, each ``%`` of a name doubled) and
+    the positions of each source of values -- target parts, ``@query``, header fields, other
+    derived components -- so no line dispatches on its name."""
+
+    __slots__ = ("components", "derived", "fields", "parts", "queries", "size", "template")
+
+    def __init__(self, components: tuple[str, ...]) -> None:
+        self.components = components
+        self.size = len(components)
+        self.parts = tuple((i, _PARTS[n]) for i, n in enumerate(components) if n in _PARTS)
+        self.queries = tuple(i for i, n in enumerate(components) if n == "@query")
+        self.derived = tuple(
+            (i, n)
+            for i, n in enumerate(components)
+            if n in DERIVED_COMPONENTS and n not in _PARTS and n != "@query"
+        )
+        self.fields = tuple((i, n) for i, n in enumerate(components) if n not in DERIVED_COMPONENTS)
+        lines = [_identifier(name).replace("%", "%%") + ": %s" for name in components]
+        lines.append('"@signature-params": %s')
+        self.template = "\n".join(lines)
+
+    def values(self, request: HttpRequest, known: Mapping[str, str]) -> list[str]:
+        """The component values of ``request``, in order (``known`` ones not derived).
+        Raises :class:`ComponentError` -- not necessarily the first component's, in order:
+        see :func:`build_signature_base`."""
+        out = [""] * self.size
+        if self.parts or self.queries:
+            target = request.target
+            for i, index in self.parts:
+                out[i] = target[index]  # type: ignore[assignment]  # the str members
+            for i in self.queries:  # §2.2.7: a lone "?" when there is no query
+                out[i] = "?" if target.query is None else "?" + target.query
+        for i, name in self.derived:
+            out[i] = derived_component(request, name)
+        for i, name in self.fields:
+            value = known.get(name)
+            out[i] = header_component(request, name) if value is None else value
+        return out
+
+
+#: Per list of covered components that has produced a base, its :class:`_Plan` (bounded:
+#: cleared when full).
+_PLANS: dict[tuple[str, ...], _Plan] = {}
 
 
 def _first_lines(
@@ -118,17 +168,12 @@ def _first_lines(
         if value is None:
             value = component_value(request, name)
         lines.append(f"{_identifier(name)}: {value}")
-    plan = []
     for name in components:  # names taken from ``known`` were not checked above
-        if name in DERIVED_COMPONENTS:
-            plan.append((f"{_identifier(name)}: ", name, derived_component))
-        elif is_field_name(name):
-            plan.append((f"{_identifier(name)}: ", name, header_component))
-        else:
+        if name not in DERIVED_COMPONENTS and not is_field_name(name):
             return lines
     if len(_PLANS) >= 256:
         _PLANS.clear()
-    _PLANS[components] = tuple(plan)
+    _PLANS[components] = _Plan(components)
     return lines
 
 
@@ -207,6 +252,15 @@ def parse_signature_input(header: str) -> dict[str, SignatureInput]:
     return dict(_parse_signature_input(header))
 
 
+def signature_input_member(header: str, label: str) -> SignatureInput | None:
+    """The ``Signature-Input`` member ``label`` (RFC 9421 §4.1), ``None`` when the field
+    has none; raises as :func:`parse_signature_input` does."""
+    for name, member in _parse_signature_input(header):
+        if name == label:
+            return member
+    return None
+
+
 def _parse_signature_input(header: str) -> tuple[tuple[str, SignatureInput], ...]:
     """Through :mod:`.sfv` when the field is in its subset, else through ``http_sfv``."""
     fast = _parse_fast(header)
@@ -282,6 +336,7 @@ __all__ = [
     "parse_signature_input",
     "serialize_signature_input",
     "signature_base",
+    "signature_input_member",
     "signature_params",
     "signature_params_value",
 ]

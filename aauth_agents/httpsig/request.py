@@ -37,6 +37,8 @@ _FIELD_NAMES_SEEN: set[str] = set()
 #: Methods that passed ``_TOKEN`` (bounded likewise).
 _METHODS_SEEN: set[str] = set()
 _OBS_FOLD = re.compile(r"[ \t]*\r?\n[ \t]+")
+#: What :func:`_canonical_field_value` trims from either end of a field line.
+_TRIMMED = frozenset(" \t")
 
 
 class ComponentError(ConfigurationError):
@@ -59,6 +61,23 @@ def _canonical_field_value(value: str) -> str:
     if "\r" in value or "\n" in value or "\x00" in value:
         raise ComponentError("a header field value contains a line break or NUL")
     return value
+
+
+def _by_name(lines: tuple[tuple[str, str], ...]) -> dict[str, str | list[str]]:
+    """Field lines by name: a name's one line as it is, several as a list in order."""
+    fields: dict[str, str | list[str]] = dict(lines)
+    if len(fields) == len(lines):  # every name once: the dict as built
+        return fields
+    fields = {}
+    for key, value in lines:
+        known = fields.get(key)
+        if known is None:
+            fields[key] = value
+        elif isinstance(known, list):
+            known.append(value)
+        else:
+            fields[key] = [known, value]
+    return fields
 
 
 class Target(NamedTuple):
@@ -157,7 +176,7 @@ class HttpRequest:
     @headers.setter
     def headers(self, lines: tuple[tuple[str, str], ...]) -> None:
         self._headers = lines
-        self._fields: dict[str, list[str]] | None = None
+        self._fields: dict[str, str | list[str]] | None = None
 
     @property
     def has_body(self) -> bool:
@@ -181,17 +200,28 @@ class HttpRequest:
     def header(self, name: str) -> str | None:
         """The combined value of every line of ``name`` (RFC 9421 §2.1), or ``None``."""
         fields = self._fields
-        if fields is None:  # one pass over the lines, on the first lookup
-            fields = {}
-            for key, value in self._headers:
-                fields.setdefault(key, []).append(value)
-            self._fields = fields
-        values = fields.get(name.lower())
-        if values is None:
-            return None
-        if len(values) == 1:
-            return _canonical_field_value(values[0])
-        return ", ".join([_canonical_field_value(v) for v in values])
+        if fields is None:  # on the first lookup: by name, each a line or a list of lines
+            fields = self._fields = _by_name(self._headers)
+        value = fields.get(name)
+        if value is None:
+            lowered = name.lower()
+            if lowered == name:
+                return None
+            value = fields.get(lowered)
+            if value is None:
+                return None
+        if isinstance(value, list):
+            return ", ".join([_canonical_field_value(v) for v in value])
+        # the common line: no folding, nothing to trim, nothing refused (RFC 9421 §2.1)
+        if (
+            value[-1:] not in _TRIMMED
+            and value[:1] not in _TRIMMED
+            and "\n" not in value
+            and "\r" not in value
+            and "\x00" not in value
+        ):
+            return value
+        return _canonical_field_value(value)
 
     def with_headers(self, extra: Mapping[str, str]) -> HttpRequest:
         """A copy where ``extra`` replaces any existing lines of the same names."""

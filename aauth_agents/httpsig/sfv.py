@@ -204,7 +204,35 @@ def canonical_inner_list(text: str) -> tuple[str, str, list[str], Params] | None
     """A one-member Dictionary ``label=("a" "b");k=1;s="v"`` as its serialiser writes it
     (Strings without escapes, canonical Integers, String or Integer parameters): the label,
     the member's own text (its serialisation), the Strings and the parameters; else ``None``.
+
+    A signer sends the same Inner List of component identifiers on every request, only the
+    parameters (``created``) change: an Inner List text that matched once is remembered with
+    its Strings, and a field made of it and a lone canonical ``;created=`` Integer is read
+    without the regular expression (:func:`_inner_list_by_regex` gives the same answer).
     """
+    label, _, rest = text.partition("=")
+    close = rest.find(")")  # a remembered list's ")" is its end: it ends outside a String
+    strings = _INNER_LISTS_SEEN.get(rest[: close + 1]) if close > 0 else None
+    if strings is not None:
+        created = rest[close + 10 :]
+        if (
+            rest.startswith(";created=", close + 1)
+            and created.isdigit()
+            and created.isascii()
+            and (len(created) == 1 or (created[0] != "0" and len(created) <= 15))
+            and serialize_key(label) is not None
+        ):
+            return label, rest, list(strings), {"created": int(created)}
+    return _inner_list_by_regex(text)
+
+
+#: Inner List texts :func:`_inner_list_by_regex` matched, with their Strings (bounded:
+#: cleared when full).
+_INNER_LISTS_SEEN: dict[str, tuple[str, ...]] = {}
+
+
+def _inner_list_by_regex(text: str) -> tuple[str, str, list[str], Params] | None:
+    """:func:`canonical_inner_list` through its regular expression."""
     match = _CANONICAL_INNER_LIST.fullmatch(text)
     if match is None:
         return None
@@ -214,7 +242,11 @@ def canonical_inner_list(text: str) -> tuple[str, str, list[str], Params] | None
         if key in params:
             return None
         params[key] = int(integer) if integer else string
-    return label, value, inner[1:-1].split('" "') if inner else [], params
+    strings = inner[1:-1].split('" "') if inner else []
+    if len(_INNER_LISTS_SEEN) >= 256:
+        _INNER_LISTS_SEEN.clear()
+    _INNER_LISTS_SEEN[value[: len(value) - len(param_text)]] = tuple(strings)
+    return label, value, strings, params
 
 
 #: The characters of ``_PLAIN``, for ``bytes.translate`` to delete.
@@ -228,15 +260,27 @@ def _plain(text: str) -> bool:
     return text.isascii() and not text.encode("ascii").translate(None, _PLAIN_BYTES)
 
 
+#: ``label=token;name=`` heads that matched :data:`_CANONICAL_TOKEN_HEAD`, with their parts:
+#: an agent sends one head (``sig=jwt;jwt=``) on every request (bounded: cleared when full).
+_TOKEN_HEADS_SEEN: dict[str, tuple[str, Token, str]] = {}
+
+
 def canonical_token_item(text: str) -> tuple[str, Token, dict[str, str]] | None:
     """A one-member Dictionary ``label=token;k="v"`` (String parameters without escapes):
     the label, the Token and the parameters; else ``None``."""
     head, quote, rest = text.partition('"')  # sig=jwt;jwt="...": the String checked
     if quote and rest[-1:] == '"' and _plain(rest[:-1]):  # by str methods, not a regex
-        start = _CANONICAL_TOKEN_HEAD.fullmatch(head)
+        start = _TOKEN_HEADS_SEEN.get(head)
+        if start is None:
+            match = _CANONICAL_TOKEN_HEAD.fullmatch(head)
+            if match is not None:
+                label, token, name = match.groups()
+                start = (label, Token(token), name)
+                if len(_TOKEN_HEADS_SEEN) >= 256:
+                    _TOKEN_HEADS_SEEN.clear()
+                _TOKEN_HEADS_SEEN[head] = start
         if start is not None:
-            label, token, name = start.groups()
-            return label, Token(token), {name: rest[:-1]}
+            return start[0], start[1], {start[2]: rest[:-1]}
     single = _CANONICAL_TOKEN_ONE_PARAM.fullmatch(text)
     if single is not None:
         label, token, name, value = single.groups()

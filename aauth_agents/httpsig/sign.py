@@ -25,6 +25,8 @@ from .sfv import serialize_inner_list, serialize_key, serialize_params
 from .signature_key import serialize_signature_key
 from .types import SignatureKey
 
+#: RFC 8941 §3.3.1: the largest Integer magnitude.
+_MAX_INTEGER = 999_999_999_999_999
 #: The signature label AAuth requests use (``Signature-Input: sig=...``).
 DEFAULT_LABEL = "sig"
 #: Components that only make sense on a request with a body.
@@ -43,20 +45,57 @@ def default_components(
     ``additional_signature_components``; its body components apply only to requests with a
     body); ``signature-key`` always last.
     """
+    return list(_covered(request, extra_components, cover_body))
+
+
+#: :func:`default_components` by request shape (query, authorization, body), ``cover_body``
+#: and a tuple of ``extra_components``: a signer meets a handful (bounded: cleared when full).
+_COVERED: dict[tuple[object, ...], tuple[str, ...]] = {}
+
+
+def _covered(
+    request: HttpRequest, extra_components: Iterable[str], cover_body: bool
+) -> tuple[str, ...]:
+    """:func:`default_components` as a tuple, worked out once per request shape."""
+    has_body = bool(request.body)
+    shape = (
+        bool(request.target.query),
+        request.header("authorization") is not None,
+        has_body,
+        cover_body,
+    )
+    if type(extra_components) is not tuple:
+        return _components(*shape, tuple(extra_components))
+    key = (*shape, *extra_components)
+    covered = _COVERED.get(key)
+    if covered is None:
+        if len(_COVERED) >= 256:
+            _COVERED.clear()
+        covered = _COVERED[key] = _components(*shape, extra_components)
+    return covered
+
+
+def _components(
+    has_query: bool,
+    has_authorization: bool,
+    has_body: bool,
+    cover_body: bool,
+    extra_components: tuple[str, ...],
+) -> tuple[str, ...]:
     covered = ["@method", "@authority", "@path"]
-    if request.has_query:
+    if has_query:
         covered.append("@query")
-    if request.header("authorization") is not None:
+    if has_authorization:
         covered.append("authorization")
-    if request.has_body and cover_body:
+    if has_body and cover_body:
         covered.extend(BODY_COMPONENTS)
     for name in extra_components:
-        if name in BODY_COMPONENTS and not request.has_body:
+        if name in BODY_COMPONENTS and not has_body:
             continue
         if name not in covered and name != "signature-key":
             covered.append(name)
     covered.append("signature-key")
-    return covered
+    return tuple(covered)
 
 
 def _timestamp(name: str, value: Any) -> int:
@@ -88,11 +127,9 @@ def sign_request(
     when a covered component cannot be derived, e.g. a body without ``Content-Type``).
     """
     if components is None:
-        covered = default_components(
-            request, extra_components=extra_components, cover_body=cover_body
-        )
+        covered = _covered(request, extra_components, cover_body)
     else:
-        covered = list(components)
+        covered = tuple(components)
     signature_key_value = serialize_signature_key(label, signature_key)
     added = {"Signature-Key": signature_key_value}
     # The fields added here, as covered components (RFC 9421 §2.1: a serialised structured
@@ -122,18 +159,21 @@ def sign_request(
 _INNER_LISTS: dict[tuple[str, ...], str] = {}
 
 
-def _signature_params(covered: Sequence[str], params: dict[str, int]) -> str | None:
+def _signature_params(covered: tuple[str, ...], params: dict[str, int]) -> str | None:
     """:func:`~.sfv.serialize_inner_list` of ``covered`` and ``params``, the list part
     serialised once per list of components."""
-    names = tuple(covered)
-    inner = _INNER_LISTS.get(names)
+    inner = _INNER_LISTS.get(covered)
     if inner is None:
-        inner = serialize_inner_list(names, {})
+        inner = serialize_inner_list(covered, {})
         if inner is None:
             return None
         if len(_INNER_LISTS) >= 256:
             _INNER_LISTS.clear()
-        _INNER_LISTS[names] = inner
+        _INNER_LISTS[covered] = inner
+    if len(params) == 1:  # ``created`` alone: an Integer (RFC 8941 §4.1.4)
+        created = params["created"]
+        if -_MAX_INTEGER <= created <= _MAX_INTEGER:
+            return f"{inner};created={created}"
     suffix = serialize_params(params)
     return None if suffix is None else inner + suffix
 

@@ -21,7 +21,7 @@ SCHEME_JWKS_URI = "jwks_uri"
 SCHEME_JKT_JWT = "jkt-jwt"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class SignatureKey:
     """One member of the ``Signature-Key`` dictionary: a scheme and its parameters.
 
@@ -32,6 +32,11 @@ class SignatureKey:
 
     scheme: str
     params: Mapping[str, Any] = field(default_factory=dict)
+
+    def __init__(self, scheme: str, params: Mapping[str, Any] | None = None) -> None:
+        # The generated __init__ of a frozen dataclass sets each field through
+        # object.__setattr__; a verifier parses one Signature-Key per request.
+        self.__dict__.update(scheme=scheme, params={} if params is None else params)
 
     @property
     def jwt(self) -> str | None:
@@ -60,7 +65,7 @@ class SignatureKey:
         return cls(SCHEME_JWKS_URI, {"id": id, "dwk": dwk, "kid": kid})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class KeyResolution:
     """What a key resolver returns for a Signature-Key member (§Verification step 5).
 
@@ -75,6 +80,13 @@ class KeyResolution:
     jwk: Mapping[str, Any]
     context: Any = None
     key: PublicKey | None = field(default=None, compare=False, repr=False)
+
+    def __init__(
+        self, jwk: Mapping[str, Any], context: Any = None, key: PublicKey | None = None
+    ) -> None:
+        # Not the generated __init__ of a frozen dataclass (one object.__setattr__ per
+        # field): a resolver returns one per request.
+        self.__dict__.update(jwk=jwk, context=context, key=key)
 
 
 #: Resolves the key of a Signature-Key member that is not self-contained; raises an

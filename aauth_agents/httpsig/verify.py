@@ -53,7 +53,7 @@ from ..protocol.errors import (
     TokenError,
     UnsupportedSchemeError,
 )
-from .base import SignatureInput, build_signature_base, parse_signature_input
+from .base import SignatureInput, build_signature_base, signature_input_member
 from .digest import content_digest, verify_content_digest
 from .request import ComponentError, HttpRequest, component_value, derived_component
 from .sfv import canonical_bytes_item, parse_dictionary
@@ -330,9 +330,9 @@ class SignatureVerifier:
         if settings != self._required_settings:
             self._required_settings, self._required = settings, {}
         shape = (
-            request.has_query,
+            bool(request.target.query),  # HttpRequest.has_query, one call fewer
             request.header("authorization") is not None,
-            request.has_body,
+            bool(request.body),  # HttpRequest.has_body
         )
         required = self._required.get(shape)
         if required is None:
@@ -385,7 +385,7 @@ class SignatureVerifier:
         if key_field is None:
             raise MissingSignatureError("missing signature-key header")
         label, key = parse_signature_key_member(key_field)
-        signature_input = parse_signature_input(input_field).get(label)
+        signature_input = signature_input_member(input_field, label)
         if signature_input is None:
             raise MissingSignatureError(f"no Signature-Input for label {label!r}")
         signature = self._signature(signature_field, label)
@@ -485,7 +485,7 @@ class SignatureVerifier:
             )
             method_authority = (
                 derived_component(request, "@method"),
-                derived_component(request, "@authority"),
+                request.target.authority,  # @authority (RFC 9421 §2.2.3)
             )
         except ComponentError as exc:
             raise InvalidSignatureError(exc.detail) from exc

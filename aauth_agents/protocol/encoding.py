@@ -118,7 +118,7 @@ def loads_json(data: str | bytes) -> Any:
         if text.startswith("\ufeff"):  # as json.loads: a byte order mark is not JSON
             raise ValueError("JSON starts with a byte order mark")
         value = _decode(text)
-        if _SURROGATE_ESCAPE.search(text) and _lone_surrogate(value):
+        if "\\u" in text and _SURROGATE_ESCAPE.search(text) and _lone_surrogate(value):
             raise ValueError("a JSON string holds a lone surrogate (\\ud800-\\udfff)")
         return value
     except RecursionError as exc:

@@ -100,6 +100,22 @@ def _segments(token: object, code: str) -> list[str]:
     return parts
 
 
+#: Decoded JOSE headers by their exact segment. One issuer key signs many tokens with one
+#: header (``alg``, ``kid``, ``typ``): the segment recurs byte for byte across them, so its
+#: decoding is done once (RFC 7515 §7.1: the header is the segment's base64url JSON, a
+#: function of the segment alone). Only segments that decoded to a JSON object of plain
+#: members are kept; bounded: cleared when full.
+_HEADERS: dict[str, dict[str, Any]] = {}
+_HEADERS_MAX = 256
+#: Longer header segments are decoded every time (a header is a few dozen bytes).
+_HEADER_SIZE = 512
+
+
+def _flat(header: dict[str, Any]) -> bool:
+    """Every member a string, number or boolean: a shallow copy is a full copy."""
+    return all(type(v) in (str, int, float, bool) for v in header.values())
+
+
 def peek(token: object, *, code: str = GENERIC_CODE) -> tuple[dict[str, Any], dict[str, Any]]:
     """Decode ``(header, claims)`` WITHOUT verifying anything.
 
@@ -109,7 +125,15 @@ def peek(token: object, *, code: str = GENERIC_CODE) -> tuple[dict[str, Any], di
     :class:`TokenError` with reason ``malformed``.
     """
     header_b64, payload_b64, signature_b64 = _segments(token, code)
-    header = _json_object(header_b64, "header", code)
+    known = _HEADERS.get(header_b64)
+    if known is not None:
+        header = dict(known)  # the caller's own copy: the remembered one is never handed out
+    else:
+        header = _json_object(header_b64, "header", code)
+        if len(header_b64) <= _HEADER_SIZE and _flat(header):
+            if len(_HEADERS) >= _HEADERS_MAX:
+                _HEADERS.clear()
+            _HEADERS[header_b64] = dict(header)
     claims = _json_object(payload_b64, "payload", code)
     try:
         b64url_decode(signature_b64)

@@ -68,29 +68,31 @@ class _Resolver:
             raise ConfigurationError("person and auth tokens need the recipient's audience")
         self.keys, self.audience, self.clock = keys, audience, clock
         self.leeway, self.iat_skew = leeway, iat_skew
+        #: The code of a token that is not even well formed: the one accepted type's, or
+        #: ``invalid_request`` when several are accepted.
+        self.code = KINDS[self.accept[0]].invalid if len(self.accept) == 1 else "invalid_request"
 
     def precheck(self, signature_key: SignatureKey) -> _Unverified:
         if signature_key.scheme != SCHEME_JWT:
             raise UnsupportedSchemeError(
                 f"scheme {signature_key.scheme!r} is not accepted", accept_schemes=[SCHEME_JWT]
             )
-        only = KINDS[self.accept[0]] if len(self.accept) == 1 else None
-        code = only.invalid if only else "invalid_request"
-        header, claims = peek(signature_key.jwt, code=code)
+        token = signature_key.jwt
+        header, claims = peek(token, code=self.code)
         typ = header.get("typ")
         if typ not in self.accept:
             raise TokenError(
                 f"a {_show(typ)} token is not accepted here; need {self.accept}",
-                code=code,
+                code=self.code,
                 reason="typ",
             )
         kind: _Kind = KINDS[str(typ)]
-        return _precheck(signature_key.jwt, kind, peeked=(header, claims))
+        return _precheck(token, kind, peeked=(header, claims))
 
     def finish(self, pre: _Unverified) -> KeyResolution:
         policy = _policy(self.clock, self.leeway, self.iat_skew)
         token = _CLAIMS[pre.kind.typ](pre, policy, self.audience or "")
-        return KeyResolution(jwk=token.cnf.to_jwk(), context=token, key=token.cnf)
+        return KeyResolution(token.cnf.to_jwk(), token, token.cnf)
 
 
 def token_key_resolver(

@@ -30,10 +30,12 @@ from aauth_agents.httpsig.request import (
     _PRINTABLE,
     _SIMPLE_URL,
     ComponentError,
+    _canonical_field_value,
     _split_with_urlsplit,
     split_target,
 )
 from aauth_agents.httpsig.sfv import (
+    _inner_list_by_regex,
     canonical_bytes_item,
     canonical_inner_list,
     canonical_token_item,
@@ -423,3 +425,94 @@ def test_a_remembered_component_list_derives_and_fails_as_the_first_time() -> No
             '"@signature-params": ("x");created=1',
         ]
     )
+
+
+#: What may follow a remembered Inner List: ``created`` as signers write it, and near misses.
+_SUFFIXES = st.one_of(
+    st.builds(lambda n: f";created={n}", integers),
+    st.sampled_from(
+        [
+            "",
+            ";created=0",
+            ";created=00",
+            ";created=007",
+            ";created=-0",
+            ";created=999999999999999",
+            ";created=1000000000000000",
+            ";created=",
+            ";created=12a",
+            ";created=\u00b2",
+            ";created=1;expires=2",
+            ';created="1"',
+            ";expires=5",
+            ";created=1 ",
+            ", b=1",
+        ]
+    ),
+)
+
+
+@settings(max_examples=800)
+@given(
+    st.one_of(keys, st.sampled_from(["Sig", "", "s g"])),
+    st.lists(st.one_of(strings, st.sampled_from(["a)b", ")", "@path"])), max_size=4),
+    _SUFFIXES,
+    _SUFFIXES,
+)
+def test_a_remembered_inner_list_reads_as_the_regex_reads_it(
+    label: str, names: list[str], first: str, second: str
+) -> None:
+    """Once an Inner List has matched, a field made of it (any label, any parameters) gets
+    the answer of the regular expression -- itself held to http_sfv above."""
+    inner = "(" + " ".join(f'"{n}"' for n in names) + ")"
+    _inner_list_by_regex(f"{label}={inner}{first}")  # remembered, when it matches
+    text = f"{label}={inner}{second}"
+    assert canonical_inner_list(text) == _inner_list_by_regex(text), text
+    reference = _one_member(text)
+    fast = canonical_inner_list(text)
+    if fast is not None:
+        assert reference is not None and reference[0] == fast[0], text
+        assert str(reference[1]) == fast[1], text
+
+
+@settings(max_examples=500)
+@given(keys, tokens, keys, strings, strings)
+def test_a_remembered_token_head_reads_as_http_sfv_reads_it(
+    label: str, token: Token, name: str, first: str, second: str
+) -> None:
+    """``label=token;name="..."``: the second String under a head already seen is read as
+    ``http_sfv`` reads the field."""
+    canonical_token_item(f'{label}={token};{name}="{first}"')
+    text = f'{label}={token};{name}="{second}"'
+    parsed = canonical_token_item(text)
+    reference = _one_member(text)
+    if reference is None:
+        assert parsed is None, text
+        return
+    if parsed is not None:
+        member = reference[1]
+        assert (parsed[0], parsed[1]) == (reference[0], member.value), text
+        assert _typed(member.params) == _typed(parsed[2]), text
+
+
+_FIELD_VALUES = st.text(st.sampled_from("ab \t\r\n\x00,"), max_size=6)
+
+
+@given(st.lists(st.tuples(st.sampled_from(["a", "b", "A"]), _FIELD_VALUES), max_size=5))
+def test_header_combines_lines_as_rfc9421_says(lines: list[tuple[str, str]]) -> None:
+    """RFC 9421 §2.1: each line of the name canonicalised (or refused), joined by ", " --
+    whether the name has one line or several."""
+    request = HttpRequest("GET", "https://a.example/", lines)
+    for name in ("a", "A", "b", "c"):
+        values = [v for k, v in lines if k.lower() == name.lower()]
+        try:
+            expected: object = (
+                ", ".join(_canonical_field_value(v) for v in values) if values else None
+            )
+        except ComponentError as exc:
+            expected = str(exc)
+        try:
+            got: object = request.header(name)
+        except ComponentError as exc:
+            got = str(exc)
+        assert got == expected, (lines, name)
