@@ -1,12 +1,13 @@
 """scale-out: what shared state costs per request, measured as work per CPU-second.
 
-Run: ``python benchmarks/bench_scale.py``. This machine has two cores and the load generator
-needs one, so raw throughput of two workers says little; what shared state costs is seen in
-the CPU time each request takes. Both rows serve through ``aauth-agents serve``'s worker
-machinery (:func:`aauth_agents.cli.workers.serve_workers`: a supervisor and N worker
-processes on one socket) in a child process, and count requests served per CPU-second of
-the server processes (the supervisor and its workers, summed from ``/proc``; Redis or
-PostgreSQL themselves are reported beside, not counted):
+Run: ``python benchmarks/bench_scale.py [resource | ps]`` (one row, or both). This machine
+has two cores and the load generator needs one, so raw throughput of two workers says
+little; what shared state costs is seen in the CPU time each request takes. Both rows serve
+through ``aauth-agents serve``'s worker machinery
+(:func:`aauth_agents.cli.workers.serve_workers`: a supervisor and N worker processes on one
+socket) in a child process, and count requests served per CPU-second of the server processes
+(the supervisor and its workers, summed from ``/proc``; Redis or PostgreSQL themselves are
+reported beside, not counted):
 
 * ``resource``: an endpoint behind :class:`AAuthMiddleware` requiring an auth token, each
   request new (path, query, signature), verified in full; 2 workers with every store in Redis
@@ -373,25 +374,31 @@ def _services() -> Iterator[tuple[str, str]]:
             shutil.rmtree(postgres.directory, ignore_errors=True)
 
 
-def benchmark() -> int:
-    """Print the two rows for ``benchmarks/run.py``; the number of missed goals."""
+def benchmark(only: str | None = None) -> int:
+    """Print the rows for ``benchmarks/run.py`` (both, or ``only`` one: ``resource`` or
+    ``ps``); the number of missed goals."""
+    rows = []
     with _services() as (redis_url, postgres_url):
-        rows = [
-            (
-                "scale-out resource",
-                resource_row(redis_url),
-                "1 worker, memory stores",
-                RESOURCE_GOAL,
-                "2 workers, Redis",
-            ),
-            (
-                "scale-out person server",
-                ps_row(postgres_url),
-                "1 worker, SQLite",
-                PS_GOAL,
-                "2 workers, PostgreSQL",
-            ),
-        ]
+        if only in (None, "resource"):
+            rows.append(
+                (
+                    "scale-out resource",
+                    resource_row(redis_url),
+                    "1 worker, memory stores",
+                    RESOURCE_GOAL,
+                    "2 workers, Redis",
+                )
+            )
+        if only in (None, "ps"):
+            rows.append(
+                (
+                    "scale-out person server",
+                    ps_row(postgres_url),
+                    "1 worker, SQLite",
+                    PS_GOAL,
+                    "2 workers, PostgreSQL",
+                )
+            )
     missed = 0
     for name, (ratio, base_rate, rate), baseline, goal, subject in rows:
         ok = ratio >= goal
@@ -410,4 +417,6 @@ def benchmark() -> int:
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--serve":
         sys.exit(_serve(sys.argv[2], json.loads(sys.argv[3])))
-    sys.exit(benchmark())
+    if len(sys.argv) > 1 and sys.argv[1] not in ("resource", "ps"):
+        sys.exit("usage: bench_scale.py [resource | ps]")
+    sys.exit(benchmark(sys.argv[1] if len(sys.argv) > 1 else None))

@@ -3,12 +3,13 @@ what several processes, on one host or many, share.
 
 :class:`PostgresDatabase` is the :class:`~aauth_agents.stores.sql.SQLDatabase` of a
 ``postgresql://`` URL: a :class:`psycopg_pool.ConnectionPool` of autocommit connections,
-each checked before it is handed out (so after PostgreSQL restarts, the pool reconnects and
-the next request succeeds), every statement the same SQL the SQLite backend runs
-(:func:`~aauth_agents.stores.sql.to_postgres`). Each store operation is one statement, so a
-compare-and-set (``UPDATE ... WHERE version = ?``) is atomic across processes as it is in
-SQLite. :meth:`PostgresDatabase.transaction` takes a transaction-scoped advisory lock: like
-SQLite's ``BEGIN IMMEDIATE``, one read-then-write unit at a time, across every process.
+each checked before it is handed out (:func:`check_connection`: after PostgreSQL restarts,
+the pool reconnects and the next request succeeds), every statement the same SQL the SQLite
+backend runs (:func:`~aauth_agents.stores.sql.to_postgres`). Each store operation is one
+statement, so a compare-and-set (``UPDATE ... WHERE version = ?``) is atomic across
+processes as it is in SQLite. :meth:`PostgresDatabase.transaction` takes a
+transaction-scoped advisory lock: like SQLite's ``BEGIN IMMEDIATE``, one read-then-write
+unit at a time, across every process.
 
 A database that cannot be reached, shuts down, or answers too slowly raises
 :class:`~aauth_agents.stores.StoreUnavailableError` (``503``, ``Retry-After``): an
@@ -23,6 +24,7 @@ This module imports psycopg; the package imports it only when a URL asks for Pos
 from __future__ import annotations
 
 import re
+import select
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -72,6 +74,27 @@ class _NulLoader(_TEXT_LOADER):  # type: ignore[misc]
         return text
 
 
+def check_connection(conn: psycopg.Connection[Any]) -> None:
+    """The pool's check of a connection it is about to hand out, a round trip only when in
+    doubt. An idle connection whose socket has nothing to read is taken as sound: when
+    PostgreSQL shuts down or restarts (fast, or immediate as in a crash) each server process
+    says so or closes its socket, which makes the socket readable, and then (or for a
+    connection not idle, or known broken) the empty round trip of
+    :meth:`ConnectionPool.check_connection <psycopg_pool.ConnectionPool.check_connection>`
+    decides, raising for a broken one (the pool replaces it). A round trip per checkout
+    would double the round trips of a one-statement operation."""
+    pgconn = conn.pgconn
+    if (
+        pgconn.status == psycopg.pq.ConnStatus.OK
+        and pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    ):
+        poll = select.poll()
+        poll.register(pgconn.socket, select.POLLIN)
+        if not poll.poll(0):
+            return
+    ConnectionPool.check_connection(conn)
+
+
 class _Rows:
     """A statement's rows, read before its connection went back to the pool."""
 
@@ -108,9 +131,9 @@ class PostgresDatabase:
     own on top). ``timeout`` bounds waiting for a connection (and connecting);
     ``statement_timeout`` each statement, seconds. ``max_size`` connections at most: one per
     worker thread that may run database work at once. ``check``: each connection is checked
-    (one empty round trip) before it is handed out, so none broken by a PostgreSQL restart
-    reaches a request; without it, each broken pooled connection fails one request (503)
-    and is replaced."""
+    before it is handed out (:func:`check_connection`: its socket polled, an empty round
+    trip when in doubt), so none broken by a PostgreSQL restart reaches a request; without
+    it, each broken pooled connection fails one request (503) and is replaced."""
 
     dialect = POSTGRESQL
     IntegrityError: type[Exception] = psycopg.IntegrityError
@@ -135,7 +158,7 @@ class PostgresDatabase:
             timeout=timeout,
             kwargs={"autocommit": True, "connect_timeout": max(1, round(timeout))},
             configure=self._configure,
-            check=ConnectionPool.check_connection if check else None,
+            check=self._check if check else None,
             # Give up a failed reconnection soon: the next request that finds the pool short
             # connects afresh, so the first request after PostgreSQL is back succeeds
             # (instead of waiting out an exponential backoff grown during the outage).
@@ -155,6 +178,17 @@ class PostgresDatabase:
         conn.adapters.register_dumper(str, _NulDumper)
         conn.adapters.register_loader("text", _NulLoader)
         conn.execute(f"SET statement_timeout = {self._statement_timeout}".encode())
+
+    def _check(self, conn: psycopg.Connection[Any]) -> None:
+        """:func:`check_connection`; a connection found broken means PostgreSQL restarted,
+        and then every connection idle in the pool is broken too: all are replaced at once
+        (:meth:`ConnectionPool.check <psycopg_pool.ConnectionPool.check>`), so the caller's
+        next try, after the pool's back-off, is handed a new one, not the next broken one."""
+        try:
+            check_connection(conn)
+        except psycopg.Error:
+            self.pool.check()
+            raise
 
     @contextmanager
     def _unavailable(self) -> Iterator[None]:
@@ -210,4 +244,4 @@ class PostgresDatabase:
         self.close()
 
 
-__all__ = ["STORES_SCHEMA", "PostgresConnection", "PostgresDatabase"]
+__all__ = ["STORES_SCHEMA", "PostgresConnection", "PostgresDatabase", "check_connection"]

@@ -167,6 +167,27 @@ def test_a_postgres_restart_fails_calls_cleanly_then_heals(
     stores.close()
 
 
+@pytest.mark.parametrize("mode", ["fast", "immediate"])
+def test_idle_connections_broken_by_a_restart_never_reach_a_call(
+    private_postgres: PostgresServer, mode: str
+) -> None:
+    """PostgreSQL restarts (cleanly, or as after a crash) while the pool's connections are
+    idle, no call meanwhile: each call after it still works, none is handed a connection
+    the restart broke (the pool's check, which does not ask the server every time, sees
+    them)."""
+    url = private_postgres.create_database("idle")
+    db = PostgresDatabase(url, min_size=4, max_size=4)
+    held = [db.pool.getconn() for _ in range(4)]  # every connection used, then idle
+    for conn in held:
+        conn.execute("SELECT 1")
+        db.pool.putconn(conn)
+    private_postgres.restart(mode)
+    for n in range(8):
+        assert db.fetchone("SELECT ?::int", (n,)) == (n,)
+    assert db.execute("CREATE TABLE IF NOT EXISTS after (n INT)").rowcount == -1
+    db.close()
+
+
 def test_a_transaction_cut_by_a_restart_is_rolled_back(
     private_postgres: PostgresServer,
 ) -> None:

@@ -59,7 +59,8 @@ def _endpoint(
             body = await read_body(request.stream(), ps.config.max_body)
             http_request = _http_request(ps, request, body)
             args = [str(request.path_params[p]) for p in params]
-            reply = await handler(http_request, *args)
+            with ps.request_scope():
+                reply = await handler(http_request, *args)
         except BodyTooLarge:
             reply = Reply.error(
                 ProtocolError("the body is too large", code="invalid_request", status=413)

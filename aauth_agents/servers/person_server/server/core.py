@@ -15,7 +15,9 @@ import functools
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
@@ -52,7 +54,7 @@ from ....tokens import (
     async_token_key_resolver,
 )
 from .. import events as ev
-from ..accounts import Accounts, PasswordHashing
+from ..accounts import Account, Accounts, PasswordHashing
 from ..config import PersonServerConfig
 from ..database import open_database
 from ..events import EventSink, PSEvent
@@ -111,6 +113,12 @@ class AgentTokenRevocation:
     known: bool
     agent_id: str | None
     report: RevocationReport
+
+
+#: The accounts read by the request being served (:meth:`ServerCore.request_scope`).
+_REQUEST_ACCOUNTS: ContextVar[dict[str, Account] | None] = ContextVar(
+    "ps_request_accounts", default=None
+)
 
 
 class ServerCore:
@@ -232,9 +240,37 @@ class ServerCore:
         """Report audit event ``name`` (:mod:`..events`) to the configured hook."""
         self.events(PSEvent(name=name, at=self.clock(), **fields))
 
+    @contextmanager
+    def request_scope(self) -> Iterator[None]:
+        """Serving one request: an account it reads is read once (:meth:`account`). The
+        decision and the token it issues (§PS Response) see the same account row, and the
+        request pays one database round trip for it, not one per step."""
+        token = _REQUEST_ACCOUNTS.set({})
+        try:
+            yield
+        finally:
+            _REQUEST_ACCOUNTS.reset(token)
+
+    async def account(self, name: str) -> Account | None:
+        """The account ``name`` (``None`` if there is none), read once per request served
+        in a :meth:`request_scope`, from the database each time outside one."""
+        seen = _REQUEST_ACCOUNTS.get()
+        found = seen.get(name) if seen is not None else None
+        if found is None:
+            found = await self.run(self.accounts.get, name)
+            if seen is not None and found is not None:
+                seen[name] = found
+        return found
+
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        """Run ``work`` in the background; :meth:`aclose` cancels what is still running."""
-        task = asyncio.get_running_loop().create_task(work)
+        """Run ``work`` in the background; :meth:`aclose` cancels what is still running.
+        It outlives the request that started it, so it reads accounts afresh."""
+
+        async def unscoped() -> None:
+            _REQUEST_ACCOUNTS.set(None)
+            await work
+
+        task = asyncio.get_running_loop().create_task(unscoped())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -325,7 +361,7 @@ class ServerCore:
         name = self.config.default_person
         if name is None:
             return None
-        account = await self.run(self.accounts.get, name)
+        account = await self.account(name)
         if account is None:
             log.error("default_person %r has no account; ignoring it", name)
             return None

@@ -138,7 +138,7 @@ class Decisions(Deferred):
         account = decision.account or req.account or await self.default_account()
         if account is None:
             return None
-        known = await self.run(self.accounts.get, account)
+        known = await self.account(account)
         if known is None:
             raise ConfigurationError(f"the policy named an unknown account {account!r}")
         if req.account != known.username:

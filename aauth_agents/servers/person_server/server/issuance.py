@@ -67,7 +67,7 @@ class Issuance(Verification):
         and its ``expires_in``."""
         s256 = mission if mission is not None else req.mission_s256
         mission_expires = await self._mission_bound(req, s256)
-        acct = await self.run(self.accounts.get, account)
+        acct = await self.account(account)
         if acct is None:
             raise ProtocolError("the person's account is gone", code="server_error")
         now = self.clock()
@@ -140,7 +140,7 @@ class Issuance(Verification):
         scopes), and its ``expires_in``."""
         r = req.request
         mission_expires = await self._mission_bound(req, req.mission_s256)
-        acct = await self.run(self.accounts.get, account)
+        acct = await self.account(account)
         if acct is None:
             raise ProtocolError("the person's account is gone", code="server_error")
         scopes = tuple(result.get("scopes", r.get("scopes", ())))
