@@ -209,6 +209,12 @@ def _signed_key(keys: IssuerKeys, pre: _Unverified) -> PublicKey:
         key = keys.get_key(pre.iss, pre.dwk, pre.kid)
     except AAuthError as exc:
         _lookup_failed(pre, exc)
+    return _checked_key(keys, pre, key)
+
+
+def _checked_key(keys: IssuerKeys, pre: _Unverified, key: PublicKey) -> PublicKey:
+    """:func:`_signed_key` once ``key`` has been looked up: the signature under it, and
+    the one refresh when it fails."""
     failure = _signature_failure(pre, key)
     if failure is None:
         return key
@@ -227,6 +233,11 @@ async def _asigned_key(keys: IssuerKeys, pre: _Unverified) -> PublicKey:
         key = await keys.aget_key(pre.iss, pre.dwk, pre.kid)
     except AAuthError as exc:
         _lookup_failed(pre, exc)
+    return await _achecked_key(keys, pre, key)
+
+
+async def _achecked_key(keys: IssuerKeys, pre: _Unverified, key: PublicKey) -> PublicKey:
+    """:func:`_checked_key` with the refresh awaited."""
     failure = _signature_failure(pre, key)
     if failure is None:
         return key
