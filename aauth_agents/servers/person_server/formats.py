@@ -51,9 +51,7 @@ def html_time(moment: float) -> str:
     hour, second = divmod(second, 3600)
     minute, second = divmod(second, 60)
     hm = _TWO_DIGITS[hour] + ":" + _TWO_DIGITS[minute]
-    return (
-        f'<time datetime="{iso_date}T{hm}:{_TWO_DIGITS[second]}Z">{shown_date}, {hm} UTC</time>'
-    )
+    return f'<time datetime="{iso_date}T{hm}:{_TWO_DIGITS[second]}Z">{shown_date}, {hm} UTC</time>'
 
 
 def compact(value: Any) -> bytes:
