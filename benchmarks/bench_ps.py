@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import json
 import multiprocessing
+import secrets
 import statistics
 import tempfile
 import time
@@ -45,6 +46,8 @@ from aauth_agents.servers.person_server import (
     PersonServerConfig,
     create_person_server,
 )
+from aauth_agents.servers.person_server.server import PersonServer
+from aauth_agents.servers.person_server.state import IssuedAuthToken
 from aauth_agents.tokens import (
     DWK_AGENT,
     DWK_RESOURCE,
@@ -100,6 +103,31 @@ async def _send(
     return response
 
 
+async def get_person_token(client: httpx.AsyncClient, agent: Agent) -> None:
+    """Setup: ``agent`` gets its person token (consent: auto-approve) and keeps its
+    ``sub`` and ``jti`` for the resource tokens of its token requests."""
+    content, headers = agent.signed("/person", {"resource": RESOURCE})
+    token = (await _send(client, "/person", content, headers)).json()["person_token"]
+    claims = peek(token)[1]
+    agent.person = {"sub": claims["sub"], "jti": claims["jti"]}
+
+
+def token_request(agent: Agent, resource_key: PrivateKey) -> tuple[bytes, dict[str, str]]:
+    """A new ``POST /token`` of ``agent`` (body and signed headers): a fresh resource token
+    for its person token, a new signature."""
+    rt = mint_resource_token(
+        resource_key,
+        iss=RESOURCE,
+        aud=PS,
+        agent_jkt=agent.key.thumbprint(),
+        scope="data.read",
+        ps=PS,
+        sub=agent.person["sub"],
+        presented_jti=agent.person["jti"],
+    )
+    return agent.signed("/token", {"resource_token": rt})
+
+
 async def _run(
     url: str, agents: list[Agent], resource_key: PrivateKey, requests: int
 ) -> tuple[float, list[float], float]:
@@ -120,28 +148,10 @@ async def _run(
             for agent in agents
         }
         for agent in agents:  # setup: a person token each (consent: auto-approve)
-            content, headers = agent.signed("/person", {"resource": RESOURCE})
-            token = (await _send(clients[id(agent)], "/person", content, headers)).json()[
-                "person_token"
-            ]
-            claims = peek(token)[1]
-            agent.person = {"sub": claims["sub"], "jti": claims["jti"]}
+            await get_person_token(clients[id(agent)], agent)
 
         def prepared(agent: Agent, count: int) -> list[tuple[bytes, dict[str, str]]]:
-            out = []
-            for _ in range(count):
-                rt = mint_resource_token(
-                    resource_key,
-                    iss=RESOURCE,
-                    aud=PS,
-                    agent_jkt=agent.key.thumbprint(),
-                    scope="data.read",
-                    ps=PS,
-                    sub=agent.person["sub"],
-                    presented_jti=agent.person["jti"],
-                )
-                out.append(agent.signed("/token", {"resource_token": rt}))
-            return out
+            return [token_request(agent, resource_key) for _ in range(count)]
 
         per_agent = max(1, requests // len(agents))
         warm = {id(a): prepared(a, WARMUP_PER_AGENT) for a in agents}
@@ -166,9 +176,14 @@ async def _run(
 
 
 def _serve(
-    directory: str, ap_jwk: dict[str, Any], resource_jwk: dict[str, Any], conn: Connection
+    directory: str,
+    ap_jwk: dict[str, Any],
+    resource_jwk: dict[str, Any],
+    conn: Connection,
+    fill: int = 0,
 ) -> None:
-    """The child process: the PS on uvicorn until the parent says stop."""
+    """The child process: the PS on uvicorn until the parent says stop; with ``fill``, its
+    database first holds that many issued auth tokens (:func:`fill_auth_tokens`)."""
     keys = StaticIssuerKeys({(AP, DWK_AGENT): [ap_jwk], (RESOURCE, DWK_RESOURCE): [resource_jwk]})
     config = PersonServerConfig(
         issuer=PS,
@@ -181,12 +196,39 @@ def _serve(
     app = create_person_server(config)
     ps = app.state.person_server
     ps.accounts.create_account("bench", "benchmark password")
+    fill_auth_tokens(ps, fill)
     try:
         with LoopbackServer(app) as server:
             conn.send(server.url)
             conn.recv()
     finally:
         ps.close()
+
+
+def fill_auth_tokens(ps: PersonServer, count: int) -> None:
+    """``count`` auth tokens issued before the run, stored as issuance stores them
+    (``record_auth_token``, in one transaction for speed): random ``jti``, 1,000 agents of
+    ``bench`` and 1,000 other people, issued over the past day, all still live for the
+    run (nothing for housekeeping to purge meanwhile)."""
+    now = time.time()
+    with ps.db.transaction():
+        for n in range(count):
+            agent_id = f"aauth:filler{n % 1000}@agents.example"
+            iat = now - 86_400 + n * 86_400 / max(1, count)
+            ps.state.record_auth_token(
+                IssuedAuthToken(
+                    jti=secrets.token_urlsafe(16),
+                    aud=RESOURCE,
+                    sub=f"sub-{n % 2000}",
+                    account="bench" if n % 2 else f"person-{n % 1000}",
+                    agent_id=agent_id,
+                    requested_by=agent_id,
+                    mission_s256=None,
+                    scope="data.read",
+                    iat=iat,
+                    exp=now + 6 * 3600,
+                )
+            )
 
 
 def ps_token_rate(

@@ -35,14 +35,19 @@ from psycopg_pool import ConnectionPool
 
 from .base import StoreUnavailableError
 from .sql import POSTGRESQL, postgres_ddl, to_postgres
-from .sqlite import OPEN_INDEX, SCHEMA
+from .sqlite import OLD_INDEXES, OPEN_INDEX, SCHEMA
 
 #: Advisory lock keys: creating a schema, and :meth:`PostgresDatabase.transaction`.
 SCHEMA_LOCK = 0x6161_7574_6801
 WRITE_LOCK = 0x6161_7574_6802
 
 #: The shared stores' tables (:mod:`.sqlite`'s schema with PostgreSQL's types).
-STORES_SCHEMA = postgres_ddl(SCHEMA) + OPEN_INDEX + ";\n"
+STORES_SCHEMA = (
+    postgres_ddl(SCHEMA)
+    + "".join(f"DROP INDEX IF EXISTS {index};\n" for index in OLD_INDEXES)
+    + OPEN_INDEX
+    + ";\n"
+)
 
 _UNAVAILABLE = (psycopg.OperationalError,)  # PoolTimeout, AdminShutdown, QueryCanceled...
 

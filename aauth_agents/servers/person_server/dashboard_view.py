@@ -240,70 +240,85 @@ def waiting(pending_id: str, data: Mapping[str, Any], created: float, expires: f
 
 
 class _Names:
-    """Names of agents and resources from their metadata, each fetched once per page."""
+    """Names of agents and resources from their metadata, each fetched once per page
+    (:meth:`fetch`, before the page's cards are made; the cards then read them here)."""
 
     def __init__(self, ps: PersonServer) -> None:
         self.ps = ps
         self.agents: dict[str, str | None] = {}
         self.resources: dict[str, ResourceInfo | None] = {}
 
+    async def fetch(self, issuers: Iterable[str] = (), resources: Iterable[str] = ()) -> None:
+        """Fetch what the cards about to be made will name, each not fetched yet once."""
+        for iss in issuers:
+            if iss not in self.agents:
+                meta = await self.ps.provider_metadata(iss)
+                self.agents[iss] = meta.name if meta is not None else None
+        for resource in resources:
+            if resource not in self.resources:
+                self.resources[resource] = await self.ps.resource_info(resource)
+
     async def agent(self, iss: str, agent_id: str) -> str:
-        if iss not in self.agents:
-            meta = await self.ps.provider_metadata(iss)
-            self.agents[iss] = meta.name if meta is not None else None
+        await self.fetch((iss,))
+        return self.agent_name(iss, agent_id)
+
+    def agent_name(self, iss: str, agent_id: str) -> str:
         return agent_name(self.agents[iss], agent_id)
 
-    async def resource(self, resource: str) -> ResourceInfo | None:
-        if resource not in self.resources:
-            self.resources[resource] = await self.ps.resource_info(resource)
-        return self.resources[resource]
-
-    async def resource_name(self, resource: str) -> str:
-        info = await self.resource(resource)
+    def resource_name(self, resource: str) -> str:
+        info = self.resources[resource]
         return (info.name if info is not None else None) or resource
 
 
-async def _grant(names: _Names, consent: Consent) -> Grant:
-    info = await names.resource(consent.resource)
+def _grant(names: _Names, consent: Consent) -> Grant:
+    info = names.resources[consent.resource]
     descriptions = info.scope_descriptions if info is not None else {}
     return Grant(
         kind_of(consent.kind).remembered,
         consent.resource,
-        await names.resource_name(consent.resource),
-        tuple((s, descriptions.get(s)) for s in consent.scopes),
+        names.resource_name(consent.resource),
+        tuple([(s, descriptions.get(s)) for s in consent.scopes]),
         consent.mission_s256,
         consent.created_at,
     )
 
 
-async def _access(names: _Names, tokens: Iterable[IssuedAuthToken]) -> tuple[Access, ...]:
+def _access(names: _Names, tokens: Iterable[IssuedAuthToken]) -> tuple[Access, ...]:
     latest: dict[str, IssuedAuthToken] = {}
     for token in tokens:
         if token.aud not in latest or token.exp > latest[token.aud].exp:
             latest[token.aud] = token
     return tuple(
-        [Access(t.aud, await names.resource_name(t.aud), t.scope, t.exp) for t in latest.values()]
+        [Access(t.aud, names.resource_name(t.aud), t.scope, t.exp) for t in latest.values()]
     )
 
 
-async def _agent_card(
+def _agent_cards(
     names: _Names,
-    binding: Binding,
+    bindings: Sequence[Binding],
     consents: Sequence[Consent],
     tokens: Sequence[IssuedAuthToken],
     active_missions: Mapping[tuple[str, str], int],
-) -> AgentCard:
-    mine = (binding.agent_iss, binding.agent_id)
-    return AgentCard(
-        binding,
-        await names.agent(*mine),
-        tuple([await _grant(names, c) for c in consents if (c.agent_iss, c.agent_id) == mine]),
-        await _access(
-            names,
-            (t for t in tokens if binding.agent_id in (t.agent_id, t.requested_by)),
-        ),
-        active_missions.get(mine, 0),
-    )
+) -> list[AgentCard]:
+    """A card for each of ``bindings`` (names fetched), each item given to its agents'
+    cards in one pass."""
+    grants: dict[tuple[str, str], list[Grant]] = {}
+    for c in consents:
+        grants.setdefault((c.agent_iss, c.agent_id), []).append(_grant(names, c))
+    held: dict[str, list[IssuedAuthToken]] = {}
+    for t in tokens:
+        for agent_id in {t.agent_id, t.requested_by}:
+            held.setdefault(agent_id, []).append(t)
+    return [
+        AgentCard(
+            b,
+            names.agent_name(b.agent_iss, b.agent_id),
+            tuple(grants.get((b.agent_iss, b.agent_id), ())),
+            _access(names, held.get(b.agent_id, ())),
+            active_missions.get((b.agent_iss, b.agent_id), 0),
+        )
+        for b in bindings
+    ]
 
 
 @dataclass(frozen=True)
@@ -381,7 +396,10 @@ async def _agents(
     ids = sorted({b.agent_id for b in bindings})
     tokens = await ps.run(queries.live_tokens_of, account, ids, now)
     active = await ps.run(queries.active_missions_of, account, agents, now)
-    return page, [await _agent_card(names, b, consents, tokens, active) for b in bindings]
+    await names.fetch(
+        (b.agent_iss for b in bindings), [c.resource for c in consents] + [t.aud for t in tokens]
+    )
+    return page, _agent_cards(names, bindings, consents, tokens, active)
 
 
 async def _missions(
@@ -397,10 +415,11 @@ async def _missions(
     s256s = [m.s256 for m in missions]
     counts = await ps.run(queries.log_counts, s256s)
     logs = await ps.run(queries.recent_logs, s256s, RECENT_LOG)
+    await names.fetch(m.agent_iss for m in missions)
     cards = [
         MissionCard(
             m,
-            await names.agent(m.agent_iss, m.agent_id),
+            names.agent_name(m.agent_iss, m.agent_id),
             mission_state(m, now),
             m.active_at(now),
             tuple(log_line(e) for e in logs.get(m.s256, ())),

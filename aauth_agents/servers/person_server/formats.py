@@ -4,6 +4,7 @@ person's pages show them."""
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from typing import Any
@@ -27,17 +28,30 @@ def readable_time(moment: float) -> str:
 
 
 _TWO_DIGITS = tuple(f"{n:02}" for n in range(62))
+#: Days whose date is remembered, written both ways (a page's times fall on few days).
+DAY_MEMO = 1024
+
+
+@functools.lru_cache(maxsize=DAY_MEMO)
+def _day(day: int) -> tuple[str, str]:
+    """Day ``day`` since 1970 as ``YYYY-MM-DD`` and as ``7 Dec 2026``."""
+    year, month, mday = time.gmtime(day * 86_400)[:3]
+    return (
+        f"{year:04}-{_TWO_DIGITS[month]}-{_TWO_DIGITS[mday]}",
+        f"{mday} {_MONTHS[month - 1]} {year}",
+    )
 
 
 def html_time(moment: float) -> str:
     """``moment`` as an HTML ``<time>``: :func:`iso8601` in ``datetime``, :func:`readable_time`
-    shown (one ``gmtime`` and one string: a dashboard shows about a hundred)."""
-    year, month, day, hour, minute, second = time.gmtime(int(moment))[:6]
+    shown (a dashboard shows about a hundred: the date is written once a day, the time of
+    day by arithmetic -- Unix time has no leap seconds)."""
+    day, second = divmod(int(moment), 86_400)
+    iso_date, shown_date = _day(day)
+    hour, second = divmod(second, 3600)
+    minute, second = divmod(second, 60)
     hm = _TWO_DIGITS[hour] + ":" + _TWO_DIGITS[minute]
-    return (
-        f'<time datetime="{year:04}-{_TWO_DIGITS[month]}-{_TWO_DIGITS[day]}T{hm}:'
-        f'{_TWO_DIGITS[second]}Z">{day} {_MONTHS[month - 1]} {year}, {hm} UTC</time>'
-    )
+    return f'<time datetime="{iso_date}T{hm}:{_TWO_DIGITS[second]}Z">{shown_date}, {hm} UTC</time>'
 
 
 def compact(value: Any) -> bytes:
