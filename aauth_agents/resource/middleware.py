@@ -227,7 +227,7 @@ class AAuthMiddleware:
         body only once the signature verified."""
         if isinstance(source, BodyRule) and source.after_verification:
             return await self.resource.authorize(request, source, self._held(scope, body))
-        rule = resolve_rule(source, request)
+        rule = source if isinstance(source, AccessRule) else resolve_rule(source, request)
         holds = rule.approval or rule.deferred or rule.level in ("session", "per-call")
         return await self.resource.authorize(
             request, rule, self._held(scope, body) if holds else None
