@@ -2,14 +2,14 @@
 person server and the agent provider (the layer below the servers, so all of them can use
 it).
 
-:func:`read_body` takes the body as chunks -- :func:`asgi_chunks` of a raw ASGI ``receive``
-channel, or Starlette's ``request.stream()`` -- and raises :class:`BodyTooLarge` as soon as
-more than ``limit`` bytes have arrived, before buffering any more of them.
+:func:`read_body` takes the body as chunks -- Starlette's ``request.stream()`` -- and
+:func:`read_asgi_body` a raw ASGI ``receive`` channel; both raise :class:`BodyTooLarge` as
+soon as more than ``limit`` bytes have arrived, before buffering any more of them.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterable, Awaitable, Callable, MutableMapping
 from typing import Any
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -31,16 +31,23 @@ async def read_body(chunks: AsyncIterable[bytes], limit: int) -> bytes:
     return b"".join(parts)
 
 
-async def asgi_chunks(receive: Receive) -> AsyncIterator[bytes]:
-    """The body chunks of ASGI ``http.request`` messages up to the last one;
+async def read_asgi_body(receive: Receive, limit: int) -> bytes:
+    """:func:`read_body` of a raw ASGI ``receive`` channel, without an async generator: a
+    body that arrives in one ``http.request`` message (most do) is returned as it came.
     ``ConnectionAbortedError`` when the client disconnects first."""
+    parts: list[bytes] = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             raise ConnectionAbortedError
-        yield message.get("body", b"")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
         if not message.get("more_body", False):
-            return
+            return b"".join((*parts, chunk)) if parts else chunk
+        parts.append(chunk)
 
 
-__all__ = ["BodyTooLarge", "asgi_chunks", "read_body"]
+__all__ = ["BodyTooLarge", "read_asgi_body", "read_body"]

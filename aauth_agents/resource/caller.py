@@ -103,6 +103,15 @@ class Caller:
             return f"{self.person[0]}#{self.person[1]}"
         return f"jkt:{self.thumbprint}"
 
+    def with_signature(self, signature: VerifiedSignature) -> Caller:
+        """This caller for one more request signed under the same token and key: a copy of
+        the fields (no re-validation of a frozen dataclass's sixteen), ``signature`` new."""
+        clone = object.__new__(Caller)
+        fields = clone.__dict__
+        fields.update(self.__dict__)
+        fields["signature"] = signature
+        return clone
+
     def with_session(self, session: Session, resource: str) -> Caller:
         return replace(
             self,

@@ -51,7 +51,11 @@ class ResourceEndpoints:
         self.stores = resource.stores
         self.clock = resource.clock
         self.events = resource.events
-        self.paths = config.paths
+        p = self.paths = config.paths
+        #: The exact paths and the prefixes of the published endpoints, for one cheap test
+        #: per request (:meth:`is_endpoint`).
+        self._exact = frozenset((p.metadata, p.jwks, p.authorization, p.revocation))
+        self._prefixes = tuple(prefix + "/" for prefix in (p.pending, p.interaction, p.r3))
         self._metadata = self._build_metadata()
         self._jwks = {
             "keys": [
@@ -73,6 +77,8 @@ class ResourceEndpoints:
     # -- routing -----------------------------------------------------------------------------
 
     def is_endpoint(self, method: str, path: str) -> bool:
+        if path not in self._exact and not path.startswith(self._prefixes):
+            return False  # the common case: an application route
         p = self.paths
         if path in (p.metadata, p.jwks):
             return True

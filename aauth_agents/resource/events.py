@@ -56,6 +56,11 @@ class EventSink:
         self.hook = hook
         self.clock = clock
 
+    def listening(self, kind: str) -> bool:
+        """Whether an event of ``kind`` goes anywhere (a hook, or the log at its level): a
+        hot path skips building the event's detail when not."""
+        return self.hook is not None or logger.isEnabledFor(_LEVELS.get(kind, logging.INFO))
+
     def emit(self, kind: str, reason: str, **detail: Any) -> None:
         level = _LEVELS.get(kind, logging.INFO)
         if self.hook is None and not logger.isEnabledFor(level):

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 from ..httpsig import HttpRequest
 from ..protocol.errors import ConfigurationError
-from .body import BodyTooLarge, asgi_chunks, read_body
+from .body import BodyTooLarge, read_asgi_body
 from .caller import _CURRENT, Caller
 from .config import ResourceConfig
 from .held import HeldRequest, HeldResult, header_pairs
@@ -102,6 +102,8 @@ class AAuthMiddleware:
         identifier = urlsplit(self.resource.config.identifier)
         self._scheme = identifier.scheme
         self._host = identifier.netloc
+        port = ":443" if self._scheme == "https" else ":80"
+        self._own_hosts = frozenset((self._host, self._host + port))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -147,8 +149,8 @@ class AAuthMiddleware:
         server = scope.get("server")
         return f"{server[0]}:{server[1]}" if server else None
 
-    def _request(self, scope: Scope, body: bytes) -> HttpRequest:
-        host = self._host_header(scope) or self._host
+    def _request(self, scope: Scope, body: bytes, host: str | None) -> HttpRequest:
+        host = host or self._host
         raw_path = scope.get("raw_path") or scope["path"].encode("utf-8")
         path = raw_path.decode("latin-1").split("?", 1)[0]
         query = scope.get("query_string", b"").decode("latin-1")
@@ -178,7 +180,7 @@ class AAuthMiddleware:
             await self.app(scope, receive, send)
             return
         try:
-            body = await read_body(asgi_chunks(receive), resource.config.max_body_bytes)
+            body = await read_asgi_body(receive, resource.config.max_body_bytes)
         except BodyTooLarge:
             await _send_reply(send, Reply.problem(413, "invalid_request", "body too large"))
             return
@@ -199,7 +201,7 @@ class AAuthMiddleware:
             )
             return
         try:
-            request = self._request(scope, body)
+            request = self._request(scope, body, host)
             request.target  # noqa: B018 - parse the URL now: a bad Host is a bad request
         except ValueError:
             await _send_reply(send, Reply.problem(400, "invalid_request", "malformed request"))
@@ -225,16 +227,14 @@ class AAuthMiddleware:
         body only once the signature verified."""
         if isinstance(source, BodyRule) and source.after_verification:
             return await self.resource.authorize(request, source, self._held(scope, body))
-        rule = resolve_rule(source, request)
+        rule = source if isinstance(source, AccessRule) else resolve_rule(source, request)
         holds = rule.approval or rule.deferred or rule.level in ("session", "per-call")
         return await self.resource.authorize(
             request, rule, self._held(scope, body) if holds else None
         )
 
     def _own_host(self, host: str) -> bool:
-        host = host.lower()
-        default = ":443" if self._scheme == "https" else ":80"
-        return host == self._host or host == self._host + default
+        return host in self._own_hosts or host.lower() in self._own_hosts
 
     async def _run(self, scope: Scope, receive: Receive, send: Send, caller: Caller | None) -> None:
         if caller is None:

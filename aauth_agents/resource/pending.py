@@ -91,9 +91,11 @@ class PendingRecords:
 
     def proposal_id(self, token: AuthToken) -> str | None:
         """The pending record whose proposal ``token`` pins, when it pins one of ours."""
-        prefix = self.config.url(self.config.paths.r3 + "/")
         uri = token.r3_uri
-        if uri is None or not uri.startswith(prefix):
+        if uri is None:  # the common case: no proposal pinned
+            return None
+        prefix = self.config.url(self.config.paths.r3 + "/")
+        if not uri.startswith(prefix):
             return None
         record_id = uri[len(prefix) :]
         return record_id if record_id and "/" not in record_id else None

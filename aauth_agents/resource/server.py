@@ -241,13 +241,10 @@ class AAuthResource:
         records (the seed's ``InteractionManager.cleanup``); returns how many."""
         return await self.stores.apurge(self.clock())
 
-    async def _housekeeping(self) -> None:
-        """:meth:`purge` once ``purge_interval`` seconds have passed since the last pass, so a
-        long-running resource does not keep every record it ever wrote; the request that
-        finds it due pays for one pass (a few indexed deletes)."""
-        now = self._purges.due()
-        if now is None:
-            return
+    async def _housekeeping(self, now: float) -> None:
+        """:meth:`purge`, due at ``now`` (``purge_interval`` seconds have passed since the last
+        pass), so a long-running resource does not keep every record it ever wrote; the
+        request that finds it due pays for one pass (a few indexed deletes)."""
         try:
             await self.stores.apurge(now)
         except Exception:  # housekeeping never fails the request that triggered it
@@ -263,7 +260,9 @@ class AAuthResource:
         :class:`Execute` only under a per-call rule: the call, re-sent with the auth token
         approving it, completes its held twin. A :class:`BodyRule` is read from the body
         only once the signature verified (an unsigned request is challenged for its floor)."""
-        await self._housekeeping()
+        due = self._purges.due()
+        if due is not None:  # checked here: no coroutine per request when nothing is due
+            await self._housekeeping(due)
         first = rule.floor if isinstance(rule, BodyRule) else rule
         if first.level == PUBLIC:
             return Allow(None)
@@ -312,15 +311,16 @@ class AAuthResource:
         await self._remember(caller)
         if caller.presents_person_token:
             await self._remember_person(caller)
-        self.events.emit(
-            ev.VERIFIED,
-            caller.kind,
-            caller=caller.label,
-            iss=caller.issuer,
-            jti=caller.jti,
-            method=request.method,
-            path=request.target.path,
-        )
+        if self.events.listening(ev.VERIFIED):
+            self.events.emit(
+                ev.VERIFIED,
+                caller.kind,
+                caller=caller.label,
+                iss=caller.issuer,
+                jti=caller.jti,
+                method=request.method,
+                path=request.target.path,
+            )
         return Allow(caller)
 
     async def _apply(

@@ -123,6 +123,8 @@ class ResourceVerifier:
         #: Callers found not revoked -> until when that answer stands (revocation_recheck).
         self._unrevoked: OrderedDict[tuple[Any, ...], float] = OrderedDict()
         self._unrevoked_lock = threading.Lock()
+        #: (id of a verified token, key thumbprint) -> its caller, without a signature.
+        self._callers: dict[tuple[int, str], Caller] = {}
 
     # -- public ----------------------------------------------------------------------------
 
@@ -130,6 +132,7 @@ class ResourceVerifier:
         """Forget every verified token (they are verified again on next use); the issuers'
         metadata and JWKS are cached by ``config.issuer_keys`` (e.g. Discovery's cache)."""
         self.tokens.clear()
+        self._callers.clear()
 
     def verify(self, request: HttpRequest) -> Caller:
         """Who signed ``request``; raises :class:`~aauth_agents.protocol.errors.AAuthError`
@@ -192,7 +195,7 @@ class ResourceVerifier:
         token = verified.context
         if not isinstance(token, (AgentToken, PersonToken, AuthToken)):
             raise self._denied(InvalidJWTError("Signature-Key did not carry an AAuth token"))
-        caller = Caller.from_token(token, verified.thumbprint, verified)
+        caller = self._signed_by(token, verified)
         header = request.header("authorization")
         if header is None:
             return caller
@@ -215,6 +218,20 @@ class ResourceVerifier:
                 return caller
             raise self._denied(exc, caller) from exc
         return caller.with_session(session, self.config.identifier)
+
+    def _signed_by(
+        self, token: AgentToken | PersonToken | AuthToken, verified: VerifiedSignature
+    ) -> Caller:
+        """The caller for ``token`` and key, built once per (cached) token and copied per
+        request with its signature."""
+        key = (id(token), verified.thumbprint)
+        template = self._callers.get(key)
+        if template is None or template.token is not token:  # an id reused: build anew
+            template = Caller.from_token(token, verified.thumbprint)
+            if len(self._callers) >= max(self.config.token_cache_size, 1):
+                self._callers.clear()
+            self._callers[key] = template
+        return template.with_signature(verified)
 
     @staticmethod
     def _unrevoked_key(caller: Caller) -> tuple[Any, ...]:
