@@ -49,8 +49,10 @@ PS = "https://ps.example"
 RESOURCE = "https://resource.example"
 RESOURCE_GOAL = 0.8
 PS_GOAL = 0.7
-ROUNDS = 5
-RESOURCE_REQUESTS = 1500
+ROUNDS = 9  # the person server row's
+RESOURCE_REQUESTS = 500
+RESOURCE_ROUNDS = 21
+PS_TOKENS = 600
 CONNECTIONS = 16
 AGENTS = 20
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -309,7 +311,7 @@ def resource_row(redis_url: str) -> Summary:
         for server in (single, shared):  # warm up: imports, caches, connections
             load.send(server, 200)
         rates: list[dict[int, float]] = []
-        for n in range(ROUNDS):
+        for n in range(RESOURCE_ROUNDS):
             pair = (single, shared) if n % 2 else (shared, single)
             rates.append(
                 {
@@ -336,21 +338,20 @@ def ps_row(postgres_url: str) -> Summary:
         single = Server("ps", {**common, "workers": 1, "database": directory})
         shared = Server("ps", {**common, "workers": 2, "database": postgres_url})
         try:
+
+            def send(server: Server, count: int) -> int:
+                team = [bench_ps.Agent(ap_key, i) for i in range(bench_ps.AGENTS)]
+                _, latencies, _ = asyncio.run(bench_ps._run(server.url, team, resource_key, count))
+                return len(latencies)
+
+            for server in (single, shared):  # warm up: imports, caches, pooled connections
+                send(server, 200)
             rates: list[dict[int, float]] = []
             for n in range(ROUNDS):
                 pair = (single, shared) if n % 2 else (shared, single)
-                rate: dict[int, float] = {}
-                for server in pair:
-                    team = [bench_ps.Agent(ap_key, i) for i in range(bench_ps.AGENTS)]
-
-                    def send(server: Server = server, team: list[Any] = team) -> int:
-                        _, latencies, _ = asyncio.run(
-                            bench_ps._run(server.url, team, resource_key, 600)
-                        )
-                        return len(latencies)
-
-                    rate[id(server)] = _per_cpu_second(server, send)
-                rates.append(rate)
+                rates.append(
+                    {id(s): _per_cpu_second(s, lambda s=s: send(s, PS_TOKENS)) for s in pair}
+                )
             return _summary(rates, single, shared)
         finally:
             single.stop()
