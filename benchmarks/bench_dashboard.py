@@ -90,7 +90,7 @@ async def _fill(ps: PersonServer, account: str, count: int, now: float) -> None:
             await ps.run(ps.state.append_log, s256, kind, entry, at)
 
 
-async def _signed_in(app: object, username: str) -> httpx.AsyncClient:
+async def signed_in(app: object, username: str) -> httpx.AsyncClient:
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=ORIGIN)  # type: ignore[arg-type]
     form = await client.get("/signin?next=/dashboard")
     found = re.search(r'name="csrf" value="([^"]+)"', form.text)
@@ -127,7 +127,7 @@ async def measure(rounds: int, per_round: int) -> tuple[float, float, float, int
         for account, count in (("many", MANY), ("one", 1)):
             ps.accounts.create_account(account, PASSWORD)
             await _fill(ps, account, count, now)
-        many, one = await _signed_in(app, "many"), await _signed_in(app, "one")
+        many, one = await signed_in(app, "many"), await signed_in(app, "one")
         sizes = [len((await c.get("/dashboard")).content) for c in (many, one)]
         for client in (many, one):  # warm up
             await _per_request(client, per_round)

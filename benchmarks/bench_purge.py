@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
 import statistics
 import sys
 import tempfile
@@ -36,11 +35,10 @@ from aauth_agents.tokens import StaticIssuerKeys
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from bench_dashboard import PASSWORD, signed_in
 from support.purge import PS_TABLES, STORE_TABLES, fill
 
 PS = "https://ps.example"
-ORIGIN = "http://127.0.0.1"
-PASSWORD = "correct horse battery staple"
 ROWS = 200_000
 #: The longest a request may be held up while a purge runs, seconds.
 GOAL = 0.050
@@ -49,20 +47,6 @@ TICK = 0.001
 #: (a busy machine stalls a process now and then, purge or not: one such stall in one
 #: purge is noise, the same in most of them is the purge).
 ROUNDS = 5
-
-
-async def _signed_in(app: object) -> httpx.AsyncClient:
-    client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=ORIGIN)  # type: ignore[arg-type]
-    form = await client.get("/signin?next=/dashboard")
-    found = re.search(r'name="csrf" value="([^"]+)"', form.text)
-    assert found is not None
-    signed = await client.post(
-        "/signin",
-        data={"csrf": found.group(1), "username": "alice", "password": PASSWORD},
-        headers={"origin": ORIGIN},
-    )
-    assert signed.status_code == 303, signed.text
-    return client
 
 
 async def _ticker(done: asyncio.Event) -> float:
@@ -140,7 +124,7 @@ async def measure(rows: int, rounds: int) -> list[dict[str, float]]:
         app = create_person_server_with_ui(config)
         ps = person_server_of(app)
         ps.accounts.create_account("alice", PASSWORD)
-        client = await _signed_in(app)  # first: signing in clears expired sessions
+        client = await signed_in(app, "alice")  # first: signing in clears expired sessions
         results = [await _round(ps, client, path, rows, n) for n in range(rounds)]
         await client.aclose()
         ps.close()
