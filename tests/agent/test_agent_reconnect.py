@@ -31,6 +31,7 @@ import pytest
 from support.cli import cli_env
 from support.scale import eventually
 from support.services import free_port
+from support.ui import csrf
 
 from aauth_agents.agent import AAuth, AgentIdentity, Polling, Reconnecting
 from aauth_agents.agent.events import FlowEvent
@@ -150,7 +151,7 @@ class Parties:
             signed_in = browser.post(
                 "/signin",
                 data={
-                    "csrf": _csrf(form.text),
+                    "csrf": csrf(form),
                     "username": "alice",
                     "password": PASSWORD,
                     "next": consent,
@@ -162,18 +163,10 @@ class Parties:
             assert 'id="approve"' in page.text, page.text
             approved = browser.post(
                 consent,
-                data={"csrf": _csrf(page.text), "action": "approve"},
+                data={"csrf": csrf(page), "action": "approve"},
                 headers={"origin": self.ps.url},
             )
             assert approved.status_code == 303, approved.text
-
-
-def _csrf(page: str) -> str:
-    import re
-
-    found = re.search(r'name="csrf" value="([^"]+)"', page)
-    assert found, page
-    return found.group(1)
 
 
 @pytest.fixture

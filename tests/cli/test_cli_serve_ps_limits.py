@@ -12,15 +12,10 @@ from pathlib import Path
 
 import httpx
 from support.cli import run_cli, serve
+from support.ui import csrf
 
 PS = "https://ps.example"
 MIB = 1024 * 1024
-
-
-def csrf(page: httpx.Response) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
-    assert found, page.text
-    return found.group(1)
 
 
 def peak_rss(pid: int) -> int:

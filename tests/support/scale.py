@@ -6,7 +6,6 @@ waiting for something to become true within a generous bound."""
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ import httpx
 import pytest
 
 from support.cli import cli_env, pump_until_listening
+from support.ui import csrf
 
 T = TypeVar("T")
 
@@ -192,12 +192,6 @@ def _stopped(party: str, process: subprocess.Popen[str]) -> None:
 # -- the person, at the PS's pages -------------------------------------------------------------
 
 
-def _csrf(page: httpx.Response) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
-    assert found, page.text
-    return found.group(1)
-
-
 def approve_in_pages(ps_url: str, link: str, code: str, username: str, password: str) -> None:
     """The person opens the interaction link in a browser (``ps_url``, loopback http),
     signs in and approves on the consent page -- every request a new connection, so any
@@ -213,13 +207,13 @@ def approve_in_pages(ps_url: str, link: str, code: str, username: str, password:
         form = browser.get("/signin", params={"next": consent})
         signed = browser.post(
             "/signin",
-            data={"csrf": _csrf(form), "username": username, "password": password, "next": consent},
+            data={"csrf": csrf(form), "username": username, "password": password, "next": consent},
             headers=origin,
         )
         assert signed.status_code == 303, signed.text
         page = browser.get(consent)
         assert 'id="approve"' in page.text, page.text
         approved = browser.post(
-            consent, data={"csrf": _csrf(page), "action": "approve"}, headers=origin
+            consent, data={"csrf": csrf(page), "action": "approve"}, headers=origin
         )
         assert approved.status_code in (200, 303), approved.text
