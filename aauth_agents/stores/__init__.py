@@ -45,6 +45,7 @@ from .memory import (
     MemoryReplayStore,
     MemoryRevocationStore,
 )
+from .sql import SQLDatabase
 from .sqlite import (
     SQLiteAttemptStore,
     SQLiteDatabase,
@@ -99,13 +100,25 @@ class Stores:
     def sqlite(
         cls, path: str | PathLike[str], *, replay: bool = True, clock: Clock = system_clock
     ) -> Stores:
-        db = SQLiteDatabase(path)
+        return cls._sql(SQLiteDatabase(path), replay=replay, clock=clock)
+
+    @classmethod
+    def _sql(
+        cls,
+        db: SQLDatabase,
+        *,
+        replay: bool,
+        clock: Clock,
+        closers: list[Callable[[], None]] | None = None,
+    ) -> Stores:
+        """Every store on ``db``: one SQL text for SQLite and PostgreSQL."""
         return cls(
             pending=SQLitePendingStore(db),
             revocations=SQLiteRevocationStore(db),
             person_tokens=SQLitePersonTokenStore(db),
             replay=SQLiteReplayCache(db, clock=clock) if replay else None,
             attempts=SQLiteAttemptStore(db),
+            closers=closers or [],
         )
 
     @classmethod
@@ -150,14 +163,7 @@ class Stores:
         from .postgres import PostgresDatabase
 
         db = PostgresDatabase(url)
-        return cls(
-            pending=SQLitePendingStore(db),
-            revocations=SQLiteRevocationStore(db),
-            person_tokens=SQLitePersonTokenStore(db),
-            replay=SQLiteReplayCache(db, clock=clock) if replay else None,
-            attempts=SQLiteAttemptStore(db),
-            closers=[db.close],
-        )
+        return cls._sql(db, replay=replay, clock=clock, closers=[db.close])
 
     def close(self) -> None:
         """Release the connections the stores hold (a PostgreSQL pool's threads)."""
