@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -103,6 +103,26 @@ def pump_until_listening(
     return url, seen
 
 
+def start_serve(
+    party: str,
+    args: Sequence[str],
+    home: Path,
+    env: Mapping[str, str] | None = None,
+    *,
+    preexec_fn: Callable[[], None] | None = None,
+) -> subprocess.Popen[str]:
+    """``aauth-agents serve PARTY ARGS`` started in ``home``, its output piped."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "aauth_agents.cli", "serve", party, *args],
+        env=cli_env(home, env),
+        cwd=home,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=preexec_fn,
+    )
+
+
 @contextmanager
 def serve(
     party: str,
@@ -125,14 +145,8 @@ def serve(
             hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
             resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, hard))
 
-    process = subprocess.Popen(
-        [sys.executable, "-m", "aauth_agents.cli", "serve", party, *args],
-        env=cli_env(home, env),
-        cwd=home,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        preexec_fn=limit_open_files if open_files is not None else None,
+    process = start_serve(
+        party, args, home, env, preexec_fn=limit_open_files if open_files is not None else None
     )
     if started is not None:
         started.append(process)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -19,7 +18,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from support.cli import cli_env, pump_until_listening
+from support.cli import pump_until_listening, start_serve
 from support.ui import csrf
 
 T = TypeVar("T")
@@ -142,20 +141,7 @@ def serve_together(
 ) -> Iterator[list[ServedWorkers]]:
     """:func:`serve_workers` for several commands, started at the same time (each worker
     imports the package: on two cores, starting one after the other doubles the wait)."""
-    processes = [
-        (
-            party,
-            subprocess.Popen(
-                [sys.executable, "-m", "aauth_agents.cli", "serve", party, *args],
-                env=cli_env(home, env),
-                cwd=home,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            ),
-        )
-        for party, args in commands
-    ]
+    processes = [(party, start_serve(party, args, home, env)) for party, args in commands]
     workers: set[int] = set()
     try:
         served = []
